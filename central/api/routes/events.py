@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from central import services
+from central.api.deps import SessionDep
+
+router = APIRouter(prefix="/schools/{school}", tags=["events"])
+
+
+@router.get("/events")
+def list_events(
+    school: str,
+    session: SessionDep,
+    kiosk: str | None = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict]:
+    try:
+        return services.list_events(session, school=school, kiosk=kiosk, after_seq=after_seq, limit=limit)
+    except services.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/incidents")
+def list_incidents(school: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    try:
+        found = services.list_incidents(session, school=school, limit=limit)
+    except services.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return [i.model_dump(exclude={"payload"}) for i in found]

@@ -1,0 +1,79 @@
+"""Central's MQTT connection: events in (to the ingest), acks and rosters out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from central import roster
+from central.ingest import Ingest
+from central.models import School
+from gateway import protocol
+from gateway.mqtt import BrokerAddress, MqttError, make_client
+
+log = logging.getLogger(__name__)
+
+
+class Bus:
+    def __init__(self, engine: sa.Engine, *, broker: BrokerAddress, topics: protocol.Topics, batch: int = 500) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.topics = topics
+        self.ingest = Ingest(engine, topics=topics, publish=self.publish, batch=batch)
+        self.connected = threading.Event()
+        self.client = make_client(f"sg-central-{os.getpid()}", broker)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.on_message = lambda _c, _u, msg: self.ingest.submit(msg.topic, msg.payload)
+
+    def start(self, wait: float = 10.0) -> Bus:
+        self.ingest.start()
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
+        self.client.loop_start()
+        if wait and not self.connected.wait(wait):
+            log.warning("central has no broker at %s yet; it keeps trying", self.broker)
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.ingest.stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s refused central: %s", self.broker, reason_code)
+            return
+        client.subscribe(self.topics.all_events(), qos=1)
+        self.connected.set()
+        # A broker without persistence forgets retained rosters when it restarts: retain them again.
+        threading.Thread(target=self.republish_rosters, name="roster-republish", daemon=True).start()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {topic}: {mqtt.error_string(info.rc)}")
+
+    def republish_rosters(self) -> None:
+        with Session(self.engine) as session:
+            for school in session.exec(select(School)):
+                change = roster.current(school)
+                if change:
+                    roster.publish(change, self, self.topics)
+
+
+def publish_once(broker: BrokerAddress, messages: list[tuple[str, bytes, bool]], timeout: float = 10.0) -> None:
+    """Publish a few messages from a short-lived client (the command line's import, register)."""
+    client = make_client(f"sg-cli-{os.getpid()}", broker)
+    client.connect(broker.host, broker.port, keepalive=30)
+    client.loop_start()
+    try:
+        for topic, payload, retain in messages:
+            client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()

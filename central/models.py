@@ -1,0 +1,135 @@
+"""Central's tables. Times are stored in UTC (timezone-aware columns); money (later) in integer fen.
+
+Each school-scoped row carries ``school_id``; a district holds many schools (P1.1).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw) -> sa.Column:
+    return sa.Column(sa.DateTime(timezone=True), **kw)
+
+
+class School(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    roster_version: int = 0
+    # The last published snapshot's people (JSON), from which the next delta is computed.
+    roster_body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+
+
+class SchoolClass(SQLModel, table=True):
+    __tablename__ = "school_class"
+    __table_args__ = (sa.UniqueConstraint("school_id", "grade", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    grade: str = Field(max_length=32)
+    name: str = Field(max_length=64)
+
+
+class Student(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("school_id", "student_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    class_id: int = Field(foreign_key="school_class.id", index=True)
+    student_no: str = Field(max_length=32)
+    name: str = Field(max_length=100)
+    poverty_registered: bool = False  # P7.3: pays nothing; never sent to a kiosk
+    may_leave_alone: bool = False  # P9.4: written permission to leave alone
+    # Until enrollment by consent exists (P2.1), an imported student is in the service.
+    enrolled: bool = True
+
+
+class Guardian(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    name: str = Field(max_length=100)
+    phone: str = Field(default="", max_length=32)
+
+
+class GuardianLink(SQLModel, table=True):
+    __tablename__ = "guardian_link"
+    __table_args__ = (sa.UniqueConstraint("guardian_id", "student_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    guardian_id: int = Field(foreign_key="guardian.id", index=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    relation: str = Field(default="", max_length=32)
+    may_pick_up: bool = True
+    barred: bool = False  # custody order: refused at the kiosk whatever else holds (P9.4)
+
+
+class Card(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("school_id", "uid"),
+        sa.CheckConstraint("(student_id IS NULL) <> (guardian_id IS NULL)", name="card_one_owner"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    uid: str = Field(max_length=32)  # canonical: upper-case hex of the UID bytes
+    student_id: int | None = Field(default=None, foreign_key="student.id", index=True)
+    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
+
+
+class Kiosk(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("school_id", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    code: str = Field(max_length=64)
+    secret: str = Field(max_length=128)  # hex HMAC key shared with the kiosk
+    acked_seq: int = 0  # highest contiguous seq stored
+    last_hash: str = Field(default="", max_length=64)  # event_hash of event acked_seq
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Event(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("kiosk_id", "seq"),)
+
+    id: str = Field(primary_key=True, max_length=36)  # UUIDv7 from the kiosk
+    school_id: int = Field(foreign_key="school.id", index=True)
+    kiosk_id: int = Field(foreign_key="kiosk.id")
+    seq: int
+    kind: str = Field(max_length=16)
+    at: datetime = Field(sa_column=_ts(nullable=False))  # kiosk wall clock, in UTC
+    received_at: datetime = Field(sa_column=_ts(nullable=False))
+    card: str | None = Field(default=None, max_length=64)
+    student: str | None = Field(default=None, max_length=64)
+    guardian: str | None = Field(default=None, max_length=64)
+    staff: str | None = Field(default=None, max_length=64)
+    session: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    operator: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=500)
+    roster_version: int | None = None
+    prev: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+    sig: str = Field(max_length=64)
+
+
+class SafetyIncident(SQLModel, table=True):
+    __tablename__ = "safety_incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    kiosk: str | None = Field(default=None, max_length=64)
+    seq: int | None = None
+    kind: str = Field(max_length=32)  # malformed_payload, bad_signature, broken_chain, unknown_kiosk, …
+    detail: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    topic: str = Field(default="", max_length=300)
+    payload: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

@@ -1,0 +1,92 @@
+"""The embedded broker (amqtt) for single-machine use: the demo, tests, a school's first trial.
+
+amqtt 0.12 speaks MQTT 3.1.1 only, so shared subscriptions and MQTT 5 session expiry need
+Mosquitto or EMQX (ARCHITECTURE.md, "Beyond one machine").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from gateway.mqtt import MqttError, reachable
+
+log = logging.getLogger(__name__)
+
+
+def broker_config(host: str, port: int) -> dict:
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+
+class EmbeddedBroker:
+    """amqtt on its own event loop in a daemon thread; loopback only, anonymous."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise MqttError("the embedded broker listens on loopback only; use Mosquitto to serve a network")
+        self.host, self.port = host, port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
+        self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout) or self._error:
+            raise MqttError(f"embedded broker did not start on {self.host}:{self.port}: {self._error}")
+        return self
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+
+        async def main() -> None:
+            from amqtt.broker import Broker
+
+            broker = Broker(broker_config(self.host, self.port))
+            try:
+                await broker.start()
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                self._error = exc
+                self._started.set()
+                return
+            self._started.set()
+            await self._stop.wait()
+            await broker.shutdown()
+
+        try:
+            self._loop.run_until_complete(main())
+        finally:
+            self._loop.close()
+
+    def stop(self) -> None:
+        if self._loop and self._stop and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until_reachable(host: str, port: int, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if reachable(host, port):
+            return
+        time.sleep(0.05)
+    raise MqttError(f"no broker answers on {host}:{port}")

@@ -1,0 +1,234 @@
+"""The kiosk side of sync: drain the outbox to central in seq order, apply acks and rosters.
+
+The outbox is handed in (gateway imports no kiosk code). Nothing here keeps an event: paho's
+session lives in memory only and brokers drop queued messages past their limits, so every
+unacknowledged event is read again from the outbox after a reconnect or when acks stall.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+import paho.mqtt.client as mqtt
+
+from gateway import protocol
+from gateway.mqtt import BrokerAddress, make_client
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """What the sync client needs of the kiosk's store."""
+
+    @property
+    def acked(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+    def pending(self, after: int, limit: int) -> list[tuple[int, str]]: ...
+    def ack(self, upto: int) -> int: ...
+    def queue_depth(self) -> int: ...
+    def apply_snapshot(self, snapshot: protocol.RosterSnapshot) -> bool: ...
+    def apply_delta(self, delta: protocol.RosterDelta) -> bool: ...
+    @property
+    def roster_version(self) -> int: ...
+
+
+class SyncClient:
+    """Publishes the outbox at QoS 1 and keeps the roster copy current.
+
+    ``batch`` events go in one message when more than one is pending; at most ``window`` events
+    are in flight beyond the last ack; with no ack progress for ``resend_after`` seconds the
+    unacknowledged events are sent again (central stores by (kiosk, seq), so repeats are harmless).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        school: str,
+        kiosk: str,
+        broker: BrokerAddress,
+        topics: protocol.Topics | None = None,
+        batch: int = 100,
+        window: int = 2000,
+        resend_after: float = 5.0,
+        status_every: float = 30.0,
+        on_roster: callable | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.school, self.kiosk = school, kiosk
+        self.topics = topics or protocol.Topics()
+        self.broker = broker
+        self.batch, self.window, self.resend_after, self.status_every = batch, window, resend_after, status_every
+        self.on_roster = on_roster
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._sent_upto = 0
+        self._last_progress = time.monotonic()
+        self._last_status = 0.0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.client = make_client(f"sg-kiosk-{school}-{kiosk}", broker)
+        self.client.will_set(
+            self.topics.status(school, kiosk), self._status_payload(online=False), qos=1, retain=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SyncClient:
+        # connect_async + loop_start: the kiosk runs with no broker at all and connects when one
+        # appears; paho retries with backoff (reconnect_delay_set in make_client).
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name=f"sync-{self.kiosk}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(5)
+        if self._connected.is_set():
+            info = self.client.publish(
+                self.topics.status(self.school, self.kiosk), self._status_payload(online=False), qos=1, retain=True
+            )
+            info.wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def notify(self) -> None:
+        """A new event is in the outbox."""
+        self._wake.set()
+
+    @property
+    def online(self) -> bool:
+        return self._connected.is_set()
+
+    # --- paho callbacks (paho's network thread) -------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s refused the kiosk: %s", self.broker, reason_code)
+            return
+        # Subscriptions are not kept across a clean session: subscribe on every connect.
+        client.subscribe(
+            [
+                (self.topics.ack(self.school, self.kiosk), 1),
+                (self.topics.roster(self.school), 1),
+                (self.topics.roster_delta(self.school), 1),
+            ]
+        )
+        with self._lock:
+            # Whatever was in flight on the old connection may be lost: send it again.
+            self._sent_upto = self.outbox.acked
+            self._last_progress = time.monotonic()
+        self._connected.set()
+        self._last_status = 0.0
+        self._wake.set()
+        log.info("kiosk %s/%s connected to %s", self.school, self.kiosk, self.broker)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        log.info("kiosk %s/%s disconnected: %s", self.school, self.kiosk, reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            kind, school, _kiosk = self.topics.parse(message.topic)
+            if kind == "ack":
+                self._apply_ack(protocol.parse_message(protocol.Ack, message.payload))
+            elif kind == "roster":
+                if not message.payload:
+                    return  # a cleared retained message
+                snap = protocol.parse_message(protocol.RosterSnapshot, message.payload)
+                if self.outbox.apply_snapshot(snap):
+                    log.info("roster snapshot v%s applied", snap.version)
+                    self._roster_changed()
+            elif kind == "roster/delta":
+                delta = protocol.parse_message(protocol.RosterDelta, message.payload)
+                if self.outbox.apply_delta(delta):
+                    log.info("roster delta v%s->v%s applied", delta.from_, delta.to)
+                    self._roster_changed()
+        except Exception as exc:  # noqa: BLE001 - a bad message never stops the kiosk
+            log.warning("ignored a bad message on %s: %s", message.topic, exc)
+
+    def _apply_ack(self, ack: protocol.Ack) -> None:
+        dropped = self.outbox.ack(min(ack.upto, self.outbox.last_seq)) if ack.upto > self.outbox.acked else 0
+        with self._lock:
+            if dropped:
+                self._last_progress = time.monotonic()
+            if ack.resend_from is not None:
+                self._sent_upto = min(self._sent_upto, ack.resend_from - 1)
+            self._sent_upto = max(self._sent_upto, self.outbox.acked)
+        self._wake.set()
+
+    def _roster_changed(self) -> None:
+        self._last_status = 0.0
+        self._wake.set()
+        if self.on_roster:
+            self.on_roster()
+
+    # --- the sender thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if not self._connected.is_set():
+                continue
+            try:
+                self._send_some()
+                if time.monotonic() - self._last_status >= self.status_every:
+                    self._publish_status()
+            except Exception:  # noqa: BLE001 - keep syncing; the outbox still has everything
+                log.exception("sync step failed")
+
+    def _send_some(self) -> None:
+        with self._lock:
+            acked = self.outbox.acked
+            if self._sent_upto > acked and time.monotonic() - self._last_progress > self.resend_after:
+                log.info("no ack for %.1fs: resending from seq %d", self.resend_after, acked + 1)
+                self._sent_upto = acked
+                self._last_progress = time.monotonic()
+            room = acked + self.window - self._sent_upto
+            if room <= 0:
+                return
+            rows = self.outbox.pending(self._sent_upto, min(self.batch, room))
+            if not rows:
+                return
+            events = [protocol.decode(payload.encode()) for _, payload in rows]
+            info = self.client.publish(
+                self.topics.events(self.school, self.kiosk), protocol.batch_payload(events), qos=1
+            )
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return  # not connected after all; on_connect resends
+            if self._sent_upto == acked:
+                self._last_progress = time.monotonic()
+            self._sent_upto = rows[-1][0]
+        if len(rows) == self.batch:
+            self._wake.set()
+
+    def _status_payload(self, *, online: bool) -> bytes:
+        status = protocol.Status(
+            v=1,
+            online=online,
+            queue=self.outbox.queue_depth(),
+            last_seq=self.outbox.last_seq,
+            roster_version=self.outbox.roster_version,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        return protocol.dump(status)
+
+    def _publish_status(self) -> None:
+        self._last_status = time.monotonic()
+        self.client.publish(
+            self.topics.status(self.school, self.kiosk), self._status_payload(online=True), qos=1, retain=True
+        )

@@ -1,0 +1,84 @@
+"""Broker addresses and paho clients, shared by the kiosk's sync client and central's ingest."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+
+class MqttError(Exception):
+    """The broker refused us or could not be reached; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """``mqtt://user:pass@host:port`` (1883 by default) or ``mqtts://…`` (8883)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise MqttError(f"broker URL {url!r} is not of the form mqtt://[user:pass@]host[:port] or mqtts://…")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise MqttError(f"broker URL {url!r} has a bad port: {exc}") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def make_client(client_id: str, address: BrokerAddress, *, clean_session: bool = True) -> mqtt.Client:
+    """A paho client speaking MQTT 3.1.1, which both amqtt and Mosquitto accept."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=clean_session,
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set()
+    # 0 means unlimited in paho 2.x; a large finite limit makes paho scan every outstanding
+    # message on each PUBACK (ARCHITECTURE.md, measured facts). The sync client bounds its own window.
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client
+
+
+def check(rc: mqtt.MQTTErrorCode | int, what: str) -> None:
+    """Turn a paho return code into MqttError."""
+    if rc != mqtt.MQTT_ERR_SUCCESS:
+        raise MqttError(f"{what}: {mqtt.error_string(rc)}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,397 @@
+"""Wire protocol v1 between kiosks and central (ARCHITECTURE.md, "Wire protocol v1").
+
+Models, topic rules, canonical JSON, signatures and the per-kiosk hash chain. This module
+imports no MQTT client: kiosk, central and the tests share it as the one statement of the
+contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
+
+VERSION = 1
+DEFAULT_PREFIX = "sg/v1"
+MAX_BATCH = 1000
+
+KINDS = (
+    "checkin",
+    "checkout",
+    "pickup",
+    "pickup_denied",
+    "self_dismiss",
+    "unknown_card",
+    "override",
+    "staff_on",
+    "staff_off",
+    "visitor_in",
+    "visitor_out",
+    "alert",
+    "kiosk_boot",
+)
+Kind = Literal[
+    "checkin",
+    "checkout",
+    "pickup",
+    "pickup_denied",
+    "self_dismiss",
+    "unknown_card",
+    "override",
+    "staff_on",
+    "staff_off",
+    "visitor_in",
+    "visitor_out",
+    "alert",
+    "kiosk_boot",
+]
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+Ident = Annotated[StrictStr, Field(pattern=_ID_RE.pattern)]
+Text = Annotated[StrictStr, Field(max_length=500)]
+Seq = Annotated[StrictInt, Field(ge=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
+
+
+class ProtocolError(ValueError):
+    """A payload or topic that does not follow protocol v1; the message says what is wrong."""
+
+
+# --- canonical JSON, signatures, chain -------------------------------------------------
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8, no NaN: the bytes that are hashed and signed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def sign(fields: dict[str, Any], secret: bytes) -> str:
+    """Hex HMAC-SHA256 over the canonical JSON of every field but ``sig``."""
+    body = {k: v for k, v in fields.items() if k != "sig"}
+    return hmac.new(secret, canonical_json(body), hashlib.sha256).hexdigest()
+
+
+def verify(event: dict[str, Any], secret: bytes) -> bool:
+    sig = event.get("sig")
+    return isinstance(sig, str) and hmac.compare_digest(sign(event, secret), sig)
+
+
+def event_hash(event: dict[str, Any]) -> str:
+    """What the next event's ``prev`` holds: hex SHA-256 of this event's canonical JSON, ``sig`` included."""
+    return hashlib.sha256(canonical_json(event)).hexdigest()
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (RFC 9562 version 7): keys that insert in order into B-trees."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (2**62 - 1)
+    return str(uuid.UUID(int=value))
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+def check_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ProtocolError(f"{what} {value!r} is not an id of [A-Za-z0-9_-]{{1,64}}")
+    return value
+
+
+class Topics:
+    """Topic builders and parsing for one prefix (``sg/v1`` unless configured)."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix.rstrip("/")
+
+    def events(self, school: str, kiosk: str) -> str:
+        return f"{self.prefix}/{check_id(school, 'school')}/{check_id(kiosk, 'kiosk')}/events"
+
+    def ack(self, school: str, kiosk: str) -> str:
+        return f"{self.prefix}/{check_id(school, 'school')}/{check_id(kiosk, 'kiosk')}/ack"
+
+    def status(self, school: str, kiosk: str) -> str:
+        return f"{self.prefix}/{check_id(school, 'school')}/{check_id(kiosk, 'kiosk')}/status"
+
+    def roster(self, school: str) -> str:
+        return f"{self.prefix}/{check_id(school, 'school')}/roster"
+
+    def roster_delta(self, school: str) -> str:
+        return f"{self.prefix}/{check_id(school, 'school')}/roster/delta"
+
+    def all_events(self) -> str:
+        return f"{self.prefix}/+/+/events"
+
+    def shared_events(self, group: str = "central") -> str:
+        """MQTT 5 shared subscription for several ingest workers (Mosquitto/EMQX only)."""
+        return f"$share/{group}/{self.all_events()}"
+
+    def parse(self, topic: str) -> tuple[str, str, str | None]:
+        """Return ``(kind, school, kiosk)``; kind is events, ack, status, roster or roster/delta."""
+        if not topic.startswith(self.prefix + "/"):
+            raise ProtocolError(f"topic {topic!r} is not under {self.prefix!r}")
+        parts = topic[len(self.prefix) + 1 :].split("/")
+        if len(parts) == 2 and parts[1] == "roster":
+            return "roster", check_id(parts[0], "school"), None
+        if len(parts) == 3 and parts[1:] == ["roster", "delta"]:
+            return "roster/delta", check_id(parts[0], "school"), None
+        if len(parts) == 3 and parts[2] in ("events", "ack", "status"):
+            return parts[2], check_id(parts[0], "school"), check_id(parts[1], "kiosk")
+        raise ProtocolError(f"topic {topic!r} is not a protocol v1 topic")
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Lenient(BaseModel):
+    # Messages central sends may gain fields in later versions; a v1 kiosk ignores them.
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+def _check_time(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an RFC 3339 time") from exc
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset")
+    return value
+
+
+class Event(_Strict):
+    """One kiosk event. ``sig`` covers every other field; ``prev`` chains it to seq - 1."""
+
+    v: Literal[1]
+    id: StrictStr
+    school: Ident
+    kiosk: Ident
+    seq: Seq
+    prev: StrictStr
+    at: StrictStr
+    kind: Kind
+    card: Annotated[StrictStr, Field(max_length=64)] | None = None
+    student: Annotated[StrictStr, Field(max_length=64)] | None = None
+    guardian: Annotated[StrictStr, Field(max_length=64)] | None = None
+    staff: Annotated[StrictStr, Field(max_length=64)] | None = None
+    session: Annotated[StrictStr, Field(max_length=64)] | None = None
+    reason: Text | None = None
+    operator: Annotated[StrictStr, Field(max_length=64)] | None = None
+    note: Text | None = None
+    roster_version: Count | None = None
+    sig: StrictStr
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # True == 1 in Python, not in the protocol
+            raise ValueError("must be the integer 1")
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _uuid7(cls, value: str) -> str:
+        if not _UUID_RE.match(value):
+            raise ValueError("is not a lower-case UUIDv7")
+        return value
+
+    @field_validator("prev")
+    @classmethod
+    def _prev(cls, value: str) -> str:
+        if value and not _HEX64_RE.match(value):
+            raise ValueError("is neither empty nor 64 lower-case hex digits")
+        return value
+
+    @field_validator("sig")
+    @classmethod
+    def _sig(cls, value: str) -> str:
+        if not _HEX64_RE.match(value):
+            raise ValueError("is not 64 lower-case hex digits")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str) -> str:
+        return _check_time(value)
+
+    def fields(self) -> dict[str, Any]:
+        """The event as it travels: fields that are None are left out."""
+        return self.model_dump(exclude_none=True)
+
+
+def new_event(
+    *, school: str, kiosk: str, seq: int, prev: str, at: datetime, kind: str, secret: bytes, **fields: Any
+) -> dict[str, Any]:
+    """Build and sign the wire form of a new event (the kiosk's side)."""
+    if at.tzinfo is None:
+        raise ProtocolError("an event time needs a UTC offset")
+    body: dict[str, Any] = {
+        "v": VERSION,
+        "id": uuid7(),
+        "school": school,
+        "kiosk": kiosk,
+        "seq": seq,
+        "prev": prev,
+        "at": at.isoformat(timespec="milliseconds"),
+        "kind": kind,
+    }
+    body.update({k: v for k, v in fields.items() if v is not None})
+    body["sig"] = sign(body, secret)
+    Event.model_validate(body)  # refuse to emit what central would refuse
+    return body
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: Any) -> Event:
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"an event must be a JSON object, not {type(raw).__name__}")
+    try:
+        return Event.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(f"bad event seq={raw.get('seq')!r}: {_reason(exc)}") from None
+
+
+def decode(payload: bytes) -> Any:
+    try:
+        return json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ProtocolError(f"payload contains {name}, which canonical JSON forbids")
+
+
+def split_events_payload(payload: bytes) -> list[Any]:
+    """The raw event objects of one message on an events topic: one event or a batch.
+
+    Raises ProtocolError for a payload that is not JSON, not an object, or a malformed batch;
+    the events inside are returned unvalidated so that one bad event does not sink the rest.
+    """
+    data = decode(payload)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"payload must be a JSON object, not {type(data).__name__}")
+    if "batch" in data:
+        if set(data) != {"v", "batch"}:
+            raise ProtocolError(f"a batch has only 'v' and 'batch', not {sorted(set(data) - {'v', 'batch'})}")
+        if data["v"] != VERSION or isinstance(data["v"], bool):
+            raise ProtocolError(f"batch version {data['v']!r} is not 1")
+        if not isinstance(data["batch"], list) or not data["batch"]:
+            raise ProtocolError("'batch' must be a non-empty list of events")
+        if len(data["batch"]) > MAX_BATCH:
+            raise ProtocolError(f"a batch holds at most {MAX_BATCH} events, not {len(data['batch'])}")
+        return list(data["batch"])
+    return [data]
+
+
+def batch_payload(events: list[dict[str, Any]]) -> bytes:
+    if len(events) == 1:
+        return canonical_json(events[0])
+    return canonical_json({"v": VERSION, "batch": events})
+
+
+class Ack(_Lenient):
+    v: Literal[1]
+    upto: Count
+    server_time: StrictStr
+    resend_from: Seq | None = None
+
+    @field_validator("server_time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _check_time(value)
+
+
+class RosterLink(_Lenient):
+    student: StrictStr
+    may_pick_up: StrictBool = True
+    barred: StrictBool = False
+
+
+class RosterStudent(_Lenient):
+    """What a gate needs to know of a child, and no more."""
+
+    id: StrictStr
+    name: StrictStr
+    class_name: StrictStr = Field(alias="class")
+    cards: list[StrictStr] = []
+    enrolled: StrictBool = True
+    may_leave_alone: StrictBool = False
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+
+
+class RosterGuardian(_Lenient):
+    id: StrictStr
+    name: StrictStr
+    relation: StrictStr = ""
+    phone_masked: StrictStr = ""
+    cards: list[StrictStr] = []
+    links: list[RosterLink] = []
+
+
+class RosterSnapshot(_Lenient):
+    v: Literal[1]
+    school: Ident
+    version: Count
+    generated_at: StrictStr
+    students: list[RosterStudent] = []
+    guardians: list[RosterGuardian] = []
+
+
+class RosterDelta(_Lenient):
+    v: Literal[1]
+    school: Ident
+    from_: Count = Field(alias="from")
+    to: Count
+    students: list[RosterStudent] = []
+    guardians: list[RosterGuardian] = []
+    removed_students: list[StrictStr] = []
+    removed_guardians: list[StrictStr] = []
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+
+
+class Status(_Lenient):
+    v: Literal[1]
+    online: StrictBool
+    queue: Count
+    last_seq: Count
+    roster_version: Count
+    at: StrictStr
+
+
+def parse_message(model: type[BaseModel], payload: bytes) -> Any:
+    """Decode and validate a non-event message (ack, roster, delta, status)."""
+    data = decode(payload)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"bad {model.__name__}: {_reason(exc)}") from None
+
+
+def dump(model: BaseModel) -> bytes:
+    return canonical_json(model.model_dump(by_alias=True, exclude_none=True))

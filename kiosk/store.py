@@ -1,0 +1,210 @@
+"""The kiosk's local SQLite store: its identity, the roster copy, today's state, and the outbox.
+
+The outbox is the only thing that keeps an event until central acknowledges it (ARCHITECTURE.md,
+"Delivery"): every event is committed with ``synchronous=FULL`` before its decision is shown.
+One connection is shared by the kiosk loop and the sync client's threads behind one lock.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import protocol
+from kiosk.roster import Roster
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS roster (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkin (
+    day TEXT NOT NULL, student TEXT NOT NULL, at TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (day, student)
+);
+"""
+
+
+class StoreError(Exception):
+    """The kiosk store cannot be used as asked (wrong school or kiosk for this file, bad roster)."""
+
+
+class KioskStore:
+    def __init__(self, path: str | Path, *, school: str, kiosk: str, secret: str | None = None) -> None:
+        protocol.check_id(school, "school")
+        protocol.check_id(kiosk, "kiosk")
+        self.path = str(path)
+        self.school, self.kiosk = school, kiosk
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self.secret_created = False
+        with self._tx():
+            for key, value in (("school", school), ("kiosk", kiosk)):
+                stored = self._meta(key)
+                if stored is None:
+                    self._set_meta(key, value)
+                elif stored != value:
+                    raise StoreError(f"{self.path} belongs to {key} {stored!r}, not {value!r}")
+            if secret:
+                self._set_meta("secret", secret)
+            elif self._meta("secret") is None:
+                # First boot without a configured secret: make one; an admin registers it at central.
+                self._set_meta("secret", secrets.token_hex(32))
+                self.secret_created = True
+        self._secret = bytes.fromhex(self._meta("secret") or "")
+        self._last_seq = int(self._meta("last_seq") or 0)
+        self._last_hash = self._meta("last_hash") or ""
+        self._acked = int(self._meta("acked") or 0)
+        self.roster = self._load_roster()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str | int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @property
+    def secret_hex(self) -> str:
+        return self._secret.hex()
+
+    # --- events and the outbox -----------------------------------------------------------------
+
+    def record(self, kind: str, at: datetime, *, day: date | None = None, **fields: Any) -> dict[str, Any]:
+        """Sign, chain and durably store one event, with the local state it changes.
+
+        ``day`` is the school-local date of a check-in; the check-in row and the event commit
+        together, so a crash never leaves one without the other.
+        """
+        with self._tx() as db:
+            seq = self._last_seq + 1
+            event = protocol.new_event(
+                school=self.school,
+                kiosk=self.kiosk,
+                seq=seq,
+                prev=self._last_hash,
+                at=at,
+                kind=kind,
+                secret=self._secret,
+                roster_version=self.roster.version,
+                **fields,
+            )
+            digest = protocol.event_hash(event)
+            db.execute(
+                "INSERT INTO outbox (seq, id, payload) VALUES (?, ?, ?)",
+                (seq, event["id"], protocol.canonical_json(event).decode()),
+            )
+            if kind == "checkin":
+                if day is None:
+                    raise StoreError("a check-in needs its school-local day")
+                db.execute(
+                    "INSERT INTO checkin (day, student, at, seq) VALUES (?, ?, ?, ?)",
+                    (day.isoformat(), fields["student"], event["at"], seq),
+                )
+            self._set_meta("last_seq", seq)
+            self._set_meta("last_hash", digest)
+        self._last_seq, self._last_hash = seq, digest
+        return event
+
+    def pending(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """Outbox rows with seq > after, in seq order: (seq, canonical JSON)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
+
+    def ack(self, upto: int) -> int:
+        """Central stored every seq <= upto: drop those from the outbox. Returns rows dropped."""
+        if upto > self._last_seq:
+            # An ack beyond what we ever wrote means central and this kiosk disagree (a kiosk
+            # rebuilt with an old id?); dropping unsent events would lose them.
+            raise StoreError(f"ack up to {upto} is beyond the last event written ({self._last_seq})")
+        if upto <= self._acked:
+            return 0
+        with self._tx() as db:
+            dropped = db.execute("DELETE FROM outbox WHERE seq <= ?", (upto,)).rowcount
+            self._set_meta("acked", upto)
+        self._acked = upto
+        return dropped
+
+    @property
+    def acked(self) -> int:
+        return self._acked
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    @property
+    def roster_version(self) -> int:
+        return self.roster.version
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def oldest_pending_at(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return json.loads(row[0])["at"] if row else None
+
+    # --- today's state ---------------------------------------------------------------------------
+
+    def checked_in(self, day: date) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT student FROM checkin WHERE day = ?", (day.isoformat(),)).fetchall()
+        return {r[0] for r in rows}
+
+    # --- roster ------------------------------------------------------------------------------------
+
+    def _load_roster(self) -> Roster:
+        row = self._db.execute("SELECT version, body FROM roster WHERE id = 1").fetchone()
+        if not row:
+            return Roster.empty(self.school)
+        return Roster.from_snapshot(protocol.RosterSnapshot.model_validate_json(row[1]))
+
+    def _save_roster(self, roster: Roster) -> None:
+        body = protocol.dump(roster.snapshot())
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO roster (id, version, body) VALUES (1, ?, ?)", (roster.version, body))
+        self.roster = roster
+
+    def apply_snapshot(self, snapshot: protocol.RosterSnapshot) -> bool:
+        """Replace the roster copy; False when it is for another school or not newer."""
+        if snapshot.school != self.school or snapshot.version == self.roster.version:
+            return False
+        self._save_roster(Roster.from_snapshot(snapshot))
+        return True
+
+    def apply_delta(self, delta: protocol.RosterDelta) -> bool:
+        """Apply a delta that starts at our version; False otherwise (the snapshot will do)."""
+        if delta.school != self.school or delta.from_ != self.roster.version:
+            return False
+        self._save_roster(self.roster.with_delta(delta))
+        return True

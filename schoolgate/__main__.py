@@ -1,0 +1,3 @@
+from schoolgate.cli import app
+
+app()

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from hardware import CardTap, Reader
+
+
+@pytest.fixture
+def udp_port() -> int:
+    """A UDP port nothing listens on, for one reader and one card to share as their radio."""
+    # nfcpy's card side binds 0.0.0.0:PORT, so probe the same address.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]
+
+
+class TapCollector:
+    """Reads taps from a reader in a background thread until stopped."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self.taps: list[CardTap] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tap-collector", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (tap := self.reader.read()) is not None:
+                self.taps.append(tap)
+        except BaseException as error:  # handed to the test in stop()
+            self.error = error
+
+    def stop(self) -> list[CardTap]:
+        self.reader.close()
+        self._thread.join(timeout=3)
+        assert not self._thread.is_alive(), "read() did not return after close()"
+        if self.error is not None:
+            raise self.error
+        return self.taps
+
+    @property
+    def uids(self) -> list[str]:
+        return [tap.uid for tap in self.taps]
+
+
+@pytest.fixture
+def collect() -> Iterator[type[TapCollector]]:
+    started: list[TapCollector] = []
+
+    def start(reader: Reader) -> TapCollector:
+        collector = TapCollector(reader)
+        started.append(collector)
+        return collector
+
+    yield start
+    for collector in started:
+        collector.reader.close()

@@ -1,0 +1,149 @@
+"""NfcReader against nfcpy's real ``udp`` radio: the card side is nfcpy's own card emulation
+(``ContactlessFrontend.listen``), directly or through ``hardware.udpcard.UdpCard``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import nfc
+import nfc.clf
+import pytest
+
+from hardware import ReaderError
+from hardware.nfc import NfcReader
+from hardware.udpcard import UdpCard
+
+
+@pytest.fixture
+def reader(udp_port: int):
+    with NfcReader(f"udp:localhost:{udp_port}") as reader:
+        yield reader
+
+
+def test_reads_a_4_byte_uid_from_nfcpy_card_emulation(udp_port: int, reader: NfcReader) -> None:
+    card = nfc.clf.LocalTarget("106A")
+    card.sens_res = bytearray.fromhex("0400")
+    card.sdd_res = bytearray.fromhex("0a1b2c3d")
+    card.sel_res = bytearray.fromhex("08")
+
+    def listen() -> None:
+        clf = nfc.ContactlessFrontend(f"udp:localhost:{udp_port}")
+        try:
+            clf.listen(card, 1.5)
+        finally:
+            clf.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        listening = pool.submit(listen)
+        before = datetime.now(UTC)
+        tap = reader.read(timeout=3)
+        after = datetime.now(UTC)
+        listening.result(timeout=5)
+
+    assert tap is not None
+    assert (tap.uid, tap.tech) == ("0A1B2C3D", "iso14443a")
+    assert tap.reader == f"nfc:udp:localhost:{udp_port}"
+    assert tap.read_at.utcoffset().total_seconds() == 0
+    assert before <= tap.read_at <= after
+
+
+def test_reads_a_7_byte_uid_as_upper_case_hex(udp_port: int, reader: NfcReader) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        presenting = pool.submit(UdpCard(udp_port).present, "04a1b2c3d4e5f6")
+        tap = reader.read(timeout=4)
+        presenting.result(timeout=5)
+
+    assert tap is not None
+    assert (tap.uid, tap.tech) == ("04A1B2C3D4E5F6", "iso14443a")
+
+
+def test_a_card_held_on_the_reader_counts_once(udp_port: int, reader: NfcReader, collect) -> None:
+    taps = collect(reader)
+    UdpCard(udp_port).present("04a1b2c3d4e5f6", hold=3.0)
+    time.sleep(0.3)  # a tap the reader were to count late would show up here
+
+    assert [tap.uid for tap in taps.stop()] == ["04A1B2C3D4E5F6"]
+
+
+def test_a_card_taken_away_and_put_back_counts_twice(
+    udp_port: int, reader: NfcReader, collect
+) -> None:
+    taps = collect(reader)
+    card = UdpCard(udp_port)
+    card.present("01020304")
+    card.present("01020304")
+    time.sleep(0.3)
+
+    assert [tap.uid for tap in taps.stop()] == ["01020304", "01020304"]
+
+
+def test_type_f_idm(udp_port: int, collect) -> None:
+    reader = NfcReader(f"udp:localhost:{udp_port}", targets="212F")
+    taps = collect(reader)
+    UdpCard(udp_port).present("01fe0a0b0c0d0e0f", tech="212F")
+    time.sleep(0.3)
+
+    assert [(tap.uid, tap.tech) for tap in taps.stop()] == [("01FE0A0B0C0D0E0F", "felica")]
+
+
+def test_type_f_card_found_when_both_technologies_are_polled(udp_port: int) -> None:
+    with NfcReader(f"udp:localhost:{udp_port}", targets=("106A", "212F")) as reader:
+        with ThreadPoolExecutor(1) as pool:
+            presenting = pool.submit(UdpCard(udp_port).present, "0102030405060708", "212F")
+            tap = reader.read(timeout=5)
+            presenting.result(timeout=8)
+
+    assert tap is not None
+    assert (tap.uid, tap.tech) == ("0102030405060708", "felica")
+
+
+def test_type_b_nfcid0(udp_port: int, collect) -> None:
+    reader = NfcReader(f"udp:localhost:{udp_port}", targets="106B")
+    taps = collect(reader)
+    UdpCard(udp_port).present("1a2b3c4d", tech="106B")
+    time.sleep(0.3)
+
+    assert [(tap.uid, tap.tech) for tap in taps.stop()] == [("1A2B3C4D", "iso14443b")]
+
+
+def test_close_unblocks_a_blocked_read(reader: NfcReader) -> None:
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(reader.read()))
+    thread.start()
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    reader.close()
+    thread.join(timeout=3)
+
+    assert not thread.is_alive()
+    assert result == [None]
+    # nfcpy's udp driver waits 1.0 s for an answer to each poll; USB readers return in ms.
+    assert time.monotonic() - started < 1.5
+
+
+def test_read_times_out_with_none(reader: NfcReader) -> None:
+    started = time.monotonic()
+    assert reader.read(timeout=0.2) is None
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_closed_reader_reads_none_at_once(reader: NfcReader) -> None:
+    reader.close()
+    started = time.monotonic()
+    assert reader.read() is None
+    assert time.monotonic() - started < 0.1
+    reader.close()
+
+
+def test_unknown_technology_is_refused(udp_port: int) -> None:
+    with pytest.raises(ValueError, match="106A"):
+        NfcReader(f"udp:localhost:{udp_port}", targets=("106A", "999Z"))
+
+
+def test_no_such_device_is_a_reader_error_naming_the_path() -> None:
+    with pytest.raises(ReaderError, match="tty:SCHOOLGATE_NO_SUCH_PORT:pn532"):
+        NfcReader("tty:SCHOOLGATE_NO_SUCH_PORT:pn532")

@@ -1,0 +1,325 @@
+"""The whole path once: taps at a kiosk reach central over MQTT, and the roster comes back.
+
+Runs against two back-ends (conftest.py): the embedded broker with SQLite, and Mosquitto with
+PostgreSQL. Central is served by uvicorn on a free port; the kiosk reads the simulated reader and
+nfcpy's own `udp` radio with emulated ISO 14443A cards.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from central.admin import import_files, register_kiosk
+from central.core.config import Settings
+from central.server import CentralServer
+from gateway import protocol
+from gateway.broker import EmbeddedBroker
+from gateway.mqtt import BrokerAddress, free_port, make_client
+from hardware import SimulatedReader, connect
+from hardware.udpcard import UdpCard
+from kiosk.config import KioskSettings
+from kiosk.runtime import Kiosk
+
+SECRET = "5a" * 32
+UDP_CARDS = ["04A1B2C3", "04112233445566", "08090A0B", "04D5E6F7A8B9C0"]
+
+
+def wait_for(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def write_students(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student_no", "name", "grade", "class", "card", "poverty_registered"])
+        for number, card in rows:
+            writer.writerow([number, f"学生{number}", "三年级", "1班", card, "否"])
+    return path
+
+
+class World:
+    """Central, one registered kiosk, and helpers to look at both."""
+
+    def __init__(self, backend, tmp_path: Path) -> None:
+        self.backend = backend
+        self.tmp = tmp_path
+        self.school = f"sch-{uuid.uuid4().hex[:8]}"
+        self.topics = protocol.Topics(backend.topic_prefix)
+        self.settings = Settings(
+            database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix
+        )
+        self.central = CentralServer(self.settings, port=free_port()).start()
+        self.http = httpx.Client(
+            base_url=self.central.url, headers={"Authorization": f"Bearer {self.settings.api_token.get_secret_value()}"}
+        )
+
+    def register(self, kiosk: str = "gate-1", secret: str = SECRET) -> None:
+        register_kiosk(self.settings, school=self.school, kiosk=kiosk, secret=secret)
+
+    def kiosk(self, kiosk: str = "gate-1", secret: str | None = SECRET, mqtt_url: str | None = None) -> Kiosk:
+        return Kiosk(
+            KioskSettings(
+                school=self.school,
+                kiosk=kiosk,
+                data_dir=self.tmp / "kiosk",
+                secret=secret,
+                mqtt_url=mqtt_url or self.backend.mqtt_url,
+                topic_prefix=self.backend.topic_prefix,
+                resend_after=2.0,
+            )
+        ).start()
+
+    def events(self, **params) -> list[dict]:
+        out, after = [], 0
+        while True:
+            page = self.http.get(
+                f"/api/v1/schools/{self.school}/events", params={"after_seq": after, "limit": 1000, **params}
+            )
+            page.raise_for_status()
+            rows = page.json()
+            out += rows
+            if len(rows) < 1000:
+                return out
+            after = rows[-1]["seq"]
+
+    def incidents(self) -> list[dict]:
+        response = self.http.get(f"/api/v1/schools/{self.school}/incidents")
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        self.http.close()
+        self.central.stop()
+
+
+@pytest.fixture
+def world(backend, tmp_path):
+    w = World(backend, tmp_path)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def run_reader(gate: Kiosk, reader, shown: list, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=gate.run, args=(reader, _Null(), stop, shown.append), daemon=True)
+    thread.start()
+    return thread
+
+
+class _Null:
+    def write(self, _text):
+        pass
+
+    def flush(self):
+        pass
+
+
+def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_path):
+    sim_cards = [f"{0x10000000 + i:08X}" for i in range(500 - len(UDP_CARDS))]
+    cards = sim_cards + UDP_CARDS
+    students = write_students(tmp_path / "students.csv", [(f"S{i:04d}", card) for i, card in enumerate(cards)])
+    world.register()
+    import_files(world.settings, school=world.school, students=students, guardians=None)
+    gate = world.kiosk()
+    stop = threading.Event()
+    shown: list[dict] = []
+    udp_port = free_udp_port()
+    nfc_reader = connect(f"nfc:udp:localhost:{udp_port}")
+    sim_reader = SimulatedReader()
+    threads = [run_reader(gate, nfc_reader, shown, stop), run_reader(gate, sim_reader, shown, stop)]
+    try:
+        wait_for(lambda: gate.store.roster.version >= 1, what="the roster at the kiosk")
+        card = UdpCard(udp_port)
+        try:
+            for uid in UDP_CARDS:
+                card.present(uid)
+        finally:
+            card.close()
+        for uid in sim_cards:
+            sim_reader.present(uid)
+        wait_for(lambda: len(shown) >= 500, what="500 decisions")
+        wait_for(lambda: gate.store.queue_depth() == 0, what="an empty outbox")
+        events = world.events()
+    finally:
+        stop.set()
+        sim_reader.close()
+        nfc_reader.close()
+        for t in threads:
+            t.join(5)
+        gate.close()
+    assert [d["outcome"] for d in shown].count("checked_in") == 500
+    assert {d["card"] for d in shown if d["reader"].startswith("nfc:")} == set(UDP_CARDS)
+    assert len(events) == 500
+    assert sorted(e["seq"] for e in events) == list(range(1, 501))
+    assert {e["card"] for e in events} == set(cards)
+    assert all(e["kind"] == "checkin" for e in events)
+    assert world.incidents() == []
+
+
+def free_udp_port() -> int:
+    # nfcpy's card side binds 0.0.0.0:PORT over UDP, so probe that.
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]
+
+
+def raw_publisher(world) -> mqtt.Client:
+    address = BrokerAddress.parse(world.backend.mqtt_url)
+    client = make_client(f"sgtest-{uuid.uuid4().hex[:8]}", address)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    return client
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
+    client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+
+def chain(n: int, secret: str = SECRET, school: str = "", start: int = 1, prev: str = "") -> list[dict]:
+    from datetime import UTC, datetime
+
+    out = []
+    for seq in range(start, start + n):
+        event = protocol.new_event(
+            school=school, kiosk="gate-1", seq=seq, prev=prev, at=datetime.now(UTC), kind="unknown_card",
+            secret=bytes.fromhex(secret), card=f"{seq:08X}",
+        )
+        prev = protocol.event_hash(event)
+        out.append(event)
+    return out
+
+
+def test_duplicated_delivery_is_stored_once_and_acked(world):
+    world.register()
+    events = chain(5, school=world.school)
+    acks: list[protocol.Ack] = []
+    client = raw_publisher(world)
+    try:
+        client.on_message = lambda _c, _u, m: acks.append(protocol.parse_message(protocol.Ack, m.payload))
+        client.subscribe(world.topics.ack(world.school, "gate-1"), qos=1)
+        topic = world.topics.events(world.school, "gate-1")
+        time.sleep(0.3)
+        for event in events[:3]:
+            publish(client, topic, protocol.canonical_json(event))
+            publish(client, topic, protocol.canonical_json(event))
+        publish(client, topic, protocol.batch_payload(events))  # 1-3 again, 4-5 new
+        publish(client, topic, protocol.batch_payload(events[3:]))
+        wait_for(lambda: acks and acks[-1].upto == 5, what="an ack up to 5")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    stored = world.events()
+    assert [e["seq"] for e in stored] == [1, 2, 3, 4, 5]
+    assert [e["id"] for e in stored] == [e["id"] for e in events]
+
+
+def test_a_gap_is_not_stored_and_central_asks_for_a_resend(world):
+    world.register()
+    events = chain(3, school=world.school)
+    acks: list[protocol.Ack] = []
+    client = raw_publisher(world)
+    try:
+        client.on_message = lambda _c, _u, m: acks.append(protocol.parse_message(protocol.Ack, m.payload))
+        client.subscribe(world.topics.ack(world.school, "gate-1"), qos=1)
+        time.sleep(0.3)
+        topic = world.topics.events(world.school, "gate-1")
+        publish(client, topic, protocol.canonical_json(events[0]))
+        publish(client, topic, protocol.canonical_json(events[2]))
+        wait_for(lambda: any(a.resend_from == 2 for a in acks), what="an ack asking for seq 2")
+        publish(client, topic, protocol.batch_payload(events[1:]))
+        wait_for(lambda: acks[-1].upto == 3, what="an ack up to 3")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert [e["seq"] for e in world.events()] == [1, 2, 3]
+
+
+def test_forged_and_malformed_payloads_become_incidents_and_ingest_goes_on(world):
+    world.register()
+    good = chain(2, school=world.school)
+    forged = chain(1, secret="00" * 32, school=world.school, start=3, prev=protocol.event_hash(good[-1]))[0]
+    client = raw_publisher(world)
+    topic = world.topics.events(world.school, "gate-1")
+    try:
+        publish(client, topic, protocol.canonical_json(good[0]))
+        publish(client, topic, protocol.canonical_json(forged))  # wrong HMAC, also out of order
+        publish(client, topic, b"{this is not json")
+        publish(client, topic, protocol.canonical_json(dict(good[1], kind="teleport")))
+        publish(client, world.topics.events(world.school, "gate-9"), protocol.canonical_json(good[0]))
+        publish(client, topic, protocol.canonical_json(good[1]))
+        wait_for(lambda: len(world.events()) == 2, what="the two good events")
+        wait_for(lambda: len(world.incidents()) >= 4, what="four incidents")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    kinds = sorted(i["kind"] for i in world.incidents())
+    assert kinds == ["bad_signature", "malformed_payload", "malformed_payload", "unknown_kiosk"]
+    assert [e["seq"] for e in world.events()] == [1, 2]
+    assert "HMAC" in next(i["detail"] for i in world.incidents() if i["kind"] == "bad_signature")
+
+
+def test_a_roster_change_at_central_reaches_the_kiosk(world, tmp_path):
+    world.register()
+    import_files(
+        world.settings, school=world.school, students=write_students(tmp_path / "a.csv", [("S1", "0A000001")]), guardians=None
+    )
+    gate = world.kiosk()
+    try:
+        wait_for(lambda: gate.store.roster.version == 1, what="roster v1")
+        assert gate.store.roster.lookup("0A000002") is None
+        import_files(
+            world.settings,
+            school=world.school,
+            students=write_students(tmp_path / "b.csv", [("S1", "0A000001"), ("S2", "0A000002")]),
+            guardians=None,
+        )
+        wait_for(lambda: gate.store.roster.version == 2, what="roster v2")
+        assert gate.store.roster.lookup("0A000002") == ("student", "S2")
+    finally:
+        gate.close()
+
+
+def test_a_kiosk_on_first_boot_without_network_records_every_card_then_syncs(tmp_path):
+    """Embedded broker only: the test owns the port the kiosk waits on."""
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+    gate = Kiosk(
+        KioskSettings(school="first-boot", kiosk="gate-1", data_dir=tmp_path / "kiosk", mqtt_url=url, topic_prefix=prefix)
+    ).start()
+    assert gate.store.secret_created
+    try:
+        from hardware import CardTap
+
+        shown = [gate.handle(CardTap(uid, "sim", "sim", _now())) for uid in ("04A1B2C3", "0A0B0C0D", "01020304")]
+        assert [d["outcome"] for d in shown] == ["unknown_card"] * 3
+        assert gate.store.queue_depth() == 3
+        with EmbeddedBroker("127.0.0.1", port):
+            settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+            register_kiosk(settings, school="first-boot", kiosk="gate-1", secret=gate.store.secret_hex)
+            with CentralServer(settings, port=free_port()):
+                wait_for(lambda: gate.store.queue_depth() == 0, timeout=40, what="the offline events to sync")
+    finally:
+        gate.close()
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

@@ -1,0 +1,80 @@
+import sqlite3
+from datetime import UTC, date, datetime
+
+import pytest
+
+from gateway import protocol
+from kiosk.store import KioskStore, StoreError
+
+AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+DAY = date(2026, 11, 30)
+
+
+def snapshot(version, students):
+    return protocol.RosterSnapshot.model_validate(
+        {"v": 1, "school": "s1", "version": version, "generated_at": "2026-11-30T00:00:00+00:00", "students": students}
+    )
+
+
+def test_first_boot_creates_a_secret_and_keeps_it(tmp_path):
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    assert store.secret_created and len(store.secret_hex) == 64
+    secret = store.secret_hex
+    store.close()
+    again = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    assert not again.secret_created and again.secret_hex == secret
+
+
+def test_store_refuses_another_kiosks_file(tmp_path):
+    KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1").close()
+    with pytest.raises(StoreError, match="k1"):
+        KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k2")
+
+
+def test_events_are_chained_signed_durable_and_survive_a_reopen(tmp_path):
+    path = tmp_path / "k.sqlite3"
+    store = KioskStore(path, school="s1", kiosk="k1", secret="ab" * 32)
+    first = store.record("unknown_card", AT, card="01020304")
+    second = store.record("checkin", AT, day=DAY, card="04A1B2C3", student="S1")
+    assert (first["seq"], second["seq"]) == (1, 2)
+    assert first["prev"] == "" and second["prev"] == protocol.event_hash(first)
+    assert protocol.verify(second, bytes.fromhex("ab" * 32))
+    store.close()
+    # What another process (or the kiosk after a power cut) finds on disk.
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [r[0] for r in db.execute("SELECT seq FROM outbox ORDER BY seq")] == [1, 2]
+    db.close()
+    again = KioskStore(path, school="s1", kiosk="k1")
+    assert again.checked_in(DAY) == {"S1"}
+    third = again.record("unknown_card", AT, card="05060708")
+    assert third["seq"] == 3 and third["prev"] == protocol.event_hash(second)
+
+
+def test_ack_deletes_only_what_it_covers(tmp_path):
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    for i in range(5):
+        store.record("unknown_card", AT, card=f"0102030{i}")
+    assert store.ack(3) == 3
+    assert [seq for seq, _ in store.pending(0, 10)] == [4, 5]
+    assert store.ack(2) == 0  # an old ack changes nothing
+    with pytest.raises(StoreError):
+        store.ack(9)  # beyond what was written: never drop unsent events
+    assert store.queue_depth() == 2
+
+
+def test_roster_snapshot_then_delta(tmp_path):
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    assert store.roster.version == 0
+    assert store.apply_snapshot(snapshot(1, [{"id": "S1", "name": "A", "class": "1", "cards": ["04A1B2C3"]}]))
+    assert store.roster.lookup("04a1b2c3") == ("student", "S1")
+    delta = protocol.RosterDelta.model_validate(
+        {"v": 1, "school": "s1", "from": 1, "to": 2, "students": [{"id": "S2", "name": "B", "class": "1", "cards": ["0A0B0C0D"]}], "removed_students": ["S1"]}
+    )
+    assert store.apply_delta(delta)
+    assert store.roster.version == 2
+    assert store.roster.lookup("04A1B2C3") is None and store.roster.lookup("0A0B0C0D") == ("student", "S2")
+    stale = protocol.RosterDelta.model_validate({"v": 1, "school": "s1", "from": 1, "to": 2})
+    assert not store.apply_delta(stale)
+    store.close()
+    assert KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1").roster.version == 2
