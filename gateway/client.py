@@ -105,6 +105,18 @@ class SyncClient:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def drop(self) -> None:
+        """Lose the connection as a power cut would: no DISCONNECT, so the broker sends the will."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(5)
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock:
+            sock.close()
+        self._connected.clear()
+
     def notify(self) -> None:
         """A new event is in the outbox."""
         self._wake.set()

@@ -60,7 +60,9 @@ def broker(
 def kiosk_run(
     school: Annotated[Optional[str], typer.Option(help="School id.")] = None,
     kiosk: Annotated[Optional[str], typer.Option(help="This kiosk's id.")] = None,
-    reader: Annotated[Optional[str], typer.Option(help="Reader spec: sim, nfc:usb, nfc:udp:HOST:PORT, …")] = None,
+    reader: Annotated[
+        Optional[str], typer.Option(help="Reader spec: sim (taps UIDs read from stdin), nfc:usb, nfc:udp:HOST:PORT, …")
+    ] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Print one JSON line per decision instead of the console.")] = False,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
     mqtt_url: Annotated[Optional[str], typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
@@ -71,7 +73,7 @@ def kiosk_run(
     """Run a kiosk: read cards, decide, keep every event in the outbox, sync to central."""
     from pydantic import ValidationError
 
-    from hardware import ReaderError, connect
+    from hardware import ReaderError, SimulatedReader, connect
     from kiosk.config import KioskSettings
     from kiosk.i18n import t
     from kiosk.runtime import Kiosk
@@ -95,6 +97,9 @@ def kiosk_run(
         typer.echo(t("secret_created", settings.locale, command=gate.register_command()), err=True)
     gate.start()
     stop = threading.Event()
+    if isinstance(card_reader, SimulatedReader):
+        # The simulated reader taps what arrives on standard input, one "UID [TECH]" per line.
+        threading.Thread(target=card_reader.feed, args=(sys.stdin,), name="sim-stdin", daemon=True).start()
     try:
         gate.run(card_reader, sys.stdout, stop)
     except KeyboardInterrupt:

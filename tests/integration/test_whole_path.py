@@ -323,3 +323,22 @@ def _now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_the_kiosk_status_is_retained_and_its_will_says_offline(world):
+    world.register()
+    seen: list[protocol.Status] = []
+    watcher = raw_publisher(world)
+    watcher.on_message = lambda _c, _u, m: seen.append(protocol.parse_message(protocol.Status, m.payload))
+    gate = world.kiosk()
+    try:
+        wait_for(lambda: gate.sync.online, what="the kiosk online")
+        watcher.subscribe(world.topics.status(world.school, "gate-1"), qos=1)
+        wait_for(lambda: seen and seen[-1].online, what="a retained online status")
+        # The connection dies without a DISCONNECT (power cut, cable pulled): the broker sends the will.
+        gate.sync.drop()
+        wait_for(lambda: not seen[-1].online, what="the will marking the kiosk offline")
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+        gate.store.close()

@@ -1,0 +1,96 @@
+"""The command line as a user runs it: separate processes, real files, real broker where needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from gateway.mqtt import free_port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, **extra}
+
+
+def schoolgate(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "schoolgate", *args], capture_output=True, text=True, timeout=60, env=clean_env(**env)
+    )
+
+
+def test_kiosk_first_boot_offline_prints_a_decision_per_card_and_keeps_them(tmp_path):
+    # No broker answers on this port: the kiosk still decides, records and prints.
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    args = ["kiosk", "run", "--school", "s1", "--kiosk", "gate-1", "--reader", "sim", "--no-ui",
+            "--data-dir", str(tmp_path), "--mqtt-url", dead]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "schoolgate", *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env(),
+    )
+    try:
+        proc.stdin.write("04A1B2C3\n# a comment\n04112233445566\nnot-a-card\n0A0B0C0D\n")
+        proc.stdin.flush()
+        lines = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert [d["outcome"] for d in lines] == ["unknown_card"] * 3
+    assert [d["card"] for d in lines] == ["04A1B2C3", "04112233445566", "0A0B0C0D"]
+    assert [d["seq"] for d in lines] == [1, 2, 3]
+    assert "register-kiosk --school s1 --kiosk gate-1 --secret" in err
+
+    from kiosk.store import KioskStore
+
+    store = KioskStore(tmp_path / "s1-gate-1.sqlite3", school="s1", kiosk="gate-1")
+    assert store.queue_depth() == 3
+
+
+def test_kiosk_refuses_a_bad_reader_spec_and_lists_the_valid_forms(tmp_path):
+    result = schoolgate("kiosk", "run", "--school", "s1", "--kiosk", "k", "--reader", "pcsc:0", "--no-ui",
+                        "--data-dir", str(tmp_path), "--mqtt-url", "")
+    assert result.returncode == 2
+    assert "nfc:usb" in result.stderr and "sim" in result.stderr
+
+
+def test_import_reports_every_bad_row_and_imports_nothing(tmp_path):
+    students = tmp_path / "学生.csv"
+    students.write_text(
+        "学号,姓名,年级,班级,卡号,建档立卡\n1001,王一,三年级,1班,04A1B2C3,否\n1002,,三年级,1班,XYZ,否\n1003,李三,三年级,1班,,也许\n",
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    result = schoolgate(
+        "central", "import", str(students), "--school", "s1",
+        SCHOOLGATE_DATABASE_URL=db, SCHOOLGATE_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 2
+    assert "row 3" in result.stderr and "row 4" in result.stderr
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM student")).scalar() == 0
+
+
+def test_demo_headless_prints_the_summary():
+    result = schoolgate("demo", "--headless")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["taps"] == summary["events_at_central"] == 60
+    assert summary["outbox_left"] == 0 and summary["kiosk_roster_version"] >= 1 and summary["ok"]
+
+
+def test_broker_command_serves_mqtt():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "schoolgate", "broker", "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        from gateway.broker import wait_until_reachable
+
+        wait_until_reachable("127.0.0.1", port, timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(10)
