@@ -9,6 +9,11 @@ How long one poll takes is up to the driver: a few tens of milliseconds on USB r
 nfcpy's ``udp`` driver waits a fixed 1.0 s for an answer when no card is there (0.5 s more for
 each missing anticollision answer). A ``read`` timeout and a ``close`` from another thread are
 therefore honoured between polls, so on ``udp`` they take up to about a second.
+
+A reader that fails or is unplugged after it was opened is closed and opened again at the same
+path with backoff; ``state`` says ``reconnecting: <reason>`` meanwhile. ``signal`` blinks and
+beeps an ACR122U through its LED and buzzer command, and rings the terminal bell on readers
+without them (RC-S380, PN532 boards, the ``udp`` radio).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from datetime import UTC, datetime
 
 import nfc
 import nfc.clf
+import nfc.clf.acr122
 
-from .base import CardTap, Reader, ReaderError
+from .base import Backoff, CardTap, Pattern, Reader, ReaderError, pattern_for
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ class NfcReader(Reader):
         targets: str | Sequence[str] = ("106A",),
         interval: float = 0.05,
         release_after: float = 0.5,
+        backoff: Backoff | None = None,
     ) -> None:
         self.spec = spec or f"nfc:{path}"
         self.path = path
@@ -68,6 +75,11 @@ class NfcReader(Reader):
         # Held while a read is polling; whoever finds it free after close() closes the device,
         # so close() never waits for a poll and never pulls the device out from under one.
         self._busy = threading.Lock()
+        # Held for each single use of the device (a poll, a reopen, a signal), so that signal()
+        # from the kiosk's thread slips in between two polls.
+        self._device_lock = threading.Lock()
+        self._backoff = backoff or Backoff(first=0.5, most=10.0)
+        self._retry_at = 0.0
 
         try:
             self._clf: nfc.ContactlessFrontend | None = nfc.ContactlessFrontend(path)
@@ -82,13 +94,17 @@ class NfcReader(Reader):
         try:
             while not self._closed.is_set():
                 started = time.monotonic()
-                tap = self._poll()
+                if self._clf is None:
+                    self._reopen()
+                tap = self._poll() if self._clf is not None else None
                 if tap is not None:
                     return tap
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     return None
                 pause = self.interval - (now - started)
+                if self._clf is None:
+                    pause = min(self._retry_at - now, 1.0)
                 if deadline is not None:
                     pause = min(pause, deadline - now)
                 self._closed.wait(max(0.0, pause))
@@ -101,30 +117,83 @@ class NfcReader(Reader):
     def close(self) -> None:
         self._closed.set()
         self._release_device()
+        self._set_state("closed")
+
+    def signal(self, tone: str) -> None:
+        pattern = pattern_for(tone)
+        if pattern is None:
+            return
+        # No lock here: a poll on the udp radio holds the device for a second, and the caller
+        # must not wait; _signal_acr122 checks again under the lock.
+        clf = self._clf
+        device = clf.device if clf is not None else None
+        if isinstance(device, nfc.clf.acr122.Device):
+            # The command blocks for the whole pattern; the kiosk must not wait for it.
+            threading.Thread(target=self._signal_acr122, args=(pattern,), name="acr122-signal", daemon=True).start()
+        else:
+            self.bell.play(pattern)
+
+    def _signal_acr122(self, pattern: Pattern) -> None:
+        with self._device_lock:
+            device = self._clf.device if self._clf is not None else None
+            if not isinstance(device, nfc.clf.acr122.Device):
+                return  # closed or reconnecting meanwhile
+            apdu, timeout = acr122_led_buzzer(pattern)
+            try:
+                device.chipset.ccid_xfr_block(apdu, timeout=timeout)
+            except DRIVER_ERRORS as error:
+                # The next poll finds a device that really failed; a lost signal is no failure.
+                log.debug("%s: signal not given: %s", self.spec, error)
 
     def _release_device(self) -> None:
         if not self._busy.acquire(blocking=False):
             return
         try:
-            if self._clf is not None:
-                clf, self._clf = self._clf, None
-                try:
-                    clf.close()
-                except DRIVER_ERRORS as error:
-                    log.debug("%s: error while closing: %s", self.spec, error)
+            self._drop_device()
         finally:
             self._busy.release()
+
+    def _drop_device(self) -> None:
+        with self._device_lock:
+            clf, self._clf = self._clf, None
+        if clf is not None:
+            try:
+                clf.close()
+            except DRIVER_ERRORS as error:
+                log.debug("%s: error while closing: %s", self.spec, error)
+
+    def _reopen(self) -> None:
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            clf = nfc.ContactlessFrontend(self.path)
+        except DRIVER_ERRORS as error:
+            self._retry_at = time.monotonic() + self._backoff.next()
+            self._set_state(f"reconnecting: {error or type(error).__name__}")
+            return
+        with self._device_lock:
+            self._clf = clf
+        self._backoff.reset()
+        # A card on the reader while it was away is counted again: it may be a new tap.
+        self._present_uid = self._absent_since = None
+        self._set_state("ok")
+        log.info("%s: using %s again", self.spec, clf.device)
 
     def _poll(self) -> CardTap | None:
         started = time.monotonic()
         try:
-            target = self._clf.sense(*self._targets, iterations=1)
+            with self._device_lock:
+                target = self._clf.sense(*self._targets, iterations=1)
         except nfc.clf.UnsupportedTargetError as error:
             raise ReaderError(
                 f"{self.spec}: {self._clf.device} cannot sense {self.targets[0]} cards: {error}"
             ) from error
         except DRIVER_ERRORS as error:
-            raise ReaderError(f"{self.spec}: reader failed: {error}") from error
+            # nfcpy raises IOError(ENODEV) for an unplugged USB reader, EIO for a confused one.
+            self._drop_device()
+            self._retry_at = time.monotonic() + self._backoff.next()
+            self._set_state(f"reconnecting: {error or type(error).__name__}")
+            return None
         card = _identify(target) if target is not None else None
 
         if card is None:
@@ -143,6 +212,20 @@ class NfcReader(Reader):
         self._present_uid = uid
         log.debug("%s: card %s (%s) %s", self.spec, uid, tech, target)
         return CardTap(uid=uid, tech=tech, reader=self.spec, read_at=datetime.now(UTC))
+
+
+# ACR122U "Bi-Color LED and Buzzer Control" (API manual 6.2): FF 00 40 P2 04 T1 T2 REP BUZ.
+# P2 sets the final LED state and which LEDs blink; the final state is the reader's default
+# green, so each pattern ends where it began.
+_ACR122_BLINK = {"green": 0xAE, "amber": 0xFE, "red": 0x5E}
+
+
+def acr122_led_buzzer(pattern: Pattern) -> tuple[bytearray, float]:
+    """The ACR122U command that plays ``pattern``, and how long to wait for its answer."""
+    on, off = (max(1, min(255, round(seconds * 10))) for seconds in (pattern.on, pattern.off))
+    apdu = bytearray([0xFF, 0x00, 0x40, _ACR122_BLINK[pattern.colour], 0x04, on, off, pattern.count, 0x01])
+    # The reader answers only once the pattern has played (nfcpy's own buzzer call waits likewise).
+    return apdu, pattern.count * (on + off) / 10 + 0.2
 
 
 def _identify(target: nfc.clf.RemoteTarget) -> tuple[str, str] | None:

@@ -67,3 +67,4 @@ class SimulatedReader(Reader):
             self._closed = True
             self._taps.clear()
             self._changed.notify_all()
+        self._set_state("closed")

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -60,3 +62,44 @@ def collect() -> Iterator[type[TapCollector]]:
     yield start
     for collector in started:
         collector.reader.close()
+
+
+class Pty:
+    """A pseudo-terminal: what a reader writes goes in at ``master``, a driver opens ``path``."""
+
+    def __init__(self) -> None:
+        self.master, self._slave = os.openpty()
+        self.path = os.ttyname(self._slave)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        """Like unplugging the reader: the driver's next read of ``path`` fails."""
+        for fd in (self.master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # closed already
+
+
+@pytest.fixture
+def pty() -> Iterator[Callable[[], Pty]]:
+    made: list[Pty] = []
+
+    def make() -> Pty:
+        made.append(Pty())
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+def wait_until(condition: Callable[[], object], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

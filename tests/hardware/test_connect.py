@@ -31,6 +31,36 @@ def test_nfc_udp_spec_opens_an_nfcpy_reader(udp_port: int) -> None:
         assert reader.targets == ("106A",)
 
 
+def test_nfc_options_in_the_spec(udp_port: int) -> None:
+    with connect(f"nfc:udp:localhost:{udp_port}?targets=106A,212F&interval=0.02") as reader:
+        assert reader.path == f"udp:localhost:{udp_port}"
+        assert reader.targets == ("106A", "212F")
+        assert reader.interval == 0.02
+    with pytest.raises(ReaderError, match="unknown option 'target'.*targets, interval"):
+        connect(f"nfc:udp:localhost:{udp_port}?target=106A")
+    with pytest.raises(ReaderError, match="106A"):
+        connect(f"nfc:udp:localhost:{udp_port}?targets=106Z")
+
+
+def test_serial_and_keyboard_specs_open_their_readers(pty) -> None:
+    from hardware.keyboard import KeyboardReader
+    from hardware.serial import SerialReader
+
+    with connect("serial:loop://?protocol=line&baud=115200") as reader:
+        assert isinstance(reader, SerialReader)
+        assert (reader.port, reader.protocol, reader.baud) == ("loop://", "line", 115200)
+    with connect(f"keyboard:{pty().path}?format=hex") as reader:
+        assert isinstance(reader, KeyboardReader) and reader.card_format == "hex"
+
+
+def test_every_reader_says_how_it_is(udp_port: int, pty) -> None:
+    for spec in ("sim", f"nfc:udp:localhost:{udp_port}", "serial:loop://", f"keyboard:{pty().path}"):
+        reader = connect(spec)
+        assert reader.state == "ok"
+        reader.close()
+        assert reader.state == "closed"
+
+
 def test_options_reach_the_reader_family(udp_port: int) -> None:
     spec = f"nfc:udp:localhost:{udp_port}"
     with connect(spec, targets=("106A", "212F"), interval=0.02) as reader:
@@ -43,8 +73,10 @@ def test_options_reach_the_reader_family(udp_port: int) -> None:
     [
         "",
         "bogus",
-        "serial:/dev/ttyUSB0",
-        "keyboard",
+        "serial",
+        "serial:",
+        "keyboards",
+        "pcsc:0",
         "nfc",
         "nfc:",
         "nfc:bluetooth:00:11",
@@ -58,7 +90,7 @@ def test_bad_spec_lists_the_valid_forms(spec: str) -> None:
         connect(spec)
     message = str(raised.value)
     assert repr(spec.strip()) in message
-    for form in ("sim", "nfc:usb", "nfc:tty:", "nfc:udp"):
+    for form in ("sim", "nfc:usb", "nfc:tty:", "nfc:udp", "serial:PORT?protocol=rdm6300|line", "loop://", "keyboard"):
         assert form in message
 
 

@@ -16,6 +16,8 @@ from hardware import ReaderError
 from hardware.nfc import NfcReader
 from hardware.udpcard import UdpCard
 
+from .conftest import wait_until
+
 
 @pytest.fixture
 def reader(udp_port: int):
@@ -147,3 +149,101 @@ def test_unknown_technology_is_refused(udp_port: int) -> None:
 def test_no_such_device_is_a_reader_error_naming_the_path() -> None:
     with pytest.raises(ReaderError, match="tty:SCHOOLGATE_NO_SUCH_PORT:pn532"):
         NfcReader("tty:SCHOOLGATE_NO_SUCH_PORT:pn532")
+
+
+class TripleSizeUidCard:
+    """An ISO 14443A card with a 10-byte UID on nfcpy's udp radio.
+
+    nfcpy 1.0.4's own card side cannot answer the third cascade level (see hardware.udpcard), so
+    this one speaks the udp radio's frames ("106A <hex>") itself; the reader under test is
+    nfcpy's unchanged anticollision code.
+    """
+
+    def __init__(self, port: int, uid: str) -> None:
+        import socket
+
+        self.uid = bytes.fromhex(uid)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("0.0.0.0", port))
+        self.sock.settimeout(0.1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _answer(self, request: bytes) -> bytes | None:
+        u = self.uid
+        levels = {0x93: b"\x88" + u[0:3], 0x95: b"\x88" + u[3:6], 0x97: u[6:10]}
+        if request in (b"\x26", b"\x52"):
+            return bytes.fromhex("8400")  # SENS_RES: triple-size UID
+        if len(request) == 2 and request[1] == 0x20 and request[0] in levels:
+            part = levels[request[0]]
+            return part + bytes([part[0] ^ part[1] ^ part[2] ^ part[3]])  # with its BCC
+        if len(request) == 7 and request[1] == 0x70 and request[0] in levels:
+            return b"\x00" if request[0] == 0x97 else b"\x04"  # SAK: cascade bit until the last level
+        return None
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                frame, reader = self.sock.recvfrom(1024)
+                brty, data = frame.decode().split()
+            except (TimeoutError, ValueError):
+                continue
+            answer = self._answer(bytes.fromhex(data))
+            if answer is not None:
+                self.sock.sendto(f"{brty} {answer.hex()}".encode(), reader)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=1)
+        self.sock.close()
+
+
+def test_reads_a_10_byte_uid_and_counts_it_once_while_held(udp_port: int, reader: NfcReader, collect) -> None:
+    card = TripleSizeUidCard(udp_port, "04A1B2C3D4E5F6071829")
+    try:
+        taps = collect(reader)
+        assert wait_until(lambda: taps.taps, 3)
+        time.sleep(1.0)  # still on the reader, answering every poll
+    finally:
+        card.close()
+    assert [(t.uid, t.tech) for t in taps.stop()] == [("04A1B2C3D4E5F6071829", "iso14443a")]
+
+
+def test_an_unplugged_reader_is_reopened_with_backoff(udp_port: int, monkeypatch, collect) -> None:
+    from hardware.base import Backoff
+
+    reader = NfcReader(f"udp:localhost:{udp_port}", backoff=Backoff(first=0.05, most=0.2))
+    unplugged = threading.Event()
+    attempts: list[float] = []
+    real_frontend = nfc.ContactlessFrontend
+
+    def frontend(path: str):
+        if unplugged.is_set():
+            attempts.append(time.monotonic())
+            raise OSError(19, "No such device")  # what nfcpy raises when no reader is at the path
+        return real_frontend(path)
+
+    def sense_of_a_pulled_reader(*targets, **options):
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(nfc, "ContactlessFrontend", frontend)
+    taps = collect(reader)
+    unplugged.set()
+    monkeypatch.setattr(reader._clf, "sense", sense_of_a_pulled_reader)
+    assert wait_until(lambda: len(attempts) >= 3, 5), attempts
+    assert reader.state.startswith("reconnecting:") and "No such device" in reader.state
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[-1] >= gaps[0]  # backing off, not spinning
+
+    unplugged.clear()  # plugged back in
+    assert wait_until(lambda: reader.state == "ok", 3), reader.state
+    UdpCard(udp_port).present("01020304")
+    assert wait_until(lambda: taps.uids == ["01020304"], 1)
+    taps.stop()
+
+
+def test_a_reader_that_cannot_sense_the_configured_type_is_an_error(udp_port: int) -> None:
+    with NfcReader(f"udp:localhost:{udp_port}", targets="848B") as reader:
+        with pytest.raises(ReaderError, match="cannot sense 848B"):
+            reader.read(timeout=1)
