@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from central import importer, roster, services
 from central.bus import publish_once
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
+from central.models import Kiosk, School
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, MqttError
 
@@ -40,14 +41,26 @@ def publish_change(settings: Settings, change: roster.RosterChange | None) -> bo
     return True
 
 
+def card_formats(options: list[str]) -> dict[str, str]:
+    """``--card-format`` values: ``FORMAT`` for both files, ``students=FORMAT`` or ``guardians=FORMAT`` for one."""
+    formats: dict[str, str] = {}
+    for option in options:
+        file, _, name = option.rpartition("=")
+        for one in (file,) if file else ("students", "guardians"):
+            formats[one] = name
+    return formats
+
+
 def import_files(
-    settings: Settings, *, school: str, students: Path | None, guardians: Path | None, school_name: str | None = None
+    settings: Settings, *, school: str, students: Path | None, guardians: Path | None, school_name: str | None = None,
+    card_format: str | dict[str, str] = "hex",
 ) -> tuple[importer.ImportResult, roster.RosterChange | None]:
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             result = importer.import_roster(
-                session, school=school, students=students, guardians=guardians, school_name=school_name
+                session, school=school, students=students, guardians=guardians, school_name=school_name,
+                card_format=card_format,
             )
             change = roster.refresh(session, services.get_school(session, code=school))
     finally:
@@ -65,3 +78,57 @@ def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str |
     finally:
         engine.dispose()
     return secret
+
+
+def create_user(
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    school: str | None = None,
+    guardian_id: int | None = None,
+    staff_id: int | None = None,
+) -> dict:
+    """Create an account from the command line (the first district or school admin, say); audited as ``cli``."""
+    from central import accounts
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            user = accounts.create_user(
+                session,
+                actor=accounts.CLI,
+                username=username,
+                password=password,
+                role=role,
+                school=school,
+                guardian_id=guardian_id,
+                staff_id=staff_id,
+            )
+            return {"id": user.id, "username": user.username, "role": user.role, "school": school}
+    finally:
+        engine.dispose()
+
+
+def verify_audit(settings: Settings):
+    """Walk the audit log's hash chain; the verdict names the first row that does not fit."""
+    from central import audit
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            return audit.verify(session)
+    finally:
+        engine.dispose()
+
+
+def kiosk_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    """(school, kiosk, secret) of every registered kiosk, for the broker's password file and ACL."""
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            rows = session.exec(select(School.code, Kiosk.code, Kiosk.secret).join(School, Kiosk.school_id == School.id))
+            return sorted(tuple(r) for r in rows)
+    finally:
+        engine.dispose()

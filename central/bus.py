@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
@@ -20,16 +21,29 @@ log = logging.getLogger(__name__)
 
 
 class Bus:
-    def __init__(self, engine: sa.Engine, *, broker: BrokerAddress, topics: protocol.Topics, batch: int = 500) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        broker: BrokerAddress,
+        topics: protocol.Topics,
+        batch: int = 500,
+        skew_limit_ms: int = 5000,
+        shared_group: str | None = None,
+    ) -> None:
         self.engine = engine
         self.broker = broker
         self.topics = topics
-        self.ingest = Ingest(engine, topics=topics, publish=self.publish, batch=batch)
+        self.shared_group = shared_group
+        self.ingest = Ingest(
+            engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group)
+        )
         self.connected = threading.Event()
-        self.client = make_client(f"sg-central-{os.getpid()}", broker)
+        # A shared subscription is MQTT 5: Mosquitto or EMQX, not the embedded broker.
+        self.client = make_client(f"sg-central-{os.getpid()}-{uuid.uuid4().hex[:6]}", broker, mqtt5=bool(shared_group))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
-        self.client.on_message = lambda _c, _u, msg: self.ingest.submit(msg.topic, msg.payload)
+        self.client.on_message = lambda _c, _u, msg: self.ingest.submit(msg.topic, msg.payload, bool(msg.retain))
 
     def start(self, wait: float = 10.0) -> Bus:
         self.ingest.start()
@@ -48,7 +62,12 @@ class Bus:
         if reason_code.is_failure:
             log.error("broker %s refused central: %s", self.broker, reason_code)
             return
-        client.subscribe(self.topics.all_events(), qos=1)
+        if self.shared_group:
+            group = self.shared_group
+            topics = [(f"$share/{group}/{self.topics.all_events()}", 1), (f"$share/{group}/{self.topics.all_status()}", 1)]
+        else:
+            topics = [(self.topics.all_events(), 1), (self.topics.all_status(), 1)]
+        client.subscribe(topics)
         self.connected.set()
         # A broker without persistence forgets retained rosters when it restarts: retain them again.
         threading.Thread(target=self.republish_rosters, name="roster-republish", daemon=True).start()

@@ -68,3 +68,60 @@ def write_demo_roster(folder: Path, *, classes: int = 2, students: int = 60, gua
         writer.writeheader()
         writer.writerows(rows)
     return students_path, guardians_path
+
+
+def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
+    """Take every student of ``school`` through the whole consent chain (P2.1, P2.2) into one care group
+    with sessions on school days, as a school does in its first week: a term around today, dismissal
+    times, the notice, a teacher in charge, then application → review → approval → three signatures.
+
+    Returns the roster change (published, or retained by central when it next connects).
+    """
+    from datetime import time, timedelta
+
+    from sqlmodel import Session, select
+
+    from central import enrollment, groups, roster, schedule, services
+    from central import staff as staff_service
+    from central.admin import open_db, publish_change
+    from central.models import (CalendarDayCreate, DismissalTimeCreate, InterestGroup, InterestGroupCreate,
+                                SchoolClass, StaffCreate, Student, TermCreate)
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            found = services.get_school(session, code=school)
+            today = schedule.local_today(found)
+            if schedule.Calendar(session, found.id).term(today) is None:
+                schedule.add_term(session, school_id=found.id, actor=actor, data=TermCreate(
+                    name="演示学期", starts_on=today - timedelta(days=7), ends_on=today + timedelta(days=120)))
+            if today.isoweekday() > 5:
+                # So the demo runs on a weekend too: today is a make-up day (调休), a school day.
+                schedule.set_calendar_day(session, school_id=found.id, actor=actor,
+                                          data=CalendarDayCreate(day=today, kind="makeup", note="演示调休"))
+            grades = sorted(set(session.exec(select(SchoolClass.grade).where(SchoolClass.school_id == found.id))))
+            for grade in grades:
+                for season in schedule.SEASONS:
+                    schedule.set_dismissal(session, school_id=found.id, actor=actor,
+                                           data=DismissalTimeCreate(grade=grade, season=season, dismissal=time(16, 0)))
+            if enrollment.current_notice(session, school_id=found.id) is None:
+                enrollment.publish_notice(session, school_id=found.id, actor=actor,
+                                          text="课后服务告知书：自愿参加；上学日放学后开展；16:00—17:20；家长按时接送。")
+            students = session.exec(select(Student.id).where(Student.school_id == found.id)).all()
+            group = session.exec(select(InterestGroup).where(InterestGroup.school_id == found.id,
+                                                             InterestGroup.name == "课后托管")).first()
+            if group is None:
+                teacher = staff_service.create_staff(session, school_id=found.id, actor=actor,
+                                                     data=StaffCreate(name="值班老师", kind="teacher"))
+                group = groups.create_group(session, school_id=found.id, actor=actor, settings=settings, data=InterestGroupCreate(
+                    name="课后托管", category="homework", capacity=max(1, len(students)), place="教学楼",
+                    grades=grades, weekdays=[1, 2, 3, 4, 5], staff_id=teacher.id))
+            schedule.plan_sessions(session, school=found, start=today, end=today + timedelta(days=7), group_id=group.id,
+                                   actor=actor, settings=settings)
+            enrollment.enroll_through_chain(session, school_id=found.id, student_ids=list(students), group_id=group.id,
+                                            actor=actor, application="家长书面申请（演示）", school_signer="示范小学")
+            change = roster.refresh(session, found, settings=settings)
+    finally:
+        engine.dispose()
+    publish_change(settings, change)
+    return change

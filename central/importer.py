@@ -20,13 +20,14 @@ from openpyxl.utils import get_column_letter
 from sqlmodel import Session, select
 
 from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
+from hardware import cardnumber
 
 # Header as written (Chinese or English, compared case-insensitively) -> field.
 STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", "班级": "class", "卡号": "card",
-                   "建档立卡": "poverty_registered", "自行离校": "may_leave_alone"}
+                   "建档立卡": "poverty_registered", "自行离校": "may_leave_alone", "报名": "applied"}
 GUARDIAN_HEADERS = {"姓名": "name", "关系": "relation", "手机": "phone", "卡号": "card", "学生学号": "student_no",
                     "可接送": "may_pick_up", "禁止接送": "barred", "自行离校": "may_leave_alone"}
-OPTIONAL_COLUMNS = {"may_leave_alone"}
+OPTIONAL_COLUMNS = {"may_leave_alone", "applied"}
 # Column widths of central/models.py, checked here so a long cell is a row error, not a DB error.
 LIMITS = {"student_no": 32, "name": 100, "grade": 32, "class": 64, "relation": 32}
 TRUE = {"是", "yes", "y", "true", "1"}
@@ -64,13 +65,18 @@ class ImportResult:
     guardians_updated: int = 0
     links: int = 0
     cards: int = 0
+    applications: int = 0  # written applications received (报名 = 是): each waits for review (P2.1)
 
 
-def canonical_card(text: str) -> str:
+def canonical_card(text: str, card_format: str = "hex") -> str:
     """A card UID as stored: upper-case hex of 4 to 10 bytes; spaces, colons and dashes ignored.
 
-    Raises ValueError with a reason a school admin can act on.
+    ``card_format`` is how the file writes card numbers (``hardware.cardnumber.FORMATS``: the
+    printed decimal, Wiegand, EM4100...); every form is stored canonical, so a card matches
+    whichever reader reads it. Raises ValueError with a reason a school admin can act on.
     """
+    if card_format != "hex":
+        return cardnumber.parse(text, card_format)
     uid = re.sub(r"[\s:-]", "", text).upper()
     if not re.fullmatch(r"[0-9A-F]+", uid):
         raise ValueError(f"{text!r} is not a hexadecimal card number")
@@ -156,6 +162,7 @@ class _Cells:
     values: dict[str, str]
     headers: dict[str, str]
     errors: list[RowError]
+    card_format: str = "hex"
 
     def fail(self, name: str, reason: str) -> None:
         self.errors.append(RowError(self.file, self.row, self.headers.get(name, name), reason))
@@ -178,7 +185,7 @@ class _Cells:
 
     def card(self) -> str:
         try:
-            return canonical_card(self.values["card"]) if self.values.get("card") else ""
+            return canonical_card(self.values["card"], self.card_format) if self.values.get("card") else ""
         except ValueError as e:
             self.fail("card", str(e))
             return ""
@@ -194,6 +201,7 @@ class _StudentRow:
     card: str
     poverty_registered: bool
     may_leave_alone: bool
+    applied: bool = False  # the guardian's written application is in: record it, never more (P2.1)
 
 
 @dataclass
@@ -212,7 +220,7 @@ class _GuardianRow:
 def _student(c: _Cells) -> _StudentRow:
     return _StudentRow(c.row, c.text("student_no", required=True), c.text("name", required=True),
                        c.text("grade", required=True), c.text("class", required=True), c.card(),
-                       c.flag("poverty_registered", False), c.flag("may_leave_alone", False))
+                       c.flag("poverty_registered", False), c.flag("may_leave_alone", False), c.flag("applied", False))
 
 
 def _guardian(c: _Cells) -> _GuardianRow:
@@ -243,7 +251,7 @@ class _File:
         return self.headers.get(name, name)
 
 
-def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[RowError]) -> _File:
+def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[RowError], card_format: str = "hex") -> _File:
     if path is None:
         return _File()
     try:
@@ -266,7 +274,7 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
         for i in (i for i, v in enumerate(cells) if v and i not in used):  # data a missing header would drop
             errors.append(RowError(path.name, number, get_column_letter(i + 1), f"{cells[i]!r} is under no header"))
         values = {name: cells[i] if i < len(cells) else "" for name, (i, _) in columns.items()}
-        out.rows.append(parse_row(_Cells(path.name, number, values, out.headers, errors)))
+        out.rows.append(parse_row(_Cells(path.name, number, values, out.headers, errors, card_format)))
     return out
 
 
@@ -274,29 +282,36 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
 
 
 def import_roster(session: Session, *, school: str, students: Path | None, guardians: Path | None,
-                  school_name: str | None = None) -> ImportResult:
+                  school_name: str | None = None, card_format: str | dict[str, str] = "hex") -> ImportResult:
     """Check both files, then upsert school, classes, students, guardians, links and cards, and commit.
 
     A guardian is one person per (name, phone) within the school. A card given in a file
     replaces that person's previous card(s); an empty card cell leaves them as they are.
+    ``card_format`` is how both files write card numbers, or per file as
+    ``{"students": ..., "guardians": ...}`` (``hex`` where not given); see ``canonical_card``.
 
     Raises:
         ImportRejected: any row of either file is bad; the session is rolled back, nothing written.
     """
     if not school or (students is None and guardians is None):
         raise ValueError("give a school code and a students file, a guardians file or both")
+    formats = card_format if isinstance(card_format, dict) else {"students": card_format, "guardians": card_format}
+    for file, name in formats.items():
+        if file not in ("students", "guardians") or name not in cardnumber.FORMATS:
+            raise ValueError(f"card format {file}={name!r}: the files are students and guardians, the formats "
+                             + ", ".join(cardnumber.FORMATS))
     try:
-        return _import(session, school, students, guardians, school_name)
+        return _import(session, school, students, guardians, school_name, formats)
     except BaseException:
         session.rollback()
         raise
 
 
 def _import(session: Session, code: str, students: Path | None, guardians: Path | None,
-            school_name: str | None) -> ImportResult:
+            school_name: str | None, formats: dict[str, str]) -> ImportResult:
     errors: list[RowError] = []
-    sfile = _parse(students, STUDENT_HEADERS, _student, errors)
-    gfile = _parse(guardians, GUARDIAN_HEADERS, _guardian, errors)
+    sfile = _parse(students, STUDENT_HEADERS, _student, errors, formats.get("students", "hex"))
+    gfile = _parse(guardians, GUARDIAN_HEADERS, _guardian, errors, formats.get("guardians", "hex"))
     if any(e.row in (None, 1) for e in errors):
         raise ImportRejected(errors)  # a file unread or with a wrong header: cross-file checks would mislead
 
@@ -412,6 +427,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         if g.may_leave_alone:
             db.students[g.student_no].may_leave_alone = True
     session.flush()
+    result.applications = record_applications(session, school.id, [(s, db.students[s.student_no]) for s in srows if s.applied])
 
     named = {(g.name, g.phone) for g in grows}
     result.guardians_updated = len(named & db.guardians.keys())
@@ -447,3 +463,17 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         result.cards += 1
     session.commit()
     return result
+
+
+def record_applications(session: Session, school_id: int, rows: list[tuple[_StudentRow, Student]]) -> int:
+    """A bulk import creates applications, never active enrollments (P2.1): one for each student marked
+    as applied who has no open enrollment yet, so importing the same file twice adds nothing."""
+    from central import enrollment  # here: enrollment's own imports reach back to this module
+
+    made = 0
+    for row, student in rows:
+        if not enrollment.has_open(session, student_id=student.id):
+            enrollment.record_application(session, school_id=school_id, student_id=student.id, actor="import",
+                                          application=f"written application, imported from row {row.row}", commit=False)
+            made += 1
+    return made

@@ -3,8 +3,12 @@
 Messages are queued by the MQTT thread and stored by one worker in batches (one transaction per
 batch, SQLAlchemy Core, no ORM in the hot path). Each event is checked against protocol v1, its
 kiosk's HMAC and its hash chain; it is stored once by (kiosk, seq); the kiosk is then acked up to
-its highest contiguous seq. Whatever is wrong with a payload becomes a safety incident, never an
-exception that stops ingest.
+its highest contiguous seq, with ``resend_from`` when a seq went missing. Whatever is wrong with a
+payload becomes a safety incident with the payload kept, never an exception that stops ingest.
+
+Kiosk status messages feed the clock estimate: each boot's monotonic clock is mapped onto
+central's, so an event recorded while the kiosk's wall clock was wrong still gets its true time,
+and a wall clock off by more than the limit is reported as a ``clock_skew`` incident.
 """
 
 from __future__ import annotations
@@ -14,21 +18,31 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from central.models import Event, Kiosk, SafetyIncident, School
+from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
 
 log = logging.getLogger(__name__)
 
 EVENT = Event.__table__
 KIOSK = Kiosk.__table__
+CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
+MAX_AHEAD = 100_000  # a seq this far past the last stored one is not a gap but a fault
+
+
+@dataclass
+class Clock:
+    base_ms: int
+    skew_reported_ms: int | None = None
+    known: bool = False  # a row exists in kiosk_clock
+    dirty: bool = False
 
 
 @dataclass
@@ -40,6 +54,7 @@ class KioskState:
     last_hash: str
     gap: bool = False
     dirty: bool = False
+    clocks: dict[int, Clock] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,22 @@ class Incident:
     seq: int | None = None
 
 
+@dataclass
+class _Batch:
+    """What one batch of messages adds up to before it is written."""
+
+    received_at: datetime
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    touched: dict[tuple[str, str], KioskState] = field(default_factory=dict)
+    # (kiosk id, seq) of events already stored, to compare with a resent one: (hash, topic, raw)
+    repeats: list[tuple[KioskState, str, int, str, str, str]] = field(default_factory=list)
+
+    @property
+    def received_ms(self) -> int:
+        return int(self.received_at.timestamp() * 1000)
+
+
 class Ingest:
     def __init__(
         self,
@@ -61,12 +92,21 @@ class Ingest:
         topics: protocol.Topics,
         publish: Callable[[str, bytes], None],
         batch: int = 500,
+        skew_limit_ms: int = 5000,
+        on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
+        shared: bool = False,
     ) -> None:
         self.engine = engine
+        # Several ingest workers share the stream (MQTT 5 shared subscription): no worker may
+        # trust what it remembers of a kiosk; each batch locks and reads the kiosk's row.
+        self.shared = shared
+        #: called after each commit with the rows it stored (live rosters, benchmarks)
+        self.on_stored = on_stored
         self.topics = topics
         self.publish = publish
         self.batch = batch
-        self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.skew_limit_ms = skew_limit_ms
+        self.queue: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self._kiosks: dict[tuple[str, str], KioskState] = {}
         self._schools: dict[str, int] = {}
         # Recently reported (kind, school, kiosk, seq): a resending kiosk does not flood the log.
@@ -77,8 +117,8 @@ class Ingest:
 
     # --- running ---------------------------------------------------------------------------
 
-    def submit(self, topic: str, payload: bytes) -> None:
-        self.queue.put((topic, payload))
+    def submit(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        self.queue.put((topic, payload, retained))
 
     def start(self) -> Ingest:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
@@ -110,135 +150,250 @@ class Ingest:
 
     # --- one batch ---------------------------------------------------------------------------------
 
-    def process(self, messages: list[tuple[str, bytes]]) -> None:
-        """Check, store and ack one batch of messages (topic, payload)."""
-        rows: list[dict[str, Any]] = []
-        incidents: list[Incident] = []
-        touched: dict[tuple[str, str], KioskState] = {}
-        received_at = datetime.now(UTC)
+    def process(self, messages: list[tuple[str, bytes, bool]]) -> None:
+        """Check, store and ack one batch of messages (topic, payload, retained)."""
+        batch = _Batch(datetime.now(UTC))
         with self.engine.begin() as conn:
-            for topic, payload in messages:
-                self._one_message(conn, topic, payload, rows, incidents, touched, received_at)
-            for start in range(0, len(rows), self.batch):
-                conn.execute(EVENT.insert(), rows[start : start + self.batch])
-            for state in touched.values():
-                if state.dirty:
-                    conn.execute(
-                        KIOSK.update()
-                        .where(KIOSK.c.id == state.id)
-                        .values(acked_seq=state.acked, last_hash=state.last_hash)
-                    )
-                    state.dirty = False
-            fresh = [i for i in incidents if self._first_report(i)]
+            if self.shared:
+                self._lock_kiosks(conn, messages)
+            for topic, payload, retained in messages:
+                self._one_message(conn, topic, payload, retained, batch)
+            self._check_repeats(conn, batch)
+            for start in range(0, len(batch.rows), self.batch):
+                conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
+            for state in batch.touched.values():
+                self._write_kiosk(conn, state)
+            fresh = [i for i in batch.incidents if self._first_report(i)]
             if fresh:
-                conn.execute(
-                    INCIDENT.insert(),
-                    [
-                        {
-                            "school_id": i.school_id,
-                            "kiosk": i.kiosk,
-                            "seq": i.seq,
-                            "kind": i.kind,
-                            "detail": i.detail,
-                            "topic": i.topic[:300],
-                            "payload": i.payload[:PAYLOAD_KEPT],
-                            "created_at": received_at,
-                        }
-                        for i in fresh
-                    ],
-                )
-        self.stored += len(rows)
-        for incident in incidents:
+                conn.execute(INCIDENT.insert(), [_incident_row(i, batch.received_at) for i in fresh])
+        self.stored += len(batch.rows)
+        if self.on_stored and batch.rows:
+            self.on_stored(batch.rows)
+        for incident in batch.incidents:
             log.warning("safety incident %s on %s: %s", incident.kind, incident.topic, incident.detail)
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        for (school, kiosk), state in touched.items():
+        for (school, kiosk), state in batch.touched.items():
             ack: dict[str, Any] = {"v": 1, "upto": state.acked, "server_time": now}
             if state.gap:
                 ack["resend_from"] = state.acked + 1
                 state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
 
-    def _one_message(self, conn, topic, payload, rows, incidents, touched, received_at) -> None:
-        text = payload.decode("utf-8", "replace")
+    def _one_message(self, conn, topic: str, payload: bytes, retained: bool, batch: _Batch) -> None:
+        text = payload[: PAYLOAD_KEPT * 4].decode("utf-8", "replace")
         try:
             kind, school, kiosk = self.topics.parse(topic)
-            if kind != "events":
-                raise protocol.ProtocolError(f"ingest takes events topics only, not {kind}")
+            if kind not in ("events", "status"):
+                raise protocol.ProtocolError(f"ingest takes events and status topics, not {kind}")
         except protocol.ProtocolError as exc:
-            incidents.append(Incident("malformed_payload", str(exc), topic, text))
+            batch.incidents.append(Incident("malformed_payload", str(exc), topic, text))
             return
         school_id = self._school_id(conn, school)
+        if kind == "status":
+            self._status(conn, school, kiosk, payload, retained, batch)
+            return
         try:
             raws = protocol.split_events_payload(payload)
         except protocol.ProtocolError as exc:
-            incidents.append(Incident("malformed_payload", str(exc), topic, text, school_id, kiosk))
+            kind = "oversize_payload" if len(payload) > protocol.MAX_PAYLOAD else "malformed_payload"
+            batch.incidents.append(Incident(kind, str(exc), topic, text, school_id, kiosk))
             return
         state = self._kiosk(conn, school, kiosk)
         if state is None:
-            incidents.append(
+            batch.incidents.append(
                 Incident("unknown_kiosk", f"kiosk {kiosk!r} is not registered at school {school!r}", topic, text, school_id, kiosk)
             )
             return
-        touched[school, kiosk] = state
-        for raw in raws:
-            self._one_event(conn, topic, school, kiosk, state, raw, rows, incidents, received_at)
+        batch.touched[school, kiosk] = state
+        valid = [e for e in (self._check(conn, topic, school, kiosk, state, raw, batch) for raw in raws) if e]
+        # Sample the clocks of the whole message first: its newest event was sent just now, so it
+        # gives the tightest estimate for the older ones recorded offline.
+        for raw, event in valid:
+            if event.boot is not None and event.mono is not None:
+                self._sample(conn, state, event.boot, event.mono, batch.received_ms)
+        for raw, event in valid:
+            self._apply(topic, kiosk, state, raw, event, batch)
 
-    def _one_event(self, conn, topic, school, kiosk, state, raw, rows, incidents, received_at) -> None:
+    def _check(self, conn, topic, school, kiosk, state, raw, batch) -> tuple[dict, protocol.Event] | None:
+        """Validate and authenticate one raw event; None (and an incident) when it is bad."""
+
         def incident(kind: str, detail: str, seq: int | None = None) -> None:
             body = protocol.canonical_json(raw).decode() if _jsonable(raw) else repr(raw)
-            incidents.append(Incident(kind, detail, topic, body, state.school_id, kiosk, seq))
+            batch.incidents.append(Incident(kind, detail, topic, body, state.school_id, kiosk, seq))
 
         try:
             event = protocol.parse_event(raw)
         except protocol.ProtocolError as exc:
-            incident("malformed_payload", str(exc), raw.get("seq") if isinstance(raw, dict) else None)
-            return
+            seq = raw.get("seq") if isinstance(raw, dict) else None
+            incident("malformed_payload", str(exc), seq if type(seq) is int else None)
+            return None
         if (event.school, event.kiosk) != (school, kiosk):
             incident("topic_mismatch", f"event of {event.school}/{event.kiosk} arrived on {topic}", event.seq)
-            return
+            return None
         if not protocol.verify(raw, state.secret):
             # The kiosk may have been registered again with a new secret since we cached it.
             secret = bytes.fromhex(conn.execute(sa.select(KIOSK.c.secret).where(KIOSK.c.id == state.id)).scalar_one())
             if secret == state.secret or not protocol.verify(raw, secret):
                 incident("bad_signature", f"seq {event.seq}: the HMAC does not match kiosk {kiosk}'s secret", event.seq)
-                return
+                return None
             state.secret = secret
+        if event.seq > state.acked + MAX_AHEAD:
+            incident("seq_out_of_range", f"seq {event.seq} is over {MAX_AHEAD} past the last stored ({state.acked})", event.seq)
+            return None
+        return raw, event
+
+    def _apply(self, topic, kiosk, state, raw, event: protocol.Event, batch: _Batch) -> None:
+        digest = protocol.event_hash(raw)
         if event.seq <= state.acked:
-            return  # stored before: a resend or a duplicated delivery; the ack below says so
+            # Stored before: a resend or a duplicated delivery (the ack says so again), unless the
+            # content differs, which is a conflict to look at.
+            batch.repeats.append((state, kiosk, event.seq, digest, topic, protocol.canonical_json(raw).decode()))
+            return
         if event.seq > state.acked + 1:
             state.gap = True  # an earlier seq went missing on the way: ask for it again
             return
         if event.prev != state.last_hash:
-            incident("broken_chain", f"seq {event.seq}: prev does not match the hash of seq {state.acked}", event.seq)
+            batch.incidents.append(
+                Incident(
+                    "broken_chain",
+                    f"seq {event.seq}: prev does not match the hash of seq {state.acked}",
+                    topic,
+                    protocol.canonical_json(raw).decode(),
+                    state.school_id,
+                    kiosk,
+                    event.seq,
+                )
+            )
             return
-        rows.append(
-            {
-                "id": event.id,
-                "school_id": state.school_id,
-                "kiosk_id": state.id,
-                "seq": event.seq,
-                "kind": event.kind,
-                "at": datetime.fromisoformat(event.at).astimezone(UTC),
-                "received_at": received_at,
-                "card": event.card,
-                "student": event.student,
-                "guardian": event.guardian,
-                "staff": event.staff,
-                "session": event.session,
-                "reason": event.reason,
-                "operator": event.operator,
-                "note": event.note,
-                "roster_version": event.roster_version,
-                "prev": event.prev,
-                "hash": protocol.event_hash(raw),
-                "sig": event.sig,
-            }
-        )
+        at = datetime.fromisoformat(event.at).astimezone(UTC)
+        if event.boot is not None and event.mono is not None:
+            self._check_skew(state, kiosk, event, at, topic, batch)
+        batch.rows.append(event_row(event, digest, school_id=state.school_id, kiosk_id=state.id, at=at, received_at=batch.received_at))
         state.acked = event.seq
-        state.last_hash = rows[-1]["hash"]
+        state.last_hash = digest
         state.dirty = True
 
-    # --- lookups ---------------------------------------------------------------------------------
+    def _check_repeats(self, conn, batch: _Batch) -> None:
+        if not batch.repeats:
+            return
+        pending = {(r["kiosk_id"], r["seq"]): r["hash"] for r in batch.rows}
+        wanted: dict[int, set[int]] = {}
+        for state, _kiosk, seq, _digest, _topic, _raw in batch.repeats:
+            if (state.id, seq) not in pending:
+                wanted.setdefault(state.id, set()).add(seq)
+        stored = dict(pending)
+        for kiosk_id, seqs in wanted.items():
+            found = conn.execute(
+                sa.select(EVENT.c.seq, EVENT.c.hash).where(EVENT.c.kiosk_id == kiosk_id, EVENT.c.seq.in_(sorted(seqs)))
+            )
+            stored.update({(kiosk_id, row.seq): row.hash for row in found})
+        for state, kiosk, seq, digest, topic, raw in batch.repeats:
+            known = stored.get((state.id, seq))
+            if known is not None and known != digest:
+                batch.incidents.append(
+                    Incident(
+                        "conflicting_event",
+                        f"seq {seq} arrived again with other content than the event stored",
+                        topic,
+                        raw,
+                        state.school_id,
+                        kiosk,
+                        seq,
+                    )
+                )
+
+    # --- clocks ------------------------------------------------------------------------------------
+
+    def _status(self, conn, school: str, kiosk: str, payload: bytes, retained: bool, batch: _Batch) -> None:
+        if retained:
+            return  # an old retained status says nothing about the clock now
+        try:
+            status = protocol.parse_message(protocol.Status, payload)
+        except protocol.ProtocolError:
+            return  # status is advisory and unsigned; a bad one is ignored, not an incident
+        state = self._kiosk(conn, school, kiosk)
+        if state is None or status.boot is None or status.mono is None:
+            return
+        self._sample(conn, state, status.boot, status.mono, batch.received_ms)
+        batch.touched.setdefault((school, kiosk), state)
+
+    def _clock(self, conn, state: KioskState, boot: int) -> Clock | None:
+        clock = state.clocks.get(boot)
+        if clock is None:
+            row = conn.execute(
+                sa.select(CLOCK.c.base_ms, CLOCK.c.skew_reported_ms).where(
+                    CLOCK.c.kiosk_id == state.id, CLOCK.c.boot == boot
+                )
+            ).first()
+            if row is not None:
+                clock = state.clocks[boot] = Clock(row.base_ms, row.skew_reported_ms, known=True)
+        return clock
+
+    def _sample(self, conn, state: KioskState, boot: int, mono: int, received_ms: int) -> None:
+        base = received_ms - mono
+        clock = self._clock(conn, state, boot)
+        if clock is None:
+            state.clocks[boot] = Clock(base, dirty=True)
+        elif base < clock.base_ms:
+            clock.base_ms, clock.dirty = base, True
+
+    def _check_skew(self, state: KioskState, kiosk: str, event: protocol.Event, at: datetime, topic, batch) -> None:
+        clock = state.clocks.get(event.boot)
+        if clock is None:
+            return
+        skew = int(at.timestamp() * 1000) - (clock.base_ms + event.mono)
+        if abs(skew) <= self.skew_limit_ms:
+            return
+        if clock.skew_reported_ms is not None and abs(skew - clock.skew_reported_ms) <= self.skew_limit_ms:
+            return
+        clock.skew_reported_ms, clock.dirty = skew, True
+        direction = "ahead of" if skew > 0 else "behind"
+        batch.incidents.append(
+            Incident(
+                "clock_skew",
+                f"seq {event.seq}: kiosk {kiosk}'s clock is {abs(skew) / 1000:.1f} s {direction} central's "
+                f"(limit {self.skew_limit_ms / 1000:.0f} s); its times are corrected",
+                topic,
+                "",
+                state.school_id,
+                kiosk,
+                event.seq,
+            )
+        )
+
+    # --- writes and lookups ------------------------------------------------------------------------
+
+    def _write_kiosk(self, conn, state: KioskState) -> None:
+        if state.dirty:
+            conn.execute(
+                KIOSK.update().where(KIOSK.c.id == state.id).values(acked_seq=state.acked, last_hash=state.last_hash)
+            )
+            state.dirty = False
+        for boot, clock in state.clocks.items():
+            if not clock.dirty:
+                continue
+            values = {"base_ms": clock.base_ms, "skew_reported_ms": clock.skew_reported_ms}
+            if clock.known:
+                conn.execute(CLOCK.update().where(CLOCK.c.kiosk_id == state.id, CLOCK.c.boot == boot).values(**values))
+            else:
+                conn.execute(CLOCK.insert().values(kiosk_id=state.id, boot=boot, **values))
+                clock.known = True
+            clock.dirty = False
+
+    def _lock_kiosks(self, conn, messages: list[tuple[str, bytes, bool]]) -> None:
+        """Lock the rows of the kiosks in this batch, in one order (no deadlock between workers),
+        and read them afresh: another worker may have stored their events since."""
+        self._kiosks.clear()
+        keys = set()
+        for topic, _payload, _retained in messages:
+            try:
+                _kind, school, kiosk = self.topics.parse(topic)
+            except protocol.ProtocolError:
+                continue
+            if kiosk is not None:
+                keys.add((school, kiosk))
+        for school, kiosk in sorted(keys):
+            self._kiosk(conn, school, kiosk, lock=True)
 
     def _school_id(self, conn, code: str) -> int | None:
         if code not in self._schools:
@@ -248,17 +403,16 @@ class Ingest:
             self._schools[code] = found
         return self._schools[code]
 
-    def _kiosk(self, conn, school: str, kiosk: str) -> KioskState | None:
+    def _kiosk(self, conn, school: str, kiosk: str, *, lock: bool = False) -> KioskState | None:
         if (school, kiosk) in self._kiosks:
             return self._kiosks[school, kiosk]
         school_id = self._school_id(conn, school)
         if school_id is None:
             return None
-        row = conn.execute(
-            sa.select(KIOSK.c.id, KIOSK.c.secret, KIOSK.c.acked_seq, KIOSK.c.last_hash).where(
-                KIOSK.c.school_id == school_id, KIOSK.c.code == kiosk
-            )
-        ).first()
+        stmt = sa.select(KIOSK.c.id, KIOSK.c.secret, KIOSK.c.acked_seq, KIOSK.c.last_hash).where(
+            KIOSK.c.school_id == school_id, KIOSK.c.code == kiosk
+        )
+        row = conn.execute(stmt.with_for_update() if lock else stmt).first()
         if row is None:
             return None
         state = KioskState(row.id, school_id, bytes.fromhex(row.secret), row.acked_seq, row.last_hash)
@@ -275,6 +429,46 @@ class Ingest:
         if len(self._reported) > 10_000:
             self._reported.popitem(last=False)
         return True
+
+
+def event_row(event: protocol.Event, digest: str, *, school_id: int, kiosk_id: int, at: datetime, received_at: datetime) -> dict[str, Any]:
+    """The event table's row for one checked event."""
+    return {
+        "id": event.id,
+        "school_id": school_id,
+        "kiosk_id": kiosk_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "at": at,
+        "received_at": received_at,
+        "card": event.card,
+        "student": event.student,
+        "guardian": event.guardian,
+        "staff": event.staff,
+        "session": event.session,
+        "reason": event.reason,
+        "operator": event.operator,
+        "note": event.note,
+        "roster_version": event.roster_version,
+        "boot": event.boot,
+        "mono": event.mono,
+        "prev": event.prev,
+        "hash": digest,
+        "sig": event.sig,
+    }
+
+
+def _incident_row(i: Incident, at: datetime) -> dict[str, Any]:
+    return {
+        "school_id": i.school_id,
+        "kiosk": i.kiosk,
+        "seq": i.seq,
+        "kind": i.kind,
+        "detail": i.detail,
+        "topic": i.topic[:300],
+        "payload": i.payload[:PAYLOAD_KEPT],
+        "created_at": at,
+    }
 
 
 def _jsonable(raw: Any) -> bool:

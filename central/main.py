@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from central.api.deps import require_token
-from central.api.routes import events
+from central.api.deps import ERROR_RESPONSES, authorize, localized_error_handler
+from central.api.routes import auth, events, kiosks, pickup, public, students, users
+from central.api.routes import calendar, enrollments, groups, guardian_links, notices, sessions, staff, vendors
+from central.api.routes import roster as roster_routes
+from central import roster
 from central.bus import Bus
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from gateway import protocol
+from central.i18n import LocalizedError
 from gateway.mqtt import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+
+def _keep_rosters(engine, settings: Settings, bus: Bus, stop: threading.Event) -> None:
+    topics = protocol.Topics(settings.topic_prefix)
+    while not stop.wait(settings.roster_refresh_minutes * 60):
+        try:
+            roster.refresh_all(engine, settings=settings, publisher=bus, topics=topics)
+        except Exception:  # noqa: BLE001 - the next round tries again; kiosks keep their copy
+            log.exception("roster refresh failed")
 
 
 def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
@@ -28,11 +45,17 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
                 broker=BrokerAddress.parse(settings.mqtt_url),
                 topics=protocol.Topics(settings.topic_prefix),
                 batch=settings.ingest_batch,
+                skew_limit_ms=int(settings.clock_skew_limit_s * 1000),
+                shared_group=settings.ingest_shared_group,
             ).start()
         app.state.bus = bus
+        stop = threading.Event()
+        if bus:
+            threading.Thread(target=_keep_rosters, args=(engine, settings, bus, stop), name="roster-refresh", daemon=True).start()
         try:
             yield
         finally:
+            stop.set()
             if bus:
                 bus.stop()
             engine.dispose()
@@ -46,7 +69,19 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         bus = getattr(app.state, "bus", None)
         return {"ok": True, "mqtt": bool(bus and bus.connected.is_set())}
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    app.add_exception_handler(LocalizedError, localized_error_handler)
+    # Every /api/v1 route needs a login and a role (central/api/deps.py), except logging in itself and
+    # the kiosks' routes, which are signed with the kiosk's secret instead; the public page needs neither.
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
     api.include_router(events.router)
+    # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
+    for module in (auth, users, students, pickup, public):
+        api.include_router(module.router)
+    # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
+    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes):
+        api.include_router(module.router)
     app.include_router(api)
+    app.include_router(auth.public_router, prefix="/api/v1")
+    app.include_router(kiosks.router, prefix="/api/v1")
+    app.include_router(public.page_router)
     return app

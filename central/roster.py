@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
+from central import enrollment, schedule
+from central import staff as staff_service
+from central.core.config import Settings
+from central.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
 from gateway import protocol
 
 
@@ -30,8 +33,14 @@ def mask_phone(phone: str) -> str:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
-def build_people(session: Session, school: School) -> dict[str, list[dict[str, Any]]]:
-    """Students and guardians as kiosks see them, sorted by id so equal rosters compare equal."""
+def build_people(
+    session: Session, school: School, *, settings: Settings | None = None, today: date | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Students, guardians, staff and the coming sessions as kiosks see them, sorted by id so equal
+    rosters compare equal. ``today`` is the school's local date (default: now in its zone)."""
+    settings = settings or Settings.model_construct()  # the defaults, without reading the environment
+    today = today or schedule.local_today(school)
+    active = enrollment.active_groups(session, school_id=school.id)
     classes = {c.id: f"{c.grade}{c.name}" for c in session.exec(select(SchoolClass).where(SchoolClass.school_id == school.id))}
     cards_of: dict[tuple[str, int], list[str]] = defaultdict(list)
     for card in session.exec(select(Card).where(Card.school_id == school.id)):
@@ -49,7 +58,13 @@ def build_people(session: Session, school: School) -> dict[str, list[dict[str, A
         for link in session.exec(stmt):
             relation_of.setdefault(link.guardian_id, link.relation)
             links_of[link.guardian_id].append(
-                {"student": student_no[link.student_id], "may_pick_up": link.may_pick_up, "barred": link.barred}
+                {
+                    "student": student_no[link.student_id],
+                    "may_pick_up": link.may_pick_up,
+                    "barred": link.barred,
+                    **({"valid_from": link.valid_from.isoformat()} if link.valid_from else {}),
+                    **({"valid_until": link.valid_until.isoformat()} if link.valid_until else {}),
+                }
             )
     return {
         "students": sorted(
@@ -59,7 +74,9 @@ def build_people(session: Session, school: School) -> dict[str, list[dict[str, A
                     "name": s.name,
                     "class": classes.get(s.class_id, ""),
                     "cards": sorted(cards_of["s", s.id]),
-                    "enrolled": s.enrolled,
+                    # P2.1: in the service only through an active enrollment, in these groups.
+                    "enrolled": s.id in active,
+                    "groups": sorted(str(g) for g in active.get(s.id, [])),
                     "may_leave_alone": s.may_leave_alone,
                 }
                 for s in students
@@ -80,7 +97,60 @@ def build_people(session: Session, school: School) -> dict[str, list[dict[str, A
             ),
             key=lambda p: p["id"],
         ),
+        "staff": _staff(session, school),
+        "sessions": _sessions(session, school, settings, today),
     }
+
+
+def staff_id(staff_pk: int) -> str:
+    return f"st{staff_pk}"
+
+
+def _staff(session: Session, school: School) -> list[dict[str, Any]]:
+    """Staff who may serve now, with their cards: they tap in and out like students (P6.3).
+    Third-party staff appear only once their vendor is fully approved (P6.2)."""
+    cards = staff_service.cards_of(session, school_id=school.id)
+    rows = session.exec(select(Staff).where(Staff.school_id == school.id).order_by(Staff.id))
+    return [
+        {"id": staff_id(s.id), "name": s.name, "kind": s.kind, "cards": cards.get(s.id, [])}
+        for s in rows
+        if staff_service.may_serve(session, s)
+    ]
+
+
+def _sessions(session: Session, school: School, settings: Settings, today: date) -> list[dict[str, Any]]:
+    rows = schedule.sessions_between(
+        session, school_id=school.id, start=today, end=today + timedelta(days=settings.roster_days_ahead)
+    )
+    if not rows:
+        return []
+    names = {g.id: g.name for g in session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id))}
+    duty: dict[int, list[str]] = defaultdict(list)
+    for d in session.exec(select(DutyAssignment).where(DutyAssignment.session_id.in_([r.id for r in rows]))):
+        duty[d.session_id].append(staff_id(d.staff_id))
+
+    def utc(value: datetime) -> datetime:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+    def rfc(value: datetime) -> str:
+        return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    return [
+        {
+            "id": str(r.id),
+            "group": str(r.group_id),
+            "group_name": names.get(r.group_id, ""),
+            "place": r.place,
+            "date": r.day.isoformat(),
+            "start": rfc(utc(r.starts_at)),
+            "end": rfc(utc(r.ends_at)),
+            # Safety invariants 4 and 3: absent after the check-in grace, overdue after the pickup grace.
+            "absent_after": rfc(utc(r.starts_at) + timedelta(minutes=settings.checkin_grace_minutes)),
+            "overdue_after": rfc(utc(r.ends_at) + timedelta(minutes=settings.pickup_grace_minutes)),
+            "staff": sorted(duty.get(r.id, [])),
+        }
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -93,29 +163,29 @@ class RosterChange:
 
 def _delta(old: dict, new: dict, school: str, version: int) -> dict[str, Any]:
     out: dict[str, Any] = {"v": 1, "school": school, "from": version - 1, "to": version}
-    for kind in ("students", "guardians"):
+    for kind in ("students", "guardians", "staff", "sessions"):
         before = {p["id"]: p for p in old.get(kind, [])}
-        after = {p["id"]: p for p in new[kind]}
+        after = {p["id"]: p for p in new.get(kind, [])}
         out[kind] = [p for pid, p in after.items() if before.get(pid) != p]
         out[f"removed_{kind}"] = sorted(set(before) - set(after))
     return out
 
 
 def snapshot_payload(school: School, people: dict[str, Any]) -> bytes:
-    return protocol.canonical_json(
-        {
-            "v": 1,
-            "school": school.code,
-            "version": school.roster_version,
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **people,
-        }
-    )
+    header = {
+        "v": 1,
+        "school": school.code,
+        "version": school.roster_version,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return protocol.snapshot_payload(header, people)
 
 
-def refresh(session: Session, school: School) -> RosterChange | None:
-    """Bump the school's roster version if its people changed; commit; return what to publish."""
-    people = build_people(session, school)
+def refresh(
+    session: Session, school: School, *, settings: Settings | None = None, today: date | None = None
+) -> RosterChange | None:
+    """Bump the school's roster version if its people or coming sessions changed; commit; return what to publish."""
+    people = build_people(session, school, settings=settings, today=today)
     body = protocol.canonical_json(people).decode()
     if school.roster_version and body == school.roster_body:
         return None
@@ -141,3 +211,16 @@ def publish(change: RosterChange, publisher: Publisher, topics: protocol.Topics)
     if change.delta is not None:
         publisher.publish(topics.roster_delta(change.school), change.delta)
     publisher.publish(topics.roster(change.school), change.snapshot, retain=True)
+
+
+def refresh_all(engine, *, settings: Settings, publisher: Publisher, topics: protocol.Topics, today: date | None = None) -> list[RosterChange]:
+    """Refresh every school's roster and publish what changed: run on a timer, so the sessions
+    kiosks hold move on with the days even when nobody edits anything."""
+    changes = []
+    with Session(engine) as session:
+        for school in session.exec(select(School)).all():
+            change = refresh(session, school, settings=settings, today=today)
+            if change is not None:
+                publish(change, publisher, topics)
+                changes.append(change)
+    return changes

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC
+from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
-from central.models import Event, Kiosk, SafetyIncident, School
+from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
 
 
@@ -68,23 +68,39 @@ def list_events(
     )
     if kiosk is not None:
         stmt = stmt.where(Kiosk.code == kiosk)
-    return [
-        {
-            "id": event.id,
-            "school": school,
-            "kiosk": code,
-            "seq": event.seq,
-            "kind": event.kind,
-            "at": _utc(event.at).isoformat(),
-            "received_at": _utc(event.received_at).isoformat(),
-            **{
-                f: getattr(event, f)
-                for f in ("card", "student", "guardian", "staff", "session", "reason", "operator", "note", "roster_version")
-                if getattr(event, f) is not None
-            },
-        }
-        for event, code in session.exec(stmt)
-    ]
+    found = session.exec(stmt).all()
+    clocks = _clocks(session, {(event.kiosk_id, event.boot) for event, _ in found if event.boot is not None})
+    return [_event_public(event, code, school, clocks.get((event.kiosk_id, event.boot))) for event, code in found]
+
+
+def _clocks(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    if not keys:
+        return {}
+    stmt = select(KioskClock).where(col(KioskClock.kiosk_id).in_({k for k, _ in keys}))
+    return {(c.kiosk_id, c.boot): c.base_ms for c in session.exec(stmt) if (c.kiosk_id, c.boot) in keys}
+
+
+def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) -> dict:
+    at = _utc(event.at)
+    # Central's own estimate of when it happened: the kiosk's monotonic clock mapped onto
+    # central's. Falls back to the kiosk's wall clock for a boot that never reached central.
+    corrected = at
+    if base_ms is not None and event.mono is not None:
+        corrected = datetime.fromtimestamp((base_ms + event.mono) / 1000, UTC)
+    out = {
+        "id": event.id,
+        "school": school,
+        "kiosk": kiosk,
+        "seq": event.seq,
+        "kind": event.kind,
+        "at": at.isoformat(),
+        "at_corrected": corrected.isoformat(timespec="milliseconds"),
+        "received_at": _utc(event.received_at).isoformat(),
+    }
+    for name in ("card", "student", "guardian", "staff", "session", "reason", "operator", "note", "roster_version", "boot", "mono"):
+        if getattr(event, name) is not None:
+            out[name] = getattr(event, name)
+    return out
 
 
 def list_incidents(session: Session, *, school: str | None = None, limit: int = 100) -> list[SafetyIncident]:

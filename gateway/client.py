@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -35,6 +36,9 @@ class Outbox(Protocol):
     def apply_delta(self, delta: protocol.RosterDelta) -> bool: ...
     @property
     def roster_version(self) -> int: ...
+    @property
+    def boot(self) -> int: ...
+    def mono(self) -> int: ...
 
 
 class SyncClient:
@@ -57,7 +61,8 @@ class SyncClient:
         window: int = 2000,
         resend_after: float = 5.0,
         status_every: float = 30.0,
-        on_roster: callable | None = None,
+        on_roster: Callable[[], None] | None = None,
+        reader_state: Callable[[], str] | None = None,
     ) -> None:
         self.outbox = outbox
         self.school, self.kiosk = school, kiosk
@@ -65,6 +70,9 @@ class SyncClient:
         self.broker = broker
         self.batch, self.window, self.resend_after, self.status_every = batch, window, resend_after, status_every
         self.on_roster = on_roster
+        self.reader_state = reader_state
+        #: the kiosk's wall clock minus central's, in ms, from the last ack (None until one came)
+        self.clock_offset_ms: int | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -160,7 +168,7 @@ class SyncClient:
             elif kind == "roster":
                 if not message.payload:
                     return  # a cleared retained message
-                snap = protocol.parse_message(protocol.RosterSnapshot, message.payload)
+                snap = protocol.parse_snapshot(message.payload)
                 if self.outbox.apply_snapshot(snap):
                     log.info("roster snapshot v%s applied", snap.version)
                     self._roster_changed()
@@ -173,6 +181,8 @@ class SyncClient:
             log.warning("ignored a bad message on %s: %s", message.topic, exc)
 
     def _apply_ack(self, ack: protocol.Ack) -> None:
+        server = datetime.fromisoformat(ack.server_time)
+        self.clock_offset_ms = int((datetime.now(UTC) - server).total_seconds() * 1000)
         dropped = self.outbox.ack(min(ack.upto, self.outbox.last_seq)) if ack.upto > self.outbox.acked else 0
         with self._lock:
             if dropped:
@@ -197,9 +207,11 @@ class SyncClient:
             if not self._connected.is_set():
                 continue
             try:
-                self._send_some()
+                # Status first: on a fresh connection it tells central how this boot's monotonic
+                # clock maps onto central's before any offline events arrive.
                 if time.monotonic() - self._last_status >= self.status_every:
                     self._publish_status()
+                self._send_some()
             except Exception:  # noqa: BLE001 - keep syncing; the outbox still has everything
                 log.exception("sync step failed")
 
@@ -235,7 +247,11 @@ class SyncClient:
             queue=self.outbox.queue_depth(),
             last_seq=self.outbox.last_seq,
             roster_version=self.outbox.roster_version,
-            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            boot=self.outbox.boot,
+            mono=self.outbox.mono(),
+            clock_offset_ms=self.clock_offset_ms,
+            reader=self.reader_state() if self.reader_state else None,
         )
         return protocol.dump(status)
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+
+
+CENTRAL_USER = "central"
+
+
+def kiosk_credentials(school: str, kiosk: str, secret_hex: str) -> tuple[str, str]:
+    """A kiosk's broker login, derived from its secret so there is nothing more to distribute.
+
+    Ids are ``[A-Za-z0-9_-]``, so the dots keep the name unambiguous; the password is an HMAC of
+    the secret, which the broker never sees.
+    """
+    password = hmac.new(bytes.fromhex(secret_hex), b"schoolgate mqtt password v1", hashlib.sha256).hexdigest()[:40]
+    return f"k.{school}.{kiosk}", password
 
 
 class MqttError(Exception):
@@ -44,14 +59,15 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
-def make_client(client_id: str, address: BrokerAddress, *, clean_session: bool = True) -> mqtt.Client:
-    """A paho client speaking MQTT 3.1.1, which both amqtt and Mosquitto accept."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv311,
-        clean_session=clean_session,
-    )
+def make_client(client_id: str, address: BrokerAddress, *, clean_session: bool = True, mqtt5: bool = False) -> mqtt.Client:
+    """A paho client speaking MQTT 3.1.1, which both amqtt and Mosquitto accept, or MQTT 5 for
+    what only Mosquitto and EMQX offer (shared subscriptions); amqtt 0.12 refuses MQTT 5."""
+    if mqtt5:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
+        )
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
@@ -60,8 +76,16 @@ def make_client(client_id: str, address: BrokerAddress, *, clean_session: bool =
     # message on each PUBACK (ARCHITECTURE.md, measured facts). The sync client bounds its own window.
     client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
+    client.on_socket_open = _no_delay
     return client
+
+
+def _no_delay(client: mqtt.Client, userdata, sock) -> None:
+    # paho leaves Nagle's algorithm on: a small PUBLISH sent while an earlier segment is unacked
+    # waits for the peer's delayed ACK (~40 ms). Events and acks are small and urgent.
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def check(rc: mqtt.MQTTErrorCode | int, what: str) -> None:

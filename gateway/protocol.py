@@ -7,6 +7,7 @@ contract.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -14,6 +15,7 @@ import os
 import re
 import time
 import uuid
+import zlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 VERSION = 1
 DEFAULT_PREFIX = "sg/v1"
 MAX_BATCH = 1000
+MAX_PAYLOAD = 1024 * 1024  # bytes of one message on an events topic; a full batch is ~0.5 MB
 
 KINDS = (
     "checkin",
@@ -133,6 +136,9 @@ class Topics:
     def all_events(self) -> str:
         return f"{self.prefix}/+/+/events"
 
+    def all_status(self) -> str:
+        return f"{self.prefix}/+/+/status"
+
     def shared_events(self, group: str = "central") -> str:
         """MQTT 5 shared subscription for several ingest workers (Mosquitto/EMQX only)."""
         return f"$share/{group}/{self.all_events()}"
@@ -193,6 +199,12 @@ class Event(_Strict):
     operator: Annotated[StrictStr, Field(max_length=64)] | None = None
     note: Text | None = None
     roster_version: Count | None = None
+    # Extension of v1 (optional, signed like the rest): the kiosk's boot counter and the
+    # milliseconds since that boot on a monotonic clock. Wall clocks jump (a Raspberry Pi boots
+    # with the wrong time, NTP steps it); within one boot ``mono`` does not, so central can map
+    # it onto its own clock and correct ``at``.
+    boot: Seq | None = None
+    mono: Count | None = None
     sig: StrictStr
 
     @field_validator("v", mode="before")
@@ -291,6 +303,8 @@ def split_events_payload(payload: bytes) -> list[Any]:
     Raises ProtocolError for a payload that is not JSON, not an object, or a malformed batch;
     the events inside are returned unvalidated so that one bad event does not sink the rest.
     """
+    if len(payload) > MAX_PAYLOAD:
+        raise ProtocolError(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD}")
     data = decode(payload)
     if not isinstance(data, dict):
         raise ProtocolError(f"payload must be a JSON object, not {type(data).__name__}")
@@ -329,6 +343,9 @@ class RosterLink(_Lenient):
     student: StrictStr
     may_pick_up: StrictBool = True
     barred: StrictBool = False
+    # The school's local dates (YYYY-MM-DD, inclusive) the link holds; absent is open-ended.
+    valid_from: StrictStr | None = None
+    valid_until: StrictStr | None = None
 
 
 class RosterStudent(_Lenient):
@@ -340,6 +357,7 @@ class RosterStudent(_Lenient):
     cards: list[StrictStr] = []
     enrolled: StrictBool = True
     may_leave_alone: StrictBool = False
+    groups: list[StrictStr] = []  # the groups of the student's active enrollments (RosterSession.group)
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
 
@@ -353,6 +371,30 @@ class RosterGuardian(_Lenient):
     links: list[RosterLink] = []
 
 
+class RosterStaff(_Lenient):
+    """A staff member who may serve (third parties only once approved): taps in and out (P6.3)."""
+
+    id: StrictStr
+    name: StrictStr
+    kind: StrictStr = ""
+    cards: list[StrictStr] = []
+
+
+class RosterSession(_Lenient):
+    """One group's session on one date; times RFC 3339 in UTC."""
+
+    id: StrictStr
+    group: StrictStr
+    group_name: StrictStr = ""
+    place: StrictStr = ""
+    date: StrictStr
+    start: StrictStr
+    end: StrictStr
+    absent_after: StrictStr | None = None  # start + check-in grace (safety invariant 4)
+    overdue_after: StrictStr | None = None  # end + pickup grace (safety invariant 3)
+    staff: list[StrictStr] = []  # RosterStaff ids on duty
+
+
 class RosterSnapshot(_Lenient):
     v: Literal[1]
     school: Ident
@@ -360,6 +402,8 @@ class RosterSnapshot(_Lenient):
     generated_at: StrictStr
     students: list[RosterStudent] = []
     guardians: list[RosterGuardian] = []
+    staff: list[RosterStaff] = []
+    sessions: list[RosterSession] = []
 
 
 class RosterDelta(_Lenient):
@@ -371,8 +415,45 @@ class RosterDelta(_Lenient):
     guardians: list[RosterGuardian] = []
     removed_students: list[StrictStr] = []
     removed_guardians: list[StrictStr] = []
+    staff: list[RosterStaff] = []
+    sessions: list[RosterSession] = []
+    removed_staff: list[StrictStr] = []
+    removed_sessions: list[StrictStr] = []
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+
+
+COMPRESS_OVER = 16 * 1024  # bytes: a roster larger than this travels compressed
+
+
+def snapshot_payload(header: dict[str, Any], people: dict[str, Any]) -> bytes:
+    """The retained roster message. Past COMPRESS_OVER bytes the people go zlib-compressed and
+    base64-encoded under ``data``, flagged by ``"encoding": "zlib"`` (a 3,000-student roster
+    shrinks about tenfold; kiosks on a school's Wi-Fi fetch it after every restart)."""
+    body = canonical_json(people)
+    if len(body) <= COMPRESS_OVER:
+        return canonical_json({**header, **people})
+    data = base64.b64encode(zlib.compress(body, 9)).decode()
+    return canonical_json({**header, "encoding": "zlib", "data": data})
+
+
+def parse_snapshot(payload: bytes) -> RosterSnapshot:
+    data = decode(payload)
+    if isinstance(data, dict) and "encoding" in data:
+        if data["encoding"] != "zlib" or not isinstance(data.get("data"), str):
+            raise ProtocolError(f"roster encoding {data['encoding']!r} is not zlib with base64 data")
+        try:
+            people = json.loads(zlib.decompress(base64.b64decode(data.pop("data"), validate=True)))
+        except (ValueError, zlib.error) as exc:
+            raise ProtocolError(f"compressed roster does not decode: {exc}") from None
+        if not isinstance(people, dict):
+            raise ProtocolError("compressed roster does not hold an object")
+        data.pop("encoding")
+        data.update(people)
+    try:
+        return RosterSnapshot.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"bad RosterSnapshot: {_reason(exc)}") from None
 
 
 class Status(_Lenient):
@@ -382,6 +463,12 @@ class Status(_Lenient):
     last_seq: Count
     roster_version: Count
     at: StrictStr
+    # Extensions (optional): the clock pair of the moment the status was sent, the kiosk's
+    # estimate of (its wall clock - central's) from acks, and the card reader's state.
+    boot: Seq | None = None
+    mono: Count | None = None
+    clock_offset_ms: StrictInt | None = None
+    reader: StrictStr | None = None
 
 
 def parse_message(model: type[BaseModel], payload: bytes) -> Any:

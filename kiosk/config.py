@@ -19,7 +19,8 @@ class KioskSettings(BaseSettings):
     kiosk: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """This kiosk's id within the school."""
     reader: str = "sim"
-    """Reader spec: ``sim``, ``nfc:usb``, ``nfc:udp:localhost:54321``, …"""
+    """Reader spec (``hardware.SPEC_FORMS``): ``sim``, ``nfc:usb``, ``nfc:tty:USB0:pn532``,
+    ``nfc:udp:localhost:54321``, ``serial:/dev/ttyUSB0?protocol=rdm6300``, ``keyboard``, …"""
     data_dir: Path = Path("var/kiosk")
     """Where the kiosk keeps its SQLite store (roster copy, state, outbox)."""
     secret: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from gateway import protocol
 from gateway.client import SyncClient
-from gateway.mqtt import BrokerAddress
+from gateway.mqtt import BrokerAddress, kiosk_credentials
 from hardware import CardTap, Reader, ReaderError
 from kiosk import engine
 from kiosk.config import KioskSettings
@@ -31,19 +32,30 @@ class Kiosk:
         self.state = self._fresh_state(datetime.now(UTC))
         self._lock = threading.Lock()
         self.sync: SyncClient | None = None
+        self.reader: Reader | None = None
         if sync and settings.mqtt_url:
+            broker = BrokerAddress.parse(settings.mqtt_url)
+            if not broker.username:
+                # A broker set up by `schoolgate gateway mosquitto-config` knows this login; an
+                # anonymous one (the embedded broker) ignores it.
+                user, password = kiosk_credentials(settings.school, settings.kiosk, self.store.secret_hex)
+                broker = dataclasses.replace(broker, username=user, password=password)
             self.sync = SyncClient(
                 self.store,
                 school=settings.school,
                 kiosk=settings.kiosk,
-                broker=BrokerAddress.parse(settings.mqtt_url),
+                broker=broker,
                 topics=protocol.Topics(settings.topic_prefix),
                 resend_after=settings.resend_after,
+                reader_state=self._reader_state,
             )
 
     def _fresh_state(self, now: datetime) -> engine.GateState:
         day = now.astimezone(self.tz).date()
         return engine.GateState(day=day, checked_in=self.store.checked_in(day))
+
+    def _reader_state(self) -> str | None:
+        return self.reader.state if self.reader else None
 
     def register_command(self) -> str:
         s = self.settings
@@ -104,6 +116,7 @@ class Kiosk:
 
     def run(self, reader: Reader, out: TextIO, stop: threading.Event, on_decision: Callable | None = None) -> None:
         """Read taps until ``stop`` is set, printing one JSON line per decision."""
+        self.reader = reader
         while not stop.is_set():
             try:
                 tap = reader.read(timeout=0.5)
@@ -114,6 +127,8 @@ class Kiosk:
             if tap is None:
                 continue
             shown = self.handle(tap)
+            # The person at the gate hears and sees the verdict on the reader itself (P9.4).
+            reader.signal(shown["tone"])
             out.write(json.dumps(shown, ensure_ascii=False) + "\n")
             out.flush()
             if on_decision:

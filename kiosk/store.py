@@ -11,6 +11,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -47,6 +48,7 @@ class KioskStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self.secret_created = False
+        self._mono_start = time.monotonic()
         with self._tx():
             for key, value in (("school", school), ("kiosk", kiosk)):
                 stored = self._meta(key)
@@ -54,6 +56,9 @@ class KioskStore:
                     self._set_meta(key, value)
                 elif stored != value:
                     raise StoreError(f"{self.path} belongs to {key} {stored!r}, not {value!r}")
+            # Every start is a new boot: its monotonic clock starts again from zero.
+            self.boot = int(self._meta("boot") or 0) + 1
+            self._set_meta("boot", self.boot)
             if secret:
                 self._set_meta("secret", secret)
             elif self._meta("secret") is None:
@@ -94,6 +99,10 @@ class KioskStore:
     def secret_hex(self) -> str:
         return self._secret.hex()
 
+    def mono(self) -> int:
+        """Milliseconds since this boot on the monotonic clock (never jumps with the wall clock)."""
+        return int((time.monotonic() - self._mono_start) * 1000)
+
     # --- events and the outbox -----------------------------------------------------------------
 
     def record(self, kind: str, at: datetime, *, day: date | None = None, **fields: Any) -> dict[str, Any]:
@@ -113,6 +122,8 @@ class KioskStore:
                 kind=kind,
                 secret=self._secret,
                 roster_version=self.roster.version,
+                boot=self.boot,
+                mono=self.mono(),
                 **fields,
             )
             digest = protocol.event_hash(event)
@@ -196,15 +207,19 @@ class KioskStore:
         self.roster = roster
 
     def apply_snapshot(self, snapshot: protocol.RosterSnapshot) -> bool:
-        """Replace the roster copy; False when it is for another school or not newer."""
-        if snapshot.school != self.school or snapshot.version == self.roster.version:
+        """Replace the roster copy; False when it is for another school or not newer.
+
+        Versions only increase: a retained snapshot older than what a delta already gave us
+        (or replayed by a bridge) is never applied.
+        """
+        if snapshot.school != self.school or snapshot.version <= self.roster.version:
             return False
         self._save_roster(Roster.from_snapshot(snapshot))
         return True
 
     def apply_delta(self, delta: protocol.RosterDelta) -> bool:
         """Apply a delta that starts at our version; False otherwise (the snapshot will do)."""
-        if delta.school != self.school or delta.from_ != self.roster.version:
+        if delta.school != self.school or delta.from_ != self.roster.version or delta.to <= delta.from_:
             return False
         self._save_roster(self.roster.with_delta(delta))
         return True

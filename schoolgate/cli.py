@@ -16,6 +16,12 @@ kiosk_app = typer.Typer(help="Run a gate or room kiosk.", no_args_is_help=True)
 central_app = typer.Typer(help="The central server and its admin commands.", no_args_is_help=True)
 app.add_typer(kiosk_app, name="kiosk")
 app.add_typer(central_app, name="central")
+hardware_app = typer.Typer(help="Installer tools for card readers.", no_args_is_help=True)
+app.add_typer(hardware_app, name="hardware")
+
+
+gateway_app = typer.Typer(help="The MQTT side: broker configuration.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with [kiosk] / [central] tables.")]
 
@@ -61,7 +67,11 @@ def kiosk_run(
     school: Annotated[Optional[str], typer.Option(help="School id.")] = None,
     kiosk: Annotated[Optional[str], typer.Option(help="This kiosk's id.")] = None,
     reader: Annotated[
-        Optional[str], typer.Option(help="Reader spec: sim (taps UIDs read from stdin), nfc:usb, nfc:udp:HOST:PORT, …")
+        Optional[str],
+        typer.Option(
+            help="Reader spec: sim (taps UIDs read from stdin), nfc:usb, nfc:tty:USB0:pn532, nfc:udp:HOST:PORT, "
+            "serial:PORT?protocol=rdm6300|line, keyboard; `schoolgate hardware list` suggests specs."
+        ),
     ] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Print one JSON line per decision instead of the console.")] = False,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
@@ -138,6 +148,36 @@ def central_serve(
             embedded.stop()
 
 
+@central_app.command("ingest")
+def central_ingest(config: ConfigOpt = None) -> None:
+    """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
+    from central.bus import Bus
+    from central.core.config import Settings
+    from central.core.db import make_engine, migrate
+    from gateway import protocol
+    from gateway.mqtt import BrokerAddress
+
+    _logging(False)
+    settings = Settings.load(config)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    bus = Bus(
+        engine,
+        broker=BrokerAddress.parse(settings.mqtt_url),
+        topics=protocol.Topics(settings.topic_prefix),
+        batch=settings.ingest_batch,
+        skew_limit_ms=int(settings.clock_skew_limit_s * 1000),
+        shared_group=settings.ingest_shared_group,
+    ).start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bus.stop()
+        engine.dispose()
+
+
 @central_app.command("migrate")
 def central_migrate(config: ConfigOpt = None) -> None:
     """Create or upgrade the central database schema."""
@@ -154,19 +194,24 @@ def central_import(
     guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV or XLSX).", exists=True, dir_okay=False)] = None,
     school: str = typer.Option(..., help="School id; created if new."),
     school_name: Optional[str] = typer.Option(None, help="The school's name, for a new school."),
+    card_format: Annotated[list[str], typer.Option(
+        help="How the files write card numbers: hex (default), decimal, decimal-reversed, wiegand26, wiegand34, "
+             "em4100; FORMAT for both files, or students=FORMAT / guardians=FORMAT (repeat the option) for one.",
+    )] = [],
     config: ConfigOpt = None,
 ) -> None:
     """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
-    from central.admin import import_files
+    from central.admin import card_formats, import_files
     from central.core.config import Settings
     from central.importer import ImportRejected
 
     _logging(False)
     try:
         result, change = import_files(
-            Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name
+            Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
+            card_format=card_formats(card_format),
         )
-    except ImportRejected as exc:
+    except (ImportRejected, ValueError) as exc:
         _fail(str(exc))
     summary = {"imported": vars(result), "roster_version": change.version if change else None}
     typer.echo(json.dumps(summary, ensure_ascii=False))
@@ -189,6 +234,167 @@ def central_register_kiosk(
     except (ValueError, ProtocolError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps({"school": school, "kiosk": kiosk, "secret": made}))
+
+
+@central_app.command("create-user")
+def central_create_user(
+    username: str = typer.Option(..., help="Login name: 3–64 letters, digits or . _ @ -."),
+    role: str = typer.Option(..., help="district, school_admin, teacher, guard, finance or guardian."),
+    school: Optional[str] = typer.Option(None, help="School id (every role but district)."),
+    guardian_id: Optional[int] = typer.Option(None, help="The guardian a guardian account belongs to."),
+    staff_id: Optional[int] = typer.Option(None, help="The staff member a teacher account belongs to."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    config: ConfigOpt = None,
+) -> None:
+    """Create an account, e.g. the first district or school admin; the password is asked for, never an argument."""
+    from central.admin import create_user
+    from central.core.config import Settings
+    from central.i18n import LocalizedError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        made = create_user(
+            Settings.load(config), username=username, password=password, role=role, school=school,
+            guardian_id=guardian_id, staff_id=staff_id,
+        )
+    except LocalizedError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(made, ensure_ascii=False))
+
+
+@central_app.command("verify-audit")
+def central_verify_audit(config: ConfigOpt = None) -> None:
+    """Check the audit log's hash chain; exits 1 and names the first bad row if it was changed."""
+    from central.admin import verify_audit
+    from central.core.config import Settings
+
+    verdict = verify_audit(Settings.load(config))
+    typer.echo(json.dumps(verdict.as_dict()))
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+LocaleOpt = Annotated[str, typer.Option(help="Language of the output: zh_CN or en.")]
+
+
+@hardware_app.command("list")
+def hardware_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    locale: LocaleOpt = "zh_CN",
+) -> None:
+    """List the NFC readers (USB, through nfcpy) and the serial ports of this machine, with their reader specs."""
+    from hardware.messages import t
+    from hardware.tools import nfc_devices, serial_ports
+
+    nfc, problem = nfc_devices()
+    ports = serial_ports()
+    if as_json:
+        typer.echo(json.dumps({"nfc": nfc, "nfc_problem": problem, "serial": ports}, ensure_ascii=False))
+        return
+    for heading, found in (("nfc_heading", nfc), ("serial_heading", ports)):
+        typer.echo(t(heading, locale))
+        for device in found:
+            typer.echo(t("device", locale, name=device["name"], description=device["description"],
+                         specs=" | ".join(device["specs"])))
+        if heading == "nfc_heading" and problem:
+            typer.echo(t("nfc_problem", locale, problem=problem))
+        elif not found:
+            typer.echo(t("none_found", locale))
+
+
+@hardware_app.command("read")
+def hardware_read(
+    reader: Annotated[str, typer.Option(help="Reader spec, e.g. nfc:usb, serial:/dev/ttyUSB0?protocol=rdm6300, keyboard.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per tap instead of text.")] = False,
+    locale: LocaleOpt = "zh_CN",
+    verbose: bool = False,
+) -> None:
+    """Print each tap with its card number in every form and the read time, until Ctrl-C."""
+    from hardware import ReaderError, connect
+    from hardware.messages import t
+    from hardware.tools import describe
+
+    _logging(verbose)
+    if not verbose:
+        logging.getLogger("hardware").setLevel(logging.ERROR)  # state changes are printed below instead
+        logging.getLogger("nfc").setLevel(logging.WARNING)
+    try:
+        card_reader = connect(reader)
+    except ReaderError as exc:
+        _fail(str(exc))
+    typer.echo(t("reading", locale, spec=card_reader.spec), err=True)
+    state, count = card_reader.state, 0
+    try:
+        while True:
+            tap = card_reader.read(timeout=0.5)
+            if card_reader.state != state:
+                state = card_reader.state
+                typer.echo(t("state", locale, state=state), err=True)
+            if tap is None:
+                continue
+            count += 1
+            shown = describe(tap)
+            typer.echo(json.dumps(shown, ensure_ascii=False) if as_json else t("tap", locale, **shown))
+    except KeyboardInterrupt:
+        pass
+    except ReaderError as exc:
+        card_reader.close()
+        _fail(str(exc))
+    card_reader.close()
+    typer.echo(t("stopped", locale, count=count), err=True)
+
+
+@gateway_app.command("mosquitto-config")
+def gateway_mosquitto_config(
+    out: Annotated[Path, typer.Option(help="Folder to write mosquitto.conf, passwd, acl and data/ into.")],
+    port: int = typer.Option(1883, help="Plain MQTT listener port."),
+    bind: str = typer.Option("0.0.0.0", help="Address of the plain listener."),
+    central_password: Optional[str] = typer.Option(None, help="Central's broker password; made here if absent."),
+    tls_cert: Optional[Path] = typer.Option(None, help="Certificate for a TLS listener on 8883."),
+    tls_key: Optional[Path] = typer.Option(None, help="Key for the TLS listener."),
+    tls_ca: Optional[Path] = typer.Option(None, help="CA file for the TLS listener."),
+    bridge: Optional[str] = typer.Option(None, help="host:port of a district broker to bridge to."),
+    bridge_user: Optional[str] = typer.Option(None),
+    bridge_password: Optional[str] = typer.Option(None),
+    user: Optional[str] = typer.Option(None, help="Account mosquitto runs as (e.g. mosquitto); it is given the files."),
+    config: ConfigOpt = None,
+) -> None:
+    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central."""
+    import secrets
+
+    from central.admin import kiosk_logins
+    from central.core.config import Settings
+    from gateway import mosquitto
+
+    settings = Settings.load(config)
+    if bool(tls_cert) != bool(tls_key):
+        _fail("--tls-cert and --tls-key go together")
+    logins = [mosquitto.KioskLogin(*row) for row in kiosk_logins(settings)]
+    password = central_password or secrets.token_urlsafe(24)
+    conf = mosquitto.write(
+        out,
+        kiosks=logins,
+        central_password=password,
+        port=port,
+        bind=bind,
+        tls=mosquitto.Tls(tls_cert, tls_key, tls_ca) if tls_cert and tls_key else None,
+        bridge=mosquitto.Bridge(bridge, bridge_user, bridge_password) if bridge else None,
+        prefix=settings.topic_prefix,
+        user=user,
+    )
+    typer.echo(
+        json.dumps(
+            {
+                "config": str(conf),
+                "kiosks": len(logins),
+                "run": f"mosquitto -c {conf}",
+                "central_mqtt_url": f"mqtt://central:{password}@127.0.0.1:{port}",
+            }
+        )
+    )
 
 
 @app.command()

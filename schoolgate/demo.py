@@ -16,7 +16,7 @@ import httpx
 
 from central.admin import import_files, register_kiosk
 from central.core.config import Settings
-from central.demo import write_demo_roster
+from central.demo import enroll_demo_students, write_demo_roster
 from central.server import CentralServer
 from gateway.broker import EmbeddedBroker
 from gateway.mqtt import free_port
@@ -49,12 +49,15 @@ def run_demo(*, headless: bool, timeout: float = 60.0) -> dict:
             secret = register_kiosk(settings, school=SCHOOL, kiosk=KIOSK)
             students_csv, guardians_csv = write_demo_roster(folder / "roster")
             import_files(settings, school=SCHOOL, students=students_csv, guardians=guardians_csv, school_name="示范小学")
+            # Imported students are not in the service: each goes through the consent chain first (P2.1).
+            enrolled = enroll_demo_students(settings, school=SCHOOL)
+            version = enrolled.version if enrolled else 1
             log.info("central at %s (API token: %s)", central.url, settings.api_token.get_secret_value())
 
             gate = Kiosk(
                 KioskSettings(school=SCHOOL, kiosk=KIOSK, data_dir=folder / "kiosk", secret=secret, mqtt_url=embedded.url)
             ).start()
-            if not _wait(lambda: gate.store.roster.version >= 1, timeout):
+            if not _wait(lambda: gate.store.roster.version >= version, timeout):
                 raise RuntimeError("the kiosk never received its roster")
             reader = SimulatedReader()
             stop = threading.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.protocol import DEFAULT_PREFIX
@@ -24,11 +24,50 @@ class Settings(BaseSettings):
     """Broker central subscribes to and publishes rosters and acks on."""
     topic_prefix: str = DEFAULT_PREFIX
     api_token: SecretStr = SecretStr(DEV_API_TOKEN)
-    """Bearer token for /api/v1 until users and roles exist."""
+    """Service token for machines (scripts, the demo): a bearer token acting with the district role.
+    Empty turns it off; people log in as users (``POST /api/v1/auth/login``)."""
+    token_ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60)
+    """Lifetime of a login token; 12 hours covers one school day."""
+    login_max_failures: int = Field(10, ge=3)
+    """Consecutive wrong passwords that lock an account for ``login_lock_minutes``."""
+    login_lock_minutes: int = Field(15, ge=1)
+    pickup_code_digits: int = Field(6, ge=6, le=10)
+    """Length of a one-time pickup code (digits a guardian reads out at the gate)."""
+    photo_max_bytes: int = Field(5_000_000, ge=10_000)
+    """Largest photo upload accepted; only the thumbnail is kept."""
+    thumbnail_px: int = Field(160, ge=32, le=640)
+    """Longest side of a stored thumbnail, in pixels: enough to recognise a face on the kiosk."""
+    kiosk_request_skew_s: int = Field(300, ge=10)
+    """How far a kiosk's signed HTTP request time may be from central's clock."""
+    fee_cap_fen: int = Field(10_000, ge=0)
+    """P7.2: the most a school may charge per student per month, in fen (district setting; 100 CNY)."""
     timezone: str = "Asia/Shanghai"
     """Default zone of a new school: times are stored in UTC and shown in the school's zone."""
     ingest_batch: int = 500
     """Most events stored in one transaction."""
+    period_minutes: int = Field(40, ge=10, le=120)
+    """P3.2: one period (学时)."""
+    max_periods: int = Field(2, ge=1, le=6)
+    """P3.2: the most periods a session may last after dismissal."""
+    summer_from: str = Field("05-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    """P3.2: month-day the summer timetable starts, where a term does not say (MM-DD)."""
+    winter_from: str = Field("10-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    """P3.2: month-day the winter timetable starts, where a term does not say (MM-DD)."""
+    ratio_max: int = Field(30, ge=1)
+    """P9.2: most students per staff member on duty before a session is flagged."""
+    checkin_grace_minutes: int = Field(10, ge=0)
+    """Safety invariant 4: an enrolled child not checked in this long after the start is absent."""
+    pickup_grace_minutes: int = Field(15, ge=0)
+    """Safety invariant 3: a child still on site this long after the end raises an alert."""
+    roster_days_ahead: int = Field(2, ge=0, le=14)
+    """Sessions of today and this many following days go to kiosks, so a kiosk offline overnight still knows them."""
+    roster_refresh_minutes: float = Field(10.0, gt=0)
+    """How often every school's roster is rebuilt, so the sessions kiosks hold follow the days."""
+    ingest_shared_group: str | None = None
+    """MQTT 5 shared subscription group (e.g. ``central``) for several ingest workers sharing the
+    event stream; Mosquitto or EMQX with PostgreSQL only."""
+    clock_skew_limit_s: float = 5.0
+    """A kiosk wall clock further than this from central's is a safety incident."""
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

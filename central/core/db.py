@@ -39,11 +39,11 @@ def alembic_config(engine: sa.Engine) -> Config:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest migration (``alembic upgrade head``)."""
+    """Bring the schema to the newest migrations (``alembic upgrade heads``)."""
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 def sessions(engine: sa.Engine):

@@ -149,3 +149,44 @@ def test_ack_and_roster_messages_parse_and_ignore_fields_of_later_versions():
 def test_status_round_trip():
     status = protocol.Status(v=1, online=True, queue=3, last_seq=9, roster_version=2, at=datetime.now(UTC).isoformat())
     assert protocol.parse_message(protocol.Status, protocol.dump(status)) == status
+
+
+def _people(n):
+    return {
+        "students": [
+            {"id": f"2026{i:04d}", "name": f"学生{i}", "class": "三年级1班", "cards": [f"{0x04000000 + i:08X}"]}
+            for i in range(n)
+        ],
+        "guardians": [],
+    }
+
+
+def test_a_large_roster_travels_compressed_and_flagged():
+    header = {"v": 1, "school": "s1", "version": 7, "generated_at": "2026-11-30T00:00:00+00:00"}
+    payload = protocol.snapshot_payload(header, _people(3000))
+    data = json.loads(payload)
+    assert data["encoding"] == "zlib" and "students" not in data
+    plain = protocol.canonical_json({**header, **_people(3000)})
+    assert len(payload) * 4 < len(plain)
+    snap = protocol.parse_snapshot(payload)
+    assert snap.version == 7 and len(snap.students) == 3000 and snap.students[5].name == "学生5"
+
+
+def test_a_small_roster_travels_plain():
+    header = {"v": 1, "school": "s1", "version": 1, "generated_at": "2026-11-30T00:00:00+00:00"}
+    payload = protocol.snapshot_payload(header, _people(3))
+    assert "encoding" not in json.loads(payload)
+    assert len(protocol.parse_snapshot(payload).students) == 3
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"v":1,"school":"s1","version":1,"generated_at":"x","encoding":"gzip","data":""}',
+        b'{"v":1,"school":"s1","version":1,"generated_at":"x","encoding":"zlib","data":"!!notbase64"}',
+        b'{"v":1,"school":"s1","version":1,"generated_at":"x","encoding":"zlib","data":"eJwDAAAAAAE="}',
+    ],
+)
+def test_a_bad_compressed_roster_is_refused_with_a_reason(payload):
+    with pytest.raises(ProtocolError):
+        protocol.parse_snapshot(payload)

@@ -1,38 +1,16 @@
-"""Back-ends for the integration tests: the embedded broker with SQLite, and the real servers.
-
-The real pair (Mosquitto on 127.0.0.1:1883, PostgreSQL on 127.0.0.1:5432) is skipped where it is
-not reachable, except under CI=true, where a skip would hide a failure: there it must run.
-"""
+"""Back-ends for the integration tests: the embedded broker with SQLite, and the real servers
+(Mosquitto and PostgreSQL, see tests/sgtest.py: skipped where absent, required under CI=true)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from sgtest import REAL_MQTT, fresh_postgres_database, require
 
 from gateway.broker import EmbeddedBroker
-from gateway.mqtt import BrokerAddress, free_port, reachable
-
-REAL_MQTT = os.environ.get("SG_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
-REAL_POSTGRES = os.environ.get("SG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def require_real_services() -> None:
-    mqtt = BrokerAddress.parse(REAL_MQTT)
-    pg = urlsplit(REAL_POSTGRES)
-    missing = [
-        what
-        for what, host, port in (("Mosquitto", mqtt.host, mqtt.port), ("PostgreSQL", pg.hostname, pg.port or 5432))
-        if not reachable(host, port)
-    ]
-    if missing:
-        message = f"needs {' and '.join(missing)} ({REAL_MQTT}, {REAL_POSTGRES})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {message}, and a skip here would hide a failure")
-        pytest.skip(message)
+from gateway.mqtt import free_port
 
 
 @dataclass
@@ -55,15 +33,23 @@ def backend(request, tmp_path):
         finally:
             broker.stop()
         return
-    require_real_services()
-    import psycopg
+    require("mosquitto", "postgres")
+    with fresh_postgres_database() as url:
+        yield Backend(request.param, REAL_MQTT, url, prefix)
 
-    name = f"sgtest_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlsplit(REAL_POSTGRES)
-    try:
-        yield Backend(request.param, REAL_MQTT, urlunsplit(url._replace(path=f"/{name}")), prefix)
-    finally:
-        with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+@pytest.fixture(params=["embedded+sqlite", "mosquitto+postgres"])
+def chaos_backend(request, tmp_path):
+    """(broker kind, database URL): the embedded broker with SQLite, or Mosquitto with PostgreSQL."""
+    if request.param == "embedded+sqlite":
+        yield "embedded", f"sqlite:///{tmp_path / 'central.sqlite3'}"
+        return
+    with fresh_postgres_database() as url:
+        yield "mosquitto", url
+
+
+@pytest.fixture
+def fresh_postgres():
+    """The URL of a new, empty PostgreSQL database."""
+    with fresh_postgres_database() as url:
+        yield url

@@ -19,6 +19,7 @@ import pytest
 
 from central.admin import import_files, register_kiosk
 from central.core.config import Settings
+from central.demo import enroll_demo_students
 from central.server import CentralServer
 from gateway import protocol
 from gateway.broker import EmbeddedBroker
@@ -134,6 +135,7 @@ def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_p
     students = write_students(tmp_path / "students.csv", [(f"S{i:04d}", card) for i, card in enumerate(cards)])
     world.register()
     import_files(world.settings, school=world.school, students=students, guardians=None)
+    enrolled = enroll_demo_students(world.settings, school=world.school)  # P2.1: the consent chain, for all 500
     gate = world.kiosk()
     stop = threading.Event()
     shown: list[dict] = []
@@ -142,7 +144,7 @@ def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_p
     sim_reader = SimulatedReader()
     threads = [run_reader(gate, nfc_reader, shown, stop), run_reader(gate, sim_reader, shown, stop)]
     try:
-        wait_for(lambda: gate.store.roster.version >= 1, what="the roster at the kiosk")
+        wait_for(lambda: gate.store.roster.version >= enrolled.version, what="the roster with the enrollments")
         card = UdpCard(udp_port)
         try:
             for uid in UDP_CARDS:
@@ -334,7 +336,10 @@ def test_the_kiosk_status_is_retained_and_its_will_says_offline(world):
     try:
         wait_for(lambda: gate.sync.online, what="the kiosk online")
         watcher.subscribe(world.topics.status(world.school, "gate-1"), qos=1)
+        gate.reader = SimulatedReader()  # what `run` sets: the status carries the reader's state
         wait_for(lambda: seen and seen[-1].online, what="a retained online status")
+        gate.sync.status_every = 0.2
+        wait_for(lambda: seen[-1].reader == "ok" and seen[-1].boot == gate.store.boot, what="the reader's state in the status")
         # The connection dies without a DISCONNECT (power cut, cable pulled): the broker sends the will.
         gate.sync.drop()
         wait_for(lambda: not seen[-1].online, what="the will marking the kiosk offline")
@@ -342,3 +347,24 @@ def test_the_kiosk_status_is_retained_and_its_will_says_offline(world):
         watcher.loop_stop()
         watcher.disconnect()
         gate.store.close()
+
+
+def test_a_kiosk_offline_through_several_versions_catches_up_from_the_compressed_snapshot(world, tmp_path):
+    world.register()
+    rows = [(f"S{i:04d}", f"{0x20000000 + i:08X}") for i in range(3000)]
+    import_files(world.settings, school=world.school, students=write_students(tmp_path / "v1.csv", rows[:10]), guardians=None)
+    gate = world.kiosk()
+    try:
+        wait_for(lambda: gate.store.roster.version == 1, what="roster v1")
+    finally:
+        gate.close()
+    # While the kiosk is off: three more versions, the last one a whole school of 3,000.
+    for version, size in ((2, 20), (3, 40), (4, 3000)):
+        import_files(world.settings, school=world.school, students=write_students(tmp_path / f"v{version}.csv", rows[:size]), guardians=None)
+    gate = world.kiosk()
+    try:
+        wait_for(lambda: gate.store.roster.version == 4, what="roster v4 from the retained snapshot")
+        assert len(gate.store.roster.students) == 3000
+        assert gate.store.roster.lookup(rows[2999][1]) == ("student", "S2999")
+    finally:
+        gate.close()

@@ -78,3 +78,21 @@ def test_roster_snapshot_then_delta(tmp_path):
     assert not store.apply_delta(stale)
     store.close()
     assert KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1").roster.version == 2
+
+
+def test_versions_only_increase(tmp_path):
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    assert store.apply_snapshot(snapshot(5, [{"id": "S1", "name": "A", "class": "1"}]))
+    assert not store.apply_snapshot(snapshot(4, []))  # an older retained copy, e.g. via a bridge
+    assert not store.apply_snapshot(snapshot(5, []))
+    assert store.roster.version == 5 and "S1" in store.roster.students
+
+
+def test_each_start_is_a_new_boot_and_events_carry_the_monotonic_clock(tmp_path):
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    first = store.record("unknown_card", AT, card="01020304")
+    store.close()
+    again = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    second = again.record("unknown_card", AT, card="01020305")
+    assert (first["boot"], second["boot"]) == (1, 2)
+    assert 0 <= second["mono"] < 5000

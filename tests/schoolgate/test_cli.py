@@ -80,7 +80,8 @@ def test_demo_headless_prints_the_summary():
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["taps"] == summary["events_at_central"] == 60
-    assert summary["outbox_left"] == 0 and summary["kiosk_roster_version"] >= 1 and summary["ok"]
+    # v1 is the import (nobody enrolled), v2 the consent chain that enrolls every demo student (P2.1).
+    assert summary["outbox_left"] == 0 and summary["kiosk_roster_version"] >= 2 and summary["ok"]
 
 
 def test_broker_command_serves_mqtt():
@@ -94,3 +95,16 @@ def test_broker_command_serves_mqtt():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_gateway_mosquitto_config_writes_a_login_per_registered_kiosk(tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    registered = schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", SCHOOLGATE_DATABASE_URL=db)
+    assert registered.returncode == 0, registered.stderr
+    result = schoolgate("gateway", "mosquitto-config", "--out", str(tmp_path / "mq"), "--port", "1884", SCHOOLGATE_DATABASE_URL=db)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["kiosks"] == 1 and summary["central_mqtt_url"].startswith("mqtt://central:")
+    assert "user k.s1.gate-1" in (tmp_path / "mq" / "acl").read_text()
+    assert "listener 1884 0.0.0.0" in (tmp_path / "mq" / "mosquitto.conf").read_text()
+    assert (tmp_path / "mq" / "passwd").read_text().count("$7$101$") == 2

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from central import services
-from central.api.deps import SessionDep
+from central.api.deps import SessionDep, require_role
 
-router = APIRouter(prefix="/schools/{school}", tags=["events"])
+# Kiosk events and safety incidents are the school's safety log: its admins, the guards who work the
+# gate, and the district that inspects. A teacher follows their own groups on the live roster instead.
+router = APIRouter(
+    prefix="/schools/{school}", tags=["events"], dependencies=[Depends(require_role("district", "school_admin", "guard"))]
+)
 
 
 @router.get("/events")
@@ -15,7 +19,7 @@ def list_events(
     school: str,
     session: SessionDep,
     kiosk: str | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQLite compares 64-bit integers only
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict]:
     try:

@@ -1,0 +1,461 @@
+"""Users, roles and login tokens; who may see which child, and the log of every child read by staff.
+
+Roles (POLICY.md "Who uses the system"): ``district`` sees every school; every other role belongs to
+one school. A ``teacher`` sees the children of the groups they are in charge of, a ``guardian`` the
+children they are linked to (never one they are barred from). Passwords are hashed with argon2id;
+a login token is random and only its SHA-256 is stored (it carries 256 bits, so a fast hash is
+enough), with an expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from central import audit
+from central.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
+from central.i18n import CATALOGUE
+from central.models import Guardian, GuardianLink, School, Student
+from central.models import UTCDateTime
+
+CATALOGUE.update(
+    {
+        "bad_username": {
+            "zh_CN": "用户名须为 3–64 个字母、数字或 . _ @ -",
+            "en": "A username is 3–64 letters, digits or . _ @ -",
+        },
+        "weak_password": {"zh_CN": "密码至少 10 个字符", "en": "A password has at least 10 characters"},
+        "long_password": {"zh_CN": "密码最多 256 个字符", "en": "A password has at most 256 characters"},
+        "bad_role": {"zh_CN": "未知角色：{role}", "en": "Unknown role: {role}"},
+        "district_no_school": {"zh_CN": "区教体局账号不属于某个学校", "en": "A district account belongs to no school"},
+        "role_needs_school": {"zh_CN": "{role} 账号须指定学校", "en": "A {role} account needs a school"},
+        "no_school": {"zh_CN": "没有学校 {school}", "en": "No school {school}"},
+        "guardian_needs_link": {
+            "zh_CN": "家长账号须对应本校一位家长（guardian_id）",
+            "en": "A guardian account needs a guardian of its school (guardian_id)",
+        },
+        "teacher_needs_staff": {
+            "zh_CN": "教师账号须对应本校一位教职工（staff_id）",
+            "en": "A teacher account needs a staff member of its school (staff_id)",
+        },
+        "username_taken": {"zh_CN": "用户名 {username} 已被使用", "en": "The username {username} is taken"},
+        "may_not_manage_users": {"zh_CN": "无权管理该账号", "en": "You may not manage this account"},
+        "no_user": {"zh_CN": "没有账号 {user}", "en": "No account {user}"},
+        "login_failed": {"zh_CN": "用户名或密码错误", "en": "Wrong username or password"},
+        "account_locked": {
+            "zh_CN": "密码错误次数过多，账号已锁定至 {until}",
+            "en": "Too many wrong passwords; the account is locked until {until}",
+        },
+        "token_required": {"zh_CN": "需要有效的登录令牌", "en": "A valid bearer token is required"},
+        "role_refused": {"zh_CN": "{role} 角色无权访问此处", "en": "The {role} role may not use this"},
+        "school_refused": {"zh_CN": "无权访问学校 {school}", "en": "You may not use school {school}"},
+        "no_student": {"zh_CN": "没有学生 {student}", "en": "No student {student}"},
+    }
+)
+
+
+class Role(StrEnum):
+    DISTRICT = "district"
+    SCHOOL_ADMIN = "school_admin"
+    TEACHER = "teacher"
+    GUARD = "guard"
+    FINANCE = "finance"
+    GUARDIAN = "guardian"
+
+
+STAFF_ROLES = frozenset(Role) - {Role.GUARDIAN}
+# Roles that see every child of their school; a teacher and a guardian see fewer (see student_filter).
+SCHOOL_WIDE = frozenset({Role.DISTRICT, Role.SCHOOL_ADMIN, Role.GUARD, Role.FINANCE})
+# Enrollment states in which a group's teacher sees the child (applied ones too: they review them).
+TEACHER_VISIBLE_STATES = ("applied", "class_reviewed", "approved", "active")
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+    __table_args__ = (
+        sa.CheckConstraint("(role = 'district') = (school_id IS NULL)", name="app_user_district_has_no_school"),
+        sa.CheckConstraint("role <> 'guardian' OR guardian_id IS NOT NULL", name="app_user_guardian_link"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
+    # The staff row (central.models.Staff) of a teacher. No foreign key in migration 0002: the staff
+    # table arrives on a parallel migration branch; the merge migration may add one.
+    staff_id: int | None = Field(default=None, index=True)
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    created_at: datetime = Field(default_factory=_utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class AuthToken(SQLModel, table=True):
+    __tablename__ = "auth_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    revoked: bool = False
+
+
+class ChildRead(SQLModel, table=True):
+    """One read of one child's record by a member of staff (who, which child, what, when)."""
+
+    __tablename__ = "child_read_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    actor: str = Field(max_length=100)
+    what: str = Field(max_length=64)  # the route or view, e.g. "student", "student_list", "student_photo"
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a logged-in user, or the service token (district role, no user row)."""
+
+    role: Role
+    username: str
+    user_id: int | None = None
+    school_id: int | None = None
+    school_code: str | None = None
+    guardian_id: int | None = None
+    staff_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.username}" if self.user_id is not None else self.username
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    def may_use_school(self, code: str) -> bool:
+        return self.role is Role.DISTRICT or self.school_code == code
+
+
+SERVICE = Principal(role=Role.DISTRICT, username="service-token")
+CLI = "cli"  # the actor of changes made with the ``schoolgate central`` commands
+
+
+# --- passwords ----------------------------------------------------------------------------------
+
+_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) parameters
+_dummy_hash: str | None = None
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 10:
+        raise Invalid("weak_password")
+    if len(password) > 256:
+        raise Invalid("long_password")
+    return _hasher.hash(password)
+
+
+def _verify_password(stored: str | None, password: str) -> bool:
+    global _dummy_hash
+    if stored is None:
+        # An unknown name costs as much as a wrong password, so timing does not tell names apart.
+        _dummy_hash = _dummy_hash or _hasher.hash(secrets.token_hex(16))
+        stored = _dummy_hash
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+def school_by_code(session: Session, code: str) -> School:
+    found = session.exec(select(School).where(School.code == code)).first()
+    if found is None:
+        raise Missing("no_school", school=code)
+    return found
+
+
+def may_manage(actor: Principal | str, *, role: Role, school_id: int | None) -> bool:
+    """District manages every account; a school admin those of their school below district."""
+    if isinstance(actor, str):
+        return actor == CLI
+    if actor.role is Role.DISTRICT:
+        return True
+    return actor.role is Role.SCHOOL_ADMIN and role is not Role.DISTRICT and school_id == actor.school_id
+
+
+def create_user(
+    session: Session,
+    *,
+    actor: Principal | str,
+    username: str,
+    password: str,
+    role: str,
+    school: str | None = None,
+    guardian_id: int | None = None,
+    staff_id: int | None = None,
+) -> User:
+    if not USERNAME.match(username or ""):
+        raise Invalid("bad_username")
+    try:
+        role = Role(role)
+    except ValueError:
+        raise Invalid("bad_role", role=role) from None
+    if role is Role.DISTRICT and school is not None:
+        raise Invalid("district_no_school")
+    if role is not Role.DISTRICT and not school:
+        raise Invalid("role_needs_school", role=role.value)
+    found = school_by_code(session, school) if school else None
+    school_id = found.id if found else None
+    if not may_manage(actor, role=role, school_id=school_id):
+        raise Forbidden("may_not_manage_users")
+    if role is Role.GUARDIAN:
+        guardian = session.get(Guardian, guardian_id) if guardian_id is not None else None
+        if guardian is None or guardian.school_id != school_id:
+            raise Invalid("guardian_needs_link")
+    else:
+        guardian_id = None
+    if role is Role.TEACHER:
+        from central.models import Staff
+
+        staff = session.get(Staff, staff_id) if staff_id is not None else None
+        if staff is None or staff.school_id != school_id:
+            raise Invalid("teacher_needs_staff")
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise Conflict("username_taken", username=username)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role.value,
+        school_id=school_id,
+        guardian_id=guardian_id,
+        staff_id=staff_id,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        entity=f"user:{user.id}",
+        after=audit.snapshot(user, exclude={"password_hash"}),
+        school_id=school_id,
+    )
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def _managed_user(session: Session, *, actor: Principal | str, user_id: int) -> User:
+    user = session.get(User, user_id)
+    # Someone who may not manage the account learns nothing about it, not even that it exists.
+    if user is None or not may_manage(actor, role=Role(user.role), school_id=user.school_id):
+        raise Missing("no_user", user=user_id)
+    return user
+
+
+def update_user(
+    session: Session, *, actor: Principal | str, user_id: int, active: bool | None = None, password: str | None = None
+) -> User:
+    """Deactivate or reactivate an account, or set a new password; either ends its open logins."""
+    user = _managed_user(session, actor=actor, user_id=user_id)
+    before = audit.snapshot(user, exclude={"password_hash"})
+    if active is not None:
+        user.active = active
+    if password is not None:
+        user.password_hash = hash_password(password)
+        user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+    revoke_all(session, user_id=user.id)
+    after = audit.snapshot(user, exclude={"password_hash"})
+    if password is not None:
+        after["password_changed"] = True
+    audit.record(session, actor=actor, action="user.update", entity=f"user:{user.id}", before=before, after=after, school_id=user.school_id)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def list_users(session: Session, *, actor: Principal) -> list[User]:
+    stmt = select(User).order_by(col(User.id))
+    if actor.role is not Role.DISTRICT:
+        stmt = stmt.where(User.school_id == actor.school_id)
+    return list(session.exec(stmt))
+
+
+# --- login tokens -------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def login(
+    session: Session, *, username: str, password: str, ttl: timedelta, max_failures: int, lock_for: timedelta
+) -> tuple[str, AuthToken, User]:
+    """Check the password and issue a token; the same error for an unknown name and a wrong password."""
+    now = _utcnow()
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is not None and (locked := as_utc(user.locked_until)) and locked > now:
+        raise Unauthenticated("account_locked", until=locked.isoformat(timespec="seconds"))
+    if not _verify_password(user.password_hash if user else None, password) or user is None or not user.active:
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= max_failures:
+                user.locked_until, user.failed_logins = now + lock_for, 0
+            session.add(user)
+            session.commit()
+        raise Unauthenticated("login_failed")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_logins, user.locked_until = 0, None
+    token = secrets.token_urlsafe(32)
+    row = AuthToken(user_id=user.id, token_hash=_token_hash(token), created_at=now, expires_at=now + ttl)
+    session.add_all([user, row])
+    session.commit()
+    session.refresh(row)
+    return token, row, user
+
+
+def principal_of(session: Session, user: User) -> Principal:
+    school = session.get(School, user.school_id) if user.school_id is not None else None
+    return Principal(
+        role=Role(user.role),
+        username=user.username,
+        user_id=user.id,
+        school_id=user.school_id,
+        school_code=school.code if school else None,
+        guardian_id=user.guardian_id,
+        staff_id=user.staff_id,
+    )
+
+
+def principal_for_token(session: Session, *, token: str) -> Principal | None:
+    """The user a bearer token belongs to, if it is known, unexpired, unrevoked and the user active."""
+    row = session.exec(select(AuthToken).where(AuthToken.token_hash == _token_hash(token))).first()
+    if row is None or row.revoked or as_utc(row.expires_at) <= _utcnow():
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return principal_of(session, user)
+
+
+def logout(session: Session, *, token: str) -> None:
+    row = session.exec(select(AuthToken).where(AuthToken.token_hash == _token_hash(token))).first()
+    if row is not None:
+        row.revoked = True
+        session.add(row)
+        session.commit()
+
+
+def revoke_all(session: Session, *, user_id: int) -> None:
+    session.execute(sa.update(AuthToken).where(AuthToken.user_id == user_id).values(revoked=True))
+
+
+# --- which children a caller may see ------------------------------------------------------------
+
+
+def teacher_student_ids(principal: Principal) -> sa.Select:
+    """Children with an open enrollment in a group the teacher is in charge of.
+
+    The hook between accounts and the service's tables (central/models.py): a teacher's reach is
+    defined here and only here, so routes never work it out on their own.
+    """
+    from central.models import Enrollment, InterestGroup
+
+    groups = select(InterestGroup.id).where(
+        InterestGroup.staff_id == principal.staff_id, InterestGroup.school_id == principal.school_id
+    )
+    return select(Enrollment.student_id).where(
+        col(Enrollment.group_id).in_(groups), col(Enrollment.state).in_(TEACHER_VISIBLE_STATES)
+    )
+
+
+def guardian_student_ids(principal: Principal) -> sa.Select:
+    """Children the guardian is linked to; a custody bar hides the child (P9.4)."""
+    return select(GuardianLink.student_id).where(
+        GuardianLink.guardian_id == principal.guardian_id, col(GuardianLink.barred).is_(False)
+    )
+
+
+def student_filter(principal: Principal, school: School) -> sa.ColumnElement[bool]:
+    """The WHERE clause of the students of ``school`` that ``principal`` may see."""
+    in_school = Student.school_id == school.id
+    if not principal.may_use_school(school.code):
+        return sa.false()
+    if principal.role in SCHOOL_WIDE:
+        return in_school
+    if principal.role is Role.TEACHER and principal.staff_id is not None:
+        return sa.and_(in_school, col(Student.id).in_(teacher_student_ids(principal)))
+    if principal.role is Role.GUARDIAN and principal.guardian_id is not None:
+        return sa.and_(in_school, col(Student.id).in_(guardian_student_ids(principal)))
+    return sa.false()
+
+
+def log_child_reads(session: Session, *, principal: Principal, students: list[Student], what: str) -> None:
+    """Record that a member of staff read these children's records; a guardian's own reads are not staff reads."""
+    if not principal.is_staff or not students:
+        return
+    now = _utcnow()
+    session.add_all(
+        ChildRead(school_id=s.school_id, student_id=s.id, actor=principal.label, what=what, at=now) for s in students
+    )
+    session.commit()
+
+
+def visible_students(session: Session, *, principal: Principal, school: str, what: str = "student_list") -> list[Student]:
+    """The children of a school the caller may see, each read logged for staff."""
+    found = school_by_code(session, school)
+    students = list(session.exec(select(Student).where(student_filter(principal, found)).order_by(Student.student_no)))
+    log_child_reads(session, principal=principal, students=students, what=what)
+    return students
+
+
+def find_student(session: Session, *, principal: Principal, school: str, student_no: str) -> Student:
+    """One child the caller may see, without logging the read (the caller logs what it shows)."""
+    found = school_by_code(session, school)
+    student = session.exec(
+        select(Student).where(Student.student_no == student_no, student_filter(principal, found))
+    ).first()
+    if student is None:
+        # Not "forbidden": a caller who may not see the child does not learn that it exists.
+        raise Missing("no_student", student=student_no)
+    return student
+
+
+def read_student(session: Session, *, principal: Principal, school: str, student_no: str, what: str = "student") -> Student:
+    student = find_student(session, principal=principal, school=school, student_no=student_no)
+    log_child_reads(session, principal=principal, students=[student], what=what)
+    return student
+
+
+def child_reads(session: Session, *, school: School, student_id: int | None = None, limit: int = 100) -> list[ChildRead]:
+    stmt = select(ChildRead).where(ChildRead.school_id == school.id).order_by(col(ChildRead.id).desc()).limit(limit)
+    if student_id is not None:
+        stmt = stmt.where(ChildRead.student_id == student_id)
+    return list(session.exec(stmt))

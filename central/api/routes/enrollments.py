@@ -1,0 +1,169 @@
+"""Enrollment by consent (P2.1, P2.2): application, class review, approval, three signatures, withdrawal.
+
+Each action is one POST that moves the enrollment one step; central/enrollment.py refuses any skip.
+A guardian acts only for their own children; the change reaches the kiosks as a new roster version.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from central import accounts, enrollment
+from central.accounts import Principal, Role
+from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.errors import Forbidden, Missing
+from central.i18n import CATALOGUE
+from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, School
+
+router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
+STAFF = ("school_admin", "district", "teacher")
+Applicant = Annotated[Principal, Depends(require_role("school_admin", "district", "guardian"))]
+Reviewer = Annotated[Principal, Depends(require_role(*STAFF))]
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+Reader = Annotated[Principal, Depends(require_role(*STAFF, "guardian"))]
+
+CATALOGUE.update(
+    {
+        "enrollment.guardian_only_own": {
+            "zh_CN": "家长只能为自己的孩子、以自己的名义办理",
+            "en": "a guardian acts only for their own children, in their own name",
+        },
+    }
+)
+
+
+class ApproveIn(BaseModel):
+    group_id: int | None = None  # the group to place the student in, if the application named none
+    note: str = Field(default="", max_length=1000)
+
+
+class ReviewIn(BaseModel):
+    note: str = Field(default="", max_length=1000)
+
+
+class SignIn(BaseModel):
+    party: str = Field(description="school, guardian or student (P2.2)")
+    signer: str = Field(min_length=1, max_length=100, description="the name signed")
+    notice_version: int = Field(ge=1)
+    guardian_id: int | None = None
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class WithdrawIn(BaseModel):
+    request: str = Field(min_length=1, max_length=5000, description="the written request (P7.4)")
+    effective_on: date
+
+
+def _visible_ids(user: Principal, school: School):
+    """The students whose enrollments this caller may see, or None for all of the school's."""
+    if user.role is Role.GUARDIAN:
+        return accounts.guardian_student_ids(user)
+    if user.role is Role.TEACHER:
+        return accounts.teacher_student_ids(user)
+    return None
+
+
+def _row(session: Session, user: Principal, school: School, enrollment_id: IdPath) -> Enrollment:
+    row = enrollment.get(session, school_id=school.id, enrollment_id=enrollment_id)
+    ids = _visible_ids(user, school)
+    if ids is not None and row.student_id not in set(session.exec(ids)):
+        raise Missing("enrollment.missing", id=enrollment_id)  # not "forbidden": do not reveal it exists
+    return row
+
+
+def _out(request: Request, session: Session, school: School, row: Enrollment, *, changed: bool = True) -> EnrollmentPublic:
+    if changed:
+        publish_roster(request, session, school)
+    return enrollment.public(session, row)
+
+
+@router.post("", status_code=201)
+def apply(school: str, body: EnrollmentCreate, request: Request, session: SessionDep, user: Applicant) -> EnrollmentPublic:
+    """The guardian's written application (家长申请); a school admin may enter a paper one."""
+    found = accounts.school_by_code(session, school)
+    if user.role is Role.GUARDIAN and body.guardian_id != user.guardian_id:
+        raise Forbidden("enrollment.guardian_only_own")
+    row = enrollment.apply(session, school_id=found.id, data=body, actor=user.label)
+    return _out(request, session, found, row, changed=False)
+
+
+@router.get("")
+def list_enrollments(
+    school: str, session: SessionDep, user: Reader, state: str | None = None, group_id: int | None = None,
+    student: str | None = None,
+) -> list[EnrollmentPublic]:
+    found = accounts.school_by_code(session, school)
+    rows = enrollment.list_enrollments(session, school_id=found.id, state=state, group_id=group_id, student=student)
+    ids = _visible_ids(user, found)
+    if ids is not None:
+        allowed = set(session.exec(ids))
+        rows = [r for r in rows if r.student_id in allowed]
+    return [enrollment.public(session, r) for r in rows]
+
+
+@router.get("/{enrollment_id}")
+def get_enrollment(school: str, enrollment_id: IdPath, session: SessionDep, user: Reader) -> EnrollmentPublic:
+    found = accounts.school_by_code(session, school)
+    return enrollment.public(session, _row(session, user, found, enrollment_id))
+
+
+@router.post("/{enrollment_id}/review")
+def review(school: str, enrollment_id: IdPath, body: ReviewIn, request: Request, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
+    """The class teacher's review (班级审核)."""
+    found = accounts.school_by_code(session, school)
+    _row(session, user, found, enrollment_id)
+    row = enrollment.review(session, school_id=found.id, enrollment_id=enrollment_id, actor=user.label, note=body.note)
+    return _out(request, session, found, row, changed=False)
+
+
+@router.post("/{enrollment_id}/approve")
+def approve(school: str, enrollment_id: IdPath, body: ApproveIn, request: Request, session: SessionDep, user: Admin) -> EnrollmentPublic:
+    """The school's approval into a group with a free place (学校统一实施)."""
+    found = accounts.school_by_code(session, school)
+    row = enrollment.approve(
+        session, school_id=found.id, enrollment_id=enrollment_id, group_id=body.group_id, actor=user.label, note=body.note
+    )
+    return _out(request, session, found, row, changed=False)
+
+
+@router.post("/{enrollment_id}/signatures")
+def sign(school: str, enrollment_id: IdPath, body: SignIn, request: Request, session: SessionDep, user: Reader) -> EnrollmentPublic:
+    """One party's signature of the current notice; the third makes the enrollment active (P2.2)."""
+    found = accounts.school_by_code(session, school)
+    _row(session, user, found, enrollment_id)
+    if user.role is Role.GUARDIAN and (body.party != "guardian" or body.guardian_id != user.guardian_id):
+        raise Forbidden("enrollment.guardian_only_own")
+    row = enrollment.sign(
+        session, school_id=found.id, enrollment_id=enrollment_id, party=body.party, signer=body.signer,
+        notice_version=body.notice_version, guardian_id=body.guardian_id, actor=user.label,
+    )
+    return _out(request, session, found, row, changed=row.state == enrollment.ACTIVE)
+
+
+@router.post("/{enrollment_id}/reject")
+def reject(school: str, enrollment_id: IdPath, body: RejectIn, request: Request, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
+    found = accounts.school_by_code(session, school)
+    _row(session, user, found, enrollment_id)
+    row = enrollment.reject(session, school_id=found.id, enrollment_id=enrollment_id, reason=body.reason, actor=user.label)
+    return _out(request, session, found, row, changed=False)
+
+
+@router.post("/{enrollment_id}/withdraw")
+def withdraw(school: str, enrollment_id: IdPath, body: WithdrawIn, request: Request, session: SessionDep, user: Applicant) -> EnrollmentPublic:
+    """The guardian's written request to stop (P7.4), as of ``effective_on``."""
+    found = accounts.school_by_code(session, school)
+    _row(session, user, found, enrollment_id)
+    row = enrollment.withdraw(
+        session, school_id=found.id, enrollment_id=enrollment_id, request=body.request, effective_on=body.effective_on,
+        actor=user.label,
+    )
+    return _out(request, session, found, row)

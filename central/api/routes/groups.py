@@ -1,0 +1,48 @@
+"""Interest groups (P4.1, P5): categories from the allowed list, capacity, staff in charge, place."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from central import accounts
+from central import groups as group_service
+from central.accounts import Principal
+from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.models import InterestGroupCreate, InterestGroupPublic, InterestGroupUpdate
+
+router = APIRouter(prefix="/schools/{school}/groups", tags=["groups"], responses=ERROR_RESPONSES)
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guard", "finance"))]
+
+
+@router.post("", status_code=201)
+def create_group(school: str, body: InterestGroupCreate, request: Request, session: SessionDep, user: Admin) -> InterestGroupPublic:
+    found = accounts.school_by_code(session, school)
+    group = group_service.create_group(
+        session, school_id=found.id, data=body, actor=user.label, settings=request.app.state.settings
+    )
+    return group_service.group_public(session, group)
+
+
+@router.get("")
+def list_groups(school: str, session: SessionDep, user: Reader) -> list[InterestGroupPublic]:
+    return group_service.list_groups(session, school_id=accounts.school_by_code(session, school).id)
+
+
+@router.get("/{group_id}")
+def get_group(school: str, group_id: IdPath, session: SessionDep, user: Reader) -> InterestGroupPublic:
+    found = accounts.school_by_code(session, school)
+    return group_service.group_public(session, group_service.get_group(session, school_id=found.id, group_id=group_id))
+
+
+@router.patch("/{group_id}")
+def update_group(
+    school: str, group_id: IdPath, body: InterestGroupUpdate, request: Request, session: SessionDep, user: Admin
+) -> InterestGroupPublic:
+    found = accounts.school_by_code(session, school)
+    group = group_service.update_group(session, school_id=found.id, group_id=group_id, data=body, actor=user.label)
+    publish_roster(request, session, found)  # the name and place travel with the group's sessions
+    return group_service.group_public(session, group)

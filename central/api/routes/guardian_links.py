@@ -1,0 +1,76 @@
+"""A guardian's link to a child: pickup rights, custody bar and the dates it holds (P9.4)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlmodel import SQLModel, select
+
+from central import accounts
+from central.accounts import Principal
+from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.errors import Invalid, Missing
+from central.i18n import CATALOGUE
+from central.models import Guardian, GuardianLink, Student
+
+router = APIRouter(prefix="/schools/{school}/students/{student}/guardians", tags=["guardian links"],
+                   responses=ERROR_RESPONSES)
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+
+CATALOGUE.update(
+    {
+        "link.missing": {"zh_CN": "监护人 {guardian} 与学生 {student} 没有关联", "en": "guardian {guardian} is not linked to student {student}"},
+        "link.dates": {"zh_CN": "有效期结束 {until} 早于开始 {since}", "en": "the link ends ({until}) before it starts ({since})"},
+        "link.barred": {"zh_CN": "被禁止接送的人不能有接送权（P9.4）", "en": "a barred person may not pick up (P9.4)"},
+    }
+)
+
+
+class LinkUpdate(BaseModel):
+    may_pick_up: bool | None = None
+    barred: bool | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    relation: str | None = Field(default=None, max_length=32)
+
+
+class LinkPublic(SQLModel):
+    guardian_id: int
+    student: str
+    relation: str
+    may_pick_up: bool
+    barred: bool
+    valid_from: date | None
+    valid_until: date | None
+
+
+@router.patch("/{guardian_id}")
+def update_link(
+    school: str, student: str, guardian_id: IdPath, body: LinkUpdate, request: Request, session: SessionDep, user: Admin
+) -> LinkPublic:
+    """Change a link; the kiosks get it with the next roster version. Dates are the school's local dates."""
+    found = accounts.school_by_code(session, school)
+    link = session.exec(
+        select(GuardianLink)
+        .join(Student, Student.id == GuardianLink.student_id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(Student.school_id == found.id, Student.student_no == student, Guardian.id == guardian_id)
+    ).first()
+    if link is None:
+        raise Missing("link.missing", guardian=guardian_id, student=student)
+    changes = body.model_dump(exclude_unset=True)
+    link.sqlmodel_update({k: v for k, v in changes.items() if v is not None or k.startswith("valid_")})
+    if link.valid_from and link.valid_until and link.valid_until < link.valid_from:
+        raise Invalid("link.dates", since=link.valid_from, until=link.valid_until)
+    if link.barred and link.may_pick_up:
+        raise Invalid("link.barred")
+    session.add(link)
+    session.commit()
+    session.refresh(link)
+    out = LinkPublic(student=student, **link.model_dump(exclude={"id", "student_id"}))
+    publish_roster(request, session, found)  # commits, which expires ``link``
+    return out

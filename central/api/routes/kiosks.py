@@ -1,0 +1,72 @@
+"""What kiosks fetch over HTTP, signed with their own secret (``gateway.photos``): photos and code digests.
+
+These routes sit beside ``/api/v1`` rather than behind its login: a kiosk is not a person and has
+no role, only the secret it shares with central.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from sqlmodel import SQLModel
+
+from central import pickup
+from central.api.deps import ERROR_RESPONSES, SessionDep
+from central.pickup import KioskCaller, PhotoListed
+from gateway.photos import SIGNATURE_HEADER, TIME_HEADER
+
+router = APIRouter(prefix="/kiosks/{school}/{kiosk}", tags=["kiosks"], responses=ERROR_RESPONSES)
+
+
+def signed_kiosk(
+    school: str,
+    kiosk: str,
+    request: Request,
+    session: SessionDep,
+    x_sg_time: Annotated[str | None, Header(alias=TIME_HEADER, max_length=20)] = None,
+    x_sg_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER, max_length=64)] = None,
+) -> KioskCaller:
+    return pickup.authenticate_kiosk(
+        session,
+        school=school,
+        kiosk=kiosk,
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        at=x_sg_time,
+        signature=x_sg_signature,
+        skew_s=request.app.state.settings.kiosk_request_skew_s,
+    )
+
+
+KioskDep = Annotated[KioskCaller, Depends(signed_kiosk)]
+
+
+class PickupCodeDigest(SQLModel):
+    id: int
+    student: str
+    day: str
+    person: str
+    digest: str
+
+
+@router.get("/photos")
+def list_photos(session: SessionDep, caller: KioskDep) -> list[PhotoListed]:
+    """Every thumbnail of the school with its ETag, for the kiosk to bring its cache up to date."""
+    return pickup.kiosk_photo_list(session, caller=caller)
+
+
+@router.get("/photos/{kind}/{ref}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}, 304: {"description": "Not modified"}})
+def get_photo(kind: str, ref: str, request: Request, session: SessionDep, caller: KioskDep) -> Response:
+    photo = pickup.kiosk_photo(session, caller=caller, kind=kind, ref=ref)
+    etag = f'"{photo.etag}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(photo.data, media_type="image/jpeg", headers={"ETag": etag, "Cache-Control": "private, no-store"})
+
+
+@router.get("/pickup-codes")
+def list_codes(session: SessionDep, caller: KioskDep) -> list[PickupCodeDigest]:
+    """Live codes from today on, each as this kiosk's digest: no code ever leaves central."""
+    return [PickupCodeDigest(**c) for c in pickup.kiosk_codes(session, school=caller.school, kiosk=caller.kiosk.code)]

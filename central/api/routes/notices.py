@@ -1,0 +1,36 @@
+"""The tripartite notice (告知书, P2.2): versioned per school; signatures name the version they sign."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from central import accounts, enrollment
+from central.accounts import Principal
+from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
+from central.errors import Missing
+from central.i18n import CATALOGUE
+from central.models import NoticeCreate, NoticePublic
+
+router = APIRouter(prefix="/schools/{school}/notice", tags=["notice"], responses=ERROR_RESPONSES)
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guard", "finance", "guardian"))]
+
+CATALOGUE.update({"notice.none": {"zh_CN": "学校尚未发布告知书", "en": "the school has published no notice yet"}})
+
+
+@router.post("", status_code=201)
+def publish(school: str, body: NoticeCreate, session: SessionDep, user: Admin) -> NoticePublic:
+    """A new version of the notice; signatures of earlier versions no longer count towards activation."""
+    found = accounts.school_by_code(session, school)
+    return NoticePublic.model_validate(enrollment.publish_notice(session, school_id=found.id, text=body.text, actor=user.label))
+
+
+@router.get("")
+def current(school: str, session: SessionDep, user: Reader) -> NoticePublic:
+    found = accounts.school_by_code(session, school)
+    notice = enrollment.current_notice(session, school_id=found.id)
+    if notice is None:
+        raise Missing("notice.none")
+    return NoticePublic.model_validate(notice)

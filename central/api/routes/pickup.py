@@ -1,0 +1,103 @@
+"""One-time pickup codes and photos, for people (kiosks have their own routes in ``kiosks.py``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, UploadFile
+
+from central import pickup
+from central.accounts import Principal, Role
+from central.api.deps import IdPath, SessionDep, require_role
+from central.pickup import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
+
+router = APIRouter(prefix="/schools/{school}", tags=["pickup"])
+
+Issuer = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARDIAN))]
+CodeReader = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARD, Role.GUARDIAN))]
+Guard = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARD))]
+PhotoEditor = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARDIAN))]
+PhotoViewer = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARD, Role.TEACHER, Role.GUARDIAN))]
+JPEG = {200: {"content": {"image/jpeg": {}}, "description": "The thumbnail (JPEG)"}}
+
+
+@router.post("/pickup-codes", status_code=201)
+def issue_code(school: str, body: PickupCodeCreate, request: Request, session: SessionDep, principal: Issuer) -> PickupCodeIssued:
+    """Issue a code for one named person, one child, one date; the answer holds the only copy of the code."""
+    return pickup.issue_code(
+        session,
+        principal=principal,
+        school=school,
+        student=body.student,
+        day=body.day,
+        person=body.person,
+        digits=request.app.state.settings.pickup_code_digits,
+    )
+
+
+@router.get("/pickup-codes")
+def list_codes(school: str, session: SessionDep, principal: CodeReader, day: date | None = None) -> list[PickupCodePublic]:
+    return pickup.list_codes(session, principal=principal, school=school, day=day)
+
+
+@router.delete("/pickup-codes/{code_id}")
+def revoke_code(school: str, code_id: IdPath, session: SessionDep, principal: Issuer) -> PickupCodePublic:
+    return pickup.revoke_code(session, principal=principal, school=school, code_id=code_id)
+
+
+@router.post("/pickup-codes/redeem")
+def redeem_code(school: str, body: PickupCodeRedeem, session: SessionDep, principal: Guard) -> PickupCodePublic:
+    """A guard checks a code online; a right code is used up at once."""
+    return pickup.redeem_code(session, principal=principal, school=school, student=body.student, code=body.code)
+
+
+async def _upload(request: Request, file: UploadFile) -> bytes:
+    limit = request.app.state.settings.photo_max_bytes
+    return await file.read(limit + 1)  # one byte more than allowed is enough to refuse it
+
+
+def _jpeg(photo: pickup.Photo) -> Response:
+    return Response(photo.data, media_type="image/jpeg", headers={"ETag": f'"{photo.etag}"', "Cache-Control": "private, no-store"})
+
+
+@router.put("/students/{student}/photo")
+async def put_student_photo(
+    school: str, student: str, file: UploadFile, request: Request, session: SessionDep, principal: PhotoEditor
+) -> PhotoPublic:
+    settings = request.app.state.settings
+    data = await _upload(request, file)
+    return pickup.put_photo(
+        session, principal=principal, school=school, student=student, data=data, max_px=settings.thumbnail_px, max_bytes=settings.photo_max_bytes
+    )
+
+
+@router.get("/students/{student}/photo", response_class=Response, responses=JPEG)
+def get_student_photo(school: str, student: str, session: SessionDep, principal: PhotoViewer) -> Response:
+    return _jpeg(pickup.get_photo(session, principal=principal, school=school, student=student))
+
+
+@router.delete("/students/{student}/photo", status_code=204)
+def delete_student_photo(school: str, student: str, session: SessionDep, principal: PhotoEditor) -> None:
+    pickup.delete_photo(session, principal=principal, school=school, student=student)
+
+
+@router.put("/guardians/{guardian_id}/photo")
+async def put_guardian_photo(
+    school: str, guardian_id: IdPath, file: UploadFile, request: Request, session: SessionDep, principal: PhotoEditor
+) -> PhotoPublic:
+    settings = request.app.state.settings
+    data = await _upload(request, file)
+    return pickup.put_photo(
+        session, principal=principal, school=school, guardian_id=guardian_id, data=data, max_px=settings.thumbnail_px, max_bytes=settings.photo_max_bytes
+    )
+
+
+@router.get("/guardians/{guardian_id}/photo", response_class=Response, responses=JPEG)
+def get_guardian_photo(school: str, guardian_id: IdPath, session: SessionDep, principal: PhotoViewer) -> Response:
+    return _jpeg(pickup.get_photo(session, principal=principal, school=school, guardian_id=guardian_id))
+
+
+@router.delete("/guardians/{guardian_id}/photo", status_code=204)
+def delete_guardian_photo(school: str, guardian_id: IdPath, session: SessionDep, principal: PhotoEditor) -> None:
+    pickup.delete_photo(session, principal=principal, school=school, guardian_id=guardian_id)

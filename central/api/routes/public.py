@@ -1,0 +1,60 @@
+"""The public page of each school (no login), and the profile behind it (school admins)."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from central import public
+from central.accounts import Principal, Role
+from central.api.deps import SessionDep, require_role
+from central.errors import Missing
+from central.i18n import pick_locale
+from central.public import PublicProfileBase
+
+page_router = APIRouter(tags=["public"])
+router = APIRouter(prefix="/schools/{school}", tags=["public"])
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+@page_router.get("/public/{school}", response_class=HTMLResponse, responses={404: {"content": {"text/html": {}}}})
+def public_page(
+    school: str, request: Request, session: SessionDep, lang: Annotated[str | None, Query(max_length=16)] = None
+) -> HTMLResponse:
+    """P4.2: times, groups and content, safety measures, fee and how to apply; zh_CN, or en with ``?lang=en``."""
+    locale = pick_locale(lang, request.headers.get("accept-language"))
+    try:
+        page = public.build_page(session, school=school, locale=locale, settings=request.app.state.settings)
+    except Missing as exc:
+        return HTMLResponse(f"<!doctype html><title>404</title><p>{escape(exc.text(locale))}</p>", status_code=404)
+    html = _templates.get_template("public.html").render(page=page)
+    return HTMLResponse(html, headers={"Content-Language": locale.replace("_", "-"), "Vary": "Accept-Language"})
+
+
+@router.get("/public-profile")
+def get_profile(
+    school: str, session: SessionDep, _: Annotated[Principal, Depends(require_role(Role.DISTRICT, Role.SCHOOL_ADMIN))]
+) -> PublicProfileBase:
+    return public.get_profile(session, school=school)
+
+
+@router.put("/public-profile")
+def set_profile(
+    school: str,
+    body: PublicProfileBase,
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN))],
+) -> PublicProfileBase:
+    """The fee (P7.2: at most the district's cap), contact and a note on applying, as the public page shows them."""
+    return public.set_profile(
+        session, principal=principal, school=school, data=body, fee_cap_fen=request.app.state.settings.fee_cap_fen
+    )

@@ -1,0 +1,51 @@
+"""The kiosk roster as central last published it: its version and what it holds (no children's details)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from central import accounts
+from central.accounts import Principal
+from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+
+router = APIRouter(prefix="/schools/{school}/roster", tags=["roster"], responses=ERROR_RESPONSES)
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "guard"))]
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+
+
+class RosterSummary(BaseModel):
+    version: int
+    students: int
+    enrolled: int
+    guardians: int
+    staff: int
+    sessions: int
+
+
+def _summary(version: int, body: str) -> RosterSummary:
+    people = json.loads(body) if body else {}
+    students = people.get("students", [])
+    return RosterSummary(
+        version=version, students=len(students), enrolled=sum(1 for s in students if s.get("enrolled")),
+        guardians=len(people.get("guardians", [])), staff=len(people.get("staff", [])),
+        sessions=len(people.get("sessions", [])),
+    )
+
+
+@router.get("")
+def summary(school: str, session: SessionDep, user: Reader) -> RosterSummary:
+    found = accounts.school_by_code(session, school)
+    return _summary(found.roster_version, found.roster_body)
+
+
+@router.post("/refresh")
+def refresh(school: str, request: Request, session: SessionDep, user: Admin) -> RosterSummary:
+    """Rebuild now (e.g. after midnight, when a new day's sessions enter the window) and publish if changed."""
+    found = accounts.school_by_code(session, school)
+    version = publish_roster(request, session, found)
+    return _summary(version, found.roster_body)

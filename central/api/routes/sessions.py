@@ -1,0 +1,69 @@
+"""Sessions (one group's care on one school day), the duty schedule and the staff ratio (P3, P6.3, P9.2)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from central import accounts, schedule
+from central.accounts import Principal
+from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.models import CareSessionPublic
+
+router = APIRouter(prefix="/schools/{school}/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guard", "finance"))]
+
+
+class PlanIn(BaseModel):
+    start: date
+    end: date
+    group_id: int | None = None  # None: every group of the school
+
+
+class DutyIn(BaseModel):
+    staff_id: int = Field(ge=1, le=MAX_ID)
+
+
+@router.post("/plan", status_code=201)
+def plan(school: str, body: PlanIn, request: Request, session: SessionDep, user: Admin) -> list[CareSessionPublic]:
+    """Materialise the sessions of a date range on school days; returns the sessions made."""
+    settings = request.app.state.settings
+    found = accounts.school_by_code(session, school)
+    made = schedule.plan_sessions(
+        session, school=found, start=body.start, end=body.end, group_id=body.group_id, actor=user.label, settings=settings
+    )
+    publish_roster(request, session, found)
+    return schedule.sessions_public(session, school=found, rows=made, settings=settings)
+
+
+@router.get("")
+def list_sessions(
+    school: str, request: Request, session: SessionDep, user: Reader, start: date, end: date,
+    group_id: Annotated[int | None, Query()] = None,
+) -> list[CareSessionPublic]:
+    """Sessions of ``start``..``end`` with the expected students, staff on duty and the ratio flag (P9.2)."""
+    found = accounts.school_by_code(session, school)
+    rows = schedule.sessions_between(session, school_id=found.id, start=start, end=end, group_id=group_id)
+    return schedule.sessions_public(session, school=found, rows=rows, settings=request.app.state.settings)
+
+
+@router.post("/{session_id}/duty", status_code=201)
+def assign(school: str, session_id: IdPath, body: DutyIn, request: Request, session: SessionDep, user: Admin) -> CareSessionPublic:
+    """Put a staff member on duty; third-party staff only after their vendor's last approval (P6.2)."""
+    found = accounts.school_by_code(session, school)
+    schedule.assign_duty(session, school_id=found.id, session_id=session_id, staff_id=body.staff_id, actor=user.label)
+    publish_roster(request, session, found)
+    row = schedule.get_session(session, school_id=found.id, session_id=session_id)
+    return schedule.sessions_public(session, school=found, rows=[row], settings=request.app.state.settings)[0]
+
+
+@router.delete("/{session_id}/duty/{staff_id}", status_code=204)
+def unassign(school: str, session_id: IdPath, staff_id: IdPath, request: Request, session: SessionDep, user: Admin) -> None:
+    found = accounts.school_by_code(session, school)
+    schedule.unassign_duty(session, school_id=found.id, session_id=session_id, staff_id=staff_id, actor=user.label)
+    publish_roster(request, session, found)

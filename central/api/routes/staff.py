@@ -1,0 +1,59 @@
+"""Staff (P6.1): teachers, employees, volunteers, third-party staff; their cards (P6.3)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from central import accounts
+from central import staff as staff_service
+from central.accounts import Principal
+from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.models import StaffCreate, StaffPublic, StaffUpdate
+
+router = APIRouter(prefix="/schools/{school}/staff", tags=["staff"], responses=ERROR_RESPONSES)
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guard", "finance"))]
+
+
+class CardIn(BaseModel):
+    uid: str = Field(min_length=1, max_length=64)
+
+
+@router.post("", status_code=201)
+def create_staff(school: str, body: StaffCreate, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+    found = accounts.school_by_code(session, school)
+    person = staff_service.create_staff(session, school_id=found.id, data=body, actor=user.label)
+    publish_roster(request, session, found)
+    return staff_service.staff_public(session, person)
+
+
+@router.get("")
+def list_staff(school: str, session: SessionDep, user: Reader) -> list[StaffPublic]:
+    return staff_service.list_staff(session, school_id=accounts.school_by_code(session, school).id)
+
+
+@router.patch("/{staff_id}")
+def update_staff(school: str, staff_id: IdPath, body: StaffUpdate, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+    found = accounts.school_by_code(session, school)
+    person = staff_service.update_staff(session, school_id=found.id, staff_id=staff_id, data=body, actor=user.label)
+    publish_roster(request, session, found)
+    return staff_service.staff_public(session, person)
+
+
+@router.post("/{staff_id}/cards", status_code=201)
+def add_card(school: str, staff_id: IdPath, body: CardIn, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+    found = accounts.school_by_code(session, school)
+    staff_service.add_card(session, school_id=found.id, staff_id=staff_id, uid=body.uid, actor=user.label)
+    publish_roster(request, session, found)
+    return staff_service.staff_public(session, staff_service.get_staff(session, school_id=found.id, staff_id=staff_id))
+
+
+@router.delete("/{staff_id}/cards/{uid}", status_code=204)
+def remove_card(school: str, staff_id: IdPath, uid: str, request: Request, session: SessionDep, user: Admin) -> None:
+    found = accounts.school_by_code(session, school)
+    staff_service.remove_card(session, school_id=found.id, staff_id=staff_id, uid=uid, actor=user.label)
+    publish_roster(request, session, found)

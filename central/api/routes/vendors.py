@@ -1,0 +1,48 @@
+"""Third-party vendors and P6.2's approval chain: panel, Party organisation, district, city, in order."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from central import accounts
+from central import staff as staff_service
+from central.accounts import Principal
+from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.models import VendorCreate, VendorPublic
+
+router = APIRouter(prefix="/schools/{school}/vendors", tags=["vendors"], responses=ERROR_RESPONSES)
+Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+
+
+class DecisionIn(BaseModel):
+    step: str = Field(description="review_panel, party_org, district or city (P6.2), in that order")
+    approved: bool
+    note: str = Field(default="", max_length=1000, description="the panel's members, a document number, a reason")
+
+
+@router.post("", status_code=201)
+def create_vendor(school: str, body: VendorCreate, session: SessionDep, user: Admin) -> VendorPublic:
+    found = accounts.school_by_code(session, school)
+    return staff_service.vendor_public(session, staff_service.create_vendor(session, school_id=found.id, data=body, actor=user.label))
+
+
+@router.get("")
+def list_vendors(school: str, session: SessionDep, user: Admin) -> list[VendorPublic]:
+    found = accounts.school_by_code(session, school)
+    return [staff_service.vendor_public(session, v) for v in staff_service.list_vendors(session, school_id=found.id)]
+
+
+@router.post("/{vendor_id}/approvals", status_code=201)
+def decide(school: str, vendor_id: IdPath, body: DecisionIn, request: Request, session: SessionDep, user: Admin) -> VendorPublic:
+    """Record the next step's decision (who and when are recorded); the last approval lets the vendor's staff serve."""
+    found = accounts.school_by_code(session, school)
+    vendor = staff_service.decide_step(
+        session, school_id=found.id, vendor_id=vendor_id, step=body.step, approved=body.approved, note=body.note,
+        actor=user.label,
+    )
+    publish_roster(request, session, found)  # approved third-party staff now go to the kiosks
+    return staff_service.vendor_public(session, vendor)

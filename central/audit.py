@@ -1,0 +1,180 @@
+"""The append-only audit log: every change, who made it, the row before and after, hash-chained.
+
+Each row's ``hash`` is SHA-256 over the canonical JSON of its fields and the previous row's hash
+(``prev``), so editing, inserting or deleting a row in the middle breaks the chain at that row and
+``verify`` names it. Triggers (migration 0002) refuse UPDATE and DELETE on the table; the chain is
+what still catches someone who drops them. Cutting rows off the end leaves a valid shorter chain:
+``verify`` prints the head hash so an operator can note it elsewhere and compare later.
+
+``record`` adds the row to the caller's session without committing, so the change and its audit row
+commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel, col, select
+from central.models import UTCDateTime
+
+from gateway.protocol import canonical_json
+
+# Any constant works: it only has to be the same for every writer of this database.
+_PG_LOCK_KEY = 0x5347_4155  # "SGAU"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, unique=True))
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64)
+    entity: str = Field(max_length=200)
+    # No foreign key: the log outlives what it describes.
+    school_id: int | None = Field(default=None, index=True)
+    before: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    after: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    prev: str = Field(max_length=64)
+    hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+
+
+class Actor(Protocol):
+    @property
+    def label(self) -> str: ...
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()  # a photo or key: its digest, never the bytes
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def snapshot(row: SQLModel | None, *, exclude: Iterable[str] = ()) -> dict[str, Any] | None:
+    """A row as the audit log keeps it; ``exclude`` secrets such as password hashes."""
+    if row is None:
+        return None
+    skip = set(exclude)
+    return {k: _jsonable(v) for k, v in row.model_dump().items() if k not in skip}
+
+
+def _fields(row: AuditLog) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "at": _jsonable(row.at),
+        "actor": row.actor,
+        "action": row.action,
+        "entity": row.entity,
+        "school_id": row.school_id,
+        "before": row.before,
+        "after": row.after,
+        "prev": row.prev,
+    }
+
+
+def row_hash(row: AuditLog) -> str:
+    return hashlib.sha256(canonical_json(_fields(row))).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor | str,
+    action: str,
+    entity: str,
+    before: Any = None,
+    after: Any = None,
+    school_id: int | None = None,
+) -> AuditLog:
+    """Append one row (not committed: it commits with the caller's change).
+
+    ``before``/``after`` are JSON-able values or rows (``snapshot`` is applied to rows); ``entity``
+    names the record, e.g. ``"user:12"``; ``action`` says what happened, e.g. ``"user.create"``.
+    """
+    if isinstance(before, SQLModel):
+        before = snapshot(before)
+    if isinstance(after, SQLModel):
+        after = snapshot(after)
+    if session.get_bind().dialect.name == "postgresql":
+        # Writers take turns at the tail; on SQLite the single writer lock and UNIQUE(seq) do this.
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    tail = session.exec(select(AuditLog).order_by(col(AuditLog.seq).desc()).limit(1)).first()
+    row = AuditLog(
+        seq=(tail.seq + 1) if tail else 1,
+        # Whole microseconds survive every back-end's timestamp type, so the hash recomputes.
+        at=_utcnow(),
+        actor=actor if isinstance(actor, str) else actor.label,
+        action=action,
+        entity=entity,
+        school_id=school_id,
+        before=json.dumps(_jsonable(before), sort_keys=True, ensure_ascii=False),
+        after=json.dumps(_jsonable(after), sort_keys=True, ensure_ascii=False),
+        prev=tail.hash if tail else "",
+    )
+    row.hash = row_hash(row)
+    session.add(row)
+    session.flush()  # the next record() in this transaction sees this row as the tail
+    return row
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    rows: int
+    head: str
+    bad_seq: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ok": self.ok, "rows": self.rows, "head": self.head}
+        if not self.ok:
+            out.update(bad_seq=self.bad_seq, reason=self.reason)
+        return out
+
+
+def _rows(session: Session) -> Iterator[AuditLog]:
+    yield from session.exec(select(AuditLog).order_by(col(AuditLog.seq)).execution_options(yield_per=1000))
+
+
+def verify(session: Session) -> Verdict:
+    """Walk the chain from the first row; the first row that does not fit is reported."""
+    prev, count = "", 0
+    for row in _rows(session):
+        count += 1
+        if row.seq != count:
+            return Verdict(False, count, prev, row.seq, f"expected seq {count}, found {row.seq} (a row is missing)")
+        if row.prev != prev:
+            return Verdict(False, count, prev, row.seq, "prev does not match the previous row's hash")
+        if row_hash(row) != row.hash:
+            return Verdict(False, count, prev, row.seq, "the row's content does not match its hash (edited)")
+        prev = row.hash
+    return Verdict(True, count, prev)
+
+
+def list_rows(session: Session, *, school_id: int | None = None, after_seq: int = 0, limit: int = 100) -> list[AuditLog]:
+    stmt = select(AuditLog).where(AuditLog.seq > after_seq).order_by(col(AuditLog.seq)).limit(limit)
+    if school_id is not None:
+        stmt = stmt.where(AuditLog.school_id == school_id)
+    return list(session.exec(stmt))

@@ -1,0 +1,176 @@
+"""Interest groups (P4.1 分类编组): a category from P5.1's allowed list, capacity, staff in charge, place.
+
+P5.2 forbids collective tutoring and teaching in the name of the service: a group declared as
+subject teaching or new lessons is refused, and so is any category not on the allowed list.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, func, select
+
+from central import staff as staff_service
+from central.core.config import Settings
+from central.errors import Conflict, Invalid, Missing
+from central.i18n import CATALOGUE
+from central.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
+from central.models import InterestGroupUpdate
+
+# P5.1: what the service may be.
+ALLOWED = {
+    "homework": ("作业辅导", "homework"),
+    "reading": ("自主阅读", "free reading"),
+    "sports": ("体育", "sports"),
+    "arts": ("艺术", "arts"),
+    "science": ("科普与科技", "science and technology"),
+    "games": ("娱乐游戏", "entertainment and games"),
+    "outdoor": ("拓展训练", "outdoor training"),
+    "club": ("社团活动", "club"),
+    "interest": ("兴趣小组", "interest group"),
+    "one_to_one": ("个别辅导", "one-to-one help"),
+}
+# P5.2 / P8.2: what it may never be, whatever the group is called.
+FORBIDDEN = {
+    "subject_teaching": ("学科教学", "subject teaching"),
+    "new_lessons": ("上新课", "new lessons"),
+    "collective_tutoring": ("集体补课", "collective tutoring"),
+}
+SEATED = ("approved", "active")  # enrollments that hold a seat against capacity
+
+CATALOGUE.update(
+    {
+        "group.forbidden": {
+            "zh_CN": "课后服务不得{zh}（P5.2），该兴趣组不能设立",
+            "en": "the service may not be {en} (P5.2): the group is refused",
+        },
+        "group.category": {
+            "zh_CN": "类别“{category}”不在允许的内容之列（P5.1），可选：{allowed}",
+            "en": "category {category!r} is not on P5.1's allowed list: {allowed}",
+        },
+        "group.missing": {"zh_CN": "本校没有编号为 {id} 的兴趣组", "en": "no group {id} in this school"},
+        "group.name_taken": {"zh_CN": "本校已有名为“{name}”的兴趣组", "en": "the school already has a group named {name!r}"},
+        "group.weekdays": {
+            "zh_CN": "星期须为 1（周一）到 7（周日），不能为空或重复",
+            "en": "weekdays are 1 (Monday) to 7 (Sunday), at least one, none twice",
+        },
+        "group.periods": {
+            "zh_CN": "每次服务最多 {max} 个课时（P3.2），不能是 {periods} 个",
+            "en": "a session lasts at most {max} periods (P3.2), not {periods}",
+        },
+        "group.before_dismissal": {
+            "zh_CN": "{grade}{season}放学时间是 {dismissal}，服务不得早于放学开始（{start}，P3.3）",
+            "en": "{grade}'s {season} dismissal is {dismissal}: the service may not start before it ({start}, P3.3)",
+        },
+        "group.full": {
+            "zh_CN": "兴趣组“{name}”已满（{capacity} 人）",
+            "en": "group {name!r} is full ({capacity} places)",
+        },
+        "group.capacity_below": {
+            "zh_CN": "兴趣组“{name}”已有 {taken} 人，容量不能减到 {capacity}",
+            "en": "group {name!r} already holds {taken}: its capacity cannot drop to {capacity}",
+        },
+    }
+)
+
+
+def check_category(category: str) -> None:
+    key = category.strip().lower()
+    if key in FORBIDDEN or category in {zh for zh, _ in FORBIDDEN.values()}:
+        zh, en = FORBIDDEN.get(key) or next(v for v in FORBIDDEN.values() if v[0] == category)
+        raise Invalid("group.forbidden", zh=zh, en=en)
+    if key not in ALLOWED:
+        raise Invalid("group.category", category=category, allowed=", ".join(ALLOWED))
+
+
+def _check_staff(session: Session, school_id: int, staff_id: int | None) -> None:
+    if staff_id is not None:
+        person = staff_service.get_staff(session, school_id=school_id, staff_id=staff_id)
+        staff_service.check_may_serve(session, person)
+
+
+def _check_start(session: Session, school_id: int, grades: list[str], start, settings: Settings) -> None:
+    """P3.3, checked early against every dismissal time known for the grades; plan_sessions checks each day."""
+    if start is None:
+        return
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id, col(DismissalTime.grade).in_(grades))
+    for row in session.exec(stmt):
+        if start < row.dismissal:
+            raise Invalid(
+                "group.before_dismissal", grade=row.grade, season=row.season,
+                dismissal=row.dismissal.strftime("%H:%M"), start=start.strftime("%H:%M"),
+            )
+
+
+def create_group(
+    session: Session, *, school_id: int, data: InterestGroupCreate, actor: str, settings: Settings
+) -> InterestGroup:
+    check_category(data.category)
+    weekdays = sorted(set(data.weekdays))
+    if not weekdays or len(weekdays) != len(data.weekdays) or not all(1 <= d <= 7 for d in weekdays):
+        raise Invalid("group.weekdays")
+    if data.periods > settings.max_periods:
+        raise Invalid("group.periods", max=settings.max_periods, periods=data.periods)
+    grades = sorted({g.strip() for g in data.grades if g.strip()})
+    if session.exec(select(InterestGroup).where(InterestGroup.school_id == school_id, InterestGroup.name == data.name)).first():
+        raise Conflict("group.name_taken", name=data.name)
+    _check_staff(session, school_id, data.staff_id)
+    _check_start(session, school_id, grades, data.start_time, settings)
+    group = InterestGroup.model_validate(
+        data,
+        update={"school_id": school_id, "category": data.category.strip().lower(), "grades": grades,
+                "weekdays": weekdays, "created_by": actor},
+    )
+    session.add(group)
+    session.commit()
+    session.refresh(group)
+    return group
+
+
+def get_group(session: Session, *, school_id: int, group_id: int) -> InterestGroup:
+    group = session.get(InterestGroup, group_id)
+    if group is None or group.school_id != school_id:
+        raise Missing("group.missing", id=group_id)
+    return group
+
+
+def seats_taken(session: Session, group_id: int) -> int:
+    stmt = select(func.count()).select_from(Enrollment).where(
+        Enrollment.group_id == group_id, col(Enrollment.state).in_(SEATED)
+    )
+    return session.exec(stmt).one()
+
+
+def check_seat(session: Session, group: InterestGroup) -> None:
+    """Raise Conflict when the group has no free place (P4.1: a group has a capacity)."""
+    if seats_taken(session, group.id) >= group.capacity:
+        raise Conflict("group.full", name=group.name, capacity=group.capacity)
+
+
+def update_group(
+    session: Session, *, school_id: int, group_id: int, data: InterestGroupUpdate, actor: str
+) -> InterestGroup:
+    group = get_group(session, school_id=school_id, group_id=group_id)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("capacity") is not None:
+        taken = seats_taken(session, group.id)
+        if changes["capacity"] < taken:
+            raise Conflict("group.capacity_below", name=group.name, taken=taken, capacity=changes["capacity"])
+    if "staff_id" in changes:
+        _check_staff(session, school_id, changes["staff_id"])
+    if changes.get("name") and changes["name"] != group.name:
+        clash = select(InterestGroup).where(InterestGroup.school_id == school_id, InterestGroup.name == changes["name"])
+        if session.exec(clash).first():
+            raise Conflict("group.name_taken", name=changes["name"])
+    group.sqlmodel_update({k: v for k, v in changes.items() if v is not None or k == "staff_id"})
+    session.add(group)
+    session.commit()
+    session.refresh(group)
+    return group
+
+
+def group_public(session: Session, group: InterestGroup) -> InterestGroupPublic:
+    return InterestGroupPublic.model_validate(group, update={"enrolled": seats_taken(session, group.id)})
+
+
+def list_groups(session: Session, *, school_id: int) -> list[InterestGroupPublic]:
+    rows = session.exec(select(InterestGroup).where(InterestGroup.school_id == school_id).order_by(InterestGroup.id))
+    return [group_public(session, g) for g in rows]

@@ -1,0 +1,560 @@
+"""Pickup helpers: one-time pickup codes, and the photos a kiosk shows when someone collects a child.
+
+A one-time code (P9.4: every child leaves with someone authorised) is issued by a guardian of the
+child, or by the school, for one named person, one child and one date, and is used once. Central
+keeps no code: the issuer sees it once, and central stores only keyed digests of it (see
+``gateway.pickup`` for why they are keyed and with what): one with a per-school key for checks made
+at central, and one per kiosk, made with that kiosk's secret, for the kiosk to check offline. A
+kiosk registered after a code was issued has no digest for it; the guard checks it online.
+
+Photos are stored only as small JPEG thumbnails (metadata stripped); the upload itself is not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from io import BytesIO
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from central import accounts, audit
+from central.accounts import Principal, Role
+from central.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
+from central.i18n import CATALOGUE
+from central.models import Guardian, GuardianLink, Kiosk, School, Student
+from central.models import UTCDateTime
+from gateway import photos as kiosk_http
+from gateway.pickup import code_digest, normalize_code
+
+CATALOGUE.update(
+    {
+        "code_person": {"zh_CN": "请填写接送人姓名（1–100 字）", "en": "Name the person who picks up (1–100 characters)"},
+        "code_day_past": {"zh_CN": "接送码日期 {day} 已过", "en": "The date {day} has passed"},
+        "code_day_far": {
+            "zh_CN": "接送码最多提前 {days} 天签发",
+            "en": "A code is issued at most {days} days ahead",
+        },
+        "code_not_guardian": {
+            "zh_CN": "只有可接送该学生的家长才能签发接送码",
+            "en": "Only a guardian allowed to pick this child up may issue a code",
+        },
+        "code_barred_person": {
+            "zh_CN": "{person} 被禁止接送该学生，不能为其签发接送码",
+            "en": "{person} is barred from picking this child up; no code may name them",
+        },
+        "code_missing": {"zh_CN": "没有接送码 {id}", "en": "No pickup code {id}"},
+        "code_wrong": {"zh_CN": "接送码不正确或已失效", "en": "The code is wrong or no longer valid"},
+        "code_used": {"zh_CN": "该接送码已于 {at} 使用", "en": "This code was used at {at}"},
+        "code_locked": {
+            "zh_CN": "该学生今天的接送码输错次数过多，已全部作废，请联系家长重新签发",
+            "en": "Too many wrong codes for this child today: today's codes are void; ask the guardian for a new one",
+        },
+        "photo_too_large": {"zh_CN": "照片不能超过 {max} 字节", "en": "A photo is at most {max} bytes"},
+        "photo_unreadable": {
+            "zh_CN": "无法识别的照片，请上传 JPEG、PNG 或 WebP 图片",
+            "en": "Not a readable photo: upload a JPEG, PNG or WebP image",
+        },
+        "photo_missing": {"zh_CN": "没有照片", "en": "No photo"},
+        "no_guardian": {"zh_CN": "没有家长 {guardian}", "en": "No guardian {guardian}"},
+        "kiosk_auth": {"zh_CN": "终端签名无效或时间不符", "en": "The kiosk's signature is invalid or its clock is off"},
+    }
+)
+
+MAX_DAYS_AHEAD = 30  # a code is a one-off arrangement, not a standing permission (that is a guardian link)
+MAX_WRONG_CODES = 5  # wrong codes tried for one child on one day before that day's codes are void
+MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding them
+PHOTO_FORMATS = {"JPEG", "PNG", "WEBP"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def local_today(school: School) -> date:
+    return datetime.now(ZoneInfo(school.timezone)).date()
+
+
+class PickupKey(SQLModel, table=True):
+    """The per-school key of central's own code digests."""
+
+    __tablename__ = "pickup_key"
+
+    school_id: int = Field(foreign_key="school.id", primary_key=True)
+    key: str = Field(max_length=64)  # hex, 32 bytes
+
+
+class PickupCode(SQLModel, table=True):
+    __tablename__ = "pickup_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    day: date = Field(index=True)  # the school's local date the code is good for
+    person: str = Field(max_length=100)
+    code_hash: str = Field(max_length=64)
+    # {kiosk code: hex digest} for every kiosk of the school when the code was issued.
+    kiosk_digests: dict[str, str] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    issued_by: str = Field(max_length=100)
+    issued_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    wrong_tries: int = 0
+    used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    used_by: str | None = Field(default=None, max_length=100)
+    revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class PickupCodeCreate(SQLModel):
+    student: str = Field(min_length=1, max_length=32)  # student_no
+    day: date
+    person: str = Field(min_length=1, max_length=100)
+
+
+class PickupCodePublic(SQLModel):
+    id: int
+    student: str
+    day: date
+    person: str
+    issued_by: str
+    issued_at: datetime
+    used_at: datetime | None = None
+    used_by: str | None = None
+    revoked: bool = False
+
+
+class PickupCodeIssued(PickupCodePublic):
+    code: str  # shown once, to the issuer; central keeps only digests
+
+
+class PickupCodeRedeem(SQLModel):
+    student: str = Field(min_length=1, max_length=32)
+    code: str = Field(min_length=1, max_length=32)
+
+
+class Photo(SQLModel, table=True):
+    __table_args__ = (
+        sa.CheckConstraint("(student_id IS NULL) <> (guardian_id IS NULL)", name="photo_one_owner"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    student_id: int | None = Field(default=None, foreign_key="student.id", unique=True)
+    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", unique=True)
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    width: int
+    height: int
+    etag: str = Field(max_length=64)
+    uploaded_by: str = Field(max_length=100)
+    uploaded_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class PhotoPublic(SQLModel):
+    width: int
+    height: int
+    etag: str
+    uploaded_at: datetime
+
+
+class PhotoListed(SQLModel):
+    kind: str  # "students" or "guardians"
+    id: str  # the id the kiosk's roster uses: student_no, or "g<guardian id>"
+    etag: str
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _school_key(session: Session, school: School) -> bytes:
+    row = session.get(PickupKey, school.id)
+    if row is None:
+        row = PickupKey(school_id=school.id, key=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.key)
+
+
+def _public(code: PickupCode, student_no: str) -> PickupCodePublic:
+    return PickupCodePublic(
+        id=code.id,
+        student=student_no,
+        day=code.day,
+        person=code.person,
+        issued_by=code.issued_by,
+        issued_at=_utc(code.issued_at),
+        used_at=_utc(code.used_at),
+        used_by=code.used_by,
+        revoked=code.revoked_at is not None,
+    )
+
+
+def _audit_view(code: PickupCode) -> dict:
+    return audit.snapshot(code, exclude={"code_hash", "kiosk_digests"})
+
+
+def _may_issue(session: Session, *, principal: Principal, student: Student) -> None:
+    if principal.role is Role.SCHOOL_ADMIN:
+        return
+    if principal.role is Role.GUARDIAN:
+        link = session.exec(
+            select(GuardianLink).where(GuardianLink.guardian_id == principal.guardian_id, GuardianLink.student_id == student.id)
+        ).first()
+        if link is not None and link.may_pick_up and not link.barred:
+            return
+    raise Forbidden("code_not_guardian")
+
+
+def issue_code(
+    session: Session, *, principal: Principal, school: str, student: str, day: date, person: str, digits: int
+) -> PickupCodeIssued:
+    """Issue a code; the returned ``code`` is the only copy there will ever be."""
+    child = accounts.find_student(session, principal=principal, school=school, student_no=student)
+    _may_issue(session, principal=principal, student=child)
+    found = accounts.school_by_code(session, school)
+    person = " ".join(person.split())
+    if not 1 <= len(person) <= 100:
+        raise Invalid("code_person")
+    today = local_today(found)
+    if day < today:
+        raise Invalid("code_day_past", day=day.isoformat())
+    if day > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise Invalid("code_day_far", days=MAX_DAYS_AHEAD)
+    barred = session.exec(
+        select(Guardian.name)
+        .join(GuardianLink, col(GuardianLink.guardian_id) == Guardian.id)
+        .where(GuardianLink.student_id == child.id, col(GuardianLink.barred).is_(True))
+    ).all()
+    # A custody bar (P9.4) is not sidestepped by writing the barred person's name on a code.
+    if any(" ".join(name.split()) == person for name in barred):
+        raise Forbidden("code_barred_person", person=person)
+    key = _school_key(session, found)
+    taken = set(
+        session.exec(
+            select(PickupCode.code_hash).where(PickupCode.student_id == child.id, PickupCode.day == day)
+        ).all()
+    )
+    while True:
+        code = f"{secrets.randbelow(10**digits):0{digits}d}"
+        code_hash = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=code)
+        if code_hash not in taken:  # two live codes for one child and day must differ
+            break
+    kiosks = session.exec(select(Kiosk).where(Kiosk.school_id == found.id)).all()
+    row = PickupCode(
+        school_id=found.id,
+        student_id=child.id,
+        day=day,
+        person=person,
+        code_hash=code_hash,
+        kiosk_digests={
+            k.code: code_digest(bytes.fromhex(k.secret), school=found.code, verifier=k.code, student=child.student_no, day=day, code=code)
+            for k in kiosks
+        },
+        issued_by=principal.label,
+        issued_at=_utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, actor=principal, action="pickup_code.issue", entity=f"pickup_code:{row.id}", after=_audit_view(row), school_id=found.id)
+    session.commit()
+    session.refresh(row)
+    return PickupCodeIssued(**_public(row, child.student_no).model_dump(), code=code)
+
+
+def list_codes(session: Session, *, principal: Principal, school: str, day: date | None = None) -> list[PickupCodePublic]:
+    found = accounts.school_by_code(session, school)
+    stmt = (
+        select(PickupCode, Student.student_no)
+        .join(Student, col(Student.id) == PickupCode.student_id)
+        .where(PickupCode.school_id == found.id, accounts.student_filter(principal, found))
+        .order_by(col(PickupCode.id))
+    )
+    if day is not None:
+        stmt = stmt.where(PickupCode.day == day)
+    return [_public(code, no) for code, no in session.exec(stmt)]
+
+
+def _visible_code(session: Session, *, principal: Principal, school: str, code_id: int) -> tuple[PickupCode, Student]:
+    found = accounts.school_by_code(session, school)
+    hit = session.exec(
+        select(PickupCode, Student)
+        .join(Student, col(Student.id) == PickupCode.student_id)
+        .where(PickupCode.id == code_id, PickupCode.school_id == found.id, accounts.student_filter(principal, found))
+    ).first()
+    if hit is None:
+        raise Missing("code_missing", id=code_id)
+    return hit
+
+
+def revoke_code(session: Session, *, principal: Principal, school: str, code_id: int) -> PickupCodePublic:
+    code, child = _visible_code(session, principal=principal, school=school, code_id=code_id)
+    if principal.role is Role.GUARDIAN and code.issued_by != principal.label:
+        raise Forbidden("code_not_guardian")
+    if code.revoked_at is None and code.used_at is None:
+        before = _audit_view(code)
+        code.revoked_at = _utcnow()
+        session.add(code)
+        audit.record(session, actor=principal, action="pickup_code.revoke", entity=f"pickup_code:{code.id}", before=before, after=_audit_view(code), school_id=code.school_id)
+        session.commit()
+        session.refresh(code)
+    return _public(code, child.student_no)
+
+
+def redeem_code(session: Session, *, principal: Principal, school: str, student: str, code: str) -> PickupCodePublic:
+    """Check a code at central (a guard online) and use it up: it never works a second time."""
+    child = accounts.find_student(session, principal=principal, school=school, student_no=student)
+    found = accounts.school_by_code(session, school)
+    day = local_today(found)
+    key = _school_key(session, found)
+    wanted = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=normalize_code(code))
+    todays = session.exec(select(PickupCode).where(PickupCode.student_id == child.id, PickupCode.day == day)).all()
+    if any(c.wrong_tries >= MAX_WRONG_CODES for c in todays):
+        raise Forbidden("code_locked")
+    hit = next((c for c in todays if hmac.compare_digest(c.code_hash, wanted)), None)
+    if hit is None or hit.revoked_at is not None:
+        # Each wrong try counts against all of today's codes for the child: guessing has few chances.
+        for c in todays:
+            c.wrong_tries += 1
+            session.add(c)
+        session.commit()
+        raise Invalid("code_wrong")
+    before = _audit_view(hit)
+    now = _utcnow()
+    # Conditional update: of two guards redeeming at once, exactly one succeeds.
+    done = session.execute(
+        sa.update(PickupCode)
+        .where(col(PickupCode.id) == hit.id, col(PickupCode.used_at).is_(None))
+        .values(used_at=now, used_by=principal.label)
+    )
+    if done.rowcount != 1:
+        session.rollback()
+        session.refresh(hit)
+        raise Conflict("code_used", at=_utc(hit.used_at).isoformat(timespec="seconds"))
+    session.refresh(hit)
+    audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=found.id)
+    session.commit()
+    return _public(hit, child.student_no)
+
+
+def mark_used(session: Session, *, school: School, code_id: int, at: datetime, where: str) -> bool:
+    """Record a kiosk's offline use of a code (from its pickup event); False if it was used before."""
+    done = session.execute(
+        sa.update(PickupCode)
+        .where(col(PickupCode.id) == code_id, PickupCode.school_id == school.id, col(PickupCode.used_at).is_(None))
+        .values(used_at=at, used_by=where)
+    )
+    if done.rowcount == 1:
+        audit.record(session, actor=where, action="pickup_code.use", entity=f"pickup_code:{code_id}", after={"used_at": at, "used_by": where}, school_id=school.id)
+    session.commit()
+    return done.rowcount == 1
+
+
+def kiosk_codes(session: Session, *, school: School, kiosk: str, today: date | None = None) -> list[dict]:
+    """Live codes from today on, as one kiosk checks them: its digest, never a code."""
+    today = today or local_today(school)
+    rows = session.exec(
+        select(PickupCode, Student.student_no)
+        .join(Student, col(Student.id) == PickupCode.student_id)
+        .where(
+            PickupCode.school_id == school.id,
+            PickupCode.day >= today,
+            col(PickupCode.used_at).is_(None),
+            col(PickupCode.revoked_at).is_(None),
+            PickupCode.wrong_tries < MAX_WRONG_CODES,
+        )
+        .order_by(col(PickupCode.id))
+    )
+    return [
+        {"id": c.id, "student": no, "day": c.day.isoformat(), "person": c.person, "digest": c.kiosk_digests[kiosk]}
+        for c, no in rows
+        if kiosk in c.kiosk_digests
+    ]
+
+
+def roster_codes(session: Session, *, school: School, today: date | None = None) -> list[dict]:
+    """Live codes for the school's roster snapshot: per code, each kiosk's digest (``digests``)."""
+    today = today or local_today(school)
+    rows = session.exec(
+        select(PickupCode, Student.student_no)
+        .join(Student, col(Student.id) == PickupCode.student_id)
+        .where(
+            PickupCode.school_id == school.id,
+            PickupCode.day >= today,
+            col(PickupCode.used_at).is_(None),
+            col(PickupCode.revoked_at).is_(None),
+            PickupCode.wrong_tries < MAX_WRONG_CODES,
+        )
+        .order_by(col(PickupCode.id))
+    )
+    return [
+        {"id": c.id, "student": no, "day": c.day.isoformat(), "person": c.person, "digests": dict(sorted(c.kiosk_digests.items()))}
+        for c, no in rows
+    ]
+
+
+# --- photos ----------------------------------------------------------------------------------------
+
+
+def make_thumbnail(data: bytes, *, max_px: int, max_bytes: int) -> tuple[bytes, int, int]:
+    """A small JPEG of an uploaded photo: turned upright, metadata (EXIF, GPS) dropped, longest side ``max_px``."""
+    if len(data) > max_bytes:
+        raise Invalid("photo_too_large", max=max_bytes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(BytesIO(data)) as img:
+                if img.format not in PHOTO_FORMATS or img.width * img.height > MAX_PIXELS:
+                    raise Invalid("photo_unreadable")
+                img.draft("RGB", (max_px * 2, max_px * 2))  # JPEG: decode at reduced size, far less memory
+                upright = ImageOps.exif_transpose(img).convert("RGB")
+                upright.thumbnail((max_px, max_px))
+                out = BytesIO()
+                upright.save(out, "JPEG", quality=80, optimize=True)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError, ValueError):
+        raise Invalid("photo_unreadable") from None
+    return out.getvalue(), upright.width, upright.height
+
+
+def _guardian(session: Session, *, principal: Principal, school: str, guardian_id: int) -> Guardian:
+    found = accounts.school_by_code(session, school)
+    guardian = session.get(Guardian, guardian_id)
+    visible = (
+        guardian is not None
+        and guardian.school_id == found.id
+        and principal.may_use_school(school)
+        and (principal.role is not Role.GUARDIAN or principal.guardian_id == guardian_id)
+    )
+    if not visible:
+        raise Missing("no_guardian", guardian=guardian_id)
+    return guardian
+
+
+def _owner(session: Session, *, principal: Principal, school: str, student: str | None, guardian_id: int | None) -> tuple[str, int, int]:
+    """("student"|"guardian", owner id, school id) of a photo the caller may see."""
+    if student is not None:
+        child = accounts.find_student(session, principal=principal, school=school, student_no=student)
+        return "student", child.id, child.school_id
+    guardian = _guardian(session, principal=principal, school=school, guardian_id=guardian_id)
+    return "guardian", guardian.id, guardian.school_id
+
+
+def _photo_of(session: Session, kind: str, owner: int) -> Photo | None:
+    column = Photo.student_id if kind == "student" else Photo.guardian_id
+    return session.exec(select(Photo).where(column == owner)).first()
+
+
+def _photo_public(photo: Photo) -> PhotoPublic:
+    return PhotoPublic(width=photo.width, height=photo.height, etag=photo.etag, uploaded_at=_utc(photo.uploaded_at))
+
+
+def put_photo(
+    session: Session,
+    *,
+    principal: Principal,
+    school: str,
+    data: bytes,
+    max_px: int,
+    max_bytes: int,
+    student: str | None = None,
+    guardian_id: int | None = None,
+) -> PhotoPublic:
+    kind, owner, school_id = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
+    thumb, width, height = make_thumbnail(data, max_px=max_px, max_bytes=max_bytes)
+    photo = _photo_of(session, kind, owner)
+    before = audit.snapshot(photo)
+    if photo is None:
+        photo = Photo(school_id=school_id, **{f"{kind}_id": owner}, data=b"", width=0, height=0, etag="", uploaded_by="", uploaded_at=_utcnow())
+    photo.data, photo.width, photo.height = thumb, width, height
+    photo.etag = hashlib.sha256(thumb).hexdigest()[:32]
+    photo.uploaded_by, photo.uploaded_at = principal.label, _utcnow()
+    session.add(photo)
+    session.flush()
+    audit.record(session, actor=principal, action="photo.put", entity=f"{kind}_photo:{owner}", before=before, after=audit.snapshot(photo), school_id=school_id)
+    session.commit()
+    session.refresh(photo)
+    return _photo_public(photo)
+
+
+def get_photo(session: Session, *, principal: Principal, school: str, student: str | None = None, guardian_id: int | None = None) -> Photo:
+    kind, owner, _ = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
+    photo = _photo_of(session, kind, owner)
+    if photo is None:
+        raise Missing("photo_missing")
+    if kind == "student":
+        accounts.log_child_reads(session, principal=principal, students=[session.get(Student, owner)], what="student_photo")
+    return photo
+
+
+def delete_photo(session: Session, *, principal: Principal, school: str, student: str | None = None, guardian_id: int | None = None) -> None:
+    kind, owner, school_id = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
+    photo = _photo_of(session, kind, owner)
+    if photo is None:
+        raise Missing("photo_missing")
+    audit.record(session, actor=principal, action="photo.delete", entity=f"{kind}_photo:{owner}", before=audit.snapshot(photo), school_id=school_id)
+    session.delete(photo)
+    session.commit()
+
+
+# --- what kiosks fetch ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KioskCaller:
+    school: School
+    kiosk: Kiosk
+
+    @property
+    def label(self) -> str:
+        return f"kiosk:{self.kiosk.code}"
+
+
+def authenticate_kiosk(
+    session: Session, *, school: str, kiosk: str, method: str, path: str, query: str, at: str | None, signature: str | None, skew_s: int
+) -> KioskCaller:
+    """A kiosk proves itself with an HMAC of the request made with its secret (``gateway.photos``)."""
+    found = session.exec(select(School).where(School.code == school)).first()
+    row = session.exec(select(Kiosk).where(Kiosk.school_id == found.id, Kiosk.code == kiosk)).first() if found else None
+    try:
+        when = int(at or "")
+    except ValueError:
+        when = None
+    if row is None or when is None or signature is None or abs(time.time() - when) > skew_s:
+        raise Unauthenticated("kiosk_auth")
+    expected = kiosk_http.request_signature(bytes.fromhex(row.secret), method=method, path=path, query=query, at=when)
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise Unauthenticated("kiosk_auth")
+    return KioskCaller(found, row)
+
+
+def kiosk_photo_list(session: Session, *, caller: KioskCaller) -> list[PhotoListed]:
+    rows = session.exec(
+        select(Photo, Student.student_no)
+        .outerjoin(Student, col(Student.id) == Photo.student_id)
+        .where(Photo.school_id == caller.school.id)
+        .order_by(col(Photo.id))
+    )
+    return [
+        PhotoListed(kind="students", id=no, etag=p.etag) if p.student_id is not None else PhotoListed(kind="guardians", id=f"g{p.guardian_id}", etag=p.etag)
+        for p, no in rows
+    ]
+
+
+def kiosk_photo(session: Session, *, caller: KioskCaller, kind: str, ref: str) -> Photo:
+    if kind == "students":
+        stmt = select(Photo).join(Student, col(Student.id) == Photo.student_id).where(
+            Student.school_id == caller.school.id, Student.student_no == ref
+        )
+    elif kind == "guardians" and ref.startswith("g") and ref[1:].isdigit():
+        stmt = select(Photo).where(Photo.school_id == caller.school.id, Photo.guardian_id == int(ref[1:]))
+    else:
+        raise Missing("photo_missing")
+    photo = session.exec(stmt).first()
+    if photo is None:
+        raise Missing("photo_missing")
+    return photo

@@ -1,0 +1,230 @@
+"""Staff and third-party vendors (P6): who may serve, the vendor approval chain, staff cards.
+
+A third-party staff member may serve only once their vendor has every step of P6.2's chain recorded
+as approved, in order: the review panel (parent-committee and teacher representatives), the school's
+Party organisation, the district bureau, the city bureau.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from central.errors import Conflict, Invalid, Missing
+from central.i18n import CATALOGUE
+from central.importer import canonical_card
+from central.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
+from central.models import VendorApprovalPublic, VendorCreate, VendorPublic
+
+KINDS = ("teacher", "employee", "volunteer", "third_party")  # P6.1, P6.5
+VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in this order
+
+CATALOGUE.update(
+    {
+        "staff.kind": {
+            "zh_CN": "人员类别“{kind}”无效，可选：{allowed}",
+            "en": "staff kind {kind!r} is not one of {allowed}",
+        },
+        "staff.vendor_needed": {
+            "zh_CN": "第三方人员须注明所属机构（P6.2）",
+            "en": "a third-party staff member needs their vendor (P6.2)",
+        },
+        "staff.vendor_only_third_party": {
+            "zh_CN": "只有第三方人员才属于机构",
+            "en": "only third-party staff belong to a vendor",
+        },
+        "staff.missing": {"zh_CN": "本校没有编号为 {id} 的人员", "en": "no staff member {id} in this school"},
+        "staff.inactive": {"zh_CN": "人员 {name} 已停用", "en": "staff member {name} is inactive"},
+        "staff.not_approved": {
+            "zh_CN": "第三方人员 {name} 所属机构尚未完成全部审批（下一步：{step}），不得上岗（P6.2）",
+            "en": "third-party staff member {name} may not serve: their vendor's approval is not complete "
+            "(next step: {step}) (P6.2)",
+        },
+        "staff.card_taken": {"zh_CN": "卡号 {uid} 已被他人使用", "en": "card {uid} already belongs to someone else"},
+        "staff.card_bad": {"zh_CN": "卡号无效：{reason}", "en": "bad card number: {reason}"},
+        "staff.card_missing": {"zh_CN": "该人员没有卡号 {uid}", "en": "this staff member has no card {uid}"},
+        "vendor.missing": {"zh_CN": "本校没有编号为 {id} 的机构", "en": "no vendor {id} in this school"},
+        "vendor.step_unknown": {
+            "zh_CN": "审批环节“{step}”无效，可选：{allowed}",
+            "en": "approval step {step!r} is not one of {allowed}",
+        },
+        "vendor.step_order": {
+            "zh_CN": "审批须按顺序进行：下一步是“{expected}”，不是“{step}”（P6.2）",
+            "en": "approvals go in order: the next step is {expected!r}, not {step!r} (P6.2)",
+        },
+        "vendor.closed": {
+            "zh_CN": "机构 {name} 的审批已结束（{state}）",
+            "en": "vendor {name}'s approval is already closed ({state})",
+        },
+    }
+)
+
+
+# --- vendors ---------------------------------------------------------------------------------
+
+
+def create_vendor(session: Session, *, school_id: int, data: VendorCreate, actor: str) -> Vendor:
+    vendor = Vendor.model_validate(data, update={"school_id": school_id, "created_by": actor})
+    session.add(vendor)
+    session.commit()
+    session.refresh(vendor)
+    return vendor
+
+
+def get_vendor(session: Session, *, school_id: int, vendor_id: int) -> Vendor:
+    vendor = session.get(Vendor, vendor_id)
+    if vendor is None or vendor.school_id != school_id:
+        raise Missing("vendor.missing", id=vendor_id)
+    return vendor
+
+
+def _approvals(session: Session, vendor_id: int) -> list[VendorApproval]:
+    rows = session.exec(select(VendorApproval).where(VendorApproval.vendor_id == vendor_id)).all()
+    return sorted(rows, key=lambda a: VENDOR_STEPS.index(a.step))
+
+
+def next_step(session: Session, vendor: Vendor) -> str | None:
+    """The step that waits for a decision, or None once the chain is closed (approved or refused)."""
+    if vendor.state != "pending":
+        return None
+    done = {a.step for a in _approvals(session, vendor.id)}
+    return next((s for s in VENDOR_STEPS if s not in done), None)
+
+
+def decide_step(
+    session: Session, *, school_id: int, vendor_id: int, step: str, approved: bool, note: str = "", actor: str
+) -> Vendor:
+    """Record one step's decision. Steps go in P6.2's order; a refusal closes the chain."""
+    vendor = get_vendor(session, school_id=school_id, vendor_id=vendor_id)
+    if step not in VENDOR_STEPS:
+        raise Invalid("vendor.step_unknown", step=step, allowed=", ".join(VENDOR_STEPS))
+    if vendor.state != "pending":
+        raise Conflict("vendor.closed", name=vendor.name, state=vendor.state)
+    expected = next_step(session, vendor)
+    if step != expected:
+        raise Conflict("vendor.step_order", step=step, expected=expected)
+    session.add(VendorApproval(vendor_id=vendor.id, step=step, approved=approved, note=note, decided_by=actor))
+    if not approved:
+        vendor.state = "refused"
+    elif step == VENDOR_STEPS[-1]:
+        vendor.state = "approved"
+    session.add(vendor)
+    session.commit()
+    session.refresh(vendor)
+    return vendor
+
+
+def vendor_public(session: Session, vendor: Vendor) -> VendorPublic:
+    return VendorPublic.model_validate(
+        vendor,
+        update={
+            "approvals": [VendorApprovalPublic.model_validate(a) for a in _approvals(session, vendor.id)],
+            "next_step": next_step(session, vendor),
+        },
+    )
+
+
+def list_vendors(session: Session, *, school_id: int) -> list[Vendor]:
+    return list(session.exec(select(Vendor).where(Vendor.school_id == school_id).order_by(Vendor.id)))
+
+
+# --- staff -------------------------------------------------------------------------------------
+
+
+def create_staff(session: Session, *, school_id: int, data: StaffCreate, actor: str) -> Staff:
+    if data.kind not in KINDS:
+        raise Invalid("staff.kind", kind=data.kind, allowed=", ".join(KINDS))
+    if data.kind == "third_party" and data.vendor_id is None:
+        raise Invalid("staff.vendor_needed")
+    if data.kind != "third_party" and data.vendor_id is not None:
+        raise Invalid("staff.vendor_only_third_party")
+    if data.vendor_id is not None:
+        get_vendor(session, school_id=school_id, vendor_id=data.vendor_id)
+    staff = Staff.model_validate(data, update={"school_id": school_id, "created_by": actor})
+    session.add(staff)
+    session.commit()
+    session.refresh(staff)
+    return staff
+
+
+def get_staff(session: Session, *, school_id: int, staff_id: int) -> Staff:
+    staff = session.get(Staff, staff_id)
+    if staff is None or staff.school_id != school_id:
+        raise Missing("staff.missing", id=staff_id)
+    return staff
+
+
+def update_staff(session: Session, *, school_id: int, staff_id: int, data: StaffUpdate, actor: str) -> Staff:
+    staff = get_staff(session, school_id=school_id, staff_id=staff_id)
+    staff.sqlmodel_update(data.model_dump(exclude_unset=True, exclude_none=True))
+    session.add(staff)
+    session.commit()
+    session.refresh(staff)
+    return staff
+
+
+def check_may_serve(session: Session, staff: Staff) -> None:
+    """Raise Conflict unless this person may serve a session now (active; P6.2 for third parties)."""
+    if not staff.active:
+        raise Conflict("staff.inactive", name=staff.name)
+    if staff.kind == "third_party":
+        vendor = session.get(Vendor, staff.vendor_id)
+        if vendor is None or vendor.state != "approved":
+            step = next_step(session, vendor) if vendor else VENDOR_STEPS[0]
+            raise Conflict("staff.not_approved", name=staff.name, step=step or (vendor.state if vendor else ""))
+
+
+def may_serve(session: Session, staff: Staff) -> bool:
+    try:
+        check_may_serve(session, staff)
+    except Conflict:
+        return False
+    return True
+
+
+def cards_of(session: Session, *, school_id: int) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for card in session.exec(select(StaffCard).where(StaffCard.school_id == school_id).order_by(StaffCard.uid)):
+        out.setdefault(card.staff_id, []).append(card.uid)
+    return out
+
+
+def staff_public(session: Session, staff: Staff, cards: list[str] | None = None) -> StaffPublic:
+    if cards is None:
+        cards = cards_of(session, school_id=staff.school_id).get(staff.id, [])
+    return StaffPublic.model_validate(staff, update={"cards": cards, "may_serve": may_serve(session, staff)})
+
+
+def list_staff(session: Session, *, school_id: int) -> list[StaffPublic]:
+    cards = cards_of(session, school_id=school_id)
+    rows = session.exec(select(Staff).where(Staff.school_id == school_id).order_by(Staff.id))
+    return [staff_public(session, s, cards.get(s.id, [])) for s in rows]
+
+
+def add_card(session: Session, *, school_id: int, staff_id: int, uid: str, actor: str) -> StaffCard:
+    staff = get_staff(session, school_id=school_id, staff_id=staff_id)
+    try:
+        uid = canonical_card(uid)
+    except ValueError as exc:
+        raise Invalid("staff.card_bad", reason=str(exc)) from None
+    # One card, one person: a staff tap must never be read as a child's or a guardian's.
+    taken = session.exec(select(Card).where(Card.school_id == school_id, Card.uid == uid)).first()
+    other = session.exec(select(StaffCard).where(StaffCard.school_id == school_id, StaffCard.uid == uid)).first()
+    if taken is not None or (other is not None and other.staff_id != staff.id):
+        raise Conflict("staff.card_taken", uid=uid)
+    if other is not None:
+        return other
+    card = StaffCard(school_id=school_id, staff_id=staff.id, uid=uid)
+    session.add(card)
+    session.commit()
+    session.refresh(card)
+    return card
+
+
+def remove_card(session: Session, *, school_id: int, staff_id: int, uid: str, actor: str) -> None:
+    get_staff(session, school_id=school_id, staff_id=staff_id)
+    stmt = select(StaffCard).where(StaffCard.staff_id == staff_id, col(StaffCard.uid) == uid.upper())
+    card = session.exec(stmt).first()
+    if card is None:
+        raise Missing("staff.card_missing", uid=uid)
+    session.delete(card)
+    session.commit()

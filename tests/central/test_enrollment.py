@@ -1,0 +1,202 @@
+"""Enrollment by consent (P2.1, P2.2): every allowed step, and every skip refused with a clear error."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlmodel import Session, select
+
+from central import enrollment as enr
+from central import groups, roster
+from central.core.config import Settings
+from central.core.db import make_engine, migrate
+from central.errors import Conflict, Invalid
+from central.models import EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
+from central.models import SchoolClass, Student
+
+SETTINGS = Settings()
+
+
+@pytest.fixture
+def db(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        school = School(code="s1", name="示范小学")
+        session.add(school)
+        session.flush()
+        klass = SchoolClass(school_id=school.id, grade="三年级", name="1班")
+        session.add(klass)
+        session.flush()
+        for i in range(1, 4):
+            student = Student(school_id=school.id, class_id=klass.id, student_no=f"S{i}", name=f"学生{i}")
+            guardian = Guardian(school_id=school.id, name=f"家长{i}", phone="13800000000")
+            session.add_all([student, guardian])
+            session.flush()
+            session.add(GuardianLink(guardian_id=guardian.id, student_id=student.id, barred=i == 3, may_pick_up=i != 3))
+        session.commit()
+        group = groups.create_group(
+            session, school_id=school.id, actor="admin", settings=SETTINGS,
+            data=InterestGroupCreate(name="阅读", category="reading", capacity=2, place="图书馆", grades=["三年级"]),
+        )
+        enr.publish_notice(session, school_id=school.id, text="告知书 v1", actor="admin")
+        yield session, school, group
+    engine.dispose()
+
+
+def guardian_of(session, no: str) -> int:
+    student = session.exec(select(Student).where(Student.student_no == no)).one()
+    return session.exec(select(GuardianLink).where(GuardianLink.student_id == student.id)).one().guardian_id
+
+
+def application(session, school, group, no="S1"):
+    return enr.apply(session, school_id=school.id, actor="guardian", data=EnrollmentCreate(
+        student=no, guardian_id=guardian_of(session, no), application="我自愿申请参加课后服务", group_id=group.id))
+
+
+def walk(session, school, row, upto: str):
+    """Take an enrollment along the allowed path up to the state ``upto``."""
+    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "t"}
+    path = ["applied", "class_reviewed", "approved", "active"]
+    if path.index(upto) >= 1:
+        enr.review(session, **kw)
+    if path.index(upto) >= 2:
+        enr.approve(session, **kw)
+    if path.index(upto) >= 3:
+        for party in enr.PARTIES:
+            enr.sign(session, party=party, signer="某人", notice_version=1, **kw)
+    assert row.state == upto
+    return row
+
+
+def do(session, school, row, action: str):
+    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "t"}
+    if action == "review":
+        return enr.review(session, **kw)
+    if action == "approve":
+        return enr.approve(session, **kw)
+    if action == "sign":
+        return enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
+    if action == "reject":
+        return enr.reject(session, reason="名额已满", **kw)
+    if action == "withdraw":
+        return enr.withdraw(session, request="家长书面申请退出", effective_on=date(2026, 11, 30), **kw)
+    raise AssertionError(action)
+
+
+ALLOWED = {
+    "applied -review-> class_reviewed": ("applied", "review", "class_reviewed"),
+    "class_reviewed -approve-> approved": ("class_reviewed", "approve", "approved"),
+    "approved -sign-> approved (one of three)": ("approved", "sign", "approved"),
+    "applied -reject-> rejected": ("applied", "reject", "rejected"),
+    "class_reviewed -reject-> rejected": ("class_reviewed", "reject", "rejected"),
+    "approved -reject-> rejected": ("approved", "reject", "rejected"),
+    "applied -withdraw-> withdrawn": ("applied", "withdraw", "withdrawn"),
+    "approved -withdraw-> withdrawn": ("approved", "withdraw", "withdrawn"),
+    "active -withdraw-> withdrawn": ("active", "withdraw", "withdrawn"),
+}
+
+
+@pytest.mark.parametrize("start,action,end", ALLOWED.values(), ids=ALLOWED.keys())
+def test_every_allowed_step_moves_and_records_who_and_when(db, start, action, end):
+    session, school, group = db
+    row = walk(session, school, application(session, school, group), start)
+    do(session, school, row, action)
+    assert row.state == end
+    steps = session.exec(select(EnrollmentStep).where(EnrollmentStep.enrollment_id == row.id)).all()
+    if end != start:
+        assert (steps[-1].from_state, steps[-1].to_state, steps[-1].actor) == (start, end, "t")
+        assert steps[-1].at is not None
+
+
+SKIPS = {
+    # (state, action): the words the refusal must contain
+    "approve an application not yet reviewed": ("applied", "approve", "class_reviewed"),
+    "sign before review": ("applied", "sign", "approved"),
+    "sign before approval": ("class_reviewed", "sign", "approved"),
+    "review twice": ("class_reviewed", "review", "applied"),
+    "review after approval": ("approved", "review", "applied"),
+    "approve twice": ("approved", "approve", "class_reviewed"),
+    "review an active enrollment": ("active", "review", "applied"),
+    "approve an active enrollment": ("active", "approve", "class_reviewed"),
+    "sign an active enrollment": ("active", "sign", "approved"),
+    "reject an active enrollment (withdraw instead)": ("active", "reject", "applied / class_reviewed / approved"),
+}
+
+
+@pytest.mark.parametrize("start,action,needed", SKIPS.values(), ids=SKIPS.keys())
+def test_every_skip_is_refused_with_the_state_it_needs(db, start, action, needed):
+    session, school, group = db
+    row = walk(session, school, application(session, school, group), start)
+    with pytest.raises(Conflict) as refused:
+        do(session, school, row, action)
+    message = refused.value.text("en")
+    assert f"is {start}" in message and needed in message and "P2.1" in message
+    session.rollback()
+    session.refresh(row)
+    assert row.state == start
+
+
+@pytest.mark.parametrize("final", ["withdrawn", "rejected"])
+@pytest.mark.parametrize("action", ["review", "approve", "sign", "reject", "withdraw"])
+def test_nothing_moves_a_closed_enrollment(db, final, action):
+    session, school, group = db
+    row = application(session, school, group)
+    do(session, school, row, "withdraw" if final == "withdrawn" else "reject")
+    with pytest.raises(Conflict, match=final):
+        do(session, school, row, action)
+
+
+def test_active_needs_all_three_signatures_of_one_notice_version(db):
+    session, school, group = db
+    row = walk(session, school, application(session, school, group), "approved")
+    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "admin"}
+    enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
+    enr.sign(session, party="guardian", signer="家长1", notice_version=1, guardian_id=guardian_of(session, "S1"), **kw)
+    with pytest.raises(Conflict, match="已签署"):
+        enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
+    enr.publish_notice(session, school_id=school.id, text="告知书 v2（接送时间调整）", actor="admin")
+    with pytest.raises(Conflict) as old:
+        enr.sign(session, party="student", signer="学生1", notice_version=1, **kw)
+    assert "replaced by version 2" in old.value.text("en")
+    # The new version needs all three again: the two v1 signatures do not count.
+    enr.sign(session, party="student", signer="学生1", notice_version=2, **kw)
+    assert row.state == "approved"
+    enr.sign(session, party="school", signer="校长", notice_version=2, **kw)
+    enr.sign(session, party="guardian", signer="家长1", notice_version=2, **kw)
+    assert row.state == "active"
+    shown = enr.public(session, row)
+    assert [(s.party, s.notice_version) for s in shown.signatures][-3:] == [("student", 2), ("school", 2), ("guardian", 2)]
+    with pytest.raises(Invalid, match="teacher"):
+        enr.sign(session, party="teacher", signer="x", notice_version=2, **kw)
+
+
+def test_a_barred_person_cannot_apply_and_duplicates_are_refused(db):
+    session, school, group = db
+    with pytest.raises(Invalid, match="可接送"):
+        enr.apply(session, school_id=school.id, actor="g", data=EnrollmentCreate(
+            student="S3", guardian_id=guardian_of(session, "S3"), application="申请"))
+    application(session, school, group)
+    with pytest.raises(Conflict, match="进行中的报名"):
+        application(session, school, group)
+
+
+def test_the_roster_marks_only_active_students_enrolled(db):
+    session, school, group = db
+    row = application(session, school, group)
+
+    def enrolled():
+        roster.refresh(session, school)
+        return {s["id"]: s["enrolled"] for s in roster.build_people(session, school)["students"]}
+
+    assert enrolled() == {"S1": False, "S2": False, "S3": False}
+    walk(session, school, row, "approved")
+    assert enrolled()["S1"] is False
+    before = school.roster_version
+    walk_rest = [enr.sign(session, school_id=school.id, enrollment_id=row.id, actor="t", party=p, signer="x",
+                          notice_version=1) for p in enr.PARTIES]
+    assert walk_rest[-1].state == "active"
+    assert enrolled()["S1"] is True and school.roster_version == before + 1
+    people = roster.build_people(session, school)
+    assert next(s for s in people["students"] if s["id"] == "S1")["groups"] == [str(group.id)]

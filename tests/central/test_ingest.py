@@ -1,0 +1,165 @@
+"""Ingest without a broker: messages straight into Ingest.process, acks captured."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session
+
+from central import services
+from central.core.db import make_engine, migrate
+from central.ingest import Ingest
+from gateway import protocol
+
+SECRET = "7e" * 32
+TOPICS = protocol.Topics("sg/v1")
+TOPIC = TOPICS.events("s1", "k1")
+
+
+class Kiosk:
+    """Makes a kiosk's signed, chained events with a settable wall clock and monotonic clock."""
+
+    def __init__(self, secret: str = SECRET, boot: int = 1) -> None:
+        self.secret = bytes.fromhex(secret)
+        self.seq, self.prev, self.boot = 0, "", boot
+
+    def event(self, *, at: datetime | None = None, mono: int | None = None, **fields) -> dict:
+        self.seq += 1
+        event = protocol.new_event(
+            school="s1", kiosk="k1", seq=self.seq, prev=self.prev, at=at or datetime.now(UTC),
+            kind=fields.pop("kind", "unknown_card"), secret=self.secret, boot=self.boot, mono=mono, **fields,
+        )
+        self.prev = protocol.event_hash(event)
+        return event
+
+
+@pytest.fixture
+def world(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        services.ensure_school(session, code="s1")
+        services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
+    acks: list[dict] = []
+    ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
+    yield engine, ingest, acks
+    engine.dispose()
+
+
+def stored(engine) -> list[tuple[int, str]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text("SELECT seq, hash FROM event ORDER BY seq"))]
+
+
+def incidents(engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.text("SELECT kind FROM safety_incident ORDER BY id"))]
+
+
+def send(ingest, *payloads: bytes, topic: str = TOPIC) -> None:
+    ingest.process([(topic, p, False) for p in payloads])
+
+
+def test_a_replayed_seq_with_other_content_is_a_conflict(world):
+    engine, ingest, acks = world
+    k = Kiosk()
+    first = k.event(card="01020304")
+    send(ingest, protocol.canonical_json(first))
+    other = Kiosk()
+    again = other.event(card="0A0B0C0D")  # seq 1, signed with the same secret, different content
+    send(ingest, protocol.canonical_json(first), protocol.canonical_json(again))
+    assert [s for s, _ in stored(engine)] == [1]
+    assert incidents(engine) == ["conflicting_event"]
+    assert acks[-1]["upto"] == 1
+
+
+def test_a_seq_far_in_the_future_is_an_incident_not_a_gap(world):
+    engine, ingest, acks = world
+    k = Kiosk()
+    k.seq = 5_000_000
+    send(ingest, protocol.canonical_json(k.event()))
+    assert incidents(engine) == ["seq_out_of_range"]
+    assert "resend_from" not in acks[-1]
+
+
+def test_an_oversize_payload_is_an_incident_with_its_start_kept(world):
+    engine, ingest, _ = world
+    send(ingest, b'{"v":1,"batch":[' + b" " * (protocol.MAX_PAYLOAD + 10) + b"]}")
+    assert incidents(engine) == ["oversize_payload"]
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT payload FROM safety_incident")).scalar()
+    assert kept.startswith('{"v":1,"batch":[') and len(kept) <= 4000
+
+
+def test_a_fast_kiosk_clock_is_reported_and_its_times_corrected(world, tmp_path):
+    engine, ingest, _ = world
+    k = Kiosk()
+    now = datetime.now(UTC)
+    status = protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at=now.isoformat(), boot=1, mono=60_000)
+    # The status arrives live: central learns this boot's monotonic clock started a minute ago.
+    ingest.process([(TOPICS.status("s1", "k1"), protocol.dump(status), False)])
+    ahead = k.event(at=now + timedelta(hours=1), mono=50_000)  # recorded 10 s ago, wall clock +1 h
+    right = k.event(at=now, mono=60_000)
+    send(ingest, protocol.canonical_json(ahead), protocol.canonical_json(right))
+    assert incidents(engine) == ["clock_skew"]
+    with Session(engine) as session:
+        events = services.list_events(session, school="s1")
+    corrected = [datetime.fromisoformat(e["at_corrected"]) for e in events]
+    assert abs((corrected[0] - (now - timedelta(seconds=10))).total_seconds()) < 2
+    assert abs((corrected[1] - now).total_seconds()) < 2
+
+
+def test_a_retained_status_says_nothing_about_the_clock(world):
+    engine, ingest, _ = world
+    old = protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at="2026-01-01T00:00:00+00:00", boot=1, mono=0)
+    ingest.process([(TOPICS.status("s1", "k1"), protocol.dump(old), True)])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM kiosk_clock")).scalar() == 0
+
+
+def test_the_tightest_sample_of_a_message_sets_the_clock_for_its_older_events(world):
+    """Events recorded offline arrive together; the newest was sent just now."""
+    engine, ingest, _ = world
+    k = Kiosk()
+    now = datetime.now(UTC)
+    old = k.event(at=now - timedelta(days=2), mono=1_000)
+    new = k.event(at=now, mono=2 * 86_400_000 + 1_000)
+    send(ingest, protocol.batch_payload([old, new]))
+    assert incidents(engine) == []  # the kiosk's wall clock was right all along
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+FIELDS = ["v", "id", "school", "kiosk", "seq", "prev", "at", "kind", "card", "sig", "boot", "mono", "batch"]
+TEMPLATE = {"v": 1, "school": "s1", "kiosk": "k1", "seq": 1, "prev": "", "at": "2026-11-30T08:00:00+00:00", "kind": "checkin", "sig": "0" * 64}
+# Bytes, any JSON, and near-miss events: one field of a plausible event replaced by anything.
+payloads = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.builds(lambda k, v: json.dumps({**TEMPLATE, k: v}).encode(), st.sampled_from(FIELDS), json_values),
+)
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    junk=st.lists(payloads, max_size=5),
+    topic=st.sampled_from([TOPIC, TOPICS.status("s1", "k1"), "sg/v1/s1/k1/ack", "sg/v1/../events", "other"]),
+)
+def test_no_payload_stops_ingest_and_good_events_still_go_in(world, junk, topic):
+    engine, ingest, _ = world
+    before = len(stored(engine))
+    ingest.process([(topic, payload, False) for payload in junk])
+    k = Kiosk()
+    k.seq, k.prev = before, (stored(engine)[-1][1] if before else "")
+    send(ingest, protocol.canonical_json(k.event()))
+    assert len(stored(engine)) == before + 1
+

@@ -1,0 +1,184 @@
+"""One-time pickup codes (single use, only digests leave central) and photos kiosks fetch and cache."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+from sqlmodel import select
+
+from central import pickup
+from central.accounts import ChildRead
+from central.models import School
+from gateway import photos
+from gateway.pickup import matches
+
+from .conftest import KIOSK_SECRET
+
+
+def _today(world):
+    with world.session() as session:
+        return pickup.local_today(session.exec(select(School).where(School.code == "s1")).one())
+
+
+def _issue(world, user="parentA", student="A1", person="张阿姨", day=None):
+    day = day or _today(world)
+    return world.client.post(
+        "/api/v1/schools/s1/pickup-codes", json={"student": student, "day": day.isoformat(), "person": person}, headers=world.as_(user)
+    )
+
+
+def _kiosk_get(world, path: str, secret: str = KIOSK_SECRET, at: int | None = None, **kw):
+    return world.client.get(path, headers=photos.signed_headers(secret, method="GET", path=path, at=at), **kw)
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_a_code_is_used_once(world):
+    issued = _issue(world)
+    assert issued.status_code == 201, issued.text
+    code = issued.json()["code"]
+    assert len(code) == 6 and code.isdigit() and issued.json()["person"] == "张阿姨"
+    redeem = {"student": "A1", "code": code[:3] + " " + code[3:]}  # as a guard might type it
+    first = world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json=redeem, headers=world.as_("guard1"))
+    assert first.status_code == 200 and first.json()["used_by"] == "user:guard1"
+    second = world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json=redeem, headers=world.as_("guard1"))
+    assert second.status_code == 409 and "已于" in second.json()["detail"]
+    # Used codes no longer reach kiosks.
+    assert _kiosk_get(world, "/api/v1/kiosks/s1/gate-1/pickup-codes").json() == []
+
+
+def test_only_digests_of_a_code_leave_central_and_the_kiosk_can_check_them(world):
+    code = _issue(world).json()["code"]
+    with world.engine.connect() as conn:
+        # Not in any column of any table: central keeps no copy of the code.
+        for table in ("pickup_code", "audit_log"):
+            for row in conn.execute(sa.text(f"SELECT * FROM {table}")):
+                assert all(code not in str(value) for value in row), table
+    listed = world.client.get("/api/v1/schools/s1/pickup-codes", headers=world.as_("admin1")).json()
+    assert "code" not in listed[0] and not any(code in str(v) for v in listed[0].values())
+    at_kiosk = _kiosk_get(world, "/api/v1/kiosks/s1/gate-1/pickup-codes").json()
+    assert len(at_kiosk) == 1 and set(at_kiosk[0]) == {"id", "student", "day", "person", "digest"}
+    digest, day = at_kiosk[0]["digest"], _today(world)
+    key = bytes.fromhex(KIOSK_SECRET)
+    check = {"school": "s1", "verifier": "gate-1", "student": "A1", "day": day}
+    assert matches(key, digest, code=code, **check)
+    assert not matches(key, digest, code=f"{(int(code) + 1) % 10**6:06d}", **check)
+    # Keyed: without the kiosk's secret the digest cannot be searched.
+    assert not matches(b"\0" * 32, digest, code=code, **check)
+
+
+def test_a_kiosks_offline_use_counts_once_and_the_roster_carries_only_digests(world):
+    issued = _issue(world).json()
+    with world.session() as session:
+        school = session.exec(select(School).where(School.code == "s1")).one()
+        entries = pickup.roster_codes(session, school=school)
+        assert [set(e["digests"]) for e in entries] == [{"gate-1"}] and issued["code"] not in json.dumps(entries)
+        at = datetime.now(UTC)
+        assert pickup.mark_used(session, school=school, code_id=issued["id"], at=at, where="kiosk:gate-1")
+        assert not pickup.mark_used(session, school=school, code_id=issued["id"], at=at, where="kiosk:gate-2")
+        assert pickup.roster_codes(session, school=school) == []
+    listed = world.client.get("/api/v1/schools/s1/pickup-codes", headers=world.as_("parentA")).json()
+    assert listed[0]["used_by"] == "kiosk:gate-1"
+
+
+def test_guessing_codes_voids_them(world):
+    code = _issue(world).json()["code"]
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(pickup.MAX_WRONG_CODES):
+        r = world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json={"student": "A1", "code": wrong}, headers=world.as_("guard1"))
+        assert r.status_code == 422
+    r = world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json={"student": "A1", "code": code}, headers=world.as_("guard1"))
+    assert r.status_code == 403
+
+
+def test_who_may_issue_a_code_and_for_whom(world):
+    assert _issue(world, user="parentA", student="B1").status_code == 404  # not their child
+    assert _issue(world, user="parentBarred", student="A1").status_code == 404  # barred: the child is hidden
+    assert _issue(world, user="admin1", student="B1").status_code == 201
+    barred_name = _issue(world, person="赵某")
+    assert barred_name.status_code == 403 and "禁止" in barred_name.json()["detail"]
+    assert _issue(world, day=_today(world) - timedelta(days=1)).status_code == 422
+    assert _issue(world, day=_today(world) + timedelta(days=pickup.MAX_DAYS_AHEAD + 1)).status_code == 422
+    assert _issue(world, person="   ").status_code == 422
+
+
+def test_a_guardian_revokes_their_code(world):
+    issued = _issue(world).json()
+    r = world.client.delete(f"/api/v1/schools/s1/pickup-codes/{issued['id']}", headers=world.as_("parentA"))
+    assert r.status_code == 200 and r.json()["revoked"]
+    redeem = {"student": "A1", "code": issued["code"]}
+    assert world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json=redeem, headers=world.as_("guard1")).status_code == 422
+
+
+def test_kiosk_routes_need_the_kiosks_signature(world):
+    path = "/api/v1/kiosks/s1/gate-1/photos"
+    assert world.client.get(path).status_code == 401
+    assert _kiosk_get(world, path, secret="cd" * 32).status_code == 401  # another secret
+    assert _kiosk_get(world, path, at=int(time.time()) - 3600).status_code == 401  # an old request replayed
+    assert _kiosk_get(world, "/api/v1/kiosks/s1/gate-9/photos").status_code == 401  # unknown kiosk
+    assert _kiosk_get(world, path).status_code == 200
+    # A user's token is no kiosk credential.
+    assert world.client.get(path, headers=world.as_("admin1")).status_code == 401
+
+
+def _photo(size=(1200, 900), fmt="PNG") -> bytes:
+    out = BytesIO()
+    Image.new("RGB", size, (200, 80, 40)).save(out, fmt)
+    return out.getvalue()
+
+
+def test_photos_become_small_thumbnails_that_kiosks_cache(world, tmp_path):
+    put = world.client.put(
+        "/api/v1/schools/s1/students/A1/photo", files={"file": ("a.png", _photo(), "image/png")}, headers=world.as_("parentA")
+    )
+    assert put.status_code == 200, put.text
+    assert max(put.json()["width"], put.json()["height"]) == world.settings.thumbnail_px
+    got = world.client.get("/api/v1/schools/s1/students/A1/photo", headers=world.as_("teacherA"))
+    assert got.headers["content-type"] == "image/jpeg"
+    assert Image.open(BytesIO(got.content)).size == (160, 120)
+    with world.session() as session:
+        assert session.exec(select(ChildRead.what).where(ChildRead.actor == "user:teacherA")).all() == ["student_photo"]
+    guardian = world.client.put(
+        f"/api/v1/schools/s1/guardians/{world.ids['gA']}/photo", files={"file": ("g.jpg", _photo(fmt="JPEG"), "image/jpeg")},
+        headers=world.as_("parentA"),
+    )
+    assert guardian.status_code == 200
+    # Another guardian's photo is not theirs to change.
+    other = world.client.put(
+        f"/api/v1/schools/s1/guardians/{world.ids['gB']}/photo", files={"file": ("g.jpg", _photo(), "image/png")},
+        headers=world.as_("parentA"),
+    )
+    assert other.status_code == 404
+
+    cache = photos.PhotoCache(
+        "http://testserver", school="s1", kiosk="gate-1", secret=KIOSK_SECRET, folder=tmp_path / "photos", client=world.client
+    )
+    assert cache.sync() == {"photos": 2, "fetched": 2, "removed": 0}
+    assert Image.open(cache.path("students", "A1")).size == (160, 120)
+    assert cache.path("guardians", f"g{world.ids['gA']}") is not None
+    assert cache.sync()["fetched"] == 0  # nothing changed, nothing fetched
+    path = "/api/v1/kiosks/s1/gate-1/photos/students/A1"
+    etag = _kiosk_get(world, path).headers["etag"]
+    not_modified = world.client.get(path, headers={**photos.signed_headers(KIOSK_SECRET, method="GET", path=path), "If-None-Match": etag})
+    assert not_modified.status_code == 304
+    assert world.client.delete("/api/v1/schools/s1/students/A1/photo", headers=world.as_("admin1")).status_code == 204
+    assert cache.sync() == {"photos": 1, "fetched": 0, "removed": 1}
+    assert cache.path("students", "A1") is None
+
+
+def test_bad_uploads_are_refused_with_a_reason(world):
+    def upload(data: bytes):
+        return world.client.put(
+            "/api/v1/schools/s1/students/A1/photo", files={"file": ("x", data, "image/png")}, headers=world.as_("admin1")
+        )
+
+    not_image = upload(b"this is not a picture")
+    assert not_image.status_code == 422 and "JPEG" in not_image.json()["detail"][0]["msg"]
+    world.settings.photo_max_bytes = 10_000
+    too_big = upload(_photo(size=(2000, 2000), fmt="BMP"))
+    assert too_big.status_code == 422 and "10000" in too_big.json()["detail"][0]["msg"]

@@ -1,0 +1,169 @@
+"""Who may use what: every role against every /api/v1 route, and who sees which child."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlmodel import select
+
+from central.accounts import ChildRead, Role
+from central.api.deps import authorize, declared_roles
+from central.i18n import t
+
+D, A, T, G, F, P = (Role.DISTRICT, Role.SCHOOL_ADMIN, Role.TEACHER, Role.GUARD, Role.FINANCE, Role.GUARDIAN)
+ALL = frozenset(Role)
+
+# The design, route by route, for the routes of users and roles, pickup helpers, the public profile,
+# and the safety log (events and incidents). Part A's routes are checked against what they declare.
+EXPECTED = {
+    ("GET", "/api/v1/schools/{school}/events"): {D, A, G},
+    ("GET", "/api/v1/schools/{school}/incidents"): {D, A, G},
+    ("POST", "/api/v1/auth/logout"): ALL,
+    ("GET", "/api/v1/me"): ALL,
+    ("POST", "/api/v1/users"): {D, A},
+    ("GET", "/api/v1/users"): {D, A},
+    ("PATCH", "/api/v1/users/{user_id}"): {D, A},
+    ("GET", "/api/v1/audit"): {D, A},
+    ("GET", "/api/v1/schools/{school}/child-reads"): {D, A},
+    ("GET", "/api/v1/schools/{school}/students"): ALL,
+    ("GET", "/api/v1/schools/{school}/students/{student_no}"): ALL,
+    ("POST", "/api/v1/schools/{school}/pickup-codes"): {A, P},
+    ("GET", "/api/v1/schools/{school}/pickup-codes"): {A, G, P},
+    ("DELETE", "/api/v1/schools/{school}/pickup-codes/{code_id}"): {A, P},
+    ("POST", "/api/v1/schools/{school}/pickup-codes/redeem"): {A, G},
+    ("PUT", "/api/v1/schools/{school}/students/{student}/photo"): {A, P},
+    ("GET", "/api/v1/schools/{school}/students/{student}/photo"): {A, G, T, P},
+    ("DELETE", "/api/v1/schools/{school}/students/{student}/photo"): {A, P},
+    ("PUT", "/api/v1/schools/{school}/guardians/{guardian_id}/photo"): {A, P},
+    ("GET", "/api/v1/schools/{school}/guardians/{guardian_id}/photo"): {A, G, T, P},
+    ("DELETE", "/api/v1/schools/{school}/guardians/{guardian_id}/photo"): {A, P},
+    ("GET", "/api/v1/schools/{school}/public-profile"): {D, A},
+    ("PUT", "/api/v1/schools/{school}/public-profile"): {A},
+}
+# One user of each role, all of school s1 (district: every school).
+ONE_OF_EACH = {"district": D, "admin1": A, "teacherA": T, "guard1": G, "finance1": F, "parentA": P}
+
+
+def _effective(app):
+    # FastAPI >= 0.13x keeps included routers as branches resolved per request; older ones copy routes.
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "effective_route_contexts"):
+            yield from (ctx for ctx in route.effective_route_contexts() if ctx.dependant is not None)
+
+
+def _api_routes(app) -> list[tuple[str, APIRoute]]:
+    """Every (method, route) behind the login: the ones ``authorize`` guards."""
+    out = []
+    for route in _effective(app):
+        if any(d.call is authorize for d in route.dependant.dependencies):
+            out.extend((method, route) for method in sorted(route.methods))
+    # Logging out ends the caller's token: last, so every other route is tried with a live one.
+    return sorted(out, key=lambda mr: mr[1].path.endswith("/auth/logout"))
+
+
+def _url(path: str, school: str) -> str:
+    # Real rows where a route names one; for the rest any value will do: a role is checked first.
+    values = {"school": school, "student_no": "A1", "student": "A1"}
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "999999"), path)
+
+
+def _call(world, method: str, url: str, user: str | None):
+    headers = world.as_(user) if user else {}
+    body = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
+    return world.client.request(method, url, headers=headers, **body)
+
+
+def test_designed_roles_are_declared(world):
+    routes = {(m, r.path): r for m, r in _api_routes(world.client.app)}
+    for key, roles in EXPECTED.items():
+        assert key in routes, f"{key} is gone"
+        assert declared_roles(routes[key]) == roles, key
+
+
+def test_every_role_against_every_route(world):
+    """Allowed: anything but 401/403 for the role (a 404 or 422 from empty input is fine); refused: 403."""
+    for method, route in _api_routes(world.client.app):
+        roles = declared_roles(route) or {D}  # a route that declares no roles is district-only
+        for user, role in ONE_OF_EACH.items():
+            r = _call(world, method, _url(route.path, "s1"), user)
+            refusal = t("role_refused", "zh_CN", role=role.value)
+            where = f"{method} {route.path} as {role.value}: {r.status_code} {r.text[:200]}"
+            assert r.status_code != 500, where
+            if role in roles:
+                assert r.status_code != 401 and not (r.status_code == 403 and r.json()["detail"] == refusal), where
+            else:
+                assert r.status_code == 403 and r.json()["detail"] == refusal, where
+
+
+def test_no_token_no_entry_and_no_other_school(world):
+    for method, route in _api_routes(world.client.app):
+        assert _call(world, method, _url(route.path, "s1"), None).status_code == 401, route.path
+        if "{school}" in route.path:
+            # A school admin of s2 is refused at s1 whatever the route.
+            r = _call(world, method, _url(route.path, "s1"), "admin2")
+            assert r.status_code == 403, f"{method} {route.path}: {r.status_code}"
+
+
+def test_service_token_acts_as_district(world):
+    r = world.client.get("/api/v1/me", headers=world.as_("service"))
+    assert r.json()["role"] == "district"
+    assert world.client.get("/api/v1/schools/s2/students", headers=world.as_("service")).status_code == 200
+
+
+def _students(world, user: str) -> set[str]:
+    r = world.client.get("/api/v1/schools/s1/students", headers=world.as_(user))
+    assert r.status_code == 200, r.text
+    return {s["student_no"] for s in r.json()}
+
+
+WHO_SEES = {
+    "admin1": {"A1", "B1", "C1"},
+    "guard1": {"A1", "B1", "C1"},
+    "finance1": {"A1", "B1", "C1"},
+    "district": {"A1", "B1", "C1"},
+    "teacherA": {"A1"},  # the child of their group
+    "teacherB": {"B1"},
+    "parentA": {"A1"},  # their own child
+    "parentB": {"B1"},
+    "parentBarred": set(),  # a custody bar hides the child from the barred person
+}
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_who_sees_which_child(world):
+    for user, sees in WHO_SEES.items():
+        assert _students(world, user) == sees, user
+        for no in ("A1", "B1", "C1"):
+            r = world.client.get(f"/api/v1/schools/s1/students/{no}", headers=world.as_(user))
+            assert r.status_code == (200 if no in sees else 404), (user, no, r.text)
+
+
+def test_teacher_cannot_see_another_groups_child_or_its_photo(world):
+    for path in ("/api/v1/schools/s1/students/B1", "/api/v1/schools/s1/students/B1/photo"):
+        assert world.client.get(path, headers=world.as_("teacherA")).status_code == 404
+
+
+def test_guardian_sees_own_child_and_only_own_link(world):
+    r = world.client.get("/api/v1/schools/s1/students/A1", headers=world.as_("parentA"))
+    assert [g["name"] for g in r.json()["guardians"]] == ["王父"]
+    staff = world.client.get("/api/v1/schools/s1/students/A1", headers=world.as_("admin1")).json()
+    assert {g["name"] for g in staff["guardians"]} == {"王父", "赵某"}
+    assert {g["phone_masked"] for g in staff["guardians"]} == {"138****5678", "137****1111"}
+
+
+def test_every_staff_read_of_a_child_is_logged(world):
+    world.client.get("/api/v1/schools/s1/students/A1", headers=world.as_("teacherA"))
+    world.client.get("/api/v1/schools/s1/students", headers=world.as_("guard1"))
+    world.client.get("/api/v1/schools/s1/students/A1", headers=world.as_("parentA"))  # a guardian is not staff
+    with world.session() as session:
+        reads = {(r.actor, r.student_id, r.what) for r in session.exec(select(ChildRead))}
+    assert reads == {
+        ("user:teacherA", world.ids["A1"], "student"),
+        *{("user:guard1", world.ids[no], "student_list") for no in ("A1", "B1", "C1")},
+    }
+    listed = world.client.get("/api/v1/schools/s1/child-reads", params={"student": "A1"}, headers=world.as_("admin1")).json()
+    assert {(r["actor"], r["what"]) for r in listed} == {("user:teacherA", "student"), ("user:guard1", "student_list")}

@@ -1,0 +1,159 @@
+"""The calendar (P3): school days, holidays, make-up days, the winter/summer switch, P3.3; ratio (P9.2)."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from sqlmodel import Session
+
+from central import enrollment as enr
+from central import groups, roster, schedule
+from central import staff as staff_service
+from central.core.config import Settings
+from central.core.db import make_engine, migrate
+from central.errors import Invalid
+from central.models import CalendarDayCreate, DismissalTimeCreate, InterestGroupCreate, School, SchoolClass, StaffCreate
+from central.models import Student, TermCreate
+
+SETTINGS = Settings()
+# 2026-11-30 is a Monday. The autumn term switches to the winter timetable on 2026-12-07.
+MON, TUE, WED, SAT = date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 5)
+
+
+@pytest.fixture
+def db(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        school = School(code="s1", name="示范小学")
+        session.add(school)
+        session.commit()
+        schedule.add_term(session, school_id=school.id, actor="admin", data=TermCreate(
+            name="2026秋", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20), winter_from=date(2026, 12, 7)))
+        for season, at in (("summer", time(16, 30)), ("winter", time(16, 0))):
+            schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                                   data=DismissalTimeCreate(grade="三年级", season=season, dismissal=at))
+        yield session, school
+    engine.dispose()
+
+
+def make_group(session, school, **kw):
+    data = {"name": "作业辅导", "category": "homework", "capacity": 40, "place": "301教室", "grades": ["三年级"]} | kw
+    return groups.create_group(session, school_id=school.id, actor="admin", settings=SETTINGS, data=InterestGroupCreate(**data))
+
+
+def plan(session, school, start, end, group=None):
+    return schedule.plan_sessions(session, school=school, start=start, end=end, group_id=group.id if group else None,
+                                  actor="admin", settings=SETTINGS)
+
+
+def test_sessions_only_on_school_days_a_holiday_is_skipped_and_a_make_up_day_is_kept(db):
+    session, school = db
+    group = make_group(session, school)
+    schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+                              data=CalendarDayCreate(day=TUE, kind="holiday", note="校庆"))
+    schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+                              data=CalendarDayCreate(day=SAT, kind="makeup", follows_weekday=1, note="调休"))
+    made = plan(session, school, MON, date(2026, 12, 6), group)
+    assert [s.day for s in made] == [MON, WED, date(2026, 12, 3), date(2026, 12, 4), SAT]
+    assert plan(session, school, MON, date(2026, 12, 6), group) == []  # planning again adds nothing
+
+
+def test_a_holiday_marked_later_removes_its_planned_session(db):
+    session, school = db
+    group = make_group(session, school)
+    plan(session, school, MON, WED, group)
+    _, removed = schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+                                           data=CalendarDayCreate(day=WED, kind="holiday"))
+    assert removed == 1
+    assert [s.day for s in schedule.sessions_between(session, school_id=school.id, start=MON, end=WED)] == [MON, TUE]
+
+
+def test_no_session_outside_a_term_or_on_a_weekday_the_group_does_not_meet(db):
+    session, school = db
+    group = make_group(session, school, weekdays=[1, 3])
+    assert [s.day for s in plan(session, school, MON, date(2026, 12, 6), group)] == [MON, WED]
+    assert plan(session, school, date(2027, 1, 21), date(2027, 1, 29), group) == []  # winter holidays
+
+
+def test_the_timetable_switches_from_summer_to_winter_on_the_terms_date(db):
+    session, school = db
+    group = make_group(session, school, periods=2)
+    made = {s.day: s for s in plan(session, school, date(2026, 12, 4), date(2026, 12, 7), group)}
+    shown = {s.day: s for s in schedule.sessions_public(session, school=school, rows=list(made.values()), settings=SETTINGS)}
+    friday, monday = shown[date(2026, 12, 4)], shown[date(2026, 12, 7)]
+    assert (friday.starts_at.time(), friday.ends_at.time()) == (time(16, 30), time(17, 50))  # summer: 2 × 40 min
+    assert (monday.starts_at.time(), monday.ends_at.time()) == (time(16, 0), time(17, 20))  # winter
+    assert friday.starts_at.utcoffset().total_seconds() == 8 * 3600  # shown in the school's zone
+    assert made[date(2026, 12, 7)].starts_at.hour in (8,)  # stored in UTC: 16:00 +08:00
+
+
+@pytest.mark.parametrize(
+    "day,season",
+    [(date(2026, 4, 30), "winter"), (date(2026, 5, 1), "summer"), (date(2026, 9, 30), "summer"), (date(2026, 10, 1), "winter")],
+)
+def test_default_season_switch_dates_where_a_term_says_none(day, season):
+    assert schedule.season_of(day, None, SETTINGS) == season
+
+
+def test_a_session_before_dismissal_is_refused(db):
+    session, school = db
+    with pytest.raises(Invalid, match="P3.3") as at_create:
+        make_group(session, school, start_time=time(15, 30))
+    assert "16:00" in at_create.value.text("en") or "16:30" in at_create.value.text("en")
+    # Starting at 16:15 passes the winter dismissal (16:00) but not the summer one (16:30).
+    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                           data=DismissalTimeCreate(grade="三年级", season="summer", dismissal=time(16, 0)))
+    group = make_group(session, school, start_time=time(16, 15))
+    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                           data=DismissalTimeCreate(grade="三年级", season="summer", dismissal=time(16, 30)))
+    with pytest.raises(Invalid) as at_plan:
+        plan(session, school, MON, TUE, group)
+    assert "before 三年级's dismissal at 16:30 (P3.3)" in at_plan.value.text("en")
+    assert schedule.sessions_between(session, school_id=school.id, start=MON, end=TUE) == []
+
+
+def test_more_than_the_maximum_periods_is_refused(db):
+    session, school = db
+    with pytest.raises(Invalid, match="P3.2"):
+        make_group(session, school, periods=3)
+
+
+def test_over_thirty_students_per_staff_member_on_duty_is_flagged(db):
+    session, school = db
+    teacher = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
+    group = make_group(session, school, staff_id=teacher.id)
+    klass = SchoolClass(school_id=school.id, grade="三年级", name="1班")
+    session.add(klass)
+    session.flush()
+    students = [Student(school_id=school.id, class_id=klass.id, student_no=f"S{i:02d}", name=f"学生{i}") for i in range(31)]
+    session.add_all(students)
+    session.commit()
+    enr.publish_notice(session, school_id=school.id, text="告知书", actor="admin")
+    (row,) = plan(session, school, MON, MON, group)
+
+    def shown():
+        return schedule.sessions_public(session, school=school, rows=[row], settings=SETTINGS)[0]
+
+    enr.enroll_through_chain(session, school_id=school.id, student_ids=[s.id for s in students[:30]], group_id=group.id,
+                             actor="admin", application="纸质申请", school_signer="校长")
+    assert (shown().expected, shown().staff, shown().over_ratio) == (30, [teacher.id], False)
+    enr.enroll_through_chain(session, school_id=school.id, student_ids=[students[30].id], group_id=group.id,
+                             actor="admin", application="纸质申请", school_signer="校长")
+    assert (shown().expected, shown().over_ratio) == (31, True)
+    helper = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="志愿者", kind="volunteer"))
+    schedule.assign_duty(session, school_id=school.id, session_id=row.id, staff_id=helper.id, actor="admin")
+    assert shown().over_ratio is False
+
+
+def test_todays_sessions_reach_the_roster_with_utc_times_and_grace(db):
+    session, school = db
+    group = make_group(session, school)
+    plan(session, school, MON, date(2026, 12, 4), group)
+    people = roster.build_people(session, school, settings=SETTINGS, today=MON)
+    assert [s["date"] for s in people["sessions"]] == ["2026-11-30", "2026-12-01", "2026-12-02"]  # today + 2 days
+    first = people["sessions"][0]
+    assert (first["start"], first["end"]) == ("2026-11-30T08:30:00Z", "2026-11-30T09:50:00Z")
+    assert (first["absent_after"], first["overdue_after"]) == ("2026-11-30T08:40:00Z", "2026-11-30T10:05:00Z")
+    assert first["group"] == str(group.id) and first["place"] == "301教室"

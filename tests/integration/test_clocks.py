@@ -1,0 +1,114 @@
+"""Kiosk clocks that are wrong or jump: days offline with a clock 3 days ahead, steps of -1 h and
++1 day mid-run. Seq stays contiguous, central orders and corrects the times, and the skew is a
+safety incident."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from central.admin import register_kiosk
+from central.core.config import Settings
+from central.server import CentralServer
+from gateway.broker import EmbeddedBroker
+from gateway.mqtt import free_port
+from hardware import CardTap
+from kiosk.config import KioskSettings
+from kiosk.runtime import Kiosk
+
+SECRET = "c1" * 32
+
+
+def wait_for(condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def tap(gate: Kiosk, uid: str, at: datetime) -> dict:
+    return gate.handle(CardTap(uid, "sim", "sim", at))
+
+
+def api(central: CentralServer, settings: Settings, path: str, **params) -> list[dict]:
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    out, after = [], 0
+    while True:
+        rows = httpx.get(f"{central.url}{path}", params={"limit": 1000, "after_seq": after, **params}, headers=headers, timeout=30).json()
+        out += rows
+        if len(rows) < 1000 or "incidents" in path:
+            return out
+        after = rows[-1]["seq"]
+
+
+def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_order(tmp_path):
+    school, prefix = f"off-{uuid.uuid4().hex[:6]}", f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    gate = Kiosk(
+        KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET, mqtt_url=url, topic_prefix=prefix)
+    ).start()
+    ahead = timedelta(days=3)
+    try:
+        t0 = time.time()
+        for i in range(30_000):
+            tap(gate, f"{i:08X}", datetime.now(UTC) + ahead)
+        recorded = time.time() - t0
+        assert gate.store.queue_depth() == 30_000
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+        register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
+        with EmbeddedBroker("127.0.0.1", port), CentralServer(settings, port=free_port()) as central:
+            back_online = datetime.now(UTC)
+            wait_for(lambda: gate.store.queue_depth() == 0, timeout=120, what="30,000 events to drain")
+            events = api(central, settings, f"/api/v1/schools/{school}/events")
+            incidents = api(central, settings, f"/api/v1/schools/{school}/incidents")
+    finally:
+        gate.close()
+    assert [e["seq"] for e in events] == list(range(1, 30_001))
+    corrected = [datetime.fromisoformat(e["at_corrected"]) for e in events]
+    assert corrected == sorted(corrected)
+    # Central put them back on its own clock: recorded before the kiosk came back online, not days on.
+    assert corrected[0] >= back_online - timedelta(seconds=recorded + 30)
+    assert corrected[-1] <= back_online + timedelta(seconds=2)
+    assert all(datetime.fromisoformat(e["at"]) - c > timedelta(days=2, hours=23) for e, c in zip(events, corrected))
+    skew = [i for i in incidents if i["kind"] == "clock_skew"]
+    assert len(skew) == 1 and "ahead" in skew[0]["detail"]
+
+
+def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
+    school = f"jump-{uuid.uuid4().hex[:6]}"
+    settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
+    register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
+    with CentralServer(settings, port=free_port()) as central:
+        gate = Kiosk(
+            KioskSettings(
+                school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
+                mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix,
+            )
+        ).start()
+        try:
+            wait_for(lambda: gate.sync.online, what="the kiosk online")
+            offsets = [timedelta(0)] * 5 + [timedelta(hours=-1)] * 5 + [timedelta(days=1)] * 5
+            for i, offset in enumerate(offsets):
+                tap(gate, f"0A{i:06X}", datetime.now(UTC) + offset)
+                time.sleep(0.02)
+            wait_for(lambda: gate.store.queue_depth() == 0, what="the events to drain")
+            wait_for(lambda: len(api(central, settings, f"/api/v1/schools/{school}/incidents")) >= 2, what="skew incidents")
+            events = api(central, settings, f"/api/v1/schools/{school}/events")
+            incidents = api(central, settings, f"/api/v1/schools/{school}/incidents")
+        finally:
+            gate.close()
+    assert [e["seq"] for e in events] == list(range(1, 16))
+    walls = [datetime.fromisoformat(e["at"]) for e in events]
+    assert walls != sorted(walls)  # the wall clock went back ...
+    corrected = [datetime.fromisoformat(e["at_corrected"]) for e in events]
+    assert corrected == sorted(corrected)  # ... central's order did not
+    assert corrected[-1] - corrected[0] < timedelta(seconds=10)
+    details = sorted(i["detail"] for i in incidents if i["kind"] == "clock_skew")
+    assert len(details) == 2
+    assert any("behind" in d for d in details) and any("ahead" in d for d in details)

@@ -1,0 +1,80 @@
+"""Two ingest workers share one event stream through an MQTT 5 shared subscription on Mosquitto
+(generated configuration) into PostgreSQL: every event stored exactly once, in order."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from central.admin import register_kiosk
+from central.bus import Bus
+from central.core.config import Settings
+from central.core.db import make_engine, migrate
+from gateway import mosquitto, protocol
+from gateway.broker import wait_until_reachable
+from gateway.mqtt import BrokerAddress, free_port
+from hardware import CardTap
+from kiosk.config import KioskSettings
+from kiosk.runtime import Kiosk
+
+def require_mosquitto_binary() -> None:
+    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true: the mosquitto binary is needed and missing")
+        pytest.skip("needs the mosquitto binary (Debian package mosquitto)")
+
+
+SECRETS = {f"k{i}": uuid.uuid4().hex * 2 for i in range(3)}
+
+
+def test_two_workers_store_every_event_once(tmp_path, fresh_postgres):
+    require_mosquitto_binary()
+    fresh = fresh_postgres
+    port = free_port()
+    password = uuid.uuid4().hex
+    logins = [mosquitto.KioskLogin("s1", k, s) for k, s in SECRETS.items()]
+    conf = mosquitto.write(tmp_path / "mq", kiosks=logins, central_password=password, port=port, bind="127.0.0.1", user=getpass.getuser())
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    engine = make_engine(fresh)
+    migrate(engine)
+    settings = Settings(database_url=fresh, mqtt_url=f"mqtt://central:{password}@127.0.0.1:{port}")
+    for kiosk, secret in SECRETS.items():
+        register_kiosk(settings, school="s1", kiosk=kiosk, secret=secret)
+    workers, gates = [], []
+    try:
+        wait_until_reachable("127.0.0.1", port)
+        address = BrokerAddress.parse(settings.mqtt_url)
+        workers = [Bus(engine, broker=address, topics=protocol.Topics(), shared_group="central", batch=50).start() for _ in range(2)]
+        for kiosk, secret in SECRETS.items():
+            gate = Kiosk(KioskSettings(school="s1", kiosk=kiosk, data_dir=tmp_path / kiosk, secret=secret, mqtt_url=f"mqtt://127.0.0.1:{port}", resend_after=2.0))
+            for i in range(700):
+                gate.handle(CardTap(f"{int(kiosk[1:]) << 24 | i:08X}", "sim", "sim", datetime.now(UTC)))
+            gates.append(gate)
+        for gate in gates:
+            gate.start()  # all three drain their 700 events at once, in batches of 100
+        deadline = time.monotonic() + 60
+        while any(g.store.queue_depth() for g in gates) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(g.store.queue_depth() for g in gates)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT k.code, e.seq FROM event e JOIN kiosk k ON k.id = e.kiosk_id ORDER BY k.code, e.seq")).all()
+        both = [w.ingest.stored for w in workers]
+    finally:
+        for gate in gates:
+            gate.close()
+        for worker in workers:
+            worker.stop()
+        engine.dispose()
+        proc.kill()
+        proc.wait(10)
+    for kiosk in SECRETS:
+        assert [seq for code, seq in rows if code == kiosk] == list(range(1, 701))
+    assert sum(both) == 2100 and all(both), f"both workers take a share: {both}"

@@ -1,0 +1,49 @@
+"""What tests in several folders share: the real servers and fresh databases on them.
+
+Mosquitto on 127.0.0.1:1883 and PostgreSQL on 127.0.0.1:5432 are skipped where they are not
+reachable, except under CI=true, where a skip would hide a failure: there they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from gateway.mqtt import BrokerAddress, reachable
+
+REAL_MQTT = os.environ.get("SG_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+REAL_POSTGRES = os.environ.get("SG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def require(*what: str) -> None:
+    """Skip (or under CI=true fail) unless each of ``mosquitto`` and ``postgres`` named answers."""
+    mqtt = BrokerAddress.parse(REAL_MQTT)
+    pg = urlsplit(REAL_POSTGRES)
+    where = {"mosquitto": ("Mosquitto", mqtt.host, mqtt.port), "postgres": ("PostgreSQL", pg.hostname, pg.port or 5432)}
+    missing = [where[w][0] for w in what if not reachable(*where[w][1:])]
+    if missing:
+        message = f"needs {' and '.join(missing)} ({REAL_MQTT}, {REAL_POSTGRES})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}, and a skip here would hide a failure")
+        pytest.skip(message)
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """The URL of a new, empty database on the real server, dropped afterwards."""
+    require("postgres")
+    import psycopg
+
+    name = f"sgtest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(REAL_POSTGRES)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
