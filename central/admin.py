@@ -58,6 +58,7 @@ def import_files(
     engine = open_db(settings)
     try:
         with Session(engine) as session:
+            session.info["actor"] = "cli:import"
             result = importer.import_roster(
                 session, school=school, students=students, guardians=guardians, school_name=school_name,
                 card_format=card_format,
@@ -73,6 +74,7 @@ def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str |
     engine = open_db(settings)
     try:
         with Session(engine) as session:
+            session.info["actor"] = "cli:register-kiosk"
             services.ensure_school(session, code=school)
             _, secret = services.register_kiosk(session, school=school, kiosk=kiosk, secret=secret)
     finally:

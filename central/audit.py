@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from enum import Enum
 from typing import Any, Protocol
 
@@ -59,7 +59,7 @@ class Actor(Protocol):
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-    if isinstance(value, date):
+    if isinstance(value, (date, time)):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
@@ -113,30 +113,137 @@ def record(
     ``before``/``after`` are JSON-able values or rows (``snapshot`` is applied to rows); ``entity``
     names the record, e.g. ``"user:12"``; ``action`` says what happened, e.g. ``"user.create"``.
     """
-    if isinstance(before, SQLModel):
-        before = snapshot(before)
-    if isinstance(after, SQLModel):
-        after = snapshot(after)
+    label = actor if isinstance(actor, str) else actor.label
+    return record_many(session, [Entry(label, action, entity, before, after, school_id)])[0]
+
+
+@dataclass(frozen=True)
+class Entry:
+    actor: str
+    action: str
+    entity: str
+    before: Any = None
+    after: Any = None
+    school_id: int | None = None
+
+
+def record_many(session: Session, entries: list[Entry]) -> list[AuditLog]:
+    """Append several rows with one look at the tail: an import of a school is thousands of changes."""
+    if not entries:
+        return []
     if session.get_bind().dialect.name == "postgresql":
         # Writers take turns at the tail; on SQLite the single writer lock and UNIQUE(seq) do this.
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
     tail = session.exec(select(AuditLog).order_by(col(AuditLog.seq).desc()).limit(1)).first()
-    row = AuditLog(
-        seq=(tail.seq + 1) if tail else 1,
-        # Whole microseconds survive every back-end's timestamp type, so the hash recomputes.
-        at=_utcnow(),
-        actor=actor if isinstance(actor, str) else actor.label,
-        action=action,
-        entity=entity,
-        school_id=school_id,
-        before=json.dumps(_jsonable(before), sort_keys=True, ensure_ascii=False),
-        after=json.dumps(_jsonable(after), sort_keys=True, ensure_ascii=False),
-        prev=tail.hash if tail else "",
-    )
-    row.hash = row_hash(row)
-    session.add(row)
-    session.flush()  # the next record() in this transaction sees this row as the tail
-    return row
+    seq, prev = (tail.seq, tail.hash) if tail else (0, "")
+    rows = []
+    for entry in entries:
+        before = snapshot(entry.before) if isinstance(entry.before, SQLModel) else entry.before
+        after = snapshot(entry.after) if isinstance(entry.after, SQLModel) else entry.after
+        seq += 1
+        row = AuditLog(
+            seq=seq,
+            # Whole microseconds survive every back-end's timestamp type, so the hash recomputes.
+            at=_utcnow(),
+            actor=entry.actor,
+            action=entry.action,
+            entity=entry.entity,
+            school_id=entry.school_id,
+            before=json.dumps(_jsonable(before), sort_keys=True, ensure_ascii=False),
+            after=json.dumps(_jsonable(after), sort_keys=True, ensure_ascii=False),
+            prev=prev,
+        )
+        row.hash = prev = row_hash(row)
+        session.add(row)
+        rows.append(row)
+    session.flush()  # the next record() in this transaction sees these rows as the tail
+    return rows
+
+
+# --- every change to the service's records, whoever makes it -------------------------------------
+#
+# Services need not remember to log: a session that flushes a change to one of these tables queues
+# it, and the commit appends the audit rows in the same transaction. The actor is what the request
+# (central/api/deps.authorize) or the command line put in ``session.info["actor"]``. Tables whose
+# services write their own richer rows (accounts, pickup codes, the public profile), the event
+# stream and the roster cache (School) are left out.
+_AUDITED_TABLES = {
+    "student", "guardian", "guardian_link", "card", "school_class", "kiosk",
+    "term", "calendar_day", "dismissal_time", "notice", "notice_signature", "enrollment", "enrollment_step",
+    "interest_group", "care_session", "duty_assignment", "staff", "staff_card", "vendor", "vendor_approval",
+}
+_NEVER_LOGGED = {"secret", "password_hash", "acked_seq", "last_hash"}  # secrets, and sync churn
+
+
+def _audited(obj: object) -> str | None:
+    table = getattr(obj, "__tablename__", None)
+    return table if table in _AUDITED_TABLES else None
+
+
+def _state(obj: SQLModel) -> dict[str, Any]:
+    return snapshot(obj, exclude=_NEVER_LOGGED) or {}
+
+
+def _stored(session: Session, obj: SQLModel) -> dict[str, Any] | None:
+    """The row as the database holds it now, before this flush writes the change."""
+    table = obj.__table__
+    keys = sa.inspect(obj).identity
+    if keys is None:
+        return None
+    where = [c == v for c, v in zip(table.primary_key.columns, keys)]
+    row = session.connection().execute(sa.select(table).where(*where)).mappings().first()
+    if row is None:
+        return None
+    return {k: _jsonable(v) for k, v in row.items() if k not in _NEVER_LOGGED}
+
+
+@sa.event.listens_for(Session, "before_flush")
+def _queue_updates(session: Session, _context, _instances) -> None:
+    # Before the flush writes them: the database still holds what the rows were.
+    queued = session.info.setdefault("audit_queue", [])
+    for obj in session.dirty:
+        table = _audited(obj)
+        if table and session.is_modified(obj, include_collections=False):
+            queued.append(("update", table, obj, _stored(session, obj)))
+    for obj in session.deleted:
+        table = _audited(obj)
+        if table:
+            queued.append(("delete", table, obj, _stored(session, obj)))
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _queue_creates(session: Session, _context) -> None:
+    # After the flush: new rows have their ids.
+    queued = session.info.setdefault("audit_queue", [])
+    for obj in session.new:
+        table = _audited(obj)
+        if table:
+            queued.append(("create", table, obj, None))
+
+
+@sa.event.listens_for(Session, "before_commit")
+def _write_changes(session: Session) -> None:
+    session.flush()  # what the commit is about to flush: queue it too
+    queued = session.info.pop("audit_queue", [])
+    if not queued:
+        return
+    actor = session.info.get("actor", "system")
+    entries = []
+    for verb, table, obj, before in queued:
+        after = None if verb == "delete" else _state(obj)
+        if verb == "update" and before == after:
+            continue
+        key = (after or before or {}).get("id")
+        school_id = (after or before or {}).get("school_id")
+        entries.append(Entry(actor, f"{table}.{verb}", f"{table}:{key}", before, after, school_id))
+    record_many(session, entries)
+    # record_many flushed: what that flush queued is only the audit rows' own, never audited.
+    session.info.pop("audit_queue", None)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    session.info.pop("audit_queue", None)
 
 
 @dataclass(frozen=True)

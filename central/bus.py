@@ -45,6 +45,18 @@ class Bus:
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.on_message = lambda _c, _u, msg: self.ingest.submit(msg.topic, msg.payload, bool(msg.retain))
 
+    @classmethod
+    def from_settings(cls, engine: sa.Engine, settings) -> Bus:
+        """The bus as central's settings describe it (``central.core.config.Settings``)."""
+        return cls(
+            engine,
+            broker=BrokerAddress.parse(settings.mqtt_url),
+            topics=protocol.Topics(settings.topic_prefix),
+            batch=settings.ingest_batch,
+            skew_limit_ms=int(settings.clock_skew_limit_s * 1000),
+            shared_group=settings.ingest_shared_group,
+        )
+
     def start(self, wait: float = 10.0) -> Bus:
         self.ingest.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)

@@ -16,9 +16,8 @@ from central import roster
 from central.bus import Bus
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from gateway import protocol
 from central.i18n import LocalizedError
-from gateway.mqtt import BrokerAddress
+from gateway import protocol
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +39,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         migrate(engine)
         bus = None
         if with_bus:
-            bus = Bus(
-                engine,
-                broker=BrokerAddress.parse(settings.mqtt_url),
-                topics=protocol.Topics(settings.topic_prefix),
-                batch=settings.ingest_batch,
-                skew_limit_ms=int(settings.clock_skew_limit_s * 1000),
-                shared_group=settings.ingest_shared_group,
-            ).start()
+            bus = Bus.from_settings(engine, settings).start()
         app.state.bus = bus
         stop = threading.Event()
         if bus:

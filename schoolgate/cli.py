@@ -154,21 +154,12 @@ def central_ingest(config: ConfigOpt = None) -> None:
     from central.bus import Bus
     from central.core.config import Settings
     from central.core.db import make_engine, migrate
-    from gateway import protocol
-    from gateway.mqtt import BrokerAddress
 
     _logging(False)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
-    bus = Bus(
-        engine,
-        broker=BrokerAddress.parse(settings.mqtt_url),
-        topics=protocol.Topics(settings.topic_prefix),
-        batch=settings.ingest_batch,
-        skew_limit_ms=int(settings.clock_skew_limit_s * 1000),
-        shared_group=settings.ingest_shared_group,
-    ).start()
+    bus = Bus.from_settings(engine, settings).start()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -89,9 +89,11 @@ def declared_roles(route) -> frozenset[Role] | None:
     return frozenset(found) or None
 
 
-def authorize(request: Request, principal: CurrentUser) -> Principal:
+def authorize(request: Request, principal: CurrentUser, session: SessionDep) -> Principal:
     roles = declared_roles(request.scope.get("route")) or frozenset({Role.DISTRICT})
     _check(request, principal, roles)
+    # The request's one session: whatever it changes is audited in this caller's name.
+    session.info["actor"] = principal.label
     return principal
 
 

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sgtest import wait_for
 
 from central.admin import register_kiosk
 from central.core.config import Settings
@@ -22,13 +23,6 @@ from kiosk.runtime import Kiosk
 SECRET = "c1" * 32
 
 
-def wait_for(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def tap(gate: Kiosk, uid: str, at: datetime) -> dict:

@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
+from sgtest import wait_for
 
 from central.admin import import_files, register_kiosk
 from central.core.config import Settings
@@ -24,13 +25,6 @@ from kiosk.runtime import Kiosk
 SECRET = "6b" * 32
 
 
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def ok(response: httpx.Response, status: int = 200) -> dict | list:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from sgtest import wait_for
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -33,13 +34,6 @@ SECRET = "5a" * 32
 UDP_CARDS = ["04A1B2C3", "04112233445566", "08090A0B", "04D5E6F7A8B9C0"]
 
 
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def write_students(path: Path, rows: list[tuple[str, str]]) -> Path:
