@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import field_validator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.protocol import DEFAULT_PREFIX
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     """Sessions of today and this many following days go to kiosks, so a kiosk offline overnight still knows them."""
     roster_refresh_minutes: float = Field(10.0, gt=0)
     """How often every school's roster is rebuilt, so the sessions kiosks hold follow the days."""
+    ingest_partition: str | None = Field(None, pattern=r"^\d+/[1-9]\d*$")
+    """``I/N``: this ingest worker stores the kiosks whose key hashes to I of N (one writer per
+    kiosk, in order); the alternative to a shared subscription for several workers."""
     ingest_shared_group: str | None = None
     """MQTT 5 shared subscription group (e.g. ``central``) for several ingest workers sharing the
     event stream; Mosquitto or EMQX with PostgreSQL only."""
@@ -74,6 +77,22 @@ class Settings(BaseSettings):
         if self.environment != "development" and self.api_token.get_secret_value() == DEV_API_TOKEN:
             raise ValueError("SCHOOLGATE_API_TOKEN must be set outside development")
         return self
+
+    @property
+    def partition(self) -> tuple[int, int] | None:
+        if not self.ingest_partition:
+            return None
+        index, count = (int(x) for x in self.ingest_partition.split("/"))
+        return index, count
+
+    @field_validator("ingest_partition")
+    @classmethod
+    def _partition_index_below_count(cls, value: str | None) -> str | None:
+        if value:
+            index, count = (int(x) for x in value.split("/"))
+            if index >= count:
+                raise ValueError(f"{value}: the worker index counts from 0 and must be below the count")
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

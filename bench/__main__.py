@@ -1,0 +1,20 @@
+"""Run every benchmark: `python -m bench` (full size) or `python -m bench --tiny`."""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.common import parse_args
+
+BENCHES = ("tap_decision", "ingest", "tap_to_central", "dismissal", "kiosk_memory", "scale_out")
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    for name in BENCHES:
+        module = importlib.import_module(f"bench.{name}")
+        module.run(**module.TINY) if args.tiny else module.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""kiosk_memory: a kiosk process holding a 10,000-person roster (3,000 students, 7,000 guardians).
+
+Figures: the process's resident memory (RSS, and its peak) once the roster is applied; the
+retained snapshot's size on the wire (compressed) and uncompressed; the time to decode and apply
+it. The guard console is not built yet, so the kiosk runs with --no-ui. Targets: <= 120 MB RSS;
+snapshot apply <= 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import emit, machine, ms, parse_args
+from bench.roster import snapshot
+from gateway import protocol
+from gateway.broker import EmbeddedBroker
+from gateway.mqtt import BrokerAddress, free_port, make_client
+from kiosk.store import KioskStore
+
+
+def _rss_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def run(*, students: int = 3000, guardians: int = 7000) -> list[dict]:
+    snap = snapshot("bench", students, guardians)
+    people = {
+        "students": [s.model_dump(by_alias=True) for s in snap.students],
+        "guardians": [g.model_dump() for g in snap.guardians],
+    }
+    header = {"v": 1, "school": "bench", "version": 1, "generated_at": snap.generated_at}
+    payload = protocol.snapshot_payload(header, people)
+    plain = len(protocol.canonical_json({**header, **people}))
+    with tempfile.TemporaryDirectory() as folder:
+        store = KioskStore(Path(folder) / "k.sqlite3", school="bench", kiosk="gate-1")
+        t = time.perf_counter()
+        store.apply_snapshot(protocol.parse_snapshot(payload))
+        apply_s = time.perf_counter() - t
+        store.close()
+    settings = {"students": students, "guardians": guardians, **machine()}
+    out = [
+        emit("kiosk_memory", "snapshot_bytes_compressed", len(payload), "bytes", **settings, uncompressed=plain),
+        emit("kiosk_memory", "snapshot_apply", ms(apply_s), "ms", **settings, target="<= 1000 ms"),
+    ]
+    port = free_port()
+    prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
+    topics = protocol.Topics(prefix)
+    with EmbeddedBroker("127.0.0.1", port) as embedded, tempfile.TemporaryDirectory() as folder:
+        publisher = make_client("bench-central", BrokerAddress.parse(embedded.url))
+        publisher.connect("127.0.0.1", port)
+        publisher.loop_start()
+        publisher.publish(topics.roster("bench"), payload, qos=1, retain=True).wait_for_publish(30)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
+        env["SCHOOLGATE_KIOSK_TOPIC_PREFIX"] = prefix
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "schoolgate", "kiosk", "run", "--school", "bench", "--kiosk", "gate-1", "--reader", "sim",
+             "--no-ui", "--data-dir", folder, "--mqtt-url", embedded.url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        )
+        try:
+            # The roster is in when a card on it checks in.
+            proc.stdin.write(f"{0x04000000 + students - 1:08X}\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + 60
+            outcome = None
+            while time.monotonic() < deadline:
+                outcome = json.loads(proc.stdout.readline())["outcome"]
+                if outcome == "checked_in":
+                    break
+                time.sleep(0.5)
+                proc.stdin.write(f"{0x04000000 + students - 2:08X}\n")
+                proc.stdin.flush()
+            time.sleep(1.0)
+            rss = _rss_kb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            publisher.disconnect()
+            publisher.loop_stop()
+    out.append(emit("kiosk_memory", "rss", round(rss["VmRSS"] / 1024, 1), "MB", **settings, roster_applied=outcome == "checked_in", console="--no-ui", target="<= 120 MB"))
+    out.append(emit("kiosk_memory", "rss_peak", round(rss["VmHWM"] / 1024, 1), "MB", **settings))
+    return out
+
+
+TINY = dict(students=30, guardians=70)  # a size that only shows the benchmark still works (CI)
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    run(**TINY) if args.tiny else run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""scale_out: two central ingest workers sharing the event stream on Mosquitto (as generated) into
+PostgreSQL, against one worker, same run: once through an MQTT 5 shared subscription
+(`$share/central/...`, round robin), once each worker taking the kiosks of its partition. Workers are `schoolgate central ingest` processes; kiosks are real kiosk stores
+filled offline with the same events for both runs, then drained at once by their sync clients.
+Target: >= 1.6 x one worker, 0 lost, 0 duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.common import available, broker, database, emit, machine, parse_args
+from central.admin import register_kiosk
+from central.core.config import Settings
+from central.core.db import make_engine, migrate
+from gateway import mosquitto
+from gateway.client import SyncClient
+from gateway.mqtt import BrokerAddress, kiosk_credentials
+from kiosk.store import KioskStore
+
+SCHOOL = "bench"
+
+
+def _fill(folder: Path, secrets: dict[str, str], per_kiosk: int) -> None:
+    for kiosk, secret in secrets.items():
+        store = KioskStore(folder / f"{kiosk}.sqlite3", school=SCHOOL, kiosk=kiosk, secret=secret)
+        for i in range(per_kiosk):
+            store.record("unknown_card", datetime.now(UTC), card=f"{i:08X}")
+        store.close()
+
+
+def run_workers(workers: int, filled: Path, secrets: dict[str, str], per_kiosk: int, mode: str = "shared") -> dict:
+    logins = [mosquitto.KioskLogin(SCHOOL, k, s) for k, s in secrets.items()]
+    with database("postgres") as url, broker("mosquitto", logins) as (central_url, kiosk_url), tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(url)
+        migrate(engine)
+        settings = Settings(database_url=url, mqtt_url=central_url)
+        for kiosk, secret in secrets.items():
+            register_kiosk(settings, school=SCHOOL, kiosk=kiosk, secret=secret)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
+        env.update(SCHOOLGATE_DATABASE_URL=url, SCHOOLGATE_MQTT_URL=central_url, SCHOOLGATE_CLOCK_SKEW_LIMIT_S="1e9")
+        if mode == "shared":
+            env["SCHOOLGATE_INGEST_SHARED_GROUP"] = "central"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "schoolgate", "central", "ingest"],
+                env={**env, **({"SCHOOLGATE_INGEST_PARTITION": f"{i}/{workers}"} if mode == "partition" else {})},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(workers)
+        ]
+        clients: list[SyncClient] = []
+        try:
+            time.sleep(3.0)  # the workers import, connect and subscribe
+            address = BrokerAddress.parse(kiosk_url)
+            stores = []
+            for kiosk, secret in secrets.items():
+                shutil.copy(filled / f"{kiosk}.sqlite3", Path(folder) / f"{kiosk}.sqlite3")
+                store = KioskStore(Path(folder) / f"{kiosk}.sqlite3", school=SCHOOL, kiosk=kiosk)
+                stores.append(store)
+                user, password = kiosk_credentials(SCHOOL, kiosk, secret)
+                clients.append(SyncClient(store, school=SCHOOL, kiosk=kiosk, broker=BrokerAddress(address.host, address.port, user, password), resend_after=5.0))
+            t0 = time.perf_counter()
+            for client in clients:
+                client.start()
+            deadline = t0 + 600
+            while any(s.queue_depth() for s in stores) and time.perf_counter() < deadline:
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT k.code, COUNT(*), COUNT(DISTINCT e.seq), MAX(e.seq) FROM event e JOIN kiosk k ON k.id = e.kiosk_id GROUP BY k.code")).all()
+        finally:
+            for client in clients:
+                client.stop()
+            for proc in procs:
+                proc.terminate()
+                proc.wait(20)
+            engine.dispose()
+    stored = sum(r[1] for r in rows)
+    total = per_kiosk * len(secrets)
+    duplicated = sum(r[1] - r[2] for r in rows)
+    return {"rate": stored / elapsed, "stored": stored, "lost": total - sum(r[2] for r in rows), "duplicated": duplicated}
+
+
+def run(*, kiosks: int = 8, per_kiosk: int = 10_000) -> list[dict]:
+    if not available("mosquitto") or not available("postgres"):
+        return []
+    secrets = {f"k{i}": os.urandom(32).hex() for i in range(kiosks)}
+    with tempfile.TemporaryDirectory() as filled:
+        _fill(Path(filled), secrets, per_kiosk)
+        one = run_workers(1, Path(filled), secrets, per_kiosk)
+        shared = run_workers(2, Path(filled), secrets, per_kiosk, "shared")
+        partitioned = run_workers(2, Path(filled), secrets, per_kiosk, "partition")
+    settings = {"kiosks": kiosks, "events": kiosks * per_kiosk, "broker": "mosquitto", "db": "postgres", **machine()}
+    figures = [emit("scale_out", "one_worker", round(one["rate"]), "events/s", **settings, lost=one["lost"], duplicated=one["duplicated"])]
+    for name, two in (("shared_subscription", shared), ("partitioned", partitioned)):
+        figures.append(emit("scale_out", f"two_workers_{name}", round(two["rate"]), "events/s", **settings, lost=two["lost"], duplicated=two["duplicated"]))
+        figures.append(emit("scale_out", f"two_over_one_{name}", round(two["rate"] / one["rate"], 3), "ratio", **settings, target=">= 1.6, 0 lost, 0 duplicated"))
+    return figures
+
+
+TINY = dict(kiosks=2, per_kiosk=100)  # a size that only shows the benchmark still works (CI)
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    run(**TINY) if args.tiny else run()
+
+
+if __name__ == "__main__":
+    main()
