@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ KIOSK = Kiosk.__table__
 CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
+SEQLESS_QUIET = 600.0  # seconds an incident without a seq stays quiet after it was stored
 MAX_AHEAD = 100_000  # a seq this far past the last stored one is not a gap but a fault
 
 
@@ -110,7 +112,7 @@ class Ingest:
         self._kiosks: dict[tuple[str, str], KioskState] = {}
         self._schools: dict[str, int] = {}
         # Recently reported (kind, school, kiosk, seq): a resending kiosk does not flood the log.
-        self._reported: OrderedDict[tuple, None] = OrderedDict()
+        self._reported: OrderedDict[tuple, float] = OrderedDict()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stored = 0
@@ -163,9 +165,13 @@ class Ingest:
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
             for state in batch.touched.values():
                 self._write_kiosk(conn, state)
-            fresh = [i for i in batch.incidents if self._first_report(i)]
+            fresh = self._fresh(batch.incidents)
             if fresh:
-                conn.execute(INCIDENT.insert(), [_incident_row(i, batch.received_at) for i in fresh])
+                conn.execute(INCIDENT.insert(), [_incident_row(i, batch.received_at) for i in fresh.values()])
+        # Remembered only once stored: a batch that failed reports its incidents again on the resend.
+        self._reported.update({key: time.monotonic() for key in fresh})
+        while len(self._reported) > 10_000:
+            self._reported.popitem(last=False)
         self.stored += len(batch.rows)
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
@@ -225,7 +231,7 @@ class Ingest:
             event = protocol.parse_event(raw)
         except protocol.ProtocolError as exc:
             seq = raw.get("seq") if isinstance(raw, dict) else None
-            incident("malformed_payload", str(exc), seq if type(seq) is int else None)
+            incident("malformed_payload", str(exc), seq if type(seq) is int and 1 <= seq <= protocol.INT32 else None)
             return None
         if (event.school, event.kiosk) != (school, kiosk):
             incident("topic_mismatch", f"event of {event.school}/{event.kiosk} arrived on {topic}", event.seq)
@@ -419,16 +425,19 @@ class Ingest:
         self._kiosks[school, kiosk] = state
         return state
 
-    def _first_report(self, incident: Incident) -> bool:
-        if incident.seq is None:
-            return True
-        key = (incident.kind, incident.school_id, incident.kiosk, incident.seq)
-        if key in self._reported:
-            return False
-        self._reported[key] = None
-        if len(self._reported) > 10_000:
-            self._reported.popitem(last=False)
-        return True
+    def _fresh(self, incidents: list[Incident]) -> dict[tuple, Incident]:
+        """The incidents not reported lately, by key: a kiosk that resends the same bad event, or an
+        unregistered kiosk resending its window every few seconds, is one incident, not thousands.
+        An incident with a seq is reported once; one without, once per kind, kiosk and 10 minutes."""
+        now = time.monotonic()
+        fresh: dict[tuple, Incident] = {}
+        for incident in incidents:
+            key = (incident.kind, incident.school_id, incident.kiosk, incident.seq)
+            seen = self._reported.get(key)
+            if key in fresh or (seen is not None and (incident.seq is not None or now - seen < SEQLESS_QUIET)):
+                continue
+            fresh[key] = incident
+        return fresh
 
 
 def event_row(event: protocol.Event, digest: str, *, school_id: int, kiosk_id: int, at: datetime, received_at: datetime) -> dict[str, Any]:

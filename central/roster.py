@@ -7,11 +7,13 @@ kiosk that missed a delta, or boots fresh, still ends at the newest version.
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from central import enrollment, schedule
@@ -184,20 +186,47 @@ def snapshot_payload(school: School, people: dict[str, Any]) -> bytes:
 def refresh(
     session: Session, school: School, *, settings: Settings | None = None, today: date | None = None
 ) -> RosterChange | None:
-    """Bump the school's roster version if its people or coming sessions changed; commit; return what to publish."""
-    people = build_people(session, school, settings=settings, today=today)
-    body = protocol.canonical_json(people).decode()
-    if school.roster_version and body == school.roster_body:
-        return None
-    old = json.loads(school.roster_body) if school.roster_body else {}
-    school.roster_version += 1
-    school.roster_body = body
-    session.add(school)
-    session.commit()
-    delta = None
-    if school.roster_version > 1:
-        delta = protocol.canonical_json(_delta(old, people, school.code, school.roster_version))
-    return RosterChange(school.code, school.roster_version, snapshot_payload(school, people), delta)
+    """Bump the school's roster version if its people or coming sessions changed; commit; return what to publish.
+
+    The bump is conditional on the version read (compare and set), so two refreshes at once (the
+    timer and an API change, or two processes) never publish two different rosters as one version.
+    """
+    for _attempt in range(5):
+        session.refresh(school)
+        version, stored = school.roster_version, school.roster_body
+        people = build_people(session, school, settings=settings, today=today)
+        body = protocol.canonical_json(people).decode()
+        if version and body == stored:
+            return None
+        bumped = session.execute(
+            sa.update(School)
+            .where(School.id == school.id, School.roster_version == version)
+            .values(roster_version=version + 1, roster_body=body)
+        ).rowcount
+        session.commit()
+        if bumped != 1:
+            continue  # someone else published a version meanwhile: build on theirs
+        session.refresh(school)
+        delta = None
+        if version:
+            old = json.loads(stored) if stored else {}
+            delta = protocol.canonical_json(_delta(old, people, school.code, version + 1))
+        return RosterChange(school.code, version + 1, snapshot_payload(school, people), delta)
+    raise RuntimeError(f"roster of {school.code} kept changing under five refreshes")
+
+
+def refresh_and_publish(
+    session: Session, school: School, *, settings: Settings, publisher: Publisher, topics: protocol.Topics
+) -> RosterChange | None:
+    """Refresh and publish as one step in this process, so versions reach the broker in order."""
+    with _publishing:
+        change = refresh(session, school, settings=settings)
+        if change is not None:
+            publish(change, publisher, topics)
+        return change
+
+
+_publishing = threading.Lock()
 
 
 def current(school: School) -> RosterChange | None:
@@ -219,8 +248,9 @@ def refresh_all(engine, *, settings: Settings, publisher: Publisher, topics: pro
     changes = []
     with Session(engine) as session:
         for school in session.exec(select(School)).all():
-            change = refresh(session, school, settings=settings, today=today)
-            if change is not None:
-                publish(change, publisher, topics)
-                changes.append(change)
+            with _publishing:
+                change = refresh(session, school, settings=settings, today=today)
+                if change is not None:
+                    publish(change, publisher, topics)
+                    changes.append(change)
     return changes

@@ -77,6 +77,7 @@ class SyncClient:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._sent_upto = 0
+        self._rewound_at: int | None = None
         self._last_progress = time.monotonic()
         self._last_status = 0.0
         self._thread: threading.Thread | None = None
@@ -183,12 +184,23 @@ class SyncClient:
     def _apply_ack(self, ack: protocol.Ack) -> None:
         server = datetime.fromisoformat(ack.server_time)
         self.clock_offset_ms = int((datetime.now(UTC) - server).total_seconds() * 1000)
-        dropped = self.outbox.ack(min(ack.upto, self.outbox.last_seq)) if ack.upto > self.outbox.acked else 0
+        dropped = 0
+        if ack.upto > self.outbox.acked:
+            try:
+                dropped = self.outbox.ack(ack.upto)
+            except Exception as exc:  # noqa: BLE001 - an ack past what we wrote deletes nothing
+                log.error("refused an ack up to %d: %s", ack.upto, exc)
         with self._lock:
             if dropped:
                 self._last_progress = time.monotonic()
-            if ack.resend_from is not None:
+            # Central repeats resend_from on every ack while a gap is open: go back once per gap
+            # (and again only after resend_after), or each ack would send the whole window again.
+            if ack.resend_from is not None and (
+                self._rewound_at != ack.resend_from or time.monotonic() - self._last_progress > self.resend_after
+            ):
                 self._sent_upto = min(self._sent_upto, ack.resend_from - 1)
+                self._rewound_at = ack.resend_from
+                self._last_progress = time.monotonic()
             self._sent_upto = max(self._sent_upto, self.outbox.acked)
         self._wake.set()
 

@@ -63,8 +63,12 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-
 
 Ident = Annotated[StrictStr, Field(pattern=_ID_RE.pattern)]
 Text = Annotated[StrictStr, Field(max_length=500)]
-Seq = Annotated[StrictInt, Field(ge=1)]
-Count = Annotated[StrictInt, Field(ge=0)]
+# Bounded so every number fits the 32-bit INTEGER columns of PostgreSQL (and SQLite's 64 bits):
+# a number past them is a malformed payload, not a database error that sinks a whole batch.
+INT32 = 2**31 - 1
+Seq = Annotated[StrictInt, Field(ge=1, le=INT32)]
+Count = Annotated[StrictInt, Field(ge=0, le=INT32)]
+Millis = Annotated[StrictInt, Field(ge=0, le=2**62)]
 
 
 class ProtocolError(ValueError):
@@ -204,7 +208,7 @@ class Event(_Strict):
     # with the wrong time, NTP steps it); within one boot ``mono`` does not, so central can map
     # it onto its own clock and correct ``at``.
     boot: Seq | None = None
-    mono: Count | None = None
+    mono: Millis | None = None
     sig: StrictStr
 
     @field_validator("v", mode="before")
@@ -466,8 +470,8 @@ class Status(_Lenient):
     # Extensions (optional): the clock pair of the moment the status was sent, the kiosk's
     # estimate of (its wall clock - central's) from acks, and the card reader's state.
     boot: Seq | None = None
-    mono: Count | None = None
-    clock_offset_ms: StrictInt | None = None
+    mono: Millis | None = None
+    clock_offset_ms: Annotated[StrictInt, Field(ge=-(2**62), le=2**62)] | None = None
     reader: StrictStr | None = None
 
 

@@ -39,10 +39,13 @@ class Decision:
     event: str | None = None
     student: str | None = None
     guardian: str | None = None
+    staff: str | None = None
     reason: str | None = None
 
     def event_fields(self) -> dict[str, str]:
-        fields = {"card": self.card, "student": self.student, "guardian": self.guardian, "reason": self.reason}
+        fields = {
+            "card": self.card, "student": self.student, "guardian": self.guardian, "staff": self.staff, "reason": self.reason,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -55,6 +58,9 @@ def decide(roster: Roster, state: GateState, uid: str, now: datetime) -> Decisio
     if found is None:
         return Decision("unknown_card", "attention", uid, event="unknown_card")
     role, person = found
+    if role == "staff":
+        # Duty on and off (P6.3) is the console's work (a later issue); the tap is shown, not recorded.
+        return Decision("staff_card", "attention", uid, staff=person)
     if role == "guardian":
         # Pickup verification is the console's work (a later issue); the tap is shown, not recorded.
         return Decision("guardian_card", "attention", uid, guardian=person)

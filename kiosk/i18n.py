@@ -11,6 +11,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "not_enrolled": {"zh_CN": "{name}未报名今天的课后服务", "en": "{name} is not enrolled in today's service"},
     "unknown_card": {"zh_CN": "未登记的卡：{card}", "en": "Unknown card: {card}"},
     "guardian_card": {"zh_CN": "家长卡：{name}，请在控制台核验接送", "en": "Guardian card: {name}; verify the pickup at the console"},
+    "kiosk_error": {
+        "zh_CN": "终端故障，此次刷卡未记录（{card}），请人工登记并联系管理员",
+        "en": "Kiosk fault: this tap was not recorded ({card}); write it down and call the admin",
+    },
+    "staff_card": {"zh_CN": "教职工卡：{name}", "en": "Staff card: {name}"},
     "repeat_tap": {"zh_CN": "重复刷卡，已忽略", "en": "Repeated tap ignored"},
     "kiosk_started": {"zh_CN": "终端 {kiosk} 已启动（学校 {school}）", "en": "Kiosk {kiosk} started (school {school})"},
     "secret_created": {

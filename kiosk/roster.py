@@ -19,7 +19,10 @@ class Roster:
     generated_at: str
     students: dict[str, protocol.RosterStudent] = field(default_factory=dict)
     guardians: dict[str, protocol.RosterGuardian] = field(default_factory=dict)
-    # canonical card uid -> ("student" | "guardian", person id)
+    staff: dict[str, protocol.RosterStaff] = field(default_factory=dict)
+    # today's and the coming days' sessions: what offline absent and late-pickup alerts need
+    sessions: dict[str, protocol.RosterSession] = field(default_factory=dict)
+    # canonical card uid -> ("student" | "guardian" | "staff", id)
     cards: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
@@ -28,39 +31,40 @@ class Roster:
 
     @classmethod
     def from_snapshot(cls, snap: protocol.RosterSnapshot) -> Roster:
-        return cls._build(snap.school, snap.version, snap.generated_at, snap.students, snap.guardians)
+        return cls._build(snap.school, snap.version, snap.generated_at, snap.students, snap.guardians, snap.staff, snap.sessions)
 
     @classmethod
-    def _build(cls, school, version, generated_at, students, guardians) -> Roster:
+    def _build(cls, school, version, generated_at, students, guardians, staff, sessions) -> Roster:
+        students, guardians, staff = list(students), list(guardians), list(staff)
         cards: dict[str, tuple[str, str]] = {}
-        for g in guardians:
-            for uid in g.cards:
-                cards[uid.upper()] = ("guardian", g.id)
-        # A card listed for both a student and a guardian resolves to the student: a child's
-        # check-in must never be mistaken for a pickup.
-        for s in students:
-            for uid in s.cards:
-                cards[uid.upper()] = ("student", s.id)
+        # Later kinds win a card listed twice: a child's tap must never be taken for a pickup or a
+        # staff member's duty.
+        for kind, people in (("staff", staff), ("guardian", guardians), ("student", students)):
+            for person in people:
+                for uid in person.cards:
+                    cards[uid.upper()] = (kind, person.id)
         return cls(
             school=school,
             version=version,
             generated_at=generated_at,
             students={s.id: s for s in students},
             guardians={g.id: g for g in guardians},
+            staff={m.id: m for m in staff},
+            sessions={s.id: s for s in sessions},
             cards=cards,
         )
 
     def with_delta(self, delta: protocol.RosterDelta) -> Roster:
-        students = dict(self.students)
-        guardians = dict(self.guardians)
-        for sid in delta.removed_students:
-            students.pop(sid, None)
-        for gid in delta.removed_guardians:
-            guardians.pop(gid, None)
-        students.update({s.id: s for s in delta.students})
-        guardians.update({g.id: g for g in delta.guardians})
+        merged = {}
+        for kind in ("students", "guardians", "staff", "sessions"):
+            current = dict(getattr(self, kind))
+            for gone in getattr(delta, f"removed_{kind}"):
+                current.pop(gone, None)
+            current.update({item.id: item for item in getattr(delta, kind)})
+            merged[kind] = current.values()
         return Roster._build(
-            self.school, delta.to, datetime.now(UTC).isoformat(), students.values(), guardians.values()
+            self.school, delta.to, datetime.now(UTC).isoformat(),
+            merged["students"], merged["guardians"], merged["staff"], merged["sessions"],
         )
 
     def snapshot(self) -> protocol.RosterSnapshot:
@@ -71,6 +75,8 @@ class Roster:
             generated_at=self.generated_at,
             students=list(self.students.values()),
             guardians=list(self.guardians.values()),
+            staff=list(self.staff.values()),
+            sessions=list(self.sessions.values()),
         )
 
     def lookup(self, uid: str) -> tuple[str, str] | None:

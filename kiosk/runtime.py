@@ -92,7 +92,9 @@ class Kiosk:
     def describe(self, decision: engine.Decision, roster, tap: CardTap, event: dict | None) -> dict[str, Any]:
         student = roster.students.get(decision.student) if decision.student else None
         guardian = roster.guardians.get(decision.guardian) if decision.guardian else None
-        name = student.name if student else guardian.name if guardian else None
+        staff = roster.staff.get(decision.staff) if decision.staff else None
+        person = student or guardian or staff
+        name = person.name if person else None
         return {
             "at": tap.read_at.astimezone(self.tz).isoformat(timespec="milliseconds"),
             "reader": tap.reader,
@@ -101,6 +103,7 @@ class Kiosk:
             "tone": decision.tone,
             "student": decision.student,
             "guardian": decision.guardian,
+            "staff": decision.staff,
             "name": name,
             "class": student.class_name if student else None,
             "event": decision.event,
@@ -126,7 +129,20 @@ class Kiosk:
                 continue
             if tap is None:
                 continue
-            shown = self.handle(tap)
+            try:
+                shown = self.handle(tap)
+            except Exception:  # noqa: BLE001 - one failed tap must not stop the gate
+                log.exception("tap %s could not be decided and recorded", tap.uid)
+                shown = {
+                    "at": tap.read_at.astimezone(self.tz).isoformat(timespec="milliseconds"),
+                    "reader": tap.reader,
+                    "card": tap.uid,
+                    "outcome": "kiosk_error",
+                    "tone": "refused",
+                    "event": None,
+                    "seq": None,
+                    "message": t("kiosk_error", self.settings.locale, card=tap.uid),
+                }
             # The person at the gate hears and sees the verdict on the reader itself (P9.4).
             reader.signal(shown["tone"])
             out.write(json.dumps(shown, ensure_ascii=False) + "\n")

@@ -82,7 +82,14 @@ class KioskStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                # A commit that failed (disk full, an SD card's I/O error) must not leave the
+                # connection inside the transaction: every later write would fail too.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -111,36 +118,37 @@ class KioskStore:
         ``day`` is the school-local date of a check-in; the check-in row and the event commit
         together, so a crash never leaves one without the other.
         """
-        with self._tx() as db:
-            seq = self._last_seq + 1
-            event = protocol.new_event(
-                school=self.school,
-                kiosk=self.kiosk,
-                seq=seq,
-                prev=self._last_hash,
-                at=at,
-                kind=kind,
-                secret=self._secret,
-                roster_version=self.roster.version,
-                boot=self.boot,
-                mono=self.mono(),
-                **fields,
-            )
-            digest = protocol.event_hash(event)
-            db.execute(
-                "INSERT INTO outbox (seq, id, payload) VALUES (?, ?, ?)",
-                (seq, event["id"], protocol.canonical_json(event).decode()),
-            )
-            if kind == "checkin":
-                if day is None:
-                    raise StoreError("a check-in needs its school-local day")
-                db.execute(
-                    "INSERT INTO checkin (day, student, at, seq) VALUES (?, ?, ?, ?)",
-                    (day.isoformat(), fields["student"], event["at"], seq),
+        with self._lock:  # the sync thread never sees a committed row past last_seq
+            with self._tx() as db:
+                seq = self._last_seq + 1
+                event = protocol.new_event(
+                    school=self.school,
+                    kiosk=self.kiosk,
+                    seq=seq,
+                    prev=self._last_hash,
+                    at=at,
+                    kind=kind,
+                    secret=self._secret,
+                    roster_version=self.roster.version,
+                    boot=self.boot,
+                    mono=self.mono(),
+                    **fields,
                 )
-            self._set_meta("last_seq", seq)
-            self._set_meta("last_hash", digest)
-        self._last_seq, self._last_hash = seq, digest
+                digest = protocol.event_hash(event)
+                db.execute(
+                    "INSERT INTO outbox (seq, id, payload) VALUES (?, ?, ?)",
+                    (seq, event["id"], protocol.canonical_json(event).decode()),
+                )
+                if kind == "checkin":
+                    if day is None:
+                        raise StoreError("a check-in needs its school-local day")
+                    db.execute(
+                        "INSERT INTO checkin (day, student, at, seq) VALUES (?, ?, ?, ?)",
+                        (day.isoformat(), fields["student"], event["at"], seq),
+                    )
+                self._set_meta("last_seq", seq)
+                self._set_meta("last_hash", digest)
+            self._last_seq, self._last_hash = seq, digest
         return event
 
     def pending(self, after: int, limit: int) -> list[tuple[int, str]]:

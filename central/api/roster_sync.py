@@ -19,11 +19,12 @@ def publish_roster(request: Request, session: Session, school: School) -> int:
     """Refresh and publish; returns the school's roster version. A broker that is away gets the
     snapshot when central reconnects (Bus.republish_rosters), so a publish failure is only logged."""
     settings = request.app.state.settings
-    change = roster.refresh(session, school, settings=settings)
     bus = getattr(request.app.state, "bus", None)
-    if change is not None and bus is not None:
-        try:
-            roster.publish(change, bus, protocol.Topics(settings.topic_prefix))
-        except MqttError as exc:
-            log.warning("roster v%s of %s not published now: %s", change.version, school.code, exc)
+    if bus is None:
+        roster.refresh(session, school, settings=settings)
+        return school.roster_version
+    try:
+        roster.refresh_and_publish(session, school, settings=settings, publisher=bus, topics=protocol.Topics(settings.topic_prefix))
+    except MqttError as exc:
+        log.warning("roster v%s of %s not published now: %s", school.roster_version, school.code, exc)
     return school.roster_version

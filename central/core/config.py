@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     """A kiosk wall clock further than this from central's is a safety incident."""
 
     @model_validator(mode="after")
+    def _one_way_to_share_ingest(self) -> Settings:
+        # A shared subscription hands each message to one worker; a partition would drop those
+        # that landed on the wrong one.
+        if self.ingest_partition and self.ingest_shared_group:
+            raise ValueError("SCHOOLGATE_INGEST_PARTITION and SCHOOLGATE_INGEST_SHARED_GROUP exclude each other")
+        return self
+
+    @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
         if self.environment != "development" and self.api_token.get_secret_value() == DEV_API_TOKEN:
             raise ValueError("SCHOOLGATE_API_TOKEN must be set outside development")

@@ -163,3 +163,42 @@ def test_no_payload_stops_ingest_and_good_events_still_go_in(world, junk, topic)
     send(ingest, protocol.canonical_json(k.event()))
     assert len(stored(engine)) == before + 1
 
+
+
+def test_numbers_too_big_for_the_database_are_incidents_and_sink_nothing_else(world):
+    engine, ingest, _ = world
+    k = Kiosk()
+    good = k.event()
+    huge = dict(Kiosk().event(), seq=2**70)
+    status = b'{"v":1,"online":true,"queue":0,"last_seq":0,"roster_version":0,"at":"2026-11-30T08:00:00+00:00","boot":99999999999999999999,"mono":1}'
+    ingest.process([
+        (TOPIC, protocol.canonical_json(huge), False),
+        (TOPICS.status("s1", "k1"), status, False),
+        (TOPIC, protocol.canonical_json(good), False),
+    ])
+    assert [s for s, _ in stored(engine)] == [1]
+    assert incidents(engine) == ["malformed_payload"]
+
+
+def test_an_unregistered_kiosk_resending_its_window_is_one_incident_not_thousands(world):
+    engine, ingest, _ = world
+    topic = TOPICS.events("s1", "new-gate")
+    for _ in range(3):  # three resends of a 20-message window
+        ingest.process([(topic, b'{"v":1}', False)] * 20)
+    assert incidents(engine) == ["unknown_kiosk"]
+
+
+def test_an_incident_of_a_batch_that_failed_is_reported_when_the_event_comes_again(world, monkeypatch):
+    engine, ingest, _ = world
+    forged = Kiosk(secret="00" * 32).event()
+    real_write = ingest._write_kiosk
+
+    def broken(conn, state):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ingest, "_write_kiosk", broken)
+    with pytest.raises(RuntimeError):
+        send(ingest, protocol.canonical_json(forged))
+    monkeypatch.setattr(ingest, "_write_kiosk", real_write)
+    send(ingest, protocol.canonical_json(forged))
+    assert incidents(engine) == ["bad_signature"]

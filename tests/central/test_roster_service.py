@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, time
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from central import groups, roster, schedule
 from central import staff as staff_service
@@ -81,4 +81,26 @@ def test_the_timer_refresh_publishes_only_what_changed_for_every_school(tmp_path
     out.messages.clear()
     assert roster.refresh_all(engine, settings=SETTINGS, publisher=out, topics=topics, today=MON) == []
     assert out.messages == []
+    engine.dispose()
+
+
+def test_two_refreshes_from_the_same_version_never_publish_two_rosters_as_one_version(tmp_path):
+    from central.models import Guardian
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as setup:
+        setup.add(School(code="s1", name="s1"))
+        setup.commit()
+        school = setup.exec(select(School)).one()
+        assert roster.refresh(setup, school, settings=SETTINGS, today=MON).version == 1
+        setup.add(Guardian(school_id=school.id, name="新家长"))
+        setup.commit()
+    # Two workers (the timer and an API request) each loaded the school at version 1.
+    with Session(engine) as a, Session(engine) as b:
+        school_a = a.get(School, 1)
+        school_b = b.get(School, 1)
+        first = roster.refresh(a, school_a, settings=SETTINGS, today=MON)
+        second = roster.refresh(b, school_b, settings=SETTINGS, today=MON)
+    assert first.version == 2 and second is None
     engine.dispose()

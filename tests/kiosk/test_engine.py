@@ -22,6 +22,7 @@ ROSTER = Roster.from_snapshot(
             "guardians": [
                 {"id": "g1", "name": "王父", "cards": ["DEADBEEF"], "links": [{"student": "S1"}]},
             ],
+            "staff": [{"id": "st1", "name": "李老师", "cards": ["5A5A5A5A"]}],
         }
     )
 )
@@ -35,6 +36,7 @@ CASES = {
     "unknown card is recorded": ("01020304", set(), None, "unknown_card", "attention", "unknown_card"),
     "not enrolled is refused": ("AABBCCDD", set(), None, "not_enrolled", "refused", None),
     "guardian card is shown, not recorded": ("DEADBEEF", set(), None, "guardian_card", "attention", None),
+    "staff card is shown, not recorded (duty is the console's)": ("5A5A5A5A", set(), None, "staff_card", "attention", None),
     "repeat within debounce is ignored": ("04A1B2C3", set(), timedelta(seconds=1), "repeat_tap", "ignored", None),
     "repeat after debounce is decided": ("04A1B2C3", {"S1"}, timedelta(seconds=3), "already_checked_in", "attention", None),
 }

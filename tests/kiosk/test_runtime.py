@@ -36,3 +36,33 @@ def test_each_decision_is_printed_and_signalled_on_the_reader(tmp_path):
     assert reader.tones == ["attention", "ignored"]
     assert len(out.getvalue().splitlines()) == 2
     assert gate._reader_state() == "ok"
+
+
+def test_a_tap_that_cannot_be_recorded_is_refused_and_the_gate_goes_on(tmp_path, monkeypatch):
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None), sync=False)
+    calls = {"n": 0}
+    real = gate.store.record
+
+    def failing_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk I/O error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gate.store, "record", failing_once)
+    reader = RecordingReader()
+    stop = threading.Event()
+    shown: list[dict] = []
+
+    def on_decision(decision: dict) -> None:
+        shown.append(decision)
+        if len(shown) == 2:
+            stop.set()
+
+    reader.present("04A1B2C3")
+    reader.present("0A0B0C0D")
+    gate.run(reader, io.StringIO(), stop, on_decision)
+    assert [d["outcome"] for d in shown] == ["kiosk_error", "unknown_card"]
+    assert reader.tones == ["refused", "attention"]
+    assert gate.store.last_seq == 1
+    gate.close()

@@ -96,3 +96,50 @@ def test_each_start_is_a_new_boot_and_events_carry_the_monotonic_clock(tmp_path)
     second = again.record("unknown_card", AT, card="01020305")
     assert (first["boot"], second["boot"]) == (1, 2)
     assert 0 <= second["mono"] < 5000
+
+
+def test_an_ack_past_the_last_event_written_deletes_nothing_through_the_sync_client(tmp_path):
+    from gateway.client import SyncClient
+    from gateway.mqtt import BrokerAddress
+
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    for i in range(3):
+        store.record("unknown_card", AT, card=f"0102030{i}")
+    client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", 1))
+    # A kiosk replaced under the same code: central acks far past what this store ever wrote.
+    client._apply_ack(protocol.Ack(v=1, upto=5000, server_time="2026-11-30T08:00:00+00:00"))
+    assert store.queue_depth() == 3 and store.acked == 0
+
+
+def test_a_repeated_resend_from_rewinds_the_sender_once_per_gap(tmp_path):
+    from gateway.client import SyncClient
+    from gateway.mqtt import BrokerAddress
+
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    for i in range(10):
+        store.record("unknown_card", AT, card=f"0A0B0C{i:02X}")
+    client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", 1), resend_after=60)
+    client._sent_upto = 10
+    gap = protocol.Ack(v=1, upto=2, server_time="2026-11-30T08:00:00+00:00", resend_from=3)
+    client._apply_ack(gap)
+    assert client._sent_upto == 2  # go back to the missing seq ...
+    client._sent_upto = 10  # ... and send again
+    client._apply_ack(gap)  # central says the same while the resend is on its way
+    assert client._sent_upto == 10
+
+
+def test_the_roster_copy_keeps_staff_and_sessions_through_snapshot_delta_and_restart(tmp_path):
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    snap = protocol.RosterSnapshot.model_validate({
+        "v": 1, "school": "s1", "version": 1, "generated_at": "2026-11-30T00:00:00+00:00",
+        "staff": [{"id": "st1", "name": "李老师", "cards": ["5A5A5A5A"]}],
+        "sessions": [{"id": "7", "group": "3", "date": "2026-11-30", "start": "2026-11-30T08:20:00+00:00", "end": "2026-11-30T09:40:00+00:00"}],
+    })
+    assert store.apply_snapshot(snap)
+    assert store.roster.lookup("5a5a5a5a") == ("staff", "st1") and "7" in store.roster.sessions
+    delta = protocol.RosterDelta.model_validate({"v": 1, "school": "s1", "from": 1, "to": 2, "removed_sessions": ["7"]})
+    assert store.apply_delta(delta)
+    assert store.roster.sessions == {} and "st1" in store.roster.staff
+    store.close()
+    again = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    assert again.roster.version == 2 and again.roster.lookup("5A5A5A5A") == ("staff", "st1")
