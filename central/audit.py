@@ -241,9 +241,30 @@ def _write_changes(session: Session) -> None:
     session.info.pop("audit_queue", None)
 
 
-@sa.event.listens_for(Session, "after_rollback")
-def _forget_changes(session: Session) -> None:
-    session.info.pop("audit_queue", None)
+@sa.event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction) -> None:
+    if transaction.nested:
+        session.info.setdefault("audit_marks", {})[id(transaction)] = len(session.info.get("audit_queue", []))
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _forget_changes(session: Session, previous) -> None:
+    # A savepoint rolled back takes back only what was queued inside it; the transaction goes on.
+    if previous.nested:
+        mark = session.info.get("audit_marks", {}).pop(id(previous), None)
+        if mark is not None and "audit_queue" in session.info:
+            del session.info["audit_queue"][mark:]
+    elif previous.parent is None:
+        session.info.pop("audit_queue", None)
+    # else: a flush's own inner transaction; the savepoint or transaction around it decides
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _end_of_transaction(session: Session, transaction) -> None:
+    # However the outermost transaction ends (commit, rollback, close), nothing it queued survives it.
+    if transaction.parent is None:
+        session.info.pop("audit_queue", None)
+        session.info.pop("audit_marks", None)
 
 
 @dataclass(frozen=True)

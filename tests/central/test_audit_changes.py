@@ -58,3 +58,54 @@ def test_a_kiosk_secret_never_reaches_the_log_and_a_rollback_logs_nothing(tmp_pa
         session.rollback()
         assert len(rows(session)) == before
     engine.dispose()
+
+
+def _school_with_class(tmp_path):
+    from central.models import SchoolClass
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        school = services.ensure_school(session, code="s1")
+        session.add(SchoolClass(school_id=school.id, grade="三年级", name="1班"))
+        session.commit()
+    return engine
+
+
+def test_a_savepoint_rolled_back_takes_back_only_its_own_changes(tmp_path):
+    import sqlalchemy as sa
+
+    from central.models import Student
+
+    engine = _school_with_class(tmp_path)
+    with Session(engine) as session:
+        session.add(Student(school_id=1, class_id=1, student_no="1", name="甲"))
+        session.commit()
+    with Session(engine) as session:
+        session.add(Guardian(school_id=1, name="乙家长"))
+        session.flush()
+        try:
+            with session.begin_nested():  # "insert unless it exists": the duplicate fails
+                session.add(Student(school_id=1, class_id=1, student_no="1", name="重复"))
+        except sa.exc.IntegrityError:
+            pass
+        session.commit()
+        actions = [r.action for r in rows(session)]
+    assert actions[-2:] == ["student.create", "guardian.create"]
+    engine.dispose()
+
+
+def test_changes_flushed_then_abandoned_with_close_are_never_logged(tmp_path):
+    from central.models import Student
+
+    engine = _school_with_class(tmp_path)
+    session = Session(engine)
+    session.add(Student(school_id=1, class_id=1, student_no="9", name="从未提交"))
+    session.flush()
+    session.close()
+    session.add(Guardian(school_id=1, name="丙家长"))
+    session.commit()
+    assert [r.action for r in rows(session)][-1] == "guardian.create"
+    assert "student.create" not in [r.action for r in rows(session)]
+    session.close()
+    engine.dispose()
