@@ -197,6 +197,23 @@ def _stored(session: Session, obj: SQLModel) -> dict[str, Any] | None:
     return {k: _jsonable(v) for k, v in row.items() if k not in _NEVER_LOGGED}
 
 
+def _previous(obj: SQLModel) -> dict[str, Any] | None:
+    """The row before this change, from what the session loaded; None when an old value was never
+    loaded (an attribute set on an expired object), and only the database can tell."""
+    state = sa.inspect(obj)
+    if state.expired_attributes:
+        return None
+    before = _state(obj)
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if history.added:
+            if not history.deleted:
+                return None
+            if attr.key in before:
+                before[attr.key] = _jsonable(history.deleted[0])
+    return before
+
+
 @sa.event.listens_for(Session, "before_flush")
 def _queue_updates(session: Session, _context, _instances) -> None:
     # Before the flush writes them: the database still holds what the rows were.
@@ -204,7 +221,7 @@ def _queue_updates(session: Session, _context, _instances) -> None:
     for obj in session.dirty:
         table = _audited(obj)
         if table and session.is_modified(obj, include_collections=False):
-            queued.append(("update", table, obj, _stored(session, obj)))
+            queued.append(("update", table, obj, _previous(obj) or _stored(session, obj)))
     for obj in session.deleted:
         table = _audited(obj)
         if table:

@@ -109,3 +109,25 @@ def test_changes_flushed_then_abandoned_with_close_are_never_logged(tmp_path):
     assert "student.create" not in [r.action for r in rows(session)]
     session.close()
     engine.dispose()
+
+
+def test_an_update_of_a_loaded_row_is_logged_from_memory_without_reading_it_again(tmp_path):
+    import sqlalchemy as sa
+
+    engine = _school_with_class(tmp_path)
+    with Session(engine) as session:
+        guardian = Guardian(school_id=1, name="丁家长", phone="13800138000")
+        session.add(guardian)
+        session.commit()
+    with Session(engine) as session:
+        guardian = session.get(Guardian, 1)  # loaded: its old values are in memory
+        selects: list[str] = []
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: selects.append(a[2]) if "FROM guardian" in a[2] else None)
+        guardian.phone = "13900139000"
+        session.add(guardian)
+        session.commit()
+        update = [r for r in rows(session) if r.action == "guardian.update"][-1]
+    assert json.loads(update.before)["phone"] == "13800138000"
+    assert json.loads(update.after)["phone"] == "13900139000"
+    assert selects == []
+    engine.dispose()
