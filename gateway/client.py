@@ -110,7 +110,13 @@ class SyncClient:
             info = self.client.publish(
                 self.topics.status(self.school, self.kiosk), self._status_payload(online=False), qos=1, retain=True
             )
-            info.wait_for_publish(2)
+            # The broker may have gone a moment ago without paho noticing yet: then the will says
+            # offline instead, and stopping must not fail.
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                try:
+                    info.wait_for_publish(2)
+                except (RuntimeError, ValueError) as exc:
+                    log.info("offline status not sent: %s", exc)
         self.client.disconnect()
         self.client.loop_stop()
 

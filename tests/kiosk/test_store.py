@@ -143,3 +143,22 @@ def test_the_roster_copy_keeps_staff_and_sessions_through_snapshot_delta_and_res
     store.close()
     again = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
     assert again.roster.version == 2 and again.roster.lookup("5A5A5A5A") == ("staff", "st1")
+
+
+def test_stopping_sync_after_the_broker_vanished_does_not_fail(tmp_path):
+    import time
+
+    from gateway.broker import EmbeddedBroker
+    from gateway.client import SyncClient
+    from gateway.mqtt import BrokerAddress, free_port
+
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    port = free_port()
+    with EmbeddedBroker("127.0.0.1", port):
+        client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", port)).start()
+        deadline = time.monotonic() + 10
+        while not client.online and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.online
+    client._connected.set()  # paho has not noticed the broker is gone yet
+    client.stop()  # no exception: the will reports the kiosk offline
