@@ -124,7 +124,13 @@ def publish_once(broker: BrokerAddress, messages: list[tuple[str, bytes, bool]],
     client.loop_start()
     try:
         for topic, payload, retain in messages:
-            client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout)
+            info = client.publish(topic, payload, qos=1, retain=retain)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:  # the broker went away meanwhile
+                raise MqttError(f"publish to {topic}: {exc}") from None
+            if not info.is_published():
+                raise MqttError(f"publish to {topic}: no PUBACK within {timeout} s")
     finally:
         client.disconnect()
         client.loop_stop()
