@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from central import roster
+from central.core.config import Settings
 from central.ingest import Ingest
 from central.models import School
 from gateway import protocol
@@ -32,6 +33,7 @@ class Bus:
         skew_limit_ms: int = 5000,
         shared_group: str | None = None,
         partition: tuple[int, int] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
         self.broker = broker
@@ -41,7 +43,8 @@ class Bus:
         # kiosk has one writer and its events stay in order; every worker still receives them all.
         self.partition = partition
         self.ingest = Ingest(
-            engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group)
+            engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
+            settings=settings,
         )
         self.connected = threading.Event()
         # A shared subscription is MQTT 5: Mosquitto or EMQX, not the embedded broker.
@@ -75,6 +78,7 @@ class Bus:
             skew_limit_ms=int(settings.clock_skew_limit_s * 1000),
             shared_group=settings.ingest_shared_group,
             partition=settings.partition,
+            settings=settings,
         )
 
     def start(self, wait: float = 10.0) -> Bus:

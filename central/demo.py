@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import math
 import random
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -70,15 +72,28 @@ def write_demo_roster(folder: Path, *, classes: int = 2, students: int = 60, gua
     return students_path, guardians_path
 
 
+def demo_start(now: datetime) -> time:
+    """Five minutes from ``now``, to the minute: the demo's dismissal, so that today's session opens
+    for check-in (from 30 minutes before its start) as the demo runs. 23:59 at the latest: still today."""
+    start = now.replace(second=0, microsecond=0) + timedelta(minutes=5)
+    return start.time() if start.date() == now.date() else time(23, 59)
+
+
+def demo_periods(now: datetime, start: time, settings) -> int:
+    """Periods enough for a session from ``start`` to end an hour after ``now``, within P3.2's cap."""
+    begin = datetime.combine(now.date(), start, now.tzinfo)
+    minutes = 60 + (now.astimezone(UTC) - begin.astimezone(UTC)) / timedelta(minutes=1)  # in UTC, as sessions are
+    return min(settings.max_periods, max(1, math.ceil(minutes / settings.period_minutes)))
+
+
 def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
     """Take every student of ``school`` through the whole consent chain (P2.1, P2.2) into one care group
     with sessions on school days, as a school does in its first week: a term around today, dismissal
     times, the notice, a teacher in charge, then application → review → approval → three signatures.
+    Dismissal is a few minutes from now, so that a session is open for check-in whenever the demo runs.
 
     Returns the roster change (published, or retained by central when it next connects).
     """
-    from datetime import time, timedelta
-
     from sqlmodel import Session, select
 
     from central import enrollment, groups, roster, schedule, services
@@ -91,7 +106,9 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
     try:
         with Session(engine) as session:
             found = services.get_school(session, code=school)
-            today = schedule.local_today(found)
+            now = datetime.now(schedule.zone(found))
+            today, dismissal = now.date(), demo_start(now)
+            periods = demo_periods(now, dismissal, settings)
             if schedule.Calendar(session, found.id).term(today) is None:
                 schedule.add_term(session, school_id=found.id, actor=actor, data=TermCreate(
                     name="演示学期", starts_on=today - timedelta(days=7), ends_on=today + timedelta(days=120)))
@@ -103,10 +120,10 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
             for grade in grades:
                 for season in schedule.SEASONS:
                     schedule.set_dismissal(session, school_id=found.id, actor=actor,
-                                           data=DismissalTimeCreate(grade=grade, season=season, dismissal=time(16, 0)))
+                                           data=DismissalTimeCreate(grade=grade, season=season, dismissal=dismissal))
             if enrollment.current_notice(session, school_id=found.id) is None:
                 enrollment.publish_notice(session, school_id=found.id, actor=actor,
-                                          text="课后服务告知书：自愿参加；上学日放学后开展；16:00—17:20；家长按时接送。")
+                                          text=f"课后服务告知书：自愿参加；上学日放学后开展，每次{periods}课时；家长按时接送。")
             students = session.exec(select(Student.id).where(Student.school_id == found.id)).all()
             group = session.exec(select(InterestGroup).where(InterestGroup.school_id == found.id,
                                                              InterestGroup.name == "课后托管")).first()
@@ -115,7 +132,7 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
                                                      data=StaffCreate(name="值班老师", kind="teacher"))
                 group = groups.create_group(session, school_id=found.id, actor=actor, settings=settings, data=InterestGroupCreate(
                     name="课后托管", category="homework", capacity=max(1, len(students)), place="教学楼",
-                    grades=grades, weekdays=[1, 2, 3, 4, 5], staff_id=teacher.id))
+                    grades=grades, weekdays=[1, 2, 3, 4, 5], staff_id=teacher.id, periods=periods))
             schedule.plan_sessions(session, school=found, start=today, end=today + timedelta(days=7), group_id=group.id,
                                    actor=actor, settings=settings)
             enrollment.enroll_through_chain(session, school_id=found.id, student_ids=list(students), group_id=group.id,

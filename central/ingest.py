@@ -9,6 +9,9 @@ payload becomes a safety incident with the payload kept, never an exception that
 Kiosk status messages feed the clock estimate: each boot's monotonic clock is mapped onto
 central's, so an event recorded while the kiosk's wall clock was wrong still gets its true time,
 and a wall clock off by more than the limit is reported as a ``clock_skew`` incident.
+
+A ``pickup`` event noted ``code:<id>`` used that one-time code at the kiosk: once the batch is
+stored the code is marked used and the school's roster, which carried it, is published again.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
+from central import pickup, roster
+from central.core.config import Settings
 from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
 
@@ -37,6 +43,7 @@ INCIDENT = SafetyIncident.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
 SEQLESS_QUIET = 600.0  # seconds an incident without a seq stays quiet after it was stored
 MAX_AHEAD = 100_000  # a seq this far past the last stored one is not a gap but a fault
+CODE_NOTE = "code:"  # a pickup event's note naming the one-time code used
 
 
 @dataclass
@@ -80,6 +87,8 @@ class _Batch:
     touched: dict[tuple[str, str], KioskState] = field(default_factory=dict)
     # (kiosk id, seq) of events already stored, to compare with a resent one: (hash, topic, raw)
     repeats: list[tuple[KioskState, str, int, str, str, str]] = field(default_factory=list)
+    # (school id, kiosk, code id as noted, time) of each one-time code used
+    codes: list[tuple[int, str, str, datetime]] = field(default_factory=list)
 
     @property
     def received_ms(self) -> int:
@@ -92,19 +101,23 @@ class Ingest:
         engine: sa.Engine,
         *,
         topics: protocol.Topics,
-        publish: Callable[[str, bytes], None],
+        publish: Callable[..., None],
         batch: int = 500,
         skew_limit_ms: int = 5000,
         on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
         shared: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
+        #: the roster's settings, for the roster a used code leaves
+        self.settings = settings or Settings.model_construct()
         # Several ingest workers share the stream (MQTT 5 shared subscription): no worker may
         # trust what it remembers of a kiosk; each batch locks and reads the kiosk's row.
         self.shared = shared
         #: called after each commit with the rows it stored (live rosters, benchmarks)
         self.on_stored = on_stored
         self.topics = topics
+        #: publish(topic, payload, *, retain=False): acks, and rosters once a code is used
         self.publish = publish
         self.batch = batch
         self.skew_limit_ms = skew_limit_ms
@@ -184,6 +197,8 @@ class Ingest:
                 ack["resend_from"] = state.acked + 1
                 state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
+        if batch.codes:
+            self._use_codes(batch.codes)
 
     def _one_message(self, conn, topic: str, payload: bytes, retained: bool, batch: _Batch) -> None:
         text = payload[: PAYLOAD_KEPT * 4].decode("utf-8", "replace")
@@ -275,6 +290,8 @@ class Ingest:
         if event.boot is not None and event.mono is not None:
             self._check_skew(state, kiosk, event, at, topic, batch)
         batch.rows.append(event_row(event, digest, school_id=state.school_id, kiosk_id=state.id, at=at, received_at=batch.received_at))
+        if event.kind == "pickup" and event.note and event.note.startswith(CODE_NOTE):
+            batch.codes.append((state.school_id, kiosk, event.note[len(CODE_NOTE) :], at))
         state.acked = event.seq
         state.last_hash = digest
         state.dirty = True
@@ -307,6 +324,25 @@ class Ingest:
                         seq,
                     )
                 )
+
+    def _use_codes(self, uses: list[tuple[int, str, str, datetime]]) -> None:
+        """Mark codes used at kiosks and publish the rosters they leave. The events are stored and
+        acked already: a bad code id is only logged, and nothing here may fail the batch."""
+        try:
+            with Session(self.engine) as session:
+                changed: dict[int, School] = {}
+                for school_id, kiosk, ref, at in uses:
+                    school = session.get(School, school_id)
+                    code_id = _code_id(ref)
+                    if code_id is not None and pickup.mark_used(session, school=school, code_id=code_id, at=at, where=f"kiosk:{kiosk}"):
+                        changed[school_id] = school
+                    else:
+                        log.warning("kiosk %s used pickup code %r: unknown, another school's, or used before", kiosk, ref)
+                for school in changed.values():
+                    # self.publish is the bus's, which retains: self stands in as the roster's publisher.
+                    roster.refresh_and_publish(session, school, settings=self.settings, publisher=self, topics=self.topics)
+        except Exception:  # noqa: BLE001 - the events are stored: a resend would not bring the codes back
+            log.exception("marking %d pickup codes used failed", len(uses))
 
     # --- clocks ------------------------------------------------------------------------------------
 
@@ -478,6 +514,14 @@ def _incident_row(i: Incident, at: datetime) -> dict[str, Any]:
         "payload": i.payload[:PAYLOAD_KEPT],
         "created_at": at,
     }
+
+
+def _code_id(ref: str) -> int | None:
+    """The code's database id from a note's ``code:<id>``; None if it cannot be one."""
+    if not (ref.isascii() and ref.isdigit()):
+        return None
+    value = int(ref)
+    return value if 1 <= value <= protocol.INT32 else None
 
 
 def _jsonable(raw: Any) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from central import enrollment, schedule
+from central import enrollment, pickup, schedule
 from central import staff as staff_service
 from central.core.config import Settings
 from central.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
@@ -38,8 +38,8 @@ def mask_phone(phone: str) -> str:
 def build_people(
     session: Session, school: School, *, settings: Settings | None = None, today: date | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Students, guardians, staff and the coming sessions as kiosks see them, sorted by id so equal
-    rosters compare equal. ``today`` is the school's local date (default: now in its zone)."""
+    """Students, guardians, staff, the coming sessions and live pickup codes as kiosks see them,
+    sorted by id so equal rosters compare equal. ``today`` is the school's local date (default: now in its zone)."""
     settings = settings or Settings.model_construct()  # the defaults, without reading the environment
     today = today or schedule.local_today(school)
     active = enrollment.active_groups(session, school_id=school.id)
@@ -101,6 +101,7 @@ def build_people(
         ),
         "staff": _staff(session, school),
         "sessions": _sessions(session, school, settings, today),
+        "codes": [{**c, "id": str(c["id"])} for c in pickup.roster_codes(session, school=school, today=today)],
     }
 
 
@@ -165,7 +166,7 @@ class RosterChange:
 
 def _delta(old: dict, new: dict, school: str, version: int) -> dict[str, Any]:
     out: dict[str, Any] = {"v": 1, "school": school, "from": version - 1, "to": version}
-    for kind in ("students", "guardians", "staff", "sessions"):
+    for kind in ("students", "guardians", "staff", "sessions", "codes"):
         before = {p["id"]: p for p in old.get(kind, [])}
         after = {p["id"]: p for p in new.get(kind, [])}
         out[kind] = [p for pid, p in after.items() if before.get(pid) != p]

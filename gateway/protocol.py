@@ -399,6 +399,16 @@ class RosterSession(_Lenient):
     staff: list[StrictStr] = []  # RosterStaff ids on duty
 
 
+class RosterCode(_Lenient):
+    """A live one-time pickup code (P9.4): never the code, only each kiosk's keyed digest of it."""
+
+    id: StrictStr
+    student: StrictStr
+    day: StrictStr  # the school's local date (YYYY-MM-DD) the code is good for
+    person: StrictStr  # the one named person who may use it
+    digests: dict[StrictStr, StrictStr] = {}  # kiosk id -> gateway.pickup.code_digest with that kiosk's secret
+
+
 class RosterSnapshot(_Lenient):
     v: Literal[1]
     school: Ident
@@ -408,6 +418,7 @@ class RosterSnapshot(_Lenient):
     guardians: list[RosterGuardian] = []
     staff: list[RosterStaff] = []
     sessions: list[RosterSession] = []
+    codes: list[RosterCode] = []
 
 
 class RosterDelta(_Lenient):
@@ -423,6 +434,8 @@ class RosterDelta(_Lenient):
     sessions: list[RosterSession] = []
     removed_staff: list[StrictStr] = []
     removed_sessions: list[StrictStr] = []
+    codes: list[RosterCode] = []
+    removed_codes: list[StrictStr] = []
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
 

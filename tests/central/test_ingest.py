@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from central import services
+from central import pickup, roster, services
 from central.core.db import make_engine, migrate
 from central.ingest import Ingest
+from central.models import SchoolClass, Student
 from gateway import protocol
 
 SECRET = "7e" * 32
@@ -202,3 +203,52 @@ def test_an_incident_of_a_batch_that_failed_is_reported_when_the_event_comes_aga
     monkeypatch.setattr(ingest, "_write_kiosk", real_write)
     send(ingest, protocol.canonical_json(forged))
     assert incidents(engine) == ["bad_signature"]
+
+
+class _Out:
+    """The bus's publish: acks and, once a code is used, rosters."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def __call__(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.sent.append((topic, payload))
+
+
+def _live_code(engine, school: str) -> int:
+    """A one-time code of today for a new child of ``school``; ingest never looks at its digests."""
+    with Session(engine) as session:
+        found = services.ensure_school(session, code=school)
+        room = SchoolClass(school_id=found.id, grade="三年级", name="1班")
+        session.add(room)
+        session.flush()
+        child = Student(school_id=found.id, class_id=room.id, student_no=f"N{room.id}", name="学生")
+        session.add(child)
+        session.flush()
+        code = pickup.PickupCode(
+            school_id=found.id, student_id=child.id, day=pickup.local_today(found), person="张阿姨", code_hash="0" * 64,
+            kiosk_digests={"k1": "1" * 64}, issued_by="test", issued_at=datetime.now(UTC),
+        )
+        session.add(code)
+        session.commit()
+        return code.id
+
+
+def test_a_pickup_noted_with_a_code_uses_it_up_and_a_bad_note_sinks_nothing(world, caplog):
+    engine, _, _ = world
+    code, elsewhere = _live_code(engine, "s1"), _live_code(engine, "s2")
+    with Session(engine) as session:
+        assert roster.refresh(session, services.get_school(session, code="s1")).version == 1
+    out = _Out()
+    ingest = Ingest(engine, topics=TOPICS, publish=out)
+    k, at = Kiosk(), datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
+    notes = [f"code:{code}", f"code:{code}", "code:x1", "code:999", f"code:{elsewhere}", f"code:{2**40}", "code:", None]
+    send(ingest, protocol.batch_payload([k.event(kind="pickup", student="N1", note=note, at=at) for note in notes]))
+    assert [s for s, _ in stored(engine)] == list(range(1, len(notes) + 1)) and incidents(engine) == []
+    assert sum("pickup code" in r.message for r in caplog.records if r.levelname == "WARNING") == 6  # all but the first
+    assert json.loads(next(p for t, p in out.sent if t == TOPICS.ack("s1", "k1")))["upto"] == len(notes)
+    with Session(engine) as session:
+        used, other = session.get(pickup.PickupCode, code), session.get(pickup.PickupCode, elsewhere)
+        assert (used.used_by, used.used_at.replace(tzinfo=UTC)) == ("kiosk:k1", at) and other.used_at is None
+    (delta,) = [protocol.RosterDelta.model_validate(json.loads(p)) for t, p in out.sent if t == TOPICS.roster_delta("s1")]
+    assert (delta.to, delta.removed_codes) == (2, [str(code)])

@@ -15,7 +15,7 @@ from sqlmodel import select
 from central import pickup
 from central.accounts import ChildRead
 from central.models import School
-from gateway import photos
+from gateway import photos, protocol
 from gateway.pickup import matches
 
 from .conftest import KIOSK_SECRET
@@ -84,6 +84,48 @@ def test_a_kiosks_offline_use_counts_once_and_the_roster_carries_only_digests(wo
         assert pickup.roster_codes(session, school=school) == []
     listed = world.client.get("/api/v1/schools/s1/pickup-codes", headers=world.as_("parentA")).json()
     assert listed[0]["used_by"] == "kiosk:gate-1"
+
+
+class _Bus:
+    """Stands in for central's bus: what the routes publish."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.sent.append((topic, payload))
+
+    def delta(self) -> protocol.RosterDelta:
+        return protocol.RosterDelta.model_validate(json.loads(next(p for t, p in reversed(self.sent) if t.endswith("/delta"))))
+
+    def snapshot(self) -> protocol.RosterSnapshot:
+        return protocol.parse_snapshot(next(p for t, p in reversed(self.sent) if t.endswith("/roster")))
+
+
+def test_live_codes_travel_in_the_roster_as_kiosk_digests_and_leave_it_when_done(world):
+    bus = world.client.app.state.bus = _Bus()
+    assert world.client.post("/api/v1/schools/s1/roster/refresh", headers=world.as_("admin1")).status_code == 200
+    issued = _issue(world).json()
+    (added,) = bus.delta().codes
+    snap = bus.snapshot()
+    assert snap.codes == [added] and (added.id, added.student, added.person) == (str(issued["id"]), "A1", "张阿姨")
+    assert added.day == _today(world).isoformat() and set(added.digests) == {"gate-1"}
+    check = {"school": "s1", "verifier": "gate-1", "student": "A1", "day": _today(world)}
+    assert matches(bytes.fromhex(KIOSK_SECRET), added.digests["gate-1"], code=issued["code"], **check)
+    assert issued["code"] not in protocol.dump(snap).decode()
+
+    world.client.delete(f"/api/v1/schools/s1/pickup-codes/{issued['id']}", headers=world.as_("parentA"))
+    assert bus.delta().removed_codes == [str(issued["id"])] and bus.snapshot().codes == []
+
+    redeemed = _issue(world).json()
+    world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json={"student": "A1", "code": redeemed["code"]}, headers=world.as_("guard1"))
+    assert bus.delta().removed_codes == [str(redeemed["id"])]
+
+    guessed = _issue(world).json()
+    wrong = {"student": "A1", "code": f"{(int(guessed['code']) + 1) % 10**6:06d}"}
+    for _ in range(pickup.MAX_WRONG_CODES):
+        world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json=wrong, headers=world.as_("guard1"))
+    assert bus.delta().removed_codes == [str(guessed["id"])] and bus.snapshot().codes == []
 
 
 def test_guessing_codes_voids_them(world):

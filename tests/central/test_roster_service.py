@@ -53,7 +53,7 @@ def test_a_v1_kiosk_reads_a_roster_without_the_new_fields_and_ignores_unknown_on
     old = {"v": 1, "school": "s1", "version": 3, "generated_at": "2026-11-30T08:00:00+00:00",
            "students": [{"id": "S1", "name": "王", "class": "三年级1班"}]}
     snap = protocol.RosterSnapshot.model_validate(old)
-    assert snap.sessions == [] and snap.staff == [] and snap.students[0].groups == []
+    assert snap.sessions == [] and snap.staff == [] and snap.codes == [] and snap.students[0].groups == []
     link = protocol.RosterLink.model_validate({"student": "S1", "valid_until": "2026-12-31", "future": 1})
     assert (link.valid_from, link.valid_until) == (None, "2026-12-31")
 

@@ -6,10 +6,13 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, UploadFile
+from sqlmodel import Session
 
-from central import pickup
+from central import accounts, pickup
 from central.accounts import Principal, Role
 from central.api.deps import IdPath, SessionDep, require_role
+from central.api.roster_sync import publish_roster
+from central.errors import Invalid
 from central.pickup import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
 
 router = APIRouter(prefix="/schools/{school}", tags=["pickup"])
@@ -25,7 +28,7 @@ JPEG = {200: {"content": {"image/jpeg": {}}, "description": "The thumbnail (JPEG
 @router.post("/pickup-codes", status_code=201)
 def issue_code(school: str, body: PickupCodeCreate, request: Request, session: SessionDep, principal: Issuer) -> PickupCodeIssued:
     """Issue a code for one named person, one child, one date; the answer holds the only copy of the code."""
-    return pickup.issue_code(
+    issued = pickup.issue_code(
         session,
         principal=principal,
         school=school,
@@ -34,6 +37,8 @@ def issue_code(school: str, body: PickupCodeCreate, request: Request, session: S
         person=body.person,
         digits=request.app.state.settings.pickup_code_digits,
     )
+    _publish(request, session, school)
+    return issued
 
 
 @router.get("/pickup-codes")
@@ -42,14 +47,27 @@ def list_codes(school: str, session: SessionDep, principal: CodeReader, day: dat
 
 
 @router.delete("/pickup-codes/{code_id}")
-def revoke_code(school: str, code_id: IdPath, session: SessionDep, principal: Issuer) -> PickupCodePublic:
-    return pickup.revoke_code(session, principal=principal, school=school, code_id=code_id)
+def revoke_code(school: str, code_id: IdPath, request: Request, session: SessionDep, principal: Issuer) -> PickupCodePublic:
+    revoked = pickup.revoke_code(session, principal=principal, school=school, code_id=code_id)
+    _publish(request, session, school)
+    return revoked
 
 
 @router.post("/pickup-codes/redeem")
-def redeem_code(school: str, body: PickupCodeRedeem, session: SessionDep, principal: Guard) -> PickupCodePublic:
+def redeem_code(school: str, body: PickupCodeRedeem, request: Request, session: SessionDep, principal: Guard) -> PickupCodePublic:
     """A guard checks a code online; a right code is used up at once."""
-    return pickup.redeem_code(session, principal=principal, school=school, student=body.student, code=body.code)
+    try:
+        used = pickup.redeem_code(session, principal=principal, school=school, student=body.student, code=body.code)
+    except Invalid:
+        _publish(request, session, school)  # a wrong try may have voided today's codes (MAX_WRONG_CODES)
+        raise
+    _publish(request, session, school)
+    return used
+
+
+def _publish(request: Request, session: Session, school: str) -> None:
+    """Live codes travel in the roster: each issue, revocation and use makes a new version."""
+    publish_roster(request, session, accounts.school_by_code(session, school))
 
 
 async def _upload(request: Request, file: UploadFile) -> bytes:

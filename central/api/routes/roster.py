@@ -25,6 +25,7 @@ class RosterSummary(BaseModel):
     guardians: int
     staff: int
     sessions: int
+    codes: int = 0  # live one-time pickup codes (digests only)
 
 
 def _summary(version: int, body: str) -> RosterSummary:
@@ -33,7 +34,7 @@ def _summary(version: int, body: str) -> RosterSummary:
     return RosterSummary(
         version=version, students=len(students), enrolled=sum(1 for s in students if s.get("enrolled")),
         guardians=len(people.get("guardians", [])), staff=len(people.get("staff", [])),
-        sessions=len(people.get("sessions", [])),
+        sessions=len(people.get("sessions", [])), codes=len(people.get("codes", [])),
     )
 
 
