@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class SimulatedReader(Reader):
-    def __init__(self, spec: str = "sim") -> None:
+    def __init__(self, spec: str = "sim", *, clock=None) -> None:
         self.spec = spec
+        self.clock = clock or (lambda: datetime.now(UTC))  # tests stamp taps with their own clock
         self._taps: deque[tuple[str, str]] = deque()
         self._changed = threading.Condition()
         self._closed = False
@@ -60,7 +61,7 @@ class SimulatedReader(Reader):
             if self._closed or not self._taps:
                 return None
             uid, tech = self._taps.popleft()
-        return CardTap(uid=uid, tech=tech, reader=self.spec, read_at=datetime.now(UTC))
+        return CardTap(uid=uid, tech=tech, reader=self.spec, read_at=self.clock())
 
     def close(self) -> None:
         with self._changed:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.protocol import DEFAULT_PREFIX
+from kiosk.engine import Rules
 
 
 class KioskSettings(BaseSettings):
@@ -28,11 +30,33 @@ class KioskSettings(BaseSettings):
     mqtt_url: str | None = "mqtt://127.0.0.1:1883"
     """Broker URL; empty runs the kiosk offline."""
     topic_prefix: str = DEFAULT_PREFIX
+    central_url: str | None = None
+    """Central's HTTP address (``http://host:8000``), for the photos on the pickup screen; empty: no photos."""
+    photo_sync_minutes: float = Field(10.0, gt=0)
     timezone: str = "Asia/Shanghai"
     """The school's zone: decides what "today" is at the gate."""
-    locale: str = "zh_CN"
+    locale: str = Field("zh_CN", pattern=r"^(zh_CN|en)$")
+    """Console and message language: zh_CN (default) or en."""
     resend_after: float = 5.0
     """Seconds without ack progress before unacknowledged events are sent again."""
+    operator: str | None = Field(None, max_length=64)
+    """Who is on duty at this console (a guard's staff id or name): recorded as each event's ``operator``."""
+    checkin_before_start_minutes: int = Field(30, ge=0, le=240)
+    """Check-in opens this many minutes before a session starts."""
+    pair_seconds: int = Field(30, ge=5, le=300)
+    """A guardian's card and a child's card within this many seconds, either order, form a pickup request."""
+    offline_alert_minutes: int = Field(2, ge=1)
+    unacked_alert_minutes: int = Field(5, ge=1)
+    roster_max_age_hours: int = Field(24, ge=1)
+
+    def rules(self) -> Rules:
+        return Rules(
+            before_start=timedelta(minutes=self.checkin_before_start_minutes),
+            pair_window=timedelta(seconds=self.pair_seconds),
+            offline_after=timedelta(minutes=self.offline_alert_minutes),
+            unacked_after=timedelta(minutes=self.unacked_alert_minutes),
+            roster_max_age=timedelta(hours=self.roster_max_age_hours),
+        )
 
     @property
     def db_path(self) -> Path:

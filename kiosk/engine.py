@@ -1,79 +1,428 @@
-"""The gate's decision engine: roster + today's state + a tap -> a decision.
+"""The gate's decision engine: roster + today's state + what happened -> a decision.
 
-Pure: no sqlite, no Textual, no clock of its own. The kiosk records the decision's event in its
-outbox before anything is shown, and the console only shows what ``decide`` returned.
+Pure: no sqlite, no Textual, no clock of its own. The kiosk records a decision's event in its
+outbox before anything is shown, folds the recorded event into ``GateState`` with ``fold`` (the
+same fold rebuilds the state from the day's events after a restart), and the console only shows
+what these functions returned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from gateway import pickup as codes
+from gateway import protocol
 from kiosk.roster import Roster
 
-DEBOUNCE = timedelta(seconds=2)
+
+@dataclass(frozen=True)
+class Rules:
+    """The gate's time rules; the defaults are the policy's, each overridable in the kiosk settings."""
+
+    debounce: timedelta = timedelta(seconds=2)
+    before_start: timedelta = timedelta(minutes=30)  # check-in opens this long before a session starts
+    pair_window: timedelta = timedelta(seconds=30)  # a guardian's and a child's taps within this form a pickup
+    absent_after: timedelta = timedelta(minutes=10)  # when the roster's session has no absent_after
+    late_after: timedelta = timedelta(minutes=15)  # when the roster's session has no overdue_after
+    offline_after: timedelta = timedelta(minutes=2)
+    unacked_after: timedelta = timedelta(minutes=5)
+    roster_max_age: timedelta = timedelta(hours=24)
+
+
+RULES = Rules()
+DEBOUNCE = RULES.debounce
+GONE_KINDS = ("pickup", "self_dismiss", "checkout")
+ID4 = re.compile(r"^[0-9]{3}[0-9Xx]$")
+
+
+@dataclass
+class Pending:
+    """The first half of a pickup pair: who tapped, and when."""
+
+    role: str  # "student" | "guardian"
+    id: str
+    at: datetime
 
 
 @dataclass
 class GateState:
-    """What the kiosk knows of today beyond the roster."""
+    """What the kiosk knows of today beyond the roster: a fold of today's recorded events."""
 
     day: date
-    checked_in: set[str] = field(default_factory=set)
-    # canonical uid -> when it was last tapped, for the debounce
-    last_tap: dict[str, datetime] = field(default_factory=dict)
+    checked_in: dict[str, str | None] = field(default_factory=dict)  # student -> session id (None: admitted by override)
+    gone: dict[str, str] = field(default_factory=dict)  # student -> how they left (pickup, self_dismiss, checkout)
+    on_duty: set[str] = field(default_factory=set)  # staff ids
+    visitors: dict[str, dict[str, str]] = field(default_factory=dict)  # visit id -> the visitor_in details
+    used_codes: set[str] = field(default_factory=set)
+    alerted: set[tuple[str, str, str, str]] = field(default_factory=set)
+    last_tap: dict[str, datetime] = field(default_factory=dict)  # canonical uid -> last tap, for the debounce
+    pending: Pending | None = None
+
+    def on_site(self, student: str) -> bool:
+        return student in self.checked_in and student not in self.gone
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the gate decided about one tap.
+    """What the gate decided.
 
     ``outcome`` names the case (also the message key); ``tone`` is how the console shows it:
     ``allowed`` (green), ``attention`` (amber), ``refused`` (red) or ``ignored``. ``event`` is the
-    event kind to record, or None when nothing happened that central must know.
+    event kind to record, or None when nothing happened that central must know. ``confirm`` means
+    the event waits for the guard's confirmation; ``alarm`` asks for the loud alert (a barred
+    guardian); ``overridable`` means the guard may admit anyway with a typed reason.
     """
 
     outcome: str
     tone: str
-    card: str
+    card: str | None = None
     event: str | None = None
     student: str | None = None
     guardian: str | None = None
     staff: str | None = None
+    session: str | None = None
     reason: str | None = None
+    note: str | None = None
+    person: str | None = None  # who takes the child when no guardian record does (a one-time code's named person)
+    confirm: bool = False
+    alarm: bool = False
+    overridable: bool = False
 
     def event_fields(self) -> dict[str, str]:
         fields = {
-            "card": self.card, "student": self.student, "guardian": self.guardian, "staff": self.staff, "reason": self.reason,
+            "card": self.card, "student": self.student, "guardian": self.guardian, "staff": self.staff,
+            "session": self.session, "reason": self.reason, "note": self.note,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
 
-def decide(roster: Roster, state: GateState, uid: str, now: datetime) -> Decision:
+@dataclass(frozen=True)
+class Alert:
+    """A condition the guard must see; sent once as an ``alert`` event (reason = kind)."""
+
+    kind: str  # absent, late_pickup, offline, unacked, roster_stale
+    student: str | None = None
+    session: str | None = None
+    detail: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.student or "", self.session or "", self.detail or "")
+
+    def decision(self) -> Decision:
+        return Decision(f"alert_{self.kind}", "attention", event="alert", student=self.student, session=self.session,
+                        reason=self.kind, note=self.detail)
+
+
+# --- sessions ----------------------------------------------------------------------------------------
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def sessions_today(roster: Roster, day: date, student: str | None = None) -> list[protocol.RosterSession]:
+    """Today's sessions (of one student's groups), earliest first."""
+    groups = set(roster.students[student].groups) if student else None
+    found = [s for s in roster.sessions.values() if s.date == day.isoformat() and (groups is None or s.group in groups)]
+    return sorted(found, key=lambda s: (s.start, s.id))
+
+
+def session_end(session: protocol.RosterSession) -> datetime:
+    return _time(session.end)
+
+
+def absent_after(session: protocol.RosterSession, rules: Rules = RULES) -> datetime:
+    return _time(session.absent_after) if session.absent_after else _time(session.start) + rules.absent_after
+
+
+def overdue_after(session: protocol.RosterSession, rules: Rules = RULES) -> datetime:
+    return _time(session.overdue_after) if session.overdue_after else _time(session.end) + rules.late_after
+
+
+def _window_session(roster: Roster, state: GateState, student: str, now: datetime, rules: Rules) -> tuple[str, str | None]:
+    """("ok", session id) for the session whose check-in window holds now, else why not."""
+    today = sessions_today(roster, state.day, student)
+    if not today:
+        return "no_session_today", None
+    for s in sorted(today, key=lambda s: s.end):
+        if _time(s.start) - rules.before_start <= now <= _time(s.end):
+            return "ok", s.id
+    if now < _time(today[0].start) - rules.before_start:
+        return "too_early", today[0].id
+    return "session_over", today[-1].id
+
+
+# --- taps ----------------------------------------------------------------------------------------------
+
+
+def decide(roster: Roster, state: GateState, uid: str, now: datetime, rules: Rules = RULES) -> Decision:
+    """Decide one card tap."""
     uid = uid.upper()
     last = state.last_tap.get(uid)
-    if last is not None and timedelta(0) <= now - last < DEBOUNCE:
+    if last is not None and timedelta(0) <= now - last < rules.debounce:
         return Decision("repeat_tap", "ignored", uid)
     found = roster.lookup(uid)
     if found is None:
         return Decision("unknown_card", "attention", uid, event="unknown_card")
     role, person = found
+    pending = state.pending if state.pending and timedelta(0) <= now - state.pending.at <= rules.pair_window else None
     if role == "staff":
-        # Duty on and off (P6.3) is the console's work (a later issue); the tap is shown, not recorded.
-        return Decision("staff_card", "attention", uid, staff=person)
+        if person in state.on_duty:
+            return Decision("staff_off", "allowed", uid, event="staff_off", staff=person)
+        return Decision("staff_on", "allowed", uid, event="staff_on", staff=person)
     if role == "guardian":
-        # Pickup verification is the console's work (a later issue); the tap is shown, not recorded.
-        return Decision("guardian_card", "attention", uid, guardian=person)
-    student = roster.students[person]
+        if pending and pending.role == "student":
+            return pickup(roster, state, pending.id, person, now, card=uid)
+        return Decision("guardian_waiting", "attention", uid, guardian=person)
+    if pending and pending.role == "guardian" and (state.on_site(person) or _link(roster, pending.id, person)):
+        return pickup(roster, state, person, pending.id, now, card=uid)
+    return _student(roster, state, person, uid, now, rules)
+
+
+def _student(roster: Roster, state: GateState, sid: str, uid: str, now: datetime, rules: Rules) -> Decision:
+    student = roster.students[sid]
+    if sid in state.gone:
+        return Decision("already_left", "attention", uid, student=sid)
+    if state.on_site(sid):
+        session = roster.sessions.get(state.checked_in[sid] or "")
+        if student.may_leave_alone and session and now >= session_end(session):
+            return Decision("self_dismissed", "allowed", uid, event="self_dismiss", student=sid, session=session.id)
+        # On site: the first half of a pickup; a guardian's card within the pair window completes it.
+        return Decision("already_checked_in", "attention", uid, student=sid, session=state.checked_in[sid])
     if not student.enrolled:
-        return Decision("not_enrolled", "refused", uid, student=person, reason="not_enrolled")
-    if person in state.checked_in:
-        return Decision("already_checked_in", "attention", uid, student=person)
-    return Decision("checked_in", "allowed", uid, event="checkin", student=person)
+        return Decision("not_enrolled", "refused", uid, student=sid, reason="not_enrolled", overridable=True)
+    why, session = _window_session(roster, state, sid, now, rules)
+    if why != "ok":
+        return Decision(why, "refused", uid, student=sid, session=session, reason=why, overridable=True)
+    return Decision("checked_in", "allowed", uid, event="checkin", student=sid, session=session)
+
+
+def _link(roster: Roster, guardian: str, student: str) -> protocol.RosterLink | None:
+    found = roster.guardians.get(guardian)
+    return next((link for link in found.links if link.student == student), None) if found else None
+
+
+def _valid_on(link: protocol.RosterLink, day: date) -> bool:
+    today = day.isoformat()
+    return (link.valid_from is None or link.valid_from <= today) and (link.valid_until is None or today <= link.valid_until)
+
+
+def pickup(roster: Roster, state: GateState, student: str, guardian: str, now: datetime, *, card: str | None = None) -> Decision:
+    """A guardian asks to take a child (cards paired, or the guard picked them from the list)."""
+    base = {"card": card, "student": student, "guardian": guardian}
+    link = _link(roster, guardian, student)
+    if link is not None and link.barred:
+        # A custody order: refused loudly whatever else holds.
+        return Decision("pickup_barred", "refused", event="pickup_denied", reason="barred", alarm=True, **base)
+    if link is None:
+        return Decision("pickup_not_linked", "refused", event="pickup_denied", reason="not_linked", **base)
+    if not link.may_pick_up:
+        return Decision("pickup_not_allowed", "refused", event="pickup_denied", reason="not_allowed", **base)
+    if not _valid_on(link, state.day):
+        return Decision("pickup_link_expired", "refused", event="pickup_denied", reason="link_not_valid", **base)
+    return _take(state, student, "pickup_allowed", base)
+
+
+def _take(state: GateState, student: str, outcome: str, base: dict[str, Any]) -> Decision:
+    if student in state.gone:
+        return Decision("already_left", "attention", **base)
+    if not state.on_site(student):
+        return Decision("not_on_site", "refused", reason="not_on_site", overridable=True, **base)
+    return Decision(outcome, "allowed", event="pickup", session=state.checked_in[student], confirm=True, **base)
+
+
+def pickup_by_code(
+    roster: Roster, state: GateState, student: str, code: str, now: datetime, *, key: bytes, kiosk: str
+) -> Decision:
+    """A person without a card gives the one-time code issued at central for this child and today."""
+    base = {"student": student}
+    typed = codes.normalize_code(code)
+    for issued in sorted(roster.codes.values(), key=lambda c: c.id):
+        if issued.student != student or issued.day != state.day.isoformat() or kiosk not in issued.digests:
+            continue
+        if codes.matches(key, issued.digests[kiosk], school=roster.school, verifier=kiosk, student=student,
+                         day=state.day, code=typed):
+            if issued.id in state.used_codes:
+                return Decision("code_used", "refused", reason="code_used", **base)
+            decision = _take(state, student, "pickup_allowed", {**base, "person": issued.person})
+            if decision.event:
+                return replace(decision, note=f"code:{issued.id}", reason="code")
+            return decision
+    return Decision("code_wrong", "refused", reason="code_wrong", **base)
+
+
+def guard_refused(decision: Decision) -> Decision:
+    """The guard refused a pickup the rules allowed (the person is not who the card says, …)."""
+    return Decision("pickup_refused", "refused", decision.card, event="pickup_denied", student=decision.student,
+                    guardian=decision.guardian, session=decision.session, reason="guard_refused", note=decision.note,
+                    person=decision.person)
+
+
+def override(roster: Roster, state: GateState, student: str, reason: str, now: datetime, rules: Rules = RULES) -> Decision:
+    """The guard admits a refused child with a typed reason (an ``override`` event)."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("override_reason_required")
+    _why, session = _window_session(roster, state, student, now, rules) if student in roster.students else ("", None)
+    return Decision("override_checkin", "allowed", event="override", student=student, session=session,
+                    reason=reason[:500], note="checkin")
+
+
+def override_pickup(decision: Decision, reason: str) -> Decision:
+    """The guard lets a child not seen on site go with an authorised guardian: the override is recorded
+    first, then the pickup waits for confirmation like any other."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("override_reason_required")
+    return Decision("override_pickup", "attention", decision.card, event="override", student=decision.student,
+                    guardian=decision.guardian, reason=reason[:500], note="pickup", person=decision.person)
+
+
+def visitor_in(name: str, id4: str, purpose: str, visiting: str, visit: str) -> Decision:
+    """门卫登记: a visitor signs in (name, last 4 of the ID number, purpose, person visited)."""
+    name, id4, purpose, visiting = (v.strip() for v in (name, id4, purpose, visiting))
+    if not name or len(name) > 50:
+        raise ValueError("visitor_name_required")
+    if not ID4.match(id4):
+        raise ValueError("visitor_id4_invalid")
+    if not purpose or not visiting:
+        raise ValueError("visitor_purpose_required")
+    note = json.dumps({"visit": visit, "name": name, "id4": id4.upper(), "visiting": visiting[:50]}, ensure_ascii=False,
+                      sort_keys=True)
+    return Decision("visitor_in", "allowed", event="visitor_in", reason=purpose[:200], note=note)
+
+
+def visitor_out(state: GateState, visit: str) -> Decision:
+    details = state.visitors.get(visit)
+    if details is None:
+        raise ValueError("visitor_not_on_site")
+    note = json.dumps({"visit": visit, "name": details["name"]}, ensure_ascii=False, sort_keys=True)
+    return Decision("visitor_out", "allowed", event="visitor_out", note=note)
+
+
+# --- state ---------------------------------------------------------------------------------------------
 
 
 def remember(state: GateState, decision: Decision, now: datetime) -> None:
-    """Fold a recorded decision into today's state."""
-    state.last_tap[decision.card] = now
-    if decision.event == "checkin" and decision.student:
-        state.checked_in.add(decision.student)
+    """Fold a shown tap decision into the debounce and the pickup pairing."""
+    if decision.card:
+        state.last_tap[decision.card] = now
+    if decision.outcome == "guardian_waiting":
+        state.pending = Pending("guardian", decision.guardian or "", now)
+    elif decision.outcome == "already_checked_in":
+        state.pending = Pending("student", decision.student or "", now)
+    elif decision.student and decision.guardian or decision.event in ("checkin", "self_dismiss"):
+        state.pending = None  # the pair is used up
+
+
+def fold(state: GateState, event: dict[str, Any]) -> None:
+    """Apply one recorded event (just written, or replayed from today's log) to the state."""
+    kind, student = event["kind"], event.get("student")
+    if kind == "checkin" or (kind == "override" and event.get("note") == "checkin"):
+        state.checked_in.setdefault(student, event.get("session"))
+        state.gone.pop(student, None)
+    elif kind in GONE_KINDS and student:
+        state.gone[student] = kind
+        note = event.get("note") or ""
+        if note.startswith("code:"):
+            state.used_codes.add(note[5:])
+    elif kind == "staff_on":
+        state.on_duty.add(event["staff"])
+    elif kind == "staff_off":
+        state.on_duty.discard(event["staff"])
+    elif kind in ("visitor_in", "visitor_out"):
+        details = json.loads(event.get("note") or "{}")
+        if kind == "visitor_in":
+            state.visitors[details["visit"]] = {**details, "purpose": event.get("reason", ""), "at": event["at"]}
+        else:
+            state.visitors.pop(details.get("visit", ""), None)
+    elif kind == "alert":
+        state.alerted.add((event.get("reason", ""), student or "", event.get("session") or "", event.get("note") or ""))
+
+
+# --- alerts and counts ---------------------------------------------------------------------------------
+
+
+def due_alerts(
+    roster: Roster,
+    state: GateState,
+    now: datetime,
+    *,
+    offline_since: datetime | None = None,
+    oldest_unacked: datetime | None = None,
+    rules: Rules = RULES,
+) -> list[Alert]:
+    """Alerts whose time has come and that were not raised before today."""
+    found: list[Alert] = []
+    for session in sessions_today(roster, state.day):
+        members = [s for s in roster.students.values() if s.enrolled and session.group in s.groups]
+        if now >= absent_after(session, rules):
+            found += [Alert("absent", s.id, session.id) for s in members if s.id not in state.checked_in and s.id not in state.gone]
+        if now >= overdue_after(session, rules):
+            found += [Alert("late_pickup", sid, session.id) for sid, sess in state.checked_in.items()
+                      if sess == session.id and sid not in state.gone]
+    if offline_since is not None and now - offline_since >= rules.offline_after:
+        found.append(Alert("offline", detail=offline_since.isoformat(timespec="seconds")))
+    if oldest_unacked is not None and now - oldest_unacked >= rules.unacked_after:
+        found.append(Alert("unacked", detail=oldest_unacked.isoformat(timespec="seconds")))
+    if roster_stale(roster, now, rules):
+        found.append(Alert("roster_stale", detail=state.day.isoformat()))
+    return [a for a in found if a.key not in state.alerted]
+
+
+def roster_stale(roster: Roster, now: datetime, rules: Rules = RULES) -> bool:
+    """Older than a day: shown on the banner. Barred lists in the copy the kiosk has still apply."""
+    if roster.version == 0:
+        return False
+    return now - _time(roster.generated_at) > rules.roster_max_age
+
+
+@dataclass(frozen=True)
+class Counts:
+    expected: int
+    on_site: int
+    gone: int
+    absent: int
+
+
+def counts(roster: Roster, state: GateState, now: datetime, rules: Rules = RULES) -> Counts:
+    """Expected / on site / gone / absent for today's sessions."""
+    today = sessions_today(roster, state.day)
+    expected: set[str] = set()
+    absent: set[str] = set()
+    for session in today:
+        members = {s.id for s in roster.students.values() if s.enrolled and session.group in s.groups}
+        expected |= members
+        if now >= absent_after(session, rules):
+            absent |= {sid for sid in members if sid not in state.checked_in and sid not in state.gone}
+    on_site = sum(1 for sid in state.checked_in if sid not in state.gone)
+    return Counts(len(expected), on_site, len(state.gone), len(absent))
+
+
+def roll_call(roster: Roster, state: GateState) -> list[tuple[protocol.RosterSession | None, list[str]]]:
+    """Every child on site now, by session (None: admitted without one), for an emergency."""
+    by_session: dict[str | None, list[str]] = {}
+    for sid, session in state.checked_in.items():
+        if sid not in state.gone:
+            by_session.setdefault(session if session in roster.sessions else None, []).append(sid)
+    order = sorted(by_session, key=lambda s: (s is None, roster.sessions[s].start if s else "", s or ""))
+    return [(roster.sessions.get(s) if s else None, sorted(by_session[s])) for s in order]
+
+
+def authorised(roster: Roster, student: str, day: date) -> list[tuple[protocol.RosterGuardian, protocol.RosterLink]]:
+    """The guardians a guard may hand this child to today (for the no-card path), barred ones left out."""
+    found = []
+    for guardian in roster.guardians.values():
+        link = _link(roster, guardian.id, student)
+        if link and link.may_pick_up and not link.barred and _valid_on(link, day):
+            found.append((guardian, link))
+    return sorted(found, key=lambda pair: pair[0].id)
+
+
+def barred(roster: Roster, student: str) -> list[protocol.RosterGuardian]:
+    return [g for g in roster.guardians.values() if (link := _link(roster, g.id, student)) and link.barred]

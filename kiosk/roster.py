@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from gateway import protocol
 
 
+KINDS = ("students", "guardians", "staff", "sessions", "codes")
+
+
 @dataclass(frozen=True)
 class Roster:
     school: str
@@ -22,6 +25,8 @@ class Roster:
     staff: dict[str, protocol.RosterStaff] = field(default_factory=dict)
     # today's and the coming days' sessions: what offline absent and late-pickup alerts need
     sessions: dict[str, protocol.RosterSession] = field(default_factory=dict)
+    # one-time pickup codes, each as keyed digests only (gateway/pickup.py)
+    codes: dict[str, protocol.RosterCode] = field(default_factory=dict)
     # canonical card uid -> ("student" | "guardian" | "staff", id)
     cards: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -31,10 +36,10 @@ class Roster:
 
     @classmethod
     def from_snapshot(cls, snap: protocol.RosterSnapshot) -> Roster:
-        return cls._build(snap.school, snap.version, snap.generated_at, snap.students, snap.guardians, snap.staff, snap.sessions)
+        return cls._build(snap.school, snap.version, snap.generated_at, snap.students, snap.guardians, snap.staff, snap.sessions, snap.codes)
 
     @classmethod
-    def _build(cls, school, version, generated_at, students, guardians, staff, sessions) -> Roster:
+    def _build(cls, school, version, generated_at, students, guardians, staff, sessions, codes=()) -> Roster:
         students, guardians, staff = list(students), list(guardians), list(staff)
         cards: dict[str, tuple[str, str]] = {}
         # Later kinds win a card listed twice: a child's tap must never be taken for a pickup or a
@@ -51,12 +56,13 @@ class Roster:
             guardians={g.id: g for g in guardians},
             staff={m.id: m for m in staff},
             sessions={s.id: s for s in sessions},
+            codes={c.id: c for c in codes},
             cards=cards,
         )
 
     def with_delta(self, delta: protocol.RosterDelta) -> Roster:
         merged = {}
-        for kind in ("students", "guardians", "staff", "sessions"):
+        for kind in KINDS:
             current = dict(getattr(self, kind))
             for gone in getattr(delta, f"removed_{kind}"):
                 current.pop(gone, None)
@@ -64,7 +70,7 @@ class Roster:
             merged[kind] = current.values()
         return Roster._build(
             self.school, delta.to, datetime.now(UTC).isoformat(),
-            merged["students"], merged["guardians"], merged["staff"], merged["sessions"],
+            merged["students"], merged["guardians"], merged["staff"], merged["sessions"], merged["codes"],
         )
 
     def snapshot(self) -> protocol.RosterSnapshot:
@@ -77,6 +83,7 @@ class Roster:
             guardians=list(self.guardians.values()),
             staff=list(self.staff.values()),
             sessions=list(self.sessions.values()),
+            codes=list(self.codes.values()),
         )
 
     def lookup(self, uid: str) -> tuple[str, str] | None:

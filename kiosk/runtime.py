@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
+
+import httpx
 
 from gateway import protocol
 from gateway.client import SyncClient
 from gateway.mqtt import BrokerAddress, kiosk_credentials
+from gateway.photos import PhotoCache
 from hardware import CardTap, Reader, ReaderError
 from kiosk import engine
 from kiosk.config import KioskSettings
@@ -24,15 +29,33 @@ log = logging.getLogger(__name__)
 
 
 class Kiosk:
-    def __init__(self, settings: KioskSettings, *, sync: bool = True) -> None:
+    """The gate's one stateful object: the console and the ``--no-ui`` loop both drive it.
+
+    Every method that changes something records its event durably first, then folds it into
+    today's state, then returns what is shown (a dict of plain values, also printed as JSON).
+    """
+
+    def __init__(
+        self, settings: KioskSettings, *, sync: bool = True, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = KioskStore(settings.db_path, school=settings.school, kiosk=settings.kiosk, secret=settings.secret)
         self.tz = ZoneInfo(settings.timezone)
-        self.state = self._fresh_state(datetime.now(UTC))
-        self._lock = threading.Lock()
+        self.rules = settings.rules()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.RLock()
+        self.state = self._fresh_state(self.clock())
+        # decisions waiting for the guard's Enter (allowed pickups), by token
+        self.awaiting: dict[str, engine.Decision] = {}
+        self._tokens = itertools.count(1)
+        self._offline_since: datetime | None = None
         self.sync: SyncClient | None = None
         self.reader: Reader | None = None
+        self.photos: PhotoCache | None = None
+        if settings.central_url:
+            self.photos = PhotoCache(settings.central_url, school=settings.school, kiosk=settings.kiosk,
+                                     secret=self.store.secret_hex, folder=settings.data_dir / "photos")
         if sync and settings.mqtt_url:
             broker = BrokerAddress.parse(settings.mqtt_url)
             if not broker.username:
@@ -52,7 +75,16 @@ class Kiosk:
 
     def _fresh_state(self, now: datetime) -> engine.GateState:
         day = now.astimezone(self.tz).date()
-        return engine.GateState(day=day, checked_in=self.store.checked_in(day))
+        state = engine.GateState(day=day)
+        for event in self.store.day_events(day):
+            engine.fold(state, event)
+        return state
+
+    def _today(self, now: datetime) -> engine.GateState:
+        if now.astimezone(self.tz).date() != self.state.day:
+            self.state = self._fresh_state(now)
+            self.store.prune_days(self.state.day)
+        return self.state
 
     def _reader_state(self) -> str | None:
         return self.reader.state if self.reader else None
@@ -69,53 +101,230 @@ class Kiosk:
     def close(self) -> None:
         if self.sync:
             self.sync.stop()
+        if self.photos:
+            self.photos.close()
         self.store.close()
+
+    def sync_photos(self) -> dict[str, int] | None:
+        """Bring the photo cache up to date; central out of reach is logged, and the cache serves as it is."""
+        if self.photos is None:
+            return None
+        try:
+            return self.photos.sync()
+        except (httpx.HTTPError, OSError) as exc:
+            log.warning("photos not synced from %s: %s", self.settings.central_url, exc)
+            return None
+
+    def photo_path(self, kind: str, ref: str | None) -> Path | None:
+        """A cached thumbnail (``kind`` students or guardians), or None: the console shows a placeholder."""
+        return self.photos.path(kind, ref) if self.photos and ref else None
+
+    @property
+    def roster(self):
+        return self.store.roster
+
+    # --- decisions ----------------------------------------------------------------------------------
+
+    def _apply(self, decision: engine.Decision, now: datetime) -> dict | None:
+        """Record a decision's event (committed, synchronous=FULL) and fold it into today's state."""
+        if not decision.event:
+            return None
+        event = self.store.record(decision.event, now, day=self.state.day, operator=self.settings.operator,
+                                  **decision.event_fields())
+        engine.fold(self.state, event)
+        if self.sync:
+            self.sync.notify()
+        return event
+
+    def _settle(self, decision: engine.Decision, now: datetime, *, card_tap: CardTap | None = None) -> dict[str, Any]:
+        """Record what needs no confirmation; park what does; return what is shown."""
+        token = None
+        event = None
+        if decision.confirm:
+            token = str(next(self._tokens))
+            self.awaiting[token] = decision
+        else:
+            event = self._apply(decision, now)
+        return self.describe(decision, now, event=event, token=token, reader=card_tap.reader if card_tap else None)
 
     def handle(self, tap: CardTap) -> dict[str, Any]:
         """Decide one tap, commit its event, and return the decision as it is shown."""
         now = tap.read_at
         with self._lock:
-            if now.astimezone(self.tz).date() != self.state.day:
-                self.state = self._fresh_state(now)
-            roster = self.store.roster
-            decision = engine.decide(roster, self.state, tap.uid, now)
-            event = None
-            if decision.event:
-                # Committed (synchronous=FULL) before the decision is shown or printed.
-                event = self.store.record(decision.event, now, day=self.state.day, **decision.event_fields())
+            state = self._today(now)
+            decision = engine.decide(self.roster, state, tap.uid, now, self.rules)
+            shown = self._settle(decision, now, card_tap=tap)
             if decision.tone != "ignored":
-                engine.remember(self.state, decision, now)
-        if event and self.sync:
-            self.sync.notify()
-        return self.describe(decision, roster, tap, event)
+                engine.remember(state, decision, now)
+        return shown
 
-    def describe(self, decision: engine.Decision, roster, tap: CardTap, event: dict | None) -> dict[str, Any]:
+    def confirm(self, token: str) -> dict[str, Any]:
+        """The guard pressed Enter: the allowed pickup happens and is recorded."""
+        with self._lock:
+            decision = self.awaiting.pop(token)
+            now = self.clock()
+            self._today(now)
+            return self.describe(decision, now, event=self._apply(decision, now), outcome="pickup_done")
+
+    def refuse(self, token: str) -> dict[str, Any]:
+        """The guard pressed Esc: the pickup is refused and that is recorded."""
+        with self._lock:
+            decision = engine.guard_refused(self.awaiting.pop(token))
+            now = self.clock()
+            self._today(now)
+            return self.describe(decision, now, event=self._apply(decision, now))
+
+    def pickup(self, student: str, guardian: str) -> dict[str, Any]:
+        """No card: the guard picked the guardian from the child's authorised list."""
+        with self._lock:
+            now = self.clock()
+            decision = engine.pickup(self.roster, self._today(now), student, guardian, now)
+            return self._settle(decision, now)
+
+    def pickup_code(self, student: str, code: str) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            decision = engine.pickup_by_code(self.roster, self._today(now), student, code, now,
+                                             key=bytes.fromhex(self.store.secret_hex), kiosk=self.settings.kiosk)
+            return self._settle(decision, now)
+
+    def override(self, student: str, reason: str) -> dict[str, Any]:
+        """Admit a refused child with the guard's typed reason."""
+        with self._lock:
+            now = self.clock()
+            decision = engine.override(self.roster, self._today(now), student, reason, now, self.rules)
+            return self._settle(decision, now)
+
+    def override_pickup(self, shown: dict[str, Any], reason: str) -> dict[str, Any]:
+        """A child not seen on site goes with an authorised guardian: record the override, then the
+        pickup waits for confirmation."""
+        with self._lock:
+            now = self.clock()
+            state = self._today(now)
+            first = engine.Decision("not_on_site", "refused", shown.get("card"), student=shown["student"],
+                                    guardian=shown.get("guardian"), person=shown.get("person"))
+            self._apply(engine.override_pickup(first, reason), now)
+            if shown["student"] not in state.checked_in:
+                state.checked_in[shown["student"]] = None  # in the guard's care now, for this pickup only
+            decision = engine.Decision("pickup_allowed", "allowed", shown.get("card"), event="pickup",
+                                       student=shown["student"], guardian=shown.get("guardian"),
+                                       person=shown.get("person"), note=shown.get("note"), confirm=True)
+            return self._settle(decision, now)
+
+    def visitor_in(self, name: str, id4: str, purpose: str, visiting: str) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            self._today(now)
+            decision = engine.visitor_in(name, id4, purpose, visiting, visit=protocol.uuid7())
+            return self._settle(decision, now)
+
+    def visitor_out(self, visit: str) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            decision = engine.visitor_out(self._today(now), visit)
+            return self._settle(decision, now)
+
+    def check_alerts(self) -> list[dict[str, Any]]:
+        """Raise the alerts whose time has come: each is recorded once as an ``alert`` event."""
+        with self._lock:
+            now = self.clock()
+            state = self._today(now)
+            online = self.sync.online if self.sync else False
+            if online or not self.sync:
+                self._offline_since = None
+            elif self._offline_since is None:
+                self._offline_since = now
+            oldest = self.store.oldest_pending_at()
+            alerts = engine.due_alerts(
+                self.roster, state, now, offline_since=self._offline_since,
+                oldest_unacked=datetime.fromisoformat(oldest) if oldest and self.sync else None, rules=self.rules,
+            )
+            return [self._settle(alert.decision(), now) for alert in alerts]
+
+    # --- what the console shows ---------------------------------------------------------------------
+
+    def sync_state(self) -> dict[str, Any]:
+        now = self.clock()
+        roster = self.roster
+        age = None
+        if roster.version:
+            age = int((now - datetime.fromisoformat(roster.generated_at.replace("Z", "+00:00"))).total_seconds())
+        return {
+            "online": bool(self.sync and self.sync.online),
+            "queue": self.store.queue_depth(),
+            "roster_version": roster.version,
+            "roster_age_s": age,
+            "roster_stale": engine.roster_stale(roster, now, self.rules),
+        }
+
+    def counts(self) -> engine.Counts:
+        with self._lock:
+            now = self.clock()
+            return engine.counts(self.roster, self._today(now), now, self.rules)
+
+    def local(self, value: datetime | str) -> datetime:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value.astimezone(self.tz)
+
+    def describe(
+        self,
+        decision: engine.Decision,
+        now: datetime,
+        *,
+        event: dict | None = None,
+        token: str | None = None,
+        reader: str | None = None,
+        outcome: str | None = None,
+    ) -> dict[str, Any]:
+        roster = self.roster
         student = roster.students.get(decision.student) if decision.student else None
         guardian = roster.guardians.get(decision.guardian) if decision.guardian else None
         staff = roster.staff.get(decision.staff) if decision.staff else None
+        session = roster.sessions.get(decision.session) if decision.session else None
         person = student or guardian or staff
-        name = person.name if person else None
-        return {
-            "at": tap.read_at.astimezone(self.tz).isoformat(timespec="milliseconds"),
-            "reader": tap.reader,
+        outcome = outcome or decision.outcome
+        params = {
+            "name": person.name if person else None,
+            "class_name": student.class_name if student else None,
+            "guardian": guardian.name if guardian else decision.person,
+            "relation": guardian.relation if guardian else None,
+            "staff": staff.name if staff else None,
             "card": decision.card,
-            "outcome": decision.outcome,
+            "reason": decision.reason,
+            "group": session.group_name if session else None,
+            "start": self.local(session.start).strftime("%H:%M") if session else None,
+            "end": self.local(session.end).strftime("%H:%M") if session else None,
+        }
+        return {
+            "at": now.astimezone(self.tz).isoformat(timespec="milliseconds"),
+            "reader": reader,
+            "card": decision.card,
+            "outcome": outcome,
             "tone": decision.tone,
             "student": decision.student,
             "guardian": decision.guardian,
             "staff": decision.staff,
-            "name": name,
-            "class": student.class_name if student else None,
-            "event": decision.event,
+            "session": decision.session,
+            "name": params["name"],
+            "class": params["class_name"],
+            "guardian_name": params["guardian"],
+            "relation": params["relation"],
+            "phone": guardian.phone_masked if guardian else None,
+            "person": decision.person,
+            "reason": decision.reason,
+            "note": decision.note,
+            "event": event["kind"] if event else None,
             "seq": event["seq"] if event else None,
-            "message": t(
-                decision.outcome,
-                self.settings.locale,
-                name=name,
-                class_name=student.class_name if student else None,
-                card=decision.card,
-            ),
+            "confirm": token,
+            "alarm": decision.alarm,
+            "overridable": decision.overridable,
+            "message": t(outcome, self.settings.locale, **params),
         }
+
+    def fault(self, tap: CardTap) -> dict[str, Any]:
+        """What is shown when a tap could not be decided and recorded: the guard writes it down."""
+        return self.describe(engine.Decision("kiosk_error", "refused", tap.uid), tap.read_at, reader=tap.reader)
 
     def run(self, reader: Reader, out: TextIO, stop: threading.Event, on_decision: Callable | None = None) -> None:
         """Read taps until ``stop`` is set, printing one JSON line per decision."""
@@ -133,16 +342,7 @@ class Kiosk:
                 shown = self.handle(tap)
             except Exception:  # noqa: BLE001 - one failed tap must not stop the gate
                 log.exception("tap %s could not be decided and recorded", tap.uid)
-                shown = {
-                    "at": tap.read_at.astimezone(self.tz).isoformat(timespec="milliseconds"),
-                    "reader": tap.reader,
-                    "card": tap.uid,
-                    "outcome": "kiosk_error",
-                    "tone": "refused",
-                    "event": None,
-                    "seq": None,
-                    "message": t("kiosk_error", self.settings.locale, card=tap.uid),
-                }
+                shown = self.fault(tap)
             # The person at the gate hears and sees the verdict on the reader itself (P9.4).
             reader.signal(shown["tone"])
             out.write(json.dumps(shown, ensure_ascii=False) + "\n")

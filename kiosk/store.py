@@ -25,11 +25,11 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS roster (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS checkin (
-    day TEXT NOT NULL, student TEXT NOT NULL, at TEXT NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (day, student)
-);
+-- every event of a school-local day, kept after its ack: the gate's state is a fold of these
+CREATE TABLE IF NOT EXISTS daylog (seq INTEGER PRIMARY KEY, day TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS daylog_day ON daylog (day);
 """
+KEEP_DAYS = 31  # days of the day log kept on the kiosk; central holds the history
 
 
 class StoreError(Exception):
@@ -115,8 +115,8 @@ class KioskStore:
     def record(self, kind: str, at: datetime, *, day: date | None = None, **fields: Any) -> dict[str, Any]:
         """Sign, chain and durably store one event, with the local state it changes.
 
-        ``day`` is the school-local date of a check-in; the check-in row and the event commit
-        together, so a crash never leaves one without the other.
+        ``day`` is the school-local date the event belongs to; the day log row and the outbox row
+        commit together, so a crash never leaves the gate's state without its event.
         """
         with self._lock:  # the sync thread never sees a committed row past last_seq
             with self._tx() as db:
@@ -139,12 +139,10 @@ class KioskStore:
                     "INSERT INTO outbox (seq, id, payload) VALUES (?, ?, ?)",
                     (seq, event["id"], protocol.canonical_json(event).decode()),
                 )
-                if kind == "checkin":
-                    if day is None:
-                        raise StoreError("a check-in needs its school-local day")
+                if day is not None:
                     db.execute(
-                        "INSERT INTO checkin (day, student, at, seq) VALUES (?, ?, ?, ?)",
-                        (day.isoformat(), fields["student"], event["at"], seq),
+                        "INSERT INTO daylog (seq, day, payload) VALUES (?, ?, ?)",
+                        (seq, day.isoformat(), protocol.canonical_json(event).decode()),
                     )
                 self._set_meta("last_seq", seq)
                 self._set_meta("last_hash", digest)
@@ -195,10 +193,20 @@ class KioskStore:
 
     # --- today's state ---------------------------------------------------------------------------
 
-    def checked_in(self, day: date) -> set[str]:
+    def day_events(self, day: date) -> list[dict[str, Any]]:
+        """The events recorded for one school-local day, in seq order."""
         with self._lock:
-            rows = self._db.execute("SELECT student FROM checkin WHERE day = ?", (day.isoformat(),)).fetchall()
-        return {r[0] for r in rows}
+            rows = self._db.execute("SELECT payload FROM daylog WHERE day = ? ORDER BY seq", (day.isoformat(),)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def checked_in(self, day: date) -> set[str]:
+        return {e["student"] for e in self.day_events(day) if e["kind"] == "checkin"}
+
+    def prune_days(self, today: date) -> int:
+        """Forget the day log before the last KEEP_DAYS days (the kiosk holds no more than the gate needs)."""
+        cutoff = date.fromordinal(today.toordinal() - KEEP_DAYS).isoformat()
+        with self._tx() as db:
+            return db.execute("DELETE FROM daylog WHERE day < ?", (cutoff,)).rowcount
 
     # --- roster ------------------------------------------------------------------------------------
 

@@ -74,6 +74,7 @@ def kiosk_run(
         ),
     ] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Print one JSON line per decision instead of the console.")] = False,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Console language: zh_CN (default) or en.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
     mqtt_url: Annotated[Optional[str], typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
     secret: Annotated[Optional[str], typer.Option(help="Hex secret shared with central.")] = None,
@@ -91,12 +92,14 @@ def kiosk_run(
     _logging(verbose)
     try:
         settings = KioskSettings.load(
-            config, school=school, kiosk=kiosk, reader=reader, data_dir=data_dir, mqtt_url=mqtt_url, secret=secret
+            config, school=school, kiosk=kiosk, reader=reader, data_dir=data_dir, mqtt_url=mqtt_url, secret=secret,
+            locale=lang,
         )
     except ValidationError as exc:
         _fail(f"kiosk settings: {exc}")
     if not no_ui:
-        _fail("the guard console comes with its own issue; run with --no-ui for now")
+        _run_console(settings)
+        return
     try:
         card_reader = connect(settings.reader)
     except ReaderError as exc:
@@ -117,6 +120,28 @@ def kiosk_run(
     finally:
         stop.set()
         card_reader.close()
+        gate.close()
+
+
+def _run_console(settings) -> None:
+    from hardware import ReaderError
+    from kiosk.console import open_reader, run_console
+    from kiosk.i18n import t
+    from kiosk.runtime import Kiosk
+
+    try:
+        card_reader, wedge = open_reader(settings.reader)
+    except ReaderError as exc:
+        _fail(str(exc))
+    gate = Kiosk(settings)
+    if gate.store.secret_created:
+        typer.echo(t("secret_created", settings.locale, command=gate.register_command()), err=True)
+    gate.start()
+    try:
+        run_console(gate, card_reader, **wedge)
+    finally:
+        if card_reader:
+            card_reader.close()
         gate.close()
 
 
@@ -391,13 +416,23 @@ def gateway_mosquitto_config(
 @app.command()
 def demo(
     headless: bool = typer.Option(False, "--headless", help="Run the scripted afternoon and print a JSON summary."),
+    lang: str = typer.Option("zh_CN", "--lang", help="Console language: zh_CN or en."),
     verbose: bool = False,
 ) -> None:
-    """Run broker, central and a kiosk on this machine with a generated demo school."""
+    """Run broker, central and a kiosk on this machine with a generated demo school.
+
+    Without --headless the guard's console opens: keys 1-9 tap demo children, g a guardian of the
+    last child, b the barred guardian, t a teacher, u an unknown card; ? lists every key.
+    """
+    from kiosk.i18n import LOCALES
     from schoolgate.demo import run_demo
 
+    if lang not in LOCALES:
+        _fail(f"--lang must be one of {', '.join(LOCALES)}, not {lang!r}")
     _logging(verbose)
-    summary = run_demo(headless=headless)
+    if not headless and not sys.stdout.isatty():
+        _fail("the demo console needs a terminal; run `schoolgate demo --headless` for the scripted afternoon")
+    summary = run_demo(headless=headless, locale=lang)
     typer.echo(json.dumps(summary, ensure_ascii=False))
     if not summary["ok"]:
         raise typer.Exit(1)

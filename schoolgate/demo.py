@@ -1,15 +1,20 @@
 """``schoolgate demo``: broker, central and one kiosk side by side with a generated school.
 
 Wiring only: every step is a call into the packages, as a school's own installation makes it.
+With ``--headless`` a scripted afternoon runs (every child checks in, one pickup is confirmed, a
+barred guardian is refused) and a JSON summary is printed; without it the guard's console opens
+on the demo school, with keys that tap demo cards on a simulated reader.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,14 +42,28 @@ def _wait(condition, timeout: float, step: float = 0.05) -> bool:
     return condition()
 
 
-def run_demo(*, headless: bool, timeout: float = 60.0) -> dict:
-    started = time.monotonic()
+@dataclass
+class DemoSchool:
+    settings: Settings
+    central: CentralServer
+    gate: Kiosk
+
+    def events(self) -> list[dict]:
+        headers = {"Authorization": f"Bearer {self.settings.api_token.get_secret_value()}"}
+        return httpx.get(
+            f"{self.central.url}/api/v1/schools/{SCHOOL}/events", params={"limit": 1000}, headers=headers, timeout=10
+        ).json()
+
+
+@contextmanager
+def demo_school(*, timeout: float = 60.0, locale: str = "zh_CN") -> Iterator[DemoSchool]:
+    """A broker, central with the demo school enrolled, and a kiosk holding its roster."""
     with tempfile.TemporaryDirectory(prefix="schoolgate-demo-") as tmp:
         folder = Path(tmp)
         embedded = EmbeddedBroker("127.0.0.1", free_port()).start()
         settings = Settings(database_url=f"sqlite:///{folder / 'central.sqlite3'}", mqtt_url=embedded.url)
         central = CentralServer(settings, port=free_port()).start()
-        gate = reader = None
+        gate = None
         try:
             secret = register_kiosk(settings, school=SCHOOL, kiosk=KIOSK)
             students_csv, guardians_csv = write_demo_roster(folder / "roster")
@@ -53,60 +72,92 @@ def run_demo(*, headless: bool, timeout: float = 60.0) -> dict:
             enrolled = enroll_demo_students(settings, school=SCHOOL)
             version = enrolled.version if enrolled else 1
             log.info("central at %s (API token: %s)", central.url, settings.api_token.get_secret_value())
-
-            gate = Kiosk(
-                KioskSettings(school=SCHOOL, kiosk=KIOSK, data_dir=folder / "kiosk", secret=secret, mqtt_url=embedded.url)
-            ).start()
+            gate = Kiosk(KioskSettings(school=SCHOOL, kiosk=KIOSK, data_dir=folder / "kiosk", secret=secret,
+                                       mqtt_url=embedded.url, locale=locale)).start()
             if not _wait(lambda: gate.store.roster.version >= version, timeout):
                 raise RuntimeError("the kiosk never received its roster")
-            reader = SimulatedReader()
-            stop = threading.Event()
-            shown: list[dict] = []
-
-            def on_decision(decision: dict) -> None:
-                shown.append(decision)
-                if not headless:
-                    log.info("%s  %s", decision["tone"], decision["message"])
-
-            loop = threading.Thread(target=gate.run, args=(reader, _Null(), stop, on_decision), daemon=True)
-            loop.start()
-            cards = [s.cards[0] for s in gate.store.roster.students.values() if s.cards]
-            for uid in cards:
-                reader.present(uid)
-            _wait(lambda: len(shown) >= len(cards), timeout)
-            _wait(lambda: gate.store.queue_depth() == 0, timeout)
-            stop.set()
-            loop.join(5)
-
-            headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
-            events = httpx.get(
-                f"{central.url}/api/v1/schools/{SCHOOL}/events", params={"limit": 1000}, headers=headers, timeout=10
-            ).json()
-            taps = len(shown)
-            summary = {
-                "taps": taps,
-                "events_at_central": len(events),
-                "outbox_left": gate.store.queue_depth(),
-                "kiosk_roster_version": gate.store.roster.version,
-                "seconds": round(time.monotonic() - started, 2),
-            }
-            summary["ok"] = (
-                taps == len(cards)
-                and all(d["event"] == "checkin" for d in shown)
-                and summary["events_at_central"] == taps
-                and len({e["seq"] for e in events}) == len(events)
-                and summary["outbox_left"] == 0
-            )
-            if not headless:
-                log.info("summary: %s", json.dumps(summary, ensure_ascii=False))
-            return summary
+            yield DemoSchool(settings, central, gate)
         finally:
-            if reader:
-                reader.close()
             if gate:
                 gate.close()
             central.stop()
             embedded.stop()
+
+
+def run_demo(*, headless: bool, timeout: float = 60.0, locale: str = "zh_CN") -> dict:
+    started = time.monotonic()
+    with demo_school(timeout=timeout, locale=locale) as school:
+        if headless:
+            summary = _afternoon(school, timeout)
+        else:
+            summary = _console(school)
+        _wait(lambda: school.gate.store.queue_depth() == 0, timeout)
+        events = school.events()
+        summary.update({
+            "events_at_central": len(events),
+            "outbox_left": school.gate.store.queue_depth(),
+            "kiosk_roster_version": school.gate.store.roster.version,
+            "seconds": round(time.monotonic() - started, 2),
+        })
+        summary["ok"] = (
+            summary["ok"]
+            and summary["events_at_central"] == summary["events"]
+            and len({e["seq"] for e in events}) == len(events)
+            and summary["outbox_left"] == 0
+        )
+        return summary
+
+
+def _afternoon(school: DemoSchool, timeout: float) -> dict:
+    """Every child checks in; one guardian's pickup is confirmed by the guard; a barred guardian is refused."""
+    gate, roster = school.gate, school.gate.store.roster
+    reader = SimulatedReader()
+    stop = threading.Event()
+    shown: list[dict] = []
+    loop = threading.Thread(target=gate.run, args=(reader, _Null(), stop, shown.append), daemon=True)
+    loop.start()
+    try:
+        children = {s.id: s.cards[0] for s in roster.students.values() if s.cards}
+        for uid in children.values():
+            reader.present(uid)
+        _wait(lambda: len(shown) >= len(children), timeout)
+        checked_in = sum(1 for d in shown if d["event"] == "checkin")
+        allowed = next(g for g in roster.guardians.values() if g.cards and any(x.may_pick_up and not x.barred for x in g.links))
+        child = next(x.student for x in allowed.links if x.may_pick_up and not x.barred)
+        barred = next(g for g in roster.guardians.values() if g.cards and any(x.barred for x in g.links))
+        barred_child = next(x.student for x in barred.links if x.barred)
+        taps = [allowed.cards[0], children[child], barred.cards[0], children[barred_child]]
+        time.sleep(gate.rules.debounce.total_seconds() + 0.1)  # a child's second tap is not a repeat
+        for uid in taps:
+            reader.present(uid)
+        _wait(lambda: len(shown) >= len(children) + len(taps), timeout)
+    finally:
+        stop.set()
+        loop.join(5)
+        reader.close()
+    asked = shown[len(children) + 1]
+    done = gate.confirm(asked["confirm"]) if asked.get("confirm") else asked
+    refused = shown[len(children) + 3]
+    return {
+        "taps": len(shown),
+        "checked_in": checked_in,
+        "pickups": 1 if done.get("event") == "pickup" else 0,
+        "refused_barred": 1 if refused["outcome"] == "pickup_barred" else 0,
+        "events": checked_in + (done.get("event") == "pickup") + (refused.get("event") == "pickup_denied"),
+        "ok": checked_in == len(children) and done.get("event") == "pickup" and refused["outcome"] == "pickup_barred",
+    }
+
+
+def _console(school: DemoSchool) -> dict:
+    from kiosk.console import DemoKeys, run_console
+
+    reader = SimulatedReader()
+    try:
+        run_console(school.gate, reader, demo=DemoKeys(reader, school.gate.store.roster))
+    finally:
+        reader.close()
+    recorded = len(school.gate.store.day_events(school.gate.state.day))
+    return {"events": recorded, "ok": True}
 
 
 class _Null:

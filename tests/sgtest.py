@@ -58,3 +58,12 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def pilot_until(pilot, condition, what: str, timeout: float = 20.0) -> None:
+    """``wait_for`` inside a Textual pilot test: the app keeps running while we wait."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.02)

@@ -79,7 +79,9 @@ def test_demo_headless_prints_the_summary():
     result = schoolgate("demo", "--headless")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["taps"] == summary["events_at_central"] == 60
+    # 60 check-ins, a guardian's pickup confirmed by the guard, a barred guardian refused (4 taps, 2 events)
+    assert summary["taps"] == 64 and summary["checked_in"] == 60
+    assert summary["events_at_central"] == 62 and summary["pickups"] == 1 and summary["refused_barred"] == 1
     # v1 is the import (nobody enrolled), v2 the consent chain that enrolls every demo student (P2.1).
     assert summary["outbox_left"] == 0 and summary["kiosk_roster_version"] >= 2 and summary["ok"]
 
@@ -108,3 +110,58 @@ def test_gateway_mosquitto_config_writes_a_login_per_registered_kiosk(tmp_path):
     assert "user k.s1.gate-1" in (tmp_path / "mq" / "acl").read_text()
     assert "listener 1884 0.0.0.0" in (tmp_path / "mq" / "mosquitto.conf").read_text()
     assert (tmp_path / "mq" / "passwd").read_text().count("$7$101$") == 2
+
+
+def _console_in_a_terminal(args: list[str], tmp_path, expect: str) -> tuple[int, str]:
+    """Run a console command on a pseudo-terminal, wait for ``expect`` on screen, press q."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    os.set_blocking(master, False)
+    env = clean_env(TERM="xterm-256color", COLUMNS="120", LINES="40")
+    proc = subprocess.Popen([sys.executable, "-m", "schoolgate", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while expect.encode() not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        shown = expect.encode() in seen
+        os.write(master, b"q")
+        code = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert shown, seen[-2000:]
+    return code, seen.decode("utf-8", "replace")
+
+
+def test_kiosk_run_without_no_ui_opens_the_console_in_english_and_q_quits(tmp_path):
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    args = ["kiosk", "run", "--school", "s1", "--kiosk", "gate-1", "--reader", "keyboard", "--lang", "en",
+            "--data-dir", str(tmp_path), "--mqtt-url", dead]
+    code, _screen = _console_in_a_terminal(args, tmp_path, "After-school gate")
+    assert code == 0
+
+
+def test_kiosk_run_refuses_an_unknown_language(tmp_path):
+    result = schoolgate("kiosk", "run", "--school", "s1", "--kiosk", "gate-1", "--lang", "fr", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "locale" in result.stderr
+
+
+def test_demo_console_needs_a_terminal():
+    result = schoolgate("demo")
+    assert result.returncode == 2 and "--headless" in result.stderr
+
+
+def test_demo_opens_the_console_on_the_demo_school_and_prints_the_summary_on_quit(tmp_path):
+    code, screen = _console_in_a_terminal(["demo"], tmp_path, "demo-school")
+    assert code == 0, screen[-2000:]

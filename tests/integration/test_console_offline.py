@@ -1,0 +1,51 @@
+"""The console with no broker: decisions keep coming and the footer's queue grows; when the broker
+(and central behind it) appears, the queue drains. Embedded broker: the test owns its port."""
+
+from __future__ import annotations
+
+import uuid
+
+from central.admin import register_kiosk
+from central.core.config import Settings
+from central.server import CentralServer
+from gateway import protocol
+from gateway.broker import EmbeddedBroker
+from gateway.mqtt import free_port
+from gateworld import KEY, snapshot
+from hardware import SimulatedReader
+from kiosk.config import KioskSettings
+from kiosk.console import GateConsole
+from kiosk.runtime import Kiosk
+from sgtest import pilot_until as until
+
+
+def footer(app: GateConsole) -> str:
+    app.refresh_status()
+    return str(app.query_one("#sync").render())
+
+
+async def test_console_without_a_broker_keeps_deciding_and_drains_when_it_appears(tmp_path):
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path / "kiosk", mqtt_url=url, topic_prefix=prefix,
+                               secret=KEY.hex(), resend_after=2.0)).start()
+    gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
+    reader = SimulatedReader()
+    app = GateConsole(gate, reader=reader)
+    try:
+        async with app.run_test() as pilot:
+            for uid in ("5A5A5A5A", "01020304", "0A0B0C0D"):  # a teacher on duty, two unknown cards
+                reader.present(uid)
+            await until(pilot, lambda: gate.store.queue_depth() == 3, "three decisions recorded offline")
+            assert [d["outcome"] for d in reversed(app.recent)] == ["staff_on", "unknown_card", "unknown_card"]
+            assert "离线" in footer(app) and "待上传 3" in footer(app)
+            with EmbeddedBroker("127.0.0.1", port):
+                settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+                register_kiosk(settings, school="s1", kiosk="k1", secret=KEY.hex())
+                with CentralServer(settings, port=free_port()):
+                    await until(pilot, lambda: gate.store.queue_depth() == 0, "the queue to drain", timeout=40)
+                    await until(pilot, lambda: "在线" in footer(app) and "待上传 0" in footer(app), "the footer online")
+    finally:
+        reader.close()
+        gate.close()

@@ -1,0 +1,318 @@
+"""The guard's console driven by Textual's own pilot (``App.run_test``), with a hand-moved clock."""
+
+from __future__ import annotations
+
+import pytest
+from gateworld import CODE, KEY, Clock, local, snapshot
+from sgtest import pilot_until as until
+from textual import events
+from textual.widgets import Static
+
+from gateway import protocol
+from hardware import SimulatedReader, cardnumber
+from kiosk.config import KioskSettings
+from kiosk.console import AlertsScreen, ConfirmPickup, GateConsole, SearchScreen, VisitorsScreen, open_reader
+from kiosk.runtime import Kiosk
+
+
+def make_gate(tmp_path, clock: Clock, locale: str = "zh_CN") -> Kiosk:
+    gate = Kiosk(
+        KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None, secret=KEY.hex(), locale=locale),
+        sync=False,
+        clock=clock,
+    )
+    gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
+    return gate
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def gate(tmp_path, clock):
+    gate = make_gate(tmp_path, clock)
+    yield gate
+    gate.close()
+
+
+@pytest.fixture
+def reader(clock):
+    reader = SimulatedReader(clock=clock)
+    yield reader
+    reader.close()
+
+
+def wedge(app: GateConsole, number: str) -> None:
+    """A keyboard-wedge reader: the number and Enter arrive within milliseconds (pilot.press takes ~40 ms a key)."""
+    for char in number:
+        app.post_message(events.Key(char, char))
+    app.post_message(events.Key("enter", "\r"))
+
+
+def kinds(gate: Kiosk) -> list[str]:
+    return [e["kind"] for e in gate.store.day_events(gate.state.day)]
+
+
+def banner(app: GateConsole):
+    widget = app.query_one("#banner")
+    return set(widget.classes), str(widget.render())
+
+
+async def test_checkin_shows_green_and_moves_the_counters(gate, reader, clock):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        reader.present("04A1B2C3")
+        await until(pilot, lambda: "checkin" in kinds(gate), "the check-in event")
+        await until(pilot, lambda: "allowed" in banner(app)[0], "a green banner")
+        classes, text = banner(app)
+        assert "王子涵" in text and "已签到" in text
+        app.refresh_status()
+        assert "在校 1" in str(app.query_one("#counters").render())
+        assert "应到 3" in str(app.query_one("#counters").render())
+
+
+async def checked_in(pilot, app, gate, reader, card="04A1B2C3"):
+    reader.present(card)
+    await until(pilot, lambda: "checkin" in kinds(gate), "the check-in")
+
+
+async def test_pickup_waits_for_enter_then_is_recorded(gate, reader, clock):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        await checked_in(pilot, app, gate, reader)
+        clock.advance(minutes=50)
+        reader.present("DEADBEEF")  # the guardian
+        reader.present("04A1B2C3")  # then the child, within 30 s
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
+        assert "pickup" not in kinds(gate)  # nothing is recorded before the guard confirms
+        assert "王建国" in str(app.screen.query_one("#confirm-body").render())
+        assert "138****1234" in str(app.screen.query_one("#confirm-body").render())
+        await pilot.press("enter")
+        await until(pilot, lambda: "pickup" in kinds(gate), "the pickup event")
+        assert not isinstance(app.screen, ConfirmPickup)
+        app.refresh_status()
+        assert "已离校 1" in str(app.query_one("#counters").render())
+
+
+async def test_guard_may_refuse_an_allowed_pickup_with_esc(gate, reader, clock):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        await checked_in(pilot, app, gate, reader)
+        clock.advance(seconds=5)
+        reader.present("04A1B2C3")
+        reader.present("DEADBEEF")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
+        await pilot.press("escape")
+        await until(pilot, lambda: "pickup_denied" in kinds(gate), "the refusal")
+        denied = gate.store.day_events(gate.state.day)[-1]
+        assert denied["reason"] == "guard_refused" and "pickup" not in kinds(gate)
+
+
+async def test_barred_guardian_is_refused_in_red_with_an_alarm(gate, reader, clock):
+    app = GateConsole(gate, reader=reader)
+    bells = []
+    app.bell = lambda: bells.append(1)
+    async with app.run_test() as pilot:
+        await checked_in(pilot, app, gate, reader)
+        clock.advance(seconds=5)
+        reader.present("99AABBCC")  # 王某, barred by a custody order
+        reader.present("04A1B2C3")
+        await until(pilot, lambda: "pickup_denied" in kinds(gate), "pickup_denied")
+        await until(pilot, lambda: "alarm" in banner(app)[0], "the alarm banner")
+        assert "禁止接送" in banner(app)[1]
+        assert bells and not isinstance(app.screen, ConfirmPickup)
+        assert gate.store.day_events(gate.state.day)[-1]["reason"] == "barred"
+
+
+async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, reader, clock):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        await checked_in(pilot, app, gate, reader)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen), "the search screen")
+        await pilot.press(*"S1")
+        await pilot.press("enter")  # to the list of children
+        await pilot.press("enter")  # pick the highlighted child
+        screen = app.screen
+        assert screen.student == "S1"
+        assert "王建国" in str(screen.query_one("#guardians").get_option_at_index(0).prompt)
+        assert "王某" in str(screen.query_one("#barred").render())
+        screen.query_one("#code").focus()
+        await pilot.press(*CODE, "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
+        await pilot.press("enter")
+        await until(pilot, lambda: "pickup" in kinds(gate), "the pickup")
+        assert gate.store.day_events(gate.state.day)[-1]["note"] == "code:7"
+        screen.query_one("#code").focus()
+        await pilot.press(*CODE, "enter")
+        await until(pilot, lambda: app.recent[0]["outcome"] == "code_used", "the second use refused")
+        assert "refused" in banner(app)[0]
+
+
+async def test_visitor_signs_in_and_out(gate, clock):
+    app = GateConsole(gate)
+    async with app.run_test() as pilot:
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, VisitorsScreen), "the visitors screen")
+        await pilot.press(*"刘师傅", "tab", *"123X", "tab", *"送货", "tab", *"总务处", "enter")
+        await until(pilot, lambda: "visitor_in" in kinds(gate), "visitor_in")
+        assert app.screen.query_one("#on-site").row_count == 1
+        app.screen.query_one("#on-site").focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "visitor_out" in kinds(gate), "visitor_out")
+        assert app.screen.query_one("#on-site").row_count == 0 and gate.state.visitors == {}
+
+
+async def test_a_bad_visitor_row_is_refused_with_a_reason_and_nothing_recorded(gate):
+    app = GateConsole(gate)
+    async with app.run_test() as pilot:
+        await pilot.press("v")
+        await pilot.press(*"刘师傅", "tab", *"12", "tab", *"送货", "tab", *"总务处", "enter")
+        await pilot.pause()
+        assert "visitor_in" not in kinds(gate)
+        assert any("身份证" in str(n.message) for n in app._notifications)
+
+
+async def test_late_pickup_alert_appears_at_its_time(gate, reader, clock):
+    app = GateConsole(gate, reader=reader, alert_every=0.05)
+    async with app.run_test() as pilot:
+        await checked_in(pilot, app, gate, reader)
+        clock.now = local("17:34")
+        await pilot.pause(0.2)
+        assert not any(e.get("reason") == "late_pickup" for e in gate.store.day_events(gate.state.day))
+        clock.now = local("17:35")
+        await until(pilot, lambda: any(e.get("reason") == "late_pickup" for e in gate.store.day_events(gate.state.day)),
+                    "the late-pickup alert event")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen), "the alerts screen")
+        rows = [str(app.screen.query_one("#alerts").get_row_at(i)[1]) for i in range(app.screen.query_one("#alerts").row_count)]
+        assert any("超时未接" in row and "王子涵" in row for row in rows)
+
+
+async def test_keyboard_wedge_burst_is_a_tap_and_slow_typing_is_not(gate, clock):
+    app = GateConsole(gate, wedge_format="decimal")
+    number = cardnumber.render("04A1B2C3", "decimal")
+    async with app.run_test() as pilot:
+        for digit in number:  # a person at the keyboard: a pause between keys
+            await pilot.press(digit)
+            await pilot.pause(0.1)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert kinds(gate) == []
+        wedge(app, number)  # the reader: the whole number at once
+        await until(pilot, lambda: kinds(gate) == ["checkin"], "the wedge tap")
+        assert gate.store.day_events(gate.state.day)[0]["card"] == "04A1B2C3"
+
+
+async def test_wedge_burst_into_a_text_field_is_a_tap_and_leaves_the_field_clean(gate, clock):
+    app = GateConsole(gate)
+    number = cardnumber.render("04A1B2C3", "decimal")
+    async with app.run_test() as pilot:
+        await pilot.press("v")
+        await pilot.press("刘")
+        wedge(app, number)
+        await until(pilot, lambda: kinds(gate) == ["checkin"], "the wedge tap")
+        assert app.screen.query_one("#visitor_name").value == "刘"
+
+
+async def test_override_admits_a_refused_child_with_a_reason(gate, reader, clock):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        reader.present("AABBCCDD")  # not enrolled
+        await until(pilot, lambda: app.last_refused is not None, "the refusal")
+        await pilot.press("o")
+        await pilot.press(*"家长电话确认", "enter")
+        await until(pilot, lambda: "override" in kinds(gate), "the override")
+        assert gate.state.on_site("S3")
+
+
+async def test_english_console(tmp_path, clock):
+    gate = make_gate(tmp_path, clock, locale="en")
+    reader = SimulatedReader(clock=clock)
+    app = GateConsole(gate, reader=reader)
+    try:
+        async with app.run_test() as pilot:
+            reader.present("04A1B2C3")
+            await until(pilot, lambda: "checked in" in banner(app)[1], "an English banner")
+            app.refresh_status()
+            assert "On site 1" in str(app.query_one("#counters").render())
+    finally:
+        reader.close()
+        gate.close()
+
+
+def test_console_reads_a_wedge_on_its_own_keys_and_opens_other_readers():
+    assert open_reader("keyboard?format=hex&gap=0.1") == (None, {"wedge_format": "hex", "wedge_gap": 0.1})
+    reader, options = open_reader("sim")
+    assert isinstance(reader, SimulatedReader) and options == {}
+    reader.close()
+
+
+async def test_photos_from_the_cache_are_drawn_and_a_missing_one_is_a_placeholder(gate, reader, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (60, 80), (180, 120, 90)).save(tmp_path / "s1.jpg")
+    gate.photo_path = lambda kind, ref: tmp_path / "s1.jpg" if (kind, ref) == ("students", "S1") else None
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        reader.present("04A1B2C3")
+        await until(pilot, lambda: app.recent and app.recent[0]["student"] == "S1", "S1's check-in")
+        assert "▀" in str(app.query_one("#photo").render())
+        reader.present("0000000A")
+        await until(pilot, lambda: app.recent[0]["student"] == "S4", "S4's check-in")
+        assert "无照片" in str(app.query_one("#photo").render())
+
+
+def test_photo_sync_with_central_out_of_reach_is_logged_not_raised(tmp_path, caplog):
+    from gateway.mqtt import free_port
+
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None, secret=KEY.hex(),
+                               central_url=f"http://127.0.0.1:{free_port()}"), sync=False)
+    try:
+        assert gate.sync_photos() is None and gate.photo_path("students", "S1") is None
+        assert "photos not synced" in caplog.text
+    finally:
+        gate.close()
+
+
+async def test_roll_call_and_help_screens(gate, reader):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        reader.present("04A1B2C3")
+        await until(pilot, lambda: "checkin" in kinds(gate), "the check-in")
+        await pilot.press("r")
+        text = str(app.screen.query_one(Static).render())
+        assert "当前在校学生 1 人" in text and "课后托管 · 教学楼201" in text and "王子涵" in text
+        await pilot.press("escape", "question_mark")
+        text = str(app.screen.query_one(Static).render())
+        assert "紧急点名" in text and "键盘式读卡器" in text
+
+
+async def test_many_alerts_at_once_make_one_banner_and_are_all_listed(gate):
+    app = GateConsole(gate, alert_every=3600)
+    async with app.run_test() as pilot:
+        gate.clock.now = local("16:45")  # S1, S2 (session 10) and S4 (session 11) are absent
+        app.check_alerts()
+        await pilot.pause()
+        assert "新提醒 3 条" in banner(app)[1]
+        assert len(app.alerts) == 3 and [e["reason"] for e in gate.store.day_events(gate.state.day)] == ["absent"] * 3
+
+
+async def test_a_fault_while_confirming_is_a_red_banner_and_the_console_stays_up(gate, reader, clock, monkeypatch):
+    app = GateConsole(gate, reader=reader)
+    async with app.run_test() as pilot:
+        await checked_in(pilot, app, gate, reader)
+        clock.advance(seconds=5)
+        reader.present("DEADBEEF")
+        reader.present("04A1B2C3")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
+
+        def broken(*args, **kwargs):
+            raise OSError("disk I/O error")
+
+        monkeypatch.setattr(gate.store, "record", broken)
+        await pilot.press("enter")
+        await until(pilot, lambda: "终端故障" in banner(app)[1], "the fault banner")
+        assert "refused" in banner(app)[0] and app.is_running

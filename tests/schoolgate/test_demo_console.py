@@ -1,0 +1,40 @@
+"""``schoolgate demo`` without --headless: the guard's console on the demo school, played with demo keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hardware import SimulatedReader
+from kiosk.console import ConfirmPickup, DemoKeys, GateConsole
+from schoolgate.demo import demo_school
+from sgtest import pilot_until as until
+
+
+async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_a_pickup():
+    with demo_school() as school:
+        gate = school.gate
+        reader = SimulatedReader()
+        keys = DemoKeys(reader, gate.store.roster)
+        app = GateConsole(gate, reader=reader, demo=keys)
+
+        def kinds():
+            return [e["kind"] for e in gate.store.day_events(gate.state.day)]
+
+        try:
+            async with app.run_test() as pilot:
+                await pilot.press("1", "2", "3")
+                await until(pilot, lambda: kinds().count("checkin") == 3, "three check-ins")
+                assert "在校 3" in str(app.query_one("#counters").render())
+                await pilot.press("b")  # the barred guardian taps, then the child they may not take
+                await until(pilot, lambda: "pickup_denied" in kinds(), "the barred guardian refused")
+                assert "alarm" in app.query_one("#banner").classes
+                await asyncio.sleep(2.1)  # past the repeat-tap debounce
+                await pilot.press("1", "g")  # the first child, then one of their guardians
+                await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the pickup confirmation")
+                await pilot.press("enter")
+                await until(pilot, lambda: "pickup" in kinds(), "the confirmed pickup")
+                await until(pilot, lambda: "已离校 1" in str(app.query_one("#counters").render()), "the counters")
+                await until(pilot, lambda: gate.store.queue_depth() == 0, "every event at central")
+        finally:
+            reader.close()
+        assert len(school.events()) == len(kinds())
