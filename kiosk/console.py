@@ -24,7 +24,6 @@ from textual.widgets.option_list import Option
 
 from hardware import CardTap, Reader, ReaderError, cardnumber, connect
 from hardware.keyboard import ALPHABETS, LENGTHS, BurstDetector
-from kiosk import engine
 from kiosk.i18n import CATALOGUE, t
 from kiosk.runtime import Kiosk
 
@@ -48,7 +47,6 @@ def photo_text(path, size: tuple[int, int] = PHOTO_SIZE) -> Text:
         if row < height - 1:
             text.append("\n")
     return text
-TONES = ("allowed", "attention", "refused", "ignored")
 
 
 class DemoKeys:
@@ -121,8 +119,10 @@ class GateConsole(App):
         wedge_format: str = "decimal",
         wedge_gap: float = 0.05,
         alert_every: float = 5.0,
+        confirm_arm: float = 0.8,
     ) -> None:
         super().__init__()
+        self.confirm_arm = confirm_arm
         self.kiosk = kiosk
         self.locale = kiosk.settings.locale
         self.reader = reader
@@ -241,13 +241,15 @@ class GateConsole(App):
         self.query_one("#recent", Static).update(self._recent())
         if shown.get("overridable"):
             self.last_refused = shown
+        elif self.last_refused and shown.get("student") == self.last_refused.get("student"):
+            self.last_refused = None  # a later decision about the same child: the refusal no longer stands
         if shown.get("event") == "alert" or shown["outcome"] == "unknown_card":
             self.alerts.insert(0, shown)
         if shown.get("alarm"):
             for _ in range(3):
                 self.bell()
         if shown.get("confirm"):
-            self.push_screen(ConfirmPickup(shown), lambda ok, shown=shown: self._confirmed(shown, ok))
+            self.push_screen(ConfirmPickup(shown, arm_after=self.confirm_arm), lambda ok, shown=shown: self._confirmed(shown, ok))
         self.refresh_status()
 
     def act(self, action, *args: Any) -> bool:
@@ -255,8 +257,9 @@ class GateConsole(App):
         wrong; a fault (the disk) is a red banner telling the guard to write it down. Never a crash."""
         try:
             shown = action(*args)
-        except ValueError as exc:
-            self.notify(self.t(str(exc)) if str(exc) in CATALOGUE else str(exc), severity="error")
+        except ValueError as exc:  # engine input errors carry their message key; others (protocol limits) do not
+            log.warning("%s refused: %s", getattr(action, "__name__", action), exc)
+            self.notify(self.t(str(exc) if str(exc) in CATALOGUE else "action_invalid"), severity="error")
             return False
         except Exception:  # noqa: BLE001 - the console must stay up at the gate
             log.exception("%s failed", getattr(action, "__name__", action))
@@ -337,7 +340,7 @@ class GateConsole(App):
                              version=sync["roster_version"], age=age))
         footer.set_class(not sync["online"], "offline")
         stale = self.query_one("#stale", Static)
-        stale.update(self.t("alert_roster_stale"))
+        stale.update(self.t("alert_roster_stale", roster_hours=int(self.kiosk.rules.roster_max_age.total_seconds() // 3600)))
         stale.set_class(sync["roster_stale"], "shown")
 
     def check_alerts(self) -> None:
@@ -370,7 +373,7 @@ class GateConsole(App):
 
     def action_override(self) -> None:
         refused = self.last_refused
-        if refused is None:
+        if refused is None or len(self.screen_stack) > 1:  # from the main screen only, where the refusal shows
             return
 
         def admit(reason: str | None) -> None:
@@ -426,9 +429,12 @@ class ConfirmPickup(ModalScreen[bool]):
     ConfirmPickup .photo { width: 16; height: 7; border: round $panel; content-align: center middle; margin-right: 2; }
     """
 
-    def __init__(self, shown: dict[str, Any]) -> None:
+    def __init__(self, shown: dict[str, Any], *, arm_after: float = 0.8) -> None:
         super().__init__()
         self.shown = shown
+        # It may pop up while the guard types elsewhere: an Enter meant for that field must not let a child go.
+        self.arm_after = arm_after
+        self.shown_at = time.monotonic()
 
     def compose(self) -> ComposeResult:
         t = self.app.t  # type: ignore[attr-defined]
@@ -447,6 +453,8 @@ class ConfirmPickup(ModalScreen[bool]):
             yield Static(body, id="confirm-body")
 
     def action_decide(self, ok: bool) -> None:
+        if ok and time.monotonic() - self.shown_at < self.arm_after:
+            return
         self.dismiss(ok)
 
 
@@ -544,16 +552,15 @@ class SearchScreen(_Screen):
 
     def _choose(self, student_id: str) -> None:
         kiosk = self.gate.kiosk
-        student = kiosk.roster.students[student_id]
+        student = kiosk.roster.students.get(student_id)
+        if student is None:  # gone from the roster since the list was drawn
+            return
         self.student = student_id
         self.query_one("#who", Static).update(self.t("authorised_title", name=student.name, class_name=student.class_name))
         guardians = self.query_one("#guardians", OptionList)
         guardians.clear_options()
-        guardians.add_options([
-            Option(f"{g.name}  {g.relation}  {g.phone_masked}  ({self.t('photo_none')})", id=g.id)
-            for g, _link in engine.authorised(kiosk.roster, student_id, kiosk.state.day)
-        ])
-        barred = engine.barred(kiosk.roster, student_id)
+        authorised, barred = kiosk.who_may_take(student_id)
+        guardians.add_options([Option(f"{g.name}  {g.relation}  {g.phone_masked}", id=g.id) for g in authorised])
         self.query_one("#barred", Static).update(
             self.t("barred_list", names="、".join(g.name for g in barred)) if barred else ""
         )
@@ -589,7 +596,7 @@ class VisitorsScreen(_Screen):
     def _refill(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        for visit, v in self.gate.kiosk.state.visitors.items():
+        for visit, v in self.gate.kiosk.visitors().items():
             since = self.gate.kiosk.local(v["at"]).strftime("%H:%M")
             table.add_row(v["name"], v["id4"], v.get("purpose", ""), v.get("visiting", ""), since, key=visit)
 
@@ -627,7 +634,7 @@ class RollCallScreen(_Screen):
 
     def compose(self) -> ComposeResult:
         kiosk = self.gate.kiosk
-        groups = engine.roll_call(kiosk.roster, kiosk.state)
+        groups = kiosk.roll_call()
         total = sum(len(children) for _s, children in groups)
         text = Text()
         text.append(self.t("rollcall_title", count=total) + "\n\n", style="bold")

@@ -60,7 +60,7 @@ class GateState:
     used_codes: set[str] = field(default_factory=set)
     alerted: set[tuple[str, str, str, str]] = field(default_factory=set)
     last_tap: dict[str, datetime] = field(default_factory=dict)  # canonical uid -> last tap, for the debounce
-    pending: Pending | None = None
+    pending: list[Pending] = field(default_factory=list)  # first halves of pickup pairs, oldest first
 
     def on_site(self, student: str) -> bool:
         return student in self.checked_in and student not in self.gone
@@ -170,18 +170,32 @@ def decide(roster: Roster, state: GateState, uid: str, now: datetime, rules: Rul
     if found is None:
         return Decision("unknown_card", "attention", uid, event="unknown_card")
     role, person = found
-    pending = state.pending if state.pending and timedelta(0) <= now - state.pending.at <= rules.pair_window else None
     if role == "staff":
         if person in state.on_duty:
             return Decision("staff_off", "allowed", uid, event="staff_off", staff=person)
         return Decision("staff_on", "allowed", uid, event="staff_on", staff=person)
     if role == "guardian":
-        if pending and pending.role == "student":
-            return pickup(roster, state, pending.id, person, now, card=uid)
+        partner = _partner(roster, state, "student", person, now, rules)
+        if partner:
+            return pickup(roster, state, partner.id, person, now, card=uid)
+        guardian = roster.guardians[person]
+        if guardian.links and all(link.barred for link in guardian.links):
+            # Under a custody order for every child they are linked to: the guard must know at once.
+            return Decision("guardian_barred", "refused", uid, event="alert", guardian=person, reason="barred_guardian",
+                            alarm=True)
         return Decision("guardian_waiting", "attention", uid, guardian=person)
-    if pending and pending.role == "guardian" and (state.on_site(person) or _link(roster, pending.id, person)):
-        return pickup(roster, state, person, pending.id, now, card=uid)
+    partner = _partner(roster, state, "guardian", person, now, rules)
+    if partner and (state.on_site(person) or _link(roster, partner.id, person)):
+        return pickup(roster, state, person, partner.id, now, card=uid)
     return _student(roster, state, person, uid, now, rules)
+
+
+def _partner(roster: Roster, state: GateState, role: str, tapped: str, now: datetime, rules: Rules) -> Pending | None:
+    """The other half of a pickup pair for this tap: a pending tap of ``role`` within the window,
+    a linked one first (a queue of parents at the gate), else the latest."""
+    live = [p for p in state.pending if p.role == role and timedelta(0) <= now - p.at <= rules.pair_window]
+    linked = [p for p in live if (_link(roster, tapped, p.id) if role == "student" else _link(roster, p.id, tapped))]
+    return (linked or live or [None])[-1]
 
 
 def _student(roster: Roster, state: GateState, sid: str, uid: str, now: datetime, rules: Rules) -> Decision:
@@ -240,20 +254,34 @@ def pickup_by_code(
     roster: Roster, state: GateState, student: str, code: str, now: datetime, *, key: bytes, kiosk: str
 ) -> Decision:
     """A person without a card gives the one-time code issued at central for this child and today."""
-    base = {"student": student}
     typed = codes.normalize_code(code)
     for issued in sorted(roster.codes.values(), key=lambda c: c.id):
         if issued.student != student or issued.day != state.day.isoformat() or kiosk not in issued.digests:
             continue
         if codes.matches(key, issued.digests[kiosk], school=roster.school, verifier=kiosk, student=student,
                          day=state.day, code=typed):
-            if issued.id in state.used_codes:
-                return Decision("code_used", "refused", reason="code_used", **base)
-            decision = _take(state, student, "pickup_allowed", {**base, "person": issued.person})
-            if decision.event:
-                return replace(decision, note=f"code:{issued.id}", reason="code")
-            return decision
-    return Decision("code_wrong", "refused", reason="code_wrong", **base)
+            return _code_pickup(state, student, issued)
+    return Decision("code_wrong", "refused", reason="code_wrong", student=student)
+
+
+def _code_pickup(state: GateState, student: str, issued: protocol.RosterCode) -> Decision:
+    if issued.id in state.used_codes:
+        return Decision("code_used", "refused", reason="code_used", student=student)
+    decision = _take(state, student, "pickup_allowed", {"student": student, "person": issued.person})
+    return replace(decision, note=f"code:{issued.id}", reason="code" if decision.event else decision.reason)
+
+
+def recheck(roster: Roster, state: GateState, decision: Decision, now: datetime) -> Decision:
+    """A pickup decided a while ago, decided again on the roster and the day as they are now: the
+    guard's Enter must not record what has since become wrong (a custody order arrived, the child
+    left with someone else, the code was used)."""
+    if decision.guardian:
+        return pickup(roster, state, decision.student or "", decision.guardian, now, card=decision.card)
+    code_id = (decision.note or "").removeprefix("code:")
+    issued = roster.codes.get(code_id) if (decision.note or "").startswith("code:") else None
+    if issued and issued.student == decision.student and issued.day == state.day.isoformat():
+        return _code_pickup(state, issued.student, issued)
+    return Decision("code_wrong", "refused", reason="code_wrong", student=decision.student)
 
 
 def guard_refused(decision: Decision) -> Decision:
@@ -268,24 +296,28 @@ def override(roster: Roster, state: GateState, student: str, reason: str, now: d
     reason = reason.strip()
     if not reason:
         raise ValueError("override_reason_required")
+    if student in state.gone or state.on_site(student):
+        raise ValueError("override_not_needed")  # a refusal from earlier in the day no longer holds
     _why, session = _window_session(roster, state, student, now, rules) if student in roster.students else ("", None)
     return Decision("override_checkin", "allowed", event="override", student=student, session=session,
                     reason=reason[:500], note="checkin")
 
 
-def override_pickup(decision: Decision, reason: str) -> Decision:
-    """The guard lets a child not seen on site go with an authorised guardian: the override is recorded
-    first, then the pickup waits for confirmation like any other."""
+def override_pickup(state: GateState, decision: Decision, reason: str) -> Decision:
+    """The guard takes a child not seen on site into their care for a pickup: the override is recorded
+    first (the child is then on site), then the pickup is decided again and waits for confirmation."""
     reason = reason.strip()
     if not reason:
         raise ValueError("override_reason_required")
+    if decision.outcome != "not_on_site" or decision.student in state.gone or state.on_site(decision.student or ""):
+        raise ValueError("override_not_needed")
     return Decision("override_pickup", "attention", decision.card, event="override", student=decision.student,
                     guardian=decision.guardian, reason=reason[:500], note="pickup", person=decision.person)
 
 
 def visitor_in(name: str, id4: str, purpose: str, visiting: str, visit: str) -> Decision:
     """门卫登记: a visitor signs in (name, last 4 of the ID number, purpose, person visited)."""
-    name, id4, purpose, visiting = (v.strip() for v in (name, id4, purpose, visiting))
+    name, id4, purpose, visiting = ("".join(ch for ch in v if ch.isprintable()).strip() for v in (name, id4, purpose, visiting))
     if not name or len(name) > 50:
         raise ValueError("visitor_name_required")
     if not ID4.match(id4):
@@ -308,16 +340,16 @@ def visitor_out(state: GateState, visit: str) -> Decision:
 # --- state ---------------------------------------------------------------------------------------------
 
 
-def remember(state: GateState, decision: Decision, now: datetime) -> None:
+def remember(state: GateState, decision: Decision, now: datetime, rules: Rules = RULES) -> None:
     """Fold a shown tap decision into the debounce and the pickup pairing."""
     if decision.card:
         state.last_tap[decision.card] = now
-    if decision.outcome == "guardian_waiting":
-        state.pending = Pending("guardian", decision.guardian or "", now)
+    used = {("student", decision.student), ("guardian", decision.guardian)}
+    state.pending = [p for p in state.pending if (p.role, p.id) not in used and now - p.at <= rules.pair_window]
+    if decision.outcome in ("guardian_waiting", "guardian_barred"):
+        state.pending.append(Pending("guardian", decision.guardian or "", now))
     elif decision.outcome == "already_checked_in":
-        state.pending = Pending("student", decision.student or "", now)
-    elif decision.student and decision.guardian or decision.event in ("checkin", "self_dismiss"):
-        state.pending = None  # the pair is used up
+        state.pending.append(Pending("student", decision.student or "", now))
 
 
 def fold(state: GateState, event: dict[str, Any]) -> None:
@@ -326,6 +358,8 @@ def fold(state: GateState, event: dict[str, Any]) -> None:
     if kind == "checkin" or (kind == "override" and event.get("note") == "checkin"):
         state.checked_in.setdefault(student, event.get("session"))
         state.gone.pop(student, None)
+    elif kind == "override" and event.get("note") == "pickup" and student not in state.gone:
+        state.checked_in.setdefault(student, None)  # in the guard's care at the gate, for the pickup
     elif kind in GONE_KINDS and student:
         state.gone[student] = kind
         note = event.get("note") or ""

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,8 +82,11 @@ class Kiosk:
         return state
 
     def _today(self, now: datetime) -> engine.GateState:
-        if now.astimezone(self.tz).date() != self.state.day:
+        """Today's state; a new day starts afresh (and only forward: a tap stamped before midnight and
+        handled after it stays on the new day)."""
+        if now.astimezone(self.tz).date() > self.state.day:
             self.state = self._fresh_state(now)
+            self.awaiting.clear()  # yesterday's pickups waiting for Enter are not today's
             self.store.prune_days(self.state.day)
         return self.state
 
@@ -159,20 +163,29 @@ class Kiosk:
         return shown
 
     def confirm(self, token: str) -> dict[str, Any]:
-        """The guard pressed Enter: the allowed pickup happens and is recorded."""
+        """The guard pressed Enter: the pickup, decided again as things are now, happens and is recorded."""
         with self._lock:
-            decision = self.awaiting.pop(token)
             now = self.clock()
-            self._today(now)
+            state = self._today(now)
+            asked = self._asked(token)
+            decision = engine.recheck(self.roster, state, asked, now)
+            if decision.outcome != "pickup_allowed":
+                return self._settle(decision, now)  # a custody order since, the child gone, the code used
             return self.describe(decision, now, event=self._apply(decision, now), outcome="pickup_done")
 
     def refuse(self, token: str) -> dict[str, Any]:
         """The guard pressed Esc: the pickup is refused and that is recorded."""
         with self._lock:
-            decision = engine.guard_refused(self.awaiting.pop(token))
             now = self.clock()
             self._today(now)
+            decision = engine.guard_refused(self._asked(token))
             return self.describe(decision, now, event=self._apply(decision, now))
+
+    def _asked(self, token: str) -> engine.Decision:
+        try:
+            return self.awaiting.pop(token)
+        except KeyError:
+            raise ValueError("pickup_expired") from None  # decided already, or a day has passed
 
     def pickup(self, student: str, guardian: str) -> dict[str, Any]:
         """No card: the guard picked the guardian from the child's authorised list."""
@@ -196,20 +209,16 @@ class Kiosk:
             return self._settle(decision, now)
 
     def override_pickup(self, shown: dict[str, Any], reason: str) -> dict[str, Any]:
-        """A child not seen on site goes with an authorised guardian: record the override, then the
-        pickup waits for confirmation."""
+        """A child not seen on site goes with an authorised guardian (or a code's person): the override
+        is recorded (the child is in the guard's care), then the pickup is decided again and waits for
+        confirmation like any other."""
         with self._lock:
             now = self.clock()
             state = self._today(now)
-            first = engine.Decision("not_on_site", "refused", shown.get("card"), student=shown["student"],
-                                    guardian=shown.get("guardian"), person=shown.get("person"))
-            self._apply(engine.override_pickup(first, reason), now)
-            if shown["student"] not in state.checked_in:
-                state.checked_in[shown["student"]] = None  # in the guard's care now, for this pickup only
-            decision = engine.Decision("pickup_allowed", "allowed", shown.get("card"), event="pickup",
-                                       student=shown["student"], guardian=shown.get("guardian"),
-                                       person=shown.get("person"), note=shown.get("note"), confirm=True)
-            return self._settle(decision, now)
+            refused = engine.Decision(shown["outcome"], "refused", shown.get("card"), student=shown["student"],
+                                      guardian=shown.get("guardian"), note=shown.get("note"), person=shown.get("person"))
+            self._apply(engine.override_pickup(state, refused, reason), now)
+            return self._settle(engine.recheck(self.roster, state, refused, now), now)
 
     def visitor_in(self, name: str, id4: str, purpose: str, visiting: str) -> dict[str, Any]:
         with self._lock:
@@ -257,6 +266,21 @@ class Kiosk:
             "roster_stale": engine.roster_stale(roster, now, self.rules),
         }
 
+    def roll_call(self):
+        """Every child on site now, by session (a copy: the reader's thread keeps changing the state)."""
+        with self._lock:
+            return engine.roll_call(self.roster, self._today(self.clock()))
+
+    def visitors(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return dict(self._today(self.clock()).visitors)
+
+    def who_may_take(self, student: str):
+        """(guardians the guard may hand the child to today, guardians barred from the child)."""
+        with self._lock:
+            roster, day = self.roster, self._today(self.clock()).day
+            return [g for g, _link in engine.authorised(roster, student, day)], engine.barred(roster, student)
+
     def counts(self) -> engine.Counts:
         with self._lock:
             now = self.clock()
@@ -295,6 +319,9 @@ class Kiosk:
             "group": session.group_name if session else None,
             "start": self.local(session.start).strftime("%H:%M") if session else None,
             "end": self.local(session.end).strftime("%H:%M") if session else None,
+            "offline_minutes": int(self.rules.offline_after.total_seconds() // 60),
+            "unacked_minutes": int(self.rules.unacked_after.total_seconds() // 60),
+            "roster_hours": int(self.rules.roster_max_age.total_seconds() // 3600),
         }
         return {
             "at": now.astimezone(self.tz).isoformat(timespec="milliseconds"),
@@ -326,10 +353,25 @@ class Kiosk:
         """What is shown when a tap could not be decided and recorded: the guard writes it down."""
         return self.describe(engine.Decision("kiosk_error", "refused", tap.uid), tap.read_at, reader=tap.reader)
 
-    def run(self, reader: Reader, out: TextIO, stop: threading.Event, on_decision: Callable | None = None) -> None:
-        """Read taps until ``stop`` is set, printing one JSON line per decision."""
+    def run(
+        self, reader: Reader, out: TextIO, stop: threading.Event, on_decision: Callable | None = None,
+        *, alerts_every: float | None = None,
+    ) -> None:
+        """Read taps until ``stop`` is set, printing one JSON line per decision (and, every
+        ``alerts_every`` seconds, one per alert raised)."""
         self.reader = reader
+        next_alerts = time.monotonic()
         while not stop.is_set():
+            if alerts_every and time.monotonic() >= next_alerts:
+                next_alerts = time.monotonic() + alerts_every
+                try:
+                    raised = self.check_alerts()
+                except Exception:  # noqa: BLE001 - an alert that cannot be recorded must not stop the gate
+                    log.exception("alerts could not be checked")
+                    raised = []
+                for shown in raised:
+                    out.write(json.dumps(shown, ensure_ascii=False) + "\n")
+                out.flush()
             try:
                 tap = reader.read(timeout=0.5)
             except ReaderError as exc:

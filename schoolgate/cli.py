@@ -114,7 +114,7 @@ def kiosk_run(
         # The simulated reader taps what arrives on standard input, one "UID [TECH]" per line.
         threading.Thread(target=card_reader.feed, args=(sys.stdin,), name="sim-stdin", daemon=True).start()
     try:
-        gate.run(card_reader, sys.stdout, stop)
+        gate.run(card_reader, sys.stdout, stop, alerts_every=5.0)
     except KeyboardInterrupt:
         pass
     finally:

@@ -143,7 +143,7 @@ def _afternoon(school: DemoSchool, timeout: float) -> dict:
         "checked_in": checked_in,
         "pickups": 1 if done.get("event") == "pickup" else 0,
         "refused_barred": 1 if refused["outcome"] == "pickup_barred" else 0,
-        "events": checked_in + (done.get("event") == "pickup") + (refused.get("event") == "pickup_denied"),
+        "events": sum(1 for d in shown if d["event"]) + (done.get("event") == "pickup"),
         "ok": checked_in == len(children) and done.get("event") == "pickup" and refused["outcome"] == "pickup_barred",
     }
 

@@ -61,7 +61,7 @@ def banner(app: GateConsole):
 
 
 async def test_checkin_shows_green_and_moves_the_counters(gate, reader, clock):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         reader.present("04A1B2C3")
         await until(pilot, lambda: "checkin" in kinds(gate), "the check-in event")
@@ -78,8 +78,17 @@ async def checked_in(pilot, app, gate, reader, card="04A1B2C3"):
     await until(pilot, lambda: "checkin" in kinds(gate), "the check-in")
 
 
+async def pickup_asked(pilot, app, gate, reader, clock) -> None:
+    """S1 checks in; a moment later 王建国 taps, then S1: the confirmation is up."""
+    await checked_in(pilot, app, gate, reader)
+    clock.advance(seconds=5)
+    reader.present("DEADBEEF")
+    reader.present("04A1B2C3")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
+
+
 async def test_pickup_waits_for_enter_then_is_recorded(gate, reader, clock):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         clock.advance(minutes=50)
@@ -97,7 +106,7 @@ async def test_pickup_waits_for_enter_then_is_recorded(gate, reader, clock):
 
 
 async def test_guard_may_refuse_an_allowed_pickup_with_esc(gate, reader, clock):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         clock.advance(seconds=5)
@@ -111,7 +120,7 @@ async def test_guard_may_refuse_an_allowed_pickup_with_esc(gate, reader, clock):
 
 
 async def test_barred_guardian_is_refused_in_red_with_an_alarm(gate, reader, clock):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     bells = []
     app.bell = lambda: bells.append(1)
     async with app.run_test() as pilot:
@@ -127,7 +136,7 @@ async def test_barred_guardian_is_refused_in_red_with_an_alarm(gate, reader, clo
 
 
 async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, reader, clock):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         await pilot.press("slash")
@@ -152,7 +161,7 @@ async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, read
 
 
 async def test_visitor_signs_in_and_out(gate, clock):
-    app = GateConsole(gate)
+    app = GateConsole(gate, confirm_arm=0.0)
     async with app.run_test() as pilot:
         await pilot.press("v")
         await until(pilot, lambda: isinstance(app.screen, VisitorsScreen), "the visitors screen")
@@ -166,7 +175,7 @@ async def test_visitor_signs_in_and_out(gate, clock):
 
 
 async def test_a_bad_visitor_row_is_refused_with_a_reason_and_nothing_recorded(gate):
-    app = GateConsole(gate)
+    app = GateConsole(gate, confirm_arm=0.0)
     async with app.run_test() as pilot:
         await pilot.press("v")
         await pilot.press(*"刘师傅", "tab", *"12", "tab", *"送货", "tab", *"总务处", "enter")
@@ -176,7 +185,7 @@ async def test_a_bad_visitor_row_is_refused_with_a_reason_and_nothing_recorded(g
 
 
 async def test_late_pickup_alert_appears_at_its_time(gate, reader, clock):
-    app = GateConsole(gate, reader=reader, alert_every=0.05)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader, alert_every=0.05)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         clock.now = local("17:34")
@@ -192,7 +201,7 @@ async def test_late_pickup_alert_appears_at_its_time(gate, reader, clock):
 
 
 async def test_keyboard_wedge_burst_is_a_tap_and_slow_typing_is_not(gate, clock):
-    app = GateConsole(gate, wedge_format="decimal")
+    app = GateConsole(gate, confirm_arm=0.0, wedge_format="decimal")
     number = cardnumber.render("04A1B2C3", "decimal")
     async with app.run_test() as pilot:
         for digit in number:  # a person at the keyboard: a pause between keys
@@ -207,7 +216,7 @@ async def test_keyboard_wedge_burst_is_a_tap_and_slow_typing_is_not(gate, clock)
 
 
 async def test_wedge_burst_into_a_text_field_is_a_tap_and_leaves_the_field_clean(gate, clock):
-    app = GateConsole(gate)
+    app = GateConsole(gate, confirm_arm=0.0)
     number = cardnumber.render("04A1B2C3", "decimal")
     async with app.run_test() as pilot:
         await pilot.press("v")
@@ -218,7 +227,7 @@ async def test_wedge_burst_into_a_text_field_is_a_tap_and_leaves_the_field_clean
 
 
 async def test_override_admits_a_refused_child_with_a_reason(gate, reader, clock):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         reader.present("AABBCCDD")  # not enrolled
         await until(pilot, lambda: app.last_refused is not None, "the refusal")
@@ -231,7 +240,7 @@ async def test_override_admits_a_refused_child_with_a_reason(gate, reader, clock
 async def test_english_console(tmp_path, clock):
     gate = make_gate(tmp_path, clock, locale="en")
     reader = SimulatedReader(clock=clock)
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     try:
         async with app.run_test() as pilot:
             reader.present("04A1B2C3")
@@ -255,7 +264,7 @@ async def test_photos_from_the_cache_are_drawn_and_a_missing_one_is_a_placeholde
 
     Image.new("RGB", (60, 80), (180, 120, 90)).save(tmp_path / "s1.jpg")
     gate.photo_path = lambda kind, ref: tmp_path / "s1.jpg" if (kind, ref) == ("students", "S1") else None
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         reader.present("04A1B2C3")
         await until(pilot, lambda: app.recent and app.recent[0]["student"] == "S1", "S1's check-in")
@@ -278,7 +287,7 @@ def test_photo_sync_with_central_out_of_reach_is_logged_not_raised(tmp_path, cap
 
 
 async def test_roll_call_and_help_screens(gate, reader):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         reader.present("04A1B2C3")
         await until(pilot, lambda: "checkin" in kinds(gate), "the check-in")
@@ -291,7 +300,7 @@ async def test_roll_call_and_help_screens(gate, reader):
 
 
 async def test_many_alerts_at_once_make_one_banner_and_are_all_listed(gate):
-    app = GateConsole(gate, alert_every=3600)
+    app = GateConsole(gate, confirm_arm=0.0, alert_every=3600)
     async with app.run_test() as pilot:
         gate.clock.now = local("16:45")  # S1, S2 (session 10) and S4 (session 11) are absent
         app.check_alerts()
@@ -301,13 +310,9 @@ async def test_many_alerts_at_once_make_one_banner_and_are_all_listed(gate):
 
 
 async def test_a_fault_while_confirming_is_a_red_banner_and_the_console_stays_up(gate, reader, clock, monkeypatch):
-    app = GateConsole(gate, reader=reader)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
-        await checked_in(pilot, app, gate, reader)
-        clock.advance(seconds=5)
-        reader.present("DEADBEEF")
-        reader.present("04A1B2C3")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
+        await pickup_asked(pilot, app, gate, reader, clock)
 
         def broken(*args, **kwargs):
             raise OSError("disk I/O error")
@@ -316,3 +321,61 @@ async def test_a_fault_while_confirming_is_a_red_banner_and_the_console_stays_up
         await pilot.press("enter")
         await until(pilot, lambda: "终端故障" in banner(app)[1], "the fault banner")
         assert "refused" in banner(app)[0] and app.is_running
+
+
+async def test_an_enter_meant_for_another_field_does_not_confirm_a_pickup_that_just_popped_up(gate, reader, clock):
+    app = GateConsole(gate, reader=reader, confirm_arm=0.5)
+    async with app.run_test() as pilot:
+        await pickup_asked(pilot, app, gate, reader, clock)
+        await pilot.press("enter")  # at once: the guard was typing
+        await pilot.pause(0.1)
+        assert "pickup" not in kinds(gate) and isinstance(app.screen, ConfirmPickup)
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: "pickup" in kinds(gate), "the pickup once the guard has seen it")
+
+
+async def test_a_custody_order_arriving_while_the_guard_looks_refuses_the_enter(gate, reader, clock):
+    from gateworld import snapshot
+
+    app = GateConsole(gate, reader=reader, confirm_arm=0.0)
+    async with app.run_test() as pilot:
+        await pickup_asked(pilot, app, gate, reader, clock)
+        changed = snapshot(version=4)
+        changed["guardians"][0]["links"][0]["barred"] = True  # g1 is barred from S1 by a court order
+        gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(changed))
+        await pilot.press("enter")
+        await until(pilot, lambda: "pickup_denied" in kinds(gate), "the refusal")
+        assert "pickup" not in kinds(gate) and "alarm" in banner(app)[0]
+
+
+async def test_override_pickup_of_a_child_not_seen_on_site_survives_a_restart(tmp_path, clock):
+    gate = make_gate(tmp_path, clock)
+    shown = gate.pickup("S1", "g1")
+    assert shown["outcome"] == "not_on_site" and shown["overridable"]
+    asked = gate.override_pickup(shown, "孩子随家长从校医室过来")
+    assert asked["outcome"] == "pickup_allowed" and asked["confirm"]
+    gate.refuse(asked["confirm"])  # the guard changes their mind: the child stays in their care
+    before = gate.counts()
+    gate.close()
+    again = make_gate(tmp_path, clock)
+    try:
+        assert again.counts() == before and again.state.on_site("S1")
+        with pytest.raises(ValueError, match="override_not_needed"):
+            again.override("S1", "再次放行")
+    finally:
+        again.close()
+
+
+def test_a_code_pickup_overridden_for_a_child_not_on_site_records_the_code_and_the_person(tmp_path, clock):
+    gate = make_gate(tmp_path, clock)
+    try:
+        shown = gate.pickup_code("S1", CODE)
+        assert shown["outcome"] == "not_on_site" and shown["note"] == "code:7"
+        asked = gate.override_pickup(shown, "舅舅持接送码，孩子在校医室")
+        done = gate.confirm(asked["confirm"])
+        event = gate.store.day_events(gate.state.day)[-1]
+        assert done["outcome"] == "pickup_done" and (event["kind"], event["note"]) == ("pickup", "code:7")
+        assert gate.pickup_code("S1", CODE)["outcome"] == "code_used"
+    finally:
+        gate.close()

@@ -15,9 +15,8 @@ ROSTER = roster()
 def state(*, checked_in=None, gone=None, on_duty=(), pending=None, last_tap=None, used_codes=(), day=DAY):
     s = engine.GateState(day=day, checked_in=dict(checked_in or {}), gone=dict(gone or {}), on_duty=set(on_duty),
                          used_codes=set(used_codes))
-    if pending:
-        role, who, ago = pending
-        s.pending = engine.Pending(role, who, NOW - timedelta(seconds=ago))
+    for role, who, ago in [pending] if isinstance(pending, tuple) else pending or []:
+        s.pending.append(engine.Pending(role, who, NOW - timedelta(seconds=ago)))
     for uid, ago in (last_tap or {}).items():
         s.last_tap[uid] = NOW - timedelta(seconds=ago)
     return s
@@ -76,6 +75,15 @@ TAPS = {
          {"reason": "link_not_valid"}),
     "pickup: a child not on site is refused with reason, overridable":
         ("04A1B2C3", NOW, state(pending=("guardian", "g1", 5)), "not_on_site", "refused", None, {"overridable": True}),
+    "pickup: in a queue of guardians the child pairs with their own, not the latest":
+        ("04A1B2C3", NOW, state(checked_in={"S1": "10"}, pending=[("guardian", "g1", 8), ("guardian", "g3", 4)]),
+         "pickup_allowed", "allowed", "pickup", {"guardian": "g1"}),
+    "pickup: a guardian pairs with their own child among several waiting":
+        ("DEADBEEF", NOW, state(checked_in={"S1": "10", "S4": "11"}, pending=[("student", "S1", 8), ("student", "S4", 4)]),
+         "pickup_allowed", "allowed", "pickup", {"student": "S1"}),
+    "pickup: a guardian barred from every linked child tapping alone raises the alarm":
+        ("99AABBCC", NOW, state(checked_in={"S1": "10"}), "guardian_barred", "refused", "alert",
+         {"alarm": True, "reason": "barred_guardian"}),
     "pickup: a child who already left is told so":
         ("DEADBEEF", NOW, state(checked_in={"S1": "10"}, gone={"S1": "pickup"}, pending=("student", "S1", 5)), "already_left", "attention", None, {}),
     "pickup: a child not linked and not on site after a guardian's tap checks in":
@@ -93,8 +101,8 @@ TAPS = {
 @pytest.mark.parametrize("case", TAPS, ids=list(TAPS))
 def test_tap(case):
     uid, when, gate, outcome, tone, event, extra = TAPS[case]
-    if gate.pending:  # pair windows are relative to NOW; keep them relative to the tap's time
-        gate.pending.at += when - NOW
+    for pending in gate.pending:  # pair windows are relative to NOW; keep them relative to the tap's time
+        pending.at += when - NOW
     decision = engine.decide(ROSTER, gate, uid, when)
     assert (decision.outcome, decision.tone, decision.event) == (outcome, tone, event)
     for field, value in extra.items():
@@ -110,10 +118,10 @@ def test_pair_is_used_up_and_remembered_taps_debounce():
     gate = state(checked_in={"S1": "10"})
     first = engine.decide(ROSTER, gate, "DEADBEEF", NOW)
     engine.remember(gate, first, NOW)
-    assert gate.pending.role == "guardian"
+    assert [(p.role, p.id) for p in gate.pending] == [("guardian", "g1")]
     second = engine.decide(ROSTER, gate, "04A1B2C3", NOW + timedelta(seconds=3))
     engine.remember(gate, second, NOW + timedelta(seconds=3))
-    assert second.outcome == "pickup_allowed" and gate.pending is None
+    assert second.outcome == "pickup_allowed" and gate.pending == []
 
 
 # one-time codes: name -> (code typed, state, outcome, event)

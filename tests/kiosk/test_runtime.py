@@ -66,3 +66,22 @@ def test_a_tap_that_cannot_be_recorded_is_refused_and_the_gate_goes_on(tmp_path,
     assert reader.tones == ["refused", "attention"]
     assert gate.store.last_seq == 1
     gate.close()
+
+
+def test_the_no_ui_loop_prints_alerts_when_they_fall_due(tmp_path):
+    from gateway import protocol
+    from gateworld import Clock, local, snapshot
+
+    clock = Clock(local("17:40"))
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None), sync=False, clock=clock)
+    gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
+    out = io.StringIO()
+    stop = threading.Event()
+    reader = RecordingReader()
+    threading.Timer(1.0, stop.set).start()
+    gate.run(reader, out, stop, alerts_every=0.2)
+    gate.close()
+    import json
+
+    shown = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert sorted(d["outcome"] for d in shown) == ["alert_absent"] * 3  # S1, S2, S4 never checked in; once each

@@ -15,7 +15,7 @@ async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_
         gate = school.gate
         reader = SimulatedReader()
         keys = DemoKeys(reader, gate.store.roster)
-        app = GateConsole(gate, reader=reader, demo=keys)
+        app = GateConsole(gate, reader=reader, demo=keys, confirm_arm=0.0)
 
         def kinds():
             return [e["kind"] for e in gate.store.day_events(gate.state.day)]
