@@ -82,6 +82,7 @@ class _Batch:
     """What one batch of messages adds up to before it is written."""
 
     received_at: datetime
+    arrived_ms: int = 0  # when the message being processed reached central (its clock samples use it)
     rows: list[dict[str, Any]] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     touched: dict[tuple[str, str], KioskState] = field(default_factory=dict)
@@ -133,7 +134,9 @@ class Ingest:
     # --- running ---------------------------------------------------------------------------
 
     def submit(self, topic: str, payload: bytes, retained: bool = False) -> None:
-        self.queue.put((topic, payload, retained))
+        # Stamped on arrival: a message that waits in the queue behind a backlog must not look
+        # younger than it is, or the kiosk clocks mapped from it come out late.
+        self.queue.put((topic, payload, retained, time.time_ns() // 1_000_000))
 
     def start(self) -> Ingest:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
@@ -165,13 +168,14 @@ class Ingest:
 
     # --- one batch ---------------------------------------------------------------------------------
 
-    def process(self, messages: list[tuple[str, bytes, bool]]) -> None:
-        """Check, store and ack one batch of messages (topic, payload, retained)."""
+    def process(self, messages: list[tuple]) -> None:
+        """Check, store and ack one batch of messages (topic, payload, retained[, arrival in ms])."""
         batch = _Batch(datetime.now(UTC))
         with self.engine.begin() as conn:
             if self.shared:
                 self._lock_kiosks(conn, messages)
-            for topic, payload, retained in messages:
+            for topic, payload, retained, *arrived in messages:
+                batch.arrived_ms = arrived[0] if arrived else batch.received_ms
                 self._one_message(conn, topic, payload, retained, batch)
             self._check_repeats(conn, batch)
             for start in range(0, len(batch.rows), self.batch):
@@ -231,7 +235,7 @@ class Ingest:
         # gives the tightest estimate for the older ones recorded offline.
         for raw, event in valid:
             if event.boot is not None and event.mono is not None:
-                self._sample(conn, state, event.boot, event.mono, batch.received_ms)
+                self._sample(conn, state, event.boot, event.mono, batch.arrived_ms)
         for raw, event in valid:
             self._apply(topic, kiosk, state, raw, event, batch)
 
@@ -356,7 +360,7 @@ class Ingest:
         state = self._kiosk(conn, school, kiosk)
         if state is None or status.boot is None or status.mono is None:
             return
-        self._sample(conn, state, status.boot, status.mono, batch.received_ms)
+        self._sample(conn, state, status.boot, status.mono, batch.arrived_ms)
         batch.touched.setdefault((school, kiosk), state)
 
     def _clock(self, conn, state: KioskState, boot: int) -> Clock | None:

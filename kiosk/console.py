@@ -495,6 +495,8 @@ class SearchScreen(_Screen):
     DEFAULT_CSS = """
     SearchScreen OptionList { height: 1fr; }
     SearchScreen #barred { color: red; text-style: bold; }
+    SearchScreen #faces { height: 7; }
+    SearchScreen .photo { width: 16; height: 7; border: round $panel; content-align: center middle; margin-right: 2; }
     """
 
     def compose(self) -> ComposeResult:
@@ -505,6 +507,9 @@ class SearchScreen(_Screen):
             yield OptionList(id="students")
             with Vertical():
                 yield Static(id="who")
+                with Horizontal(id="faces"):  # the child and the highlighted guardian, side by side
+                    yield Static(id="child-photo", classes="photo")
+                    yield Static(id="guardian-photo", classes="photo")
                 yield OptionList(id="guardians")
                 yield Static(id="barred")
                 yield Static(self.t("code_prompt"))
@@ -542,6 +547,10 @@ class SearchScreen(_Screen):
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_list.id == "students" and event.option.id:
             self._choose(event.option.id)
+        elif event.option_list.id == "guardians" and event.option.id:
+            guardian = self.gate.kiosk.roster.guardians.get(event.option.id)
+            self.query_one("#guardian-photo", Static).update(
+                self.gate.photo("guardians", event.option.id, guardian.name if guardian else None))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_list.id == "students":
@@ -556,11 +565,15 @@ class SearchScreen(_Screen):
         if student is None:  # gone from the roster since the list was drawn
             return
         self.student = student_id
+        self.query_one("#child-photo", Static).update(self.gate.photo("students", student_id, student.name))
+        self.query_one("#guardian-photo", Static).update("")
         self.query_one("#who", Static).update(self.t("authorised_title", name=student.name, class_name=student.class_name))
         guardians = self.query_one("#guardians", OptionList)
         guardians.clear_options()
         authorised, barred = kiosk.who_may_take(student_id)
         guardians.add_options([Option(f"{g.name}  {g.relation}  {g.phone_masked}", id=g.id) for g in authorised])
+        if authorised:
+            guardians.highlighted = 0
         self.query_one("#barred", Static).update(
             self.t("barred_list", names="、".join(g.name for g in barred)) if barred else ""
         )

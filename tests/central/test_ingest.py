@@ -115,6 +115,20 @@ def test_a_fast_kiosk_clock_is_reported_and_its_times_corrected(world, tmp_path)
     assert abs((corrected[1] - now).total_seconds()) < 2
 
 
+def test_a_status_that_waited_behind_a_backlog_is_dated_by_its_arrival(world):
+    engine, ingest, _ = world
+    now = datetime.now(UTC)
+    status = protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at=now.isoformat(), boot=1, mono=60_000)
+    arrived = int((now - timedelta(seconds=8)).timestamp() * 1000)  # queued 8 s while central ingested a backlog
+    ingest.submit(TOPICS.status("s1", "k1"), protocol.dump(status))
+    message = ingest.queue.get_nowait()
+    assert abs(message[3] - now.timestamp() * 1000) < 2000  # submit stamps the arrival
+    ingest.process([(*message[:3], arrived)])
+    with engine.connect() as conn:
+        base = conn.execute(sa.text("SELECT base_ms FROM kiosk_clock")).scalar()
+    assert base == arrived - 60_000  # the boot started a minute before the status arrived, not before now
+
+
 def test_a_retained_status_says_nothing_about_the_clock(world):
     engine, ingest, _ = world
     old = protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at="2026-01-01T00:00:00+00:00", boot=1, mono=0)

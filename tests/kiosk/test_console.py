@@ -148,6 +148,9 @@ async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, read
         assert screen.student == "S1"
         assert "王建国" in str(screen.query_one("#guardians").get_option_at_index(0).prompt)
         assert "王某" in str(screen.query_one("#barred").render())
+        await pilot.pause()
+        assert "无照片" in str(screen.query_one("#child-photo").render())
+        assert "王\n" in str(screen.query_one("#guardian-photo").render())  # 王建国's placeholder
         screen.query_one("#code").focus()
         await pilot.press(*CODE, "enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the confirmation")
