@@ -431,7 +431,7 @@ class Ingest:
         and read them afresh: another worker may have stored their events since."""
         self._kiosks.clear()
         keys = set()
-        for topic, _payload, _retained in messages:
+        for topic, *_rest in messages:
             try:
                 _kind, school, kiosk = self.topics.parse(topic)
             except protocol.ProtocolError:

@@ -495,8 +495,9 @@ class SearchScreen(_Screen):
     DEFAULT_CSS = """
     SearchScreen OptionList { height: 1fr; }
     SearchScreen #barred { color: red; text-style: bold; }
-    SearchScreen #faces { height: 7; }
-    SearchScreen .photo { width: 16; height: 7; border: round $panel; content-align: center middle; margin-right: 2; }
+    SearchScreen #faces { width: 16; }
+    SearchScreen .photo { width: 16; height: 7; border: round $panel; content-align: center middle; }
+    SearchScreen #guardians { min-height: 4; }
     """
 
     def compose(self) -> ComposeResult:
@@ -506,14 +507,14 @@ class SearchScreen(_Screen):
         with Horizontal():
             yield OptionList(id="students")
             with Vertical():
-                yield Static(id="who")
-                with Horizontal(id="faces"):  # the child and the highlighted guardian, side by side
-                    yield Static(id="child-photo", classes="photo")
-                    yield Static(id="guardian-photo", classes="photo")
+                yield Static(id="child-name")
                 yield OptionList(id="guardians")
                 yield Static(id="barred")
                 yield Static(self.t("code_prompt"))
                 yield Input(id="code")
+            with Vertical(id="faces"):  # the child and the highlighted guardian, one above the other
+                yield Static(id="child-photo", classes="photo")
+                yield Static(id="guardian-photo", classes="photo")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -567,7 +568,7 @@ class SearchScreen(_Screen):
         self.student = student_id
         self.query_one("#child-photo", Static).update(self.gate.photo("students", student_id, student.name))
         self.query_one("#guardian-photo", Static).update("")
-        self.query_one("#who", Static).update(self.t("authorised_title", name=student.name, class_name=student.class_name))
+        self.query_one("#child-name", Static).update(self.t("authorised_title", name=student.name, class_name=student.class_name))
         guardians = self.query_one("#guardians", OptionList)
         guardians.clear_options()
         authorised, barred = kiosk.who_may_take(student_id)
