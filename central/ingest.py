@@ -23,11 +23,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from central import pickup, roster
 from central.core.config import Settings
@@ -139,6 +139,10 @@ class Ingest:
         self.queue.put((topic, payload, retained, time.time_ns() // 1_000_000))
 
     def start(self) -> Ingest:
+        try:
+            self.reconcile_codes()
+        except Exception:  # noqa: BLE001 - a failed catch-up must not keep ingest from starting
+            log.exception("reconciling pickup codes failed")
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
         return self
@@ -331,22 +335,61 @@ class Ingest:
 
     def _use_codes(self, uses: list[tuple[int, str, str, datetime]]) -> None:
         """Mark codes used at kiosks and publish the rosters they leave. The events are stored and
-        acked already: a bad code id is only logged, and nothing here may fail the batch."""
+        acked already: a bad code id is only logged, and nothing here may fail the batch. A code
+        used at another kiosk before (two gates offline, one code) is a safety incident."""
         try:
+            reused: list[Incident] = []
             with Session(self.engine) as session:
                 changed: dict[int, School] = {}
                 for school_id, kiosk, ref, at in uses:
                     school = session.get(School, school_id)
-                    code_id = _code_id(ref)
-                    if code_id is not None and pickup.mark_used(session, school=school, code_id=code_id, at=at, where=f"kiosk:{kiosk}"):
+                    code_id, where = _code_id(ref), f"kiosk:{kiosk}"
+                    if code_id is not None and pickup.mark_used(session, school=school, code_id=code_id, at=at, where=where):
                         changed[school_id] = school
-                    else:
-                        log.warning("kiosk %s used pickup code %r: unknown, another school's, or used before", kiosk, ref)
+                        continue
+                    code = session.get(pickup.PickupCode, code_id) if code_id is not None else None
+                    if code is None or code.school_id != school_id or code.used_by == where:
+                        log.warning("kiosk %s used pickup code %r: unknown, another school's, or used there before", kiosk, ref)
+                    elif code.used_at is not None:
+                        reused.append(Incident(
+                            "pickup_code_reused",
+                            f"one-time pickup code {code_id} was used at {where} at {at.isoformat()}, and before that at "
+                            f"{code.used_by} at {code.used_at.isoformat()}",
+                            school_id=school_id, kiosk=kiosk,
+                        ))
                 for school in changed.values():
                     # self.publish is the bus's, which retains: self stands in as the roster's publisher.
                     roster.refresh_and_publish(session, school, settings=self.settings, publisher=self, topics=self.topics)
-        except Exception:  # noqa: BLE001 - the events are stored: a resend would not bring the codes back
+            if reused:
+                with self.engine.begin() as conn:
+                    conn.execute(INCIDENT.insert(), [_incident_row(i, datetime.now(UTC)) for i in reused])
+        except Exception:  # noqa: BLE001 - the events are stored: reconcile_codes() catches up at the next start
             log.exception("marking %d pickup codes used failed", len(uses))
+
+    def reconcile_codes(self, days: int = 2) -> int:
+        """Mark the codes whose ``pickup`` events are stored but which are not marked used: central
+        stopped between storing a batch and marking its codes. Run at start; returns how many were
+        looked at (codes are good for one day, so a few days back is enough)."""
+        since = datetime.now(UTC) - timedelta(days=days)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(EVENT.c.school_id, KIOSK.c.code, EVENT.c.note, EVENT.c.at)
+                .join(KIOSK, KIOSK.c.id == EVENT.c.kiosk_id)
+                .where(EVENT.c.kind == "pickup", EVENT.c.note.like(f"{CODE_NOTE}%"), EVENT.c.received_at >= since)
+                .order_by(EVENT.c.received_at)
+            ).all()
+            unused = {
+                code_id for (code_id,) in conn.execute(
+                    sa.select(pickup.PickupCode.id).where(
+                        col(pickup.PickupCode.used_at).is_(None),
+                        col(pickup.PickupCode.id).in_({_code_id(r.note[len(CODE_NOTE):]) for r in rows} - {None}),
+                    )
+                )
+            } if rows else set()
+        uses = [(r.school_id, r.code, r.note[len(CODE_NOTE):], r.at) for r in rows if _code_id(r.note[len(CODE_NOTE):]) in unused]
+        if uses:
+            self._use_codes(uses)
+        return len(uses)
 
     # --- clocks ------------------------------------------------------------------------------------
 

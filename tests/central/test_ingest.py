@@ -278,3 +278,36 @@ def test_a_pickup_noted_with_a_code_uses_it_up_and_a_bad_note_sinks_nothing(worl
         assert (used.used_by, used.used_at.replace(tzinfo=UTC)) == ("kiosk:k1", at) and other.used_at is None
     (delta,) = [protocol.RosterDelta.model_validate(json.loads(p)) for t, p in out.sent if t == TOPICS.roster_delta("s1")]
     assert (delta.to, delta.removed_codes) == (2, [str(code)])
+
+
+def test_one_code_used_at_two_gates_offline_is_a_safety_incident(world):
+    engine, _, _ = world
+    code = _live_code(engine, "s1")
+    with Session(engine) as session:
+        services.register_kiosk(session, school="s1", kiosk="k2", secret="8e" * 32)
+    ingest = Ingest(engine, topics=TOPICS, publish=_Out())
+    first, second = Kiosk(), Kiosk(secret="8e" * 32)
+    at = datetime.now(UTC).replace(microsecond=0)
+    send(ingest, protocol.canonical_json(first.event(kind="pickup", student="N1", note=f"code:{code}", at=at)))
+    other = protocol.new_event(school="s1", kiosk="k2", seq=1, prev="", at=at, kind="pickup", secret=second.secret,
+                               student="N1", note=f"code:{code}")
+    send(ingest, protocol.canonical_json(other), topic=TOPICS.events("s1", "k2"))
+    assert incidents(engine) == ["pickup_code_reused"]
+    with engine.connect() as conn:
+        detail = conn.execute(sa.text("SELECT detail FROM safety_incident")).scalar()
+    assert "kiosk:k2" in detail and "kiosk:k1" in detail
+
+
+def test_a_code_whose_pickup_was_stored_but_not_marked_is_marked_at_the_next_start(world, monkeypatch):
+    engine, _, _ = world
+    code = _live_code(engine, "s1")
+    crashed = Ingest(engine, topics=TOPICS, publish=_Out())
+    monkeypatch.setattr(crashed, "_use_codes", lambda uses: None)  # central stopped after the batch's commit
+    send(crashed, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
+    with Session(engine) as session:
+        assert session.get(pickup.PickupCode, code).used_at is None
+    restarted = Ingest(engine, topics=TOPICS, publish=_Out())
+    assert restarted.reconcile_codes() == 1
+    with Session(engine) as session:
+        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+    assert restarted.reconcile_codes() == 0 and incidents(engine) == []
