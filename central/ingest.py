@@ -189,6 +189,15 @@ class Ingest:
             fresh = self._fresh(batch.incidents)
             if fresh:
                 conn.execute(INCIDENT.insert(), [_incident_row(i, batch.received_at) for i in fresh.values()])
+        try:
+            self._after_commit(batch, fresh)
+        finally:
+            # The codes' events are stored: mark them even when an ack or a callback failed (a
+            # resend is a repeat and would never bring them back).
+            if batch.codes:
+                self._use_codes(batch.codes)
+
+    def _after_commit(self, batch: _Batch, fresh: dict) -> None:
         # Remembered only once stored: a batch that failed reports its incidents again on the resend.
         self._reported.update({key: time.monotonic() for key in fresh})
         while len(self._reported) > 10_000:
@@ -205,8 +214,6 @@ class Ingest:
                 ack["resend_from"] = state.acked + 1
                 state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
-        if batch.codes:
-            self._use_codes(batch.codes)
 
     def _one_message(self, conn, topic: str, payload: bytes, retained: bool, batch: _Batch) -> None:
         text = payload[: PAYLOAD_KEPT * 4].decode("utf-8", "replace")
@@ -299,7 +306,11 @@ class Ingest:
             self._check_skew(state, kiosk, event, at, topic, batch)
         batch.rows.append(event_row(event, digest, school_id=state.school_id, kiosk_id=state.id, at=at, received_at=batch.received_at))
         if event.kind == "pickup" and event.note and event.note.startswith(CODE_NOTE):
-            batch.codes.append((state.school_id, kiosk, event.note[len(CODE_NOTE) :], at))
+            # When it happened on central's clock where the kiosk's boot is known: a kiosk's wall
+            # clock may be far off, and the order of two uses must be right.
+            clock = state.clocks.get(event.boot) if event.boot is not None else None
+            used = at if clock is None or event.mono is None else datetime.fromtimestamp((clock.base_ms + event.mono) / 1000, UTC)
+            batch.codes.append((state.school_id, kiosk, event.note[len(CODE_NOTE) :], used))
         state.acked = event.seq
         state.last_hash = digest
         state.dirty = True
@@ -336,35 +347,52 @@ class Ingest:
     def _use_codes(self, uses: list[tuple[int, str, str, datetime]]) -> None:
         """Mark codes used at kiosks and publish the rosters they leave. The events are stored and
         acked already: a bad code id is only logged, and nothing here may fail the batch. A code
-        used at another kiosk before (two gates offline, one code) is a safety incident."""
+        used at a second kiosk (two gates offline, one code), or one revoked or voided before its
+        use reached central, is a safety incident."""
+        found: list[Incident] = []
+        changed: dict[int, School] = {}
         try:
-            reused: list[Incident] = []
             with Session(self.engine) as session:
-                changed: dict[int, School] = {}
                 for school_id, kiosk, ref, at in uses:
-                    school = session.get(School, school_id)
                     code_id, where = _code_id(ref), f"kiosk:{kiosk}"
-                    if code_id is not None and pickup.mark_used(session, school=school, code_id=code_id, at=at, where=where):
-                        changed[school_id] = school
-                        continue
                     code = session.get(pickup.PickupCode, code_id) if code_id is not None else None
                     if code is None or code.school_id != school_id or code.used_by == where:
                         log.warning("kiosk %s used pickup code %r: unknown, another school's, or used there before", kiosk, ref)
-                    elif code.used_at is not None:
-                        reused.append(Incident(
+                        continue
+                    if code.used_at is not None:
+                        found.append(Incident(
                             "pickup_code_reused",
                             f"one-time pickup code {code_id} was used at {where} at {at.isoformat()}, and before that at "
-                            f"{code.used_by} at {code.used_at.isoformat()}",
+                            f"{code.used_by} at {code.used_at.isoformat()}", school_id=school_id, kiosk=kiosk,
+                        ))
+                        continue
+                    if code.revoked_at is not None or code.wrong_tries >= pickup.MAX_WRONG_CODES:
+                        found.append(Incident(
+                            "pickup_code_revoked",
+                            f"one-time pickup code {code_id} was used at {where} at {at.isoformat()} after it was "
+                            f"{'revoked' if code.revoked_at else 'voided by wrong tries'} (the kiosk had not heard yet)",
                             school_id=school_id, kiosk=kiosk,
                         ))
-                for school in changed.values():
-                    # self.publish is the bus's, which retains: self stands in as the roster's publisher.
-                    roster.refresh_and_publish(session, school, settings=self.settings, publisher=self, topics=self.topics)
-            if reused:
-                with self.engine.begin() as conn:
-                    conn.execute(INCIDENT.insert(), [_incident_row(i, datetime.now(UTC)) for i in reused])
+                    if pickup.mark_used(session, school=session.get(School, school_id), code_id=code_id, at=at, where=where):
+                        changed[school_id] = session.get(School, school_id)
         except Exception:  # noqa: BLE001 - the events are stored: reconcile_codes() catches up at the next start
             log.exception("marking %d pickup codes used failed", len(uses))
+        if found:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(INCIDENT.insert(), [_incident_row(i, datetime.now(UTC)) for i in found])
+            except Exception:  # noqa: BLE001
+                log.exception("storing %d pickup-code incidents failed", len(found))
+            for incident in found:
+                log.warning("safety incident %s: %s", incident.kind, incident.detail)
+        for school_id in changed:
+            try:
+                with Session(self.engine) as session:
+                    school = session.get(School, school_id)
+                    # self.publish is the bus's, which retains: self stands in as the roster's publisher.
+                    roster.refresh_and_publish(session, school, settings=self.settings, publisher=self, topics=self.topics)
+            except Exception:  # noqa: BLE001 - the bus republishes every roster when it reconnects
+                log.exception("publishing school %s's roster after a code was used failed", school_id)
 
     def reconcile_codes(self, days: int = 2) -> int:
         """Mark the codes whose ``pickup`` events are stored but which are not marked used: central
@@ -378,6 +406,7 @@ class Ingest:
                 .where(EVENT.c.kind == "pickup", EVENT.c.note.like(f"{CODE_NOTE}%"), EVENT.c.received_at >= since)
                 .order_by(EVENT.c.received_at)
             ).all()
+            rows = [r for r in rows if r.note.startswith(CODE_NOTE)]  # SQLite's LIKE ignores case
             unused = {
                 code_id for (code_id,) in conn.execute(
                     sa.select(pickup.PickupCode.id).where(

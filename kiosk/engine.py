@@ -146,12 +146,16 @@ def overdue_after(session: protocol.RosterSession, rules: Rules = RULES) -> date
 
 def _window_session(roster: Roster, state: GateState, student: str, now: datetime, rules: Rules) -> tuple[str, str | None]:
     """("ok", session id) for the session whose check-in window holds now, else why not."""
+    groups = set(roster.students[student].groups)
+    # Any of the child's sessions whose window holds now, whatever its date: one that started
+    # before midnight is still open after it.
+    open_now = [s for s in roster.sessions.values()
+                if s.group in groups and _time(s.start) - rules.before_start <= now <= _time(s.end)]
+    if open_now:
+        return "ok", min(open_now, key=lambda s: (s.end, s.id)).id
     today = sessions_today(roster, state.day, student)
     if not today:
         return "no_session_today", None
-    for s in sorted(today, key=lambda s: s.end):
-        if _time(s.start) - rules.before_start <= now <= _time(s.end):
-            return "ok", s.id
     if now < _time(today[0].start) - rules.before_start:
         return "too_early", today[0].id
     return "session_over", today[-1].id

@@ -311,3 +311,32 @@ def test_a_code_whose_pickup_was_stored_but_not_marked_is_marked_at_the_next_sta
     with Session(engine) as session:
         assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
     assert restarted.reconcile_codes() == 0 and incidents(engine) == []
+
+
+def test_a_code_is_marked_used_even_when_the_ack_cannot_be_published(world):
+    engine, _, _ = world
+    code = _live_code(engine, "s1")
+
+    def broker_gone(topic, payload, *, retain=False):
+        raise RuntimeError("broker went away mid-publish")
+
+    ingest = Ingest(engine, topics=TOPICS, publish=broker_gone)
+    with pytest.raises(RuntimeError):
+        send(ingest, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
+    with Session(engine) as session:
+        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+
+
+def test_a_code_revoked_before_its_offline_use_reached_central_is_a_safety_incident(world):
+    engine, _, _ = world
+    code = _live_code(engine, "s1")
+    with Session(engine) as session:
+        row = session.get(pickup.PickupCode, code)
+        row.revoked_at = datetime.now(UTC) - timedelta(minutes=5)
+        session.add(row)
+        session.commit()
+    ingest = Ingest(engine, topics=TOPICS, publish=_Out())
+    send(ingest, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
+    assert incidents(engine) == ["pickup_code_revoked"]
+    with Session(engine) as session:
+        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"

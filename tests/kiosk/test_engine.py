@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from gateworld import CODE, DAY, KEY, KIOSK, NOW, local, roster
+from gateway import protocol
 from kiosk import engine
 from kiosk.roster import Roster
 
@@ -260,6 +261,16 @@ def test_counts_and_roll_call():
     assert engine.counts(ROSTER, gate, local("16:45")) == engine.Counts(expected=3, on_site=2, gone=1, absent=1)
     calls = engine.roll_call(ROSTER, gate)
     assert [(s.id if s else None, kids) for s, kids in calls] == [("10", ["S1"]), (None, ["S3"])]
+
+
+def test_a_session_that_runs_past_midnight_still_takes_check_ins_after_it():
+    late = roster()
+    night = protocol.RosterSession(id="12", group="1", date=DAY.isoformat(), start="2026-11-30T15:50:00Z",
+                                   end="2026-11-30T17:10:00Z")  # 23:50–01:10 local
+    late = replace(late, sessions={**late.sessions, "12": night})
+    after_midnight = local("00:20", date(2026, 12, 1))
+    decision = engine.decide(late, state(day=date(2026, 12, 1)), "04A1B2C3", after_midnight)
+    assert (decision.outcome, decision.session) == ("checked_in", "12")
 
 
 def test_rules_are_settings():

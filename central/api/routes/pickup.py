@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from datetime import date
 from typing import Annotated
 
@@ -15,6 +17,7 @@ from central.api.roster_sync import publish_roster
 from central.errors import Invalid
 from central.pickup import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/schools/{school}", tags=["pickup"])
 
 Issuer = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARDIAN))]
@@ -66,8 +69,13 @@ def redeem_code(school: str, body: PickupCodeRedeem, request: Request, session: 
 
 
 def _publish(request: Request, session: Session, school: str) -> None:
-    """Live codes travel in the roster: each issue, revocation and use makes a new version."""
-    publish_roster(request, session, accounts.school_by_code(session, school))
+    """Live codes travel in the roster: each issue, revocation and use makes a new version. The
+    change is committed already (an issued code's only copy is in the answer): a roster that cannot
+    be rebuilt now is logged, and the roster timer or the next change publishes it."""
+    try:
+        publish_roster(request, session, accounts.school_by_code(session, school))
+    except Exception:  # noqa: BLE001
+        log.exception("school %s's roster was not refreshed after a pickup-code change", school)
 
 
 async def _upload(request: Request, file: UploadFile) -> bytes:
