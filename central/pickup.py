@@ -357,23 +357,10 @@ def mark_used(session: Session, *, school: School, code_id: int, at: datetime, w
 
 def kiosk_codes(session: Session, *, school: School, kiosk: str, today: date | None = None) -> list[dict]:
     """Live codes from today on, as one kiosk checks them: its digest, never a code."""
-    today = today or local_today(school)
-    rows = session.exec(
-        select(PickupCode, Student.student_no)
-        .join(Student, col(Student.id) == PickupCode.student_id)
-        .where(
-            PickupCode.school_id == school.id,
-            PickupCode.day >= today,
-            col(PickupCode.used_at).is_(None),
-            col(PickupCode.revoked_at).is_(None),
-            PickupCode.wrong_tries < MAX_WRONG_CODES,
-        )
-        .order_by(col(PickupCode.id))
-    )
     return [
-        {"id": c.id, "student": no, "day": c.day.isoformat(), "person": c.person, "digest": c.kiosk_digests[kiosk]}
-        for c, no in rows
-        if kiosk in c.kiosk_digests
+        {**{k: v for k, v in code.items() if k != "digests"}, "digest": code["digests"][kiosk]}
+        for code in roster_codes(session, school=school, today=today)
+        if kiosk in code["digests"]
     ]
 
 
