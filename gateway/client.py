@@ -80,6 +80,7 @@ class SyncClient:
         self._rewound_at: int | None = None
         self._last_progress = time.monotonic()
         self._last_status = 0.0
+        self._heard_central = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.client = make_client(f"sg-kiosk-{school}-{kiosk}", broker)
@@ -160,6 +161,7 @@ class SyncClient:
             self._last_progress = time.monotonic()
         self._connected.set()
         self._last_status = 0.0
+        self._heard_central = False
         self._wake.set()
         log.info("kiosk %s/%s connected to %s", self.school, self.kiosk, self.broker)
 
@@ -188,6 +190,12 @@ class SyncClient:
             log.warning("ignored a bad message on %s: %s", message.topic, exc)
 
     def _apply_ack(self, ack: protocol.Ack) -> None:
+        if not self._heard_central:
+            # Central is listening now. The status sent on connecting may have reached the broker
+            # before central subscribed, and central reads clocks only from live statuses: send one
+            # now, or a kiosk draining a long offline backlog gives central no clock to correct it by.
+            self._heard_central = True
+            self._last_status = 0.0
         server = datetime.fromisoformat(ack.server_time)
         self.clock_offset_ms = int((datetime.now(UTC) - server).total_seconds() * 1000)
         dropped = 0

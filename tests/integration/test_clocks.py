@@ -106,3 +106,35 @@ def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
     details = sorted(i["detail"] for i in incidents if i["kind"] == "clock_skew")
     assert len(details) == 2
     assert any("behind" in d for d in details) and any("ahead" in d for d in details)
+
+
+def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(tmp_path):
+    """Central reads kiosk clocks only from live statuses. A kiosk that connected before central
+    subscribed had its first status delivered as a retained message: the first ack makes it send
+    another at once rather than after status_every (30 s), while it is still draining its backlog."""
+    from gateway import protocol
+    from gateway.mqtt import BrokerAddress, make_client
+
+    port = free_port()
+    prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+    topics = protocol.Topics(prefix)
+    with EmbeddedBroker("127.0.0.1", port) as broker:
+        gate = Kiosk(KioskSettings(school="s1", kiosk="gate-1", data_dir=tmp_path, secret=SECRET, mqtt_url=broker.url,
+                                   topic_prefix=prefix)).start()
+        central = make_client("sgtest-central", BrokerAddress.parse(broker.url))
+        live: list[bool] = []
+        central.on_message = lambda _c, _u, m: live.append(not m.retain)
+        try:
+            wait_for(lambda: gate.sync.online, what="the kiosk online")
+            time.sleep(0.5)  # its status on connecting is retained at the broker by now
+            central.connect("127.0.0.1", port)
+            central.loop_start()
+            central.subscribe(topics.status("s1", "gate-1"), qos=1)
+            wait_for(lambda: live == [False], what="the retained status")
+            ack = {"v": 1, "upto": 0, "server_time": datetime.now(UTC).isoformat()}
+            central.publish(topics.ack("s1", "gate-1"), protocol.canonical_json(ack), qos=1)
+            wait_for(lambda: True in live, timeout=5, what="a live status after the first ack")
+        finally:
+            central.loop_stop()
+            central.disconnect()
+            gate.close()
