@@ -160,6 +160,10 @@ class GateConsole(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The main screen's widgets, held once: the timers and the reader's thread update them
+        # whatever screen is on top (and while the app shuts down, when a query would find none).
+        self.main = {name: self.query_one(f"#{name}", Static)
+                     for name in ("banner", "details", "photo", "recent", "counters", "sync", "stale")}
         self.refresh_status()
         self.set_interval(1.0, self.refresh_status)
         self.set_interval(self.alert_every, self.check_alerts)
@@ -185,8 +189,11 @@ class GateConsole(App):
                 time.sleep(1.0)
                 continue
             if tap is not None:
-                shown = self.decide(tap)
-                self.call_from_thread(self.show, shown)
+                shown = self.decide(tap)  # recorded before anything is shown
+                try:
+                    self.call_from_thread(self.show, shown)
+                except RuntimeError:  # the console is closing: the tap is recorded, there is no screen
+                    return
 
     def decide(self, tap: CardTap) -> dict[str, Any]:
         try:
@@ -232,13 +239,13 @@ class GateConsole(App):
         """Put a decision on the main screen; ask the guard when it waits for confirmation."""
         if shown["tone"] == "ignored":
             return
-        banner = self.query_one("#banner", Static)
+        banner = self.main["banner"]
         banner.set_classes(("alarm" if shown.get("alarm") else shown["tone"]))
         banner.update(Text(shown["message"]))
-        self.query_one("#details", Static).update(self._details(shown))
-        self.query_one("#photo", Static).update(self._photo(shown))
+        self.main["details"].update(self._details(shown))
+        self.main["photo"].update(self._photo(shown))
         self.recent.appendleft(shown)
-        self.query_one("#recent", Static).update(self._recent())
+        self.main["recent"].update(self._recent())
         if shown.get("overridable"):
             self.last_refused = shown
         elif self.last_refused and shown.get("student") == self.last_refused.get("student"):
@@ -325,7 +332,7 @@ class GateConsole(App):
 
     def refresh_status(self) -> None:
         counts = self.kiosk.counts()
-        self.query_one("#counters", Static).update(
+        self.main["counters"].update(
             f"{self.t('count_expected')} {counts.expected}   {self.t('count_on_site')} {counts.on_site}   "
             f"{self.t('count_gone')} {counts.gone}   {self.t('count_absent')} {counts.absent}"
         )
@@ -335,11 +342,11 @@ class GateConsole(App):
         else:
             minutes = max(0, sync["roster_age_s"] or 0) // 60
             age = self.t("roster_age", minutes=minutes) if minutes < 120 else self.t("roster_age_h", hours=minutes // 60)
-        footer = self.query_one("#sync", Static)
+        footer = self.main["sync"]
         footer.update(self.t("footer_sync", state=self.t("online" if sync["online"] else "offline"), queue=sync["queue"],
                              version=sync["roster_version"], age=age))
         footer.set_class(not sync["online"], "offline")
-        stale = self.query_one("#stale", Static)
+        stale = self.main["stale"]
         stale.update(self.t("alert_roster_stale", roster_hours=int(self.kiosk.rules.roster_max_age.total_seconds() // 3600)))
         stale.set_class(sync["roster_stale"], "shown")
 

@@ -21,7 +21,7 @@ from sgtest import pilot_until as until
 
 def footer(app: GateConsole) -> str:
     app.refresh_status()
-    return str(app.query_one("#sync").render())
+    return str(app.main["sync"].render())
 
 
 async def test_console_without_a_broker_keeps_deciding_and_drains_when_it_appears(tmp_path):

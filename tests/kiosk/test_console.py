@@ -56,7 +56,7 @@ def kinds(gate: Kiosk) -> list[str]:
 
 
 def banner(app: GateConsole):
-    widget = app.query_one("#banner")
+    widget = app.main["banner"]
     return set(widget.classes), str(widget.render())
 
 
@@ -69,8 +69,8 @@ async def test_checkin_shows_green_and_moves_the_counters(gate, reader, clock):
         classes, text = banner(app)
         assert "王子涵" in text and "已签到" in text
         app.refresh_status()
-        assert "在校 1" in str(app.query_one("#counters").render())
-        assert "应到 3" in str(app.query_one("#counters").render())
+        assert "在校 1" in str(app.main["counters"].render())
+        assert "应到 3" in str(app.main["counters"].render())
 
 
 async def checked_in(pilot, app, gate, reader, card="04A1B2C3"):
@@ -102,7 +102,7 @@ async def test_pickup_waits_for_enter_then_is_recorded(gate, reader, clock):
         await until(pilot, lambda: "pickup" in kinds(gate), "the pickup event")
         assert not isinstance(app.screen, ConfirmPickup)
         app.refresh_status()
-        assert "已离校 1" in str(app.query_one("#counters").render())
+        assert "已离校 1" in str(app.main["counters"].render())
 
 
 async def test_guard_may_refuse_an_allowed_pickup_with_esc(gate, reader, clock):
@@ -249,7 +249,7 @@ async def test_english_console(tmp_path, clock):
             reader.present("04A1B2C3")
             await until(pilot, lambda: "checked in" in banner(app)[1], "an English banner")
             app.refresh_status()
-            assert "On site 1" in str(app.query_one("#counters").render())
+            assert "On site 1" in str(app.main["counters"].render())
     finally:
         reader.close()
         gate.close()
@@ -271,10 +271,10 @@ async def test_photos_from_the_cache_are_drawn_and_a_missing_one_is_a_placeholde
     async with app.run_test() as pilot:
         reader.present("04A1B2C3")
         await until(pilot, lambda: app.recent and app.recent[0]["student"] == "S1", "S1's check-in")
-        assert "▀" in str(app.query_one("#photo").render())
+        assert "▀" in str(app.main["photo"].render())
         reader.present("0000000A")
         await until(pilot, lambda: app.recent[0]["student"] == "S4", "S4's check-in")
-        assert "无照片" in str(app.query_one("#photo").render())
+        assert "无照片" in str(app.main["photo"].render())
 
 
 def test_photo_sync_with_central_out_of_reach_is_logged_not_raised(tmp_path, caplog):

@@ -24,16 +24,16 @@ async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_
             async with app.run_test() as pilot:
                 await pilot.press("1", "2", "3")
                 await until(pilot, lambda: kinds().count("checkin") == 3, "three check-ins")
-                assert "在校 3" in str(app.query_one("#counters").render())
+                assert "在校 3" in str(app.main["counters"].render())
                 await pilot.press("b")  # the barred guardian taps, then the child they may not take
                 await until(pilot, lambda: "pickup_denied" in kinds(), "the barred guardian refused")
-                assert "alarm" in app.query_one("#banner").classes
+                assert "alarm" in app.main["banner"].classes
                 await asyncio.sleep(2.1)  # past the repeat-tap debounce
                 await pilot.press("1", "g")  # the first child, then one of their guardians
                 await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the pickup confirmation")
                 await pilot.press("enter")
                 await until(pilot, lambda: "pickup" in kinds(), "the confirmed pickup")
-                await until(pilot, lambda: "已离校 1" in str(app.query_one("#counters").render()), "the counters")
+                await until(pilot, lambda: "已离校 1" in str(app.main["counters"].render()), "the counters")
                 await until(pilot, lambda: gate.store.queue_depth() == 0, "every event at central")
         finally:
             reader.close()
