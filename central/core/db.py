@@ -41,11 +41,11 @@ def alembic_config(engine: sa.Engine) -> Config:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest migrations (``alembic upgrade heads``)."""
+    """Bring the schema to the newest migration (``alembic upgrade head``: there is exactly one)."""
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+        command.upgrade(cfg, "head")
 
 
 def sessions(engine: sa.Engine):
