@@ -380,19 +380,25 @@ def revoke_all(session: Session, *, user_id: int) -> None:
 # --- which children a caller may see ------------------------------------------------------------
 
 
+def teacher_group_ids(principal: Principal) -> sa.Select:
+    """The groups a teacher is in charge of: the only applications they may review or reject."""
+    from central.models import InterestGroup
+
+    return select(InterestGroup.id).where(
+        InterestGroup.staff_id == principal.staff_id, InterestGroup.school_id == principal.school_id
+    )
+
+
 def teacher_student_ids(principal: Principal) -> sa.Select:
     """Children with an open enrollment in a group the teacher is in charge of.
 
     The hook between accounts and the service's tables (central/models.py): a teacher's reach is
     defined here and only here, so routes never work it out on their own.
     """
-    from central.models import Enrollment, InterestGroup
+    from central.models import Enrollment
 
-    groups = select(InterestGroup.id).where(
-        InterestGroup.staff_id == principal.staff_id, InterestGroup.school_id == principal.school_id
-    )
     return select(Enrollment.student_id).where(
-        col(Enrollment.group_id).in_(groups), col(Enrollment.state).in_(TEACHER_VISIBLE_STATES)
+        col(Enrollment.group_id).in_(teacher_group_ids(principal)), col(Enrollment.state).in_(TEACHER_VISIBLE_STATES)
     )
 
 

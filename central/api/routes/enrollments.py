@@ -72,11 +72,15 @@ def _visible_ids(user: Principal, school: School):
     return None
 
 
-def _row(session: Session, user: Principal, school: School, enrollment_id: IdPath) -> Enrollment:
+def _row(session: Session, user: Principal, school: School, enrollment_id: IdPath, *, reviewing: bool = False) -> Enrollment:
     row = enrollment.get(session, school_id=school.id, enrollment_id=enrollment_id)
     ids = _visible_ids(user, school)
     if ids is not None and row.student_id not in set(session.exec(ids)):
         raise Missing("enrollment.missing", id=enrollment_id)  # not "forbidden": do not reveal it exists
+    if reviewing and user.role is Role.TEACHER and row.group_id not in set(session.exec(accounts.teacher_group_ids(user))):
+        # A teacher reviews (or rejects) applications to their own groups only, even for a child
+        # they see because of another group.
+        raise Missing("enrollment.missing", id=enrollment_id)
     return row
 
 
@@ -120,7 +124,7 @@ def get_enrollment(school: str, enrollment_id: IdPath, session: SessionDep, user
 def review(school: str, enrollment_id: IdPath, body: ReviewIn, request: Request, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
     """The class teacher's review (班级审核)."""
     found = accounts.school_by_code(session, school)
-    _row(session, user, found, enrollment_id)
+    _row(session, user, found, enrollment_id, reviewing=True)
     row = enrollment.review(session, school_id=found.id, enrollment_id=enrollment_id, actor=user.label, note=body.note)
     return _out(request, session, found, row, changed=False)
 
@@ -152,7 +156,7 @@ def sign(school: str, enrollment_id: IdPath, body: SignIn, request: Request, ses
 @router.post("/{enrollment_id}/reject")
 def reject(school: str, enrollment_id: IdPath, body: RejectIn, request: Request, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
     found = accounts.school_by_code(session, school)
-    _row(session, user, found, enrollment_id)
+    _row(session, user, found, enrollment_id, reviewing=True)
     row = enrollment.reject(session, school_id=found.id, enrollment_id=enrollment_id, reason=body.reason, actor=user.label)
     return _out(request, session, found, row, changed=False)
 
