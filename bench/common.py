@@ -81,13 +81,16 @@ def broker(kind: str, logins: list[mosquitto.KioskLogin] | None = None) -> Itera
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     with tempfile.TemporaryDirectory(prefix="sg-bench-mosquitto-") as folder:
         password = uuid.uuid4().hex
+        central_port = free_port()  # central has a listener of its own (gateway/mosquitto.py)
         conf = mosquitto.write(
-            Path(folder), kiosks=logins or [], central_password=password, port=port, bind="127.0.0.1", user=getpass.getuser()
+            Path(folder), kiosks=logins or [], central_password=password, port=port, bind="127.0.0.1", user=getpass.getuser(),
+            central_port=central_port,
         )
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_until_reachable("127.0.0.1", port)
-            yield f"mqtt://central:{password}@127.0.0.1:{port}", f"mqtt://127.0.0.1:{port}"
+            wait_until_reachable("127.0.0.1", central_port)
+            yield f"mqtt://central:{password}@127.0.0.1:{central_port}", f"mqtt://127.0.0.1:{port}"
         finally:
             proc.kill()
             proc.wait(10)

@@ -7,6 +7,16 @@ What it sets and why (ARCHITECTURE.md, "Delivery"; measured: with the defaults a
 - no anonymous clients; each kiosk logs in with its own name and a password derived from its
   secret, and the ACL lets it write only its own events and status and read only its own acks and
   its school's roster;
+- the kiosks' listener replaces each client id with the login (``use_username_as_clientid``): a
+  kiosk cannot take over another's session by connecting with its client id (MQTT 3.1.1 §3.1.4:
+  the broker disconnects the existing client of a reused id). Central's ingest workers all log in
+  as ``central`` and need ids of their own, so central has a listener of its own (loopback by
+  default) whose password file holds central alone: a kiosk cannot log in there to pick an id.
+  ``per_listener_settings true`` gives each listener its own password file and ACL. (Mosquitto
+  2.0.12 and later lose messages queued for an offline *persistent* session under that setting,
+  eclipse-mosquitto#2618; every client here uses a clean session and retained rosters are kept.)
+- every file is written 0600 from its first byte (a temporary file beside it, then an atomic
+  rename): the config may hold the bridge's ``remote_password``, the others the logins;
 - ``set_tcp_nodelay true``: a tap reaches central in milliseconds, not after a delayed ACK;
 - optional TLS listener and an optional bridge to a district broker.
 """
@@ -14,9 +24,11 @@ What it sets and why (ARCHITECTURE.md, "Delivery"; measured: with the defaults a
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +72,9 @@ class Tls:
     port: int = 8883
 
 
+CENTRAL_PORT = 1884  # central's own listener, beside the kiosks' 1883
+
+
 def config_text(
     out: Path,
     *,
@@ -69,15 +84,22 @@ def config_text(
     bridge: Bridge | None = None,
     prefix: str = protocol.DEFAULT_PREFIX,
     user: str | None = None,
+    central_port: int = CENTRAL_PORT,
+    central_bind: str = "127.0.0.1",
 ) -> str:
     out = out.resolve()
+    kiosk_auth = [
+        "allow_anonymous false",
+        # A kiosk's client id is its login: it cannot connect as another kiosk and push it off.
+        "use_username_as_clientid true",
+        f"password_file {out / 'passwd'}",
+        f"acl_file {out / 'acl'}",
+    ]
     lines = [
         "# Written by `schoolgate gateway mosquitto-config`; regenerate rather than edit.",
         *([f"user {user}"] if user else []),
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"password_file {out / 'passwd'}",
-        f"acl_file {out / 'acl'}",
+        "# Each listener has its own logins: central's holds central alone, the kiosks' the kiosks alone.",
+        "per_listener_settings true",
         "",
         "# Keep retained rosters and queued messages across a restart; save every second.",
         "persistence true",
@@ -91,12 +113,21 @@ def config_text(
         "# Send each small message at once: with Nagle's algorithm an ack or an event can wait ~40 ms.",
         "set_tcp_nodelay true",
         "",
+        "# Central's ingest workers share one login, each with a client id of its own.",
+        f"listener {central_port} {central_bind}",
+        "allow_anonymous false",
+        f"password_file {out / 'central-passwd'}",
+        f"acl_file {out / 'central-acl'}",
+        "",
+        "# The kiosks.",
         f"listener {port} {bind}",
+        *kiosk_auth,
     ]
     if tls:
         lines += ["", f"listener {tls.port}", f"certfile {tls.certfile}", f"keyfile {tls.keyfile}"]
         if tls.cafile:
             lines.append(f"cafile {tls.cafile}")
+        lines += kiosk_auth
     if bridge:
         lines += [
             "",
@@ -124,8 +155,16 @@ def config_text(
     return "\n".join(lines) + "\n"
 
 
+def central_acl_text(*, prefix: str = protocol.DEFAULT_PREFIX) -> str:
+    return f"user {CENTRAL_USER}\ntopic readwrite {prefix}/#\n"
+
+
+def central_passwd_text(*, central_password: str) -> str:
+    return f"{CENTRAL_USER}:{password_hash(central_password)}\n"
+
+
 def acl_text(kiosks: Iterable[KioskLogin], *, prefix: str = protocol.DEFAULT_PREFIX) -> str:
-    lines = [f"user {CENTRAL_USER}", f"topic readwrite {prefix}/#", ""]
+    lines = []
     for k in kiosks:
         user, _ = kiosk_credentials(k.school, k.kiosk, k.secret)
         base = f"{prefix}/{k.school}"
@@ -141,12 +180,34 @@ def acl_text(kiosks: Iterable[KioskLogin], *, prefix: str = protocol.DEFAULT_PRE
     return "\n".join(lines)
 
 
-def passwd_text(kiosks: Iterable[KioskLogin], *, central_password: str) -> str:
-    lines = [f"{CENTRAL_USER}:{password_hash(central_password)}"]
+def passwd_text(kiosks: Iterable[KioskLogin]) -> str:
+    lines = []
     for k in kiosks:
         user, password = kiosk_credentials(k.school, k.kiosk, k.secret)
-        lines.append(f"{user}:{password_hash(password)}")
-    return "\n".join(lines) + "\n"
+        lines.append(f"{user}:{password_hash(password)}\n")
+    return "".join(lines)
+
+
+def write_private(path: Path, text: str, *, owner: str | None = None) -> None:
+    """Replace ``path`` with ``text``, readable by its owner alone from the first byte.
+
+    ``mkstemp`` creates the file 0600 whatever the umask; it is filled, synced and given to
+    ``owner`` before ``os.replace`` puts it in place in one step. A reader never sees a
+    half-written file, and nobody who held the old file open reads the new secrets through it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        if owner:
+            shutil.chown(tmp, owner)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def write(
@@ -160,22 +221,30 @@ def write(
     bridge: Bridge | None = None,
     prefix: str = protocol.DEFAULT_PREFIX,
     user: str | None = None,
+    central_port: int = CENTRAL_PORT,
+    central_bind: str = "127.0.0.1",
 ) -> Path:
-    """Write mosquitto.conf, passwd and acl into ``out``; returns the config file's path.
+    """Write mosquitto.conf, the kiosks' passwd and acl, and central's central-passwd and
+    central-acl into ``out``; returns the config file's path.
 
     ``user`` is the account mosquitto runs as (it drops root for it): the files and the
-    persistence folder are given to it, since the password file must be readable by it alone.
+    persistence folder are given to it, since the password files must be readable by it alone
+    (mosquitto 2.0 warns about, and later versions refuse, readable ones). Every file is 0600.
     """
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
+    owner = user if user and os.geteuid() == 0 else None
     conf = out / "mosquitto.conf"
-    text = config_text(out, port=port, bind=bind, tls=tls, bridge=bridge, prefix=prefix, user=user)
-    conf.write_text(text, encoding="utf-8")
-    for name, text in (("passwd", passwd_text(kiosks, central_password=central_password)), ("acl", acl_text(kiosks, prefix=prefix))):
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o600)  # mosquitto 2.0 warns about, and later versions refuse, readable files
-    if user and os.geteuid() == 0:
-        for path in (out / "data", out / "passwd", out / "acl"):
-            shutil.chown(path, user)
+    files = {
+        conf: config_text(out, port=port, bind=bind, tls=tls, bridge=bridge, prefix=prefix, user=user,
+                          central_port=central_port, central_bind=central_bind),
+        out / "passwd": passwd_text(kiosks),
+        out / "acl": acl_text(kiosks, prefix=prefix),
+        out / "central-passwd": central_passwd_text(central_password=central_password),
+        out / "central-acl": central_acl_text(prefix=prefix),
+    }
+    for path, text in files.items():
+        write_private(path, text, owner=owner)
+    if owner:
+        shutil.chown(out / "data", owner)
     return conf

@@ -2,6 +2,11 @@
 
 The console decides nothing: taps (from the reader's thread or a keyboard-wedge burst) go to
 ``Kiosk``, which records and returns what is shown. Every string comes from ``kiosk.i18n``.
+
+Names come from the roster and the guard's typing, so nothing shown is ever parsed as Textual
+markup: a ``[/]`` in a name would crash the console, a ``[black on black]`` would hide a barred
+guardian. Whatever holds a name or a typed value reaches a widget as a ``Text`` (see ``plain``), never
+as a ``str``; only the catalogue's own fixed strings are left as they are.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ from kiosk.runtime import Kiosk
 log = logging.getLogger(__name__)
 RECENT = 8
 PHOTO_SIZE = (14, 5)  # cells inside the photo box; each cell is two pixels high
+
+
+def plain(*parts: str) -> Text:
+    """Strings shown exactly as they are: a ``str`` handed to a Textual widget is parsed as markup."""
+    return Text("".join(parts))
 
 
 def photo_text(path, size: tuple[int, int] = PHOTO_SIZE) -> Text:
@@ -148,8 +158,8 @@ class GateConsole(App):
     # --- layout ------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(self.title, id="title")
-        yield Static(self.t("banner_idle"), id="banner", classes="ignored")
+        yield Static(plain(self.title), id="title")
+        yield Static(plain(self.t("banner_idle")), id="banner", classes="ignored")
         yield Static(id="stale")
         with Horizontal(id="who"):
             yield Static(self.t("photo_none"), id="photo")
@@ -332,10 +342,10 @@ class GateConsole(App):
 
     def refresh_status(self) -> None:
         counts = self.kiosk.counts()
-        self.main["counters"].update(
+        self.main["counters"].update(plain(
             f"{self.t('count_expected')} {counts.expected}   {self.t('count_on_site')} {counts.on_site}   "
             f"{self.t('count_gone')} {counts.gone}   {self.t('count_absent')} {counts.absent}"
-        )
+        ))
         sync = self.kiosk.sync_state()
         if sync["roster_version"] == 0:
             age = self.t("roster_none")
@@ -343,11 +353,11 @@ class GateConsole(App):
             minutes = max(0, sync["roster_age_s"] or 0) // 60
             age = self.t("roster_age", minutes=minutes) if minutes < 120 else self.t("roster_age_h", hours=minutes // 60)
         footer = self.main["sync"]
-        footer.update(self.t("footer_sync", state=self.t("online" if sync["online"] else "offline"), queue=sync["queue"],
-                             version=sync["roster_version"], age=age))
+        footer.update(plain(self.t("footer_sync", state=self.t("online" if sync["online"] else "offline"),
+                                   queue=sync["queue"], version=sync["roster_version"], age=age)))
         footer.set_class(not sync["online"], "offline")
         stale = self.main["stale"]
-        stale.update(self.t("alert_roster_stale", roster_hours=int(self.kiosk.rules.roster_max_age.total_seconds() // 3600)))
+        stale.update(plain(self.t("alert_roster_stale", roster_hours=int(self.kiosk.rules.roster_max_age.total_seconds() // 3600))))
         stale.set_class(sync["roster_stale"], "shown")
 
     def check_alerts(self) -> None:
@@ -537,7 +547,7 @@ class SearchScreen(_Screen):
         ][:200]
         options = self.query_one("#students", OptionList)
         options.clear_options()
-        options.add_options([Option(f"{s.name}  {s.class_name}  {s.id}", id=s.id) for s in found])
+        options.add_options([Option(plain(f"{s.name}  {s.class_name}  {s.id}"), id=s.id) for s in found])
         if found:
             options.highlighted = 0
 
@@ -575,15 +585,16 @@ class SearchScreen(_Screen):
         self.student = student_id
         self.query_one("#child-photo", Static).update(self.gate.photo("students", student_id, student.name))
         self.query_one("#guardian-photo", Static).update("")
-        self.query_one("#child-name", Static).update(self.t("authorised_title", name=student.name, class_name=student.class_name))
+        self.query_one("#child-name", Static).update(
+            plain(self.t("authorised_title", name=student.name, class_name=student.class_name)))
         guardians = self.query_one("#guardians", OptionList)
         guardians.clear_options()
         authorised, barred = kiosk.who_may_take(student_id)
-        guardians.add_options([Option(f"{g.name}  {g.relation}  {g.phone_masked}", id=g.id) for g in authorised])
+        guardians.add_options([Option(plain(f"{g.name}  {g.relation}  {g.phone_masked}"), id=g.id) for g in authorised])
         if authorised:
             guardians.highlighted = 0
         self.query_one("#barred", Static).update(
-            self.t("barred_list", names="、".join(g.name for g in barred)) if barred else ""
+            plain(self.t("barred_list", names="、".join(g.name for g in barred)) if barred else "")
         )
 
 
@@ -619,7 +630,7 @@ class VisitorsScreen(_Screen):
         table.clear()
         for visit, v in self.gate.kiosk.visitors().items():
             since = self.gate.kiosk.local(v["at"]).strftime("%H:%M")
-            table.add_row(v["name"], v["id4"], v.get("purpose", ""), v.get("visiting", ""), since, key=visit)
+            table.add_row(*(plain(v.get(field) or "") for field in ("name", "id4", "purpose", "visiting")), plain(since), key=visit)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         values = [self.query_one(f"#{key}", Input).value for key in FIELDS]
@@ -645,9 +656,9 @@ class AlertsScreen(_Screen):
         table = self.query_one(DataTable)
         table.add_columns("", "")
         for shown in self.gate.alerts:
-            table.add_row(shown["at"][11:16], Text(shown["message"]))
+            table.add_row(plain(shown["at"][11:16]), plain(shown["message"]))
         if not self.gate.alerts:
-            table.add_row("", self.t("alerts_none"))
+            table.add_row("", plain(self.t("alerts_none")))
 
 
 class RollCallScreen(_Screen):

@@ -366,8 +366,10 @@ def hardware_read(
 @gateway_app.command("mosquitto-config")
 def gateway_mosquitto_config(
     out: Annotated[Path, typer.Option(help="Folder to write mosquitto.conf, passwd, acl and data/ into.")],
-    port: int = typer.Option(1883, help="Plain MQTT listener port."),
-    bind: str = typer.Option("0.0.0.0", help="Address of the plain listener."),
+    port: int = typer.Option(1883, help="The kiosks' plain MQTT listener port."),
+    bind: str = typer.Option("0.0.0.0", help="Address of the kiosks' plain listener."),
+    central_port: int = typer.Option(1884, help="Central's own listener port (central's login only; ingest workers share it)."),
+    central_bind: str = typer.Option("127.0.0.1", help="Address of central's listener; widen it only for workers on other hosts."),
     central_password: Optional[str] = typer.Option(None, help="Central's broker password; made here if absent."),
     tls_cert: Optional[Path] = typer.Option(None, help="Certificate for a TLS listener on 8883."),
     tls_key: Optional[Path] = typer.Option(None, help="Key for the TLS listener."),
@@ -400,14 +402,17 @@ def gateway_mosquitto_config(
         bridge=mosquitto.Bridge(bridge, bridge_user, bridge_password) if bridge else None,
         prefix=settings.topic_prefix,
         user=user,
+        central_port=central_port,
+        central_bind=central_bind,
     )
+    central_host = "127.0.0.1" if central_bind in ("0.0.0.0", "::", "") else central_bind
     typer.echo(
         json.dumps(
             {
                 "config": str(conf),
                 "kiosks": len(logins),
                 "run": f"mosquitto -c {conf}",
-                "central_mqtt_url": f"mqtt://central:{password}@127.0.0.1:{port}",
+                "central_mqtt_url": f"mqtt://central:{password}@{central_host}:{central_port}",
             }
         )
     )

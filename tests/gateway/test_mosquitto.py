@@ -5,10 +5,12 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import stat
 import subprocess
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -30,42 +32,54 @@ def require_mosquitto() -> None:
         pytest.skip("needs the mosquitto binary (Debian package mosquitto)")
 
 
-def start_mosquitto(folder: Path, port: int, prefix: str) -> subprocess.Popen:
+@dataclass(frozen=True)
+class Ports:
+    kiosks: int  # the kiosks' listener
+    central: int  # central's own listener
+    prefix: str
+
+
+def start_mosquitto(folder: Path, ports: Ports) -> subprocess.Popen:
     logins = [mosquitto.KioskLogin(s, k, secret) for (s, k), secret in SECRETS.items()]
     # pytest's folders are private to the user running the tests, so mosquitto stays that user.
     conf = mosquitto.write(
-        folder, kiosks=logins, central_password=CENTRAL_PASSWORD, port=port, bind="127.0.0.1", prefix=prefix,
-        user=getpass.getuser(),
+        folder, kiosks=logins, central_password=CENTRAL_PASSWORD, port=ports.kiosks, bind="127.0.0.1",
+        prefix=ports.prefix, user=getpass.getuser(), central_port=ports.central,
     )
     proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_until_reachable("127.0.0.1", port, timeout=10)
+    wait_until_reachable("127.0.0.1", ports.kiosks, timeout=10)
+    wait_until_reachable("127.0.0.1", ports.central, timeout=10)
     return proc
 
 
 @pytest.fixture
 def broker(tmp_path):
     require_mosquitto()
-    port = free_port()
-    prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
-    proc = start_mosquitto(tmp_path / "mosquitto", port, prefix)
+    ports = Ports(free_port(), free_port(), f"sgtest-{uuid.uuid4().hex[:8]}/v1")
+    proc = start_mosquitto(tmp_path / "mosquitto", ports)
     try:
-        yield port, prefix
+        yield ports
     finally:
         proc.kill()
         proc.wait(10)
 
 
 class Peer:
-    """A connected paho client that records what it receives."""
+    """A connected paho client that records what it receives (and every time the broker drops it)."""
 
-    def __init__(self, port: int, username: str | None, password: str | None) -> None:
+    def __init__(self, port: int, username: str | None, password: str | None, *, client_id: str | None = None,
+                 mqtt5: bool = False) -> None:
         self.received: list[tuple[str, bytes]] = []
         self.connected = threading.Event()
         self.result: mqtt.ReasonCode | None = None
         self.suback: list = []
-        self.client = make_client(f"t-{uuid.uuid4().hex[:8]}", BrokerAddress("127.0.0.1", port, username, password))
+        self.dropped = 0
+        self.closing = False
+        self.client = make_client(client_id or f"t-{uuid.uuid4().hex[:8]}", BrokerAddress("127.0.0.1", port, username, password),
+                                  mqtt5=mqtt5)
         self.client.reconnect_delay_set(5, 5)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
         self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: self.suback.extend(codes)
         self.client.connect("127.0.0.1", port)
@@ -75,13 +89,18 @@ class Peer:
         self.result = reason_code
         self.connected.set()
 
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self.closing:
+            self.dropped += 1
+
     def close(self) -> None:
+        self.closing = True
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def kiosk_peer(port: int, school: str, kiosk: str) -> Peer:
-    return Peer(port, *kiosk_credentials(school, kiosk, SECRETS[school, kiosk]))
+def kiosk_peer(port: int, school: str, kiosk: str, **options) -> Peer:
+    return Peer(port, *kiosk_credentials(school, kiosk, SECRETS[school, kiosk]), **options)
 
 
 def wait(condition, timeout=5.0) -> bool:
@@ -94,19 +113,75 @@ def wait(condition, timeout=5.0) -> bool:
 
 
 def test_anonymous_and_wrong_passwords_are_refused(broker):
-    port, _ = broker
-    for username, password in ((None, None), ("k.s1.k1", "wrong"), ("central", "nope")):
+    for port in (broker.kiosks, broker.central):
+        for username, password in ((None, None), ("k.s1.k1", "wrong"), ("central", "nope")):
+            peer = Peer(port, username, password)
+            try:
+                assert peer.connected.wait(5)
+                assert peer.result.is_failure, (port, username, peer.result)
+            finally:
+                peer.close()
+
+
+def test_each_login_has_its_own_listener(broker):
+    """A kiosk cannot log in on central's listener (where it could pick any client id), nor
+    central on the kiosks' (where every client id is the login)."""
+    k1_password = kiosk_credentials("s1", "k1", SECRETS["s1", "k1"])[1]
+    for port, username, password in ((broker.central, "k.s1.k1", k1_password), (broker.kiosks, "central", CENTRAL_PASSWORD)):
         peer = Peer(port, username, password)
         try:
             assert peer.connected.wait(5)
-            assert peer.result.is_failure, (username, peer.result)
+            assert peer.result.is_failure, (port, username, peer.result)
         finally:
             peer.close()
 
 
+def test_a_kiosk_cannot_push_another_off_by_taking_its_client_id(broker):
+    k1 = kiosk_peer(broker.kiosks, "s1", "k1", client_id="sg-kiosk-s1-k1")  # the id gateway/client.py uses
+    try:
+        assert k1.connected.wait(5) and not k1.result.is_failure
+        # k2 connects with k1's chosen id, then with k1's login as an id: the broker makes both "k.s1.k2".
+        for stolen in ("sg-kiosk-s1-k1", "k.s1.k1"):
+            thief = kiosk_peer(broker.kiosks, "s1", "k2", client_id=stolen)
+            assert thief.connected.wait(5) and not thief.result.is_failure
+            thief.close()
+        k1.client.subscribe(f"{broker.prefix}/s1/k1/ack", qos=1)
+        assert wait(lambda: k1.suback)
+        central = Peer(broker.central, "central", CENTRAL_PASSWORD)
+        assert central.connected.wait(5)
+        central.client.publish(f"{broker.prefix}/s1/k1/ack", b"still here", qos=1).wait_for_publish(5)
+        central.close()
+        assert wait(lambda: (f"{broker.prefix}/s1/k1/ack", b"still here") in k1.received)
+        assert k1.dropped == 0 and k1.client.is_connected()
+    finally:
+        k1.close()
+
+
+def test_central_workers_share_one_login_and_each_keeps_its_connection(broker):
+    """Scale-out: ingest workers all log in as central (tests/integration/test_scale_out.py), with an
+    MQTT 5 shared subscription; none pushes another off."""
+    workers = [Peer(broker.central, "central", CENTRAL_PASSWORD, client_id=f"sg-central-{i}", mqtt5=True) for i in range(2)]
+    try:
+        for worker in workers:
+            assert worker.connected.wait(5) and not worker.result.is_failure
+            worker.client.subscribe(f"$share/central/{broker.prefix}/+/+/events", qos=1)
+        assert wait(lambda: all(w.suback for w in workers))
+        k1 = kiosk_peer(broker.kiosks, "s1", "k1")
+        assert k1.connected.wait(5)
+        for i in range(20):
+            k1.client.publish(f"{broker.prefix}/s1/k1/events", str(i).encode(), qos=1).wait_for_publish(5)
+        k1.close()
+        assert wait(lambda: sum(len(w.received) for w in workers) == 20)
+        assert all(w.received for w in workers), [len(w.received) for w in workers]
+        assert all(w.dropped == 0 and w.client.is_connected() for w in workers)
+    finally:
+        for worker in workers:
+            worker.close()
+
+
 def test_a_kiosk_writes_only_its_own_topics(broker):
-    port, prefix = broker
-    central = Peer(port, "central", CENTRAL_PASSWORD)
+    port, prefix = broker.kiosks, broker.prefix
+    central = Peer(broker.central, "central", CENTRAL_PASSWORD)
     try:
         assert central.connected.wait(5)
         central.client.subscribe(f"{prefix}/#", qos=1)
@@ -131,8 +206,8 @@ def test_a_kiosk_writes_only_its_own_topics(broker):
 
 
 def test_a_kiosk_reads_its_own_schools_roster_and_acks_only(broker):
-    port, prefix = broker
-    central = Peer(port, "central", CENTRAL_PASSWORD)
+    port, prefix = broker.kiosks, broker.prefix
+    central = Peer(broker.central, "central", CENTRAL_PASSWORD)
     assert central.connected.wait(5)
     for school in ("s1", "s2"):
         central.client.publish(f"{prefix}/{school}/roster", f"roster of {school}".encode(), qos=1, retain=True).wait_for_publish(5)
@@ -155,7 +230,9 @@ def test_a_kiosk_reads_its_own_schools_roster_and_acks_only(broker):
 
 def test_the_config_keeps_state_and_never_drops_queued_messages(tmp_path):
     conf = mosquitto.config_text(tmp_path, port=1883, bind="127.0.0.1")
-    for line in ("persistence true", "max_queued_messages 0", "allow_anonymous false", "autosave_interval 1"):
+    for line in ("persistence true", "max_queued_messages 0", "allow_anonymous false", "autosave_interval 1",
+                 "per_listener_settings true", "listener 1884 127.0.0.1", "listener 1883 127.0.0.1",
+                 "use_username_as_clientid true"):
         assert line in conf.splitlines()
     bridged = mosquitto.config_text(tmp_path, port=1883, bind="127.0.0.1", bridge=mosquitto.Bridge("district:1883", schools=("s1",)))
     assert "topic sg/v1/s1/+/events out 1" in bridged and "topic sg/v1/s1/roster in 1" in bridged
@@ -173,3 +250,34 @@ def test_password_hash_matches_mosquitto_passwd(tmp_path):
 
     ours = mosquitto.password_hash("secret", salt=base64.b64decode(salt))
     assert ours == theirs and iterations == "101"
+
+
+def test_every_file_is_private_from_its_first_byte_and_replaced_not_rewritten(tmp_path):
+    """The config holds the bridge's remote_password, the others the logins: 0600 whatever the
+    umask, and an old world-readable file someone still holds open never receives the secrets."""
+    out = tmp_path / "mq"
+    out.mkdir()
+    names = ("mosquitto.conf", "passwd", "acl", "central-passwd", "central-acl")
+    held = {}
+    for name in names:
+        (out / name).write_text("old\n")
+        (out / name).chmod(0o644)
+        held[name] = (out / name).open()
+    bridge = mosquitto.Bridge("district.example:1883", username="school-1", password="bridge-secret-42")
+    old_umask = os.umask(0)
+    try:
+        mosquitto.write(out, kiosks=[mosquitto.KioskLogin("s1", "k1", SECRETS["s1", "k1"])], central_password=CENTRAL_PASSWORD,
+                        bridge=bridge, central_port=1884)
+    finally:
+        os.umask(old_umask)
+    try:
+        for name in names:
+            assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+            assert held[name].read() == "old\n", name  # the old inode was left alone: a rename, not a rewrite
+        assert "remote_password bridge-secret-42" in (out / "mosquitto.conf").read_text()
+        assert "k.s1.k1:$7$101$" in (out / "passwd").read_text()
+        assert (out / "central-passwd").read_text().startswith("central:$7$101$")
+        assert sorted(p.name for p in out.iterdir()) == sorted([*names, "data"])  # no temporary file left
+    finally:
+        for file in held.values():
+            file.close()

@@ -54,11 +54,12 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         if kind == "mosquitto":
             self.central_password = uuid.uuid4().hex
+            self.central_port = free_port()  # central has a listener of its own (gateway/mosquitto.py)
             self.conf = mosquitto.write(
                 folder / "mosquitto", kiosks=logins, central_password=self.central_password, port=self.port,
-                bind="127.0.0.1", user=getpass.getuser(),
+                bind="127.0.0.1", user=getpass.getuser(), central_port=self.central_port,
             )
-            self.central_url = f"mqtt://central:{self.central_password}@127.0.0.1:{self.port}"
+            self.central_url = f"mqtt://central:{self.central_password}@127.0.0.1:{self.central_port}"
         else:
             self.central_url = f"mqtt://127.0.0.1:{self.port}"
         self.kiosk_url = f"mqtt://127.0.0.1:{self.port}"  # kiosks log in with their derived credentials
@@ -70,6 +71,8 @@ class Broker:
             args = command("broker", "--port", str(self.port))
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
         wait_until_reachable("127.0.0.1", self.port, timeout=20)
+        if self.kind == "mosquitto":
+            wait_until_reachable("127.0.0.1", self.central_port, timeout=20)
 
     def kill(self) -> None:
         if self.proc:

@@ -40,19 +40,22 @@ SECRETS = {f"k{i}": uuid.uuid4().hex * 2 for i in range(3)}
 def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
     require_mosquitto_binary()
     fresh = fresh_postgres
-    port = free_port()
+    port, central_port = free_port(), free_port()
     password = uuid.uuid4().hex
     logins = [mosquitto.KioskLogin("s1", k, s) for k, s in SECRETS.items()]
-    conf = mosquitto.write(tmp_path / "mq", kiosks=logins, central_password=password, port=port, bind="127.0.0.1", user=getpass.getuser())
+    # Both workers log in as central, on central's own listener: each keeps a client id of its own.
+    conf = mosquitto.write(tmp_path / "mq", kiosks=logins, central_password=password, port=port, bind="127.0.0.1",
+                           user=getpass.getuser(), central_port=central_port)
     proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
     engine = make_engine(fresh)
     migrate(engine)
-    settings = Settings(database_url=fresh, mqtt_url=f"mqtt://central:{password}@127.0.0.1:{port}")
+    settings = Settings(database_url=fresh, mqtt_url=f"mqtt://central:{password}@127.0.0.1:{central_port}")
     for kiosk, secret in SECRETS.items():
         register_kiosk(settings, school="s1", kiosk=kiosk, secret=secret)
     workers, gates = [], []
     try:
         wait_until_reachable("127.0.0.1", port)
+        wait_until_reachable("127.0.0.1", central_port)
         address = BrokerAddress.parse(settings.mqtt_url)
         if mode == "shared":
             workers = [Bus(engine, broker=address, topics=protocol.Topics(), shared_group="central", batch=50).start() for _ in range(2)]

@@ -103,13 +103,17 @@ def test_gateway_mosquitto_config_writes_a_login_per_registered_kiosk(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     registered = schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", SCHOOLGATE_DATABASE_URL=db)
     assert registered.returncode == 0, registered.stderr
-    result = schoolgate("gateway", "mosquitto-config", "--out", str(tmp_path / "mq"), "--port", "1884", SCHOOLGATE_DATABASE_URL=db)
+    result = schoolgate("gateway", "mosquitto-config", "--out", str(tmp_path / "mq"), "--port", "1884",
+                        "--central-port", "1890", SCHOOLGATE_DATABASE_URL=db)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["kiosks"] == 1 and summary["central_mqtt_url"].startswith("mqtt://central:")
+    assert summary["kiosks"] == 1
+    assert summary["central_mqtt_url"].startswith("mqtt://central:") and summary["central_mqtt_url"].endswith("@127.0.0.1:1890")
     assert "user k.s1.gate-1" in (tmp_path / "mq" / "acl").read_text()
-    assert "listener 1884 0.0.0.0" in (tmp_path / "mq" / "mosquitto.conf").read_text()
-    assert (tmp_path / "mq" / "passwd").read_text().count("$7$101$") == 2
+    conf = (tmp_path / "mq" / "mosquitto.conf").read_text().splitlines()
+    assert "listener 1884 0.0.0.0" in conf and "listener 1890 127.0.0.1" in conf
+    assert (tmp_path / "mq" / "passwd").read_text().count("$7$101$") == 1  # the kiosk; central has a file of its own
+    assert (tmp_path / "mq" / "central-passwd").read_text().startswith("central:$7$101$")
 
 
 def _console_in_a_terminal(args: list[str], tmp_path, expect: str) -> tuple[int, str]:
