@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     token_ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60)
     """Lifetime of a login token; 12 hours covers one school day."""
     login_max_failures: int = Field(10, ge=3)
-    """Consecutive wrong passwords that lock an account for ``login_lock_minutes``."""
+    """Consecutive wrong passwords from one source (address) that lock the account for that source."""
     login_lock_minutes: int = Field(15, ge=1)
+    """The first lock's length; each further lock in a row from the same source lasts twice as long."""
     pickup_code_digits: int = Field(6, ge=6, le=10)
     """Length of a one-time pickup code (digits a guardian reads out at the gate)."""
     photo_max_bytes: int = Field(5_000_000, ge=10_000)
