@@ -15,7 +15,7 @@ from datetime import timedelta
 import httpx
 from sgtest import wait_for
 
-from central.admin import import_files, register_kiosk
+from central.admin import create_user, import_files, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.mqtt import free_port
@@ -96,10 +96,23 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
             ok(api.post(f"/enrollments/{row['id']}/review", json={"note": "情况属实"}))
             ok(api.post(f"/enrollments/{row['id']}/approve", json={}))
             before = ok(api.get("/roster"))["version"]
-            for party, signer in (("school", "张校长"), ("guardian", guardian["name"]), ("student", "王小明")):
-                row = ok(api.post(f"/enrollments/{row['id']}/signatures", json={
-                    "party": party, "signer": signer, "notice_version": notice["version"],
-                    **({"guardian_id": guardian["id"]} if party == "guardian" else {})}))
+            # P2.2: the service token (district) signs for nobody; the school's admin signs for the
+            # school, the guardian in their own account for themselves and the child.
+            refused = api.post(f"/enrollments/{row['id']}/signatures", json={
+                "party": "school", "signer": "区教体局", "notice_version": notice["version"]})
+            assert refused.status_code == 403
+            signers = {}
+            for name, role, guardian_id in ((f"principal-{school}", "school_admin", None),
+                                            (f"parent-{school}", "guardian", guardian["id"])):
+                create_user(settings, username=name, password="a password for tests", role=role, school=school,
+                            guardian_id=guardian_id)
+                login = ok(httpx.post(f"{central.url}/api/v1/auth/login", json={"username": name,
+                                                                                "password": "a password for tests"}))
+                signers[role] = {"Authorization": f"Bearer {login['access_token']}"}
+            for party, signer, who in (("school", "张校长", "school_admin"), ("guardian", guardian["name"], "guardian"),
+                                       ("student", "王小明", "guardian")):
+                row = ok(api.post(f"/enrollments/{row['id']}/signatures", headers=signers[who], json={
+                    "party": party, "signer": signer, "notice_version": notice["version"]}))
             assert row["state"] == "active"
             assert [s["to_state"] for s in row["steps"]] == ["applied", "class_reviewed", "approved", "active"]
             summary = ok(api.get("/roster"))

@@ -34,9 +34,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('login_throttle', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_login_throttle_user_id'), ['user_id'], unique=False)
+    with op.batch_alter_table('notice_signature', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('paper', sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('notice_signature', schema=None) as batch_op:
+        batch_op.drop_column('paper')
     with op.batch_alter_table('login_throttle', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_login_throttle_user_id'))
     op.drop_table('login_throttle')
