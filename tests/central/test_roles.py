@@ -43,6 +43,33 @@ EXPECTED = {
     ("PUT", "/api/v1/schools/{school}/public-profile"): {A},
     # P2.2: the school signs through its admin, the family in the guardian's own account (or on paper).
     ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/signatures"): {A, P},
+    # Setting a school up is the school admin's (README "Users, roles"): the district reads and
+    # inspects every school but writes none of this, save its own step of a provider's approval (P6.2).
+    ("POST", "/api/v1/schools/{school}/terms"): {A},
+    ("PUT", "/api/v1/schools/{school}/calendar/{day}"): {A},
+    ("DELETE", "/api/v1/schools/{school}/calendar/{day}"): {A},
+    ("PUT", "/api/v1/schools/{school}/dismissal-times"): {A},
+    ("POST", "/api/v1/schools/{school}/groups"): {A},
+    ("PATCH", "/api/v1/schools/{school}/groups/{group_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/sessions/plan"): {A},
+    ("POST", "/api/v1/schools/{school}/sessions/{session_id}/duty"): {A},
+    ("DELETE", "/api/v1/schools/{school}/sessions/{session_id}/duty/{staff_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/staff"): {A},
+    ("PATCH", "/api/v1/schools/{school}/staff/{staff_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards"): {A},
+    ("DELETE", "/api/v1/schools/{school}/staff/{staff_id}/cards/{uid}"): {A},
+    ("POST", "/api/v1/schools/{school}/vendors"): {A},
+    ("GET", "/api/v1/schools/{school}/vendors"): {D, A},
+    ("POST", "/api/v1/schools/{school}/vendors/{vendor_id}/approvals"): {D, A},
+    ("POST", "/api/v1/schools/{school}/notice"): {A},
+    ("POST", "/api/v1/schools/{school}/enrollments"): {A, P},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/review"): {A, T},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/approve"): {A},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/reject"): {A, T},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/withdraw"): {A, P},
+    ("GET", "/api/v1/schools/{school}/enrollments"): {D, A, T, P},
+    ("PATCH", "/api/v1/schools/{school}/students/{student}/guardians/{guardian_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/roster/refresh"): {A},
 }
 # One user of each role, all of school s1 (district: every school).
 ONE_OF_EACH = {"district": D, "admin1": A, "teacherA": T, "guard1": G, "finance1": F, "parentA": P}
@@ -220,3 +247,14 @@ def test_a_paper_form_recorded_by_the_admin_is_marked_so(world):
     assert [(s["party"], s["paper"]) for s in r.json()["signatures"]] == [
         ("school", False), ("guardian", True), ("student", True)]
     assert r.json()["state"] == "active"
+
+
+def test_the_district_reads_a_school_but_does_not_set_it_up(world):
+    district, refusal = world.as_("district"), {"detail": t("role_refused", "zh_CN", role="district")}
+    assert world.client.get("/api/v1/schools/s1/groups", headers=district).status_code == 200
+    group = {"name": "篮球", "category": "sports", "capacity": 20, "place": "操场", "grades": ["三年级"]}
+    r = world.client.post("/api/v1/schools/s1/groups", json=group, headers=district)
+    assert r.status_code == 403 and r.json() == refusal
+    r = world.client.post("/api/v1/schools/s1/groups", json=group, headers=world.as_("service"))  # a machine, as district
+    assert r.status_code == 403
+    assert world.client.post("/api/v1/schools/s1/groups", json=group, headers=world.as_("admin1")).status_code == 201

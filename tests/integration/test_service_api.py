@@ -47,8 +47,14 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
         import_files(settings, school=school, students=students, guardians=guardians, school_name="示范小学")
         gate = Kiosk(KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
                                    mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)).start()
+        # The school's admin sets it up; the district (and the service token, which acts as it) only reads.
+        create_user(settings, username=f"principal-{school}", password="a password for tests", role="school_admin",
+                    school=school)
+        login = ok(httpx.post(f"{central.url}/api/v1/auth/login", json={"username": f"principal-{school}",
+                                                                        "password": "a password for tests"}))
         api = httpx.Client(base_url=f"{central.url}/api/v1/schools/{school}", timeout=20,
-                           headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"})
+                           headers={"Authorization": f"Bearer {login['access_token']}"})
+        district = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
         try:
             wait_for(lambda: gate.store.roster.version == 1, what="roster v1 at the kiosk")
             assert gate.store.roster.students["S1"].enrolled is False  # imported is not enrolled (P2.1)
@@ -98,17 +104,14 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
             before = ok(api.get("/roster"))["version"]
             # P2.2: the service token (district) signs for nobody; the school's admin signs for the
             # school, the guardian in their own account for themselves and the child.
-            refused = api.post(f"/enrollments/{row['id']}/signatures", json={
+            refused = api.post(f"/enrollments/{row['id']}/signatures", headers=district, json={
                 "party": "school", "signer": "区教体局", "notice_version": notice["version"]})
             assert refused.status_code == 403
-            signers = {}
-            for name, role, guardian_id in ((f"principal-{school}", "school_admin", None),
-                                            (f"parent-{school}", "guardian", guardian["id"])):
-                create_user(settings, username=name, password="a password for tests", role=role, school=school,
-                            guardian_id=guardian_id)
-                login = ok(httpx.post(f"{central.url}/api/v1/auth/login", json={"username": name,
-                                                                                "password": "a password for tests"}))
-                signers[role] = {"Authorization": f"Bearer {login['access_token']}"}
+            create_user(settings, username=f"parent-{school}", password="a password for tests", role="guardian",
+                        school=school, guardian_id=guardian["id"])
+            login = ok(httpx.post(f"{central.url}/api/v1/auth/login", json={"username": f"parent-{school}",
+                                                                            "password": "a password for tests"}))
+            signers = {"school_admin": {"Authorization": api.headers["Authorization"]}, "guardian": {"Authorization": f"Bearer {login['access_token']}"}}
             for party, signer, who in (("school", "张校长", "school_admin"), ("guardian", guardian["name"], "guardian"),
                                        ("student", "王小明", "guardian")):
                 row = ok(api.post(f"/enrollments/{row['id']}/signatures", headers=signers[who], json={

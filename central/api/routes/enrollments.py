@@ -22,11 +22,11 @@ from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, School
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
-STAFF = ("school_admin", "district", "teacher")
-Applicant = Annotated[Principal, Depends(require_role("school_admin", "district", "guardian"))]
-Reviewer = Annotated[Principal, Depends(require_role(*STAFF))]
-Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
-Reader = Annotated[Principal, Depends(require_role(*STAFF, "guardian"))]
+# The district reads every school's enrollments and inspects; it takes no step in them (P2.1).
+Applicant = Annotated[Principal, Depends(require_role("school_admin", "guardian"))]
+Reviewer = Annotated[Principal, Depends(require_role("school_admin", "teacher"))]
+Admin = Annotated[Principal, Depends(require_role("school_admin"))]
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guardian"))]
 # P2.2: a school admin signs for the school (and records paper forms); a guardian signs in their own account.
 Signer = Annotated[Principal, Depends(require_role("school_admin", "guardian"))]
 
