@@ -5,11 +5,17 @@ one school. A ``teacher`` sees the children of the groups they are in charge of,
 children they are linked to (never one they are barred from). Passwords are hashed with argon2id;
 a login token is random and only its SHA-256 is stored (it carries 256 bits, so a fast hash is
 enough), with an expiry.
+
+Wrong passwords are counted per account *and* source (``LoginThrottle``): a stranger's ten tries lock
+the account for the stranger only, not for the guard at the gate, and each lock in a row lasts twice
+the one before. A try is claimed in one atomic UPDATE before the password is checked, so parallel
+requests cannot check more passwords than the limit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,6 +25,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from central import audit
@@ -51,10 +59,6 @@ CATALOGUE.update(
         "may_not_manage_users": {"zh_CN": "无权管理该账号", "en": "You may not manage this account"},
         "no_user": {"zh_CN": "没有账号 {user}", "en": "No account {user}"},
         "login_failed": {"zh_CN": "用户名或密码错误", "en": "Wrong username or password"},
-        "account_locked": {
-            "zh_CN": "密码错误次数过多，账号已锁定至 {until}",
-            "en": "Too many wrong passwords; the account is locked until {until}",
-        },
         "token_required": {"zh_CN": "需要有效的登录令牌", "en": "A valid bearer token is required"},
         "role_refused": {"zh_CN": "{role} 角色无权访问此处", "en": "The {role} role may not use this"},
         "school_refused": {"zh_CN": "无权访问学校 {school}", "en": "You may not use school {school}"},
@@ -106,9 +110,27 @@ class User(SQLModel, table=True):
     # table arrives on a parallel migration branch; the merge migration may add one.
     staff_id: int | None = Field(default=None, index=True)
     active: bool = True
+    # Unused since migration 0004 (wrong passwords are counted in LoginThrottle, per source); kept so
+    # no migration has to rebuild this table on SQLite.
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     created_at: datetime = Field(default_factory=_utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Wrong passwords for one account from one source (an address; an IPv6 address by its /64)."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (sa.UniqueConstraint("user_id", "source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    source: str = Field(max_length=64)
+    failures: int = 0
+    """Tries claimed since the last lock or success: wrong ones and those still being checked."""
+    lockouts: int = 0
+    """Locks in a row from this source; the next lasts ``lock_for`` × 2**lockouts (capped)."""
+    locked_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class AuthToken(SQLModel, table=True):
@@ -288,7 +310,7 @@ def update_user(
         user.active = active
     if password is not None:
         user.password_hash = hash_password(password)
-        user.failed_logins, user.locked_until = 0, None
+        session.execute(sa.delete(LoginThrottle).where(LoginThrottle.user_id == user.id))
     session.add(user)
     revoke_all(session, user_id=user.id)
     after = audit.snapshot(user, exclude={"password_hash"})
@@ -314,31 +336,104 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# A lock never grows past this many doublings of ``lock_for`` (15 min × 2**6 = 16 h by default).
+MAX_LOCK_DOUBLINGS = 6
+
+
+def source_of(address: str | None) -> str:
+    """What wrong passwords are counted by: the client's address; an IPv6 address by its /64, which
+    one host or one home usually holds whole."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _claim_try(session: Session, *, user_id: int, source: str, now: datetime, max_failures: int, hold: timedelta) -> int | None:
+    """Take one try for this account from this source, atomically; None when the source is locked out.
+
+    The try is counted before the password is checked, in one UPDATE … RETURNING, so 30 parallel
+    requests take 30 numbers and only the first ``max_failures`` are checked. The try that reaches
+    the limit also holds the lock at once (for ``hold``), until its own check decides: cleared if the
+    password was right, lengthened if not; a check that never finishes leaves the hold to expire.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
+    session.execute(
+        insert(LoginThrottle).values(user_id=user_id, source=source, failures=0, lockouts=0).on_conflict_do_nothing()
+    )
+    # An expired lock (or a hold left by a check that never finished) starts a fresh count.
+    taken = sa.case((LoginThrottle.failures >= max_failures, 1), else_=LoginThrottle.failures + 1)
+    claimed = session.execute(
+        sa.update(LoginThrottle)
+        .where(
+            LoginThrottle.user_id == user_id,
+            LoginThrottle.source == source,
+            sa.or_(col(LoginThrottle.locked_until).is_(None), col(LoginThrottle.locked_until) <= now),
+        )
+        .values(failures=taken, locked_until=sa.case((taken >= max_failures, sa.literal(now + hold, UTCDateTime())), else_=sa.null()))
+        .returning(LoginThrottle.failures)
+    ).first()
+    session.commit()
+    return None if claimed is None else claimed[0]
+
+
 def login(
-    session: Session, *, username: str, password: str, ttl: timedelta, max_failures: int, lock_for: timedelta
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    ttl: timedelta,
+    max_failures: int,
+    lock_for: timedelta,
+    source: str = "unknown",
 ) -> tuple[str, AuthToken, User]:
-    """Check the password and issue a token; the same error for an unknown name and a wrong password."""
+    """Check the password and issue a token.
+
+    An unknown name, a wrong password, an inactive account and a locked-out source all get the same
+    error after the same work (one argon2 verification), so none can be told from another.
+    """
     now = _utcnow()
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is not None and (locked := as_utc(user.locked_until)) and locked > now:
-        raise Unauthenticated("account_locked", until=locked.isoformat(timespec="seconds"))
-    if not _verify_password(user.password_hash if user else None, password) or user is None or not user.active:
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= max_failures:
-                user.locked_until, user.failed_logins = now + lock_for, 0
-            session.add(user)
-            session.commit()
+    taken = None
+    if user is not None:
+        taken = _claim_try(session, user_id=user.id, source=source, now=now, max_failures=max_failures, hold=lock_for)
+    stored = user.password_hash if user is not None and taken is not None else None
+    right = _verify_password(stored, password)  # a dummy hash when unknown or locked: the same cost
+    if not right or user is None or taken is None or not user.active:
+        if user is not None and taken is not None and taken >= max_failures:
+            _lock(session, user_id=user.id, source=source, now=now, lock_for=lock_for)
         raise Unauthenticated("login_failed")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.failed_logins, user.locked_until = 0, None
+    session.execute(
+        sa.update(LoginThrottle)
+        .where(LoginThrottle.user_id == user.id, LoginThrottle.source == source)
+        .values(failures=0, lockouts=0, locked_until=None)
+    )
     token = secrets.token_urlsafe(32)
     row = AuthToken(user_id=user.id, token_hash=_token_hash(token), created_at=now, expires_at=now + ttl)
     session.add_all([user, row])
     session.commit()
     session.refresh(row)
     return token, row, user
+
+
+def _lock(session: Session, *, user_id: int, source: str, now: datetime, lock_for: timedelta) -> None:
+    """The try that reached the limit was wrong: lock this source out, twice as long as last time."""
+    row = session.exec(select(LoginThrottle).where(LoginThrottle.user_id == user_id, LoginThrottle.source == source)).one()
+    row.locked_until = now + lock_for * 2 ** min(row.lockouts, MAX_LOCK_DOUBLINGS)
+    row.lockouts += 1
+    row.failures = 0
+    session.add(row)
+    session.commit()
 
 
 def principal_of(session: Session, user: User) -> Principal:

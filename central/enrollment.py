@@ -18,7 +18,7 @@ from datetime import date
 from sqlmodel import Session, col, func, select
 
 from central import groups as group_service
-from central.errors import Conflict, Invalid, Missing
+from central.errors import Conflict, Forbidden, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
 from central.models import Guardian, GuardianLink, Notice, NoticeSignature, SignaturePublic, Student, utcnow
@@ -80,6 +80,23 @@ CATALOGUE.update(
         },
         "enrollment.reason": {"zh_CN": "须写明理由", "en": "a reason is required"},
         "enrollment.signer": {"zh_CN": "须写明签署人姓名", "en": "the signer's name is required"},
+        "enrollment.school_signs": {
+            "zh_CN": "只有学校管理员可以代表学校签署告知书（P2.2）",
+            "en": "only a school admin signs the notice for the school (P2.2)",
+        },
+        "enrollment.family_signs": {
+            "zh_CN": "家长和学生的签名须由家长本人账号签署，或由学校管理员按纸质告知书录入（P2.2）",
+            "en": "the guardian's and the student's signatures come from the guardian's own account, "
+            "or a school admin recording a paper form (P2.2)",
+        },
+        "enrollment.paper_needed": {
+            "zh_CN": "学校管理员只能录入已签署的纸质告知书：请注明 paper=true（P2.2）",
+            "en": "a school admin only records a signed paper form for the {party}: set paper to true (P2.2)",
+        },
+        "enrollment.paper_not_yours": {
+            "zh_CN": "只有学校管理员可以录入纸质告知书",
+            "en": "only a school admin records a paper form",
+        },
         "enrollment.request": {
             "zh_CN": "退出须有书面申请（P7.4）",
             "en": "a withdrawal needs the written request (P7.4)",
@@ -210,14 +227,42 @@ def approve(
     return _done(session, row, commit)
 
 
+SCHOOL_ADMIN, GUARDIAN = "school_admin", "guardian"  # the roles that sign (central.accounts.Role values)
+
+
+def _check_signer(party: str, role: str, paper: bool, guardian_id: int | None) -> None:
+    """P2.2: who may put which party's signature on record."""
+    if party == "school":
+        if role != SCHOOL_ADMIN:
+            raise Forbidden("enrollment.school_signs")
+        if paper:
+            raise Invalid("enrollment.paper_not_yours")  # the school signs as itself, not from a form
+        return
+    # The guardian's and the student's signatures: the guardian's own account, or a paper form.
+    if role == GUARDIAN:
+        if paper:
+            raise Invalid("enrollment.paper_not_yours")
+    elif role == SCHOOL_ADMIN:
+        if not paper:
+            raise Invalid("enrollment.paper_needed", party=party)
+    else:
+        raise Forbidden("enrollment.family_signs")
+
+
 def sign(
     session: Session, *, school_id: int, enrollment_id: int, party: str, signer: str, notice_version: int, actor: str,
-    guardian_id: int | None = None, commit: bool = True,
+    role: str, guardian_id: int | None = None, paper: bool = False, commit: bool = True,
 ) -> Enrollment:
-    """Record one party's signature of the notice (P2.2); the third signature of one version activates."""
+    """Record one party's signature of the notice (P2.2); the third signature of one version activates.
+
+    ``role`` is the recording caller's: only a school admin signs for the school; the guardian's and
+    the student's signatures come from a guardian's own account (``guardian_id`` theirs) or from a
+    school admin recording the paper form (``paper=True``, kept on the signature).
+    """
     row = get(session, school_id=school_id, enrollment_id=enrollment_id)
     if party not in PARTIES:
         raise Invalid("enrollment.party", party=party)
+    _check_signer(party, role, paper, guardian_id)
     if row.state != APPROVED:
         _step(session, row, "activate", actor)  # raises: signatures come after approval
     notice = current_notice(session, school_id=school_id)
@@ -227,14 +272,15 @@ def sign(
         raise Conflict("enrollment.old_notice", version=notice_version, latest=notice.version)
     if not signer.strip():
         raise Invalid("enrollment.signer")
-    if party == "guardian" and guardian_id is not None:
+    if party != "school" and guardian_id is not None:
         _check_guardian(session, row.student_id, guardian_id)
     stmt = select(NoticeSignature.party).where(NoticeSignature.enrollment_id == row.id, NoticeSignature.notice_id == notice.id)
     signed = set(session.exec(stmt))
     if party in signed:
         raise Conflict("enrollment.signed", party=party, version=notice.version)
     session.add(NoticeSignature(enrollment_id=row.id, notice_id=notice.id, party=party, signer=signer.strip()[:100],
-                                guardian_id=guardian_id if party == "guardian" else None, recorded_by=actor))
+                                guardian_id=guardian_id if party != "school" else None, recorded_by=actor,
+                                paper=paper and party != "school"))
     if signed | {party} == set(PARTIES):
         _step(session, row, "activate", actor, f"notice v{notice.version}")
     return _done(session, row, commit)
@@ -276,8 +322,8 @@ def public(session: Session, row: Enrollment) -> EnrollmentPublic:
         update={
             "student": student.student_no,
             "steps": [EnrollmentStepPublic.model_validate(s) for s in steps],
-            "signatures": [SignaturePublic(party=s.party, signer=s.signer, notice_version=v, signed_at=s.signed_at)
-                           for s, v in sigs],
+            "signatures": [SignaturePublic(party=s.party, signer=s.signer, notice_version=v, signed_at=s.signed_at,
+                                           paper=s.paper, recorded_by=s.recorded_by) for s, v in sigs],
         },
     )
 
@@ -311,9 +357,10 @@ def enroll_through_chain(
     session: Session, *, school_id: int, student_ids: list[int], group_id: int, actor: str, application: str,
     school_signer: str,
 ) -> list[Enrollment]:
-    """Take each student through every step, as a school does after collecting paper forms: the
+    """Take each student through every step, as a school admin does after collecting paper forms: the
     application, the class review, approval into ``group_id``, and the three signatures of the current
-    notice. One transaction; each step goes through the same checks as the API's."""
+    notice (the guardian's and the student's recorded as paper forms). One transaction; each step goes
+    through the same checks as the API's."""
     notice = current_notice(session, school_id=school_id)
     if notice is None:
         raise Conflict("enrollment.no_notice")
@@ -337,8 +384,9 @@ def enroll_through_chain(
         guardian = session.get(Guardian, link.guardian_id).name if link else "监护人"
         for party, signer in (("school", school_signer), ("guardian", guardian), ("student", student.name)):
             if row.state == APPROVED:
-                sign(session, party=party, signer=signer, notice_version=notice.version,
-                     guardian_id=link.guardian_id if link and party == "guardian" else None, **kw)
+                sign(session, party=party, signer=signer, notice_version=notice.version, role=SCHOOL_ADMIN,
+                     paper=party != "school", guardian_id=link.guardian_id if link and party != "school" else None,
+                     **kw)
         out.append(row)
     session.commit()
     return out

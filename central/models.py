@@ -524,6 +524,7 @@ class NoticeSignature(SQLModel, table=True):
     signer: str = Field(max_length=100)  # the name signed
     guardian_id: int | None = Field(default=None, foreign_key="guardian.id")
     recorded_by: str = Field(max_length=100)
+    paper: bool = False  # a school admin recorded the guardian's or student's signature from a paper form
     signed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 
@@ -540,6 +541,9 @@ class SignaturePublic(SQLModel):
     signer: str
     notice_version: int
     signed_at: datetime
+    paper: bool = False
+    """Recorded by a school admin from a signed paper form, not signed in the guardian's own account."""
+    recorded_by: str = ""
 
 
 class EnrollmentPublic(SQLModel):

@@ -160,8 +160,14 @@ def central_serve(
     from gateway.broker import EmbeddedBroker
     from gateway.mqtt import BrokerAddress
 
+    from central.i18n import LocalizedError
+
     _logging(False)
     settings = Settings.load(config)
+    try:
+        settings.check_bind(host)
+    except LocalizedError as exc:
+        _fail(str(exc))
     embedded = None
     if with_broker:
         address = BrokerAddress.parse(settings.mqtt_url)

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 
 from pydantic import field_validator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from central.errors import Invalid
+from central.i18n import CATALOGUE
 from gateway.protocol import DEFAULT_PREFIX
 
 DEV_API_TOKEN = "dev-token-change-me"
+# A service token acts as the district: off the loopback it must be a real secret, not a word.
+MIN_OPEN_TOKEN_BYTES = 32
+
+CATALOGUE.update(
+    {
+        "open_bind_weak_token": {
+            "zh_CN": "拒绝在 {host} 上监听：SCHOOLGATE_API_TOKEN 为默认值或短于 {min} 字节。"
+            "请设置至少 {min} 字节的随机令牌（或设为空以关闭服务令牌），或只监听 127.0.0.1",
+            "en": "Refusing to listen on {host}: SCHOOLGATE_API_TOKEN is the default or shorter than {min} bytes. "
+            "Set a random token of at least {min} bytes (or empty to turn it off), or listen on 127.0.0.1 only",
+        },
+    }
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything: treat it as open
 
 
 class Settings(BaseSettings):
@@ -29,8 +55,9 @@ class Settings(BaseSettings):
     token_ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60)
     """Lifetime of a login token; 12 hours covers one school day."""
     login_max_failures: int = Field(10, ge=3)
-    """Consecutive wrong passwords that lock an account for ``login_lock_minutes``."""
+    """Consecutive wrong passwords from one source (address) that lock the account for that source."""
     login_lock_minutes: int = Field(15, ge=1)
+    """The first lock's length; each further lock in a row from the same source lasts twice as long."""
     pickup_code_digits: int = Field(6, ge=6, le=10)
     """Length of a one-time pickup code (digits a guardian reads out at the gate)."""
     photo_max_bytes: int = Field(5_000_000, ge=10_000)
@@ -85,6 +112,14 @@ class Settings(BaseSettings):
         if self.environment != "development" and self.api_token.get_secret_value() == DEV_API_TOKEN:
             raise ValueError("SCHOOLGATE_API_TOKEN must be set outside development")
         return self
+
+    def check_bind(self, host: str) -> None:
+        """Refuse to serve beyond this machine with a guessable service token, whatever ``environment`` says."""
+        token = self.api_token.get_secret_value()
+        if not token or is_loopback(host):
+            return
+        if token == DEV_API_TOKEN or len(token.encode()) < MIN_OPEN_TOKEN_BYTES:
+            raise Invalid("open_bind_weak_token", host=host, min=MIN_OPEN_TOKEN_BYTES)
 
     @property
     def partition(self) -> tuple[int, int] | None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from sqlmodel import select
 
 from central import accounts
 from central.accounts import AuthToken, User
-from central.errors import Conflict, Forbidden, Invalid
+from central.errors import Conflict, Forbidden, Invalid, Unauthenticated
 
 from .conftest import PASSWORD
 
@@ -69,15 +72,121 @@ def test_logout_and_deactivation_end_tokens(world):
     assert _login(world, "guard1").status_code == 401
 
 
-def test_too_many_wrong_passwords_lock_the_account(world):
-    for _ in range(world.settings.login_max_failures):
-        assert _login(world, "teacherA", "wrong password!").status_code == 401
+WRONG = "not the password!"
+SAME_AS_UNKNOWN = {"detail": "用户名或密码错误"}
+
+
+def test_ten_wrong_passwords_lock_the_account_for_that_source_only(world):
+    for _ in range(10):  # SCHOOLGATE_LOGIN_MAX_FAILURES, default 10
+        assert _login(world, "teacherA", WRONG).status_code == 401
     locked = _login(world, "teacherA")  # even the right password, for a while
-    assert locked.status_code == 401 and "锁定" in locked.json()["detail"]
+    # A locked account answers exactly as an unknown one does.
+    assert locked.status_code == 401 and locked.json() == SAME_AS_UNKNOWN == _login(world, "nobody").json()
+    # The same account from another address (the guard's own kiosk) is not locked.
+    assert _service_login(world, "teacherA", PASSWORD, source="10.0.0.9")
     with world.session() as session:
-        session.execute(sa.update(User).where(User.username == "teacherA").values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(sa.update(accounts.LoginThrottle).values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
         session.commit()
     assert _login(world, "teacherA").status_code == 200
+
+
+def _service_login(world, username: str, password: str, *, source: str) -> bool:
+    """One login through the service, in its own session, as a request from ``source`` would."""
+    with world.session() as session:
+        try:
+            accounts.login(
+                session, username=username, password=password, ttl=timedelta(hours=1), max_failures=10,
+                lock_for=timedelta(minutes=15), source=source,
+            )
+        except Unauthenticated:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_thirty_parallel_wrong_passwords_check_only_ten(world, monkeypatch):
+    checked = []
+    real = accounts._verify_password
+
+    def counting(stored, password):
+        if stored is not None:  # a real hash checked, not the dummy of a refused try
+            checked.append(password)
+        return real(stored, password)
+
+    monkeypatch.setattr(accounts, "_verify_password", counting)
+    start = threading.Barrier(30)
+
+    def guess(i: int) -> bool:
+        start.wait(timeout=30)
+        return _service_login(world, "guard1", f"guess number {i}", source="198.51.100.7")
+
+    with ThreadPoolExecutor(30) as pool:
+        results = list(pool.map(guess, range(30)))
+    assert results == [False] * 30
+    assert len(checked) == 10
+    # Locked for that source, right password or not; another source still gets in.
+    assert _service_login(world, "guard1", PASSWORD, source="198.51.100.7") is False
+    assert len(checked) == 10
+    assert _service_login(world, "guard1", PASSWORD, source="203.0.113.5") is True
+
+
+def test_each_lock_in_a_row_lasts_twice_as_long_and_a_login_resets_it(world, monkeypatch):
+    t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    clock = {"now": t0}
+    monkeypatch.setattr(accounts, "_utcnow", lambda: clock["now"])
+
+    def at(minutes: float, password: str) -> bool:
+        clock["now"] = t0 + timedelta(minutes=minutes)
+        return _service_login(world, "finance1", password, source="192.0.2.1")
+
+    def locked_until():
+        with world.session() as session:
+            return session.exec(select(accounts.LoginThrottle.locked_until).where(accounts.LoginThrottle.source == "192.0.2.1")).one()
+
+    assert not any(at(0, WRONG) for _ in range(10))
+    assert locked_until() == t0 + timedelta(minutes=15)
+    assert at(14.9, PASSWORD) is False
+    assert not any(at(16, WRONG) for _ in range(10))  # the lock is over; ten more wrong
+    assert locked_until() == t0 + timedelta(minutes=16 + 30)
+    assert at(45.9, PASSWORD) is False
+    assert not any(at(47, WRONG) for _ in range(10))
+    assert locked_until() == t0 + timedelta(minutes=47 + 60)
+    assert at(108, PASSWORD) is True  # a good login forgets the locks
+    assert not any(at(109, WRONG) for _ in range(10))
+    assert locked_until() == t0 + timedelta(minutes=109 + 15)
+
+
+def test_a_locked_account_costs_one_password_check_like_an_unknown_name(world, monkeypatch):
+    calls = []
+
+    class Counting(PasswordHasher):
+        def verify(self, hash, password):
+            calls.append(hash)
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(accounts, "_hasher", Counting(time_cost=1, memory_cost=256, parallelism=1))
+    for _ in range(10):
+        _service_login(world, "guard1", WRONG, source="192.0.2.2")
+    calls.clear()
+    assert _service_login(world, "guard1", PASSWORD, source="192.0.2.2") is False  # locked
+    assert _service_login(world, "nobody-at-all", PASSWORD, source="192.0.2.2") is False  # unknown
+    assert _service_login(world, "guard1", WRONG, source="192.0.2.3") is False  # wrong
+    assert len(calls) == 3 and calls[0] == calls[1] != calls[2]  # the dummy hash for locked and unknown
+
+
+@pytest.mark.parametrize(
+    ("address", "source"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),  # one home's whole /64 is one source
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("testclient", "testclient"),
+        (None, "unknown"),
+    ],
+)
+def test_the_source_of_a_login(address, source):
+    assert accounts.source_of(address) == source
 
 
 def test_a_school_admin_manages_only_their_school_below_district(world):

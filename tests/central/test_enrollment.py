@@ -11,9 +11,9 @@ from central import enrollment as enr
 from central import groups, roster
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.errors import Conflict, Invalid
+from central.errors import Conflict, Forbidden, Invalid
 from central.models import EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
-from central.models import SchoolClass, Student
+from central.models import NoticeSignature, SchoolClass, Student
 
 SETTINGS = Settings()
 
@@ -55,6 +55,17 @@ def application(session, school, group, no="S1"):
         student=no, guardian_id=guardian_of(session, no), application="我自愿申请参加课后服务", group_id=group.id))
 
 
+def paper(session, row, party: str) -> dict:
+    """What a school admin passes to record ``party``'s signature: the school's own, or a paper form."""
+    if party == "school":
+        return {"role": "school_admin"}
+    return {"role": "school_admin", "paper": True, "guardian_id": guardian_of_id(session, row.student_id)}
+
+
+def guardian_of_id(session, student_id: int) -> int:
+    return session.exec(select(GuardianLink).where(GuardianLink.student_id == student_id)).one().guardian_id
+
+
 def walk(session, school, row, upto: str):
     """Take an enrollment along the allowed path up to the state ``upto``."""
     kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "t"}
@@ -65,7 +76,7 @@ def walk(session, school, row, upto: str):
         enr.approve(session, **kw)
     if path.index(upto) >= 3:
         for party in enr.PARTIES:
-            enr.sign(session, party=party, signer="某人", notice_version=1, **kw)
+            enr.sign(session, party=party, signer="某人", notice_version=1, **paper(session, row, party), **kw)
     assert row.state == upto
     return row
 
@@ -77,7 +88,7 @@ def do(session, school, row, action: str):
     if action == "approve":
         return enr.approve(session, **kw)
     if action == "sign":
-        return enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
+        return enr.sign(session, party="school", signer="校长", notice_version=1, role="school_admin", **kw)
     if action == "reject":
         return enr.reject(session, reason="名额已满", **kw)
     if action == "withdraw":
@@ -151,20 +162,21 @@ def test_nothing_moves_a_closed_enrollment(db, final, action):
 def test_active_needs_all_three_signatures_of_one_notice_version(db):
     session, school, group = db
     row = walk(session, school, application(session, school, group), "approved")
-    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "admin"}
+    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "admin", "role": "school_admin"}
+    g = {"guardian_id": guardian_of(session, "S1"), "paper": True}
     enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
-    enr.sign(session, party="guardian", signer="家长1", notice_version=1, guardian_id=guardian_of(session, "S1"), **kw)
+    enr.sign(session, party="guardian", signer="家长1", notice_version=1, **g, **kw)
     with pytest.raises(Conflict, match="已签署"):
         enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
     enr.publish_notice(session, school_id=school.id, text="告知书 v2（接送时间调整）", actor="admin")
     with pytest.raises(Conflict) as old:
-        enr.sign(session, party="student", signer="学生1", notice_version=1, **kw)
+        enr.sign(session, party="student", signer="学生1", notice_version=1, **g, **kw)
     assert "replaced by version 2" in old.value.text("en")
     # The new version needs all three again: the two v1 signatures do not count.
-    enr.sign(session, party="student", signer="学生1", notice_version=2, **kw)
+    enr.sign(session, party="student", signer="学生1", notice_version=2, **g, **kw)
     assert row.state == "approved"
     enr.sign(session, party="school", signer="校长", notice_version=2, **kw)
-    enr.sign(session, party="guardian", signer="家长1", notice_version=2, **kw)
+    enr.sign(session, party="guardian", signer="家长1", notice_version=2, **g, **kw)
     assert row.state == "active"
     shown = enr.public(session, row)
     assert [(s.party, s.notice_version) for s in shown.signatures][-3:] == [("student", 2), ("school", 2), ("guardian", 2)]
@@ -195,8 +207,65 @@ def test_the_roster_marks_only_active_students_enrolled(db):
     assert enrolled()["S1"] is False
     before = school.roster_version
     walk_rest = [enr.sign(session, school_id=school.id, enrollment_id=row.id, actor="t", party=p, signer="x",
-                          notice_version=1) for p in enr.PARTIES]
+                          notice_version=1, **paper(session, row, p)) for p in enr.PARTIES]
     assert walk_rest[-1].state == "active"
     assert enrolled()["S1"] is True and school.roster_version == before + 1
     people = roster.build_people(session, school)
     assert next(s for s in people["students"] if s["id"] == "S1")["groups"] == [str(group.id)]
+
+
+# P2.2: who may put which signature on record. (party, role, paper, guardian given) -> refused with, or None.
+SIGNERS = [
+    ("school", "school_admin", False, False, None),
+    ("school", "teacher", False, False, "只有学校管理员可以代表学校签署"),
+    ("school", "district", False, False, "只有学校管理员可以代表学校签署"),
+    ("school", "guardian", False, True, "只有学校管理员可以代表学校签署"),
+    ("school", "school_admin", True, False, "只有学校管理员可以录入纸质告知书"),
+    ("guardian", "guardian", False, True, None),
+    ("student", "guardian", False, True, None),
+    ("guardian", "guardian", True, True, "只有学校管理员可以录入纸质告知书"),
+    ("guardian", "school_admin", True, True, None),
+    ("student", "school_admin", True, False, None),
+    ("guardian", "school_admin", False, True, "paper=true"),
+    ("student", "school_admin", False, False, "paper=true"),
+    ("guardian", "school_admin", True, False, None),  # a paper form need not name a guardian on file
+    ("guardian", "teacher", False, True, "由家长本人账号签署"),
+    ("student", "teacher", True, False, "由家长本人账号签署"),
+    ("student", "district", True, False, "由家长本人账号签署"),
+    ("guardian", "guard", False, True, "由家长本人账号签署"),
+]
+
+
+@pytest.mark.parametrize(("party", "role", "on_paper", "names_guardian", "refused"), SIGNERS)
+def test_who_may_record_which_signature(db, party, role, on_paper, names_guardian, refused):
+    session, school, group = db
+    row = walk(session, school, application(session, school, group), "approved")
+    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": f"user:{role}", "party": party, "signer": "某人",
+          "notice_version": 1, "role": role, "paper": on_paper}
+    if names_guardian:
+        kw["guardian_id"] = guardian_of(session, "S1")
+    if refused is None:
+        enr.sign(session, **kw)
+        stored = session.exec(select(NoticeSignature).where(NoticeSignature.enrollment_id == row.id)).one()
+        assert (stored.party, stored.paper, stored.recorded_by) == (party, on_paper, f"user:{role}")
+    else:
+        with pytest.raises((Forbidden, Invalid)) as caught:
+            enr.sign(session, **kw)
+        assert refused in str(caught.value)
+        assert caught.value.text("en") != str(caught.value)  # an English text too
+        assert session.exec(select(NoticeSignature)).all() == []
+
+
+def test_a_guardian_cannot_sign_for_a_child_of_someone_else(db):
+    session, school, group = db
+    row = walk(session, school, application(session, school, group), "approved")
+    with pytest.raises(Invalid, match="可接送"):
+        enr.sign(session, school_id=school.id, enrollment_id=row.id, actor="user:p2", party="student", signer="x",
+                 notice_version=1, role="guardian", guardian_id=guardian_of(session, "S2"))
+
+
+def test_paper_forms_are_marked_in_the_enrollment_shown(db):
+    session, school, group = db
+    row = walk(session, school, application(session, school, group), "active")
+    shown = {s.party: (s.paper, s.recorded_by) for s in enr.public(session, row).signatures}
+    assert shown == {"school": (False, "t"), "guardian": (True, "t"), "student": (True, "t")}

@@ -41,6 +41,35 @@ EXPECTED = {
     ("DELETE", "/api/v1/schools/{school}/guardians/{guardian_id}/photo"): {A, P},
     ("GET", "/api/v1/schools/{school}/public-profile"): {D, A},
     ("PUT", "/api/v1/schools/{school}/public-profile"): {A},
+    # P2.2: the school signs through its admin, the family in the guardian's own account (or on paper).
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/signatures"): {A, P},
+    # Setting a school up is the school admin's (README "Users, roles"): the district reads and
+    # inspects every school but writes none of this, save its own step of a provider's approval (P6.2).
+    ("POST", "/api/v1/schools/{school}/terms"): {A},
+    ("PUT", "/api/v1/schools/{school}/calendar/{day}"): {A},
+    ("DELETE", "/api/v1/schools/{school}/calendar/{day}"): {A},
+    ("PUT", "/api/v1/schools/{school}/dismissal-times"): {A},
+    ("POST", "/api/v1/schools/{school}/groups"): {A},
+    ("PATCH", "/api/v1/schools/{school}/groups/{group_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/sessions/plan"): {A},
+    ("POST", "/api/v1/schools/{school}/sessions/{session_id}/duty"): {A},
+    ("DELETE", "/api/v1/schools/{school}/sessions/{session_id}/duty/{staff_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/staff"): {A},
+    ("PATCH", "/api/v1/schools/{school}/staff/{staff_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards"): {A},
+    ("DELETE", "/api/v1/schools/{school}/staff/{staff_id}/cards/{uid}"): {A},
+    ("POST", "/api/v1/schools/{school}/vendors"): {A},
+    ("GET", "/api/v1/schools/{school}/vendors"): {D, A},
+    ("POST", "/api/v1/schools/{school}/vendors/{vendor_id}/approvals"): {D, A},
+    ("POST", "/api/v1/schools/{school}/notice"): {A},
+    ("POST", "/api/v1/schools/{school}/enrollments"): {A, P},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/review"): {A, T},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/approve"): {A},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/reject"): {A, T},
+    ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/withdraw"): {A, P},
+    ("GET", "/api/v1/schools/{school}/enrollments"): {D, A, T, P},
+    ("PATCH", "/api/v1/schools/{school}/students/{student}/guardians/{guardian_id}"): {A},
+    ("POST", "/api/v1/schools/{school}/roster/refresh"): {A},
 }
 # One user of each role, all of school s1 (district: every school).
 ONE_OF_EACH = {"district": D, "admin1": A, "teacherA": T, "guard1": G, "finance1": F, "parentA": P}
@@ -167,3 +196,65 @@ def test_every_staff_read_of_a_child_is_logged(world):
     }
     listed = world.client.get("/api/v1/schools/s1/child-reads", params={"student": "A1"}, headers=world.as_("admin1")).json()
     assert {(r["actor"], r["what"]) for r in listed} == {("user:teacherA", "student"), ("user:guard1", "student_list")}
+
+
+def _approved_enrollment(world) -> int:
+    """A1 (parentA's child) applied for group B and approved, with a notice to sign."""
+    admin = world.as_("admin1")
+    base = "/api/v1/schools/s1"
+    assert world.client.post(f"{base}/notice", json={"text": "告知书"}, headers=admin).status_code == 201
+    row = world.client.post(f"{base}/enrollments", headers=admin, json={
+        "student": "A1", "guardian_id": world.ids["gA"], "application": "书面申请", "group_id": world.ids["groupB"]})
+    assert row.status_code == 201, row.text
+    enrollment = row.json()["id"]
+    for step in ("review", "approve"):
+        assert world.client.post(f"{base}/enrollments/{enrollment}/{step}", json={}, headers=admin).status_code == 200
+    return enrollment
+
+
+def test_only_the_school_admin_signs_for_the_school_and_the_family_signs_itself(world):
+    url = f"/api/v1/schools/s1/enrollments/{_approved_enrollment(world)}/signatures"
+
+    def sign(user: str, party: str, **extra):
+        body = {"party": party, "signer": "某人", "notice_version": 1, **extra}
+        return world.client.post(url, json=body, headers=world.as_(user))
+
+    for user in ("teacherB", "district", "guard1"):  # teacherB is in charge of group B
+        for party in ("school", "guardian", "student"):
+            r = sign(user, party, guardian_id=world.ids["gA"], paper=True)
+            assert r.status_code == 403, (user, party, r.text)
+    assert sign("parentA", "school").status_code == 403
+    assert sign("parentB", "guardian").status_code == 404  # not their child: not even seen
+    assert sign("admin1", "guardian", guardian_id=world.ids["gA"]).status_code == 422  # not from a paper form
+    assert sign("parentA", "guardian", guardian_id=world.ids["gB"]).status_code == 403  # in someone else's name
+    assert sign("admin1", "school").status_code == 200
+    assert sign("parentA", "guardian").status_code == 200
+    done = sign("parentA", "student")
+    assert done.status_code == 200 and done.json()["state"] == "active"
+    assert {(s["party"], s["paper"], s["recorded_by"]) for s in done.json()["signatures"]} == {
+        ("school", False, "user:admin1"), ("guardian", False, "user:parentA"), ("student", False, "user:parentA")}
+
+
+def test_a_paper_form_recorded_by_the_admin_is_marked_so(world):
+    url = f"/api/v1/schools/s1/enrollments/{_approved_enrollment(world)}/signatures"
+    admin = world.as_("admin1")
+    for party in ("school", "guardian", "student"):
+        body = {"party": party, "signer": "某人", "notice_version": 1}
+        if party != "school":
+            body |= {"paper": True, "guardian_id": world.ids["gA"]}
+        r = world.client.post(url, json=body, headers=admin)
+        assert r.status_code == 200, r.text
+    assert [(s["party"], s["paper"]) for s in r.json()["signatures"]] == [
+        ("school", False), ("guardian", True), ("student", True)]
+    assert r.json()["state"] == "active"
+
+
+def test_the_district_reads_a_school_but_does_not_set_it_up(world):
+    district, refusal = world.as_("district"), {"detail": t("role_refused", "zh_CN", role="district")}
+    assert world.client.get("/api/v1/schools/s1/groups", headers=district).status_code == 200
+    group = {"name": "篮球", "category": "sports", "capacity": 20, "place": "操场", "grades": ["三年级"]}
+    r = world.client.post("/api/v1/schools/s1/groups", json=group, headers=district)
+    assert r.status_code == 403 and r.json() == refusal
+    r = world.client.post("/api/v1/schools/s1/groups", json=group, headers=world.as_("service"))  # a machine, as district
+    assert r.status_code == 403
+    assert world.client.post("/api/v1/schools/s1/groups", json=group, headers=world.as_("admin1")).status_code == 201

@@ -15,7 +15,7 @@ from datetime import timedelta
 import httpx
 from sgtest import wait_for
 
-from central.admin import import_files, register_kiosk
+from central.admin import create_user, import_files, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.mqtt import free_port
@@ -47,8 +47,14 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
         import_files(settings, school=school, students=students, guardians=guardians, school_name="示范小学")
         gate = Kiosk(KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
                                    mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)).start()
+        # The school's admin sets it up; the district (and the service token, which acts as it) only reads.
+        create_user(settings, username=f"principal-{school}", password="a password for tests", role="school_admin",
+                    school=school)
+        login = ok(httpx.post(f"{central.url}/api/v1/auth/login", json={"username": f"principal-{school}",
+                                                                        "password": "a password for tests"}))
         api = httpx.Client(base_url=f"{central.url}/api/v1/schools/{school}", timeout=20,
-                           headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"})
+                           headers={"Authorization": f"Bearer {login['access_token']}"})
+        district = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
         try:
             wait_for(lambda: gate.store.roster.version == 1, what="roster v1 at the kiosk")
             assert gate.store.roster.students["S1"].enrolled is False  # imported is not enrolled (P2.1)
@@ -96,10 +102,20 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
             ok(api.post(f"/enrollments/{row['id']}/review", json={"note": "情况属实"}))
             ok(api.post(f"/enrollments/{row['id']}/approve", json={}))
             before = ok(api.get("/roster"))["version"]
-            for party, signer in (("school", "张校长"), ("guardian", guardian["name"]), ("student", "王小明")):
-                row = ok(api.post(f"/enrollments/{row['id']}/signatures", json={
-                    "party": party, "signer": signer, "notice_version": notice["version"],
-                    **({"guardian_id": guardian["id"]} if party == "guardian" else {})}))
+            # P2.2: the service token (district) signs for nobody; the school's admin signs for the
+            # school, the guardian in their own account for themselves and the child.
+            refused = api.post(f"/enrollments/{row['id']}/signatures", headers=district, json={
+                "party": "school", "signer": "区教体局", "notice_version": notice["version"]})
+            assert refused.status_code == 403
+            create_user(settings, username=f"parent-{school}", password="a password for tests", role="guardian",
+                        school=school, guardian_id=guardian["id"])
+            login = ok(httpx.post(f"{central.url}/api/v1/auth/login", json={"username": f"parent-{school}",
+                                                                            "password": "a password for tests"}))
+            signers = {"school_admin": {"Authorization": api.headers["Authorization"]}, "guardian": {"Authorization": f"Bearer {login['access_token']}"}}
+            for party, signer, who in (("school", "张校长", "school_admin"), ("guardian", guardian["name"], "guardian"),
+                                       ("student", "王小明", "guardian")):
+                row = ok(api.post(f"/enrollments/{row['id']}/signatures", headers=signers[who], json={
+                    "party": party, "signer": signer, "notice_version": notice["version"]}))
             assert row["state"] == "active"
             assert [s["to_state"] for s in row["steps"]] == ["applied", "class_reviewed", "approved", "active"]
             summary = ok(api.get("/roster"))

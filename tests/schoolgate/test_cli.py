@@ -169,3 +169,10 @@ def test_demo_console_needs_a_terminal():
 def test_demo_opens_the_console_on_the_demo_school_and_prints_the_summary_on_quit(tmp_path):
     code, screen = _console_in_a_terminal(["demo"], tmp_path, "demo-school")
     assert code == 0, screen[-2000:]
+
+
+def test_central_serve_on_an_open_address_refuses_the_default_token():
+    # SCHOOLGATE_ENVIRONMENT unset: still refused, before anything listens.
+    done = schoolgate("central", "serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "拒绝在 0.0.0.0 上监听" in done.stderr and "SCHOOLGATE_API_TOKEN" in done.stderr

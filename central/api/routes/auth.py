@@ -48,6 +48,7 @@ def login(body: LoginIn, request: Request, session: SessionDep) -> LoginOut:
         ttl=timedelta(minutes=settings.token_ttl_minutes),
         max_failures=settings.login_max_failures,
         lock_for=timedelta(minutes=settings.login_lock_minutes),
+        source=accounts.source_of(request.client.host if request.client else None),
     )
     principal = accounts.principal_of(session, user)
     return LoginOut(access_token=token, expires_at=accounts.as_utc(row.expires_at), role=principal.role, school=principal.school_code)

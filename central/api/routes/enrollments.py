@@ -22,11 +22,13 @@ from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, School
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
-STAFF = ("school_admin", "district", "teacher")
-Applicant = Annotated[Principal, Depends(require_role("school_admin", "district", "guardian"))]
-Reviewer = Annotated[Principal, Depends(require_role(*STAFF))]
-Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
-Reader = Annotated[Principal, Depends(require_role(*STAFF, "guardian"))]
+# The district reads every school's enrollments and inspects; it takes no step in them (P2.1).
+Applicant = Annotated[Principal, Depends(require_role("school_admin", "guardian"))]
+Reviewer = Annotated[Principal, Depends(require_role("school_admin", "teacher"))]
+Admin = Annotated[Principal, Depends(require_role("school_admin"))]
+Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guardian"))]
+# P2.2: a school admin signs for the school (and records paper forms); a guardian signs in their own account.
+Signer = Annotated[Principal, Depends(require_role("school_admin", "guardian"))]
 
 CATALOGUE.update(
     {
@@ -51,7 +53,12 @@ class SignIn(BaseModel):
     party: str = Field(description="school, guardian or student (P2.2)")
     signer: str = Field(min_length=1, max_length=100, description="the name signed")
     notice_version: int = Field(ge=1)
-    guardian_id: int | None = None
+    guardian_id: int | None = Field(
+        default=None, description="who signed for the guardian or student; a guardian's own account signs as itself"
+    )
+    paper: bool = Field(
+        default=False, description="a school admin records the guardian's or student's signature from a signed paper form"
+    )
 
 
 class RejectIn(BaseModel):
@@ -140,15 +147,23 @@ def approve(school: str, enrollment_id: IdPath, body: ApproveIn, request: Reques
 
 
 @router.post("/{enrollment_id}/signatures")
-def sign(school: str, enrollment_id: IdPath, body: SignIn, request: Request, session: SessionDep, user: Reader) -> EnrollmentPublic:
-    """One party's signature of the current notice; the third makes the enrollment active (P2.2)."""
+def sign(school: str, enrollment_id: IdPath, body: SignIn, request: Request, session: SessionDep, user: Signer) -> EnrollmentPublic:
+    """One party's signature of the current notice; the third makes the enrollment active (P2.2).
+
+    The school's: a school admin. The guardian's and the student's: the guardian in their own account,
+    or a school admin recording the signed paper form (``paper: true``, kept on the signature).
+    """
     found = accounts.school_by_code(session, school)
     _row(session, user, found, enrollment_id)
-    if user.role is Role.GUARDIAN and (body.party != "guardian" or body.guardian_id != user.guardian_id):
-        raise Forbidden("enrollment.guardian_only_own")
+    guardian_id = body.guardian_id
+    if user.role is Role.GUARDIAN:
+        if guardian_id not in (None, user.guardian_id):
+            raise Forbidden("enrollment.guardian_only_own")
+        guardian_id = user.guardian_id
     row = enrollment.sign(
         session, school_id=found.id, enrollment_id=enrollment_id, party=body.party, signer=body.signer,
-        notice_version=body.notice_version, guardian_id=body.guardian_id, actor=user.label,
+        notice_version=body.notice_version, guardian_id=guardian_id, paper=body.paper, actor=user.label,
+        role=user.role.value,
     )
     return _out(request, session, found, row, changed=row.state == enrollment.ACTIVE)
 

@@ -15,7 +15,8 @@ from central.api.roster_sync import publish_roster
 
 router = APIRouter(prefix="/schools/{school}/roster", tags=["roster"], responses=ERROR_RESPONSES)
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "guard"))]
-Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+# The district reads every school and inspects; it does not set a school up (README, "Users, roles").
+Admin = Annotated[Principal, Depends(require_role("school_admin"))]
 
 
 class RosterSummary(BaseModel):

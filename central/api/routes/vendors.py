@@ -15,7 +15,10 @@ from central.api.roster_sync import publish_roster
 from central.models import VendorCreate, VendorPublic
 
 router = APIRouter(prefix="/schools/{school}/vendors", tags=["vendors"], responses=ERROR_RESPONSES)
-Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
+# The district reads every school and inspects; it does not set a school up (README, "Users, roles").
+Admin = Annotated[Principal, Depends(require_role("school_admin"))]
+# P6.2: the district bureau approves a provider in turn, so it records decisions and reads vendors.
+Approver = Annotated[Principal, Depends(require_role("school_admin", "district"))]
 
 
 class DecisionIn(BaseModel):
@@ -31,13 +34,13 @@ def create_vendor(school: str, body: VendorCreate, session: SessionDep, user: Ad
 
 
 @router.get("")
-def list_vendors(school: str, session: SessionDep, user: Admin) -> list[VendorPublic]:
+def list_vendors(school: str, session: SessionDep, user: Approver) -> list[VendorPublic]:
     found = accounts.school_by_code(session, school)
     return [staff_service.vendor_public(session, v) for v in staff_service.list_vendors(session, school_id=found.id)]
 
 
 @router.post("/{vendor_id}/approvals", status_code=201)
-def decide(school: str, vendor_id: IdPath, body: DecisionIn, request: Request, session: SessionDep, user: Admin) -> VendorPublic:
+def decide(school: str, vendor_id: IdPath, body: DecisionIn, request: Request, session: SessionDep, user: Approver) -> VendorPublic:
     """Record the next step's decision (who and when are recorded); the last approval lets the vendor's staff serve."""
     found = accounts.school_by_code(session, school)
     vendor = staff_service.decide_step(
