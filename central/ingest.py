@@ -224,8 +224,8 @@ class Ingest:
     def process(self, messages: list[tuple]) -> None:
         """Check, store and ack one batch of messages (topic, payload, retained[, arrival in ms]).
 
-        A batch that fails for any reason but an unreachable database is taken apart: each message
-        alone, then each event of a message alone, then a lone event refused (an incident, and the
+        A batch that fails for any reason but an unreachable database is taken apart: in halves down
+        to each message alone, then each event of a message alone, then a lone event refused (an incident, and the
         kiosk told), so that one message never holds back the others or its kiosk's chain."""
         try:
             batch, fresh = self._store(messages)
@@ -235,9 +235,11 @@ class Ingest:
         except Exception as exc:  # noqa: BLE001 - whatever it was, it is one message's fault
             self._kiosks.clear()
             if len(messages) > 1:
-                log.warning("a batch of %d messages failed (%s: %.200s); storing them one by one", len(messages), type(exc).__name__, exc)
-                for message in messages:
-                    self.process([message])
+                # Halves, in order: a poison message among 500 costs about 2 x 9 transactions, not 500.
+                log.warning("a batch of %d messages failed (%s: %.200s); storing it in halves", len(messages), type(exc).__name__, exc)
+                middle = len(messages) // 2
+                self.process(messages[:middle])
+                self.process(messages[middle:])
                 return
             found = self._isolate(messages[0], exc)
             if found is None:
