@@ -203,7 +203,7 @@ class SyncClient:
         self.clock_offset_ms = int((datetime.now(UTC) - server).total_seconds() * 1000)
         if ack.refused:
             # Central refused these of our own events as malformed; the ack covers them so the
-            # chain goes on, and the fault is on record on both sides.
+            # chain goes on; central keeps them as refused_event incidents, the kiosk's log names them.
             log.error("central refused events %s of this kiosk as malformed (see its safety incidents)", ack.refused)
         dropped = 0
         if ack.upto > self.outbox.acked:
