@@ -321,7 +321,7 @@ class Ingest:
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
-            log.warning("safety incident %s on %s: %s", incident.kind, incident.topic, incident.detail)
+            log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
         now = datetime.now(UTC)
         for (school, kiosk), state in batch.touched.items():
             ack = ack_message(

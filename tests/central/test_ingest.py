@@ -577,3 +577,13 @@ def test_forged_seqs_are_counted_on_one_row_past_the_first_ten(world):
         send(ingest, protocol.batch_payload([forger.event() for _ in range(40)]))
     rows = incident_rows(engine)
     assert rows == [("bad_signature", "k1", 1)] * 10 + [("bad_signature", "k1", 110)]
+
+
+def test_an_incident_is_bounded_in_size_whatever_the_payload(world):
+    engine, ingest, _ = world
+    huge = dict(Kiosk().event(), seq="9" * 200_000, note="\x00" * 100)
+    send(ingest, protocol.canonical_json(huge))
+    with engine.connect() as conn:
+        detail, payload = conn.execute(sa.text("SELECT detail, payload FROM safety_incident")).one()
+    assert incidents(engine) == ["malformed_payload"]
+    assert detail.startswith("bad event seq='99999") and len(detail) == 1000 and len(payload) == 4000
