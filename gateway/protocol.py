@@ -234,15 +234,19 @@ def find_nul(value: Any) -> str | None:
 
 
 def _depth(value: Any) -> int:
-    """How deeply a decoded message nests (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 1)]
+    """How deeply a decoded message nests (a scalar is 0), without recursion; stops counting
+    past MAX_DEPTH. Only containers are visited: an event's scalars cost one type check each."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest, stack = 1, [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level > MAX_DEPTH:
-                break
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
     return deepest
 
 
@@ -340,9 +344,11 @@ def _reason(exc: ValidationError) -> str:
 def parse_event(raw: Any) -> Event:
     if not isinstance(raw, dict):
         raise ProtocolError(f"an event must be a JSON object, not {type(raw).__name__}")
-    nul = find_nul(raw)
+    # An event is flat: a NUL deeper down sits in a field of the wrong type, refused below anyway.
+    nul = next((k for k, v in raw.items() if "\x00" in k or (isinstance(v, str) and "\x00" in v)), None)
     if nul is not None:
-        raise ProtocolError(f"bad event seq={raw.get('seq')!r}: {nul}: text contains a NUL character")
+        where = "key" if "\x00" in nul else nul
+        raise ProtocolError(f"bad event seq={raw.get('seq')!r}: {where}: text contains a NUL character")
     try:
         return Event.model_validate(raw)
     except ValidationError as exc:
