@@ -6,9 +6,17 @@ kiosk's HMAC and its hash chain; it is stored once by (kiosk, seq); the kiosk is
 its highest contiguous seq, with ``resend_from`` when a seq went missing. Whatever is wrong with a
 payload becomes a safety incident with the payload kept, never an exception that stops ingest.
 
-Kiosk status messages feed the clock estimate: each boot's monotonic clock is mapped onto
-central's, so an event recorded while the kiosk's wall clock was wrong still gets its true time,
-and a wall clock off by more than the limit is reported as a ``clock_skew`` incident.
+Each message is isolated: one that fails in any way (a database error included) is retried alone,
+a batch message event by event, and what still fails becomes a bounded incident; the rest of its
+batch is stored. A kiosk's own event that is signed and next in its chain but malformed is
+*refused*: the chain moves past it, the ack names it in ``refused``, and its next events go in.
+Incidents are bounded: past ``DETAILED`` of one kind, school and kiosk in a window they are counted
+on one row, and unregistered kiosk names past ``UNKNOWN_NAMES`` a school share one name, ``*``.
+
+Signed kiosk status messages and signed events feed the clock estimate: each boot's monotonic clock
+is mapped onto central's, so an event recorded while the kiosk's wall clock was wrong still gets its
+true time, and a wall clock off by more than the limit is reported as a ``clock_skew`` incident. An
+event without a clock pair whose time is far from its arrival is a ``time_out_of_range`` incident.
 
 A ``pickup`` event noted ``code:<id>`` used that one-time code at the kiosk: once the batch is
 stored the code is marked used and the school's roster, which carried it, is published again.
@@ -20,9 +28,9 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +40,7 @@ from sqlmodel import Session, col
 from central import pickup, roster
 from central.core.config import Settings
 from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
+from central.services import corrected_time
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,13 @@ KIOSK = Kiosk.__table__
 CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
+DETAIL_KEPT = 1000  # characters of an incident's detail (an exception's text can be anything)
+WINDOW_S = 600.0  # seconds of one window of incident bookkeeping
+DETAILED = 10  # incidents of one kind, school and kiosk stored one by one per window; the rest are counted
+UNKNOWN_NAMES = 20  # distinct unregistered kiosk names of one school per window; the rest are filed as "*"
+FAR_PAST = timedelta(days=30)  # an event without a clock pair older than this on arrival is an incident
+# The database is unreachable or locked: no message is to blame, the whole batch is retried by resend.
+DB_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError)
 SEQLESS_QUIET = 600.0  # seconds an incident without a seq stays quiet after it was stored
 MAX_AHEAD = 100_000  # a seq this far past the last stored one is not a gap but a fault
 CODE_NOTE = "code:"  # a pickup event's note naming the one-time code used
@@ -75,6 +91,28 @@ class Incident:
     school_id: int | None = None
     kiosk: str | None = None
     seq: int | None = None
+    registered: bool = True  # False: the kiosk name came from a topic no registered kiosk owns
+
+
+@dataclass
+class _Checked:
+    """One event of a message that passed the checks of who sent it: stored, or refused (``refused``
+    says why) when it is the kiosk's own signed event but not a valid one."""
+
+    raw: dict[str, Any]
+    seq: int
+    prev: str
+    event: protocol.Event | None
+    refused: str | None = None
+
+
+@dataclass
+class _IncidentPlan:
+    """What a batch adds to the incident bookkeeping of the window; merged once committed."""
+
+    counts: Counter = field(default_factory=Counter)
+    summaries: dict[tuple, int] = field(default_factory=dict)
+    names: dict[int | None, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +128,11 @@ class _Batch:
     repeats: list[tuple[KioskState, str, int, str, str, str]] = field(default_factory=list)
     # (school id, kiosk, code id as noted, time) of each one-time code used
     codes: list[tuple[int, str, str, datetime]] = field(default_factory=list)
+    # (school, kiosk) -> seqs of the kiosk's own events refused (the ack names them)
+    refused: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    # Set when this one-event message failed to store: its event is refused, with this reason.
+    refuse_all: str | None = None
+    plan: _IncidentPlan = field(default_factory=_IncidentPlan)
 
     @property
     def received_ms(self) -> int:
@@ -127,6 +170,12 @@ class Ingest:
         self._schools: dict[str, int] = {}
         # Recently reported (kind, school, kiosk, seq): a resending kiosk does not flood the log.
         self._reported: OrderedDict[tuple, float] = OrderedDict()
+        # This window's incident bookkeeping (DETAILED, UNKNOWN_NAMES): rows stored per (kind,
+        # school, kiosk), the row counting the rest, and the unregistered names seen per school.
+        self._window_start = time.monotonic()
+        self._incident_counts: Counter = Counter()
+        self._incident_summaries: dict[tuple, int] = {}
+        self._unknown_names: dict[int | None, set[str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stored = 0
@@ -173,8 +222,70 @@ class Ingest:
     # --- one batch ---------------------------------------------------------------------------------
 
     def process(self, messages: list[tuple]) -> None:
-        """Check, store and ack one batch of messages (topic, payload, retained[, arrival in ms])."""
-        batch = _Batch(datetime.now(UTC))
+        """Check, store and ack one batch of messages (topic, payload, retained[, arrival in ms]).
+
+        A batch that fails for any reason but an unreachable database is taken apart: in halves down
+        to each message alone, then each event of a message alone, then a lone event refused (an incident, and the
+        kiosk told), so that one message never holds back the others or its kiosk's chain."""
+        try:
+            batch, fresh = self._store(messages)
+        except DB_DOWN:
+            self._kiosks.clear()
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever it was, it is one message's fault
+            self._kiosks.clear()
+            if len(messages) > 1:
+                # Halves, in order: a poison message among 500 costs about 2 x 9 transactions, not 500.
+                log.warning("a batch of %d messages failed (%s: %.200s); storing it in halves", len(messages), type(exc).__name__, exc)
+                middle = len(messages) // 2
+                self.process(messages[:middle])
+                self.process(messages[middle:])
+                return
+            found = self._isolate(messages[0], exc)
+            if found is None:
+                return
+            batch, fresh = found
+        self._finish(batch, fresh)
+
+    def _isolate(self, message: tuple, exc: Exception) -> tuple[_Batch, dict] | None:
+        """One message that failed to store: each of its events alone, or, for one event, that
+        event refused. What fails even so is an ``ingest_error`` incident in a transaction of its own."""
+        topic, payload, retained, *arrived = message
+        try:
+            raws = protocol.split_events_payload(payload) if self.topics.parse(topic)[0] == "events" else []
+        except protocol.ProtocolError:
+            raws = []
+        if len(raws) > 1 and all(_jsonable(raw) for raw in raws):
+            for raw in raws:
+                self.process([(topic, protocol.canonical_json(raw), retained, *arrived)])
+            return None
+        reason = f"it could not be stored ({type(exc).__name__}: {str(exc)[:300]})"
+        try:
+            return self._store([message], refuse_all=reason)
+        except DB_DOWN:
+            self._kiosks.clear()
+            raise
+        except Exception as again:  # noqa: BLE001
+            self._kiosks.clear()
+            log.exception("a message on %s could not be stored nor refused", topic)
+            try:
+                _kind, school, kiosk = self.topics.parse(topic)
+            except protocol.ProtocolError:
+                school, kiosk = None, None
+            incident = Incident(
+                "ingest_error", f"the message could not be stored: {type(again).__name__}: {again}", topic,
+                payload[: PAYLOAD_KEPT * 4].decode("utf-8", "replace"), self._schools.get(school), kiosk,
+            )
+            plan = _IncidentPlan()
+            with self.engine.begin() as conn:
+                self._write_incidents(conn, [incident], datetime.now(UTC), plan)
+            self._merge_plan(plan)
+            return None
+
+    def _store(self, messages: list[tuple], *, refuse_all: str | None = None) -> tuple[_Batch, dict]:
+        """One transaction: check every message, write what is good and the incidents."""
+        batch = _Batch(datetime.now(UTC), refuse_all=refuse_all)
+        self._roll_window()
         with self.engine.begin() as conn:
             if self.shared:
                 self._lock_kiosks(conn, messages)
@@ -188,7 +299,11 @@ class Ingest:
                 self._write_kiosk(conn, state)
             fresh = self._fresh(batch.incidents)
             if fresh:
-                conn.execute(INCIDENT.insert(), [_incident_row(i, batch.received_at) for i in fresh.values()])
+                self._write_incidents(conn, list(fresh.values()), batch.received_at, batch.plan)
+        return batch, fresh
+
+    def _finish(self, batch: _Batch, fresh: dict) -> None:
+        self._merge_plan(batch.plan)
         try:
             self._after_commit(batch, fresh)
         finally:
@@ -206,13 +321,14 @@ class Ingest:
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
-            log.warning("safety incident %s on %s: %s", incident.kind, incident.topic, incident.detail)
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+            log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
+        now = datetime.now(UTC)
         for (school, kiosk), state in batch.touched.items():
-            ack: dict[str, Any] = {"v": 1, "upto": state.acked, "server_time": now}
-            if state.gap:
-                ack["resend_from"] = state.acked + 1
-                state.gap = False
+            ack = ack_message(
+                upto=state.acked, server_time=now, resend_from=state.acked + 1 if state.gap else None,
+                refused=batch.refused.get((school, kiosk), ()),
+            )
+            state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
 
     def _one_message(self, conn, topic: str, payload: bytes, retained: bool, batch: _Batch) -> None:
@@ -228,88 +344,129 @@ class Ingest:
         if kind == "status":
             self._status(conn, school, kiosk, payload, retained, batch)
             return
+        state = self._kiosk(conn, school, kiosk)
         try:
             raws = protocol.split_events_payload(payload)
         except protocol.ProtocolError as exc:
             kind = "oversize_payload" if len(payload) > protocol.MAX_PAYLOAD else "malformed_payload"
-            batch.incidents.append(Incident(kind, str(exc), topic, text, school_id, kiosk))
+            batch.incidents.append(Incident(kind, str(exc), topic, text, school_id, kiosk, registered=state is not None))
             return
-        state = self._kiosk(conn, school, kiosk)
         if state is None:
             batch.incidents.append(
-                Incident("unknown_kiosk", f"kiosk {kiosk!r} is not registered at school {school!r}", topic, text, school_id, kiosk)
+                Incident("unknown_kiosk", f"kiosk {kiosk!r} is not registered at school {school!r}", topic, text, school_id, kiosk,
+                         registered=False)
             )
             return
         batch.touched[school, kiosk] = state
         valid = [e for e in (self._check(conn, topic, school, kiosk, state, raw, batch) for raw in raws) if e]
         # Sample the clocks of the whole message first: its newest event was sent just now, so it
-        # gives the tightest estimate for the older ones recorded offline.
-        for raw, event in valid:
-            if event.boot is not None and event.mono is not None:
+        # gives the tightest estimate for the older ones recorded offline. Only signed, valid events.
+        for item in valid:
+            event = item.event
+            if event is not None and item.refused is None and event.boot is not None and event.mono is not None:
                 self._sample(conn, state, event.boot, event.mono, batch.arrived_ms)
-        for raw, event in valid:
-            self._apply(topic, kiosk, state, raw, event, batch)
+        for item in valid:
+            self._apply(topic, school, kiosk, state, item, batch)
 
-    def _check(self, conn, topic, school, kiosk, state, raw, batch) -> tuple[dict, protocol.Event] | None:
-        """Validate and authenticate one raw event; None (and an incident) when it is bad."""
+    def _check(self, conn, topic, school, kiosk, state, raw, batch) -> _Checked | None:
+        """Validate and authenticate one raw event; None (and an incident) when it is bad. A
+        malformed event that carries the kiosk's valid signature comes back to be refused."""
 
         def incident(kind: str, detail: str, seq: int | None = None) -> None:
-            body = protocol.canonical_json(raw).decode() if _jsonable(raw) else repr(raw)
+            body = protocol.canonical_json(raw).decode() if _jsonable(raw) else repr(raw)[:PAYLOAD_KEPT]
             batch.incidents.append(Incident(kind, detail, topic, body, state.school_id, kiosk, seq))
 
         try:
             event = protocol.parse_event(raw)
         except protocol.ProtocolError as exc:
             seq = raw.get("seq") if isinstance(raw, dict) else None
-            incident("malformed_payload", str(exc), seq if type(seq) is int and 1 <= seq <= protocol.INT32 else None)
+            seq = seq if type(seq) is int and 1 <= seq <= protocol.INT32 else None
+            if seq is not None and seq <= state.acked + MAX_AHEAD and self._own(conn, school, kiosk, state, raw):
+                return _Checked(raw, seq, raw["prev"], None, refused=str(exc))
+            incident("malformed_payload", str(exc), seq)
             return None
         if (event.school, event.kiosk) != (school, kiosk):
             incident("topic_mismatch", f"event of {event.school}/{event.kiosk} arrived on {topic}", event.seq)
             return None
-        if not protocol.verify(raw, state.secret):
-            # The kiosk may have been registered again with a new secret since we cached it.
-            secret = bytes.fromhex(conn.execute(sa.select(KIOSK.c.secret).where(KIOSK.c.id == state.id)).scalar_one())
-            if secret == state.secret or not protocol.verify(raw, secret):
-                incident("bad_signature", f"seq {event.seq}: the HMAC does not match kiosk {kiosk}'s secret", event.seq)
-                return None
-            state.secret = secret
+        if not self._verify(conn, state, raw):
+            incident("bad_signature", f"seq {event.seq}: the HMAC does not match kiosk {kiosk}'s secret", event.seq)
+            return None
         if event.seq > state.acked + MAX_AHEAD:
             incident("seq_out_of_range", f"seq {event.seq} is over {MAX_AHEAD} past the last stored ({state.acked})", event.seq)
             return None
-        return raw, event
+        return _Checked(raw, event.seq, event.prev, event)
 
-    def _apply(self, topic, kiosk, state, raw, event: protocol.Event, batch: _Batch) -> None:
+    def _verify(self, conn, state: KioskState, fields: dict[str, Any]) -> bool:
+        """Whether the kiosk's secret signed these fields (``sig``)."""
+        if protocol.verify(fields, state.secret):
+            return True
+        # The kiosk may have been registered again with a new secret since we cached it.
+        secret = bytes.fromhex(conn.execute(sa.select(KIOSK.c.secret).where(KIOSK.c.id == state.id)).scalar_one())
+        if secret == state.secret or not protocol.verify(fields, secret):
+            return False
+        state.secret = secret
+        return True
+
+    def _own(self, conn, school: str, kiosk: str, state: KioskState, raw: dict[str, Any]) -> bool:
+        """Whether a malformed event is still this kiosk's own, signed, with the shape of a chain
+        link: then only the kiosk can have sent it, and refusing it may move its chain on."""
+        return (
+            raw.get("school") == school
+            and raw.get("kiosk") == kiosk
+            and isinstance(raw.get("prev"), str)
+            and isinstance(raw.get("sig"), str)
+            and _jsonable(raw)
+            and self._verify(conn, state, raw)
+        )
+
+    def _apply(self, topic, school, kiosk, state, item: _Checked, batch: _Batch) -> None:
+        raw, seq, event = item.raw, item.seq, item.event
         digest = protocol.event_hash(raw)
-        if event.seq <= state.acked:
-            # Stored before: a resend or a duplicated delivery (the ack says so again), unless the
-            # content differs, which is a conflict to look at.
-            batch.repeats.append((state, kiosk, event.seq, digest, topic, protocol.canonical_json(raw).decode()))
+        if seq <= state.acked:
+            # Stored (or refused) before: a resend or a duplicated delivery (the ack says so
+            # again), unless the content differs, which is a conflict to look at.
+            batch.repeats.append((state, kiosk, seq, digest, topic, protocol.canonical_json(raw).decode()))
             return
-        if event.seq > state.acked + 1:
+        if seq > state.acked + 1:
             state.gap = True  # an earlier seq went missing on the way: ask for it again
             return
-        if event.prev != state.last_hash:
+        if item.prev != state.last_hash:
             batch.incidents.append(
                 Incident(
                     "broken_chain",
-                    f"seq {event.seq}: prev does not match the hash of seq {state.acked}",
+                    f"seq {seq}: prev does not match the hash of seq {state.acked}",
                     topic,
                     protocol.canonical_json(raw).decode(),
                     state.school_id,
                     kiosk,
-                    event.seq,
+                    seq,
                 )
             )
+            return
+        refused = item.refused or batch.refuse_all
+        if event is None or refused is not None:
+            # The kiosk's own event, in its place in the chain, but not one central can store: it is
+            # refused for good and the chain moves past it, or the kiosk would resend it forever.
+            batch.incidents.append(
+                Incident(
+                    "refused_event", f"seq {seq} refused, kiosk told in its ack: {refused}", topic,
+                    protocol.canonical_json(raw).decode(), state.school_id, kiosk, seq,
+                )
+            )
+            batch.refused.setdefault((school, kiosk), []).append(seq)
+            state.acked, state.last_hash, state.dirty = seq, digest, True
             return
         at = datetime.fromisoformat(event.at).astimezone(UTC)
         if event.boot is not None and event.mono is not None:
             self._check_skew(state, kiosk, event, at, topic, batch)
+        else:
+            self._check_far(state, kiosk, event, at, topic, batch)
         batch.rows.append(event_row(event, digest, school_id=state.school_id, kiosk_id=state.id, at=at, received_at=batch.received_at))
         if event.kind == "pickup" and event.note and event.note.startswith(CODE_NOTE):
             # When it happened on central's clock where the kiosk's boot is known: a kiosk's wall
             # clock may be far off, and the order of two uses must be right.
             clock = state.clocks.get(event.boot) if event.boot is not None else None
-            used = at if clock is None or event.mono is None else datetime.fromtimestamp((clock.base_ms + event.mono) / 1000, UTC)
+            used = at if clock is None or event.mono is None else corrected_time(clock.base_ms, event.mono, at)
             batch.codes.append((state.school_id, kiosk, event.note[len(CODE_NOTE) :], used))
         state.acked = event.seq
         state.last_hash = digest
@@ -428,9 +585,14 @@ class Ingest:
         try:
             status = protocol.parse_message(protocol.Status, payload)
         except protocol.ProtocolError:
-            return  # status is advisory and unsigned; a bad one is ignored, not an incident
+            return  # status is advisory; a bad one is ignored, not an incident
         state = self._kiosk(conn, school, kiosk)
-        if state is None or status.boot is None or status.mono is None:
+        if state is None or status.boot is None or status.mono is None or status.sig is None:
+            return
+        # Anyone who may publish on the topic could move the clock map (a 5-hour mono shifts every
+        # corrected time by 5 hours): only the kiosk's own signature makes the pair a sample.
+        if not self._verify(conn, state, protocol.decode(payload)):
+            log.warning("ignored a status of kiosk %s/%s whose signature does not verify", school, kiosk)
             return
         self._sample(conn, state, status.boot, status.mono, batch.arrived_ms)
         batch.touched.setdefault((school, kiosk), state)
@@ -454,6 +616,26 @@ class Ingest:
             state.clocks[boot] = Clock(base, dirty=True)
         elif base < clock.base_ms:
             clock.base_ms, clock.dirty = base, True
+
+    def _check_far(self, state: KioskState, kiosk: str, event: protocol.Event, at: datetime, topic, batch) -> None:
+        """An event without a clock pair cannot be corrected: a time after its arrival (beyond the
+        skew limit) or more than FAR_PAST before it is reported, once per kiosk and quiet window."""
+        arrived = datetime.fromtimestamp(batch.arrived_ms / 1000, UTC)
+        ahead = at - arrived
+        if ahead > timedelta(milliseconds=self.skew_limit_ms):
+            where = f"{ahead.total_seconds():.0f} s after it reached central"
+        elif -ahead > FAR_PAST:
+            where = f"{-ahead.days} days before it reached central"
+        else:
+            return
+        batch.incidents.append(
+            Incident(
+                "time_out_of_range",
+                f"seq {event.seq}: kiosk {kiosk}'s event is dated {event.at}, {where}, and carries no boot/mono "
+                "to correct it by; stored with the kiosk's time",
+                topic, "", state.school_id, kiosk,
+            )
+        )
 
     def _check_skew(self, state: KioskState, kiosk: str, event: protocol.Event, at: datetime, topic, batch) -> None:
         clock = state.clocks.get(event.boot)
@@ -537,6 +719,63 @@ class Ingest:
         self._kiosks[school, kiosk] = state
         return state
 
+    def _roll_window(self) -> None:
+        if time.monotonic() - self._window_start >= WINDOW_S:
+            self._window_start = time.monotonic()
+            self._incident_counts.clear()
+            self._incident_summaries.clear()
+            self._unknown_names.clear()
+
+    def _write_incidents(self, conn, incidents: list[Incident], at: datetime, plan: _IncidentPlan) -> None:
+        """Store incidents, bounded: names of unregistered kiosks past UNKNOWN_NAMES a school are
+        filed as ``*``, and past DETAILED of one (kind, school, kiosk) a window the rest are counted on
+        one summary row, so that invented kiosk names and forged seqs cannot grow the table."""
+        rows: list[dict[str, Any]] = []
+        bumps: Counter = Counter()
+        for incident in incidents:
+            if not incident.registered and incident.kiosk is not None:
+                seen = self._unknown_names.get(incident.school_id, set())
+                added = plan.names.setdefault(incident.school_id, set())
+                if incident.kiosk not in seen and incident.kiosk not in added:
+                    if len(seen) + len(added) >= UNKNOWN_NAMES:
+                        incident = replace(
+                            incident, kiosk="*", seq=None,
+                            detail=f"(one of more than {UNKNOWN_NAMES} unregistered kiosk names in {WINDOW_S / 60:.0f} min) "
+                            + incident.detail,
+                        )
+                    else:
+                        added.add(incident.kiosk)
+            key = (incident.kind, incident.school_id, incident.kiosk)
+            stored = self._incident_counts[key] + plan.counts[key]
+            plan.counts[key] += 1
+            if stored < DETAILED:
+                rows.append(_incident_row(incident, at))
+                continue
+            summary = self._incident_summaries.get(key) or plan.summaries.get(key)
+            if summary is not None:
+                bumps[summary] += 1
+                continue
+            first = replace(
+                incident, seq=None,
+                detail=f"more than {DETAILED} {incident.kind} incidents in {WINDOW_S / 60:.0f} min: the rest are counted "
+                f"on this row; the first of them: {incident.detail}",
+            )
+            if rows:  # in the order they came
+                conn.execute(INCIDENT.insert(), rows)
+                rows = []
+            plan.summaries[key] = conn.execute(INCIDENT.insert().values(**_incident_row(first, at))).inserted_primary_key[0]
+        if rows:
+            conn.execute(INCIDENT.insert(), rows)
+        for row_id, more in bumps.items():
+            conn.execute(INCIDENT.update().where(INCIDENT.c.id == row_id).values(count=INCIDENT.c.count + more))
+
+    def _merge_plan(self, plan: _IncidentPlan) -> None:
+        """Once committed, a batch's incident bookkeeping counts for the window."""
+        self._incident_counts.update(plan.counts)
+        self._incident_summaries.update(plan.summaries)
+        for school_id, names in plan.names.items():
+            self._unknown_names.setdefault(school_id, set()).update(names)
+
     def _fresh(self, incidents: list[Incident]) -> dict[tuple, Incident]:
         """The incidents not reported lately, by key: a kiosk that resends the same bad event, or an
         unregistered kiosk resending its window every few seconds, is one incident, not thousands.
@@ -550,6 +789,19 @@ class Ingest:
                 continue
             fresh[key] = incident
         return fresh
+
+
+def ack_message(
+    *, upto: int, server_time: datetime, resend_from: int | None = None, refused: list[int] | tuple = ()
+) -> dict[str, Any]:
+    """The one place an ack is built: a plain dict of every field, so that a signature over all of
+    them can be added to it. ``refused`` lists the kiosk's own events refused as malformed."""
+    ack: dict[str, Any] = {"v": 1, "upto": upto, "server_time": server_time.isoformat(timespec="milliseconds")}
+    if resend_from is not None:
+        ack["resend_from"] = resend_from
+    if refused:
+        ack["refused"] = sorted(refused)
+    return ack
 
 
 def event_row(event: protocol.Event, digest: str, *, school_id: int, kiosk_id: int, at: datetime, received_at: datetime) -> dict[str, Any]:
@@ -580,16 +832,22 @@ def event_row(event: protocol.Event, digest: str, *, school_id: int, kiosk_id: i
 
 
 def _incident_row(i: Incident, at: datetime) -> dict[str, Any]:
+    # Bounded, and without NUL, which PostgreSQL refuses in text: the incident row of a poison
+    # message must never be what fails its batch.
     return {
         "school_id": i.school_id,
-        "kiosk": i.kiosk,
-        "seq": i.seq,
-        "kind": i.kind,
-        "detail": i.detail,
-        "topic": i.topic[:300],
-        "payload": i.payload[:PAYLOAD_KEPT],
+        "kiosk": _text(i.kiosk, 64) if i.kiosk is not None else None,
+        "seq": i.seq if i.seq is None or 0 <= i.seq <= protocol.INT32 else None,
+        "kind": i.kind[:32],
+        "detail": _text(i.detail, DETAIL_KEPT),
+        "topic": _text(i.topic, 300),
+        "payload": _text(i.payload, PAYLOAD_KEPT),
         "created_at": at,
     }
+
+
+def _text(value: str, limit: int) -> str:
+    return value.replace("\x00", "\\u0000")[:limit]
 
 
 def _code_id(ref: str) -> int | None:

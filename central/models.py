@@ -180,6 +180,9 @@ class SafetyIncident(SQLModel, table=True):
     topic: str = Field(default="", max_length=300)
     payload: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    # How many incidents this row stands for: past a few of one kind and kiosk in a window, ingest
+    # counts the rest on one row (invented kiosk names, forged seqs) instead of a row each.
+    count: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
 
 
 # --- the service (issue 3): calendar, groups, staff and vendors, enrollment by consent ---------

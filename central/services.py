@@ -80,13 +80,23 @@ def _clocks(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int
     return {(c.kiosk_id, c.boot): c.base_ms for c in session.exec(stmt) if (c.kiosk_id, c.boot) in keys}
 
 
+def corrected_time(base_ms: int, mono: int, fallback: datetime) -> datetime:
+    """A boot's monotonic reading on central's clock; ``fallback`` (the kiosk's own time) when the
+    map gives no time within the protocol's years: one bad sample never breaks a read."""
+    try:
+        corrected = datetime.fromtimestamp((base_ms + mono) / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return fallback
+    return corrected if protocol.EARLIEST <= corrected < protocol.LATEST else fallback
+
+
 def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) -> dict:
     at = _utc(event.at)
     # Central's own estimate of when it happened: the kiosk's monotonic clock mapped onto
     # central's. Falls back to the kiosk's wall clock for a boot that never reached central.
     corrected = at
     if base_ms is not None and event.mono is not None:
-        corrected = datetime.fromtimestamp((base_ms + event.mono) / 1000, UTC)
+        corrected = corrected_time(base_ms, event.mono, at)
     out = {
         "id": event.id,
         "school": school,

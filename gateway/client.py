@@ -63,8 +63,11 @@ class SyncClient:
         status_every: float = 30.0,
         on_roster: Callable[[], None] | None = None,
         reader_state: Callable[[], str] | None = None,
+        secret: bytes | None = None,
     ) -> None:
         self.outbox = outbox
+        #: the kiosk's secret: signs its status, whose clock pair central trusts only when signed
+        self.secret = secret
         self.school, self.kiosk = school, kiosk
         self.topics = topics or protocol.Topics()
         self.broker = broker
@@ -198,6 +201,10 @@ class SyncClient:
             self._last_status = 0.0
         server = datetime.fromisoformat(ack.server_time)
         self.clock_offset_ms = int((datetime.now(UTC) - server).total_seconds() * 1000)
+        if ack.refused:
+            # Central refused these of our own events as malformed; the ack covers them so the
+            # chain goes on; central keeps them as refused_event incidents, the kiosk's log names them.
+            log.error("central refused events %s of this kiosk as malformed (see its safety incidents)", ack.refused)
         dropped = 0
         if ack.upto > self.outbox.acked:
             try:
@@ -279,7 +286,7 @@ class SyncClient:
             clock_offset_ms=self.clock_offset_ms,
             reader=self.reader_state() if self.reader_state else None,
         )
-        return protocol.dump(status)
+        return protocol.status_payload(status, self.secret)
 
     def _publish_status(self) -> None:
         self._last_status = time.monotonic()

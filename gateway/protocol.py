@@ -16,15 +16,35 @@ import re
 import time
 import uuid
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 VERSION = 1
 DEFAULT_PREFIX = "sg/v1"
 MAX_BATCH = 1000
 MAX_PAYLOAD = 1024 * 1024  # bytes of one message on an events topic; a full batch is ~0.5 MB
+# Nesting of any message: a batch is 3 deep (object, list, event), a roster about 5. Python's JSON
+# decoder recurses, so 100,000 levels raise RecursionError; far fewer are refused here as malformed.
+MAX_DEPTH = 32
+# Every time on the wire lies in these years (UTC): a year 9999 or 0001 with an offset overflows
+# datetime arithmetic, so such a time is a malformed field, not an OverflowError in a reader.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# A boot's monotonic clock runs at most ten years: milliseconds past this are no real uptime, and
+# central's clock map (base = arrival - mono) and its readers stay within datetime's range.
+MAX_MONO = 10 * 366 * 86_400_000
 
 KINDS = (
     "checkin",
@@ -68,7 +88,7 @@ Text = Annotated[StrictStr, Field(max_length=500)]
 INT32 = 2**31 - 1
 Seq = Annotated[StrictInt, Field(ge=1, le=INT32)]
 Count = Annotated[StrictInt, Field(ge=0, le=INT32)]
-Millis = Annotated[StrictInt, Field(ge=0, le=2**62)]
+Millis = Annotated[StrictInt, Field(ge=0, le=MAX_MONO)]
 
 
 class ProtocolError(ValueError):
@@ -177,10 +197,57 @@ def _check_time(value: str) -> str:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not an RFC 3339 time") from exc
+        raise ValueError(f"{value[:40]!r} is not an RFC 3339 time") from exc
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset")
+    try:
+        inside = EARLIEST <= parsed.astimezone(UTC) < LATEST
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC
+        inside = False
+    if not inside:
+        raise ValueError(f"{value!r} is outside {EARLIEST.year}-{LATEST.year - 1}")
     return value
+
+
+#: An RFC 3339 time with an offset, between EARLIEST and LATEST.
+Time = Annotated[StrictStr, AfterValidator(_check_time)]
+
+
+def find_nul(value: Any) -> str | None:
+    """Where a NUL character sits in a decoded message (``note``, ``batch.3.card``), or None.
+
+    PostgreSQL refuses NUL in text, and no field of the protocol has a use for it."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where or "payload"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return f"{where}.key" if where else "key"
+                stack.append((f"{where}.{key}" if where else str(key), child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{i}" if where else str(i), child) for i, child in enumerate(item))
+    return None
+
+
+def _depth(value: Any) -> int:
+    """How deeply a decoded message nests (a scalar is 0), without recursion; stops counting
+    past MAX_DEPTH. Only containers are visited: an event's scalars cost one type check each."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest, stack = 1, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
+    return deepest
 
 
 class Event(_Strict):
@@ -192,7 +259,7 @@ class Event(_Strict):
     kiosk: Ident
     seq: Seq
     prev: StrictStr
-    at: StrictStr
+    at: Time
     kind: Kind
     card: Annotated[StrictStr, Field(max_length=64)] | None = None
     student: Annotated[StrictStr, Field(max_length=64)] | None = None
@@ -239,11 +306,6 @@ class Event(_Strict):
             raise ValueError("is not 64 lower-case hex digits")
         return value
 
-    @field_validator("at")
-    @classmethod
-    def _at(cls, value: str) -> str:
-        return _check_time(value)
-
     def fields(self) -> dict[str, Any]:
         """The event as it travels: fields that are None are left out."""
         return self.model_dump(exclude_none=True)
@@ -282,6 +344,11 @@ def _reason(exc: ValidationError) -> str:
 def parse_event(raw: Any) -> Event:
     if not isinstance(raw, dict):
         raise ProtocolError(f"an event must be a JSON object, not {type(raw).__name__}")
+    # An event is flat: a NUL deeper down sits in a field of the wrong type, refused below anyway.
+    nul = next((k for k, v in raw.items() if "\x00" in k or (isinstance(v, str) and "\x00" in v)), None)
+    if nul is not None:
+        where = "key" if "\x00" in nul else nul
+        raise ProtocolError(f"bad event seq={raw.get('seq')!r}: {where}: text contains a NUL character")
     try:
         return Event.model_validate(raw)
     except ValidationError as exc:
@@ -289,12 +356,18 @@ def parse_event(raw: Any) -> Event:
 
 
 def decode(payload: bytes) -> Any:
+    """JSON of at most MAX_DEPTH levels, else ProtocolError (never RecursionError)."""
     try:
-        return json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+        data = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ProtocolError(f"payload nests deeper than {MAX_DEPTH} levels") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ProtocolError(f"payload nests deeper than {MAX_DEPTH} levels")
+    return data
 
 
 def _refuse_constant(name: str) -> Any:
@@ -334,13 +407,11 @@ def batch_payload(events: list[dict[str, Any]]) -> bytes:
 class Ack(_Lenient):
     v: Literal[1]
     upto: Count
-    server_time: StrictStr
+    server_time: Time
     resend_from: Seq | None = None
-
-    @field_validator("server_time")
-    @classmethod
-    def _time(cls, value: str) -> str:
-        return _check_time(value)
+    # Seqs of this kiosk's own events (signed, in their chain) that central refused as malformed:
+    # covered by ``upto`` all the same, so the chain moves on past them; the kiosk records a fault.
+    refused: Annotated[list[Seq], Field(max_length=MAX_BATCH)] = []
 
 
 class RosterLink(_Lenient):
@@ -392,10 +463,10 @@ class RosterSession(_Lenient):
     group_name: StrictStr = ""
     place: StrictStr = ""
     date: StrictStr
-    start: StrictStr
-    end: StrictStr
-    absent_after: StrictStr | None = None  # start + check-in grace (safety invariant 4)
-    overdue_after: StrictStr | None = None  # end + pickup grace (safety invariant 3)
+    start: Time
+    end: Time
+    absent_after: Time | None = None  # start + check-in grace (safety invariant 4)
+    overdue_after: Time | None = None  # end + pickup grace (safety invariant 3)
     staff: list[StrictStr] = []  # RosterStaff ids on duty
 
 
@@ -413,7 +484,7 @@ class RosterSnapshot(_Lenient):
     v: Literal[1]
     school: Ident
     version: Count
-    generated_at: StrictStr
+    generated_at: Time
     students: list[RosterStudent] = []
     guardians: list[RosterGuardian] = []
     staff: list[RosterStaff] = []
@@ -460,13 +531,16 @@ def parse_snapshot(payload: bytes) -> RosterSnapshot:
         if data["encoding"] != "zlib" or not isinstance(data.get("data"), str):
             raise ProtocolError(f"roster encoding {data['encoding']!r} is not zlib with base64 data")
         try:
-            people = json.loads(zlib.decompress(base64.b64decode(data.pop("data"), validate=True)))
+            people = decode(zlib.decompress(base64.b64decode(data.pop("data"), validate=True)))
         except (ValueError, zlib.error) as exc:
             raise ProtocolError(f"compressed roster does not decode: {exc}") from None
         if not isinstance(people, dict):
             raise ProtocolError("compressed roster does not hold an object")
         data.pop("encoding")
         data.update(people)
+    nul = find_nul(data)
+    if nul is not None:
+        raise ProtocolError(f"bad RosterSnapshot: {nul}: text contains a NUL character")
     try:
         return RosterSnapshot.model_validate(data)
     except ValidationError as exc:
@@ -479,18 +553,32 @@ class Status(_Lenient):
     queue: Count
     last_seq: Count
     roster_version: Count
-    at: StrictStr
+    at: Time
     # Extensions (optional): the clock pair of the moment the status was sent, the kiosk's
     # estimate of (its wall clock - central's) from acks, and the card reader's state.
     boot: Seq | None = None
     mono: Millis | None = None
     clock_offset_ms: Annotated[StrictInt, Field(ge=-(2**62), le=2**62)] | None = None
     reader: StrictStr | None = None
+    # Extension: hex HMAC-SHA256 with the kiosk's secret over every other field (``sign``), as an
+    # event's. Central takes clock samples only from a status that carries a valid one.
+    sig: StrictStr | None = None
+
+
+def status_payload(status: Status, secret: bytes | None) -> bytes:
+    """The wire form of a status, signed with the kiosk's secret when it has one."""
+    fields = status.model_dump(exclude_none=True)
+    if secret:
+        fields["sig"] = sign(fields, secret)
+    return canonical_json(fields)
 
 
 def parse_message(model: type[BaseModel], payload: bytes) -> Any:
     """Decode and validate a non-event message (ack, roster, delta, status)."""
     data = decode(payload)
+    nul = find_nul(data)
+    if nul is not None:
+        raise ProtocolError(f"bad {model.__name__}: {nul}: text contains a NUL character")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -72,6 +72,7 @@ class Kiosk:
                 topics=protocol.Topics(settings.topic_prefix),
                 resend_after=settings.resend_after,
                 reader_state=self._reader_state,
+                secret=bytes.fromhex(self.store.secret_hex),
             )
 
     def _fresh_state(self, now: datetime) -> engine.GateState:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from central import pickup, roster, services
 from central.core.db import make_engine, migrate
+from central import ingest as ingest_module
 from central.ingest import Ingest
 from central.models import SchoolClass, Student
 from gateway import protocol
@@ -115,7 +116,7 @@ def test_a_fast_kiosk_clock_is_reported_and_its_times_corrected(world, tmp_path)
     now = datetime.now(UTC)
     status = protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at=now.isoformat(), boot=1, mono=60_000)
     # The status arrives live: central learns this boot's monotonic clock started a minute ago.
-    ingest.process([(TOPICS.status("s1", "k1"), protocol.dump(status), False)])
+    ingest.process([(TOPICS.status("s1", "k1"), protocol.status_payload(status, bytes.fromhex(SECRET)), False)])
     ahead = k.event(at=now + timedelta(hours=1), mono=50_000)  # recorded 10 s ago, wall clock +1 h
     right = k.event(at=now, mono=60_000)
     send(ingest, protocol.canonical_json(ahead), protocol.canonical_json(right))
@@ -132,7 +133,7 @@ def test_a_status_that_waited_behind_a_backlog_is_dated_by_its_arrival(world):
     now = datetime.now(UTC)
     status = protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at=now.isoformat(), boot=1, mono=60_000)
     arrived = int((now - timedelta(seconds=8)).timestamp() * 1000)  # queued 8 s while central ingested a backlog
-    ingest.submit(TOPICS.status("s1", "k1"), protocol.dump(status))
+    ingest.submit(TOPICS.status("s1", "k1"), protocol.status_payload(status, bytes.fromhex(SECRET)))
     message = ingest.queue.get_nowait()
     assert abs(message[3] - now.timestamp() * 1000) < 2000  # submit stamps the arrival
     ingest.process([(*message[:3], arrived)])
@@ -221,10 +222,11 @@ def test_an_incident_of_a_batch_that_failed_is_reported_when_the_event_comes_aga
     real_write = ingest._write_kiosk
 
     def broken(conn, state):
-        raise RuntimeError("the database went away")
+        # The database itself failing is no message's fault: the batch is not taken apart, the kiosks resend.
+        raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
 
     monkeypatch.setattr(ingest, "_write_kiosk", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(sa.exc.OperationalError):
         send(ingest, protocol.canonical_json(forged))
     monkeypatch.setattr(ingest, "_write_kiosk", real_write)
     send(ingest, protocol.canonical_json(forged))
@@ -340,3 +342,248 @@ def test_a_code_revoked_before_its_offline_use_reached_central_is_a_safety_incid
     assert incidents(engine) == ["pickup_code_revoked"]
     with Session(engine) as session:
         assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+
+
+# --- issue 11: poison messages, refused events, clock samples, far times, bounded incidents -------
+
+
+def forged(k: Kiosk, **fields) -> dict:
+    """The kiosk's next event, signed with its secret and chained, with fields no valid event has
+    (what someone holding a kiosk's secret, or a kiosk's bug, could publish)."""
+    k.seq += 1
+    body = {"v": 1, "id": protocol.uuid7(), "school": "s1", "kiosk": "k1", "seq": k.seq, "prev": k.prev,
+            "at": datetime.now(UTC).isoformat(), "kind": "unknown_card", **fields}
+    body["sig"] = protocol.sign(body, k.secret)
+    k.prev = protocol.event_hash(body)
+    return body
+
+
+def acks_of(acks: list[dict]) -> list[tuple]:
+    return [(a["upto"], a.get("refused", [])) for a in acks]
+
+
+def test_poison_messages_in_a_batch_sink_nothing_else(world):
+    engine, ingest, acks = world
+    k = Kiosk()
+    first, second = k.event(), k.event()
+    send(
+        ingest,
+        protocol.canonical_json(first),
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads before
+        b"\x00",
+        b'{"v":1,"batch":[' + b"[" * 50 + b"]" * 50 + b"]}",
+        protocol.canonical_json(second),
+    )
+    assert [s for s, _ in stored(engine)] == [1, 2]
+    assert incidents(engine) == ["malformed_payload"]  # three of one kind from one kiosk in one batch: reported once
+    assert acks_of(acks) == [(2, [])]
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"note": "a\x00b"}, "note: text contains a NUL"),
+        ({"at": "9999-12-31T23:59:59-05:00"}, "outside 2000-2099"),  # OverflowError before: chain stuck
+        ({"at": "0001-01-01T00:00:00+01:00"}, "outside 2000-2099"),
+        ({"boot": 1, "mono": 2**62}, "mono"),
+        ({"kind": "teleport"}, "kind"),
+    ],
+)
+def test_a_kiosks_own_bad_event_is_refused_the_kiosk_told_and_its_next_events_stored(world, bad, needle):
+    engine, ingest, acks = world
+    k = Kiosk()
+    good = k.event()
+    poison = forged(k, **bad)
+    after = k.event()
+    send(ingest, protocol.canonical_json(good))
+    send(ingest, protocol.canonical_json(poison))
+    send(ingest, protocol.canonical_json(after))
+    assert [s for s, _ in stored(engine)] == [1, 3]
+    assert incidents(engine) == ["refused_event"]
+    assert acks_of(acks) == [(1, []), (2, [2]), (3, [])]
+    with engine.connect() as conn:
+        detail, seq, payload = conn.execute(sa.text("SELECT detail, seq, payload FROM safety_incident")).one()
+    assert seq == 2 and needle in detail and "\x00" not in payload
+    send(ingest, protocol.canonical_json(poison))  # the kiosk resends it before the ack reached it
+    assert acks_of(acks)[-1] == (3, []) and incidents(engine) == ["refused_event"]
+
+
+def test_a_bad_event_inside_a_batch_is_refused_and_the_rest_of_the_batch_stored(world):
+    engine, ingest, acks = world
+    k = Kiosk()
+    events = [k.event(), forged(k, note="\x00"), k.event(), forged(k, at="9999-01-01T00:00:00+00:00"), k.event()]
+    send(ingest, protocol.batch_payload(events))
+    assert [s for s, _ in stored(engine)] == [1, 3, 5]
+    assert acks_of(acks) == [(5, [2, 4])]
+    assert incidents(engine) == ["refused_event", "refused_event"]
+
+
+def test_a_malformed_event_that_is_not_the_kiosks_own_does_not_move_its_chain(world):
+    engine, ingest, acks = world
+    k = Kiosk()
+    k.event()  # seq 1 is made, never sent: the forgery below claims its place
+    stranger = Kiosk(secret="00" * 32)
+    send(ingest, protocol.canonical_json(forged(stranger, note="\x00")))
+    assert incidents(engine) == ["malformed_payload"] and acks_of(acks) == [(0, [])]
+
+
+def test_a_message_that_fails_to_store_is_isolated_and_refused(world, monkeypatch):
+    """Whatever fails (here the event table's row for one event), only that event is refused."""
+    engine, ingest, acks = world
+    with Session(engine) as session:
+        services.register_kiosk(session, school="s1", kiosk="k2", secret="8e" * 32)
+    real_row = ingest_module.event_row
+
+    def row(event, *args, **kwargs):
+        if event.card == "DEADBEEF":
+            raise ValueError("this row breaks the database")
+        return real_row(event, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "event_row", row)
+    k = Kiosk()
+    other = protocol.new_event(school="s1", kiosk="k2", seq=1, prev="", at=datetime.now(UTC), kind="checkin",
+                               secret=bytes.fromhex("8e" * 32))
+    batch = protocol.batch_payload([k.event(), k.event(card="DEADBEEF"), k.event()])
+    ingest.process([(TOPIC, batch, False), (TOPICS.events("s1", "k2"), protocol.canonical_json(other), False)])
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.text("SELECT kiosk_id, seq FROM event ORDER BY kiosk_id, seq"))]
+    assert rows == [(1, 1), (1, 3), (2, 1)]
+    assert incidents(engine) == ["refused_event"]
+    # k1's batch alone, then each of its events alone (the second refused), then k2's message
+    assert acks_of(acks) == [(1, []), (2, [2]), (3, []), (1, [])]
+    with engine.connect() as conn:
+        detail = conn.execute(sa.text("SELECT detail FROM safety_incident")).scalar()
+    assert "ValueError: this row breaks the database" in detail
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    junk=st.one_of(
+        st.binary(max_size=300),
+        st.integers(1, 200_000).map(lambda n: b"[" * n + b"]" * n),
+        st.text(max_size=50).map(lambda t: json.dumps({**TEMPLATE, "note": "\x00" + t}).encode()),
+        payloads,
+    ),
+)
+def test_any_bytes_on_an_events_topic_leave_the_next_good_event_stored(world, junk):
+    engine, ingest, _ = world
+    before = len(stored(engine))
+    k = Kiosk()
+    k.seq, k.prev = before, (stored(engine)[-1][1] if before else "")
+    send(ingest, junk, protocol.canonical_json(k.event()))  # one batch: the junk must not roll the event back
+    assert len(stored(engine)) == before + 1
+
+
+def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
+    from sgtest import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            with Session(engine) as session:
+                services.ensure_school(session, code="s1")
+                services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
+            acks: list[dict] = []
+            ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
+            k = Kiosk()
+            good, poison, after = k.event(), forged(k, note="a\x00b"), k.event()
+            send(ingest, protocol.canonical_json(good), b"\x00", protocol.canonical_json(poison), protocol.canonical_json(after))
+            assert [s for s, _ in stored(engine)] == [1, 3]
+            assert incidents(engine) == ["malformed_payload", "refused_event"]
+            assert acks_of(acks) == [(3, [2])]
+        finally:
+            engine.dispose()
+
+
+def _status(mono: int, **extra) -> protocol.Status:
+    return protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at=datetime.now(UTC).isoformat(),
+                           boot=1, mono=mono, **extra)
+
+
+def base_ms(engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT base_ms FROM kiosk_clock")).scalar()
+
+
+def test_an_unsigned_or_forged_status_does_not_move_the_clock(world):
+    engine, ingest, _ = world
+    arrived = 1_796_000_000_000
+    topic = TOPICS.status("s1", "k1")
+    five_hours = 5 * 3_600_000 + 60_000
+    ingest.process([(topic, protocol.dump(_status(five_hours)), False, arrived)])
+    ingest.process([(topic, protocol.status_payload(_status(five_hours), bytes.fromhex("00" * 32)), False, arrived)])
+    assert base_ms(engine) is None
+    ingest.process([(topic, protocol.status_payload(_status(60_000), bytes.fromhex(SECRET)), False, arrived)])
+    assert base_ms(engine) == arrived - 60_000
+    ingest.process([(topic, protocol.dump(_status(five_hours)), False, arrived)])
+    assert base_ms(engine) == arrived - 60_000
+
+
+def test_a_bad_clock_sample_already_stored_never_breaks_a_read(world):
+    """A base from before the fix (an unsigned status with a huge mono) is in the table: the
+    events list still answers, with the kiosk's own time for that boot."""
+    engine, ingest, _ = world
+    k = Kiosk()
+    at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    send(ingest, protocol.canonical_json(k.event(at=at, mono=1_000)))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE kiosk_clock SET base_ms = :b"), {"b": -(2**62)})
+    with Session(engine) as session:
+        (event,) = services.list_events(session, school="s1")
+    assert event["at_corrected"] == "2026-11-30T08:00:00.000+00:00"
+
+
+@pytest.mark.parametrize(
+    "shift, expected",
+    [
+        (timedelta(days=1), ["time_out_of_range"]),
+        (timedelta(minutes=1), ["time_out_of_range"]),
+        (timedelta(days=-40), ["time_out_of_range"]),
+        (timedelta(days=-2), []),  # days offline is what kiosks are built for
+        (timedelta(seconds=2), []),  # within the skew limit
+    ],
+)
+def test_an_event_without_a_clock_pair_far_from_its_arrival_is_an_incident_and_still_stored(world, shift, expected):
+    engine, ingest, _ = world
+    k = Kiosk()
+    event = protocol.new_event(school="s1", kiosk="k1", seq=1, prev="", at=datetime.now(UTC) + shift, kind="checkin",
+                               secret=k.secret)
+    send(ingest, protocol.canonical_json(event))
+    assert [s for s, _ in stored(engine)] == [1]
+    assert incidents(engine) == expected
+
+
+def incident_rows(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text("SELECT kind, kiosk, count FROM safety_incident ORDER BY id"))]
+
+
+def test_invented_kiosk_names_are_capped_and_counted(world):
+    engine, ingest, _ = world
+    ingest.process([(TOPICS.events("s1", f"ghost-{i}"), b'{"v":1}', False) for i in range(100)])
+    rows = incident_rows(engine)
+    assert [kiosk for _, kiosk, _ in rows[:20]] == [f"ghost-{i}" for i in range(20)]
+    assert rows[20:] == [("unknown_kiosk", "*", 1)] * 10 + [("unknown_kiosk", "*", 70)]
+    ingest.process([(TOPICS.events("s1", f"ghost-{i}"), b'{"v":1}', False) for i in range(100, 150)])
+    assert len(incident_rows(engine)) == 31 and sum(c for _, _, c in incident_rows(engine)) == 150
+
+
+def test_forged_seqs_are_counted_on_one_row_past_the_first_ten(world):
+    engine, ingest, _ = world
+    forger = Kiosk(secret="00" * 32)
+    for _ in range(3):
+        send(ingest, protocol.batch_payload([forger.event() for _ in range(40)]))
+    rows = incident_rows(engine)
+    assert rows == [("bad_signature", "k1", 1)] * 10 + [("bad_signature", "k1", 110)]
+
+
+def test_an_incident_is_bounded_in_size_whatever_the_payload(world):
+    engine, ingest, _ = world
+    huge = dict(Kiosk().event(), seq="9" * 200_000, note="\x00" * 100)
+    send(ingest, protocol.canonical_json(huge))
+    with engine.connect() as conn:
+        detail, payload = conn.execute(sa.text("SELECT detail, payload FROM safety_incident")).one()
+    assert incidents(engine) == ["malformed_payload"]
+    assert detail.startswith("bad event seq='99999") and len(detail) == 1000 and len(payload) == 4000

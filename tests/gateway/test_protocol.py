@@ -190,3 +190,97 @@ def test_a_small_roster_travels_plain():
 def test_a_bad_compressed_roster_is_refused_with_a_reason(payload):
     with pytest.raises(ProtocolError):
         protocol.parse_snapshot(payload)
+
+
+# --- issue 11: poison messages and time fields bounded at the protocol ----------------------------
+
+
+def test_json_nested_100000_deep_is_a_protocol_error_not_a_recursion_error():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(ProtocolError, match="nests deeper than 32"):
+        protocol.split_events_payload(deep)
+
+
+def test_json_nested_past_the_limit_is_refused_and_at_the_limit_decodes():
+    assert protocol.decode(b"[" * 32 + b"]" * 32) is not None
+    with pytest.raises(ProtocolError, match="nests deeper than 32"):
+        protocol.decode(b"[" * 33 + b"]" * 33)
+    with pytest.raises(ProtocolError, match="nests deeper"):
+        protocol.parse_message(protocol.Ack, b'{"v":1,"upto":1,"server_time":' + b"[" * 40 + b"]" * 40 + b"}")
+
+
+def test_a_raw_nul_payload_is_refused_as_malformed():
+    with pytest.raises(ProtocolError, match="not JSON"):
+        protocol.split_events_payload(b"\x00")
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"note": "a\x00b"}, "note: text contains a NUL"),
+        ({"card": "\x00"}, "card: text contains a NUL"),
+        ({"x\x00": 1}, "key: text contains a NUL"),
+    ],
+)
+def test_text_with_nul_is_refused_naming_the_field(change, needle):
+    with pytest.raises(ProtocolError, match=needle):
+        protocol.parse_event({**make(), **change})
+
+
+def test_nul_in_a_status_or_ack_is_refused():
+    with pytest.raises(ProtocolError, match="reader: text contains a NUL"):
+        protocol.parse_message(
+            protocol.Status,
+            b'{"v":1,"online":true,"queue":0,"last_seq":0,"roster_version":0,"at":"2026-11-30T08:00:00+00:00","reader":"ok\\u0000"}',
+        )
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "9999-12-31T23:59:59+00:00",
+        "9999-12-31T23:59:59-05:00",  # past datetime.max once in UTC: OverflowError before
+        "0001-01-01T00:00:00+01:00",
+        "1999-12-31T23:59:59+00:00",
+        "2100-01-01T00:00:00+00:00",
+    ],
+)
+def test_a_time_outside_2000_to_2099_is_refused_in_every_message(at):
+    with pytest.raises(ProtocolError, match="outside 2000-2099"):
+        protocol.parse_event({**make(), "at": at})
+    with pytest.raises(ProtocolError, match="outside 2000-2099"):
+        protocol.parse_message(protocol.Ack, json.dumps({"v": 1, "upto": 1, "server_time": at}).encode())
+    status = {"v": 1, "online": True, "queue": 0, "last_seq": 0, "roster_version": 0, "at": at}
+    with pytest.raises(ProtocolError, match="outside 2000-2099"):
+        protocol.parse_message(protocol.Status, json.dumps(status).encode())
+
+
+def test_times_at_the_edges_of_the_range_are_accepted():
+    for at in ("2000-01-01T00:00:00+00:00", "2099-12-31T23:59:59.999+00:00", "2000-01-01T07:00:00+07:00"):
+        assert protocol.parse_event({**make(), "at": at}).at == at
+
+
+def test_a_monotonic_reading_past_ten_years_is_refused():
+    assert protocol.parse_event(make(boot=1, mono=315_000_000_000)).mono == 315_000_000_000
+    with pytest.raises(ProtocolError, match="mono"):
+        protocol.parse_event({**make(boot=1, mono=1), "mono": 2**62})
+    status = {"v": 1, "online": True, "queue": 0, "last_seq": 0, "roster_version": 0, "at": "2026-11-30T08:00:00+00:00",
+              "boot": 1, "mono": 400_000_000_000}
+    with pytest.raises(ProtocolError, match="mono"):
+        protocol.parse_message(protocol.Status, json.dumps(status).encode())
+
+
+def test_a_status_is_signed_with_the_kiosks_secret_over_every_field():
+    status = protocol.Status(v=1, online=True, queue=3, last_seq=9, roster_version=2, at="2026-11-30T08:00:00+00:00",
+                             boot=4, mono=60_000)
+    wire = json.loads(protocol.status_payload(status, SECRET))
+    assert protocol.verify(wire, SECRET)
+    assert not protocol.verify({**wire, "mono": 18_060_000}, SECRET)
+    assert "sig" not in json.loads(protocol.status_payload(status, None))
+    assert protocol.parse_message(protocol.Status, protocol.status_payload(status, SECRET)).sig == wire["sig"]
+
+
+def test_an_ack_names_the_refused_seqs():
+    ack = protocol.parse_message(protocol.Ack, b'{"v":1,"upto":7,"server_time":"2026-11-30T08:00:00+00:00","refused":[5,7]}')
+    assert (ack.upto, ack.refused) == (7, [5, 7])
+    assert protocol.parse_message(protocol.Ack, b'{"v":1,"upto":7,"server_time":"2026-11-30T08:00:00+00:00"}').refused == []

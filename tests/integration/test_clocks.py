@@ -138,3 +138,46 @@ def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(t
             central.loop_stop()
             central.disconnect()
             gate.close()
+
+
+def test_an_unsigned_status_on_the_broker_does_not_shift_corrected_times(backend, tmp_path):
+    """Issue 11 item 6: anyone who may publish on a kiosk's status topic sent a mono five hours past
+    the kiosk's; corrected times moved five hours and a huge mono made the events list answer 500.
+    Central now takes clock samples only from the kiosk's signed status and events."""
+    from gateway import protocol
+    from gateway.mqtt import BrokerAddress, make_client
+
+    school = f"forge-{uuid.uuid4().hex[:6]}"
+    topics = protocol.Topics(backend.topic_prefix)
+    settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
+    register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
+    with CentralServer(settings, port=free_port()) as central:
+        gate = Kiosk(
+            KioskSettings(
+                school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
+                mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix,
+            )
+        ).start()
+        forger = make_client(f"sgtest-forger-{uuid.uuid4().hex[:6]}", BrokerAddress.parse(backend.mqtt_url))
+        try:
+            wait_for(lambda: gate.sync.online, what="the kiosk online")
+            tap(gate, "0B000001", datetime.now(UTC))
+            wait_for(lambda: gate.store.queue_depth() == 0, what="the first event stored")
+            forger.connect(BrokerAddress.parse(backend.mqtt_url).host, BrokerAddress.parse(backend.mqtt_url).port)
+            forger.loop_start()
+            for mono in (gate.store.mono() + 5 * 3_600_000, protocol.MAX_MONO):
+                status = protocol.Status(v=1, online=True, queue=0, last_seq=1, roster_version=0,
+                                         at=datetime.now(UTC).isoformat(), boot=gate.store.boot, mono=mono)
+                forger.publish(topics.status(school, "gate-1"), protocol.dump(status), qos=1).wait_for_publish(10)
+            # Published after the forgeries: once it is stored, central has read them too.
+            tap(gate, "0B000002", datetime.now(UTC))
+            wait_for(lambda: gate.store.queue_depth() == 0, what="the second event stored")
+            events = api(central, settings, f"/api/v1/schools/{school}/events")
+        finally:
+            forger.loop_stop()
+            forger.disconnect()
+            gate.close()
+    assert [e["seq"] for e in events] == [1, 2]
+    for event in events:
+        gap = abs(datetime.fromisoformat(event["at_corrected"]) - datetime.fromisoformat(event["at"]))
+        assert gap < timedelta(seconds=5), event

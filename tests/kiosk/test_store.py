@@ -111,6 +111,34 @@ def test_an_ack_past_the_last_event_written_deletes_nothing_through_the_sync_cli
     assert store.queue_depth() == 3 and store.acked == 0
 
 
+def test_an_ack_with_refused_events_drops_them_and_logs_the_seqs(tmp_path, caplog):
+    from gateway.client import SyncClient
+    from gateway.mqtt import BrokerAddress
+
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    for i in range(3):
+        store.record("unknown_card", AT, card=f"0102030{i}")
+    client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", 1))
+    ack = b'{"v":1,"upto":3,"server_time":"2026-11-30T08:00:00+00:00","refused":[2]}'
+    client._apply_ack(protocol.parse_message(protocol.Ack, ack))
+    assert store.queue_depth() == 0 and store.acked == 3
+    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
+        "central refused events [2] of this kiosk as malformed (see its safety incidents)"
+    ]
+
+
+def test_the_status_is_signed_with_the_kiosks_secret(tmp_path):
+    import json
+
+    from gateway.client import SyncClient
+    from gateway.mqtt import BrokerAddress
+
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1", secret="5e" * 32)
+    client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", 1), secret=bytes.fromhex("5e" * 32))
+    status = json.loads(client._status_payload(online=True))
+    assert protocol.verify(status, bytes.fromhex("5e" * 32)) and status["boot"] == store.boot
+
+
 def test_a_repeated_resend_from_rewinds_the_sender_once_per_gap(tmp_path):
     from gateway.client import SyncClient
     from gateway.mqtt import BrokerAddress
