@@ -1,14 +1,14 @@
 """incidents counted: safety_incident.count, so a flood of one kind is one row with a count
 
-Revision ID: 0004_ingest
-Revises: 0003_merge
+Revision ID: 0005_ingest
+Revises: 0004_auth
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_ingest"
-down_revision = "0003_merge"
+revision = "0005_ingest"
+down_revision = "0004_auth"
 branch_labels = None
 depends_on = None
 
