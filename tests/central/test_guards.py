@@ -109,16 +109,17 @@ def test_every_enrollment_step_and_consent_signature_is_in_the_audit_log(world):
         ("approve", {}, "admin1"),
         ("signatures", {"party": "school", "signer": "示范小学", "notice_version": 1}, "admin1"),
         ("signatures", {"party": "guardian", "signer": "李母", "notice_version": 1, "guardian_id": world.ids["gB"]}, "parentB"),
+        ("signatures", {"party": "student", "signer": "学生B1", "notice_version": 1, "guardian_id": world.ids["gB"]}, "parentB"),
     ]
     for action, body, user in steps:
         r = world.client.post(f"{API}/enrollments/{eid}/{action}", json=body, headers=world.as_(user))
         assert r.status_code == 200, (action, user, r.text)
-    assert r.json()["state"] == "approved"
+    assert r.json()["state"] == "active"
     with world.engine.connect() as conn:
         actions = [a for (a,) in conn.execute(sa.text("SELECT action FROM audit_log ORDER BY seq"))]
-    # applied, class_reviewed, approved: three steps; two parties have signed so far.
-    assert actions.count("enrollment_step.create") == 3
-    assert actions.count("notice_signature.create") == 2
+    # applied, class_reviewed, approved, active: four steps; three parties signed.
+    assert actions.count("enrollment_step.create") == 4
+    assert actions.count("notice_signature.create") == 3
 
 
 def test_a_withdrawal_needs_the_written_request(world):
