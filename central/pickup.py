@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -179,6 +180,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def name_key(name: str) -> str:
+    """A name as compared against the barred: NFKC (full-width letters become plain ones), case
+    folded, and only letters and digits kept, so spaces, punctuation and invisible characters
+    (zero-width space and joiner, soft hyphen, BOM: Unicode categories Cf, Z*, P*, S*, C*) count for
+    nothing. The check is "the barred name appears in the code's name": "王某先生" and "Mr. Wang Mou"
+    hide no one. It may refuse an innocent name that contains a barred one; the refusal names what
+    was typed and the school can issue the code (safety first, P2.3).
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
+
+
 def _school_key(session: Session, school: School) -> bytes:
     row = session.get(PickupKey, school.id)
     if row is None:
@@ -280,8 +293,10 @@ def issue_code(
         .join(GuardianLink, col(GuardianLink.guardian_id) == Guardian.id)
         .where(GuardianLink.student_id == child.id, col(GuardianLink.barred).is_(True))
     ).all()
-    # A custody bar (P9.4) is not sidestepped by writing the barred person's name on a code.
-    if any(" ".join(name.split()) == person for name in barred):
+    # A custody bar (P9.4) is not sidestepped by writing the barred person's name on a code, nor by
+    # writing it in full-width letters, with zero-width spaces, or with a title or suffix around it.
+    wanted = name_key(person)
+    if any((key := name_key(name)) and key in wanted for name in barred):
         raise Forbidden("code_barred_person", person=person)
     key = _school_key(session, found)
     taken = set(

@@ -17,7 +17,7 @@ from sqlmodel import select
 from central import pickup
 from central.accounts import ChildRead, Principal, Role
 from central.errors import Forbidden, Invalid
-from central.models import GuardianLink, School
+from central.models import Guardian, GuardianLink, School
 from gateway import photos, protocol
 from gateway.pickup import matches
 
@@ -344,3 +344,23 @@ def test_parallel_wrong_codes_are_counted_one_by_one(world):
     # Exactly MAX_WRONG_CODES (5) guesses are checked; every other one finds the codes void.
     assert outcomes.count("wrong") == 5 and outcomes.count("locked") == 15
     assert _redeem(world, code).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "person",
+    ["赵某", "赵\u200b某", "赵\u00ad某", "\ufeff赵某", "赵 某", "赵某先生", "赵某（爸爸）", "叔叔赵某"],
+    ids=["plain", "zero_width_space", "soft_hyphen", "bom", "space", "suffix", "bracket_suffix", "prefix"],
+)
+def test_a_barred_name_is_refused_however_it_is_written(world, person):
+    r = _issue(world, person=person)
+    assert r.status_code == 403 and "禁止" in r.json()["detail"]
+
+
+def test_a_latin_barred_name_is_refused_in_full_width_letters_and_other_case(world):
+    with world.session() as session:
+        session.execute(sa.update(Guardian).where(Guardian.id == world.ids["gBarred"]).values(name="Zhao Mou"))
+        session.commit()
+    for person in ("ＺＨＡＯ ＭＯＵ", "zhao-mou", "Mr. Zhao Mou"):
+        r = _issue(world, person=person)
+        assert r.status_code == 403, person
+    assert _issue(world, person="Zhao Li").status_code == 201  # another person of the same family name
