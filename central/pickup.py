@@ -514,10 +514,22 @@ def _guardian(session: Session, *, principal: Principal, school: str, guardian_i
         and guardian.school_id == found.id
         and principal.may_use_school(school)
         and (principal.role is not Role.GUARDIAN or principal.guardian_id == guardian_id)
+        and (principal.role is not Role.TEACHER or _teacher_needs(session, principal=principal, school=found, guardian_id=guardian_id))
     )
     if not visible:
         raise Missing("no_guardian", guardian=guardian_id)
     return guardian
+
+
+def _teacher_needs(session: Session, *, principal: Principal, school: School, guardian_id: int) -> bool:
+    """A teacher sees the photo of a guardian linked to a child of their own groups, barred ones
+    included: who hands a child over at the room door must know both who may take the child and who
+    must not. Not the other guardians of the school (the guard and the school admin see those)."""
+    children = select(Student.id).where(accounts.student_filter(principal, school))
+    hit = session.exec(
+        select(GuardianLink.id).where(GuardianLink.guardian_id == guardian_id, col(GuardianLink.student_id).in_(children))
+    ).first()
+    return hit is not None
 
 
 def _owner(session: Session, *, principal: Principal, school: str, student: str | None, guardian_id: int | None) -> tuple[str, int, int]:

@@ -364,3 +364,26 @@ def test_a_latin_barred_name_is_refused_in_full_width_letters_and_other_case(wor
         r = _issue(world, person=person)
         assert r.status_code == 403, person
     assert _issue(world, person="Zhao Li").status_code == 201  # another person of the same family name
+
+
+def test_a_teacher_sees_the_photos_of_their_childrens_guardians_only(world):
+    for key in ("gA", "gB", "gBarred"):
+        r = world.client.put(f"/api/v1/schools/s1/guardians/{world.ids[key]}/photo", files={"file": ("g.png", _photo(), "image/png")}, headers=world.as_("admin1"))
+        assert r.status_code == 200, r.text
+
+    def status(user, key):
+        return world.client.get(f"/api/v1/schools/s1/guardians/{world.ids[key]}/photo", headers=world.as_(user)).status_code
+
+    # teacherA runs groupA (child A1: guardian gA, and gBarred whom a custody order bars)
+    assert [status("teacherA", k) for k in ("gA", "gBarred", "gB")] == [200, 200, 404]
+    assert [status("teacherB", k) for k in ("gA", "gBarred", "gB")] == [404, 404, 200]
+    assert [status("guard1", k) for k in ("gA", "gBarred", "gB")] == [200, 200, 200]
+
+
+def test_a_guardian_gets_the_same_answer_for_a_student_number_absent_and_not_theirs(world):
+    def apply(student):
+        body = {"student": student, "guardian_id": world.ids["gA"], "application": "申请参加课后服务"}
+        r = world.client.post("/api/v1/schools/s1/enrollments", json=body, headers=world.as_("parentA"))
+        return r.status_code, str(r.json()["detail"]).replace(student, "<no>")
+
+    assert apply("B1") == apply("Z9") == (404, "没有学生 <no>")
