@@ -19,8 +19,9 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -497,10 +498,40 @@ def teacher_student_ids(principal: Principal) -> sa.Select:
     )
 
 
-def guardian_student_ids(principal: Principal) -> sa.Select:
-    """Children the guardian is linked to; a custody bar hides the child (P9.4)."""
+def school_today(school: School) -> date:
+    """The school's local date: link dates (``valid_from``/``valid_until``) are the school's dates."""
+    return datetime.now(ZoneInfo(school.timezone)).date()
+
+
+def link_holds(day: date) -> sa.ColumnElement[bool]:
+    """The WHERE clause of guardian links in force on ``day``: not barred, within their dates (P9.4).
+
+    The one test of "does this link act today": seeing the child, issuing and redeeming codes,
+    applying and signing all go through it, so an ended link acts nowhere.
+    """
+    return sa.and_(
+        col(GuardianLink.barred).is_(False),
+        sa.or_(col(GuardianLink.valid_from).is_(None), col(GuardianLink.valid_from) <= day),
+        sa.or_(col(GuardianLink.valid_until).is_(None), col(GuardianLink.valid_until) >= day),
+    )
+
+
+def link_acts_on(link: GuardianLink | None, day: date, *, pick_up: bool = False) -> bool:
+    """``link_holds`` for a link already loaded; ``pick_up`` also asks for the right to take the child."""
+    return (
+        link is not None
+        and not link.barred
+        and (link.valid_from is None or link.valid_from <= day)
+        and (link.valid_until is None or day <= link.valid_until)
+        and (link.may_pick_up or not pick_up)
+    )
+
+
+def guardian_student_ids(principal: Principal, school: School) -> sa.Select:
+    """Children the guardian is linked to today (the school's date); a custody bar or a link out of its
+    dates hides the child (P9.4)."""
     return select(GuardianLink.student_id).where(
-        GuardianLink.guardian_id == principal.guardian_id, col(GuardianLink.barred).is_(False)
+        GuardianLink.guardian_id == principal.guardian_id, link_holds(school_today(school))
     )
 
 
@@ -514,7 +545,7 @@ def student_filter(principal: Principal, school: School) -> sa.ColumnElement[boo
     if principal.role is Role.TEACHER and principal.staff_id is not None:
         return sa.and_(in_school, col(Student.id).in_(teacher_student_ids(principal)))
     if principal.role is Role.GUARDIAN and principal.guardian_id is not None:
-        return sa.and_(in_school, col(Student.id).in_(guardian_student_ids(principal)))
+        return sa.and_(in_school, col(Student.id).in_(guardian_student_ids(principal, school)))
     return sa.false()
 
 

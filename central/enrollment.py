@@ -17,11 +17,12 @@ from datetime import date
 
 from sqlmodel import Session, col, func, select
 
+from central import accounts
 from central import groups as group_service
 from central.errors import Conflict, Forbidden, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
-from central.models import Guardian, GuardianLink, Notice, NoticeSignature, SignaturePublic, Student, utcnow
+from central.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
 
 APPLIED, CLASS_REVIEWED, APPROVED, ACTIVE = "applied", "class_reviewed", "approved", "active"
 WITHDRAWN, REJECTED = "withdrawn", "rejected"
@@ -156,7 +157,9 @@ def _done(session: Session, row: Enrollment, commit: bool) -> Enrollment:
 def _check_guardian(session: Session, student_id: int, guardian_id: int) -> None:
     stmt = select(GuardianLink).where(GuardianLink.student_id == student_id, GuardianLink.guardian_id == guardian_id)
     link = session.exec(stmt).first()
-    if link is None or link.barred or not link.may_pick_up:
+    school = session.get(School, session.get(Student, student_id).school_id)
+    # An ended or not yet started link acts for the child no more than a barred one (P9.4).
+    if not accounts.link_acts_on(link, accounts.school_today(school), pick_up=True):
         raise Invalid("enrollment.guardian", guardian=guardian_id)
 
 

@@ -445,6 +445,10 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         link.relation, link.may_pick_up, link.barred = g.relation, g.may_pick_up, g.barred
         links[(guardian.id, student.id)] = link
         session.add(link)
+        if link.id is not None:
+            from central import pickup  # here, like enrollment below: keeps the importer's imports light
+
+            pickup.revoke_codes_of_link(session, link=link, actor="import")  # P9.4: a bar arriving by import
         result.links += 1
 
     # Replace each carded person's old cards: delete them all first, so swapping two cards is no conflict.

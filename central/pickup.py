@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +53,10 @@ CATALOGUE.update(
             "en": "{person} is barred from picking this child up; no code may name them",
         },
         "code_missing": {"zh_CN": "没有接送码 {id}", "en": "No pickup code {id}"},
+        "code_issuer_refused": {
+            "zh_CN": "签发该接送码的家长已无权接送该学生，接送码已作废",
+            "en": "The guardian who issued this code may no longer pick this child up; the code is void",
+        },
         "code_wrong": {"zh_CN": "接送码不正确或已失效", "en": "The code is wrong or no longer valid"},
         "code_used": {"zh_CN": "该接送码已于 {at} 使用", "en": "This code was used at {at}"},
         "code_locked": {
@@ -104,6 +109,9 @@ class PickupCode(SQLModel, table=True):
     # {kiosk code: hex digest} for every kiosk of the school when the code was issued.
     kiosk_digests: dict[str, str] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
     issued_by: str = Field(max_length=100)
+    # The guardian who issued it (None: the school). The code stands on that guardian's link: a custody
+    # order, a lost right to pick up or an ended link voids it (P9.4), at central and at the gate.
+    issuer_guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
     issued_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     wrong_tries: int = 0
     used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
@@ -172,6 +180,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def name_key(name: str) -> str:
+    """A name as compared against the barred: NFKC (full-width letters become plain ones), case
+    folded, and only letters and digits kept, so spaces, punctuation and invisible characters
+    (zero-width space and joiner, soft hyphen, BOM: Unicode categories Cf, Z*, P*, S*, C*) count for
+    nothing. The check is "the barred name appears in the code's name": "王某先生" and "Mr. Wang Mou"
+    hide no one. It may refuse an innocent name that contains a barred one; the refusal names what
+    was typed and the school can issue the code (safety first, P2.3).
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
+
+
 def _school_key(session: Session, school: School) -> bytes:
     row = session.get(PickupKey, school.id)
     if row is None:
@@ -199,16 +219,58 @@ def _audit_view(code: PickupCode) -> dict:
     return audit.snapshot(code, exclude={"code_hash", "kiosk_digests"})
 
 
-def _may_issue(session: Session, *, principal: Principal, student: Student) -> None:
+def _link(session: Session, *, guardian_id: int, student_id: int) -> GuardianLink | None:
+    return session.exec(
+        select(GuardianLink).where(GuardianLink.guardian_id == guardian_id, GuardianLink.student_id == student_id)
+    ).first()
+
+
+def _may_issue(session: Session, *, principal: Principal, student: Student, today: date, day: date) -> None:
     if principal.role is Role.SCHOOL_ADMIN:
         return
     if principal.role is Role.GUARDIAN:
-        link = session.exec(
-            select(GuardianLink).where(GuardianLink.guardian_id == principal.guardian_id, GuardianLink.student_id == student.id)
-        ).first()
-        if link is not None and link.may_pick_up and not link.barred:
+        link = _link(session, guardian_id=principal.guardian_id, student_id=student.id)
+        # The link must hold now (who asks) and on the code's day (when it acts).
+        if accounts.link_acts_on(link, today, pick_up=True) and accounts.link_acts_on(link, day, pick_up=True):
             return
     raise Forbidden("code_not_guardian")
+
+
+def _issuer_may_act(session: Session, code: PickupCode) -> bool:
+    """A guardian's code holds only while their link would let them take the child on the code's day."""
+    if code.issuer_guardian_id is None:
+        return True
+    link = _link(session, guardian_id=code.issuer_guardian_id, student_id=code.student_id)
+    return accounts.link_acts_on(link, code.day, pick_up=True)
+
+
+def _revoke(session: Session, code: PickupCode, *, actor: Principal | str, why: str) -> None:
+    before = _audit_view(code)
+    code.revoked_at = _utcnow()
+    session.add(code)
+    after = {**_audit_view(code), "why": why}
+    audit.record(session, actor=actor, action="pickup_code.revoke", entity=f"pickup_code:{code.id}", before=before, after=after, school_id=code.school_id)
+
+
+def revoke_codes_of_link(session: Session, *, link: GuardianLink, actor: Principal | str) -> list[int]:
+    """Void every live code this guardian issued for this child that the link no longer carries (P9.4).
+
+    Called whenever a link changes (barred, ``may_pick_up`` lost, dates moved); flushes, and leaves the
+    commit and the new roster version to the caller, which makes one at once.
+    """
+    live = session.exec(
+        select(PickupCode).where(
+            PickupCode.issuer_guardian_id == link.guardian_id,
+            PickupCode.student_id == link.student_id,
+            col(PickupCode.used_at).is_(None),
+            col(PickupCode.revoked_at).is_(None),
+        )
+    ).all()
+    gone = [code for code in live if not accounts.link_acts_on(link, code.day, pick_up=True)]
+    for code in gone:
+        _revoke(session, code, actor=actor, why="guardian_link_changed")
+    session.flush()
+    return [code.id for code in gone]
 
 
 def issue_code(
@@ -216,7 +278,6 @@ def issue_code(
 ) -> PickupCodeIssued:
     """Issue a code; the returned ``code`` is the only copy there will ever be."""
     child = accounts.find_student(session, principal=principal, school=school, student_no=student)
-    _may_issue(session, principal=principal, student=child)
     found = accounts.school_by_code(session, school)
     person = " ".join(person.split())
     if not 1 <= len(person) <= 100:
@@ -226,13 +287,16 @@ def issue_code(
         raise Invalid("code_day_past", day=day.isoformat())
     if day > today + timedelta(days=MAX_DAYS_AHEAD):
         raise Invalid("code_day_far", days=MAX_DAYS_AHEAD)
+    _may_issue(session, principal=principal, student=child, today=today, day=day)
     barred = session.exec(
         select(Guardian.name)
         .join(GuardianLink, col(GuardianLink.guardian_id) == Guardian.id)
         .where(GuardianLink.student_id == child.id, col(GuardianLink.barred).is_(True))
     ).all()
-    # A custody bar (P9.4) is not sidestepped by writing the barred person's name on a code.
-    if any(" ".join(name.split()) == person for name in barred):
+    # A custody bar (P9.4) is not sidestepped by writing the barred person's name on a code, nor by
+    # writing it in full-width letters, with zero-width spaces, or with a title or suffix around it.
+    wanted = name_key(person)
+    if any((key := name_key(name)) and key in wanted for name in barred):
         raise Forbidden("code_barred_person", person=person)
     key = _school_key(session, found)
     taken = set(
@@ -257,6 +321,7 @@ def issue_code(
             for k in kiosks
         },
         issued_by=principal.label,
+        issuer_guardian_id=principal.guardian_id if principal.role is Role.GUARDIAN else None,
         issued_at=_utcnow(),
     )
     session.add(row)
@@ -297,10 +362,7 @@ def revoke_code(session: Session, *, principal: Principal, school: str, code_id:
     if principal.role is Role.GUARDIAN and code.issued_by != principal.label:
         raise Forbidden("code_not_guardian")
     if code.revoked_at is None and code.used_at is None:
-        before = _audit_view(code)
-        code.revoked_at = _utcnow()
-        session.add(code)
-        audit.record(session, actor=principal, action="pickup_code.revoke", entity=f"pickup_code:{code.id}", before=before, after=_audit_view(code), school_id=code.school_id)
+        _revoke(session, code, actor=principal, why="revoked")
         session.commit()
         session.refresh(code)
     return _public(code, child.student_no)
@@ -313,17 +375,37 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     day = local_today(found)
     key = _school_key(session, found)
     wanted = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=normalize_code(code))
-    todays = session.exec(select(PickupCode).where(PickupCode.student_id == child.id, PickupCode.day == day)).all()
-    if any(c.wrong_tries >= MAX_WRONG_CODES for c in todays):
+    # Every try is charged to all of today's codes for the child before it is checked, in one
+    # UPDATE … RETURNING: the row locks it takes serialise the tries for a child, so thirty guesses
+    # at once count thirty and no more than MAX_WRONG_CODES of them are ever checked. A right code
+    # gets its charge back below, in the same transaction.
+    charged = session.execute(
+        sa.update(PickupCode)
+        .where(col(PickupCode.student_id) == child.id, col(PickupCode.day) == day)
+        .values(wrong_tries=col(PickupCode.wrong_tries) + 1)
+        .returning(col(PickupCode.id), col(PickupCode.wrong_tries), col(PickupCode.code_hash), col(PickupCode.revoked_at))
+        .execution_options(synchronize_session=False)
+    ).all()
+    if any(tries > MAX_WRONG_CODES for _id, tries, _hash, _revoked in charged):
+        session.rollback()
         raise Forbidden("code_locked")
-    hit = next((c for c in todays if hmac.compare_digest(c.code_hash, wanted)), None)
-    if hit is None or hit.revoked_at is not None:
-        # Each wrong try counts against all of today's codes for the child: guessing has few chances.
-        for c in todays:
-            c.wrong_tries += 1
-            session.add(c)
-        session.commit()
+    hit = next((row for row in charged if hmac.compare_digest(row[2], wanted)), None)
+    if hit is None or hit[3] is not None:
+        session.commit()  # the charge stands: a wrong try
         raise Invalid("code_wrong")
+    session.execute(
+        sa.update(PickupCode)
+        .where(col(PickupCode.id).in_([row[0] for row in charged]))
+        .values(wrong_tries=col(PickupCode.wrong_tries) - 1)
+        .execution_options(synchronize_session=False)
+    )
+    found_code = session.exec(select(PickupCode).where(PickupCode.id == hit[0]).execution_options(populate_existing=True)).one()
+    if not _issuer_may_act(session, found_code):
+        # P9.4: the issuer's link as it is now, not as it was when the code was issued.
+        _revoke(session, found_code, actor=principal, why="issuer_may_not_pick_up")
+        session.commit()
+        raise Forbidden("code_issuer_refused")
+    hit = found_code
     before = _audit_view(hit)
     now = _utcnow()
     # Conditional update: of two guards redeeming at once, exactly one succeeds.
@@ -378,10 +460,26 @@ def roster_codes(session: Session, *, school: School, today: date | None = None)
             PickupCode.wrong_tries < MAX_WRONG_CODES,
         )
         .order_by(col(PickupCode.id))
-    )
+    ).all()
+    issuers = {c.issuer_guardian_id for c, _no in rows} - {None}
+    links = {
+        (link.guardian_id, link.student_id): link
+        for link in session.exec(select(GuardianLink).where(col(GuardianLink.guardian_id).in_(issuers)))
+    } if issuers else {}
+
+    def stands(c: PickupCode) -> bool:
+        # Belt and braces beside revoke_codes_of_link: a code whose issuer's link would not let them
+        # take the child that day never reaches a gate, whoever changed the link and how.
+        return c.issuer_guardian_id is None or accounts.link_acts_on(links.get((c.issuer_guardian_id, c.student_id)), c.day, pick_up=True)
+
     return [
-        {"id": c.id, "student": no, "day": c.day.isoformat(), "person": c.person, "digests": dict(sorted(c.kiosk_digests.items()))}
+        {
+            "id": c.id, "student": no, "day": c.day.isoformat(), "person": c.person,
+            **({"issuer": f"g{c.issuer_guardian_id}"} if c.issuer_guardian_id is not None else {}),
+            "digests": dict(sorted(c.kiosk_digests.items())),
+        }
         for c, no in rows
+        if stands(c)
     ]
 
 
@@ -416,10 +514,22 @@ def _guardian(session: Session, *, principal: Principal, school: str, guardian_i
         and guardian.school_id == found.id
         and principal.may_use_school(school)
         and (principal.role is not Role.GUARDIAN or principal.guardian_id == guardian_id)
+        and (principal.role is not Role.TEACHER or _teacher_needs(session, principal=principal, school=found, guardian_id=guardian_id))
     )
     if not visible:
         raise Missing("no_guardian", guardian=guardian_id)
     return guardian
+
+
+def _teacher_needs(session: Session, *, principal: Principal, school: School, guardian_id: int) -> bool:
+    """A teacher sees the photo of a guardian linked to a child of their own groups, barred ones
+    included: who hands a child over at the room door must know both who may take the child and who
+    must not. Not the other guardians of the school (the guard and the school admin see those)."""
+    children = select(Student.id).where(accounts.student_filter(principal, school))
+    hit = session.exec(
+        select(GuardianLink.id).where(GuardianLink.guardian_id == guardian_id, col(GuardianLink.student_id).in_(children))
+    ).first()
+    return hit is not None
 
 
 def _owner(session: Session, *, principal: Principal, school: str, student: str | None, guardian_id: int | None) -> tuple[str, int, int]:

@@ -477,6 +477,9 @@ class RosterCode(_Lenient):
     student: StrictStr
     day: StrictStr  # the school's local date (YYYY-MM-DD) the code is good for
     person: StrictStr  # the one named person who may use it
+    # The guardian (RosterGuardian id) who issued it; absent when the school did. The gate refuses the
+    # code when that guardian's link to the child no longer lets them take the child (P9.4).
+    issuer: StrictStr | None = None
     digests: dict[StrictStr, StrictStr] = {}  # kiosk id -> gateway.pickup.code_digest with that kiosk's secret
 
 

@@ -36,6 +36,10 @@ class Rules:
 RULES = Rules()
 DEBOUNCE = RULES.debounce
 GONE_KINDS = ("pickup", "self_dismiss", "checkout")
+# Wrong one-time codes typed for one child in one day before the gate takes no more (central's
+# MAX_WRONG_CODES): each is recorded as a pickup_denied event, so the count survives a restart and
+# central sees the guessing, offline too.
+MAX_WRONG_CODES = 5
 ID4 = re.compile(r"^[0-9]{3}[0-9Xx]$")
 
 
@@ -58,6 +62,7 @@ class GateState:
     on_duty: set[str] = field(default_factory=set)  # staff ids
     visitors: dict[str, dict[str, str]] = field(default_factory=dict)  # visit id -> the visitor_in details
     used_codes: set[str] = field(default_factory=set)
+    wrong_codes: dict[str, int] = field(default_factory=dict)  # student -> wrong codes typed today
     alerted: set[tuple[str, str, str, str]] = field(default_factory=set)
     last_tap: dict[str, datetime] = field(default_factory=dict)  # canonical uid -> last tap, for the debounce
     pending: list[Pending] = field(default_factory=list)  # first halves of pickup pairs, oldest first
@@ -258,19 +263,31 @@ def pickup_by_code(
     roster: Roster, state: GateState, student: str, code: str, now: datetime, *, key: bytes, kiosk: str
 ) -> Decision:
     """A person without a card gives the one-time code issued at central for this child and today."""
+    if state.wrong_codes.get(student, 0) >= MAX_WRONG_CODES:
+        # Checked before the code: past the limit even the right code is not tried (no oracle).
+        return Decision("code_locked", "refused", event="pickup_denied", reason="code_locked", student=student)
     typed = codes.normalize_code(code)
     for issued in sorted(roster.codes.values(), key=lambda c: c.id):
         if issued.student != student or issued.day != state.day.isoformat() or kiosk not in issued.digests:
             continue
         if codes.matches(key, issued.digests[kiosk], school=roster.school, verifier=kiosk, student=student,
                          day=state.day, code=typed):
-            return _code_pickup(state, student, issued)
-    return Decision("code_wrong", "refused", reason="code_wrong", student=student)
+            return _code_pickup(roster, state, student, issued)
+    return Decision("code_wrong", "refused", event="pickup_denied", reason="code_wrong", student=student)
 
 
-def _code_pickup(state: GateState, student: str, issued: protocol.RosterCode) -> Decision:
+def _code_pickup(roster: Roster, state: GateState, student: str, issued: protocol.RosterCode) -> Decision:
     if issued.id in state.used_codes:
         return Decision("code_used", "refused", reason="code_used", student=student)
+    if issued.issuer is not None:
+        # P9.4: a guardian's code stands on that guardian's link as this roster has it now: a custody
+        # order (or a lost right, an ended link) that arrived after the code voids it here too.
+        link = _link(roster, issued.issuer, student)
+        if link is None or link.barred or not link.may_pick_up or not _valid_on(link, state.day):
+            barred = link is not None and link.barred
+            return Decision("code_issuer_refused", "refused", event="pickup_denied", student=student,
+                            guardian=issued.issuer, reason="code_issuer_barred" if barred else "code_issuer_not_allowed",
+                            note=f"code:{issued.id}", person=issued.person, alarm=barred)
     decision = _take(state, student, "pickup_allowed", {"student": student, "person": issued.person})
     return replace(decision, note=f"code:{issued.id}", reason="code" if decision.event else decision.reason)
 
@@ -284,7 +301,7 @@ def recheck(roster: Roster, state: GateState, decision: Decision, now: datetime)
     code_id = (decision.note or "").removeprefix("code:")
     issued = roster.codes.get(code_id) if (decision.note or "").startswith("code:") else None
     if issued and issued.student == decision.student and issued.day == state.day.isoformat():
-        return _code_pickup(state, issued.student, issued)
+        return _code_pickup(roster, state, issued.student, issued)
     return Decision("code_wrong", "refused", reason="code_wrong", student=decision.student)
 
 
@@ -369,6 +386,8 @@ def fold(state: GateState, event: dict[str, Any]) -> None:
         note = event.get("note") or ""
         if note.startswith("code:"):
             state.used_codes.add(note[5:])
+    elif kind == "pickup_denied" and student and event.get("reason") == "code_wrong":
+        state.wrong_codes[student] = state.wrong_codes.get(student, 0) + 1
     elif kind == "staff_on":
         state.on_duty.add(event["staff"])
     elif kind == "staff_off":

@@ -30,6 +30,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "pickup_refused": {"zh_CN": "门卫拒绝：{guardian}未能接走{name}", "en": "Refused by the guard: {guardian} does not take {name}"},
     "code_used": {"zh_CN": "该接送码已使用过", "en": "This pickup code was already used"},
     "code_wrong": {"zh_CN": "接送码不正确（或不是今天、不是这个孩子的）", "en": "Wrong pickup code (or not for today or this child)"},
+    "code_locked": {"zh_CN": "{name}今天的接送码输错次数过多，本机不再受理，请联系家长或学校", "en": "Too many wrong codes for {name} today: this gate takes no more; call the guardian or the school"},
+    "code_issuer_refused": {"zh_CN": "作废：签发该接送码的家长{guardian}已无权接送{name}，请联系学校负责人", "en": "Void: {guardian}, who issued this code, may no longer take {name}; call the school's lead"},
     "override_checkin": {"zh_CN": "已人工放行：{name}（{reason}）", "en": "Admitted by the guard: {name} ({reason})"},
     "override_pickup": {"zh_CN": "已人工放行接送：{name}（{reason}）", "en": "Pickup admitted by the guard: {name} ({reason})"},
     "visitor_in": {"zh_CN": "访客已登记进入", "en": "Visitor signed in"},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 
@@ -13,8 +15,9 @@ from PIL import Image
 from sqlmodel import select
 
 from central import pickup
-from central.accounts import ChildRead
-from central.models import School
+from central.accounts import ChildRead, Principal, Role
+from central.errors import Forbidden, Invalid
+from central.models import Guardian, GuardianLink, School
 from gateway import photos, protocol
 from gateway.pickup import matches
 
@@ -224,3 +227,163 @@ def test_bad_uploads_are_refused_with_a_reason(world):
     world.settings.photo_max_bytes = 10_000
     too_big = upload(_photo(size=(2000, 2000), fmt="BMP"))
     assert too_big.status_code == 422 and "10000" in too_big.json()["detail"][0]["msg"]
+
+
+# --- custody: a code stands on its issuer's link (issue 11, items 1 and 2) ----------------------------
+
+
+def _set_link(world, **values):
+    """Change parentA's link to A1 behind the services' back, as a database edit would."""
+    with world.session() as session:
+        session.execute(
+            sa.update(GuardianLink)
+            .where(GuardianLink.guardian_id == world.ids["gA"], GuardianLink.student_id == world.ids["A1"])
+            .values(**values)
+        )
+        session.commit()
+
+
+def _redeem(world, code, student="A1"):
+    return world.client.post("/api/v1/schools/s1/pickup-codes/redeem", json={"student": student, "code": code}, headers=world.as_("guard1"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"barred": True, "may_pick_up": False},  # a custody order
+        {"may_pick_up": False},
+        {"valid_until": "yesterday"},  # the link ended
+    ],
+    ids=["barred", "no_pickup", "ended"],
+)
+def test_a_link_that_stops_acting_voids_the_codes_its_guardian_issued(world, change):
+    bus = world.client.app.state.bus = _Bus()
+    assert world.client.post("/api/v1/schools/s1/roster/refresh", headers=world.as_("admin1")).status_code == 200
+    mine = _issue(world).json()
+    theirs = _issue(world, user="admin1", person="李老师").json()  # the school's own code is not the guardian's
+    if change.get("valid_until") == "yesterday":
+        change = {"valid_until": (_today(world) - timedelta(days=1)).isoformat()}
+    r = world.client.patch(f"/api/v1/schools/s1/students/A1/guardians/{world.ids['gA']}", json=change, headers=world.as_("admin1"))
+    assert r.status_code == 200, r.text
+    # A new roster version at once, without the code; central keeps it as revoked.
+    assert bus.delta().removed_codes == [str(mine["id"])]
+    assert [c.id for c in bus.snapshot().codes] == [str(theirs["id"])]
+    listed = {c["id"]: c for c in world.client.get("/api/v1/schools/s1/pickup-codes", headers=world.as_("admin1")).json()}
+    assert listed[mine["id"]]["revoked"] is True and listed[theirs["id"]]["revoked"] is False
+    assert _redeem(world, mine["code"]).status_code == 422
+    assert _redeem(world, theirs["code"]).status_code == 200
+
+
+def test_redeeming_rechecks_the_issuers_link_as_it_is_now(world):
+    issued = _issue(world).json()
+    _set_link(world, barred=True, may_pick_up=False)  # changed without going through the link route
+    with world.session() as session:
+        school = session.exec(select(School).where(School.code == "s1")).one()
+        assert pickup.roster_codes(session, school=school) == []  # never sent to a gate
+    r = _redeem(world, issued["code"])
+    assert r.status_code == 403 and "已无权接送" in r.json()["detail"]
+    listed = world.client.get("/api/v1/schools/s1/pickup-codes", headers=world.as_("admin1")).json()
+    assert listed[0]["revoked"] is True
+
+
+def test_the_roster_names_the_guardian_who_issued_a_code(world):
+    mine = _issue(world).json()
+    school_code = _issue(world, user="admin1").json()
+    with world.session() as session:
+        school = session.exec(select(School).where(School.code == "s1")).one()
+        issuers = {c["id"]: c.get("issuer") for c in pickup.roster_codes(session, school=school)}
+    assert issuers == {mine["id"]: f"g{world.ids['gA']}", school_code["id"]: None}
+
+
+@pytest.mark.parametrize("dates", ["ended", "not_started"])
+def test_a_guardian_acts_for_a_child_only_within_the_links_dates(world, dates):
+    today = _today(world)
+    if dates == "ended":
+        _set_link(world, valid_until=today - timedelta(days=1))
+    else:
+        _set_link(world, valid_from=today + timedelta(days=1))
+    parent = world.as_("parentA")
+    assert world.client.get("/api/v1/schools/s1/students/A1", headers=parent).status_code == 404
+    assert world.client.get("/api/v1/schools/s1/students", headers=parent).json() == []
+    assert world.client.get("/api/v1/schools/s1/students/A1/photo", headers=parent).status_code == 404
+    assert _issue(world).status_code == 404
+    apply = {"student": "A1", "guardian_id": world.ids["gA"], "application": "申请参加课后服务"}
+    assert world.client.post("/api/v1/schools/s1/enrollments", json=apply, headers=parent).status_code == 404
+    assert world.client.get("/api/v1/schools/s1/enrollments", headers=parent).json() == []
+
+
+def test_a_code_is_issued_only_for_days_the_link_holds(world):
+    today = _today(world)
+    _set_link(world, valid_until=today + timedelta(days=2))
+    assert _issue(world, day=today + timedelta(days=2)).status_code == 201
+    refused = _issue(world, day=today + timedelta(days=3))
+    assert refused.status_code == 403 and "只有可接送" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_parallel_wrong_codes_are_counted_one_by_one(world):
+    code = _issue(world).json()["code"]
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    guard = Principal(role=Role.GUARD, username="guard1", user_id=1, school_id=world.ids["s1"], school_code="s1")
+    tries = 20
+    start = threading.Barrier(tries)
+
+    def attempt(_n):
+        with world.session() as session:
+            start.wait()
+            try:
+                pickup.redeem_code(session, principal=guard, school="s1", student="A1", code=wrong)
+            except Invalid:
+                return "wrong"
+            except Forbidden:
+                return "locked"
+            return "used"
+
+    with ThreadPoolExecutor(tries) as pool:
+        outcomes = sorted(pool.map(attempt, range(tries)))
+    # Exactly MAX_WRONG_CODES (5) guesses are checked; every other one finds the codes void.
+    assert outcomes.count("wrong") == 5 and outcomes.count("locked") == 15
+    assert _redeem(world, code).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "person",
+    ["赵某", "赵\u200b某", "赵\u00ad某", "\ufeff赵某", "赵 某", "赵某先生", "赵某（爸爸）", "叔叔赵某"],
+    ids=["plain", "zero_width_space", "soft_hyphen", "bom", "space", "suffix", "bracket_suffix", "prefix"],
+)
+def test_a_barred_name_is_refused_however_it_is_written(world, person):
+    r = _issue(world, person=person)
+    assert r.status_code == 403 and "禁止" in r.json()["detail"]
+
+
+def test_a_latin_barred_name_is_refused_in_full_width_letters_and_other_case(world):
+    with world.session() as session:
+        session.execute(sa.update(Guardian).where(Guardian.id == world.ids["gBarred"]).values(name="Zhao Mou"))
+        session.commit()
+    for person in ("ＺＨＡＯ ＭＯＵ", "zhao-mou", "Mr. Zhao Mou"):
+        r = _issue(world, person=person)
+        assert r.status_code == 403, person
+    assert _issue(world, person="Zhao Li").status_code == 201  # another person of the same family name
+
+
+def test_a_teacher_sees_the_photos_of_their_childrens_guardians_only(world):
+    for key in ("gA", "gB", "gBarred"):
+        r = world.client.put(f"/api/v1/schools/s1/guardians/{world.ids[key]}/photo", files={"file": ("g.png", _photo(), "image/png")}, headers=world.as_("admin1"))
+        assert r.status_code == 200, r.text
+
+    def status(user, key):
+        return world.client.get(f"/api/v1/schools/s1/guardians/{world.ids[key]}/photo", headers=world.as_(user)).status_code
+
+    # teacherA runs groupA (child A1: guardian gA, and gBarred whom a custody order bars)
+    assert [status("teacherA", k) for k in ("gA", "gBarred", "gB")] == [200, 200, 404]
+    assert [status("teacherB", k) for k in ("gA", "gBarred", "gB")] == [404, 404, 200]
+    assert [status("guard1", k) for k in ("gA", "gBarred", "gB")] == [200, 200, 200]
+
+
+def test_a_guardian_gets_the_same_answer_for_a_student_number_absent_and_not_theirs(world):
+    def apply(student):
+        body = {"student": student, "guardian_id": world.ids["gA"], "application": "申请参加课后服务"}
+        r = world.client.post("/api/v1/schools/s1/enrollments", json=body, headers=world.as_("parentA"))
+        return r.status_code, str(r.json()["detail"]).replace(student, "<no>")
+
+    assert apply("B1") == apply("Z9") == (404, "没有学生 <no>")

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from gateworld import CODE, DAY, KEY, KIOSK, NOW, local, roster
+from gateworld import CODE, DAY, KEY, KIOSK, NOW, local, roster, snapshot
 from gateway import protocol
 from kiosk import engine
 from kiosk.roster import Roster
@@ -130,8 +130,8 @@ CODES = {
     "code: the right code for this child today asks the guard to confirm": (CODE, state(checked_in={"S1": "10"}), "pickup_allowed", "pickup"),
     "code: typed with spaces is the same code": ("123 456", state(checked_in={"S1": "10"}), "pickup_allowed", "pickup"),
     "code: used once is refused the second time": (CODE, state(checked_in={"S1": "10"}, used_codes={"7"}), "code_used", None),
-    "code: a wrong code is refused": ("654321", state(checked_in={"S1": "10"}), "code_wrong", None),
-    "code: another day's code is refused": (CODE, state(checked_in={"S1": "10"}, day=date(2026, 12, 1)), "code_wrong", None),
+    "code: a wrong code is refused and recorded": ("654321", state(checked_in={"S1": "10"}), "code_wrong", "pickup_denied"),
+    "code: another day's code is refused": (CODE, state(checked_in={"S1": "10"}, day=date(2026, 12, 1)), "code_wrong", "pickup_denied"),
     "code: the right code for a child not on site is refused": (CODE, state(), "not_on_site", None),
 }
 
@@ -141,8 +141,76 @@ def test_code(case):
     code, gate, outcome, event = CODES[case]
     decision = engine.pickup_by_code(ROSTER, gate, "S1", code, NOW, key=KEY, kiosk=KIOSK)
     assert (decision.outcome, decision.event) == (outcome, event)
-    if event:
+    if event == "pickup":
         assert decision.confirm and decision.note == "code:7" and decision.person == "王舅舅"
+
+
+def _with_issuer(issuer, extra_guardian=None):
+    snap = snapshot()
+    snap["codes"][0]["issuer"] = issuer
+    if extra_guardian:
+        snap["guardians"].append(extra_guardian)
+    return Roster.from_snapshot(protocol.RosterSnapshot.model_validate(snap))
+
+
+EXPIRED = {"id": "g6", "name": "王姑姑", "links": [{"student": "S1", "valid_until": "2026-11-29"}]}
+# the issuer of code 7 (and who else the roster holds) -> (outcome, event, reason, alarm)
+ISSUERS = {
+    "issuer: an authorised guardian's code is good": ("g1", None, "pickup_allowed", "pickup", "code", False),
+    "issuer: a guardian barred since is refused loudly": ("g5", None, "code_issuer_refused", "pickup_denied", "code_issuer_barred", True),
+    "issuer: a guardian without may_pick_up is refused": ("g3", {"id": "g3", "name": "赵外婆", "links": [{"student": "S1", "may_pick_up": False}]},
+                                                          "code_issuer_refused", "pickup_denied", "code_issuer_not_allowed", False),
+    "issuer: a guardian no longer linked is refused": ("g2", None, "code_issuer_refused", "pickup_denied", "code_issuer_not_allowed", False),
+    "issuer: a guardian whose link ended is refused": ("g6", EXPIRED, "code_issuer_refused", "pickup_denied", "code_issuer_not_allowed", False),
+    "issuer: a guardian gone from the roster is refused": ("g99", None, "code_issuer_refused", "pickup_denied", "code_issuer_not_allowed", False),
+}
+
+
+@pytest.mark.parametrize("case", ISSUERS, ids=list(ISSUERS))
+def test_a_code_stands_on_its_issuers_link(case):
+    issuer, extra, outcome, event, reason, alarm = ISSUERS[case]
+    if extra and extra["id"] == "g3":
+        snap = snapshot()
+        snap["codes"][0]["issuer"] = "g3"
+        snap["guardians"] = [g for g in snap["guardians"] if g["id"] != "g3"] + [extra]
+        roster_ = Roster.from_snapshot(protocol.RosterSnapshot.model_validate(snap))
+    else:
+        roster_ = _with_issuer(issuer, extra)
+    decision = engine.pickup_by_code(roster_, state(checked_in={"S1": "10"}), "S1", CODE, NOW, key=KEY, kiosk=KIOSK)
+    assert (decision.outcome, decision.event, decision.reason, decision.alarm) == (outcome, event, reason, alarm)
+
+
+def test_a_custody_order_arriving_before_the_guards_enter_voids_the_code():
+    gate = state(checked_in={"S1": "10"})
+    asked = engine.pickup_by_code(_with_issuer("g1"), gate, "S1", CODE, NOW, key=KEY, kiosk=KIOSK)
+    assert asked.outcome == "pickup_allowed"
+    snap = snapshot()
+    snap["codes"][0]["issuer"] = "g1"
+    snap["guardians"][0]["links"] = [{"student": "S1", "may_pick_up": False, "barred": True}]
+    barred_now = Roster.from_snapshot(protocol.RosterSnapshot.model_validate(snap))
+    again = engine.recheck(barred_now, gate, asked, NOW)
+    assert (again.outcome, again.event, again.alarm) == ("code_issuer_refused", "pickup_denied", True)
+
+
+def test_wrong_codes_are_recorded_and_limited_across_a_restart():
+    gate = state(checked_in={"S1": "10"})
+    recorded = []
+    for _ in range(5):
+        decision = engine.pickup_by_code(ROSTER, gate, "S1", "000000", NOW, key=KEY, kiosk=KIOSK)
+        assert (decision.outcome, decision.event, decision.reason) == ("code_wrong", "pickup_denied", "code_wrong")
+        event = {"kind": decision.event, "at": "x", **decision.event_fields()}
+        engine.fold(gate, event)
+        recorded.append(event)
+    # The sixth try is not checked, even with the right code, and is recorded too.
+    locked = engine.pickup_by_code(ROSTER, gate, "S1", CODE, NOW, key=KEY, kiosk=KIOSK)
+    assert (locked.outcome, locked.event, locked.reason) == ("code_locked", "pickup_denied", "code_locked")
+    # A restart rebuilds the day from its recorded events: still locked.
+    restarted = state(checked_in={"S1": "10"})
+    for event in recorded:
+        engine.fold(restarted, event)
+    assert engine.pickup_by_code(ROSTER, restarted, "S1", CODE, NOW, key=KEY, kiosk=KIOSK).outcome == "code_locked"
+    # Another child's codes are not touched.
+    assert engine.pickup_by_code(ROSTER, restarted, "S4", "000000", NOW, key=KEY, kiosk=KIOSK).outcome == "code_wrong"
 
 
 def test_code_of_another_kiosk_does_not_match():

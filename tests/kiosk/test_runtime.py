@@ -85,3 +85,22 @@ def test_the_no_ui_loop_prints_alerts_when_they_fall_due(tmp_path):
 
     shown = [json.loads(line) for line in out.getvalue().splitlines()]
     assert sorted(d["outcome"] for d in shown) == ["alert_absent"] * 3  # S1, S2, S4 never checked in; once each
+
+
+def test_wrong_codes_typed_offline_are_recorded_and_still_count_after_a_restart(tmp_path):
+    from gateway import protocol
+    from gateworld import CODE, KEY, Clock, snapshot
+
+    clock = Clock()
+    settings = KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None, secret=KEY.hex())
+    gate = Kiosk(settings, sync=False, clock=clock)
+    gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
+    shown = [gate.pickup_code("S1", "000000")["outcome"] for _ in range(3)]
+    gate.close()
+    assert shown == ["code_wrong"] * 3
+    gate = Kiosk(settings, sync=False, clock=clock)  # the kiosk restarts: the count comes back from its log
+    shown = [gate.pickup_code("S1", "000000")["outcome"] for _ in range(2)] + [gate.pickup_code("S1", CODE)["outcome"]]
+    denied = [e for e in gate.store.day_events(gate.state.day) if e["kind"] == "pickup_denied"]
+    gate.close()
+    assert shown == ["code_wrong", "code_wrong", "code_locked"]
+    assert [e["reason"] for e in denied] == ["code_wrong"] * 5 + ["code_locked"]

@@ -73,7 +73,7 @@ class WithdrawIn(BaseModel):
 def _visible_ids(user: Principal, school: School):
     """The students whose enrollments this caller may see, or None for all of the school's."""
     if user.role is Role.GUARDIAN:
-        return accounts.guardian_student_ids(user)
+        return accounts.guardian_student_ids(user, school)
     if user.role is Role.TEACHER:
         return accounts.teacher_student_ids(user)
     return None
@@ -103,6 +103,10 @@ def apply(school: str, body: EnrollmentCreate, request: Request, session: Sessio
     found = accounts.school_by_code(session, school)
     if user.role is Role.GUARDIAN and body.guardian_id != user.guardian_id:
         raise Forbidden("enrollment.guardian_only_own")
+    if user.role is Role.GUARDIAN:
+        # The same answer for a student number that does not exist and one that is not theirs: a
+        # guardian learns nothing of the school's other children, not even which numbers exist.
+        accounts.find_student(session, principal=user, school=school, student_no=body.student)
     row = enrollment.apply(session, school_id=found.id, data=body, actor=user.label)
     return _out(request, session, found, row, changed=False)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel, select
 
-from central import accounts
+from central import accounts, pickup
 from central.accounts import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
@@ -70,6 +70,9 @@ def update_link(
     if link.barred and link.may_pick_up:
         raise Invalid("link.barred")
     session.add(link)
+    # P9.4: a custody order, a lost right to pick up or an ended link also voids the codes this
+    # guardian issued for the child; the roster version published below carries them away at once.
+    pickup.revoke_codes_of_link(session, link=link, actor=user)
     session.commit()
     session.refresh(link)
     out = LinkPublic(student=student, **link.model_dump(exclude={"id", "student_id"}))
