@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     """Length of a one-time pickup code (digits a guardian reads out at the gate)."""
     photo_max_bytes: int = Field(5_000_000, ge=10_000)
     """Largest photo upload accepted; only the thumbnail is kept."""
+    photo_max_pixels: int = Field(16_000_000, ge=100_000, le=40_000_000)
+    """Most pixels (width × height) of an uploaded photo, read from its header before decoding: a
+    face photo from a phone fits; a small file that would unpack to gigabytes (a decompression bomb) not."""
     thumbnail_px: int = Field(160, ge=32, le=640)
     """Longest side of a stored thumbnail, in pixels: enough to recognise a face on the kiosk."""
     kiosk_request_skew_s: int = Field(300, ge=10)

@@ -1,0 +1,99 @@
+"""What central's HTTP side refuses before it costs memory or the event loop: photos decoded in a
+worker thread under a pixel cap, request bodies limited before they are read, malformed values
+that used to end in a 500.
+
+The tests that concern the server as a whole run it under uvicorn on a free port, as deployed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import BytesIO
+
+import httpx
+import uvicorn
+from PIL import Image
+
+from central import pickup
+from gateway.mqtt import free_port
+from sgtest import wait_for
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """The world's app under a real uvicorn on a free port (its lifespan already ran in the TestClient)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="central-under-test", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive(), timeout=20, what="uvicorn to start")
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def _image(size: tuple[int, int], fmt: str) -> bytes:
+    out = BytesIO()
+    Image.new("L", size, 128).save(out, fmt)
+    return out.getvalue()
+
+
+# --- item 9: photos ---------------------------------------------------------------------------------
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(world):
+    bomb = _image((5000, 4000), "PNG")  # 20 megapixels of one grey: a few kilobytes on the wire
+    assert len(bomb) < 200_000
+    got = world.client.put(
+        "/api/v1/schools/s1/students/A1/photo?lang=en", files={"file": ("a.png", bomb, "image/png")}, headers=world.as_("admin1")
+    )
+    assert got.status_code == 422, got.text
+    assert got.json()["detail"][0]["msg"] == "The photo has too many pixels (5000×4000); at most 16000000: upload a smaller one"
+    zh = world.client.put("/api/v1/schools/s1/students/A1/photo", files={"file": ("a.png", bomb, "image/png")}, headers=world.as_("admin1"))
+    assert zh.json()["detail"][0]["msg"] == "照片像素过多（5000×4000），最多 16000000 像素：请上传较小的照片"
+
+
+def test_a_phone_photo_still_fits(world):
+    phone = _image((4032, 3024), "JPEG")  # a 12-megapixel phone camera's photo
+    got = world.client.put(
+        "/api/v1/schools/s1/students/A1/photo", files={"file": ("a.jpg", phone, "image/jpeg")}, headers=world.as_("admin1")
+    )
+    assert got.status_code == 200, got.text
+    assert (got.json()["width"], got.json()["height"]) == (160, 120)
+
+
+def test_healthz_answers_while_a_photo_decodes(world, monkeypatch):
+    decoding, healthz_answered = threading.Event(), threading.Event()
+    real = pickup.make_thumbnail
+    seen: dict[str, bool] = {}
+
+    def slow_thumbnail(data, **limits):
+        decoding.set()
+        # On the event loop this wait would hold /healthz too, and time out unanswered.
+        seen["healthz_during_decode"] = healthz_answered.wait(timeout=10)
+        return real(data, **limits)
+
+    monkeypatch.setattr(pickup, "make_thumbnail", slow_thumbnail)
+    photo = _image((800, 600), "PNG")
+    with served(world.client.app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        upload: dict[str, httpx.Response] = {}
+        uploader = threading.Thread(
+            target=lambda: upload.setdefault(
+                "r", client.put("/api/v1/schools/s1/students/A1/photo", files={"file": ("a.png", photo, "image/png")}, headers=world.as_("admin1"))
+            )
+        )
+        uploader.start()
+        assert decoding.wait(timeout=20), "the upload never reached the decoder"
+        try:
+            health = httpx.get(f"{url}/healthz", timeout=5)
+        finally:
+            healthz_answered.set()
+            uploader.join(30)
+        assert health.status_code == 200
+        assert seen["healthz_during_decode"] is True
+        assert upload["r"].status_code == 200, upload["r"].text
