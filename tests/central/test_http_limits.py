@@ -13,10 +13,13 @@ from contextlib import contextmanager
 from io import BytesIO
 
 import httpx
+import pytest
 import uvicorn
 from PIL import Image
+from pydantic import ValidationError
 
 from central import pickup
+from central.core.config import Settings
 from gateway.mqtt import free_port
 from sgtest import wait_for
 
@@ -97,3 +100,45 @@ def test_healthz_answers_while_a_photo_decodes(world, monkeypatch):
         assert health.status_code == 200
         assert seen["healthz_during_decode"] is True
         assert upload["r"].status_code == 200, upload["r"].text
+
+
+# --- item 10: request bodies ------------------------------------------------------------------------
+
+
+def test_an_oversize_body_is_refused_before_it_is_read(world):
+    body = b'{"username": "' + b"x" * 2_000_000 + b'", "password": "p"}'
+    with served(world.client.app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        declared = client.post("/api/v1/auth/login?lang=en", content=body, headers={"content-type": "application/json"})
+        assert declared.status_code == 413
+        assert declared.json() == {"detail": "The request body is too large: at most 262144 bytes"}
+
+        def chunks():
+            for i in range(0, len(body), 65_536):
+                yield body[i : i + 65_536]
+
+        chunked = client.post("/api/v1/auth/login", content=chunks(), headers={"content-type": "application/json"})
+        assert chunked.request.headers.get("transfer-encoding") == "chunked"
+        assert "content-length" not in chunked.request.headers
+        assert chunked.status_code == 413
+        assert chunked.json() == {"detail": "请求体过大：最多 262144 字节"}
+
+        # A body under the limit still reaches the route.
+        fine = client.post("/api/v1/auth/login", json={"username": "admin1", "password": "correct horse battery staple"})
+        assert fine.status_code == 200, fine.text
+
+
+def test_uploads_have_their_own_limit(world):
+    photo = _image((1200, 900), "PNG")
+    big = photo + b"\0" * 6_100_000  # past SCHOOLGATE_UPLOAD_MAX_BYTES (6,000,000) with its form around it
+    with served(world.client.app) as url, httpx.Client(base_url=url, timeout=30, headers=world.as_("admin1")) as client:
+        path = "/api/v1/schools/s1/students/A1/photo?lang=en"
+        ok = client.put(path, files={"file": ("a.png", photo, "image/png")})
+        assert ok.status_code == 200, ok.text  # far above the JSON limit, well within an upload's
+        refused = client.put(path, files={"file": ("a.png", big, "image/png")})
+        assert refused.status_code == 413
+        assert refused.json() == {"detail": "The request body is too large: at most 6000000 bytes"}
+
+
+def test_upload_limit_must_hold_a_photo():
+    with pytest.raises(ValidationError, match="SCHOOLGATE_UPLOAD_MAX_BYTES \\(1000000\\) must be above SCHOOLGATE_PHOTO_MAX_BYTES"):
+        Settings(upload_max_bytes=1_000_000, photo_max_bytes=5_000_000)
