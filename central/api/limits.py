@@ -1,4 +1,4 @@
-"""What every request must pass before a route sees it: a bounded body.
+"""What every request must pass before a route sees it: a bounded body, and no NUL in its text.
 
 ``RequestLimits`` is plain ASGI middleware in front of the whole app (API, kiosks' routes, pages):
 
@@ -7,6 +7,9 @@
   ``Content-Length`` above it is refused at once, unread; a chunked body is refused as soon as it
   passes it. Either way a 413 with the limit in the caller's language. A 200 MB body on the open
   login endpoint used to be read whole (central went from 150 MB to 1.1 GB).
+- A NUL character (``\\u0000`` in JSON, ``%00`` in a path or query) is refused with a 422 naming
+  where it was. PostgreSQL cannot store NUL in text, so it used to fail at the INSERT as a 500; it is
+  refused on SQLite too, so both databases answer alike and no stored name hides a NUL.
 
 The body, once read, is handed to the app unchanged.
 """
@@ -25,8 +28,15 @@ CATALOGUE.update(
             "zh_CN": "请求体过大：最多 {max} 字节",
             "en": "The request body is too large: at most {max} bytes",
         },
+        "nul_in_text": {
+            "zh_CN": "{where} 含有空字符（NUL，\\u0000），文本中不允许出现",
+            "en": "{where} contains a NUL character (\\u0000), which no text may hold",
+        },
     }
 )
+
+NUL = "\x00"
+
 
 class _TooLarge(Exception):
     pass
@@ -54,6 +64,10 @@ class RequestLimits:
             body, rest = await _read(receive, limit)
         except _TooLarge:
             await _too_large(send, limit, locale)
+            return
+        where = _nul_in_path_or_query(scope) or (None if upload else _nul_in_body(body, content_type))
+        if where:
+            await _answer(send, 422, {"detail": [{"loc": where, "msg": t("nul_in_text", locale, where=".".join(map(str, where))), "type": "nul_in_text"}]})
             return
         await self.app(scope, _replay(body, rest, receive), send)
 
@@ -89,6 +103,44 @@ def _replay(body: bytes, rest: list[dict], receive):
 def _locale(scope, headers: dict[str, str]) -> str:
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     return pick_locale(query.get("lang"), headers.get("accept-language"))
+
+
+def _nul_in_path_or_query(scope) -> list[str] | None:
+    if NUL in scope.get("path", ""):
+        return ["path"]
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True):
+        if NUL in key or NUL in value:
+            return ["query", key.replace(NUL, "\\u0000")]
+    return None
+
+
+def _nul_in_body(body: bytes, content_type: str) -> list[str | int] | None:
+    if b"\x00" not in body and b"\\u0000" not in body:
+        return None
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+            if NUL in key or NUL in value:
+                return ["body", key.replace(NUL, "\\u0000")]
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON we can read: the route's own parser answers with its error
+    # Walked with a stack, not recursion: the document may be as deep as the parser allowed.
+    stack: list[tuple[list[str | int], object]] = [(["body"], document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if NUL in key:
+                    return [*where, key.replace(NUL, "\\u0000")]
+                stack.append(([*where, key], item))
+        elif isinstance(value, list):
+            stack.extend(([*where, i], item) for i, item in enumerate(value))
+    return None
 
 
 async def _too_large(send, limit: int, locale: str) -> None:

@@ -142,3 +142,30 @@ def test_uploads_have_their_own_limit(world):
 def test_upload_limit_must_hold_a_photo():
     with pytest.raises(ValidationError, match="SCHOOLGATE_UPLOAD_MAX_BYTES \\(1000000\\) must be above SCHOOLGATE_PHOTO_MAX_BYTES"):
         Settings(upload_max_bytes=1_000_000, photo_max_bytes=5_000_000)
+
+
+# --- Low: NUL in any string -------------------------------------------------------------------------
+
+GROUP = {"name": "阅读组", "category": "reading", "capacity": 20, "place": "图书室", "grades": ["三年级"]}
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_nul_in_any_text_is_a_422_naming_where(world):
+    admin = world.as_("admin1")
+    named = world.client.post("/api/v1/schools/s1/groups?lang=en", json={**GROUP, "name": "阅读\u0000组"}, headers=admin)
+    assert named.status_code == 422, named.text
+    assert named.json()["detail"] == [
+        {"loc": ["body", "name"], "msg": "body.name contains a NUL character (\\u0000), which no text may hold", "type": "nul_in_text"}
+    ]
+    nested = world.client.post("/api/v1/schools/s1/groups", json={**GROUP, "grades": ["三年级", "四\u0000年级"]}, headers=admin)
+    assert nested.status_code == 422, nested.text
+    assert nested.json()["detail"][0]["loc"] == ["body", "grades", 1]
+    assert nested.json()["detail"][0]["msg"] == "body.grades.1 含有空字符（NUL，\\u0000），文本中不允许出现"
+    in_path = world.client.get("/api/v1/schools/s1/students/A%001", headers=admin)
+    assert (in_path.status_code, in_path.json()["detail"][0]["loc"]) == (422, ["path"])
+    in_query = world.client.get("/api/v1/schools/s1/groups?note=a%00b", headers=admin)
+    assert (in_query.status_code, in_query.json()["detail"][0]["loc"]) == (422, ["query", "note"])
+    # A backslash followed by "u0000" is ordinary text, and the group is made.
+    plain = world.client.post("/api/v1/schools/s1/groups", json={**GROUP, "name": "阅读\\u0000组"}, headers=admin)
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["name"] == "阅读\\u0000组"
