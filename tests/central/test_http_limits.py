@@ -169,3 +169,46 @@ def test_nul_in_any_text_is_a_422_naming_where(world):
     plain = world.client.post("/api/v1/schools/s1/groups", json={**GROUP, "name": "阅读\\u0000组"}, headers=admin)
     assert plain.status_code == 201, plain.text
     assert plain.json()["name"] == "阅读\\u0000组"
+
+
+# --- Low: values that used to end in a 500 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_ids_past_the_integer_range_are_422(world):
+    admin = world.as_("admin1")
+    for too_big in (2**31, 2**63):
+        in_body = world.client.post("/api/v1/schools/s1/groups", json={**GROUP, "staff_id": too_big}, headers=admin)
+        assert in_body.status_code == 422, in_body.text
+        assert in_body.json()["detail"][0]["loc"] == ["body", "staff_id"]
+        in_query = world.client.get(f"/api/v1/schools/s1/enrollments?group_id={too_big}", headers=admin)
+        assert in_query.status_code == 422, in_query.text
+        assert in_query.json()["detail"][0]["loc"] == ["query", "group_id"]
+        in_path = world.client.get(f"/api/v1/schools/s1/groups/{too_big}", headers=admin)
+        assert in_path.status_code == 422, in_path.text
+        planned = world.client.post("/api/v1/schools/s1/sessions/plan", json={"start": "2026-12-07", "end": "2026-12-07", "group_id": too_big}, headers=admin)
+        assert planned.status_code == 422, planned.text
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_a_time_with_an_offset_is_422(world):
+    admin = world.as_("admin1")
+    group = world.client.post("/api/v1/schools/s1/groups?lang=en", json={**GROUP, "start_time": "16:00:00+08:00"}, headers=admin)
+    assert group.status_code == 422, group.text
+    assert group.json()["detail"][0]["msg"] == "The time 16:00:00+08:00 has an offset: give the school's local time without one (e.g. 16:00:00)"
+    dismissal = world.client.put(
+        "/api/v1/schools/s1/dismissal-times", json={"grade": "三年级", "season": "winter", "dismissal": "15:30:00+08:00"}, headers=admin
+    )
+    assert dismissal.status_code == 422, dismissal.text
+    assert dismissal.json()["detail"][0]["msg"] == "时间 15:30:00+08:00 带有时区偏移：请填写学校当地时间，不带偏移（如 16:00:00）"
+    fine = world.client.post("/api/v1/schools/s1/groups", json={**GROUP, "start_time": "16:00:00"}, headers=admin)
+    assert fine.status_code == 201, fine.text
+
+
+def test_a_group_with_a_blank_grade_is_422(world):
+    admin = world.as_("admin1")
+    for grades in (["  "], ["三年级", ""]):
+        got = world.client.post("/api/v1/schools/s1/groups?lang=en", json={**GROUP, "grades": grades}, headers=admin)
+        assert got.status_code == 422, got.text
+        assert got.json()["detail"][0]["msg"] == "a grade may not be blank: name the grades the group is for"
+    assert [g["name"] for g in world.client.get("/api/v1/schools/s1/groups", headers=admin).json()] == ["groupA", "groupB"]

@@ -12,7 +12,7 @@ from central import accounts, schedule
 from central.accounts import Principal
 from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import CareSessionPublic
+from central.models import CareSessionPublic, RowId
 
 router = APIRouter(prefix="/schools/{school}/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(require_role("school_admin", "district"))]
@@ -22,7 +22,7 @@ Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "
 class PlanIn(BaseModel):
     start: date
     end: date
-    group_id: int | None = None  # None: every group of the school
+    group_id: RowId | None = None  # None: every group of the school
 
 
 class DutyIn(BaseModel):
