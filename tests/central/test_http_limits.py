@@ -7,6 +7,7 @@ The tests that concern the server as a whole run it under uvicorn on a free port
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,3 +213,25 @@ def test_a_group_with_a_blank_grade_is_422(world):
         assert got.status_code == 422, got.text
         assert got.json()["detail"][0]["msg"] == "a grade may not be blank: name the grades the group is for"
     assert [g["name"] for g in world.client.get("/api/v1/schools/s1/groups", headers=admin).json()] == ["groupA", "groupB"]
+
+
+# --- Low: card UIDs stay out of URLs ----------------------------------------------------------------
+
+
+def test_no_route_takes_a_card_uid_in_its_path(world):
+    paths = world.client.get("/openapi.json").json()["paths"]
+    assert "/api/v1/schools/{school}/staff/{staff_id}/cards" in paths
+    in_paths = {path for path in paths if re.search(r"\{[^}]*(uid|card)[^}]*\}", path, re.IGNORECASE)}
+    assert in_paths == set()
+
+
+def test_a_staff_card_is_removed_by_a_uid_in_the_body(world):
+    admin, staff = world.as_("admin1"), world.ids["staffA"]
+    added = world.client.post(f"/api/v1/schools/s1/staff/{staff}/cards", json={"uid": "5a5a5a5a"}, headers=admin)
+    assert added.status_code == 201, added.text
+    assert added.json()["cards"] == ["5A5A5A5A"]
+    removed = world.client.post(f"/api/v1/schools/s1/staff/{staff}/cards/remove", json={"uid": "5A5A5A5A"}, headers=admin)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["cards"] == []
+    again = world.client.post(f"/api/v1/schools/s1/staff/{staff}/cards/remove?lang=en", json={"uid": "5A5A5A5A"}, headers=admin)
+    assert again.status_code == 404
