@@ -7,7 +7,9 @@ The tests that concern the server as a whole run it under uvicorn on a free port
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 
 from central import pickup
 from central.core.config import Settings
+from central.core.db import make_engine, migrate
 from gateway.mqtt import free_port
 from sgtest import wait_for
 
@@ -235,3 +238,27 @@ def test_a_staff_card_is_removed_by_a_uid_in_the_body(world):
     assert removed.json()["cards"] == []
     again = world.client.post(f"/api/v1/schools/s1/staff/{staff}/cards/remove?lang=en", json={"uid": "5A5A5A5A"}, headers=admin)
     assert again.status_code == 404
+
+
+# --- Low: central's SQLite file ---------------------------------------------------------------------
+
+
+def test_the_sqlite_file_is_readable_by_its_owner_alone(tmp_path):
+    old_umask = os.umask(0o022)  # a usual umask: files would be created 0644, readable by everyone
+    try:
+        path = tmp_path / "new" / "central.sqlite3"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        with engine.connect() as conn:  # WAL mode: the -wal and -shm files exist while connected
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            for extra in ("-wal", "-shm"):
+                assert stat.S_IMODE(path.with_name(path.name + extra).stat().st_mode) == 0o600, extra
+            conn.rollback()
+        engine.dispose()
+
+        loose = tmp_path / "loose.sqlite3"
+        loose.touch(mode=0o644)
+        make_engine(f"sqlite:///{loose}").dispose()
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+    finally:
+        os.umask(old_umask)
