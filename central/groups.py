@@ -48,6 +48,10 @@ CATALOGUE.update(
         },
         "group.missing": {"zh_CN": "本校没有编号为 {id} 的兴趣组", "en": "no group {id} in this school"},
         "group.name_taken": {"zh_CN": "本校已有名为“{name}”的兴趣组", "en": "the school already has a group named {name!r}"},
+        "group.grades": {
+            "zh_CN": "年级不能为空：请填写该兴趣组面向的年级",
+            "en": "a grade may not be blank: name the grades the group is for",
+        },
         "group.weekdays": {
             "zh_CN": "星期须为 1（周一）到 7（周日），不能为空或重复",
             "en": "weekdays are 1 (Monday) to 7 (Sunday), at least one, none twice",
@@ -109,7 +113,10 @@ def create_group(
         raise Invalid("group.weekdays")
     if data.periods > settings.max_periods:
         raise Invalid("group.periods", max=settings.max_periods, periods=data.periods)
-    grades = sorted({g.strip() for g in data.grades if g.strip()})
+    if not all(g.strip() for g in data.grades):
+        # A group with no grade has no dismissal time, and planning the school's sessions failed on it.
+        raise Invalid("group.grades")
+    grades = sorted({g.strip() for g in data.grades})
     if session.exec(select(InterestGroup).where(InterestGroup.school_id == school_id, InterestGroup.name == data.name)).first():
         raise Conflict("group.name_taken", name=data.name)
     _check_staff(session, school_id, data.staff_id)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from central.api.deps import ERROR_RESPONSES, authorize, localized_error_handler
+from central.api.limits import RequestLimits
 from central.api.routes import auth, events, kiosks, pickup, public, students, users
 from central.api.routes import calendar, enrollments, groups, guardian_links, notices, sessions, staff, vendors
 from central.api.routes import roster as roster_routes
@@ -62,6 +63,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         return {"ok": True, "mqtt": bool(bus and bus.connected.is_set())}
 
     app.add_exception_handler(LocalizedError, localized_error_handler)
+    # Bodies are bounded and text is NUL-free before any route or parser reads them (issue 11).
+    app.add_middleware(RequestLimits, settings=settings)
     # Every /api/v1 route needs a login and a role (central/api/deps.py), except logging in itself and
     # the kiosks' routes, which are signed with the kiosk's secret instead; the public page needs neither.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)

@@ -6,9 +6,41 @@ Each school-scoped row carries ``school_id``; a district holds many schools (P1.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Annotated
 
 import sqlalchemy as sa
+from pydantic import AfterValidator
 from sqlmodel import Field, SQLModel
+
+from central.errors import Invalid
+from central.i18n import CATALOGUE
+
+CATALOGUE.update(
+    {
+        "time_with_offset": {
+            "zh_CN": "时间 {value} 带有时区偏移：请填写学校当地时间，不带偏移（如 16:00:00）",
+            "en": "The time {value} has an offset: give the school's local time without one (e.g. 16:00:00)",
+        },
+    }
+)
+
+
+def _local_time(value: time | None) -> time | None:
+    # A time of day is the school's local time; an offset would be dropped on SQLite and compared
+    # against naive times later (a 500). Raised as the service error, so the answer is a localized 422.
+    if value is not None and value.tzinfo is not None:
+        raise Invalid("time_with_offset", value=value.isoformat())
+    return value
+
+
+# Row ids are 32-bit INTEGER columns on PostgreSQL; a bigger number names nothing, and SQLite
+# cannot even compare one past 64 bits. An id given as input is bounded, so such input is a 422, not a 500.
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""The id of a row, as input (a body field or a query parameter)."""
+
+LocalTime = Annotated[time, AfterValidator(_local_time)]
+"""A time of day in the school's zone, as input: one with an offset (``16:00:00+08:00``) is refused."""
 
 
 def utcnow() -> datetime:
@@ -248,7 +280,7 @@ class DismissalTimeBase(SQLModel):
 
 
 class DismissalTimeCreate(DismissalTimeBase):
-    pass
+    dismissal: LocalTime
 
 
 class DismissalTime(DismissalTimeBase, table=True):
@@ -320,7 +352,7 @@ class StaffBase(SQLModel):
 
 
 class StaffCreate(StaffBase):
-    vendor_id: int | None = None  # required for third_party staff (P6.2)
+    vendor_id: RowId | None = None  # required for third_party staff (P6.2)
 
 
 class StaffUpdate(SQLModel):
@@ -371,9 +403,10 @@ class InterestGroupBase(SQLModel):
 
 
 class InterestGroupCreate(InterestGroupBase):
+    start_time: LocalTime | None = None
     grades: list[str] = Field(min_length=1)
     weekdays: list[int] = Field(default=[1, 2, 3, 4, 5])  # ISO weekdays the group meets
-    staff_id: int | None = None  # the staff member in charge
+    staff_id: RowId | None = None  # the staff member in charge
 
 
 class InterestGroupUpdate(SQLModel):
@@ -382,7 +415,7 @@ class InterestGroupUpdate(SQLModel):
     capacity: int | None = Field(default=None, ge=1, le=500)
     place: str | None = Field(default=None, min_length=1, max_length=200)
     off_site: bool | None = None
-    staff_id: int | None = None
+    staff_id: RowId | None = None
 
 
 class InterestGroup(InterestGroupBase, table=True):
@@ -478,9 +511,9 @@ class NoticePublic(NoticeBase):
 
 class EnrollmentCreate(SQLModel):
     student: str = Field(min_length=1, max_length=32)  # student_no
-    guardian_id: int  # the guardian applying (P2.1 家长申请)
+    guardian_id: RowId  # the guardian applying (P2.1 家长申请)
     application: str = Field(min_length=1, max_length=5000)  # the written application, kept as given
-    group_id: int | None = None  # the group asked for; the school may decide at approval
+    group_id: RowId | None = None  # the group asked for; the school may decide at approval
 
 
 class Enrollment(SQLModel, table=True):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 import unicodedata
 import warnings
@@ -68,6 +69,10 @@ CATALOGUE.update(
             "zh_CN": "无法识别的照片，请上传 JPEG、PNG 或 WebP 图片",
             "en": "Not a readable photo: upload a JPEG, PNG or WebP image",
         },
+        "photo_too_many_pixels": {
+            "zh_CN": "照片像素过多（{width}×{height}），最多 {max} 像素：请上传较小的照片",
+            "en": "The photo has too many pixels ({width}×{height}); at most {max}: upload a smaller one",
+        },
         "photo_missing": {"zh_CN": "没有照片", "en": "No photo"},
         "no_guardian": {"zh_CN": "没有家长 {guardian}", "en": "No guardian {guardian}"},
         "kiosk_auth": {"zh_CN": "终端签名无效或时间不符", "en": "The kiosk's signature is invalid or its clock is off"},
@@ -76,7 +81,10 @@ CATALOGUE.update(
 
 MAX_DAYS_AHEAD = 30  # a code is a one-off arrangement, not a standing permission (that is a guardian link)
 MAX_WRONG_CODES = 5  # wrong codes tried for one child on one day before that day's codes are void
-MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding them
+# A PNG or WebP is decoded whole (only JPEG decodes at reduced size), so the pixel cap is the memory
+# a decode may take: 16 MP (a 12 MP phone photo with room) is about 64 MB as RGBA, where the old
+# 40 MP let a 300 KB PNG cost 450 MB. Two decodes at once at most, one per core of a school server.
+_DECODING = threading.BoundedSemaphore(2)
 PHOTO_FORMATS = {"JPEG", "PNG", "WEBP"}
 
 
@@ -486,16 +494,22 @@ def roster_codes(session: Session, *, school: School, today: date | None = None)
 # --- photos ----------------------------------------------------------------------------------------
 
 
-def make_thumbnail(data: bytes, *, max_px: int, max_bytes: int) -> tuple[bytes, int, int]:
-    """A small JPEG of an uploaded photo: turned upright, metadata (EXIF, GPS) dropped, longest side ``max_px``."""
+def make_thumbnail(data: bytes, *, max_px: int, max_bytes: int, max_pixels: int) -> tuple[bytes, int, int]:
+    """A small JPEG of an uploaded photo: turned upright, metadata (EXIF, GPS) dropped, longest side ``max_px``.
+
+    CPU-bound and slow for a big photo: call it from a worker thread, never on the event loop. An
+    image of more than ``max_pixels`` is refused from its header, before any pixel is decoded.
+    """
     if len(data) > max_bytes:
         raise Invalid("photo_too_large", max=max_bytes)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _DECODING:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(BytesIO(data)) as img:
-                if img.format not in PHOTO_FORMATS or img.width * img.height > MAX_PIXELS:
+                if img.format not in PHOTO_FORMATS:
                     raise Invalid("photo_unreadable")
+                if img.width * img.height > max_pixels:
+                    raise Invalid("photo_too_many_pixels", width=img.width, height=img.height, max=max_pixels)
                 img.draft("RGB", (max_px * 2, max_px * 2))  # JPEG: decode at reduced size, far less memory
                 upright = ImageOps.exif_transpose(img).convert("RGB")
                 upright.thumbnail((max_px, max_px))
@@ -558,11 +572,12 @@ def put_photo(
     data: bytes,
     max_px: int,
     max_bytes: int,
+    max_pixels: int,
     student: str | None = None,
     guardian_id: int | None = None,
 ) -> PhotoPublic:
     kind, owner, school_id = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
-    thumb, width, height = make_thumbnail(data, max_px=max_px, max_bytes=max_bytes)
+    thumb, width, height = make_thumbnail(data, max_px=max_px, max_bytes=max_bytes, max_pixels=max_pixels)
     photo = _photo_of(session, kind, owner)
     before = audit.snapshot(photo)
     if photo is None:

@@ -22,6 +22,7 @@ from central import accounts
 from central.accounts import Principal, Role
 from central.errors import Forbidden, Unauthenticated, status_of
 from central.i18n import LocalizedError, pick_locale
+from central.models import MAX_ID
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -97,9 +98,7 @@ def authorize(request: Request, principal: CurrentUser, session: SessionDep) -> 
     return principal
 
 
-# Row ids are 32-bit INTEGER columns on PostgreSQL; a bigger number names nothing, and SQLite
-# cannot even compare one past 64 bits. Bounding ids in the schema makes such input a 422, not a 500.
-MAX_ID = 2**31 - 1
+# Bounding ids in the schema makes a number past the database's integer range a 422, not a 500.
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 

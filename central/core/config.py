@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     """Length of a one-time pickup code (digits a guardian reads out at the gate)."""
     photo_max_bytes: int = Field(5_000_000, ge=10_000)
     """Largest photo upload accepted; only the thumbnail is kept."""
+    request_max_bytes: int = Field(262_144, ge=4_096)
+    """Largest request body (JSON, forms), refused with a 413 before it is read: 256 KiB is far above
+    any form or API call here, and a login needs a few hundred bytes."""
+    upload_max_bytes: int = Field(6_000_000, ge=4_096)
+    """Largest ``multipart/form-data`` body (photo uploads): the photo plus the form around it, so
+    above ``photo_max_bytes``."""
+    photo_max_pixels: int = Field(16_000_000, ge=100_000, le=40_000_000)
+    """Most pixels (width × height) of an uploaded photo, read from its header before decoding: a
+    face photo from a phone fits; a small file that would unpack to gigabytes (a decompression bomb) not."""
     thumbnail_px: int = Field(160, ge=32, le=640)
     """Longest side of a stored thumbnail, in pixels: enough to recognise a face on the kiosk."""
     kiosk_request_skew_s: int = Field(300, ge=10)
@@ -105,6 +114,15 @@ class Settings(BaseSettings):
         # that landed on the wrong one.
         if self.ingest_partition and self.ingest_shared_group:
             raise ValueError("SCHOOLGATE_INGEST_PARTITION and SCHOOLGATE_INGEST_SHARED_GROUP exclude each other")
+        return self
+
+    @model_validator(mode="after")
+    def _uploads_hold_a_photo(self) -> Settings:
+        if self.upload_max_bytes <= self.photo_max_bytes:
+            raise ValueError(
+                f"SCHOOLGATE_UPLOAD_MAX_BYTES ({self.upload_max_bytes}) must be above SCHOOLGATE_PHOTO_MAX_BYTES "
+                f"({self.photo_max_bytes}): an upload holds the photo and the form around it"
+            )
         return self
 
     @model_validator(mode="after")

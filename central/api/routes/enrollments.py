@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
@@ -19,7 +19,7 @@ from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
 from central.errors import Forbidden, Missing
 from central.i18n import CATALOGUE
-from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, School
+from central.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
 # The district reads every school's enrollments and inspects; it takes no step in them (P2.1).
@@ -41,7 +41,7 @@ CATALOGUE.update(
 
 
 class ApproveIn(BaseModel):
-    group_id: int | None = None  # the group to place the student in, if the application named none
+    group_id: RowId | None = None  # the group to place the student in, if the application named none
     note: str = Field(default="", max_length=1000)
 
 
@@ -52,8 +52,8 @@ class ReviewIn(BaseModel):
 class SignIn(BaseModel):
     party: str = Field(description="school, guardian or student (P2.2)")
     signer: str = Field(min_length=1, max_length=100, description="the name signed")
-    notice_version: int = Field(ge=1)
-    guardian_id: int | None = Field(
+    notice_version: int = Field(ge=1, le=MAX_ID)
+    guardian_id: RowId | None = Field(
         default=None, description="who signed for the guardian or student; a guardian's own account signs as itself"
     )
     paper: bool = Field(
@@ -113,7 +113,7 @@ def apply(school: str, body: EnrollmentCreate, request: Request, session: Sessio
 
 @router.get("")
 def list_enrollments(
-    school: str, session: SessionDep, user: Reader, state: str | None = None, group_id: int | None = None,
+    school: str, session: SessionDep, user: Reader, state: str | None = None, group_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     student: str | None = None,
 ) -> list[EnrollmentPublic]:
     found = accounts.school_by_code(session, school)

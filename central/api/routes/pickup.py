@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, UploadFile
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from central import accounts, pickup
 from central.accounts import Principal, Role
@@ -83,6 +84,20 @@ async def _upload(request: Request, file: UploadFile) -> bytes:
     return await file.read(limit + 1)  # one byte more than allowed is enough to refuse it
 
 
+async def _put_photo(request: Request, session: Session, **owner) -> PhotoPublic:
+    """Decoding a photo takes the CPU for a while: in a worker thread the event loop (``/healthz``,
+    every other request) keeps answering meanwhile."""
+    settings = request.app.state.settings
+    return await run_in_threadpool(
+        pickup.put_photo,
+        session,
+        **owner,
+        max_px=settings.thumbnail_px,
+        max_bytes=settings.photo_max_bytes,
+        max_pixels=settings.photo_max_pixels,
+    )
+
+
 def _jpeg(photo: pickup.Photo) -> Response:
     return Response(photo.data, media_type="image/jpeg", headers={"ETag": f'"{photo.etag}"', "Cache-Control": "private, no-store"})
 
@@ -91,11 +106,8 @@ def _jpeg(photo: pickup.Photo) -> Response:
 async def put_student_photo(
     school: str, student: str, file: UploadFile, request: Request, session: SessionDep, principal: PhotoEditor
 ) -> PhotoPublic:
-    settings = request.app.state.settings
     data = await _upload(request, file)
-    return pickup.put_photo(
-        session, principal=principal, school=school, student=student, data=data, max_px=settings.thumbnail_px, max_bytes=settings.photo_max_bytes
-    )
+    return await _put_photo(request, session, principal=principal, school=school, student=student, data=data)
 
 
 @router.get("/students/{student}/photo", response_class=Response, responses=JPEG)
@@ -112,11 +124,8 @@ def delete_student_photo(school: str, student: str, session: SessionDep, princip
 async def put_guardian_photo(
     school: str, guardian_id: IdPath, file: UploadFile, request: Request, session: SessionDep, principal: PhotoEditor
 ) -> PhotoPublic:
-    settings = request.app.state.settings
     data = await _upload(request, file)
-    return pickup.put_photo(
-        session, principal=principal, school=school, guardian_id=guardian_id, data=data, max_px=settings.thumbnail_px, max_bytes=settings.photo_max_bytes
-    )
+    return await _put_photo(request, session, principal=principal, school=school, guardian_id=guardian_id, data=data)
 
 
 @router.get("/guardians/{guardian_id}/photo", response_class=Response, responses=JPEG)

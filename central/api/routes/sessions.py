@@ -12,7 +12,7 @@ from central import accounts, schedule
 from central.accounts import Principal
 from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import CareSessionPublic
+from central.models import CareSessionPublic, RowId
 
 router = APIRouter(prefix="/schools/{school}/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
@@ -23,7 +23,7 @@ Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "
 class PlanIn(BaseModel):
     start: date
     end: date
-    group_id: int | None = None  # None: every group of the school
+    group_id: RowId | None = None  # None: every group of the school
 
 
 class DutyIn(BaseModel):
@@ -45,7 +45,7 @@ def plan(school: str, body: PlanIn, request: Request, session: SessionDep, user:
 @router.get("")
 def list_sessions(
     school: str, request: Request, session: SessionDep, user: Reader, start: date, end: date,
-    group_id: Annotated[int | None, Query()] = None,
+    group_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[CareSessionPublic]:
     """Sessions of ``start``..``end`` with the expected students, staff on duty and the ratio flag (P9.2)."""
     found = accounts.school_by_code(session, school)

@@ -53,8 +53,11 @@ def add_card(school: str, staff_id: IdPath, body: CardIn, request: Request, sess
     return staff_service.staff_public(session, staff_service.get_staff(session, school_id=found.id, staff_id=staff_id))
 
 
-@router.delete("/{staff_id}/cards/{uid}", status_code=204)
-def remove_card(school: str, staff_id: IdPath, uid: str, request: Request, session: SessionDep, user: Admin) -> None:
+# The UID travels in the body, not the path: a path lands in every access log and proxy on the way,
+# and a card UID is what a cloned card needs.
+@router.post("/{staff_id}/cards/remove")
+def remove_card(school: str, staff_id: IdPath, body: CardIn, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
     found = accounts.school_by_code(session, school)
-    staff_service.remove_card(session, school_id=found.id, staff_id=staff_id, uid=uid, actor=user.label)
+    staff_service.remove_card(session, school_id=found.id, staff_id=staff_id, uid=body.uid, actor=user.label)
     publish_roster(request, session, found)
+    return staff_service.staff_public(session, staff_service.get_staff(session, school_id=found.id, staff_id=staff_id))
