@@ -209,7 +209,9 @@ class Ingest:
             log.warning("safety incident %s on %s: %s", incident.kind, incident.topic, incident.detail)
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         for (school, kiosk), state in batch.touched.items():
-            ack: dict[str, Any] = {"v": 1, "upto": state.acked, "server_time": now}
+            # school and kiosk bind the signed ack to its kiosk: one kiosk's ack replayed on another's
+            # topic must not empty that one's outbox.
+            ack: dict[str, Any] = {"v": 1, "school": school, "kiosk": kiosk, "upto": state.acked, "server_time": now}
             if state.gap:
                 ack["resend_from"] = state.acked + 1
                 state.gap = False

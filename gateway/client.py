@@ -192,7 +192,11 @@ class SyncClient:
             if kind in ("ack", "roster", "roster/delta") and not self._verified(message):
                 return
             if kind == "ack":
-                self._apply_ack(protocol.parse_message(protocol.Ack, message.payload))
+                ack = protocol.parse_message(protocol.Ack, message.payload)
+                if (ack.school, ack.kiosk) != (self.school, self.kiosk):
+                    self._refuse(message, f"the ack is for {ack.school}/{ack.kiosk}, not this kiosk")
+                    return
+                self._apply_ack(ack)
             elif kind == "roster":
                 snap = protocol.parse_snapshot(message.payload)
                 if self.outbox.apply_snapshot(snap):
@@ -212,7 +216,10 @@ class SyncClient:
             protocol.unseal(message.payload, self.central_key)
             return True
         except protocol.ProtocolError as exc:
-            reason = str(exc)
+            self._refuse(message, str(exc))
+            return False
+
+    def _refuse(self, message: mqtt.MQTTMessage, reason: str) -> None:
         self.refused += 1
         log.warning("refused a message on %s: %s", message.topic, reason)
         now = time.monotonic()
@@ -222,7 +229,7 @@ class SyncClient:
                 self.outbox.record_fault(UNVERIFIED, f"{message.topic}: {reason}", datetime.now(UTC))
             except Exception:  # noqa: BLE001 - a fault that cannot be stored is still refused and logged
                 log.exception("the refused message on %s could not be recorded", message.topic)
-        return False  # central hears the count in the next regular status, not one status per forgery
+        # Central hears the count in the next regular status, not one status per forgery.
 
     def _apply_ack(self, ack: protocol.Ack) -> None:
         if not self._heard_central:

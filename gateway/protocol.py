@@ -392,6 +392,10 @@ def batch_payload(events: list[dict[str, Any]]) -> bytes:
 
 class Ack(_Lenient):
     v: Literal[1]
+    # The kiosk the ack is for: signed with the rest, so a genuine ack replayed on another kiosk's
+    # topic is refused there (optional in the model; the sync client requires them to match).
+    school: Ident | None = None
+    kiosk: Ident | None = None
     upto: Count
     server_time: StrictStr
     resend_from: Seq | None = None

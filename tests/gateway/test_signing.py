@@ -194,10 +194,12 @@ def test_a_forged_ack_does_not_empty_the_outbox(gate):
     store, sync, central, intruder = gate
     for _ in range(3):
         store.record("unknown_card", _at(), card="04A1B2C3")
-    ack = {"v": 1, "upto": 3, "server_time": "2026-12-01T08:00:00+00:00"}
+    ack = {"v": 1, "school": SCHOOL, "kiosk": KIOSK, "upto": 3, "server_time": "2026-12-01T08:00:00+00:00"}
     intruder.send(TOPICS.ack(SCHOOL, KIOSK), protocol.canonical_json(ack))
     intruder.send(TOPICS.ack(SCHOOL, KIOSK), protocol.canonical_json({**ack, "sig": "ab" * 64}))
-    wait_for(lambda: sync.refused == 2, 10, "two refused acks")
+    # A genuine ack of another kiosk, replayed on this one's topic.
+    central.send(TOPICS.ack(SCHOOL, KIOSK), protocol.seal(protocol.canonical_json({**ack, "kiosk": "k2"}), CENTRAL))
+    wait_for(lambda: sync.refused == 3, 10, "three refused acks")
     assert store.queue_depth() == 3
     assert store.acked == 0
     kinds = [f["kind"] for f in store.faults()]

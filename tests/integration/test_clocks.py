@@ -134,7 +134,7 @@ def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(t
             central.loop_start()
             central.subscribe(topics.status("s1", "gate-1"), qos=1)
             wait_for(lambda: live == [False], what="the retained status")
-            ack = {"v": 1, "upto": 0, "server_time": datetime.now(UTC).isoformat()}
+            ack = {"v": 1, "school": "s1", "kiosk": "gate-1", "upto": 0, "server_time": datetime.now(UTC).isoformat()}
             central.publish(topics.ack("s1", "gate-1"), protocol.seal(protocol.canonical_json(ack), key), qos=1)
             wait_for(lambda: True in live, timeout=5, what="a live status after the first ack")
         finally:
