@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gateway import mosquitto, protocol
 from gateway.broker import EmbeddedBroker, wait_until_reachable
-from gateway.mqtt import free_port, reachable
+from gateway.mqtt import Logins, free_port, reachable
 
 # amqtt logs every PUBACK it did not expect under a flood; the figures say what matters.
 logging.getLogger("amqtt").setLevel(logging.CRITICAL)
@@ -75,8 +75,11 @@ def broker(kind: str, logins: list[mosquitto.KioskLogin] | None = None) -> Itera
     embedded one, or Mosquitto with the generated configuration on a free port, as deployed."""
     port = free_port()
     if kind == "embedded":
-        with EmbeddedBroker("127.0.0.1", port) as embedded:
-            yield embedded.url, embedded.url
+        # Logins only, as every installation: central's, and each kiosk's derived from its secret.
+        password = uuid.uuid4().hex
+        secrets = {(k.school, k.kiosk): k.secret for k in logins or []}
+        with EmbeddedBroker("127.0.0.1", port, logins=Logins({"central": password}, lambda s, k: secrets.get((s, k)))) as embedded:
+            yield f"mqtt://central:{password}@127.0.0.1:{port}", embedded.url
         return
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     with tempfile.TemporaryDirectory(prefix="sg-bench-mosquitto-") as folder:
@@ -94,6 +97,15 @@ def broker(kind: str, logins: list[mosquitto.KioskLogin] | None = None) -> Itera
         finally:
             proc.kill()
             proc.wait(10)
+
+
+def central_key(folder: Path) -> tuple[Path, str]:
+    """(file, public key hex) of a central signing key made in ``folder``: central processes get
+    the file (SCHOOLGATE_SIGNING_KEY_FILE), kiosks the public key, as registration hands it out."""
+    from central.core import keys
+
+    path = Path(folder) / "central-signing.key"
+    return path, keys.public_hex(path)
 
 
 @contextlib.contextmanager

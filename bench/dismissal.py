@@ -20,7 +20,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bench.common import available, broker, database, emit, machine, ms, parse_args, percentile
+from bench.common import available, broker, central_key, database, emit, machine, ms, parse_args, percentile
 from sqlmodel import Session
 
 from central import services
@@ -78,7 +78,9 @@ def run(*, schools: int = 20, students: int = 2000, kiosks: int = 4, minutes: fl
                 services.register_kiosk(session, school=school, kiosk=kiosk, secret=secrets[school, kiosk])
         engine.dispose()
         port = free_port()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, "SCHOOLGATE_DATABASE_URL": url, "SCHOOLGATE_MQTT_URL": central_url}
+        key_file, public = central_key(Path(folder))
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, "SCHOOLGATE_DATABASE_URL": url, "SCHOOLGATE_MQTT_URL": central_url,
+               "SCHOOLGATE_SIGNING_KEY_FILE": str(key_file)}
         central = subprocess.Popen(
             [sys.executable, "-m", "schoolgate", "central", "serve", "--port", str(port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -89,7 +91,7 @@ def run(*, schools: int = 20, students: int = 2000, kiosks: int = 4, minutes: fl
             wait_until_reachable("127.0.0.1", port, timeout=60)
             address = BrokerAddress.parse(kiosk_url)
             for (school, kiosk), secret in secrets.items():
-                store = TimedStore(Path(folder) / f"{school}-{kiosk}.sqlite3", school=school, kiosk=kiosk, secret=secret)
+                store = TimedStore(Path(folder) / f"{school}-{kiosk}.sqlite3", school=school, kiosk=kiosk, secret=secret, central_key=public)
                 user, password = kiosk_credentials(school, kiosk, secret)
                 client = SyncClient(store, school=school, kiosk=kiosk, broker=BrokerAddress(address.host, address.port, user, password), resend_after=5.0)
                 stores[school, kiosk] = store

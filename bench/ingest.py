@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from bench.common import available, broker, database, emit, machine, parse_args, signed_events
 from central import services
 from central.bus import Bus
@@ -132,7 +134,8 @@ def run_one(broker_kind: str, db_kind: str, batched: bool, events: int, kiosks: 
                 done.set()
 
         # The events were made before the run, so their wall clocks look behind: no skew incidents.
-        bus = Bus(engine, broker=BrokerAddress.parse(central_url), topics=topics, skew_limit_ms=10**12)
+        bus = Bus(engine, broker=BrokerAddress.parse(central_url), topics=topics, skew_limit_ms=10**12,
+                  signing_key=Ed25519PrivateKey.generate())  # a key of this run's own, not one left in the working folder
         bus.ingest.on_stored = on_stored
         bus.start()
         t0 = time.perf_counter()

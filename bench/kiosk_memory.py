@@ -19,11 +19,13 @@ import time
 import uuid
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from bench.common import emit, machine, ms, parse_args
 from bench.roster import snapshot
 from gateway import protocol
 from gateway.broker import EmbeddedBroker
-from gateway.mqtt import BrokerAddress, free_port, make_client
+from gateway.mqtt import Logins, BrokerAddress, free_port, make_client
 from kiosk.store import KioskStore
 
 
@@ -60,16 +62,20 @@ def run(*, students: int = 3000, guardians: int = 7000) -> list[dict]:
     port = free_port()
     prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
     topics = protocol.Topics(prefix)
-    with EmbeddedBroker("127.0.0.1", port) as embedded, tempfile.TemporaryDirectory() as folder:
-        publisher = make_client("bench-central", BrokerAddress.parse(embedded.url))
+    # Logins only and a signed roster, as central publishes it; the kiosk holds central's public key.
+    secret, key = os.urandom(32).hex(), Ed25519PrivateKey.generate()
+    logins = Logins({"central": "bench"}, lambda school, kiosk: secret if school == "bench" and kiosk in ("gate-1", "gate-2") else None)
+    with EmbeddedBroker("127.0.0.1", port, logins=logins) as embedded, tempfile.TemporaryDirectory() as folder:
+        publisher = make_client("bench-central", BrokerAddress("127.0.0.1", port, "central", "bench"))
         publisher.connect("127.0.0.1", port)
         publisher.loop_start()
-        publisher.publish(topics.roster("bench"), payload, qos=1, retain=True).wait_for_publish(30)
+        publisher.publish(topics.roster("bench"), protocol.seal(payload, key), qos=1, retain=True).wait_for_publish(30)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
         env["SCHOOLGATE_KIOSK_TOPIC_PREFIX"] = prefix
         proc = subprocess.Popen(
             [sys.executable, "-m", "schoolgate", "kiosk", "run", "--school", "bench", "--kiosk", "gate-1", "--reader", "sim",
-             "--no-ui", "--data-dir", folder, "--mqtt-url", embedded.url],
+             "--no-ui", "--data-dir", folder, "--mqtt-url", embedded.url, "--secret", secret,
+             "--central-key", protocol.public_key_hex(key)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
         )
         try:
@@ -93,7 +99,7 @@ def run(*, students: int = 3000, guardians: int = 7000) -> list[dict]:
         if outcome != "checked_in":
             raise SystemExit("kiosk_memory: the kiosk never applied the roster")
         try:
-            console = _console_rss(embedded.url, prefix, folder)
+            console = _console_rss(embedded.url, prefix, folder, secret, protocol.public_key_hex(key))
         finally:
             publisher.disconnect()
             publisher.loop_stop()
@@ -104,14 +110,14 @@ def run(*, students: int = 3000, guardians: int = 7000) -> list[dict]:
     return out
 
 
-def _console_rss(url: str, prefix: str, folder: str) -> dict[str, int]:
+def _console_rss(url: str, prefix: str, folder: str, secret: str, central_key: str) -> dict[str, int]:
     """The console kiosk's memory once its footer shows roster v1 (it runs on a pseudo-terminal)."""
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
     env.update(SCHOOLGATE_KIOSK_TOPIC_PREFIX=prefix, TERM="xterm-256color", COLUMNS="120", LINES="40")
     proc = subprocess.Popen(
         [sys.executable, "-m", "schoolgate", "kiosk", "run", "--school", "bench", "--kiosk", "gate-2", "--reader", "keyboard",
-         "--data-dir", folder, "--mqtt-url", url],
+         "--data-dir", folder, "--mqtt-url", url, "--secret", secret, "--central-key", central_key],
         stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
     )
     os.close(slave)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.common import available, broker, database, emit, machine, parse_args
+from bench.common import available, broker, central_key, database, emit, machine, parse_args
 from central.admin import register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
@@ -43,11 +43,13 @@ def run_workers(workers: int, filled: Path, secrets: dict[str, str], per_kiosk: 
     with database("postgres") as url, broker("mosquitto", logins) as (central_url, kiosk_url), tempfile.TemporaryDirectory() as folder:
         engine = make_engine(url)
         migrate(engine)
-        settings = Settings(database_url=url, mqtt_url=central_url)
+        key_file, public = central_key(Path(folder))
+        settings = Settings(database_url=url, mqtt_url=central_url, signing_key_file=key_file)
         for kiosk, secret in secrets.items():
             register_kiosk(settings, school=SCHOOL, kiosk=kiosk, secret=secret)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
-        env.update(SCHOOLGATE_DATABASE_URL=url, SCHOOLGATE_MQTT_URL=central_url, SCHOOLGATE_CLOCK_SKEW_LIMIT_S="1e9")
+        env.update(SCHOOLGATE_DATABASE_URL=url, SCHOOLGATE_MQTT_URL=central_url, SCHOOLGATE_CLOCK_SKEW_LIMIT_S="1e9",
+                   SCHOOLGATE_SIGNING_KEY_FILE=str(key_file))
         if mode == "shared":
             env["SCHOOLGATE_INGEST_SHARED_GROUP"] = "central"
         procs = [
@@ -66,7 +68,7 @@ def run_workers(workers: int, filled: Path, secrets: dict[str, str], per_kiosk: 
             stores = []
             for kiosk, secret in secrets.items():
                 shutil.copy(filled / f"{kiosk}.sqlite3", Path(folder) / f"{kiosk}.sqlite3")
-                store = KioskStore(Path(folder) / f"{kiosk}.sqlite3", school=SCHOOL, kiosk=kiosk)
+                store = KioskStore(Path(folder) / f"{kiosk}.sqlite3", school=SCHOOL, kiosk=kiosk, central_key=public)
                 stores.append(store)
                 user, password = kiosk_credentials(SCHOOL, kiosk, secret)
                 clients.append(SyncClient(store, school=SCHOOL, kiosk=kiosk, broker=BrokerAddress(address.host, address.port, user, password), resend_after=5.0))

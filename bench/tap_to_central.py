@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import available, broker, database, emit, machine, ms, parse_args, percentile
-from central.admin import register_kiosk
+from central.admin import central_key, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway import mosquitto
@@ -28,10 +28,11 @@ SECRET = "ab" * 32
 def run_one(broker_kind: str, *, rate: float, seconds: float) -> list[float]:
     logins = [mosquitto.KioskLogin("bench", "gate-1", SECRET)]
     with database("sqlite") as url, broker(broker_kind, logins) as (central_url, kiosk_url), tempfile.TemporaryDirectory() as folder:
-        settings = Settings(database_url=url, mqtt_url=central_url)
+        settings = Settings(database_url=url, mqtt_url=central_url, signing_key_file=Path(folder) / "central-signing.key")
         register_kiosk(settings, school="bench", kiosk="gate-1", secret=SECRET)
         with CentralServer(settings, port=free_port()) as central:
-            gate = Kiosk(KioskSettings(school="bench", kiosk="gate-1", data_dir=Path(folder), secret=SECRET, mqtt_url=kiosk_url)).start()
+            gate = Kiosk(KioskSettings(school="bench", kiosk="gate-1", data_dir=Path(folder), secret=SECRET, mqtt_url=kiosk_url,
+                                       central_key=central_key(settings))).start()
             headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
             seen: dict[int, float] = {}
             tapped: dict[int, float] = {}

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from sqlmodel import Session, select
 
 from central import importer, roster, services
 from central.bus import publish_once
+from central.core import keys
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.models import Kiosk, School
 from gateway import protocol
-from gateway.mqtt import BrokerAddress, MqttError
+from gateway.mqtt import BrokerAddress, Logins, MqttError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ def publish_change(settings: Settings, change: roster.RosterChange | None) -> bo
         messages.append((topics.roster_delta(change.school), change.delta, False))
     messages.append((topics.roster(change.school), change.snapshot, True))
     try:
-        publish_once(BrokerAddress.parse(settings.mqtt_url), messages)
+        publish_once(BrokerAddress.parse(settings.mqtt_url), messages, signing_key=keys.load_or_create(settings.signing_key_file))
     except (OSError, MqttError) as exc:
         log.warning("roster v%s not published now (%s); central publishes it when it connects", change.version, exc)
         return False
@@ -70,7 +74,13 @@ def import_files(
     return result, change
 
 
+def central_key(settings: Settings) -> str:
+    """Central's public key (64 hex digits), which every kiosk is given with its secret at registration."""
+    return keys.public_hex(settings.signing_key_file)
+
+
 def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str | None = None) -> str:
+    """Register a kiosk; returns its hex secret. The kiosk also needs ``central_key(settings)``."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
@@ -123,6 +133,36 @@ def verify_audit(settings: Settings):
             return audit.verify(session)
     finally:
         engine.dispose()
+
+
+def broker_logins(settings: Settings, **users: str) -> Logins:
+    """Who may log in to the embedded broker: central, with the login in ``settings.mqtt_url``, any
+    further ``users`` (name=password), and every kiosk registered in central's database.
+
+    Raises MqttError when ``settings.mqtt_url`` names no login: the broker takes no anonymous clients.
+    """
+    address = BrokerAddress.parse(settings.mqtt_url)
+    if not address.username or not address.password:
+        raise MqttError(
+            f"SCHOOLGATE_MQTT_URL {address} names no login: the embedded broker takes none but named ones "
+            "(mqtt://central:PASSWORD@host:port)"
+        )
+    engine = None
+    lock = threading.Lock()
+
+    def kiosk_secret(school: str, kiosk: str) -> str | None:
+        nonlocal engine
+        with lock:
+            if engine is None:
+                engine = make_engine(settings.sqlalchemy_url)
+        stmt = select(Kiosk.secret).join(School, Kiosk.school_id == School.id).where(School.code == school, Kiosk.code == kiosk)
+        try:
+            with Session(engine) as session:
+                return session.exec(stmt).first()
+        except sa.exc.OperationalError:  # central has not made its tables yet: nobody is registered
+            return None
+
+    return Logins({address.username: address.password, **users}, kiosk_secret)
 
 
 def kiosk_logins(settings: Settings) -> list[tuple[str, str, str]]:

@@ -9,10 +9,12 @@ import uuid
 import zlib
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from central import roster
+from central.core import keys
 from central.core.config import Settings
 from central.ingest import Ingest
 from central.models import School
@@ -34,8 +36,13 @@ class Bus:
         shared_group: str | None = None,
         partition: tuple[int, int] | None = None,
         settings: Settings | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.engine = engine
+        # Everything central publishes is signed with its own key (acks, rosters, deltas): kiosks
+        # refuse what does not verify, so the broker's ACL is not the only thing standing between
+        # a local process and a roster that lifts a custody order.
+        self.signing_key = signing_key or keys.load_or_create((settings or Settings.model_construct()).signing_key_file)
         self.broker = broker
         self.topics = topics
         self.shared_group = shared_group
@@ -109,7 +116,8 @@ class Bus:
         threading.Thread(target=self.republish_rosters, name="roster-republish", daemon=True).start()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        """Sign and publish one message as central (the one way out of central onto the broker)."""
+        info = self.client.publish(topic, protocol.seal(payload, self.signing_key), qos=1, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise MqttError(f"publish to {topic}: {mqtt.error_string(info.rc)}")
 
@@ -121,14 +129,16 @@ class Bus:
                     roster.publish(change, self, self.topics)
 
 
-def publish_once(broker: BrokerAddress, messages: list[tuple[str, bytes, bool]], timeout: float = 10.0) -> None:
-    """Publish a few messages from a short-lived client (the command line's import, register)."""
+def publish_once(
+    broker: BrokerAddress, messages: list[tuple[str, bytes, bool]], *, signing_key: Ed25519PrivateKey, timeout: float = 10.0
+) -> None:
+    """Publish a few messages as central, signed, from a short-lived client (the command line's import, register)."""
     client = make_client(f"sg-cli-{os.getpid()}", broker)
     client.connect(broker.host, broker.port, keepalive=30)
     client.loop_start()
     try:
         for topic, payload, retain in messages:
-            info = client.publish(topic, payload, qos=1, retain=retain)
+            info = client.publish(topic, protocol.seal(payload, signing_key), qos=1, retain=retain)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as exc:  # the broker went away meanwhile

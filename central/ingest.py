@@ -324,9 +324,11 @@ class Ingest:
             log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
         now = datetime.now(UTC)
         for (school, kiosk), state in batch.touched.items():
+            # school and kiosk bind the signed ack to its kiosk: one kiosk's ack replayed on another's
+            # topic must not empty that one's outbox.
             ack = ack_message(
-                upto=state.acked, server_time=now, resend_from=state.acked + 1 if state.gap else None,
-                refused=batch.refused.get((school, kiosk), ()),
+                school=school, kiosk=kiosk, upto=state.acked, server_time=now,
+                resend_from=state.acked + 1 if state.gap else None, refused=batch.refused.get((school, kiosk), ()),
             )
             state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
@@ -792,11 +794,12 @@ class Ingest:
 
 
 def ack_message(
-    *, upto: int, server_time: datetime, resend_from: int | None = None, refused: list[int] | tuple = ()
+    *, school: str, kiosk: str, upto: int, server_time: datetime, resend_from: int | None = None,
+    refused: list[int] | tuple = (),
 ) -> dict[str, Any]:
     """The one place an ack is built: a plain dict of every field, so that a signature over all of
     them can be added to it. ``refused`` lists the kiosk's own events refused as malformed."""
-    ack: dict[str, Any] = {"v": 1, "upto": upto, "server_time": server_time.isoformat(timespec="milliseconds")}
+    ack: dict[str, Any] = {"v": 1, "school": school, "kiosk": kiosk, "upto": upto, "server_time": server_time.isoformat(timespec="milliseconds")}
     if resend_from is not None:
         ack["resend_from"] = resend_from
     if refused:

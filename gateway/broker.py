@@ -9,26 +9,49 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
-from gateway.mqtt import MqttError, reachable
+from amqtt.plugins.base import BaseAuthPlugin
+
+from gateway.mqtt import Logins, MqttError, reachable
 
 log = logging.getLogger(__name__)
 
 
-def broker_config(host: str, port: int) -> dict:
+class LoginPlugin(BaseAuthPlugin):
+    """amqtt authentication by ``Logins``; the lookup runs off the broker's event loop (it may read
+    central's database)."""
+
+    @dataclass
+    class Config:
+        logins: Any = None
+
+    async def authenticate(self, *, session) -> bool:
+        logins: Logins | None = self.context.config.logins
+        if logins is None or not session or not session.username:
+            return False
+        ok = await asyncio.get_running_loop().run_in_executor(None, logins.check, session.username, session.password)
+        if not ok:
+            log.warning("embedded broker refused a login as %r", session.username)
+        return ok
+
+
+def broker_config(host: str, port: int, logins: Logins) -> dict:
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        "plugins": {f"{__name__}.LoginPlugin": {"logins": logins}},
     }
 
 
 class EmbeddedBroker:
-    """amqtt on its own event loop in a daemon thread; loopback only, anonymous."""
+    """amqtt on its own event loop in a daemon thread; loopback only, and every client logs in (``Logins``)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, logins: Logins) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise MqttError("the embedded broker listens on loopback only; use Mosquitto to serve a network")
         self.host, self.port = host, port
+        self.logins = logins
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -53,7 +76,7 @@ class EmbeddedBroker:
         async def main() -> None:
             from amqtt.broker import Broker
 
-            broker = Broker(broker_config(self.host, self.port))
+            broker = Broker(broker_config(self.host, self.port, self.logins))
             try:
                 await broker.start()
             except BaseException as exc:  # noqa: BLE001 - reported to start()

@@ -39,7 +39,14 @@ class Outbox(Protocol):
     @property
     def boot(self) -> int: ...
     def mono(self) -> int: ...
+    @property
+    def central_key(self) -> str | None: ...
+    def record_fault(self, kind: str, detail: str, at: datetime) -> None: ...
 
+
+#: the fault a kiosk records for a message on central's topics that central's key does not verify
+UNVERIFIED = "unverified_from_central"
+FAULT_EVERY = 1.0  # seconds: at most one fault row a second under a flood; the rest are counted
 
 class SyncClient:
     """Publishes the outbox at QoS 1 and keeps the roster copy current.
@@ -76,6 +83,14 @@ class SyncClient:
         self.reader_state = reader_state
         #: the kiosk's wall clock minus central's, in ms, from the last ack (None until one came)
         self.clock_offset_ms: int | None = None
+        # Acks and rosters are trusted only when central's own key verifies them: the broker's
+        # ACL alone would let any local process lift a custody order or empty the outbox.
+        self.central_key = protocol.parse_public_key(outbox.central_key) if outbox.central_key else None
+        if self.central_key is None:
+            log.error("kiosk %s/%s has no central key: every ack and roster will be refused", school, kiosk)
+        #: messages on central's topics refused since start because they did not verify
+        self.refused = 0
+        self._last_fault = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -175,11 +190,17 @@ class SyncClient:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         try:
             kind, school, _kiosk = self.topics.parse(message.topic)
+            if kind == "roster" and not message.payload:
+                return  # a cleared retained message: nothing is applied
+            if kind in ("ack", "roster", "roster/delta") and not self._verified(message):
+                return
             if kind == "ack":
-                self._apply_ack(protocol.parse_message(protocol.Ack, message.payload))
+                ack = protocol.parse_message(protocol.Ack, message.payload)
+                if (ack.school, ack.kiosk) != (self.school, self.kiosk):
+                    self._refuse(message, f"the ack is for {ack.school}/{ack.kiosk}, not this kiosk")
+                    return
+                self._apply_ack(ack)
             elif kind == "roster":
-                if not message.payload:
-                    return  # a cleared retained message
                 snap = protocol.parse_snapshot(message.payload)
                 if self.outbox.apply_snapshot(snap):
                     log.info("roster snapshot v%s applied", snap.version)
@@ -191,6 +212,27 @@ class SyncClient:
                     self._roster_changed()
         except Exception as exc:  # noqa: BLE001 - a bad message never stops the kiosk
             log.warning("ignored a bad message on %s: %s", message.topic, exc)
+
+    def _verified(self, message: mqtt.MQTTMessage) -> bool:
+        """Whether central's key verifies the message; if not, a recorded fault (never an exception)."""
+        try:
+            protocol.unseal(message.payload, self.central_key)
+            return True
+        except protocol.ProtocolError as exc:
+            self._refuse(message, str(exc))
+            return False
+
+    def _refuse(self, message: mqtt.MQTTMessage, reason: str) -> None:
+        self.refused += 1
+        log.warning("refused a message on %s: %s", message.topic, reason)
+        now = time.monotonic()
+        if now - self._last_fault >= FAULT_EVERY:
+            self._last_fault = now
+            try:
+                self.outbox.record_fault(UNVERIFIED, f"{message.topic}: {reason}", datetime.now(UTC))
+            except Exception:  # noqa: BLE001 - a fault that cannot be stored is still refused and logged
+                log.exception("the refused message on %s could not be recorded", message.topic)
+        # Central hears the count in the next regular status, not one status per forgery.
 
     def _apply_ack(self, ack: protocol.Ack) -> None:
         if not self._heard_central:
@@ -285,6 +327,7 @@ class SyncClient:
             mono=self.outbox.mono(),
             clock_offset_ms=self.clock_offset_ms,
             reader=self.reader_state() if self.reader_state else None,
+            refused=self.refused or None,
         )
         return protocol.status_payload(status, self.secret)
 

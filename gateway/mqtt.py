@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
+
+log = logging.getLogger(__name__)
 
 CENTRAL_USER = "central"
 
@@ -22,6 +26,38 @@ def kiosk_credentials(school: str, kiosk: str, secret_hex: str) -> tuple[str, st
     """
     password = hmac.new(bytes.fromhex(secret_hex), b"schoolgate mqtt password v1", hashlib.sha256).hexdigest()[:40]
     return f"k.{school}.{kiosk}", password
+
+
+class Logins:
+    """Who may connect to the embedded broker: named accounts (central, a bench's publisher) with
+    their passwords, and each registered kiosk with the login derived from its secret
+    (``gateway.mqtt.kiosk_credentials``), looked up when it connects, so a kiosk registered after
+    the broker started gets in. Nobody connects without a login (no anonymous clients)."""
+
+    def __init__(
+        self, users: Mapping[str, str], kiosk_secret: Callable[[str, str], str | None] | None = None
+    ) -> None:
+        self.users = dict(users)
+        #: (school, kiosk) -> the kiosk's hex secret, or None when it is not registered
+        self.kiosk_secret = kiosk_secret
+
+    def check(self, username: str | None, password: str | None) -> bool:
+        if not username or password is None:
+            return False
+        if username in self.users:
+            return hmac.compare_digest(self.users[username].encode(), password.encode())
+        parts = username.split(".")
+        if self.kiosk_secret is None or len(parts) != 3 or parts[0] != "k":
+            return False
+        try:
+            secret = self.kiosk_secret(parts[1], parts[2])
+            if not secret:
+                return False
+            _, expected = kiosk_credentials(parts[1], parts[2], secret)
+        except Exception:  # noqa: BLE001 - a lookup that fails refuses the login, never the broker
+            log.exception("looking up the broker login of %s failed", username)
+            return False
+        return hmac.compare_digest(expected.encode(), password.encode())
 
 
 class MqttError(Exception):
@@ -57,6 +93,11 @@ class BrokerAddress:
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def url_with_login(self) -> str:
+        """The URL with its login (``BrokerAddress.parse`` reads it back); str() leaves the login out."""
+        login = f"{quote(self.username, safe='')}:{quote(self.password or '', safe='')}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{login}{self.host}:{self.port}"
 
 
 def make_client(client_id: str, address: BrokerAddress, *, clean_session: bool = True, mqtt5: bool = False) -> mqtt.Client:

@@ -19,6 +19,9 @@ import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -112,6 +115,62 @@ def sign(fields: dict[str, Any], secret: bytes) -> str:
 def verify(event: dict[str, Any], secret: bytes) -> bool:
     sig = event.get("sig")
     return isinstance(sig, str) and hmac.compare_digest(sign(event, secret), sig)
+
+
+# --- central's signature (Ed25519) ------------------------------------------------------------
+# What central publishes (acks, roster snapshots and deltas) carries ``sig``: hex Ed25519 signature
+# by central's own key over the canonical JSON of every other field, so fields added later are
+# covered without change. Kiosks hold only the public key: no kiosk can speak as central.
+
+CENTRAL_SIG_HEX = 128  # hex digits of an Ed25519 signature
+
+
+def public_key_hex(key: Ed25519PrivateKey) -> str:
+    """Central's public key as kiosks are given it: 64 hex digits of the raw 32 bytes."""
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def parse_public_key(value: str) -> Ed25519PublicKey:
+    """A public key of 64 hex digits (``public_key_hex``); ProtocolError names what is wrong."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+        raise ProtocolError(f"central key {value!r} is not 64 hex digits (an Ed25519 public key)")
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(value.strip()))
+
+
+def seal(payload: bytes, key: Ed25519PrivateKey) -> bytes:
+    """Sign one message central publishes: the same JSON object with ``sig`` added, as canonical JSON.
+
+    An empty payload (clearing a retained message) is returned as it is: there is nothing to trust.
+    """
+    if not payload:
+        return payload
+    data = decode(payload)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"only a JSON object can be signed, not {type(data).__name__}")
+    body = {k: v for k, v in data.items() if k != "sig"}
+    return canonical_json({**body, "sig": key.sign(canonical_json(body)).hex()})
+
+
+def unseal(payload: bytes, key: Ed25519PublicKey | None) -> dict[str, Any]:
+    """The JSON object of a message from central, once its ``sig`` verifies with central's key.
+
+    Raises ProtocolError saying why it does not: no key to check with, no or a malformed ``sig``,
+    or a signature that does not match (a forged or altered message).
+    """
+    if key is None:
+        raise ProtocolError("no central key is configured, so nothing from central can be verified")
+    data = decode(payload)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"a message from central must be a JSON object, not {type(data).__name__}")
+    sig = data.get("sig")
+    if not isinstance(sig, str) or not re.fullmatch(rf"[0-9a-f]{{{CENTRAL_SIG_HEX}}}", sig):
+        raise ProtocolError(f"message has no central signature ('sig' of {CENTRAL_SIG_HEX} lower-case hex digits)")
+    body = {k: v for k, v in data.items() if k != "sig"}
+    try:
+        key.verify(bytes.fromhex(sig), canonical_json(body))
+    except InvalidSignature:
+        raise ProtocolError("central signature does not verify: the message is forged or altered") from None
+    return data
 
 
 def event_hash(event: dict[str, Any]) -> str:
@@ -406,6 +465,10 @@ def batch_payload(events: list[dict[str, Any]]) -> bytes:
 
 class Ack(_Lenient):
     v: Literal[1]
+    # The kiosk the ack is for: signed with the rest, so a genuine ack replayed on another kiosk's
+    # topic is refused there (optional in the model; the sync client requires them to match).
+    school: Ident | None = None
+    kiosk: Ident | None = None
     upto: Count
     server_time: Time
     resend_from: Seq | None = None
@@ -566,6 +629,9 @@ class Status(_Lenient):
     # Extension: hex HMAC-SHA256 with the kiosk's secret over every other field (``sign``), as an
     # event's. Central takes clock samples only from a status that carries a valid one.
     sig: StrictStr | None = None
+    # Messages on central's topics (acks, rosters) this kiosk refused since it started because
+    # central's key did not verify them: a forger at work on the broker.
+    refused: Count | None = None
 
 
 def status_payload(status: Status, secret: bytes | None) -> bytes:

@@ -27,6 +27,9 @@ class KioskSettings(BaseSettings):
     """Where the kiosk keeps its SQLite store (roster copy, state, outbox)."""
     secret: str | None = None
     """Hex HMAC secret shared with central; created on first start when absent."""
+    central_key: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    """Central's Ed25519 public key (64 hex digits, from ``register-kiosk``): acks and rosters that
+    it does not verify are refused. Kept in the store once given."""
     mqtt_url: str | None = "mqtt://127.0.0.1:1883"
     """Broker URL; empty runs the kiosk offline."""
     topic_prefix: str = DEFAULT_PREFIX

@@ -41,7 +41,10 @@ class Kiosk:
     ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = KioskStore(settings.db_path, school=settings.school, kiosk=settings.kiosk, secret=settings.secret)
+        self.store = KioskStore(
+            settings.db_path, school=settings.school, kiosk=settings.kiosk, secret=settings.secret,
+            central_key=settings.central_key,
+        )
         self.tz = ZoneInfo(settings.timezone)
         self.rules = settings.rules()
         self.clock = clock or (lambda: datetime.now(UTC))

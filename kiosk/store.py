@@ -28,8 +28,12 @@ CREATE TABLE IF NOT EXISTS roster (id INTEGER PRIMARY KEY CHECK (id = 1), versio
 -- every event of a school-local day, kept after its ack: the gate's state is a fold of these
 CREATE TABLE IF NOT EXISTS daylog (seq INTEGER PRIMARY KEY, day TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS daylog_day ON daylog (day);
+-- what the kiosk refused and why (a message claiming to be central's that did not verify, ...)
+CREATE TABLE IF NOT EXISTS fault (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
 """
 KEEP_DAYS = 31  # days of the day log kept on the kiosk; central holds the history
+KEEP_FAULTS = 200  # fault rows kept: a flood of forged messages must not fill the SD card
+FAULT_DETAIL = 500  # characters of a fault's detail kept
 
 
 class StoreError(Exception):
@@ -37,7 +41,9 @@ class StoreError(Exception):
 
 
 class KioskStore:
-    def __init__(self, path: str | Path, *, school: str, kiosk: str, secret: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, school: str, kiosk: str, secret: str | None = None, central_key: str | None = None
+    ) -> None:
         protocol.check_id(school, "school")
         protocol.check_id(kiosk, "kiosk")
         self.path = str(path)
@@ -65,6 +71,10 @@ class KioskStore:
                 # First boot without a configured secret: make one; an admin registers it at central.
                 self._set_meta("secret", secrets.token_hex(32))
                 self.secret_created = True
+            if central_key:
+                protocol.parse_public_key(central_key)  # refuse to keep what could never verify
+                self._set_meta("central_key", central_key.strip().lower())
+        self._central_key_hex = self._meta("central_key")
         self._secret = bytes.fromhex(self._meta("secret") or "")
         self._last_seq = int(self._meta("last_seq") or 0)
         self._last_hash = self._meta("last_hash") or ""
@@ -105,6 +115,11 @@ class KioskStore:
     @property
     def secret_hex(self) -> str:
         return self._secret.hex()
+
+    @property
+    def central_key(self) -> str | None:
+        """Central's public key (hex) as given at registration; None until it was."""
+        return self._central_key_hex
 
     def mono(self) -> int:
         """Milliseconds since this boot on the monotonic clock (never jumps with the wall clock)."""
@@ -190,6 +205,22 @@ class KioskStore:
         with self._lock:
             row = self._db.execute("SELECT payload FROM outbox ORDER BY seq LIMIT 1").fetchone()
         return json.loads(row[0])["at"] if row else None
+
+    # --- faults -------------------------------------------------------------------------------------
+
+    def record_fault(self, kind: str, detail: str, at: datetime) -> None:
+        """Keep one refused thing with its reason; only the newest KEEP_FAULTS rows are kept."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO fault (at, kind, detail) VALUES (?, ?, ?)", (at.isoformat(), kind, detail[:FAULT_DETAIL])
+            )
+            db.execute("DELETE FROM fault WHERE id <= (SELECT MAX(id) FROM fault) - ?", (KEEP_FAULTS,))
+
+    def faults(self, kind: str | None = None) -> list[dict[str, str]]:
+        """The faults kept, oldest first: ``{"at", "kind", "detail"}``."""
+        with self._lock:
+            rows = self._db.execute("SELECT at, kind, detail FROM fault ORDER BY id").fetchall()
+        return [{"at": a, "kind": k, "detail": d} for a, k, d in rows if kind is None or k == kind]
 
     # --- today's state ---------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -45,14 +46,19 @@ def _fail(message: str) -> None:
 def broker(
     host: str = typer.Option("127.0.0.1", help="Loopback address to listen on."),
     port: int = typer.Option(1883, help="TCP port."),
+    config: ConfigOpt = None,
 ) -> None:
-    """Run the embedded MQTT broker (amqtt, MQTT 3.1.1) until Ctrl-C."""
+    """Run the embedded MQTT broker (amqtt, MQTT 3.1.1) until Ctrl-C. It takes no anonymous clients:
+    central logs in as SCHOOLGATE_MQTT_URL says (mqtt://central:PASSWORD@…), each kiosk registered
+    in central's database with the login derived from its secret."""
+    from central.admin import broker_logins
+    from central.core.config import Settings
     from gateway.broker import EmbeddedBroker
     from gateway.mqtt import MqttError
 
     _logging(False)
     try:
-        embedded = EmbeddedBroker(host, port).start()
+        embedded = EmbeddedBroker(host, port, logins=broker_logins(Settings.load(config))).start()
     except MqttError as exc:
         _fail(str(exc))
     typer.echo(f"embedded broker on {embedded.url}", err=True)
@@ -78,6 +84,9 @@ def kiosk_run(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
     mqtt_url: Annotated[Optional[str], typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
     secret: Annotated[Optional[str], typer.Option(help="Hex secret shared with central.")] = None,
+    central_key: Annotated[
+        Optional[str], typer.Option(help="Central's public key (64 hex digits, printed by `central register-kiosk`).")
+    ] = None,
     config: ConfigOpt = None,
     verbose: bool = False,
 ) -> None:
@@ -93,7 +102,7 @@ def kiosk_run(
     try:
         settings = KioskSettings.load(
             config, school=school, kiosk=kiosk, reader=reader, data_dir=data_dir, mqtt_url=mqtt_url, secret=secret,
-            locale=lang,
+            central_key=central_key, locale=lang,
         )
     except ValidationError as exc:
         _fail(f"kiosk settings: {exc}")
@@ -153,12 +162,15 @@ def central_serve(
     config: ConfigOpt = None,
 ) -> None:
     """Run the central server: API, MQTT ingest, roster publication."""
+    import secrets
+
     import uvicorn
 
+    from central.admin import broker_logins
     from central.core.config import Settings
     from central.main import create_app
     from gateway.broker import EmbeddedBroker
-    from gateway.mqtt import BrokerAddress
+    from gateway.mqtt import CENTRAL_USER, BrokerAddress, MqttError
 
     from central.i18n import LocalizedError
 
@@ -171,7 +183,14 @@ def central_serve(
     embedded = None
     if with_broker:
         address = BrokerAddress.parse(settings.mqtt_url)
-        embedded = EmbeddedBroker(address.host, address.port).start()
+        if not address.username:
+            # The broker runs in this process: central's login to it can be made here and now.
+            address = dataclasses.replace(address, username=CENTRAL_USER, password=secrets.token_urlsafe(24))
+            settings = settings.model_copy(update={"mqtt_url": address.url_with_login()})
+        try:
+            embedded = EmbeddedBroker(address.host, address.port, logins=broker_logins(settings)).start()
+        except MqttError as exc:
+            _fail(str(exc))
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     finally:
@@ -247,15 +266,19 @@ def central_register_kiosk(
     config: ConfigOpt = None,
 ) -> None:
     """Register a kiosk and its secret at central (again, to change the secret)."""
-    from central.admin import register_kiosk
+    from central.admin import central_key, register_kiosk
     from central.core.config import Settings
+    from central.core.keys import SigningKeyError
     from gateway.protocol import ProtocolError
 
+    settings = Settings.load(config)
     try:
-        made = register_kiosk(Settings.load(config), school=school, kiosk=kiosk, secret=secret)
-    except (ValueError, ProtocolError) as exc:
+        made = register_kiosk(settings, school=school, kiosk=kiosk, secret=secret)
+        # The kiosk verifies everything central publishes with this key (--central-key).
+        public = central_key(settings)
+    except (ValueError, ProtocolError, SigningKeyError) as exc:
         _fail(str(exc))
-    typer.echo(json.dumps({"school": school, "kiosk": kiosk, "secret": made}))
+    typer.echo(json.dumps({"school": school, "kiosk": kiosk, "secret": made, "central_key": public}))
 
 
 @central_app.command("create-user")

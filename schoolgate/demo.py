@@ -9,6 +9,7 @@ on the demo school, with keys that tap demo cards on a simulated reader.
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 import threading
 import time
@@ -19,12 +20,12 @@ from pathlib import Path
 
 import httpx
 
-from central.admin import import_files, register_kiosk
+from central.admin import broker_logins, central_key, import_files, register_kiosk
 from central.core.config import Settings
 from central.demo import enroll_demo_students, write_demo_roster
 from central.server import CentralServer
 from gateway.broker import EmbeddedBroker
-from gateway.mqtt import free_port
+from gateway.mqtt import CENTRAL_USER, BrokerAddress, free_port
 from hardware import SimulatedReader
 from kiosk.config import KioskSettings
 from kiosk.runtime import Kiosk
@@ -60,8 +61,14 @@ def demo_school(*, timeout: float = 60.0, locale: str = "zh_CN") -> Iterator[Dem
     """A broker, central with the demo school enrolled, and a kiosk holding its roster."""
     with tempfile.TemporaryDirectory(prefix="schoolgate-demo-") as tmp:
         folder = Path(tmp)
-        embedded = EmbeddedBroker("127.0.0.1", free_port()).start()
-        settings = Settings(database_url=f"sqlite:///{folder / 'central.sqlite3'}", mqtt_url=embedded.url)
+        # No anonymous clients: central logs in with a password made for this run, the kiosk with
+        # the login derived from its secret once it is registered.
+        broker = BrokerAddress("127.0.0.1", free_port(), CENTRAL_USER, secrets.token_urlsafe(24))
+        settings = Settings(
+            database_url=f"sqlite:///{folder / 'central.sqlite3'}", mqtt_url=broker.url_with_login(),
+            signing_key_file=folder / "central-signing.key",
+        )
+        embedded = EmbeddedBroker(broker.host, broker.port, logins=broker_logins(settings)).start()
         central = CentralServer(settings, port=free_port()).start()
         gate = None
         try:
@@ -73,7 +80,7 @@ def demo_school(*, timeout: float = 60.0, locale: str = "zh_CN") -> Iterator[Dem
             version = enrolled.version if enrolled else 1
             log.info("central at %s (API token: %s)", central.url, settings.api_token.get_secret_value())
             gate = Kiosk(KioskSettings(school=SCHOOL, kiosk=KIOSK, data_dir=folder / "kiosk", secret=secret,
-                                       mqtt_url=embedded.url, locale=locale)).start()
+                                       central_key=central_key(settings), mqtt_url=embedded.url, locale=locale)).start()
             if not _wait(lambda: gate.store.roster.version >= version, timeout):
                 raise RuntimeError("the kiosk never received its roster")
             yield DemoSchool(settings, central, gate)

@@ -67,3 +67,42 @@ async def pilot_until(pilot, condition, what: str, timeout: float = 20.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.02)
+
+
+# --- the embedded broker as the tests run it: logins only, like every installation ---------------
+
+CENTRAL_PASSWORD = "sgtest-central-password"
+PROBE_PASSWORD = "sgtest-probe-password"
+
+
+class Broker:
+    """An embedded broker (not yet started) that takes central's login, a ``probe`` login for
+    tests that publish raw payloads, and every kiosk registered in ``database_url``."""
+
+    def __init__(self, database_url: str, port: int | None = None) -> None:
+        from central.admin import broker_logins
+        from central.core.config import Settings
+        from gateway.broker import EmbeddedBroker
+        from gateway.mqtt import free_port
+
+        self.port = port or free_port()
+        #: central's URL, with its login
+        self.central_url = f"mqtt://central:{CENTRAL_PASSWORD}@127.0.0.1:{self.port}"
+        #: a kiosk's URL: the kiosk adds the login derived from its secret
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.probe_url = f"mqtt://probe:{PROBE_PASSWORD}@127.0.0.1:{self.port}"
+        logins = broker_logins(Settings(database_url=database_url, mqtt_url=self.central_url), probe=PROBE_PASSWORD)
+        self.embedded = EmbeddedBroker("127.0.0.1", self.port, logins=logins)
+
+    def start(self) -> Broker:
+        self.embedded.start()
+        return self
+
+    def stop(self) -> None:
+        self.embedded.stop()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     """Broker central subscribes to and publishes rosters and acks on."""
     topic_prefix: str = DEFAULT_PREFIX
+    signing_key_file: Path = Path("var/central/signing.key")
+    """Central's Ed25519 key (PEM), made on first start and kept: it signs acks and rosters, and
+    kiosks are given its public half at registration (``register-kiosk`` prints it)."""
     api_token: SecretStr = SecretStr(DEV_API_TOKEN)
     """Service token for machines (scripts, the demo): a bearer token acting with the district role.
     Empty turns it off; people log in as users (``POST /api/v1/auth/login``)."""

@@ -7,19 +7,22 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from sgtest import REAL_MQTT, fresh_postgres_database, require
-
-from gateway.broker import EmbeddedBroker
-from gateway.mqtt import free_port
+from sgtest import REAL_MQTT, Broker, fresh_postgres_database, require
 
 
 @dataclass
 class Backend:
     name: str
-    mqtt_url: str
+    mqtt_url: str  # central's, with its login on the embedded broker
     database_url: str
     topic_prefix: str
-    embedded: EmbeddedBroker | None = None
+    embedded: Broker | None = None
+    kiosk_url: str = ""  # a kiosk's: it adds the login derived from its secret
+    probe_url: str = ""  # a test's own raw client
+
+    def __post_init__(self) -> None:
+        self.kiosk_url = self.kiosk_url or self.mqtt_url
+        self.probe_url = self.probe_url or self.mqtt_url
 
 
 @pytest.fixture(params=["embedded+sqlite", "mosquitto+postgres"])
@@ -27,9 +30,10 @@ def backend(request, tmp_path):
     # A fresh topic prefix per test: retained rosters of earlier runs are never seen.
     prefix = f"sgtest-{uuid.uuid4().hex[:10]}/v1"
     if request.param == "embedded+sqlite":
-        broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+        database_url = f"sqlite:///{tmp_path / 'central.sqlite3'}"
+        broker = Broker(database_url).start()
         try:
-            yield Backend(request.param, broker.url, f"sqlite:///{tmp_path / 'central.sqlite3'}", prefix, broker)
+            yield Backend(request.param, broker.central_url, database_url, prefix, broker, broker.url, broker.probe_url)
         finally:
             broker.stop()
         return

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from central.admin import register_kiosk
+from central.admin import central_key, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine
 from gateway import mosquitto
@@ -48,20 +48,21 @@ def command(*args: str) -> list[str]:
 
 
 class Broker:
-    def __init__(self, kind: str, folder: Path, logins: list[mosquitto.KioskLogin]) -> None:
+    def __init__(self, kind: str, folder: Path, logins: list[mosquitto.KioskLogin], database_url: str) -> None:
         self.kind = kind
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.central_password = uuid.uuid4().hex
+        self.database_url = database_url  # the embedded broker looks kiosks' logins up in central's database
+        # Central logs in on the embedded broker's one port; Mosquitto gives it a listener of its own
+        # (gateway/mosquitto.py).
+        self.central_port = free_port() if kind == "mosquitto" else self.port
+        self.central_url = f"mqtt://central:{self.central_password}@127.0.0.1:{self.central_port}"
         if kind == "mosquitto":
-            self.central_password = uuid.uuid4().hex
-            self.central_port = free_port()  # central has a listener of its own (gateway/mosquitto.py)
             self.conf = mosquitto.write(
                 folder / "mosquitto", kiosks=logins, central_password=self.central_password, port=self.port,
                 bind="127.0.0.1", user=getpass.getuser(), central_port=self.central_port,
             )
-            self.central_url = f"mqtt://central:{self.central_password}@127.0.0.1:{self.central_port}"
-        else:
-            self.central_url = f"mqtt://127.0.0.1:{self.port}"
         self.kiosk_url = f"mqtt://127.0.0.1:{self.port}"  # kiosks log in with their derived credentials
 
     def start(self) -> None:
@@ -69,7 +70,10 @@ class Broker:
             args = ["mosquitto", "-c", str(self.conf)]
         else:
             args = command("broker", "--port", str(self.port))
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env(SCHOOLGATE_MQTT_URL=self.central_url, SCHOOLGATE_DATABASE_URL=self.database_url),
+        )
         wait_until_reachable("127.0.0.1", self.port, timeout=20)
         if self.kind == "mosquitto":
             wait_until_reachable("127.0.0.1", self.central_port, timeout=20)
@@ -81,9 +85,11 @@ class Broker:
 
 
 class Central:
-    def __init__(self, database_url: str, mqtt_url: str, folder: Path) -> None:
+    def __init__(self, database_url: str, mqtt_url: str, folder: Path, signing_key_file: Path) -> None:
         self.port = free_port()
-        self.env = env(SCHOOLGATE_DATABASE_URL=database_url, SCHOOLGATE_MQTT_URL=mqtt_url)
+        self.env = env(
+            SCHOOLGATE_DATABASE_URL=database_url, SCHOOLGATE_MQTT_URL=mqtt_url, SCHOOLGATE_SIGNING_KEY_FILE=str(signing_key_file)
+        )
         self.log = (folder / "central.log").open("a")
         self.proc: subprocess.Popen | None = None
 
@@ -102,8 +108,9 @@ class Central:
 class KioskProcess:
     """One kiosk process fed taps on stdin; remembers every seq it printed."""
 
-    def __init__(self, index: int, secret: str, folder: Path, mqtt_url: str) -> None:
+    def __init__(self, index: int, secret: str, folder: Path, mqtt_url: str, central_key: str) -> None:
         self.code = f"k{index}"
+        self.central_key = central_key
         self.index = index
         self.secret = secret
         self.data = folder / f"kiosk-{index}"
@@ -122,6 +129,7 @@ class KioskProcess:
             command(
                 "kiosk", "run", "--school", SCHOOL, "--kiosk", self.code, "--reader", "sim", "--no-ui",
                 "--data-dir", str(self.data), "--mqtt-url", self.mqtt_url, "--secret", self.secret,
+                "--central-key", self.central_key,
             ),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=env(SCHOOLGATE_KIOSK_RESEND_AFTER="2"),
@@ -172,14 +180,14 @@ def test_nothing_is_lost_or_doubled_whatever_is_killed(chaos_backend, tmp_path):
     broker_kind, database_url = chaos_backend
     started = time.monotonic()
     secrets = {i: uuid.uuid4().hex * 2 for i in range(KIOSKS)}
-    settings = Settings(database_url=database_url, mqtt_url="mqtt://127.0.0.1:1")
+    settings = Settings(database_url=database_url, mqtt_url="mqtt://127.0.0.1:1", signing_key_file=tmp_path / "central.key")
     for i, secret in secrets.items():
         register_kiosk(settings, school=SCHOOL, kiosk=f"k{i}", secret=secret)
-    broker = Broker(broker_kind, tmp_path, [mosquitto.KioskLogin(SCHOOL, f"k{i}", s) for i, s in secrets.items()])
+    broker = Broker(broker_kind, tmp_path, [mosquitto.KioskLogin(SCHOOL, f"k{i}", s) for i, s in secrets.items()], database_url)
     broker.start()
-    central = Central(database_url, broker.central_url, tmp_path)
+    central = Central(database_url, broker.central_url, tmp_path, settings.signing_key_file)
     central.start()
-    kiosks = [KioskProcess(i, secrets[i], tmp_path, broker.kiosk_url) for i in range(KIOSKS)]
+    kiosks = [KioskProcess(i, secrets[i], tmp_path, broker.kiosk_url, central_key(settings)) for i in range(KIOSKS)]
     for k in kiosks:
         k.start()
     kills = {"broker": 0, "central": 0, "kiosk": 0}

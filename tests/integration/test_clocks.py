@@ -9,12 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sgtest import wait_for
+from sgtest import Broker, wait_for
 
-from central.admin import register_kiosk
+from central.admin import central_key, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
-from gateway.broker import EmbeddedBroker
 from gateway.mqtt import free_port
 from hardware import CardTap
 from kiosk.config import KioskSettings
@@ -42,10 +41,11 @@ def api(central: CentralServer, settings: Settings, path: str, **params) -> list
 
 def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_order(tmp_path):
     school, prefix = f"off-{uuid.uuid4().hex[:6]}", f"sgtest-{uuid.uuid4().hex[:8]}/v1"
-    port = free_port()
-    url = f"mqtt://127.0.0.1:{port}"
+    broker = Broker(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=broker.central_url, topic_prefix=prefix)
     gate = Kiosk(
-        KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET, mqtt_url=url, topic_prefix=prefix)
+        KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET, mqtt_url=broker.url,
+                      topic_prefix=prefix, central_key=central_key(settings))
     ).start()
     ahead = timedelta(days=3)
     try:
@@ -54,9 +54,8 @@ def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_or
             tap(gate, f"{i:08X}", datetime.now(UTC) + ahead)
         recorded = time.time() - t0
         assert gate.store.queue_depth() == 30_000
-        settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
         register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
-        with EmbeddedBroker("127.0.0.1", port), CentralServer(settings, port=free_port()) as central:
+        with broker, CentralServer(settings, port=free_port()) as central:
             back_online = datetime.now(UTC)
             wait_for(lambda: gate.store.queue_depth() == 0, timeout=120, what="30,000 events to drain")
             events = api(central, settings, f"/api/v1/schools/{school}/events")
@@ -82,7 +81,7 @@ def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
         gate = Kiosk(
             KioskSettings(
                 school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
-                mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix,
+                mqtt_url=backend.kiosk_url, topic_prefix=backend.topic_prefix, central_key=central_key(settings),
             )
         ).start()
         try:
@@ -115,24 +114,28 @@ def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(t
     from gateway import protocol
     from gateway.mqtt import BrokerAddress, make_client
 
-    port = free_port()
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
     topics = protocol.Topics(prefix)
-    with EmbeddedBroker("127.0.0.1", port) as broker:
+    database_url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    key = Ed25519PrivateKey.generate()  # this test stands in for central: it signs with a key of its own
+    with Broker(database_url) as broker:
+        register_kiosk(Settings(database_url=database_url), school="s1", kiosk="gate-1", secret=SECRET)
         gate = Kiosk(KioskSettings(school="s1", kiosk="gate-1", data_dir=tmp_path, secret=SECRET, mqtt_url=broker.url,
-                                   topic_prefix=prefix)).start()
-        central = make_client("sgtest-central", BrokerAddress.parse(broker.url))
+                                   topic_prefix=prefix, central_key=protocol.public_key_hex(key))).start()
+        central = make_client("sgtest-central", BrokerAddress.parse(broker.central_url))
         live: list[bool] = []
         central.on_message = lambda _c, _u, m: live.append(not m.retain)
         try:
             wait_for(lambda: gate.sync.online, what="the kiosk online")
             time.sleep(0.5)  # its status on connecting is retained at the broker by now
-            central.connect("127.0.0.1", port)
+            central.connect("127.0.0.1", broker.port)
             central.loop_start()
             central.subscribe(topics.status("s1", "gate-1"), qos=1)
             wait_for(lambda: live == [False], what="the retained status")
-            ack = {"v": 1, "upto": 0, "server_time": datetime.now(UTC).isoformat()}
-            central.publish(topics.ack("s1", "gate-1"), protocol.canonical_json(ack), qos=1)
+            ack = {"v": 1, "school": "s1", "kiosk": "gate-1", "upto": 0, "server_time": datetime.now(UTC).isoformat()}
+            central.publish(topics.ack("s1", "gate-1"), protocol.seal(protocol.canonical_json(ack), key), qos=1)
             wait_for(lambda: True in live, timeout=5, what="a live status after the first ack")
         finally:
             central.loop_stop()

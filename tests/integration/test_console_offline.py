@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import uuid
 
-from central.admin import register_kiosk
+from central.admin import central_key, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway import protocol
-from gateway.broker import EmbeddedBroker
+
 from gateway.mqtt import free_port
 from gateworld import KEY, snapshot
 from hardware import SimulatedReader
 from kiosk.config import KioskSettings
 from kiosk.console import GateConsole
 from kiosk.runtime import Kiosk
-from sgtest import pilot_until as until
+from sgtest import Broker, pilot_until as until
 
 
 def footer(app: GateConsole) -> str:
@@ -25,11 +25,11 @@ def footer(app: GateConsole) -> str:
 
 
 async def test_console_without_a_broker_keeps_deciding_and_drains_when_it_appears(tmp_path):
-    port = free_port()
-    url = f"mqtt://127.0.0.1:{port}"
+    broker = Broker(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
-    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path / "kiosk", mqtt_url=url, topic_prefix=prefix,
-                               secret=KEY.hex(), resend_after=2.0)).start()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=broker.central_url, topic_prefix=prefix)
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path / "kiosk", mqtt_url=broker.url, topic_prefix=prefix,
+                               secret=KEY.hex(), resend_after=2.0, central_key=central_key(settings))).start()
     gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
     reader = SimulatedReader()
     app = GateConsole(gate, reader=reader)
@@ -40,8 +40,7 @@ async def test_console_without_a_broker_keeps_deciding_and_drains_when_it_appear
             await until(pilot, lambda: gate.store.queue_depth() == 3, "three decisions recorded offline")
             assert [d["outcome"] for d in reversed(app.recent)] == ["staff_on", "unknown_card", "unknown_card"]
             assert "离线" in footer(app) and "待上传 3" in footer(app)
-            with EmbeddedBroker("127.0.0.1", port):
-                settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+            with broker:
                 register_kiosk(settings, school="s1", kiosk="k1", secret=KEY.hex())
                 with CentralServer(settings, port=free_port()):
                     await until(pilot, lambda: gate.store.queue_depth() == 0, "the queue to drain", timeout=40)

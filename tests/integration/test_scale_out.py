@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from central.admin import register_kiosk
+from central.admin import central_key, register_kiosk
 from central.bus import Bus
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
@@ -62,7 +62,8 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
         else:
             workers = [Bus(engine, broker=address, topics=protocol.Topics(), partition=(i, 2), batch=50).start() for i in range(2)]
         for kiosk, secret in SECRETS.items():
-            gate = Kiosk(KioskSettings(school="s1", kiosk=kiosk, data_dir=tmp_path / kiosk, secret=secret, mqtt_url=f"mqtt://127.0.0.1:{port}", resend_after=2.0))
+            gate = Kiosk(KioskSettings(school="s1", kiosk=kiosk, data_dir=tmp_path / kiosk, secret=secret, mqtt_url=f"mqtt://127.0.0.1:{port}", resend_after=2.0,
+                                       central_key=central_key(settings)))
             for i in range(700):
                 gate.handle(CardTap(f"{int(kiosk[1:]) << 24 | i:08X}", "sim", "sim", datetime.now(UTC)))
             gates.append(gate)

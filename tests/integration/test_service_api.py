@@ -15,7 +15,7 @@ from datetime import timedelta
 import httpx
 from sgtest import wait_for
 
-from central.admin import create_user, import_files, register_kiosk
+from central.admin import central_key, create_user, import_files, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.mqtt import free_port
@@ -46,7 +46,8 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
         register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
         import_files(settings, school=school, students=students, guardians=guardians, school_name="示范小学")
         gate = Kiosk(KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
-                                   mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)).start()
+                                   mqtt_url=backend.kiosk_url, topic_prefix=backend.topic_prefix,
+                                   central_key=central_key(settings))).start()
         # The school's admin sets it up; the district (and the service token, which acts as it) only reads.
         create_user(settings, username=f"principal-{school}", password="a password for tests", role="school_admin",
                     school=school)

@@ -14,16 +14,15 @@ import uuid
 from pathlib import Path
 
 import httpx
-from sgtest import wait_for
+from sgtest import Broker, wait_for
 import paho.mqtt.client as mqtt
 import pytest
 
-from central.admin import import_files, register_kiosk
+from central.admin import central_key, import_files, register_kiosk
 from central.core.config import Settings
 from central.demo import enroll_demo_students
 from central.server import CentralServer
 from gateway import protocol
-from gateway.broker import EmbeddedBroker
 from gateway.mqtt import BrokerAddress, free_port, make_client
 from hardware import SimulatedReader, connect
 from hardware.udpcard import UdpCard
@@ -64,6 +63,11 @@ class World:
     def register(self, kiosk: str = "gate-1", secret: str = SECRET) -> None:
         register_kiosk(self.settings, school=self.school, kiosk=kiosk, secret=secret)
 
+    @property
+    def central_key(self) -> str:
+        """What registration hands a kiosk besides its secret: central's public key."""
+        return central_key(self.settings)
+
     def kiosk(self, kiosk: str = "gate-1", secret: str | None = SECRET, mqtt_url: str | None = None) -> Kiosk:
         return Kiosk(
             KioskSettings(
@@ -71,7 +75,8 @@ class World:
                 kiosk=kiosk,
                 data_dir=self.tmp / "kiosk",
                 secret=secret,
-                mqtt_url=mqtt_url or self.backend.mqtt_url,
+                central_key=self.central_key,
+                mqtt_url=mqtt_url or self.backend.kiosk_url,
                 topic_prefix=self.backend.topic_prefix,
                 resend_after=2.0,
             )
@@ -176,7 +181,7 @@ def free_udp_port() -> int:
 
 
 def raw_publisher(world) -> mqtt.Client:
-    address = BrokerAddress.parse(world.backend.mqtt_url)
+    address = BrokerAddress.parse(world.backend.probe_url)
     client = make_client(f"sgtest-{uuid.uuid4().hex[:8]}", address)
     client.connect(address.host, address.port)
     client.loop_start()
@@ -205,9 +210,10 @@ def test_duplicated_delivery_is_stored_once_and_acked(world):
     world.register()
     events = chain(5, school=world.school)
     acks: list[protocol.Ack] = []
+    raw_acks: list[bytes] = []
     client = raw_publisher(world)
     try:
-        client.on_message = lambda _c, _u, m: acks.append(protocol.parse_message(protocol.Ack, m.payload))
+        client.on_message = lambda _c, _u, m: (raw_acks.append(m.payload), acks.append(protocol.parse_message(protocol.Ack, m.payload)))
         client.subscribe(world.topics.ack(world.school, "gate-1"), qos=1)
         topic = world.topics.events(world.school, "gate-1")
         time.sleep(0.3)
@@ -220,6 +226,9 @@ def test_duplicated_delivery_is_stored_once_and_acked(world):
     finally:
         client.loop_stop()
         client.disconnect()
+    # Every ack came signed by central's own key (what the kiosk checks before it deletes anything).
+    key = protocol.parse_public_key(world.central_key)
+    assert all(protocol.unseal(raw, key)["upto"] == ack.upto for raw, ack in zip(raw_acks, acks))
     stored = world.events()
     assert [e["seq"] for e in stored] == [1, 2, 3, 4, 5]
     assert [e["id"] for e in stored] == [e["id"] for e in events]
@@ -291,13 +300,38 @@ def test_a_roster_change_at_central_reaches_the_kiosk(world, tmp_path):
         gate.close()
 
 
+def test_a_forged_roster_on_the_broker_is_refused_by_the_kiosk_and_centrals_next_one_applies(world, tmp_path):
+    world.register()
+    import_files(world.settings, school=world.school, students=write_students(tmp_path / "a.csv", [("S1", "0A000001")]), guardians=None)
+    gate = world.kiosk()
+    client = raw_publisher(world)  # a process with a login on the broker, but not central's key
+    try:
+        wait_for(lambda: gate.store.roster.version == 1, what="roster v1")
+        forged = {"v": 1, "school": world.school, "version": 7, "generated_at": "2026-12-01T08:00:00+00:00", "students": []}
+        publish(client, world.topics.roster(world.school), protocol.canonical_json(forged))
+        wait_for(lambda: gate.sync.refused == 1, what="the forged roster refused")
+        assert gate.store.roster.version == 1
+        assert gate.store.roster.lookup("0A000001") == ("student", "S1")
+        assert [f["kind"] for f in gate.store.faults()] == ["unverified_from_central"]
+        import_files(
+            world.settings, school=world.school,
+            students=write_students(tmp_path / "b.csv", [("S1", "0A000001"), ("S2", "0A000002")]), guardians=None,
+        )
+        wait_for(lambda: gate.store.roster.version == 2, what="central's roster v2")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        gate.close()
+
+
 def test_a_kiosk_on_first_boot_without_network_records_every_card_then_syncs(tmp_path):
     """Embedded broker only: the test owns the port the kiosk waits on."""
-    port = free_port()
-    url = f"mqtt://127.0.0.1:{port}"
+    broker = Broker(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=broker.central_url, topic_prefix=prefix)
     gate = Kiosk(
-        KioskSettings(school="first-boot", kiosk="gate-1", data_dir=tmp_path / "kiosk", mqtt_url=url, topic_prefix=prefix)
+        KioskSettings(school="first-boot", kiosk="gate-1", data_dir=tmp_path / "kiosk", mqtt_url=broker.url,
+                      topic_prefix=prefix, central_key=central_key(settings))
     ).start()
     assert gate.store.secret_created
     try:
@@ -306,8 +340,7 @@ def test_a_kiosk_on_first_boot_without_network_records_every_card_then_syncs(tmp
         shown = [gate.handle(CardTap(uid, "sim", "sim", _now())) for uid in ("04A1B2C3", "0A0B0C0D", "01020304")]
         assert [d["outcome"] for d in shown] == ["unknown_card"] * 3
         assert gate.store.queue_depth() == 3
-        with EmbeddedBroker("127.0.0.1", port):
-            settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+        with broker:
             register_kiosk(settings, school="first-boot", kiosk="gate-1", secret=gate.store.secret_hex)
             with CentralServer(settings, port=free_port()):
                 wait_for(lambda: gate.store.queue_depth() == 0, timeout=40, what="the offline events to sync")

@@ -178,12 +178,12 @@ def test_stopping_sync_after_the_broker_vanished_does_not_fail(tmp_path):
 
     from gateway.broker import EmbeddedBroker
     from gateway.client import SyncClient
-    from gateway.mqtt import BrokerAddress, free_port
+    from gateway.mqtt import BrokerAddress, Logins, free_port
 
     store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
     port = free_port()
-    with EmbeddedBroker("127.0.0.1", port):
-        client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", port)).start()
+    with EmbeddedBroker("127.0.0.1", port, logins=Logins({"k1": "pw"})):
+        client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", port, "k1", "pw")).start()
         deadline = time.monotonic() + 10
         while not client.online and time.monotonic() < deadline:
             time.sleep(0.05)

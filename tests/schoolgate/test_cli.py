@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -86,10 +87,18 @@ def test_demo_headless_prints_the_summary():
     assert summary["outbox_left"] == 0 and summary["kiosk_roster_version"] >= 2 and summary["ok"]
 
 
-def test_broker_command_serves_mqtt():
+def test_broker_command_refuses_to_run_without_centrals_login():
+    result = schoolgate("broker", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "names no login" in result.stderr
+
+
+def test_broker_command_serves_mqtt(tmp_path):
     port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
+    env.update(SCHOOLGATE_MQTT_URL=f"mqtt://central:pw@127.0.0.1:{port}", SCHOOLGATE_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}")
     proc = subprocess.Popen([sys.executable, "-m", "schoolgate", "broker", "--port", str(port)],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     try:
         from gateway.broker import wait_until_reachable
 
@@ -103,6 +112,7 @@ def test_gateway_mosquitto_config_writes_a_login_per_registered_kiosk(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     registered = schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", SCHOOLGATE_DATABASE_URL=db)
     assert registered.returncode == 0, registered.stderr
+    assert re.fullmatch(r"[0-9a-f]{64}", json.loads(registered.stdout)["central_key"])  # for the kiosk's --central-key
     result = schoolgate("gateway", "mosquitto-config", "--out", str(tmp_path / "mq"), "--port", "1884",
                         "--central-port", "1890", SCHOOLGATE_DATABASE_URL=db)
     assert result.returncode == 0, result.stderr
