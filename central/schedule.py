@@ -8,6 +8,7 @@ is not a holiday, or a make-up day (调休).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,8 @@ from central.i18n import CATALOGUE
 from central.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
 from central.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
 from central.models import utcnow
+
+log = logging.getLogger(__name__)
 
 SEASONS = ("summer", "winter")
 DAY_KINDS = ("holiday", "makeup")
@@ -62,6 +65,10 @@ CATALOGUE.update(
         "plan.before_dismissal": {
             "zh_CN": "“{group}”{day}的服务 {start} 开始，早于{grade}放学时间 {dismissal}（P3.3）",
             "en": "group {group!r} on {day} would start at {start}, before {grade}'s dismissal at {dismissal} (P3.3)",
+        },
+        "plan.no_grades": {
+            "zh_CN": "“{group}”没有填写面向的年级，无法安排服务：请先为该组填写年级",
+            "en": "group {group!r} names no grades: sessions cannot be planned until its grades are set",
         },
         "session.missing": {"zh_CN": "本校没有编号为 {id} 的服务场次", "en": "no session {id} in this school"},
         "duty.missing": {"zh_CN": "该人员未排在此场次", "en": "this staff member is not on duty at this session"},
@@ -238,6 +245,12 @@ def plan_sessions(
     tz = zone(school)
     made: list[CareSession] = []
     for group in found:
+        if not group.grades:
+            # Stored before blank grades were refused: it cannot be planned, and must not stop the others.
+            if group_id is not None:
+                raise Invalid("plan.no_grades", group=group.name)
+            log.warning("group %s (%s) of school %s names no grades: left out of the plan", group.id, group.name, school.code)
+            continue
         have = set(session.exec(select(CareSession.day).where(CareSession.group_id == group.id, CareSession.day >= start,
                                                               CareSession.day <= end)))
         in_charge = None

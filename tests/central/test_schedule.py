@@ -157,3 +157,20 @@ def test_todays_sessions_reach_the_roster_with_utc_times_and_grace(db):
     assert (first["start"], first["end"]) == ("2026-11-30T08:30:00Z", "2026-11-30T09:50:00Z")
     assert (first["absent_after"], first["overdue_after"]) == ("2026-11-30T08:40:00Z", "2026-11-30T10:05:00Z")
     assert first["group"] == str(group.id) and first["place"] == "301教室"
+
+
+def test_a_group_stored_without_grades_is_left_out_of_the_school_plan_and_named_when_planned_alone(db):
+    # Blank grades are refused at the API now; a group stored before that must not stop every other
+    # group's planning, and planning it alone says what to fix.
+    session, school = db
+    good = make_group(session, school)
+    empty = make_group(session, school, name="旧兴趣组")
+    empty.grades = []
+    session.add(empty)
+    session.commit()
+    made = plan(session, school, MON, MON)
+    assert [(s.group_id, s.day) for s in made] == [(good.id, MON)]
+    with pytest.raises(Invalid) as refused:
+        plan(session, school, MON, MON, empty)
+    assert refused.value.key == "plan.no_grades"
+    assert refused.value.text("zh_CN") == "“旧兴趣组”没有填写面向的年级，无法安排服务：请先为该组填写年级"
