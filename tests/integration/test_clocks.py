@@ -158,15 +158,15 @@ def test_an_unsigned_status_on_the_broker_does_not_shift_corrected_times(backend
         gate = Kiosk(
             KioskSettings(
                 school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
-                mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix,
+                mqtt_url=backend.kiosk_url, topic_prefix=backend.topic_prefix, central_key=central_key(settings),
             )
         ).start()
-        forger = make_client(f"sgtest-forger-{uuid.uuid4().hex[:6]}", BrokerAddress.parse(backend.mqtt_url))
+        forger = make_client(f"sgtest-forger-{uuid.uuid4().hex[:6]}", BrokerAddress.parse(backend.probe_url))
         try:
             wait_for(lambda: gate.sync.online, what="the kiosk online")
             tap(gate, "0B000001", datetime.now(UTC))
             wait_for(lambda: gate.store.queue_depth() == 0, what="the first event stored")
-            forger.connect(BrokerAddress.parse(backend.mqtt_url).host, BrokerAddress.parse(backend.mqtt_url).port)
+            forger.connect(BrokerAddress.parse(backend.probe_url).host, BrokerAddress.parse(backend.probe_url).port)
             forger.loop_start()
             for mono in (gate.store.mono() + 5 * 3_600_000, protocol.MAX_MONO):
                 status = protocol.Status(v=1, online=True, queue=0, last_seq=1, roster_version=0,

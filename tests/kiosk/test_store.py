@@ -112,14 +112,17 @@ def test_an_ack_past_the_last_event_written_deletes_nothing_through_the_sync_cli
 
 
 def test_an_ack_with_refused_events_drops_them_and_logs_the_seqs(tmp_path, caplog):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from gateway.client import SyncClient
     from gateway.mqtt import BrokerAddress
 
-    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1")
+    central_public = protocol.public_key_hex(Ed25519PrivateKey.generate())  # a kiosk with central's key, as registered
+    store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1", central_key=central_public)
     for i in range(3):
         store.record("unknown_card", AT, card=f"0102030{i}")
     client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", 1))
-    ack = b'{"v":1,"upto":3,"server_time":"2026-11-30T08:00:00+00:00","refused":[2]}'
+    ack = b'{"v":1,"school":"s1","kiosk":"k1","upto":3,"server_time":"2026-11-30T08:00:00+00:00","refused":[2]}'
     client._apply_ack(protocol.parse_message(protocol.Ack, ack))
     assert store.queue_depth() == 0 and store.acked == 3
     assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [

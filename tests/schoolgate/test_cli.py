@@ -149,7 +149,15 @@ def _console_in_a_terminal(args: list[str], tmp_path, expect: str) -> tuple[int,
                     break
         shown = expect.encode() in seen
         os.write(master, b"q")
-        code = proc.wait(20)
+        # Keep reading while it shuts down: a full pseudo-terminal would block its last writes.
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        code = proc.wait(5)
     finally:
         if proc.poll() is None:
             proc.kill()
