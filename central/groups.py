@@ -6,6 +6,8 @@ subject teaching or new lessons is refused, and so is any category not on the al
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from sqlmodel import Session, col, func, select
 
 from central import staff as staff_service
@@ -34,6 +36,7 @@ FORBIDDEN = {
     "new_lessons": ("上新课", "new lessons"),
     "collective_tutoring": ("集体补课", "collective tutoring"),
 }
+SEASON_ZH = {"summer": "夏季作息", "winter": "冬季作息"}
 SEATED = ("approved", "active")  # enrollments that hold a seat against capacity
 
 CATALOGUE.update(
@@ -63,6 +66,12 @@ CATALOGUE.update(
         "group.before_dismissal": {
             "zh_CN": "{grade}{season}放学时间是 {dismissal}，服务不得早于放学开始（{start}，P3.3）",
             "en": "{grade}'s {season} dismissal is {dismissal}: the service may not start before it ({start}, P3.3)",
+        },
+        "group.after_limit": {
+            "zh_CN": "{grade}{season_zh}放学时间是 {dismissal}，服务最晚 {latest} 结束（放学后至多 {periods} 个课时，P3.2），"
+            "从 {start} 开始要到 {end} 才结束",
+            "en": "{grade}'s {season} dismissal is {dismissal}: the service must end by {latest} (at most {periods} periods "
+            "after dismissal, P3.2), but from {start} it would end at {end}",
         },
         "group.full": {
             "zh_CN": "兴趣组“{name}”已满（{capacity} 人）",
@@ -104,6 +113,37 @@ def _check_start(session: Session, school_id: int, grades: list[str], start, set
             )
 
 
+def latest_end(dismissal: datetime, settings: Settings) -> datetime:
+    """P3.2: the service ends at most ``max_periods`` periods of ``period_minutes`` after dismissal."""
+    return dismissal + timedelta(minutes=settings.period_minutes * settings.max_periods)
+
+
+def _check_end(session: Session, school_id: int, grades: list[str], start: time | None, periods: int,
+               settings: Settings) -> None:
+    """P3.2, checked early against each season whose dismissal times are known for every grade; the
+    session starts at the latest of them (P3.3), so that one sets the latest end. plan_sessions checks
+    each day. Without a start time a session starts at dismissal and ``periods`` is already capped."""
+    if start is None:
+        return
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id, col(DismissalTime.grade).in_(grades))
+    by_season: dict[str, list[DismissalTime]] = {}
+    for row in session.exec(stmt):
+        by_season.setdefault(row.season, []).append(row)
+    day = date(2000, 1, 3)  # any day: only the clock times are compared
+    end = datetime.combine(day, start) + timedelta(minutes=settings.period_minutes * periods)
+    # Each season's group dismissal is the latest of its grades; the earliest of those is the tightest limit.
+    lasts = sorted((max(rows, key=lambda r: r.dismissal) for rows in by_season.values() if len(rows) == len(grades)),
+                   key=lambda r: r.dismissal)
+    for last in lasts:  # a season with a grade missing is refused by planning anyway
+        latest = latest_end(datetime.combine(day, last.dismissal), settings)
+        if end > latest:
+            raise Invalid(
+                "group.after_limit", grade=last.grade, season_zh=SEASON_ZH[last.season], season=last.season,
+                dismissal=last.dismissal.strftime("%H:%M"), latest=latest.strftime("%H:%M"),
+                periods=settings.max_periods, start=start.strftime("%H:%M"), end=end.strftime("%H:%M"),
+            )
+
+
 def create_group(
     session: Session, *, school_id: int, data: InterestGroupCreate, actor: str, settings: Settings
 ) -> InterestGroup:
@@ -121,6 +161,7 @@ def create_group(
         raise Conflict("group.name_taken", name=data.name)
     _check_staff(session, school_id, data.staff_id)
     _check_start(session, school_id, grades, data.start_time, settings)
+    _check_end(session, school_id, grades, data.start_time, data.periods, settings)
     group = InterestGroup.model_validate(
         data,
         update={"school_id": school_id, "category": data.category.strip().lower(), "grades": grades,

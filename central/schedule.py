@@ -63,6 +63,11 @@ CATALOGUE.update(
             "zh_CN": "“{group}”{day}的服务 {start} 开始，早于{grade}放学时间 {dismissal}（P3.3）",
             "en": "group {group!r} on {day} would start at {start}, before {grade}'s dismissal at {dismissal} (P3.3)",
         },
+        "plan.after_limit": {
+            "zh_CN": "“{group}”{day}的服务 {end} 结束，晚于最晚结束时间 {latest}（{grade}放学 {dismissal} 后至多 {periods} 个课时，P3.2）",
+            "en": "group {group!r} on {day} would end at {end}, after the latest allowed end {latest} "
+            "({grade}'s dismissal at {dismissal} plus at most {periods} periods, P3.2)",
+        },
         "session.missing": {"zh_CN": "本校没有编号为 {id} 的服务场次", "en": "no session {id} in this school"},
         "duty.missing": {"zh_CN": "该人员未排在此场次", "en": "this staff member is not on duty at this session"},
     }
@@ -226,7 +231,7 @@ def plan_sessions(
 ) -> list[CareSession]:
     """Materialise the sessions of ``start``..``end`` (inclusive) for one group or all: one per school
     day the group meets; days already planned are kept. All or nothing: a day that would start before
-    dismissal (P3.3) refuses the whole plan."""
+    dismissal (P3.3) or end later than dismissal plus ``max_periods`` periods (P3.2) refuses the whole plan."""
     days = (end - start).days + 1
     if not 1 <= days <= MAX_PLAN_DAYS:
         raise Invalid("plan.range", max=MAX_PLAN_DAYS, start=start, end=end)
@@ -258,9 +263,16 @@ def plan_sessions(
                 raise Invalid("plan.before_dismissal", group=group.name, day=day, start=begin.strftime("%H:%M"),
                               grade=grade, dismissal=dismissal.strftime("%H:%M"))
             starts = datetime.combine(day, begin, tz).astimezone(UTC)  # stored in UTC, shown in the school's zone
+            ends = starts + timedelta(minutes=settings.period_minutes * group.periods)
+            latest = group_service.latest_end(datetime.combine(day, dismissal, tz), settings)
+            if ends > latest:  # P3.2: a start time set later than dismissal must not push the end past it
+                session.rollback()
+                raise Invalid("plan.after_limit", group=group.name, day=day, end=ends.astimezone(tz).strftime("%H:%M"),
+                              latest=latest.strftime("%H:%M"), grade=grade, dismissal=dismissal.strftime("%H:%M"),
+                              periods=settings.max_periods)
             row = CareSession(
                 school_id=school.id, group_id=group.id, day=day, place=group.place, created_by=actor,
-                starts_at=starts, ends_at=starts + timedelta(minutes=settings.period_minutes * group.periods),
+                starts_at=starts, ends_at=ends,
             )
             session.add(row)
             session.flush()

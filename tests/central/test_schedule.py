@@ -105,7 +105,7 @@ def test_a_session_before_dismissal_is_refused(db):
     # Starting at 16:15 passes the winter dismissal (16:00) but not the summer one (16:30).
     schedule.set_dismissal(session, school_id=school.id, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="summer", dismissal=time(16, 0)))
-    group = make_group(session, school, start_time=time(16, 15))
+    group = make_group(session, school, start_time=time(16, 15), periods=1)  # ends 16:55, within P3.2
     schedule.set_dismissal(session, school_id=school.id, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="summer", dismissal=time(16, 30)))
     with pytest.raises(Invalid) as at_plan:
@@ -118,6 +118,39 @@ def test_more_than_the_maximum_periods_is_refused(db):
     session, school = db
     with pytest.raises(Invalid, match="P3.2"):
         make_group(session, school, periods=3)
+
+
+def test_a_group_that_would_end_past_dismissal_plus_two_periods_is_refused_naming_the_latest_end(db):
+    session, school = db
+    # Winter dismissal 16:00: the service ends by 17:20 (2 × 40 min). From 16:45, 2 periods end at 18:05.
+    with pytest.raises(Invalid) as late:
+        make_group(session, school, start_time=time(16, 45), periods=2)
+    assert "must end by 17:20" in late.value.text("en") and "18:05" in late.value.text("en")
+    assert "最晚 17:20 结束" in str(late.value) and "P3.2" in str(late.value)
+    assert groups.list_groups(session, school_id=school.id) == []
+    # Exactly at the limit is allowed: 16:40 + 1 period = 17:20.
+    assert make_group(session, school, start_time=time(16, 40), periods=1).start_time == time(16, 40)
+
+
+def test_the_planner_makes_no_session_that_ends_past_dismissal_plus_two_periods(db):
+    session, school = db
+    # Created while both seasons dismiss at 16:30 (17:00 + 1 period = 17:40, limit 17:50) ...
+    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                           data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 30)))
+    group = make_group(session, school, start_time=time(17, 0), periods=1)
+    # ... then the winter timetable dismisses at 16:00: the latest end in winter is 17:20.
+    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                           data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 0)))
+    with pytest.raises(Invalid) as refused:
+        plan(session, school, date(2026, 12, 4), date(2026, 12, 7), group)  # Friday summer, Monday winter
+    assert ("group '作业辅导' on 2026-12-07 would end at 17:40, after the latest allowed end 17:20 "
+            "(三年级's dismissal at 16:00 plus at most 2 periods, P3.2)") == refused.value.text("en")
+    assert "最晚结束时间 17:20" in str(refused.value)
+    # All or nothing: the summer Friday was not kept either.
+    assert schedule.sessions_between(session, school_id=school.id, start=date(2026, 12, 4), end=date(2026, 12, 7)) == []
+    made = plan(session, school, date(2026, 12, 4), date(2026, 12, 4), group)
+    shown = schedule.sessions_public(session, school=school, rows=made, settings=SETTINGS)[0]
+    assert (shown.starts_at.time(), shown.ends_at.time()) == (time(17, 0), time(17, 40))  # summer: limit 17:50
 
 
 def test_over_thirty_students_per_staff_member_on_duty_is_flagged(db):
