@@ -1,7 +1,10 @@
 """Interest groups (P4.1 分类编组): a category from P5.1's allowed list, capacity, staff in charge, place.
 
 P5.2 forbids collective tutoring and teaching in the name of the service: a group declared as
-subject teaching or new lessons is refused, and so is any category not on the allowed list.
+subject teaching or new lessons is refused, and so is any category not on the allowed list, and a
+group whose name or description uses a tutoring word (``central.content``), on create and update.
+P3.2: a group whose start time and periods would end a session past dismissal plus ``max_periods``
+periods is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import Session, col, func, select
 
 from central import staff as staff_service
+from central.content import tutoring_words
 from central.core.config import Settings
 from central.errors import Conflict, Invalid, Missing
 from central.i18n import CATALOGUE
@@ -44,6 +48,11 @@ CATALOGUE.update(
         "group.forbidden": {
             "zh_CN": "课后服务不得{zh}（P5.2），该兴趣组不能设立",
             "en": "the service may not be {en} (P5.2): the group is refused",
+        },
+        "group.tutoring": {
+            "zh_CN": "课后服务不得集体补课或讲授新课（P5.2）：兴趣组的名称或说明含有“{words_zh}”，不能设立",
+            "en": "the service may not be collective tutoring or teaching new lessons (P5.2): the group's name or "
+            "description says {words_en}",
         },
         "group.category": {
             "zh_CN": "类别“{category}”不在允许的内容之列（P5.1），可选：{allowed}",
@@ -92,6 +101,14 @@ def check_category(category: str) -> None:
         raise Invalid("group.forbidden", zh=zh, en=en)
     if key not in ALLOWED:
         raise Invalid("group.category", category=category, allowed=", ".join(ALLOWED))
+
+
+def check_content(name: str, description: str) -> None:
+    """P5.2: refuse a group whose name or description says it is tutoring or teaching, naming the words."""
+    words = tutoring_words(name)  # apart: no word made across the two
+    words += [w for w in tutoring_words(description) if w not in words]
+    if words:
+        raise Invalid("group.tutoring", words_zh="”“".join(words), words_en=", ".join(words))
 
 
 def _check_staff(session: Session, school_id: int, staff_id: int | None) -> None:
@@ -148,6 +165,7 @@ def create_group(
     session: Session, *, school_id: int, data: InterestGroupCreate, actor: str, settings: Settings
 ) -> InterestGroup:
     check_category(data.category)
+    check_content(data.name, data.description)
     weekdays = sorted(set(data.weekdays))
     if not weekdays or len(weekdays) != len(data.weekdays) or not all(1 <= d <= 7 for d in weekdays):
         raise Invalid("group.weekdays")
@@ -198,6 +216,9 @@ def update_group(
 ) -> InterestGroup:
     group = get_group(session, school_id=school_id, group_id=group_id)
     changes = data.model_dump(exclude_unset=True)
+    if changes.get("name") is not None or changes.get("description") is not None:
+        check_content(changes.get("name") or group.name,
+                      group.description if changes.get("description") is None else changes["description"])
     if changes.get("capacity") is not None:
         taken = seats_taken(session, group.id)
         if changes["capacity"] < taken:
