@@ -12,7 +12,7 @@ from central import groups, roster, schedule
 from central import staff as staff_service
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.errors import Invalid
+from central.errors import Conflict, Invalid
 from central.models import CalendarDayCreate, DismissalTimeCreate, InterestGroupCreate, School, SchoolClass, StaffCreate
 from central.models import Student, TermCreate
 
@@ -180,6 +180,53 @@ def test_over_thirty_students_per_staff_member_on_duty_is_flagged(db):
     assert shown().over_ratio is False
 
 
+def same_dismissal_all_year(session, school):
+    """Winter dismissal moved to 16:30 too, so that groups starting after 16:30 pass P3.2 in both seasons."""
+    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                           data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 30)))
+
+
+def test_a_staff_member_on_duty_is_not_put_on_duty_in_an_overlapping_session(db):
+    session, school = db
+    same_dismissal_all_year(session, school)
+    teacher = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
+    # Summer, dismissal 16:30: 作业辅导 16:30–17:10, 阅读 16:50–17:30, 体育 17:10–17:50.
+    homework = make_group(session, school, periods=1, staff_id=teacher.id)
+    reading = make_group(session, school, name="阅读", category="reading", start_time=time(16, 50), periods=1)
+    sports = make_group(session, school, name="体育", category="sports", start_time=time(17, 10), periods=1)
+    (first,) = plan(session, school, MON, MON, homework)
+    reading_mon, reading_tue = plan(session, school, MON, TUE, reading)
+    (after,) = plan(session, school, MON, MON, sports)
+    with pytest.raises(Conflict) as clash:
+        schedule.assign_duty(session, school_id=school.id, session_id=reading_mon.id, staff_id=teacher.id, actor="admin")
+    assert clash.value.text("en") == (
+        f"李老师 is already on duty at group '作业辅导''s session {first.id} on 2026-11-30, 16:30–17:10, which overlaps this one"
+    )
+    assert f"已在“作业辅导”2026-11-30 16:30—17:10 的服务场次（编号 {first.id}）值班" in str(clash.value)
+    shown = schedule.sessions_public(session, school=school, rows=[reading_mon], settings=SETTINGS)[0]
+    assert shown.staff == []
+    # The same hours on another day, and a session that starts as the first ends, are fine.
+    schedule.assign_duty(session, school_id=school.id, session_id=reading_tue.id, staff_id=teacher.id, actor="admin")
+    schedule.assign_duty(session, school_id=school.id, session_id=after.id, staff_id=teacher.id, actor="admin")
+    shown = schedule.sessions_public(session, school=school, rows=[reading_tue, after], settings=SETTINGS)
+    assert [s.staff for s in shown] == [[teacher.id], [teacher.id]]
+    # Assigning again where they already are is no clash with themselves.
+    schedule.assign_duty(session, school_id=school.id, session_id=first.id, staff_id=teacher.id, actor="admin")
+
+
+def test_the_planner_puts_a_person_in_charge_of_two_groups_on_duty_once_at_a_time(db):
+    session, school = db
+    same_dismissal_all_year(session, school)
+    teacher = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
+    homework = make_group(session, school, periods=2, staff_id=teacher.id)  # 16:30–17:50
+    reading = make_group(session, school, name="阅读", category="reading", start_time=time(16, 50), periods=1,
+                         staff_id=teacher.id)  # 16:50–17:30
+    made = plan(session, school, MON, MON)
+    shown = {s.group: s for s in schedule.sessions_public(session, school=school, rows=made, settings=SETTINGS)}
+    assert (shown["作业辅导"].staff, shown["阅读"].staff) == ([teacher.id], [])
+    assert [s.group_id for s in made] == [homework.id, reading.id]
+
+
 def test_todays_sessions_reach_the_roster_with_utc_times_and_grace(db):
     session, school = db
     group = make_group(session, school)
@@ -190,3 +237,30 @@ def test_todays_sessions_reach_the_roster_with_utc_times_and_grace(db):
     assert (first["start"], first["end"]) == ("2026-11-30T08:30:00Z", "2026-11-30T09:50:00Z")
     assert (first["absent_after"], first["overdue_after"]) == ("2026-11-30T08:40:00Z", "2026-11-30T10:05:00Z")
     assert first["group"] == str(group.id) and first["place"] == "301教室"
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_the_api_refuses_duty_in_two_sessions_at_once_with_409_naming_the_other(world):
+    admin, ids = world.as_("admin1"), world.ids
+    api = "/api/v1/schools/s1"
+
+    def ok(r, code=200):
+        assert r.status_code == code, r.text
+        return r.json()
+
+    ok(world.client.post(f"{api}/terms", headers=admin, json={"name": "2026秋", "starts_on": "2026-09-01",
+                                                              "ends_on": "2027-01-20"}), 201)
+    for season in ("summer", "winter"):
+        ok(world.client.put(f"{api}/dismissal-times", headers=admin,
+                            json={"grade": "三年级", "season": season, "dismissal": "16:00:00"}))
+    made = ok(world.client.post(f"{api}/sessions/plan", headers=admin, json={"start": "2026-11-30", "end": "2026-11-30"}), 201)
+    by_group = {s["group_id"]: s for s in made}
+    a, b = by_group[ids["groupA"]], by_group[ids["groupB"]]
+    assert (a["staff"], b["staff"]) == ([ids["staffA"]], [ids["staffB"]])  # each group's own teacher
+    refused = world.client.post(f"{api}/sessions/{b['id']}/duty?lang=en", headers=admin, json={"staff_id": ids["staffA"]})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == (
+        f"staffA is already on duty at group 'groupA''s session {a['id']} on 2026-11-30, 16:00–17:20, which overlaps this one"
+    )
+    after = ok(world.client.get(f"{api}/sessions?start=2026-11-30&end=2026-11-30", headers=admin))
+    assert {s["id"]: s["staff"] for s in after} == {a["id"]: [ids["staffA"]], b["id"]: [ids["staffB"]]}
