@@ -1,14 +1,20 @@
 """Interest groups (P4.1 分类编组): a category from P5.1's allowed list, capacity, staff in charge, place.
 
 P5.2 forbids collective tutoring and teaching in the name of the service: a group declared as
-subject teaching or new lessons is refused, and so is any category not on the allowed list.
+subject teaching or new lessons is refused, and so is any category not on the allowed list, and a
+group whose name or description uses a tutoring word (``central.content``), on create and update.
+P3.2: a group whose start time and periods would end a session past dismissal plus ``max_periods``
+periods is refused.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from sqlmodel import Session, col, func, select
 
 from central import staff as staff_service
+from central.content import tutoring_words
 from central.core.config import Settings
 from central.errors import Conflict, Invalid, Missing
 from central.i18n import CATALOGUE
@@ -34,6 +40,7 @@ FORBIDDEN = {
     "new_lessons": ("上新课", "new lessons"),
     "collective_tutoring": ("集体补课", "collective tutoring"),
 }
+SEASON_ZH = {"summer": "夏季作息", "winter": "冬季作息"}
 SEATED = ("approved", "active")  # enrollments that hold a seat against capacity
 
 CATALOGUE.update(
@@ -41,6 +48,11 @@ CATALOGUE.update(
         "group.forbidden": {
             "zh_CN": "课后服务不得{zh}（P5.2），该兴趣组不能设立",
             "en": "the service may not be {en} (P5.2): the group is refused",
+        },
+        "group.tutoring": {
+            "zh_CN": "课后服务不得集体补课或讲授新课（P5.2）：兴趣组的名称或说明含有“{words_zh}”，不能设立",
+            "en": "the service may not be collective tutoring or teaching new lessons (P5.2): the group's name or "
+            "description says {words_en}",
         },
         "group.category": {
             "zh_CN": "类别“{category}”不在允许的内容之列（P5.1），可选：{allowed}",
@@ -64,6 +76,12 @@ CATALOGUE.update(
             "zh_CN": "{grade}{season}放学时间是 {dismissal}，服务不得早于放学开始（{start}，P3.3）",
             "en": "{grade}'s {season} dismissal is {dismissal}: the service may not start before it ({start}, P3.3)",
         },
+        "group.after_limit": {
+            "zh_CN": "{grade}{season_zh}放学时间是 {dismissal}，服务最晚 {latest} 结束（放学后至多 {periods} 个课时，P3.2），"
+            "从 {start} 开始要到 {end} 才结束",
+            "en": "{grade}'s {season} dismissal is {dismissal}: the service must end by {latest} (at most {periods} periods "
+            "after dismissal, P3.2), but from {start} it would end at {end}",
+        },
         "group.full": {
             "zh_CN": "兴趣组“{name}”已满（{capacity} 人）",
             "en": "group {name!r} is full ({capacity} places)",
@@ -85,6 +103,14 @@ def check_category(category: str) -> None:
         raise Invalid("group.category", category=category, allowed=", ".join(ALLOWED))
 
 
+def check_content(name: str, description: str) -> None:
+    """P5.2: refuse a group whose name or description says it is tutoring or teaching, naming the words."""
+    words = tutoring_words(name)  # apart: no word made across the two
+    words += [w for w in tutoring_words(description) if w not in words]
+    if words:
+        raise Invalid("group.tutoring", words_zh="”“".join(words), words_en=", ".join(words))
+
+
 def _check_staff(session: Session, school_id: int, staff_id: int | None) -> None:
     if staff_id is not None:
         person = staff_service.get_staff(session, school_id=school_id, staff_id=staff_id)
@@ -104,10 +130,42 @@ def _check_start(session: Session, school_id: int, grades: list[str], start, set
             )
 
 
+def latest_end(dismissal: datetime, settings: Settings) -> datetime:
+    """P3.2: the service ends at most ``max_periods`` periods of ``period_minutes`` after dismissal."""
+    return dismissal + timedelta(minutes=settings.period_minutes * settings.max_periods)
+
+
+def _check_end(session: Session, school_id: int, grades: list[str], start: time | None, periods: int,
+               settings: Settings) -> None:
+    """P3.2, checked early against each season whose dismissal times are known for every grade; the
+    session starts at the latest of them (P3.3), so that one sets the latest end. plan_sessions checks
+    each day. Without a start time a session starts at dismissal and ``periods`` is already capped."""
+    if start is None:
+        return
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id, col(DismissalTime.grade).in_(grades))
+    by_season: dict[str, list[DismissalTime]] = {}
+    for row in session.exec(stmt):
+        by_season.setdefault(row.season, []).append(row)
+    day = date(2000, 1, 3)  # any day: only the clock times are compared
+    end = datetime.combine(day, start) + timedelta(minutes=settings.period_minutes * periods)
+    # Each season's group dismissal is the latest of its grades; the earliest of those is the tightest limit.
+    lasts = sorted((max(rows, key=lambda r: r.dismissal) for rows in by_season.values() if len(rows) == len(grades)),
+                   key=lambda r: r.dismissal)
+    for last in lasts:  # a season with a grade missing is refused by planning anyway
+        latest = latest_end(datetime.combine(day, last.dismissal), settings)
+        if end > latest:
+            raise Invalid(
+                "group.after_limit", grade=last.grade, season_zh=SEASON_ZH[last.season], season=last.season,
+                dismissal=last.dismissal.strftime("%H:%M"), latest=latest.strftime("%H:%M"),
+                periods=settings.max_periods, start=start.strftime("%H:%M"), end=end.strftime("%H:%M"),
+            )
+
+
 def create_group(
     session: Session, *, school_id: int, data: InterestGroupCreate, actor: str, settings: Settings
 ) -> InterestGroup:
     check_category(data.category)
+    check_content(data.name, data.description)
     weekdays = sorted(set(data.weekdays))
     if not weekdays or len(weekdays) != len(data.weekdays) or not all(1 <= d <= 7 for d in weekdays):
         raise Invalid("group.weekdays")
@@ -121,6 +179,7 @@ def create_group(
         raise Conflict("group.name_taken", name=data.name)
     _check_staff(session, school_id, data.staff_id)
     _check_start(session, school_id, grades, data.start_time, settings)
+    _check_end(session, school_id, grades, data.start_time, data.periods, settings)
     group = InterestGroup.model_validate(
         data,
         update={"school_id": school_id, "category": data.category.strip().lower(), "grades": grades,
@@ -157,6 +216,9 @@ def update_group(
 ) -> InterestGroup:
     group = get_group(session, school_id=school_id, group_id=group_id)
     changes = data.model_dump(exclude_unset=True)
+    if changes.get("name") is not None or changes.get("description") is not None:
+        check_content(changes.get("name") or group.name,
+                      group.description if changes.get("description") is None else changes["description"])
     if changes.get("capacity") is not None:
         taken = seats_taken(session, group.id)
         if changes["capacity"] < taken:

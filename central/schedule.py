@@ -70,7 +70,17 @@ CATALOGUE.update(
             "zh_CN": "“{group}”没有填写面向的年级，无法安排服务：请先为该组填写年级",
             "en": "group {group!r} names no grades: sessions cannot be planned until its grades are set",
         },
+        "plan.after_limit": {
+            "zh_CN": "“{group}”{day}的服务 {end} 结束，晚于最晚结束时间 {latest}（{grade}放学 {dismissal} 后至多 {periods} 个课时，P3.2）",
+            "en": "group {group!r} on {day} would end at {end}, after the latest allowed end {latest} "
+            "({grade}'s dismissal at {dismissal} plus at most {periods} periods, P3.2)",
+        },
         "session.missing": {"zh_CN": "本校没有编号为 {id} 的服务场次", "en": "no session {id} in this school"},
+        "duty.overlap": {
+            "zh_CN": "{name} 已在“{group}”{day} {start}—{end} 的服务场次（编号 {id}）值班，与本场次时间重叠",
+            "en": "{name} is already on duty at group {group!r}'s session {id} on {day}, {start}–{end}, which "
+            "overlaps this one",
+        },
         "duty.missing": {"zh_CN": "该人员未排在此场次", "en": "this staff member is not on duty at this session"},
     }
 )
@@ -233,7 +243,7 @@ def plan_sessions(
 ) -> list[CareSession]:
     """Materialise the sessions of ``start``..``end`` (inclusive) for one group or all: one per school
     day the group meets; days already planned are kept. All or nothing: a day that would start before
-    dismissal (P3.3) refuses the whole plan."""
+    dismissal (P3.3) or end later than dismissal plus ``max_periods`` periods (P3.2) refuses the whole plan."""
     days = (end - start).days + 1
     if not 1 <= days <= MAX_PLAN_DAYS:
         raise Invalid("plan.range", max=MAX_PLAN_DAYS, start=start, end=end)
@@ -271,14 +281,24 @@ def plan_sessions(
                 raise Invalid("plan.before_dismissal", group=group.name, day=day, start=begin.strftime("%H:%M"),
                               grade=grade, dismissal=dismissal.strftime("%H:%M"))
             starts = datetime.combine(day, begin, tz).astimezone(UTC)  # stored in UTC, shown in the school's zone
+            ends = starts + timedelta(minutes=settings.period_minutes * group.periods)
+            latest = group_service.latest_end(datetime.combine(day, dismissal, tz), settings)
+            if ends > latest:  # P3.2: a start time set later than dismissal must not push the end past it
+                session.rollback()
+                raise Invalid("plan.after_limit", group=group.name, day=day, end=ends.astimezone(tz).strftime("%H:%M"),
+                              latest=latest.strftime("%H:%M"), grade=grade, dismissal=dismissal.strftime("%H:%M"),
+                              periods=settings.max_periods)
             row = CareSession(
                 school_id=school.id, group_id=group.id, day=day, place=group.place, created_by=actor,
-                starts_at=starts, ends_at=starts + timedelta(minutes=settings.period_minutes * group.periods),
+                starts_at=starts, ends_at=ends,
             )
             session.add(row)
             session.flush()
-            if in_charge is not None:
+            if in_charge is not None and overlapping_duty(session, staff_id=in_charge.id, row=row) is None:
+                # One person, one place at a time: in charge of two groups that meet at once, they are put
+                # on duty in the first planned only; the other shows no staff and the ratio flag (P9.2).
                 session.add(DutyAssignment(session_id=row.id, staff_id=in_charge.id, assigned_by=actor))
+                session.flush()
             made.append(row)
     session.commit()
     for row in made:
@@ -336,13 +356,38 @@ def sessions_public(session: Session, *, school: School, rows: list[CareSession]
     ]
 
 
+def overlapping_duty(session: Session, *, staff_id: int, row: CareSession) -> CareSession | None:
+    """Another session of the same school and day, overlapping ``row`` in time, that this staff member
+    is on duty in (the earliest), or None. Sessions that only touch (one ends as the other starts) do not
+    overlap."""
+    stmt = (
+        select(CareSession)
+        .join(DutyAssignment, col(DutyAssignment.session_id) == col(CareSession.id))
+        .where(DutyAssignment.staff_id == staff_id, CareSession.school_id == row.school_id, CareSession.day == row.day,
+               CareSession.id != row.id)
+        .order_by(CareSession.starts_at, CareSession.id)
+    )
+    starts, ends = _utc(row.starts_at), _utc(row.ends_at)
+    return next((o for o in session.exec(stmt) if _utc(o.starts_at) < ends and starts < _utc(o.ends_at)), None)
+
+
 def assign_duty(session: Session, *, school_id: int, session_id: int, staff_id: int, actor: str) -> DutyAssignment:
+    """Put a staff member on duty at a session (P6.3): one who may serve (P6.2), and who is not on duty
+    in another session of the school at the same time."""
     row = get_session(session, school_id=school_id, session_id=session_id)
     person = staff_service.get_staff(session, school_id=school_id, staff_id=staff_id)
     staff_service.check_may_serve(session, person)  # P6.2
     stmt = select(DutyAssignment).where(DutyAssignment.session_id == row.id, DutyAssignment.staff_id == person.id)
     duty = session.exec(stmt).first()
     if duty is None:
+        other = overlapping_duty(session, staff_id=person.id, row=row)
+        if other is not None:
+            school = session.get(School, school_id)
+            tz = zone(school)
+            group = session.get(InterestGroup, other.group_id)
+            raise Conflict("duty.overlap", name=person.name, group=group.name if group else "", id=other.id,
+                           day=other.day, start=_utc(other.starts_at).astimezone(tz).strftime("%H:%M"),
+                           end=_utc(other.ends_at).astimezone(tz).strftime("%H:%M"))
         duty = DutyAssignment(session_id=row.id, staff_id=person.id, assigned_by=actor)
         session.add(duty)
         session.commit()

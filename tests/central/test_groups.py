@@ -47,6 +47,49 @@ def test_each_forbidden_category_is_refused_citing_p5_2(db, category):
     assert groups.list_groups(session, school_id=school.id) == []
 
 
+@pytest.mark.parametrize(
+    "name,description,en_words,zh_words",
+    [
+        ("数学补课班", "", "数学补课", "“数学补课”"),
+        ("课后托管", "集体补课", "集体补课", "“集体补课”"),
+        ("作业辅导", "周三讲新课，周五补 课", "讲新课, 补课", "“讲新课”“补课”"),
+    ],
+)
+def test_a_group_named_or_described_as_tutoring_is_refused_naming_the_words(db, name, description, en_words, zh_words):
+    session, school = db
+    with pytest.raises(Invalid) as refused:
+        create(session, school, name=name, category="homework", description=description)
+    assert refused.value.text("en") == (
+        "the service may not be collective tutoring or teaching new lessons (P5.2): "
+        f"the group's name or description says {en_words}"
+    )
+    assert f"含有{zh_words}" in str(refused.value)
+    assert groups.list_groups(session, school_id=school.id) == []
+
+
+def test_homework_help_and_the_rule_quoted_pass(db):
+    session, school = db
+    group = create(session, school, name="作业辅导", category="homework", description="完成当天作业，不讲新课、不集体补课")
+    assert group.name == "作业辅导"
+
+
+def test_renaming_or_redescribing_a_group_as_tutoring_is_refused(db):
+    session, school = db
+    group = create(session, school, name="作业辅导", category="homework")
+    with pytest.raises(Invalid, match="数学补课"):
+        groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+                            data=InterestGroupUpdate(name="数学补课班"))
+    with pytest.raises(Invalid, match="讲新课"):
+        groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+                            data=InterestGroupUpdate(description="每天讲新课"))
+    session.rollback()
+    kept = groups.get_group(session, school_id=school.id, group_id=group.id)
+    assert (kept.name, kept.description) == ("作业辅导", "")
+    renamed = groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+                                  data=InterestGroupUpdate(name="作业辅导（三年级）", description="自主完成作业"))
+    assert renamed.name == "作业辅导（三年级）"
+
+
 def test_a_category_off_the_allowed_list_is_refused_and_each_allowed_one_is_taken(db):
     session, school = db
     with pytest.raises(Invalid, match="P5.1"):
@@ -88,3 +131,16 @@ def test_a_duplicate_name_and_bad_weekdays_are_refused(db):
         create(session, school)
     with pytest.raises(Invalid):
         create(session, school, name="其他", weekdays=[1, 1])
+
+
+def test_the_api_refuses_a_tutoring_group_on_create_and_update(world):
+    admin = world.as_("admin1")
+    body = {"name": "数学补课班", "category": "homework", "capacity": 20, "place": "301", "grades": ["三年级"]}
+    made = world.client.post("/api/v1/schools/s1/groups?lang=en", json=body, headers=admin)
+    assert made.status_code == 422, made.text
+    assert made.json()["detail"][0]["type"] == "group.tutoring"
+    assert made.json()["detail"][0]["msg"].endswith("the group's name or description says 数学补课")
+    changed = world.client.patch(f"/api/v1/schools/s1/groups/{world.ids['groupA']}", json={"description": "集体补课"},
+                                 headers=admin)
+    assert changed.status_code == 422, changed.text
+    assert "“集体补课”" in changed.json()["detail"][0]["msg"]

@@ -55,7 +55,8 @@ def list_sessions(
 
 @router.post("/{session_id}/duty", status_code=201)
 def assign(school: str, session_id: IdPath, body: DutyIn, request: Request, session: SessionDep, user: Admin) -> CareSessionPublic:
-    """Put a staff member on duty; third-party staff only after their vendor's last approval (P6.2)."""
+    """Put a staff member on duty; third-party staff only after their vendor's last approval (P6.2), and
+    nobody already on duty in another session of the school at the same time (409)."""
     found = accounts.school_by_code(session, school)
     schedule.assign_duty(session, school_id=found.id, session_id=session_id, staff_id=body.staff_id, actor=user.label)
     publish_roster(request, session, found)
