@@ -9,6 +9,9 @@ into a group (capacity, P4.1), and the enrollment turns active only once school,
 student have each signed the same version of the notice (告知书). Every change is an
 ``EnrollmentStep`` row: from, to, who, when. No function here skips a step, and nothing else in
 central writes ``Enrollment.state``.
+
+A withdrawal is a written request as of a date (P7.4): it closes the enrollment at once, and an
+active child stays in the service until that date (``models.enrollment_in_service``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from central.errors import Conflict, Forbidden, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
 from central.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
+from central.models import enrollment_in_service
 
 APPLIED, CLASS_REVIEWED, APPROVED, ACTIVE = "applied", "class_reviewed", "approved", "active"
 WITHDRAWN, REJECTED = "withdrawn", "rejected"
@@ -299,7 +303,13 @@ def reject(session: Session, *, school_id: int, enrollment_id: int, reason: str,
 
 
 def withdraw(session: Session, *, school_id: int, enrollment_id: int, request: str, effective_on: date, actor: str) -> Enrollment:
-    """The guardian's written request to stop (P7.4): the date is where a refund will count from."""
+    """The guardian's written request to stop (P7.4), recorded now, as of ``effective_on``.
+
+    The state turns ``withdrawn`` at once (nothing moves a closed enrollment any more), but an active
+    child stays in the service until ``effective_on`` and is out from that date on: every reader of
+    "who is in" goes through ``models.enrollment_in_service(day)``. The date is also where a refund
+    will count from.
+    """
     row = get(session, school_id=school_id, enrollment_id=enrollment_id)
     if not request.strip():
         raise Invalid("enrollment.request")
@@ -345,15 +355,16 @@ def list_enrollments(
     return list(session.exec(stmt.order_by(Enrollment.id).offset(offset).limit(limit)))
 
 
-def active_groups(session: Session, *, school_id: int) -> dict[int, list[int]]:
-    """student id -> the groups they are active in: what makes a student ``enrolled`` on the roster."""
-    out: dict[int, list[int]] = {}
+def active_groups(session: Session, *, school_id: int, day: date) -> dict[int, list[int]]:
+    """student id -> the groups they are in on ``day`` (the school's date): what makes a student
+    ``enrolled`` on the roster. A withdrawal as of a later date keeps the child in until then (P7.4)."""
+    out: dict[int, set[int]] = {}
     stmt = select(Enrollment.student_id, Enrollment.group_id).where(
-        Enrollment.school_id == school_id, Enrollment.state == ACTIVE
+        Enrollment.school_id == school_id, enrollment_in_service(day)
     )
     for student_id, group_id in session.exec(stmt):
-        out.setdefault(student_id, []).append(group_id)
-    return out
+        out.setdefault(student_id, set()).add(group_id)  # a re-application while leaving may name the group twice
+    return {student_id: sorted(groups) for student_id, groups in out.items()}
 
 
 def enroll_through_chain(

@@ -269,3 +269,105 @@ def test_paper_forms_are_marked_in_the_enrollment_shown(db):
     row = walk(session, school, application(session, school, group), "active")
     shown = {s.party: (s.paper, s.recorded_by) for s in enr.public(session, row).signatures}
     assert shown == {"school": (False, "t"), "guardian": (True, "t"), "student": (True, "t")}
+
+
+# --- a withdrawal as of a later date (P7.4) ------------------------------------------------------
+# 2026-11-30 is a Monday; the withdrawal takes effect on Wednesday 2026-12-02.
+MON, TUE, WED, FRI = date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 4)
+
+
+def enrolled_on(session, school, day: date) -> dict[str, list[str]]:
+    """student -> the groups the kiosk roster built for ``day`` puts them in (only the enrolled)."""
+    people = roster.build_people(session, school, today=day)
+    return {s["id"]: s["groups"] for s in people["students"] if s["enrolled"]}
+
+
+def test_a_withdrawal_as_of_a_later_date_keeps_the_child_in_until_that_date(db):
+    session, school, group = db
+    leaving = walk(session, school, application(session, school, group, "S1"), "active")
+    never_served = walk(session, school, application(session, school, group, "S2"), "approved")
+    kw = {"school_id": school.id, "request": "家长书面申请：下周三起退出", "effective_on": WED, "actor": "t"}
+    enr.withdraw(session, enrollment_id=leaving.id, **kw)
+    enr.withdraw(session, enrollment_id=never_served.id, **kw)
+    # The request is on record at once, and closes the enrollment...
+    assert (leaving.state, leaving.withdrawn_on) == ("withdrawn", WED)
+    # ... but the child is in the service, on the roster, in the group's seat, the day before the date,
+    assert enrolled_on(session, school, TUE) == {"S1": [str(group.id)]}
+    assert groups.seats_taken(session, group.id, TUE) == 1
+    # and out from the date on. A withdrawal before the child ever served keeps no one in.
+    assert enrolled_on(session, school, WED) == {}
+    assert enrolled_on(session, school, FRI) == {}
+    assert groups.seats_taken(session, group.id, WED) == 0
+
+
+def test_a_sessions_expected_students_follow_the_withdrawal_date(db):
+    from datetime import time
+
+    from central import schedule
+    from central.models import DismissalTimeCreate, TermCreate
+
+    session, school, group = db
+    schedule.add_term(session, school_id=school.id, actor="admin",
+                      data=TermCreate(name="秋季", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20)))
+    for season in ("summer", "winter"):
+        schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                               data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)))
+    for no in ("S1", "S2"):
+        walk(session, school, application(session, school, group, no), "active")
+    rows = schedule.plan_sessions(session, school=school, start=MON, end=FRI, group_id=group.id, actor="admin",
+                                  settings=SETTINGS)
+    leaving = enr.list_enrollments(session, school_id=school.id, student="S1")[0]
+    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
+                 actor="t")
+    shown = schedule.sessions_public(session, school=school, rows=rows, settings=SETTINGS)
+    assert [(s.day, s.expected) for s in shown] == [
+        (MON, 2), (TUE, 2), (WED, 1), (date(2026, 12, 3), 1), (FRI, 1)]
+
+
+class Published:
+    def __init__(self):
+        self.messages: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.messages.append((topic, payload, retain))
+
+
+def test_the_roster_timer_publishes_a_new_version_when_the_withdrawal_date_arrives(db):
+    import json
+
+    from gateway import protocol
+
+    session, school, group = db
+    leaving = walk(session, school, application(session, school, group, "S1"), "active")
+    assert roster.refresh(session, school, today=TUE) is not None
+    version = school.roster_version
+    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
+                 actor="t")
+    assert roster.refresh(session, school, today=TUE) is None  # nothing to send yet: the child is still in
+    # The timer's round on the date: every school rebuilt for its day, the change published.
+    out = Published()
+    topics = protocol.Topics("sg/v1")
+    changes = roster.refresh_all(session.get_bind(), settings=SETTINGS, publisher=out, topics=topics, today=WED)
+    assert [(c.school, c.version) for c in changes] == [("s1", version + 1)]
+    assert [(topic, retain) for topic, _, retain in out.messages] == [
+        ("sg/v1/s1/roster/delta", False), ("sg/v1/s1/roster", True)]
+    delta = json.loads(out.messages[0][1])
+    assert [(s["id"], s["enrolled"], s["groups"]) for s in delta["students"]] == [("S1", False, [])]
+    # Later rounds on the same day send nothing more.
+    assert roster.refresh_all(session.get_bind(), settings=SETTINGS, publisher=out, topics=topics, today=WED) == []
+
+
+def test_through_the_api_a_withdrawal_as_of_a_later_date_leaves_the_child_with_their_teacher(world):
+    api, admin = "/api/v1/schools/s1", world.as_("admin1")
+
+    def teacher_sees():
+        return [s["student_no"] for s in world.client.get(f"{api}/students", headers=world.as_("teacherB")).json()]
+
+    row = world.client.get(f"{api}/enrollments", params={"student": "B1"}, headers=admin).json()[-1]
+    later = world.client.post(f"{api}/enrollments/{row['id']}/withdraw", headers=admin,
+                              json={"request": "家长书面申请退出", "effective_on": "2099-09-01"})
+    assert later.status_code == 200 and later.json()["state"] == "withdrawn", later.text
+    assert teacher_sees() == ["B1"]  # still in teacherB's group until 2099-09-01
+    assert world.client.get(f"{api}/roster", headers=admin).json()["enrolled"] == 2  # A1 and B1
+    group = world.client.get(f"{api}/groups", headers=admin).json()
+    assert {g["name"]: g["enrolled"] for g in group} == {"groupA": 1, "groupB": 1}
