@@ -371,3 +371,62 @@ def test_through_the_api_a_withdrawal_as_of_a_later_date_leaves_the_child_with_t
     assert world.client.get(f"{api}/roster", headers=admin).json()["enrolled"] == 2  # A1 and B1
     group = world.client.get(f"{api}/groups", headers=admin).json()
     assert {g["name"]: g["enrolled"] for g in group} == {"groupA": 1, "groupB": 1}
+
+
+# --- a group takes the grades it names ------------------------------------------------------------
+
+
+def fifth_grader(session, school) -> Student:
+    klass = SchoolClass(school_id=school.id, grade="五年级", name="2班")
+    session.add(klass)
+    session.flush()
+    child = Student(school_id=school.id, class_id=klass.id, student_no="F1", name="五年级学生")
+    guardian = Guardian(school_id=school.id, name="五年级家长", phone="13800000005")
+    session.add_all([child, guardian])
+    session.flush()
+    session.add(GuardianLink(guardian_id=guardian.id, student_id=child.id))
+    session.commit()
+    return child
+
+
+def test_a_child_cannot_apply_to_or_be_placed_in_a_group_of_another_grade(db):
+    session, school, group = db  # group 阅读 takes 三年级 only
+    fifth_grader(session, school)
+    with pytest.raises(Invalid) as refused:
+        application(session, school, group, "F1")
+    assert str(refused.value) == "学生 F1（五年级）不能参加兴趣组“阅读”：该组只面向三年级"
+    assert refused.value.text("en") == "student F1 (五年级) cannot join group '阅读': it is only for 三年级"
+    # Applying without a group does not get round it: the school's placement is refused the same way.
+    row = enr.apply(session, school_id=school.id, actor="admin", data=EnrollmentCreate(
+        student="F1", guardian_id=guardian_of(session, "F1"), application="申请参加课后服务"))
+    enr.review(session, school_id=school.id, enrollment_id=row.id, actor="t")
+    with pytest.raises(Invalid, match="只面向三年级"):
+        enr.approve(session, school_id=school.id, enrollment_id=row.id, group_id=group.id, actor="admin")
+    session.rollback()
+    session.refresh(row)
+    assert (row.state, row.group_id) == ("class_reviewed", None)
+
+
+def test_a_group_for_several_grades_takes_a_child_of_each(db):
+    session, school, _ = db
+    fifth_grader(session, school)
+    mixed = groups.create_group(session, school_id=school.id, actor="admin", settings=SETTINGS, data=InterestGroupCreate(
+        name="合唱", category="arts", capacity=30, place="音乐室", grades=["三年级", "五年级"]))
+    for no in ("S1", "F1"):
+        row = application(session, school, mixed, no)
+        enr.review(session, school_id=school.id, enrollment_id=row.id, actor="t")
+        assert enr.approve(session, school_id=school.id, enrollment_id=row.id, actor="admin").state == "approved"
+
+
+def test_through_the_api_an_application_to_another_grades_group_is_a_localized_422(world):
+    api, admin = "/api/v1/schools/s1", world.as_("admin1")
+    older = world.client.post(f"{api}/groups", headers=admin, json={
+        "name": "五年级篮球", "category": "sports", "capacity": 20, "place": "操场", "grades": ["五年级", "六年级"]})
+    assert older.status_code == 201, older.text
+    body = {"student": "A1", "guardian_id": world.ids["gA"], "application": "申请", "group_id": older.json()["id"]}
+    r = world.client.post(f"{api}/enrollments", json=body, headers=world.as_("parentA"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["msg"] == "学生 A1（三年级）不能参加兴趣组“五年级篮球”：该组只面向五年级/六年级"
+    r = world.client.post(f"{api}/enrollments", json=body, headers=world.as_("parentA") | {"Accept-Language": "en"})
+    assert r.json()["detail"][0]["msg"] == "student A1 (三年级) cannot join group '五年级篮球': it is only for 五年级/六年级"
+    assert world.client.get(f"{api}/enrollments", params={"student": "A1"}, headers=admin).json()[-1]["group_id"] == world.ids["groupA"]
