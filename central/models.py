@@ -117,7 +117,11 @@ class Guardian(SQLModel, table=True):
 
 class GuardianLink(SQLModel, table=True):
     __tablename__ = "guardian_link"
-    __table_args__ = (sa.UniqueConstraint("guardian_id", "student_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("guardian_id", "student_id"),
+        # P9.4: a custody bar and the right to pick up never stand on one link (migration 0007).
+        sa.CheckConstraint("NOT (barred AND may_pick_up)", name="guardian_link_barred_no_pickup"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     guardian_id: int = Field(foreign_key="guardian.id", index=True)
