@@ -485,16 +485,18 @@ def teacher_group_ids(principal: Principal) -> sa.Select:
     )
 
 
-def teacher_student_ids(principal: Principal) -> sa.Select:
-    """Children with an open enrollment in a group the teacher is in charge of.
+def teacher_student_ids(principal: Principal, day: date) -> sa.Select:
+    """Children with an open enrollment in a group the teacher is in charge of, or still in it on
+    ``day`` (the school's date) after a withdrawal as of a later date (P7.4).
 
     The hook between accounts and the service's tables (central/models.py): a teacher's reach is
     defined here and only here, so routes never work it out on their own.
     """
-    from central.models import Enrollment
+    from central.models import Enrollment, enrollment_in_service
 
     return select(Enrollment.student_id).where(
-        col(Enrollment.group_id).in_(teacher_group_ids(principal)), col(Enrollment.state).in_(TEACHER_VISIBLE_STATES)
+        col(Enrollment.group_id).in_(teacher_group_ids(principal)),
+        sa.or_(col(Enrollment.state).in_(TEACHER_VISIBLE_STATES), enrollment_in_service(day)),
     )
 
 
@@ -543,7 +545,7 @@ def student_filter(principal: Principal, school: School) -> sa.ColumnElement[boo
     if principal.role in SCHOOL_WIDE:
         return in_school
     if principal.role is Role.TEACHER and principal.staff_id is not None:
-        return sa.and_(in_school, col(Student.id).in_(teacher_student_ids(principal)))
+        return sa.and_(in_school, col(Student.id).in_(teacher_student_ids(principal, school_today(school))))
     if principal.role is Role.GUARDIAN and principal.guardian_id is not None:
         return sa.and_(in_school, col(Student.id).in_(guardian_student_ids(principal, school)))
     return sa.false()

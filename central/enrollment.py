@@ -9,6 +9,9 @@ into a group (capacity, P4.1), and the enrollment turns active only once school,
 student have each signed the same version of the notice (告知书). Every change is an
 ``EnrollmentStep`` row: from, to, who, when. No function here skips a step, and nothing else in
 central writes ``Enrollment.state``.
+
+A withdrawal is a written request as of a date (P7.4): it closes the enrollment at once, and an
+active child stays in the service until that date (``models.enrollment_in_service``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from central.errors import Conflict, Forbidden, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
 from central.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
+from central.models import InterestGroup, SchoolClass, enrollment_in_service
 
 APPLIED, CLASS_REVIEWED, APPROVED, ACTIVE = "applied", "class_reviewed", "approved", "active"
 WITHDRAWN, REJECTED = "withdrawn", "rejected"
@@ -98,6 +102,10 @@ CATALOGUE.update(
             "zh_CN": "只有学校管理员可以录入纸质告知书",
             "en": "only a school admin records a paper form",
         },
+        "enrollment.grade": {
+            "zh_CN": "学生 {student}（{grade}）不能参加兴趣组“{group}”：该组只面向{grades}",
+            "en": "student {student} ({grade}) cannot join group {group!r}: it is only for {grades}",
+        },
         "enrollment.request": {
             "zh_CN": "退出须有书面申请（P7.4）",
             "en": "a withdrawal needs the written request (P7.4)",
@@ -163,6 +171,15 @@ def _check_guardian(session: Session, student_id: int, guardian_id: int) -> None
         raise Invalid("enrollment.guardian", guardian=guardian_id)
 
 
+def _check_grade(session: Session, student: Student, group: InterestGroup) -> None:
+    """A child joins only a group of their own grade: the group names the grades it takes (P4.1),
+    and its times follow those grades' dismissal (P3.3)."""
+    grade = session.get(SchoolClass, student.class_id).grade.strip()
+    if grade not in group.grades:
+        raise Invalid("enrollment.grade", student=student.student_no, grade=grade, group=group.name,
+                      grades="/".join(group.grades))
+
+
 def _open_in_group(session: Session, student_id: int, group_id: int | None, other_than: int | None = None) -> Enrollment | None:
     stmt = select(Enrollment).where(Enrollment.student_id == student_id, col(Enrollment.state).in_(OPEN))
     stmt = stmt.where(Enrollment.group_id == group_id) if group_id is not None else stmt.where(col(Enrollment.group_id).is_(None))
@@ -181,7 +198,7 @@ def apply(session: Session, *, school_id: int, data: EnrollmentCreate, actor: st
         raise Missing("enrollment.student_missing", student=data.student)
     _check_guardian(session, student.id, data.guardian_id)
     if data.group_id is not None:
-        group_service.get_group(session, school_id=school_id, group_id=data.group_id)
+        _check_grade(session, student, group_service.get_group(session, school_id=school_id, group_id=data.group_id))
     return record_application(session, school_id=school_id, student_id=student.id, group_id=data.group_id,
                               guardian_id=data.guardian_id, application=data.application, actor=actor, commit=commit)
 
@@ -221,6 +238,7 @@ def approve(
         group_id or row.group_id) else None
     if group is None:
         raise Invalid("enrollment.no_group")
+    _check_grade(session, session.get(Student, row.student_id), group)
     clash = _open_in_group(session, row.student_id, group.id, other_than=row.id)
     if clash is not None:
         raise Conflict("enrollment.duplicate", id=clash.id)
@@ -299,7 +317,13 @@ def reject(session: Session, *, school_id: int, enrollment_id: int, reason: str,
 
 
 def withdraw(session: Session, *, school_id: int, enrollment_id: int, request: str, effective_on: date, actor: str) -> Enrollment:
-    """The guardian's written request to stop (P7.4): the date is where a refund will count from."""
+    """The guardian's written request to stop (P7.4), recorded now, as of ``effective_on``.
+
+    The state turns ``withdrawn`` at once (nothing moves a closed enrollment any more), but an active
+    child stays in the service until ``effective_on`` and is out from that date on: every reader of
+    "who is in" goes through ``models.enrollment_in_service(day)``. The date is also where a refund
+    will count from.
+    """
     row = get(session, school_id=school_id, enrollment_id=enrollment_id)
     if not request.strip():
         raise Invalid("enrollment.request")
@@ -345,15 +369,16 @@ def list_enrollments(
     return list(session.exec(stmt.order_by(Enrollment.id).offset(offset).limit(limit)))
 
 
-def active_groups(session: Session, *, school_id: int) -> dict[int, list[int]]:
-    """student id -> the groups they are active in: what makes a student ``enrolled`` on the roster."""
-    out: dict[int, list[int]] = {}
+def active_groups(session: Session, *, school_id: int, day: date) -> dict[int, list[int]]:
+    """student id -> the groups they are in on ``day`` (the school's date): what makes a student
+    ``enrolled`` on the roster. A withdrawal as of a later date keeps the child in until then (P7.4)."""
+    out: dict[int, set[int]] = {}
     stmt = select(Enrollment.student_id, Enrollment.group_id).where(
-        Enrollment.school_id == school_id, Enrollment.state == ACTIVE
+        Enrollment.school_id == school_id, enrollment_in_service(day)
     )
     for student_id, group_id in session.exec(stmt):
-        out.setdefault(student_id, []).append(group_id)
-    return out
+        out.setdefault(student_id, set()).add(group_id)  # a re-application while leaving may name the group twice
+    return {student_id: sorted(groups) for student_id, groups in out.items()}
 
 
 def enroll_through_chain(

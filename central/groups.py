@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
+from central import accounts
 from central import staff as staff_service
 from central.content import tutoring_words
 from central.core.config import Settings
 from central.errors import Conflict, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
-from central.models import InterestGroupUpdate
+from central.models import InterestGroupUpdate, School, enrollment_in_service
 
 # P5.1: what the service may be.
 ALLOWED = {
@@ -198,9 +200,13 @@ def get_group(session: Session, *, school_id: int, group_id: int) -> InterestGro
     return group
 
 
-def seats_taken(session: Session, group_id: int) -> int:
+def seats_taken(session: Session, group_id: int, day: date | None = None) -> int:
+    """Places held on ``day`` (default: the school's today): approved and active enrollments, and a
+    child withdrawn as of a later date, who is still in the group until then (P7.4)."""
+    if day is None:
+        day = accounts.school_today(session.get(School, session.get(InterestGroup, group_id).school_id))
     stmt = select(func.count()).select_from(Enrollment).where(
-        Enrollment.group_id == group_id, col(Enrollment.state).in_(SEATED)
+        Enrollment.group_id == group_id, sa.or_(col(Enrollment.state).in_(SEATED), enrollment_in_service(day))
     )
     return session.exec(stmt).one()
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import AfterValidator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from central.errors import Invalid
 from central.i18n import CATALOGUE
@@ -117,7 +117,11 @@ class Guardian(SQLModel, table=True):
 
 class GuardianLink(SQLModel, table=True):
     __tablename__ = "guardian_link"
-    __table_args__ = (sa.UniqueConstraint("guardian_id", "student_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("guardian_id", "student_id"),
+        # P9.4: a custody bar and the right to pick up never stand on one link (migration 0007).
+        sa.CheckConstraint("NOT (barred AND may_pick_up)", name="guardian_link_barred_no_pickup"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     guardian_id: int = Field(foreign_key="guardian.id", index=True)
@@ -545,6 +549,28 @@ class EnrollmentStep(SQLModel, table=True):
     actor: str = Field(max_length=100)
     note: str = Field(default="", max_length=1000)
     at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+def enrollment_in_service(day: date) -> sa.ColumnElement[bool]:
+    """The WHERE clause of enrollments that put their student in the service on ``day`` (a school date).
+
+    Active ones; and an active one withdrawn as of a later date (P7.4), until that date: the request
+    is recorded at once (state ``withdrawn``), the child stays in the group, on the kiosks' roster and
+    among a session's expected students up to the day before ``withdrawn_on``, and is out from it.
+    A withdrawal from a state that never served (applied, reviewed, approved) keeps no one in.
+
+    Here, beside the tables, so that enrollment, groups (seats), schedule (expected students),
+    accounts (a teacher's children) and the roster all ask the one same question.
+    """
+    left_while_active = sa.exists().where(
+        col(EnrollmentStep.enrollment_id) == Enrollment.id,
+        col(EnrollmentStep.from_state) == "active",
+        col(EnrollmentStep.to_state) == "withdrawn",
+    )
+    return sa.or_(
+        col(Enrollment.state) == "active",
+        sa.and_(col(Enrollment.state) == "withdrawn", col(Enrollment.withdrawn_on) > day, left_while_active),
+    )
 
 
 class NoticeSignature(SQLModel, table=True):

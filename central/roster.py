@@ -42,7 +42,7 @@ def build_people(
     sorted by id so equal rosters compare equal. ``today`` is the school's local date (default: now in its zone)."""
     settings = settings or Settings.model_construct()  # the defaults, without reading the environment
     today = today or schedule.local_today(school)
-    active = enrollment.active_groups(session, school_id=school.id)
+    active = enrollment.active_groups(session, school_id=school.id, day=today)  # P7.4: a withdrawal counts from its date
     classes = {c.id: f"{c.grade}{c.name}" for c in session.exec(select(SchoolClass).where(SchoolClass.school_id == school.id))}
     cards_of: dict[tuple[str, int], list[str]] = defaultdict(list)
     for card in session.exec(select(Card).where(Card.school_id == school.id)):
@@ -244,8 +244,10 @@ def publish(change: RosterChange, publisher: Publisher, topics: protocol.Topics)
 
 
 def refresh_all(engine, *, settings: Settings, publisher: Publisher, topics: protocol.Topics, today: date | None = None) -> list[RosterChange]:
-    """Refresh every school's roster and publish what changed: run on a timer, so the sessions
-    kiosks hold move on with the days even when nobody edits anything."""
+    """Refresh every school's roster and publish what changed: run on a timer (central/main.py, every
+    ``roster_refresh_minutes``), so what kiosks hold moves on with the days even when nobody edits
+    anything: the coming sessions, and who is enrolled, since a withdrawal as of a later date takes
+    the child off the roster only when that date arrives (P7.4)."""
     changes = []
     with Session(engine) as session:
         for school in session.exec(select(School)).all():

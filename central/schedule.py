@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from central import groups as group_service
@@ -22,7 +23,7 @@ from central.errors import Conflict, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
 from central.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
-from central.models import utcnow
+from central.models import enrollment_in_service, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -320,12 +321,14 @@ def sessions_between(session: Session, *, school_id: int, start: date, end: date
     return list(session.exec(stmt.order_by(CareSession.day, CareSession.starts_at, CareSession.id)))
 
 
-def active_counts(session: Session, group_ids: list[int]) -> Counter:
+def active_counts(session: Session, group_ids: list[int], day: date) -> Counter:
+    """Students in each group's service on ``day``: a child withdrawn as of a later date is still
+    expected until that date, and not from it (P7.4)."""
     if not group_ids:
         return Counter()
     stmt = (
-        select(Enrollment.group_id, func.count())
-        .where(col(Enrollment.group_id).in_(group_ids), Enrollment.state == "active")
+        select(Enrollment.group_id, func.count(sa.distinct(Enrollment.student_id)))
+        .where(col(Enrollment.group_id).in_(group_ids), enrollment_in_service(day))
         .group_by(Enrollment.group_id)
     )
     return Counter(dict(session.exec(stmt).all()))
@@ -344,13 +347,14 @@ def sessions_public(session: Session, *, school: School, rows: list[CareSession]
         for d in session.exec(select(DutyAssignment).where(col(DutyAssignment.session_id).in_(ids)).order_by(DutyAssignment.staff_id)):
             duty.setdefault(d.session_id, []).append(d.staff_id)
     names = {g.id: g.name for g in session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id))}
-    expected = active_counts(session, list({r.group_id for r in rows}))
+    groups = list({r.group_id for r in rows})
+    expected = {day: active_counts(session, groups, day) for day in {r.day for r in rows}}  # each session on its own date
     return [
         CareSessionPublic(
             id=r.id, group_id=r.group_id, group=names.get(r.group_id, ""), day=r.day, place=r.place,
             starts_at=_utc(r.starts_at).astimezone(tz), ends_at=_utc(r.ends_at).astimezone(tz),
-            staff=duty.get(r.id, []), expected=expected[r.group_id],
-            over_ratio=over_ratio(expected[r.group_id], len(duty.get(r.id, [])), settings),
+            staff=duty.get(r.id, []), expected=expected[r.day][r.group_id],
+            over_ratio=over_ratio(expected[r.day][r.group_id], len(duty.get(r.id, [])), settings),
         )
         for r in rows
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from central.errors import Conflict, Invalid, Missing
+from central.errors import Conflict, Forbidden, Invalid, Missing
 from central.i18n import CATALOGUE
 from central.importer import canonical_card
 from central.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
@@ -17,6 +17,10 @@ from central.models import VendorApprovalPublic, VendorCreate, VendorPublic
 
 KINDS = ("teacher", "employee", "volunteer", "third_party")  # P6.1, P6.5
 VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in this order
+# P6.2: who records each step. The school's own two: its admin; the bureaus' two: a district account
+# (the city bureau's decision reaches the school through the district bureau). Role values of
+# central.accounts.Role.
+STEP_RECORDERS = {"review_panel": "school_admin", "party_org": "school_admin", "district": "district", "city": "district"}
 
 CATALOGUE.update(
     {
@@ -46,6 +50,11 @@ CATALOGUE.update(
         "vendor.step_unknown": {
             "zh_CN": "审批环节“{step}”无效，可选：{allowed}",
             "en": "approval step {step!r} is not one of {allowed}",
+        },
+        "vendor.step_school": {
+            "zh_CN": "评审小组和学校党组织的审批由学校管理员录入，区、市教育局的审批由区教体局账号录入（P6.2）",
+            "en": "the review panel's and the school's Party organisation's steps are recorded by the school admin, "
+            "the district's and the city's by a district account (P6.2)",
         },
         "vendor.step_order": {
             "zh_CN": "审批须按顺序进行：下一步是“{expected}”，不是“{step}”（P6.2）",
@@ -91,12 +100,18 @@ def next_step(session: Session, vendor: Vendor) -> str | None:
 
 
 def decide_step(
-    session: Session, *, school_id: int, vendor_id: int, step: str, approved: bool, note: str = "", actor: str
+    session: Session, *, school_id: int, vendor_id: int, step: str, approved: bool, note: str = "", actor: str, role: str
 ) -> Vendor:
-    """Record one step's decision. Steps go in P6.2's order; a refusal closes the chain."""
+    """Record one step's decision. Steps go in P6.2's order; a refusal closes the chain.
+
+    ``role`` is the recording caller's: each step has its one recorder (``STEP_RECORDERS``), so a
+    school cannot enter the bureaus' approvals of its own provider, nor the district the school's.
+    """
     vendor = get_vendor(session, school_id=school_id, vendor_id=vendor_id)
     if step not in VENDOR_STEPS:
         raise Invalid("vendor.step_unknown", step=step, allowed=", ".join(VENDOR_STEPS))
+    if role != STEP_RECORDERS[step]:
+        raise Forbidden("vendor.step_school")
     if vendor.state != "pending":
         raise Conflict("vendor.closed", name=vendor.name, state=vendor.state)
     expected = next_step(session, vendor)

@@ -269,3 +269,164 @@ def test_paper_forms_are_marked_in_the_enrollment_shown(db):
     row = walk(session, school, application(session, school, group), "active")
     shown = {s.party: (s.paper, s.recorded_by) for s in enr.public(session, row).signatures}
     assert shown == {"school": (False, "t"), "guardian": (True, "t"), "student": (True, "t")}
+
+
+# --- a withdrawal as of a later date (P7.4) ------------------------------------------------------
+# 2026-11-30 is a Monday; the withdrawal takes effect on Wednesday 2026-12-02.
+MON, TUE, WED, FRI = date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 4)
+
+
+def enrolled_on(session, school, day: date) -> dict[str, list[str]]:
+    """student -> the groups the kiosk roster built for ``day`` puts them in (only the enrolled)."""
+    people = roster.build_people(session, school, today=day)
+    return {s["id"]: s["groups"] for s in people["students"] if s["enrolled"]}
+
+
+def test_a_withdrawal_as_of_a_later_date_keeps_the_child_in_until_that_date(db):
+    session, school, group = db
+    leaving = walk(session, school, application(session, school, group, "S1"), "active")
+    never_served = walk(session, school, application(session, school, group, "S2"), "approved")
+    kw = {"school_id": school.id, "request": "家长书面申请：下周三起退出", "effective_on": WED, "actor": "t"}
+    enr.withdraw(session, enrollment_id=leaving.id, **kw)
+    enr.withdraw(session, enrollment_id=never_served.id, **kw)
+    # The request is on record at once, and closes the enrollment...
+    assert (leaving.state, leaving.withdrawn_on) == ("withdrawn", WED)
+    # ... but the child is in the service, on the roster, in the group's seat, the day before the date,
+    assert enrolled_on(session, school, TUE) == {"S1": [str(group.id)]}
+    assert groups.seats_taken(session, group.id, TUE) == 1
+    # and out from the date on. A withdrawal before the child ever served keeps no one in.
+    assert enrolled_on(session, school, WED) == {}
+    assert enrolled_on(session, school, FRI) == {}
+    assert groups.seats_taken(session, group.id, WED) == 0
+
+
+def test_a_sessions_expected_students_follow_the_withdrawal_date(db):
+    from datetime import time
+
+    from central import schedule
+    from central.models import DismissalTimeCreate, TermCreate
+
+    session, school, group = db
+    schedule.add_term(session, school_id=school.id, actor="admin",
+                      data=TermCreate(name="秋季", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20)))
+    for season in ("summer", "winter"):
+        schedule.set_dismissal(session, school_id=school.id, actor="admin",
+                               data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)))
+    for no in ("S1", "S2"):
+        walk(session, school, application(session, school, group, no), "active")
+    rows = schedule.plan_sessions(session, school=school, start=MON, end=FRI, group_id=group.id, actor="admin",
+                                  settings=SETTINGS)
+    leaving = enr.list_enrollments(session, school_id=school.id, student="S1")[0]
+    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
+                 actor="t")
+    shown = schedule.sessions_public(session, school=school, rows=rows, settings=SETTINGS)
+    assert [(s.day, s.expected) for s in shown] == [
+        (MON, 2), (TUE, 2), (WED, 1), (date(2026, 12, 3), 1), (FRI, 1)]
+
+
+class Published:
+    def __init__(self):
+        self.messages: list[tuple[str, bytes, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.messages.append((topic, payload, retain))
+
+
+def test_the_roster_timer_publishes_a_new_version_when_the_withdrawal_date_arrives(db):
+    import json
+
+    from gateway import protocol
+
+    session, school, group = db
+    leaving = walk(session, school, application(session, school, group, "S1"), "active")
+    assert roster.refresh(session, school, today=TUE) is not None
+    version = school.roster_version
+    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
+                 actor="t")
+    assert roster.refresh(session, school, today=TUE) is None  # nothing to send yet: the child is still in
+    # The timer's round on the date: every school rebuilt for its day, the change published.
+    out = Published()
+    topics = protocol.Topics("sg/v1")
+    changes = roster.refresh_all(session.get_bind(), settings=SETTINGS, publisher=out, topics=topics, today=WED)
+    assert [(c.school, c.version) for c in changes] == [("s1", version + 1)]
+    assert [(topic, retain) for topic, _, retain in out.messages] == [
+        ("sg/v1/s1/roster/delta", False), ("sg/v1/s1/roster", True)]
+    delta = json.loads(out.messages[0][1])
+    assert [(s["id"], s["enrolled"], s["groups"]) for s in delta["students"]] == [("S1", False, [])]
+    # Later rounds on the same day send nothing more.
+    assert roster.refresh_all(session.get_bind(), settings=SETTINGS, publisher=out, topics=topics, today=WED) == []
+
+
+def test_through_the_api_a_withdrawal_as_of_a_later_date_leaves_the_child_with_their_teacher(world):
+    api, admin = "/api/v1/schools/s1", world.as_("admin1")
+
+    def teacher_sees():
+        return [s["student_no"] for s in world.client.get(f"{api}/students", headers=world.as_("teacherB")).json()]
+
+    row = world.client.get(f"{api}/enrollments", params={"student": "B1"}, headers=admin).json()[-1]
+    later = world.client.post(f"{api}/enrollments/{row['id']}/withdraw", headers=admin,
+                              json={"request": "家长书面申请退出", "effective_on": "2099-09-01"})
+    assert later.status_code == 200 and later.json()["state"] == "withdrawn", later.text
+    assert teacher_sees() == ["B1"]  # still in teacherB's group until 2099-09-01
+    assert world.client.get(f"{api}/roster", headers=admin).json()["enrolled"] == 2  # A1 and B1
+    group = world.client.get(f"{api}/groups", headers=admin).json()
+    assert {g["name"]: g["enrolled"] for g in group} == {"groupA": 1, "groupB": 1}
+
+
+# --- a group takes the grades it names ------------------------------------------------------------
+
+
+def fifth_grader(session, school) -> Student:
+    klass = SchoolClass(school_id=school.id, grade="五年级", name="2班")
+    session.add(klass)
+    session.flush()
+    child = Student(school_id=school.id, class_id=klass.id, student_no="F1", name="五年级学生")
+    guardian = Guardian(school_id=school.id, name="五年级家长", phone="13800000005")
+    session.add_all([child, guardian])
+    session.flush()
+    session.add(GuardianLink(guardian_id=guardian.id, student_id=child.id))
+    session.commit()
+    return child
+
+
+def test_a_child_cannot_apply_to_or_be_placed_in_a_group_of_another_grade(db):
+    session, school, group = db  # group 阅读 takes 三年级 only
+    fifth_grader(session, school)
+    with pytest.raises(Invalid) as refused:
+        application(session, school, group, "F1")
+    assert str(refused.value) == "学生 F1（五年级）不能参加兴趣组“阅读”：该组只面向三年级"
+    assert refused.value.text("en") == "student F1 (五年级) cannot join group '阅读': it is only for 三年级"
+    # Applying without a group does not get round it: the school's placement is refused the same way.
+    row = enr.apply(session, school_id=school.id, actor="admin", data=EnrollmentCreate(
+        student="F1", guardian_id=guardian_of(session, "F1"), application="申请参加课后服务"))
+    enr.review(session, school_id=school.id, enrollment_id=row.id, actor="t")
+    with pytest.raises(Invalid, match="只面向三年级"):
+        enr.approve(session, school_id=school.id, enrollment_id=row.id, group_id=group.id, actor="admin")
+    session.rollback()
+    session.refresh(row)
+    assert (row.state, row.group_id) == ("class_reviewed", None)
+
+
+def test_a_group_for_several_grades_takes_a_child_of_each(db):
+    session, school, _ = db
+    fifth_grader(session, school)
+    mixed = groups.create_group(session, school_id=school.id, actor="admin", settings=SETTINGS, data=InterestGroupCreate(
+        name="合唱", category="arts", capacity=30, place="音乐室", grades=["三年级", "五年级"]))
+    for no in ("S1", "F1"):
+        row = application(session, school, mixed, no)
+        enr.review(session, school_id=school.id, enrollment_id=row.id, actor="t")
+        assert enr.approve(session, school_id=school.id, enrollment_id=row.id, actor="admin").state == "approved"
+
+
+def test_through_the_api_an_application_to_another_grades_group_is_a_localized_422(world):
+    api, admin = "/api/v1/schools/s1", world.as_("admin1")
+    older = world.client.post(f"{api}/groups", headers=admin, json={
+        "name": "五年级篮球", "category": "sports", "capacity": 20, "place": "操场", "grades": ["五年级", "六年级"]})
+    assert older.status_code == 201, older.text
+    body = {"student": "A1", "guardian_id": world.ids["gA"], "application": "申请", "group_id": older.json()["id"]}
+    r = world.client.post(f"{api}/enrollments", json=body, headers=world.as_("parentA"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["msg"] == "学生 A1（三年级）不能参加兴趣组“五年级篮球”：该组只面向五年级/六年级"
+    r = world.client.post(f"{api}/enrollments", json=body, headers=world.as_("parentA") | {"Accept-Language": "en"})
+    assert r.json()["detail"][0]["msg"] == "student A1 (三年级) cannot join group '五年级篮球': it is only for 五年级/六年级"
+    assert world.client.get(f"{api}/enrollments", params={"student": "A1"}, headers=admin).json()[-1]["group_id"] == world.ids["groupA"]

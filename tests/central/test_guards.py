@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
 from central import enrollment, pickup, roster
-from central.models import School, Student
+from central.models import GuardianLink, School, Student
 
 API = "/api/v1/schools/s1"
 
@@ -130,3 +131,24 @@ def test_a_withdrawal_needs_the_written_request(world):
         r = world.client.post(path, json={"request": request, "effective_on": "2026-11-30"}, headers=world.as_("admin1"))
         assert r.status_code == 422, r.text
     assert _enrollment_of(world, "A1")["state"] == "active"
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_a_link_is_never_both_barred_and_allowed_to_pick_up(world):
+    """P9.4: refused with a clear 422 by the API; the database's CHECK (migration 0007) stands behind it."""
+    refusal = "被禁止接送的人不能有接送权（P9.4）"
+    link = f"{API}/students/A1/guardians/{world.ids['gA']}"
+    for change in ({"barred": True}, {"barred": True, "may_pick_up": True}):  # gA may pick A1 up today
+        r = world.client.patch(link, json=change, headers=world.as_("admin1"))
+        assert r.status_code == 422 and r.json()["detail"][0]["msg"] == refusal, (change, r.text)
+    r = world.client.patch(f"{API}/students/A1/guardians/{world.ids['gBarred']}", json={"may_pick_up": True},
+                           headers=world.as_("admin1"))
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"] == refusal, r.text
+    shown = world.client.get(f"{API}/students/A1", headers=world.as_("admin1")).json()["guardians"]
+    assert {(g["name"], g["may_pick_up"], g["barred"]) for g in shown} == {("王父", True, False), ("赵某", False, True)}
+    # Straight into the table, round the API: the database refuses it.
+    with world.session() as session, pytest.raises(sa.exc.IntegrityError):
+        session.execute(sa.update(GuardianLink).where(GuardianLink.guardian_id == world.ids["gA"]).values(barred=True))
+        session.commit()
+    r = world.client.patch(link, json={"barred": True, "may_pick_up": False}, headers=world.as_("admin1"))
+    assert r.status_code == 200 and (r.json()["barred"], r.json()["may_pick_up"]) == (True, False), r.text

@@ -44,7 +44,8 @@ EXPECTED = {
     # P2.2: the school signs through its admin, the family in the guardian's own account (or on paper).
     ("POST", "/api/v1/schools/{school}/enrollments/{enrollment_id}/signatures"): {A, P},
     # Setting a school up is the school admin's (README "Users, roles"): the district reads and
-    # inspects every school but writes none of this, save its own step of a provider's approval (P6.2).
+    # inspects every school but writes none of this, save the district's and the city's steps of a
+    # provider's approval (P6.2).
     ("POST", "/api/v1/schools/{school}/terms"): {A},
     ("PUT", "/api/v1/schools/{school}/calendar/{day}"): {A},
     ("DELETE", "/api/v1/schools/{school}/calendar/{day}"): {A},
@@ -57,9 +58,11 @@ EXPECTED = {
     ("POST", "/api/v1/schools/{school}/staff"): {A},
     ("PATCH", "/api/v1/schools/{school}/staff/{staff_id}"): {A},
     ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards"): {A},
-    ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards/remove"): {A},
+    ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards/remove"): {A},  # the UID in the body (issue 11)
     ("POST", "/api/v1/schools/{school}/vendors"): {A},
     ("GET", "/api/v1/schools/{school}/vendors"): {D, A},
+    # Both record steps here, each only its own (P6.2: the school its panel and Party organisation, the
+    # district the district's and the city's): test_staff.py checks which step each may record.
     ("POST", "/api/v1/schools/{school}/vendors/{vendor_id}/approvals"): {D, A},
     ("POST", "/api/v1/schools/{school}/notice"): {A},
     ("POST", "/api/v1/schools/{school}/enrollments"): {A, P},

@@ -11,12 +11,14 @@ from central import roster, schedule
 from central import staff as staff_service
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.errors import Conflict, Invalid
+from central.errors import Conflict, Forbidden, Invalid
 from central.models import Card, DismissalTimeCreate, School, SchoolClass, StaffCreate, Student, TermCreate, VendorCreate
 from central.models import InterestGroupCreate
 
 SETTINGS = Settings()
 MON = date(2026, 11, 30)
+# P6.2: who records each step (role values), written here by hand.
+RECORDER = {"review_panel": "school_admin", "party_org": "school_admin", "district": "district", "city": "district"}
 
 
 @pytest.fixture
@@ -56,7 +58,8 @@ def test_third_party_staff_cannot_serve_until_the_last_approval(db):
         assert staff_service.staff_public(session, coach).may_serve is False
         assert "st%d" % coach.id not in {s["id"] for s in roster.build_people(session, school)["staff"]}
         staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step=step, approved=True,
-                                  note="家委会代表3人、教师代表2人" if i == 0 else "", actor=f"approver{i}")
+                                  note="家委会代表3人、教师代表2人" if i == 0 else "", actor=f"approver{i}",
+                                  role=RECORDER[step])
     duty = schedule.assign_duty(session, school_id=school.id, session_id=row.id, staff_id=coach.id, actor="admin")
     assert duty.staff_id == coach.id
     shown = staff_service.vendor_public(session, staff_service.get_vendor(session, school_id=school.id, vendor_id=vendor.id))
@@ -69,15 +72,76 @@ def test_approval_steps_go_in_order_and_a_refusal_closes_the_chain(db):
     session, school = db
     vendor = staff_service.create_vendor(session, school_id=school.id, actor="admin", data=VendorCreate(name="机构"))
     with pytest.raises(Conflict) as skipped:
-        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="district", approved=True, actor="d")
+        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="district", approved=True,
+                                  actor="d", role="district")
     assert "next step is 'review_panel'" in skipped.value.text("en")
     with pytest.raises(Invalid):
-        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="province", approved=True, actor="d")
-    staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="review_panel", approved=True, actor="p")
+        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="province", approved=True,
+                                  actor="d", role="district")
+    staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="review_panel", approved=True,
+                              actor="p", role="school_admin")
     staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="party_org", approved=False,
-                              note="资质不全", actor="party")
+                              note="资质不全", actor="party", role="school_admin")
     with pytest.raises(Conflict, match="refused"):
-        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="district", approved=True, actor="d")
+        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step="district", approved=True,
+                                  actor="d", role="district")
+
+
+# (step, the role that tries it) for every step and both roles that may use the route; the wrong one is refused.
+WRONG_RECORDER = {
+    "review_panel": "district",
+    "party_org": "district",
+    "district": "school_admin",
+    "city": "school_admin",
+}
+
+
+def test_each_approval_step_is_recorded_by_its_own_party_only(db):
+    """P6.2: the school records its panel and Party organisation; only a district account records the
+    district bureau's and the city bureau's approvals."""
+    session, school = db
+    vendor = staff_service.create_vendor(session, school_id=school.id, actor="admin", data=VendorCreate(name="机构"))
+    for step, wrong in WRONG_RECORDER.items():
+        with pytest.raises(Forbidden) as refused:
+            staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step=step, approved=True,
+                                      actor=f"user:{wrong}", role=wrong)
+        assert "P6.2" in refused.value.text("en") and "区教体局账号" in str(refused.value)
+        assert staff_service.next_step(session, vendor) == step  # nothing recorded
+        staff_service.decide_step(session, school_id=school.id, vendor_id=vendor.id, step=step, approved=True,
+                                  actor=f"user:{RECORDER[step]}", role=RECORDER[step])
+    shown = staff_service.vendor_public(session, vendor)
+    assert shown.state == "approved"
+    assert [(a.step, a.decided_by) for a in shown.approvals] == [
+        ("review_panel", "user:school_admin"), ("party_org", "user:school_admin"), ("district", "user:district"),
+        ("city", "user:district")]
+    for role in ("teacher", "guard", "finance", "guardian"):  # the route already keeps these out; so does the rule
+        other = staff_service.create_vendor(session, school_id=school.id, actor="admin", data=VendorCreate(name=role))
+        with pytest.raises(Forbidden):
+            staff_service.decide_step(session, school_id=school.id, vendor_id=other.id, step="review_panel",
+                                      approved=True, actor=role, role=role)
+
+
+def test_through_the_api_the_school_admin_cannot_record_the_bureaus_approvals(world):
+    api = "/api/v1/schools/s1/vendors"
+    vendor = world.client.post(api, json={"name": "星火体育俱乐部"}, headers=world.as_("admin1")).json()
+    url = f"{api}/{vendor['id']}/approvals"
+
+    def decide(user: str, step: str):
+        return world.client.post(url, json={"step": step, "approved": True}, headers=world.as_(user))
+
+    assert decide("district", "review_panel").status_code == 403
+    assert decide("admin1", "review_panel").status_code == 201
+    assert decide("district", "party_org").status_code == 403
+    assert decide("admin1", "party_org").status_code == 201
+    refused = decide("admin1", "district")
+    assert refused.status_code == 403 and "P6.2" in refused.json()["detail"], refused.text
+    assert decide("district", "district").status_code == 201
+    assert decide("admin1", "city").status_code == 403
+    done = decide("district", "city")
+    assert done.status_code == 201 and done.json()["state"] == "approved", done.text
+    assert [(a["step"], a["decided_by"]) for a in done.json()["approvals"]] == [
+        ("review_panel", "user:admin1"), ("party_org", "user:admin1"), ("district", "user:district"),
+        ("city", "user:district")]
 
 
 def test_staff_kinds_vendor_rules_and_cards(db):

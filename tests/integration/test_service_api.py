@@ -73,8 +73,13 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
             teacher = ok(api.post("/staff", json={"name": "李老师", "kind": "teacher"}), 201)
             ok(api.post(f"/staff/{teacher['id']}/cards", json={"uid": "0C000001"}), 201)
             vendor = ok(api.post("/vendors", json={"name": "星火体育俱乐部"}), 201)
-            for step in ("review_panel", "party_org", "district"):
+            # P6.2: the school records its own two steps; the district bureau's is recorded by a district account.
+            for step in ("review_panel", "party_org"):
                 vendor = ok(api.post(f"/vendors/{vendor['id']}/approvals", json={"step": step, "approved": True}), 201)
+            refused = api.post(f"/vendors/{vendor['id']}/approvals", json={"step": "district", "approved": True})
+            assert refused.status_code == 403 and "P6.2" in refused.text
+            vendor = ok(api.post(f"/vendors/{vendor['id']}/approvals", headers=district,
+                                 json={"step": "district", "approved": True}), 201)
             coach = ok(api.post("/staff", json={"name": "王教练", "kind": "third_party", "vendor_id": vendor["id"]}), 201)
             assert coach["may_serve"] is False and vendor["next_step"] == "city"
 
@@ -90,7 +95,7 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
             assert made and made[0]["staff"] == [teacher["id"]]
             refused = api.post(f"/sessions/{made[0]['id']}/duty", json={"staff_id": coach["id"]})
             assert refused.status_code == 409 and "P6.2" in refused.text
-            ok(api.post(f"/vendors/{vendor['id']}/approvals", json={"step": "city", "approved": True}), 201)
+            ok(api.post(f"/vendors/{vendor['id']}/approvals", headers=district, json={"step": "city", "approved": True}), 201)
             ok(api.post(f"/sessions/{made[0]['id']}/duty", json={"staff_id": coach["id"]}), 201)
 
             # The notice, and the guardian's application through the chain.

@@ -75,7 +75,7 @@ def _visible_ids(user: Principal, school: School):
     if user.role is Role.GUARDIAN:
         return accounts.guardian_student_ids(user, school)
     if user.role is Role.TEACHER:
-        return accounts.teacher_student_ids(user)
+        return accounts.teacher_student_ids(user, accounts.school_today(school))
     return None
 
 

@@ -17,7 +17,8 @@ from central.models import VendorCreate, VendorPublic
 router = APIRouter(prefix="/schools/{school}/vendors", tags=["vendors"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
 Admin = Annotated[Principal, Depends(require_role("school_admin"))]
-# P6.2: the district bureau approves a provider in turn, so it records decisions and reads vendors.
+# P6.2: the school records its panel's and its Party organisation's decisions, a district account the
+# district's and the city's (central/staff.py STEP_RECORDERS says which step is whose).
 Approver = Annotated[Principal, Depends(require_role("school_admin", "district"))]
 
 
@@ -41,11 +42,14 @@ def list_vendors(school: str, session: SessionDep, user: Approver) -> list[Vendo
 
 @router.post("/{vendor_id}/approvals", status_code=201)
 def decide(school: str, vendor_id: IdPath, body: DecisionIn, request: Request, session: SessionDep, user: Approver) -> VendorPublic:
-    """Record the next step's decision (who and when are recorded); the last approval lets the vendor's staff serve."""
+    """Record the next step's decision (who and when are recorded); the last approval lets the vendor's staff serve.
+
+    ``review_panel`` and ``party_org``: the school admin; ``district`` and ``city``: a district account (P6.2).
+    """
     found = accounts.school_by_code(session, school)
     vendor = staff_service.decide_step(
         session, school_id=found.id, vendor_id=vendor_id, step=body.step, approved=body.approved, note=body.note,
-        actor=user.label,
+        actor=user.label, role=user.role.value,
     )
     publish_roster(request, session, found)  # approved third-party staff now go to the kiosks
     return staff_service.vendor_public(session, vendor)
