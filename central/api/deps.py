@@ -73,7 +73,7 @@ def require_role(*roles: Role | str) -> Callable[..., Principal]:
         _check(request, principal, allowed)
         return principal
 
-    dependency.roles = allowed  # read by ``authorize`` and by the role-matrix test
+    dependency.roles = allowed  # read by ``authorize``; tests/central/test_role_matrix.py checks the outcome by hand
     return dependency
 
 
