@@ -40,6 +40,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import broker, central_key, database
+from central.admin import import_files, register_kiosk
+from central.core.config import Settings
 from gateway import mosquitto, protocol
 from gateway.broker import wait_until_reachable
 from gateway.mqtt import BrokerAddress, free_port, kiosk_credentials, make_client
@@ -163,11 +165,13 @@ class World:
             SCHOOLGATE_DATABASE_URL=self.database_url, SCHOOLGATE_MQTT_URL=self.central_mqtt,
             SCHOOLGATE_SIGNING_KEY_FILE=str(self.key_file), SCHOOLGATE_API_TOKEN=self.token,
         )
-        # As an administrator would: register the kiosks and import the school's two files.
+        # What `schoolgate central register-kiosk` and `central import` do, in this process (a
+        # command each would cost seconds of start-up): register the kiosks, import two files.
+        settings = Settings(database_url=self.database_url, mqtt_url=self.central_mqtt, signing_key_file=self.key_file)
         for kiosk, secret in self.secrets.items():
-            self.run_cli("central", "register-kiosk", "--school", SCHOOL, "--kiosk", kiosk, "--secret", secret)
+            register_kiosk(settings, school=SCHOOL, kiosk=kiosk, secret=secret)
         students, guardians = self.roster_files()
-        self.run_cli("central", "import", str(students), str(guardians), "--school", SCHOOL, "--school-name", "探针小学")
+        import_files(settings, school=SCHOOL, students=students, guardians=guardians, school_name="探针小学")
         self.port = free_port()
         self.central = self.spawn("central", _schoolgate("central", "serve", "--port", str(self.port)), self.env)
         wait_until_reachable("127.0.0.1", self.port, timeout=60)
@@ -202,12 +206,6 @@ class World:
                 ["李大红", "父亲", "13800000004", "0B000004", "S2", "是", "否"],  # codes for S2 (item 4)
             ])
         return students, guardians
-
-    def run_cli(self, *args: str) -> str:
-        done = subprocess.run(_schoolgate(*args), env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise RuntimeError(f"schoolgate {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
-        return done.stdout
 
     def spawn(self, name: str, args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
         log = (self.folder / f"{name}.log").open("ab")
@@ -301,6 +299,9 @@ def probe_custody(w: World, out: Result) -> None:
     _wait(in_gate, "issued code in the kiosk's roster")
     w.api("patch", f"/schools/{SCHOOL}/students/S1/guardians/{w.guardian_ids['王大明']}", w.as_["principal"],
           json={"barred": True, "may_pick_up": False})
+    listed = {c["id"]: c for c in w.api("get", f"/schools/{SCHOOL}/pickup-codes", w.as_["principal"])}
+    out("1", "the barred guardian's earlier code, as central lists it right after the custody order", "revoked",
+        "revoked" if listed[issued["id"]]["revoked"] else "live", listed[issued["id"]]["revoked"])
     redeem = w.http.post(f"/api/v1/schools/{SCHOOL}/pickup-codes/redeem", headers=w.as_["guard"],
                          json={"student": "S1", "code": issued["code"]})
     out("1", "a barred guardian's earlier code at central's redeem", "4xx (refused)", redeem.status_code,
