@@ -578,15 +578,24 @@ def put_photo(
 ) -> PhotoPublic:
     kind, owner, school_id = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
     thumb, width, height = make_thumbnail(data, max_px=max_px, max_bytes=max_bytes, max_pixels=max_pixels)
-    photo = _photo_of(session, kind, owner)
-    before = audit.snapshot(photo)
-    if photo is None:
-        photo = Photo(school_id=school_id, **{f"{kind}_id": owner}, data=b"", width=0, height=0, etag="", uploaded_by="", uploaded_at=_utcnow())
-    photo.data, photo.width, photo.height = thumb, width, height
-    photo.etag = hashlib.sha256(thumb).hexdigest()[:32]
-    photo.uploaded_by, photo.uploaded_at = principal.label, _utcnow()
-    session.add(photo)
-    session.flush()
+    for last_try in (False, True):
+        photo = _photo_of(session, kind, owner)
+        before = audit.snapshot(photo)
+        if photo is None:
+            photo = Photo(school_id=school_id, **{f"{kind}_id": owner}, data=b"", width=0, height=0, etag="", uploaded_by="", uploaded_at=_utcnow())
+        photo.data, photo.width, photo.height = thumb, width, height
+        photo.etag = hashlib.sha256(thumb).hexdigest()[:32]
+        photo.uploaded_by, photo.uploaded_at = principal.label, _utcnow()
+        session.add(photo)
+        try:
+            session.flush()
+            break
+        except sa.exc.IntegrityError:
+            # Two first photos of one owner at once: both found none, and the other's row landed
+            # first (one photo per owner). This one replaces it, as a later upload does.
+            session.rollback()
+            if last_try:
+                raise
     audit.record(session, actor=principal, action="photo.put", entity=f"{kind}_photo:{owner}", before=before, after=audit.snapshot(photo), school_id=school_id)
     session.commit()
     session.refresh(photo)
