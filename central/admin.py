@@ -53,17 +53,23 @@ def card_formats(options: list[str]) -> dict[str, str]:
 
 def import_files(
     settings: Settings, *, school: str, students: Path | None, guardians: Path | None, school_name: str | None = None,
-    card_format: str | dict[str, str] = "hex",
+    card_format: str | dict[str, str] = "hex", create_school: bool = True, timezone: str = services.DEFAULT_ZONE,
 ) -> tuple[importer.ImportResult, roster.RosterChange | None]:
+    """Import the files and publish the new roster. The rows (and the school, when ``create_school``
+    makes it) and the roster version commit in one transaction: any error stores nothing."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:import"
-            result = importer.import_roster(
-                session, school=school, students=students, guardians=guardians, school_name=school_name,
-                card_format=card_format,
-            )
-            change = roster.refresh(session, services.get_school(session, code=school))
+            try:
+                result = importer.import_roster(
+                    session, school=school, students=students, guardians=guardians, school_name=school_name,
+                    card_format=card_format, create_school=create_school, timezone=timezone, commit=False,
+                )
+                change = roster.refresh(session, services.get_school(session, code=school))  # commits
+            except BaseException:
+                session.rollback()
+                raise
     finally:
         engine.dispose()
     publish_change(settings, change)
@@ -71,6 +77,7 @@ def import_files(
 
 
 def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str | None = None) -> str:
+    """Register a kiosk of an existing school (``central.errors.Missing`` otherwise); audited."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:

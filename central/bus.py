@@ -10,12 +10,10 @@ import zlib
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
 from central import roster
 from central.core.config import Settings
 from central.ingest import Ingest
-from central.models import School
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, MqttError, make_client
 
@@ -114,11 +112,7 @@ class Bus:
             raise MqttError(f"publish to {topic}: {mqtt.error_string(info.rc)}")
 
     def republish_rosters(self) -> None:
-        with Session(self.engine) as session:
-            for school in session.exec(select(School)):
-                change = roster.current(school)
-                if change:
-                    roster.publish(change, self, self.topics)
+        roster.republish_all(self.engine, publisher=self, topics=self.topics)
 
 
 def publish_once(broker: BrokerAddress, messages: list[tuple[str, bytes, bool]], timeout: float = 10.0) -> None:

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, col, select
 
+from central import audit
+from central.errors import Conflict, Invalid, Missing
+from central.i18n import CATALOGUE
 from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
+
+CATALOGUE.update(
+    {
+        "school_code_invalid": {
+            "zh_CN": "学校代码「{school}」不可用：须为 1–64 个英文字母、数字、- 或 _（终端在 MQTT 主题中使用它）",
+            "en": "The school id '{school}' is not usable: 1–64 letters, digits, - or _ (kiosks use it in MQTT topics)",
+        },
+        "school_name_invalid": {"zh_CN": "学校名称须为 1–200 个字符", "en": "A school's name has 1–200 characters"},
+        "school_zone_invalid": {
+            "zh_CN": "未知时区「{zone}」（例如 Asia/Shanghai）",
+            "en": "Unknown time zone '{zone}' (e.g. Asia/Shanghai)",
+        },
+        "school_exists": {"zh_CN": "学校 {school} 已存在", "en": "School {school} already exists"},
+        "school_unknown": {
+            "zh_CN": "没有学校 {school}；请先建立：schoolgate central create-school {school} --name 学校名称",
+            "en": "No school {school}; create it first: schoolgate central create-school {school} --name NAME",
+        },
+    }
+)
+
+DEFAULT_ZONE = "Asia/Shanghai"
 
 
 class NotFound(LookupError):
@@ -22,19 +48,63 @@ def get_school(session: Session, *, code: str) -> School:
     return school
 
 
-def ensure_school(session: Session, *, code: str, name: str | None = None, timezone: str = "Asia/Shanghai") -> School:
-    protocol.check_id(code, "school")
-    school = session.exec(select(School).where(School.code == code)).first()
-    if school is None:
-        school = School(code=code, name=name or code, timezone=timezone)
-        session.add(school)
+def check_school(*, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE) -> None:
+    """Refuse what ``create_school`` would refuse, before anything is written: an import checks its
+    school this way before it reads a row. The code names MQTT topics, so it is a protocol id."""
+    try:
+        protocol.check_id(code, "school")
+    except protocol.ProtocolError:
+        raise Invalid("school_code_invalid", school=code) from None
+    if name is not None and not 1 <= len(name.strip()) <= 200:
+        raise Invalid("school_name_invalid")
+    try:
+        if len(timezone) > 64:
+            raise ValueError
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise Invalid("school_zone_invalid", zone=timezone) from None
+
+
+def create_school(
+    session: Session, *, actor: audit.Actor | str, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE,
+    commit: bool = True,
+) -> School:
+    """Create a school (``central create-school``, or an import that says ``--create-school``); audited.
+
+    Schools are only ever made here, on purpose: naming a school that does not exist elsewhere
+    (registering a kiosk, importing a roster without the flag) is an error, not a new school.
+    ``commit=False`` leaves the school and its audit row in the caller's transaction.
+    """
+    check_school(code=code, name=name, timezone=timezone)
+    if session.exec(select(School).where(School.code == code)).first() is not None:
+        raise Conflict("school_exists", school=code)
+    school = School(code=code, name=(name or code).strip(), timezone=timezone)
+    session.add(school)
+    session.flush()
+    if commit:
         session.commit()
         session.refresh(school)
     return school
 
 
-def register_kiosk(session: Session, *, school: str, kiosk: str, secret: str | None = None) -> tuple[Kiosk, str]:
-    """Register a kiosk (or give it a new secret). Returns the kiosk and its hex secret."""
+def ensure_school(session: Session, *, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE) -> School:
+    """The school, created (``create_school``, in the session's actor's name) if it does not exist yet.
+    For the demo, benchmarks and tests; the commands an admin runs never create a school implicitly."""
+    school = session.exec(select(School).where(School.code == code)).first()
+    if school is None:
+        school = create_school(session, actor=session.info.get("actor", "system"), code=code, name=name, timezone=timezone)
+    return school
+
+
+def register_kiosk(
+    session: Session, *, school: str, kiosk: str, secret: str | None = None, actor: audit.Actor | str | None = None
+) -> tuple[Kiosk, str]:
+    """Register a kiosk (or give it a new secret). Returns the kiosk and its hex secret.
+
+    The school must exist (``create_school``). Every registration is audited in ``actor``'s name
+    (default: the session's actor): which kiosk, and whether its secret is new, replaced or
+    unchanged; never the secret.
+    """
     protocol.check_id(kiosk, "kiosk")
     if secret is not None:
         try:
@@ -43,11 +113,15 @@ def register_kiosk(session: Session, *, school: str, kiosk: str, secret: str | N
         except ValueError:
             raise ValueError("a kiosk secret is at least 32 hex digits") from None
     secret = secret or secrets.token_hex(32)
-    found = get_school(session, code=school)
+    found = session.exec(select(School).where(School.code == school)).first()
+    if found is None:
+        raise Missing("school_unknown", school=school)
     row = session.exec(select(Kiosk).where(Kiosk.school_id == found.id, Kiosk.code == kiosk)).first()
     if row is None:
-        row = Kiosk(school_id=found.id, code=kiosk, secret=secret)
+        row, change = Kiosk(school_id=found.id, code=kiosk, secret=secret), "new"
     else:
+        same = hmac.compare_digest(bytes.fromhex(row.secret), bytes.fromhex(secret))
+        change = "unchanged" if same else "replaced"
         row.secret = secret
     session.add(row)
     session.commit()

@@ -225,6 +225,7 @@ def central_import(
     """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
     from central.admin import card_formats, import_files
     from central.core.config import Settings
+    from central.i18n import LocalizedError
     from central.importer import ImportRejected
 
     _logging(False)
@@ -233,7 +234,7 @@ def central_import(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
             card_format=card_formats(card_format),
         )
-    except (ImportRejected, ValueError) as exc:
+    except (ImportRejected, LocalizedError, ValueError) as exc:
         _fail(str(exc))
     summary = {"imported": vars(result), "roster_version": change.version if change else None}
     typer.echo(json.dumps(summary, ensure_ascii=False))

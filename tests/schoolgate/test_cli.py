@@ -75,6 +75,24 @@ def test_import_reports_every_bad_row_and_imports_nothing(tmp_path):
         assert conn.execute(sa.text("SELECT COUNT(*) FROM student")).scalar() == 0
 
 
+def test_import_into_a_school_id_kiosks_cannot_use_fails_and_stores_nothing(tmp_path):
+    students = tmp_path / "学生.csv"
+    students.write_text("学号,姓名,年级,班级,卡号,建档立卡\n1001,王一,三年级,1班,04A1B2C3,否\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    result = schoolgate(
+        "central", "import", str(students), "--school", "示范 小学", "--school-name", "示范小学",
+        SCHOOLGATE_DATABASE_URL=db, SCHOOLGATE_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 2
+    assert "示范 小学" in result.stderr and "Traceback" not in result.stderr
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM school")).scalar() == 0
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM student")).scalar() == 0
+
+
 def test_demo_headless_prints_the_summary():
     result = schoolgate("demo", "--headless")
     assert result.returncode == 0, result.stderr
