@@ -53,7 +53,7 @@ def card_formats(options: list[str]) -> dict[str, str]:
 
 def import_files(
     settings: Settings, *, school: str, students: Path | None, guardians: Path | None, school_name: str | None = None,
-    card_format: str | dict[str, str] = "hex", create_school: bool = True, timezone: str = services.DEFAULT_ZONE,
+    card_format: str | dict[str, str] = "hex", create_school: bool = False, timezone: str = services.DEFAULT_ZONE,
 ) -> tuple[importer.ImportResult, roster.RosterChange | None]:
     """Import the files and publish the new roster. The rows (and the school, when ``create_school``
     makes it) and the roster version commit in one transaction: any error stores nothing."""
@@ -76,13 +76,24 @@ def import_files(
     return result, change
 
 
+def create_school(settings: Settings, *, code: str, name: str, timezone: str = services.DEFAULT_ZONE) -> dict:
+    """``central create-school``: with ``import --create-school``, the only way a school comes to be."""
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            session.info["actor"] = "cli:create-school"
+            school = services.create_school(session, actor="cli:create-school", code=code, name=name, timezone=timezone)
+            return {"school": school.code, "name": school.name, "timezone": school.timezone}
+    finally:
+        engine.dispose()
+
+
 def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str | None = None) -> str:
     """Register a kiosk of an existing school (``central.errors.Missing`` otherwise); audited."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:register-kiosk"
-            services.ensure_school(session, code=school)
             _, secret = services.register_kiosk(session, school=school, kiosk=kiosk, secret=secret)
     finally:
         engine.dispose()

@@ -23,8 +23,21 @@ from openpyxl.utils import get_column_letter
 from sqlmodel import Session, select
 
 from central import services
+from central.errors import Missing
+from central.i18n import CATALOGUE
 from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
+
+CATALOGUE.update(
+    {
+        "import_no_school": {
+            "zh_CN": "没有学校 {school}；请先用 schoolgate central create-school {school} --name 学校名称 建立，"
+                     "或在导入时加 --create-school",
+            "en": "No school {school}; create it with schoolgate central create-school {school} --name NAME, "
+                  "or import with --create-school",
+        },
+    }
+)
 
 # Header as written (Chinese or English, compared case-insensitively) -> field.
 STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", "班级": "class", "卡号": "card",
@@ -287,7 +300,7 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
 
 def import_roster(session: Session, *, school: str, students: Path | None, guardians: Path | None,
                   school_name: str | None = None, card_format: str | dict[str, str] = "hex",
-                  create_school: bool = True, timezone: str = services.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
+                  create_school: bool = False, timezone: str = services.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
     """Check the school and both files, then upsert classes, students, guardians, links and cards, and commit.
 
     The school must exist, unless ``create_school`` says to create it (named ``school_name``, in
@@ -326,6 +339,8 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
     # import before a row is read, so nothing is written (issue 12).
     services.check_school(code=code, name=school_name if create_school else None, timezone=timezone)
     school = session.exec(select(School).where(School.code == code)).first()
+    if school is None and not create_school:
+        raise Missing("import_no_school", school=code)
     errors: list[RowError] = []
     sfile = _parse(students, STUDENT_HEADERS, _student, errors, formats.get("students", "hex"))
     gfile = _parse(guardians, GUARDIAN_HEADERS, _guardian, errors, formats.get("guardians", "hex"))

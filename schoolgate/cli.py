@@ -214,8 +214,10 @@ def central_migrate(config: ConfigOpt = None) -> None:
 def central_import(
     students: Annotated[Path, typer.Argument(help="Students file (CSV or XLSX).", exists=True, dir_okay=False)],
     guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV or XLSX).", exists=True, dir_okay=False)] = None,
-    school: str = typer.Option(..., help="School id; created if new."),
-    school_name: Optional[str] = typer.Option(None, help="The school's name, for a new school."),
+    school: str = typer.Option(..., help="School id: 1-64 letters, digits, - or _. It must exist, unless --create-school."),
+    create_school: bool = typer.Option(False, "--create-school", help="Create the school if it does not exist yet."),
+    school_name: Optional[str] = typer.Option(None, help="The school's name, for a school --create-school makes."),
+    zone: str = typer.Option("Asia/Shanghai", help="The school's time zone, for a school --create-school makes."),
     card_format: Annotated[list[str], typer.Option(
         help="How the files write card numbers: hex (default), decimal, decimal-reversed, wiegand26, wiegand34, "
              "em4100; FORMAT for both files, or students=FORMAT / guardians=FORMAT (repeat the option) for one.",
@@ -232,7 +234,7 @@ def central_import(
     try:
         result, change = import_files(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
-            card_format=card_formats(card_format),
+            card_format=card_formats(card_format), create_school=create_school, timezone=zone,
         )
     except (ImportRejected, LocalizedError, ValueError) as exc:
         _fail(str(exc))
@@ -240,9 +242,28 @@ def central_import(
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
+@central_app.command("create-school")
+def central_create_school(
+    code: Annotated[str, typer.Argument(help="School id: 1-64 letters, digits, - or _ (kiosks use it in MQTT topics).")],
+    name: str = typer.Option(..., help="The school's name, e.g. 示范小学."),
+    zone: str = typer.Option("Asia/Shanghai", help="The school's time zone: its school days and times are local to it."),
+    config: ConfigOpt = None,
+) -> None:
+    """Create a school; schools are made only here (or by `import --create-school`), never by naming one."""
+    from central.admin import create_school
+    from central.core.config import Settings
+    from central.i18n import LocalizedError
+
+    try:
+        made = create_school(Settings.load(config), code=code, name=name, timezone=zone)
+    except LocalizedError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(made, ensure_ascii=False))
+
+
 @central_app.command("register-kiosk")
 def central_register_kiosk(
-    school: str = typer.Option(..., help="School id."),
+    school: str = typer.Option(..., help="School id (an existing school: `central create-school` makes one)."),
     kiosk: str = typer.Option(..., help="Kiosk id."),
     secret: Optional[str] = typer.Option(None, help="The kiosk's hex secret (printed by the kiosk on first start); made here if absent."),
     config: ConfigOpt = None,
@@ -250,11 +271,12 @@ def central_register_kiosk(
     """Register a kiosk and its secret at central (again, to change the secret)."""
     from central.admin import register_kiosk
     from central.core.config import Settings
+    from central.i18n import LocalizedError
     from gateway.protocol import ProtocolError
 
     try:
         made = register_kiosk(Settings.load(config), school=school, kiosk=kiosk, secret=secret)
-    except (ValueError, ProtocolError) as exc:
+    except (LocalizedError, ValueError, ProtocolError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps({"school": school, "kiosk": kiosk, "secret": made}))
 

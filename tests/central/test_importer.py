@@ -60,6 +60,7 @@ def pair(tmp_path: Path, students=STUDENTS, guardians=GUARDIANS, s_header=S_ZH, 
 
 
 def run(session, students, guardians, school="sx01", **kw) -> ImportResult:
+    kw.setdefault("create_school", True)  # the first import of these tests makes the school
     return import_roster(session, school=school, students=students, guardians=guardians, **kw)
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sgtest import wait_for
 
-from central.admin import register_kiosk
+from central.admin import create_school, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.broker import EmbeddedBroker
@@ -55,6 +55,7 @@ def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_or
         recorded = time.time() - t0
         assert gate.store.queue_depth() == 30_000
         settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+        create_school(settings, code=school, name=school)
         register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
         with EmbeddedBroker("127.0.0.1", port), CentralServer(settings, port=free_port()) as central:
             back_online = datetime.now(UTC)
@@ -77,6 +78,7 @@ def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_or
 def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
     school = f"jump-{uuid.uuid4().hex[:6]}"
     settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
+    create_school(settings, code=school, name=school)
     register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
     with CentralServer(settings, port=free_port()) as central:
         gate = Kiosk(
@@ -150,6 +152,7 @@ def test_an_unsigned_status_on_the_broker_does_not_shift_corrected_times(backend
     school = f"forge-{uuid.uuid4().hex[:6]}"
     topics = protocol.Topics(backend.topic_prefix)
     settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
+    create_school(settings, code=school, name=school)
     register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
     with CentralServer(settings, port=free_port()) as central:
         gate = Kiosk(

@@ -18,7 +18,7 @@ from sgtest import wait_for
 import paho.mqtt.client as mqtt
 import pytest
 
-from central.admin import import_files, register_kiosk
+from central.admin import create_school, import_files, register_kiosk
 from central.core.config import Settings
 from central.demo import enroll_demo_students
 from central.server import CentralServer
@@ -57,6 +57,7 @@ class World:
             database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix
         )
         self.central = CentralServer(self.settings, port=free_port()).start()
+        create_school(self.settings, code=self.school, name=self.school)
         self.http = httpx.Client(
             base_url=self.central.url, headers={"Authorization": f"Bearer {self.settings.api_token.get_secret_value()}"}
         )
@@ -308,6 +309,7 @@ def test_a_kiosk_on_first_boot_without_network_records_every_card_then_syncs(tmp
         assert gate.store.queue_depth() == 3
         with EmbeddedBroker("127.0.0.1", port):
             settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=url, topic_prefix=prefix)
+            create_school(settings, code="first-boot", name="first-boot")
             register_kiosk(settings, school="first-boot", kiosk="gate-1", secret=gate.store.secret_hex)
             with CentralServer(settings, port=free_port()):
                 wait_for(lambda: gate.store.queue_depth() == 0, timeout=40, what="the offline events to sync")
