@@ -81,6 +81,11 @@ def create_school(
     school = School(code=code, name=(name or code).strip(), timezone=timezone)
     session.add(school)
     session.flush()
+    # The school table is left out of the automatic audit (it also caches the roster), so its birth is logged here.
+    audit.record(
+        session, actor=actor, action="school.create", entity=f"school:{school.id}", school_id=school.id,
+        after={"code": school.code, "name": school.name, "timezone": school.timezone},
+    )
     if commit:
         session.commit()
         session.refresh(school)
@@ -124,6 +129,11 @@ def register_kiosk(
         change = "unchanged" if same else "replaced"
         row.secret = secret
     session.add(row)
+    session.flush()
+    audit.record(
+        session, actor=actor or session.info.get("actor", "system"), action="kiosk.secret", entity=f"kiosk:{row.id}",
+        school_id=found.id, after={"school": school, "kiosk": kiosk, "secret": change},
+    )
     session.commit()
     session.refresh(row)
     return row, secret
