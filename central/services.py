@@ -197,6 +197,21 @@ def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) ->
     return out
 
 
+def list_all_incidents(session: Session, *, no_school: bool = False, limit: int = 100) -> list[dict]:
+    """Every school's incidents and those that name no known school (a topic with an unknown or
+    malformed school id), newest first, each with its school's code or None: the district's view.
+    ``no_school`` keeps only the latter, which no school's own list shows."""
+    stmt = (
+        select(SafetyIncident, School.code)
+        .join(School, col(SafetyIncident.school_id) == School.id, isouter=True)
+        .order_by(col(SafetyIncident.id).desc())
+        .limit(limit)
+    )
+    if no_school:
+        stmt = stmt.where(col(SafetyIncident.school_id).is_(None))
+    return [{**incident.model_dump(exclude={"payload"}), "school": code} for incident, code in session.exec(stmt)]
+
+
 def list_incidents(session: Session, *, school: str | None = None, limit: int = 100) -> list[SafetyIncident]:
     stmt = select(SafetyIncident).order_by(col(SafetyIncident.id).desc()).limit(limit)
     if school is not None:

@@ -35,3 +35,17 @@ def list_incidents(school: str, session: SessionDep, limit: Annotated[int, Query
     except services.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     return [i.model_dump(exclude={"payload"}) for i in found]
+
+
+# An incident whose topic names no known school (an unregistered or malformed school id) belongs to
+# no school's log; the district, which inspects every school, sees it here with all the others.
+district_router = APIRouter(tags=["events"], dependencies=[Depends(require_role("district"))])
+
+
+@district_router.get("/incidents")
+def list_all_incidents(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100, no_school: bool = False
+) -> list[dict]:
+    """Every incident, newest first, with its school's id (``null``: it names no known school);
+    ``no_school=true`` lists only those."""
+    return services.list_all_incidents(session, no_school=no_school, limit=limit)
