@@ -7,6 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from central import audit
@@ -27,6 +28,11 @@ CATALOGUE.update(
             "en": "Unknown time zone '{zone}' (e.g. Asia/Shanghai)",
         },
         "school_exists": {"zh_CN": "学校 {school} 已存在", "en": "School {school} already exists"},
+        "events_cursor_needs_kiosk": {
+            "zh_CN": "跨终端翻页须同时给出 after_kiosk 与 after_seq（上一页最后一条事件的终端和序号），或用 kiosk 只看一台终端",
+            "en": "Paging across kiosks takes after_kiosk with after_seq (the kiosk and seq of the previous page's "
+                  "last event), or kiosk for one kiosk's events",
+        },
         "school_unknown": {
             "zh_CN": "没有学校 {school}；请先建立：schoolgate central create-school {school} --name 学校名称",
             "en": "No school {school}; create it first: schoolgate central create-school {school} --name NAME",
@@ -140,18 +146,40 @@ def register_kiosk(
 
 
 def list_events(
-    session: Session, *, school: str, kiosk: str | None = None, after_seq: int = 0, limit: int = 100
+    session: Session,
+    *,
+    school: str,
+    kiosk: str | None = None,
+    kinds: list[str] | None = None,
+    after_kiosk: str | None = None,
+    after_seq: int = 0,
+    limit: int = 100,
 ) -> list[dict]:
+    """A school's events in (kiosk, seq) order, ``kinds`` only when given, after the cursor
+    ``(after_kiosk, after_seq)``: the last event of the previous page.
+
+    (kiosk, seq) is unique, so every event is on exactly one page. ``after_seq`` alone meant "seq
+    above N" over every kiosk at once, which skips and repeats events with several kiosks; it still
+    works with ``kiosk`` (one kiosk's events after seq N), and without a kiosk it is refused.
+    """
     found = get_school(session, code=school)
+    if after_kiosk is None:
+        if kiosk is None and after_seq:
+            raise Invalid("events_cursor_needs_kiosk")
+        after_kiosk = kiosk
     stmt = (
         select(Event, Kiosk.code)
         .join(Kiosk, col(Event.kiosk_id) == Kiosk.id)
-        .where(Event.school_id == found.id, Event.seq > after_seq)
+        .where(Event.school_id == found.id)
         .order_by(Kiosk.code, Event.seq)
         .limit(limit)
     )
+    if after_kiosk is not None:
+        stmt = stmt.where(or_(Kiosk.code > after_kiosk, and_(Kiosk.code == after_kiosk, Event.seq > after_seq)))
     if kiosk is not None:
         stmt = stmt.where(Kiosk.code == kiosk)
+    if kinds:
+        stmt = stmt.where(col(Event.kind).in_(kinds))
     found = session.exec(stmt).all()
     clocks = _clocks(session, {(event.kiosk_id, event.boot) for event, _ in found if event.boot is not None})
     return [_event_public(event, code, school, clocks.get((event.kiosk_id, event.boot))) for event, code in found]

@@ -31,13 +31,13 @@ def tap(gate: Kiosk, uid: str, at: datetime) -> dict:
 
 def api(central: CentralServer, settings: Settings, path: str, **params) -> list[dict]:
     headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
-    out, after = [], 0
+    out, cursor = [], {}
     while True:
-        rows = httpx.get(f"{central.url}{path}", params={"limit": 1000, "after_seq": after, **params}, headers=headers, timeout=30).json()
+        rows = httpx.get(f"{central.url}{path}", params={"limit": 1000, **cursor, **params}, headers=headers, timeout=30).json()
         out += rows
         if len(rows) < 1000 or "incidents" in path:
             return out
-        after = rows[-1]["seq"]
+        cursor = {"after_kiosk": rows[-1]["kiosk"], "after_seq": rows[-1]["seq"]}
 
 
 def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_order(tmp_path):

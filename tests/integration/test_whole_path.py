@@ -79,17 +79,15 @@ class World:
         ).start()
 
     def events(self, **params) -> list[dict]:
-        out, after = [], 0
+        out, cursor = [], {}
         while True:
-            page = self.http.get(
-                f"/api/v1/schools/{self.school}/events", params={"after_seq": after, "limit": 1000, **params}
-            )
+            page = self.http.get(f"/api/v1/schools/{self.school}/events", params={**cursor, "limit": 1000, **params})
             page.raise_for_status()
             rows = page.json()
             out += rows
             if len(rows) < 1000:
                 return out
-            after = rows[-1]["seq"]
+            cursor = {"after_kiosk": rows[-1]["kiosk"], "after_seq": rows[-1]["seq"]}
 
     def incidents(self) -> list[dict]:
         response = self.http.get(f"/api/v1/schools/{self.school}/incidents")
