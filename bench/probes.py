@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import broker, central_key, database
-from central.admin import import_files, register_kiosk
+from central.admin import create_school, import_files, register_kiosk
 from central.core.config import Settings
 from gateway import mosquitto, protocol
 from gateway.broker import wait_until_reachable
@@ -170,10 +170,11 @@ class World:
         # What `schoolgate central register-kiosk` and `central import` do, in this process (a
         # command each would cost seconds of start-up): register the kiosks, import two files.
         settings = Settings(database_url=self.database_url, mqtt_url=self.central_mqtt, signing_key_file=self.key_file)
+        create_school(settings, code=SCHOOL, name="探针小学")
         for kiosk, secret in self.secrets.items():
             register_kiosk(settings, school=SCHOOL, kiosk=kiosk, secret=secret)
         students, guardians = self.roster_files()
-        import_files(settings, school=SCHOOL, students=students, guardians=guardians, school_name="探针小学")
+        import_files(settings, school=SCHOOL, students=students, guardians=guardians)
         self.port = free_port()
         self.central = self.spawn("central", _schoolgate("central", "serve", "--port", str(self.port)), self.env)
         wait_until_reachable("127.0.0.1", self.port, timeout=60)

@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.common import available, broker, central_key, database, emit, machine, parse_args
-from central.admin import register_kiosk
+from central.admin import create_school, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from gateway import mosquitto
@@ -45,6 +45,7 @@ def run_workers(workers: int, filled: Path, secrets: dict[str, str], per_kiosk: 
         migrate(engine)
         key_file, public = central_key(Path(folder))
         settings = Settings(database_url=url, mqtt_url=central_url, signing_key_file=key_file)
+        create_school(settings, code=SCHOOL, name=SCHOOL)
         for kiosk, secret in secrets.items():
             register_kiosk(settings, school=SCHOOL, kiosk=kiosk, secret=secret)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import available, broker, database, emit, machine, ms, parse_args, percentile
-from central.admin import central_key, register_kiosk
+from central.admin import central_key, create_school, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway import mosquitto
@@ -29,6 +29,7 @@ def run_one(broker_kind: str, *, rate: float, seconds: float) -> list[float]:
     logins = [mosquitto.KioskLogin("bench", "gate-1", SECRET)]
     with database("sqlite") as url, broker(broker_kind, logins) as (central_url, kiosk_url), tempfile.TemporaryDirectory() as folder:
         settings = Settings(database_url=url, mqtt_url=central_url, signing_key_file=Path(folder) / "central-signing.key")
+        create_school(settings, code="bench", name="bench")
         register_kiosk(settings, school="bench", kiosk="gate-1", secret=SECRET)
         with CentralServer(settings, port=free_port()) as central:
             gate = Kiosk(KioskSettings(school="bench", kiosk="gate-1", data_dir=Path(folder), secret=SECRET, mqtt_url=kiosk_url,

@@ -57,17 +57,23 @@ def card_formats(options: list[str]) -> dict[str, str]:
 
 def import_files(
     settings: Settings, *, school: str, students: Path | None, guardians: Path | None, school_name: str | None = None,
-    card_format: str | dict[str, str] = "hex",
+    card_format: str | dict[str, str] = "hex", create_school: bool = False, timezone: str = services.DEFAULT_ZONE,
 ) -> tuple[importer.ImportResult, roster.RosterChange | None]:
+    """Import the files and publish the new roster. The rows (and the school, when ``create_school``
+    makes it) and the roster version commit in one transaction: any error stores nothing."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:import"
-            result = importer.import_roster(
-                session, school=school, students=students, guardians=guardians, school_name=school_name,
-                card_format=card_format,
-            )
-            change = roster.refresh(session, services.get_school(session, code=school))
+            try:
+                result = importer.import_roster(
+                    session, school=school, students=students, guardians=guardians, school_name=school_name,
+                    card_format=card_format, create_school=create_school, timezone=timezone, commit=False,
+                )
+                change = roster.refresh(session, services.get_school(session, code=school))  # commits
+            except BaseException:
+                session.rollback()
+                raise
     finally:
         engine.dispose()
     publish_change(settings, change)
@@ -79,13 +85,24 @@ def central_key(settings: Settings) -> str:
     return keys.public_hex(settings.signing_key_file)
 
 
+def create_school(settings: Settings, *, code: str, name: str, timezone: str = services.DEFAULT_ZONE) -> dict:
+    """``central create-school``: with ``import --create-school``, the only way a school comes to be."""
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            session.info["actor"] = "cli:create-school"
+            school = services.create_school(session, actor="cli:create-school", code=code, name=name, timezone=timezone)
+            return {"school": school.code, "name": school.name, "timezone": school.timezone}
+    finally:
+        engine.dispose()
+
+
 def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str | None = None) -> str:
-    """Register a kiosk; returns its hex secret. The kiosk also needs ``central_key(settings)``."""
+    """Register a kiosk of an existing school (``central.errors.Missing`` otherwise); audited."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:register-kiosk"
-            services.ensure_school(session, code=school)
             _, secret = services.register_kiosk(session, school=school, kiosk=kiosk, secret=secret)
     finally:
         engine.dispose()

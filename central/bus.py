@@ -11,13 +11,11 @@ import zlib
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
 from central import roster
 from central.core import keys
 from central.core.config import Settings
 from central.ingest import Ingest
-from central.models import School
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, MqttError, make_client
 
@@ -122,11 +120,7 @@ class Bus:
             raise MqttError(f"publish to {topic}: {mqtt.error_string(info.rc)}")
 
     def republish_rosters(self) -> None:
-        with Session(self.engine) as session:
-            for school in session.exec(select(School)):
-                change = roster.current(school)
-                if change:
-                    roster.publish(change, self, self.topics)
+        roster.republish_all(self.engine, publisher=self, topics=self.topics)
 
 
 def publish_once(

@@ -1,9 +1,12 @@
 """Roster import: a school's students and guardians from CSV or XLSX (ARCHITECTURE.md "Roster import").
 
-All or nothing: every row of both files is checked before anything is written, and a
-single bad row refuses the whole import with every problem listed (``ImportRejected``).
-On success ``import_roster`` commits; the CLI calls it directly. Nothing absent from the
-files is deleted: leaving the service goes through enrollment (P2.1), not the roster file.
+All or nothing: the school (its id, and whether it exists or the import may create it) and every
+row of both files are checked before anything is written, and a single bad row refuses the whole
+import with every problem listed (``ImportRejected``). Everything is then written in one
+transaction: ``import_roster`` commits it, or with ``commit=False`` leaves it to the caller (the
+command line commits it together with the new roster version, so an error there stores nothing
+either). Nothing absent from the files is deleted: leaving the service goes through enrollment
+(P2.1), not the roster file.
 """
 
 from __future__ import annotations
@@ -19,8 +22,22 @@ import openpyxl
 from openpyxl.utils import get_column_letter
 from sqlmodel import Session, select
 
+from central import services
+from central.errors import Missing
+from central.i18n import CATALOGUE
 from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
+
+CATALOGUE.update(
+    {
+        "import_no_school": {
+            "zh_CN": "没有学校 {school}；请先用 schoolgate central create-school {school} --name 学校名称 建立，"
+                     "或在导入时加 --create-school",
+            "en": "No school {school}; create it with schoolgate central create-school {school} --name NAME, "
+                  "or import with --create-school",
+        },
+    }
+)
 
 # Header as written (Chinese or English, compared case-insensitively) -> field.
 STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", "班级": "class", "卡号": "card",
@@ -282,16 +299,22 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
 
 
 def import_roster(session: Session, *, school: str, students: Path | None, guardians: Path | None,
-                  school_name: str | None = None, card_format: str | dict[str, str] = "hex") -> ImportResult:
-    """Check both files, then upsert school, classes, students, guardians, links and cards, and commit.
+                  school_name: str | None = None, card_format: str | dict[str, str] = "hex",
+                  create_school: bool = False, timezone: str = services.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
+    """Check the school and both files, then upsert classes, students, guardians, links and cards, and commit.
 
-    A guardian is one person per (name, phone) within the school. A card given in a file
-    replaces that person's previous card(s); an empty card cell leaves them as they are.
-    ``card_format`` is how both files write card numbers, or per file as
+    The school must exist, unless ``create_school`` says to create it (named ``school_name``, in
+    ``timezone``); an existing school is used as it is. A guardian is one person per (name, phone)
+    within the school. A card given in a file replaces that person's previous card(s); an empty card
+    cell leaves them as they are. ``card_format`` is how both files write card numbers, or per file as
     ``{"students": ..., "guardians": ...}`` (``hex`` where not given); see ``canonical_card``.
+    ``commit=False`` flushes instead of committing: the caller's commit stores it all or nothing.
 
     Raises:
-        ImportRejected: any row of either file is bad; the session is rolled back, nothing written.
+        central.errors.Invalid: the school id (or the new school's name or zone) is not valid.
+        central.errors.Missing: no such school, and ``create_school`` is not set.
+        ImportRejected: any row of either file is bad.
+        In every case the session is rolled back and nothing is written.
     """
     if not school or (students is None and guardians is None):
         raise ValueError("give a school code and a students file, a guardians file or both")
@@ -301,21 +324,29 @@ def import_roster(session: Session, *, school: str, students: Path | None, guard
             raise ValueError(f"card format {file}={name!r}: the files are students and guardians, the formats "
                              + ", ".join(cardnumber.FORMATS))
     try:
-        return _import(session, school, students, guardians, school_name, formats)
+        result = _import(session, school, students, guardians, school_name, formats, create_school, timezone)
+        if commit:
+            session.commit()
+        return result
     except BaseException:
         session.rollback()
         raise
 
 
 def _import(session: Session, code: str, students: Path | None, guardians: Path | None,
-            school_name: str | None, formats: dict[str, str]) -> ImportResult:
+            school_name: str | None, formats: dict[str, str], create_school: bool, timezone: str) -> ImportResult:
+    # The school first: an id kiosks cannot use in a topic, or a school nobody created, refuses the
+    # import before a row is read, so nothing is written (issue 12).
+    services.check_school(code=code, name=school_name if create_school else None, timezone=timezone)
+    school = session.exec(select(School).where(School.code == code)).first()
+    if school is None and not create_school:
+        raise Missing("import_no_school", school=code)
     errors: list[RowError] = []
     sfile = _parse(students, STUDENT_HEADERS, _student, errors, formats.get("students", "hex"))
     gfile = _parse(guardians, GUARDIAN_HEADERS, _guardian, errors, formats.get("guardians", "hex"))
     if any(e.row in (None, 1) for e in errors):
         raise ImportRejected(errors)  # a file unread or with a wrong header: cross-file checks would mislead
 
-    school = session.exec(select(School).where(School.code == code)).first()
     sid = school.id if school else -1
     db = _People(
         {s.student_no: s for s in session.exec(select(Student).where(Student.school_id == sid))},
@@ -371,7 +402,7 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
     if errors:
         errors.sort(key=lambda e: (e.file != sfile.name, e.row or 0))  # stable: columns stay in order
         raise ImportRejected(errors)
-    return _write(session, code, school, school_name, sfile.rows, gfile.rows, db, card_of)
+    return _write(session, code, school, school_name, timezone, sfile.rows, gfile.rows, db, card_of)
 
 
 @dataclass
@@ -396,13 +427,12 @@ class _People:
         return self._by_id[(card.student_id, card.guardian_id)]
 
 
-def _write(session: Session, code: str, school: School | None, school_name: str | None, srows: list[_StudentRow],
-           grows: list[_GuardianRow], db: _People, card_of: dict[tuple, str]) -> ImportResult:
+def _write(session: Session, code: str, school: School | None, school_name: str | None, timezone: str,
+           srows: list[_StudentRow], grows: list[_GuardianRow], db: _People, card_of: dict[tuple, str]) -> ImportResult:
     result = ImportResult()
-    if school is None:
-        school = School(code=code, name=school_name or code)
-        session.add(school)
-        session.flush()
+    if school is None:  # checked above: the import was told to create it
+        school = services.create_school(session, actor=session.info.get("actor", "import"), code=code, name=school_name,
+                                        timezone=timezone, commit=False)
     classes = {(c.grade, c.name): c for c in session.exec(
         select(SchoolClass).where(SchoolClass.school_id == school.id))}
     for s in srows:
@@ -465,7 +495,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         if uid not in kept:
             session.add(Card(school_id=school.id, uid=uid, **db.ids(person)))
         result.cards += 1
-    session.commit()
+    session.flush()
     return result
 
 

@@ -69,6 +69,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # the kiosks' routes, which are signed with the kiosk's secret instead; the public page needs neither.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
     api.include_router(events.router)
+    api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
     for module in (auth, users, students, pickup, public):
         api.include_router(module.router)

@@ -7,6 +7,7 @@ kiosk that missed a delta, or boots fresh, still ends at the newest version.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from central import staff as staff_service
 from central.core.config import Settings
 from central.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
 from gateway import protocol
+
+log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
@@ -247,13 +250,52 @@ def refresh_all(engine, *, settings: Settings, publisher: Publisher, topics: pro
     """Refresh every school's roster and publish what changed: run on a timer (central/main.py, every
     ``roster_refresh_minutes``), so what kiosks hold moves on with the days even when nobody edits
     anything: the coming sessions, and who is enrolled, since a withdrawal as of a later date takes
-    the child off the roster only when that date arrives (P7.4)."""
+    the child off the roster only when that date arrives (P7.4). Each school on its own: one that
+    fails is logged and the others are still refreshed."""
     changes = []
     with Session(engine) as session:
-        for school in session.exec(select(School)).all():
-            with _publishing:
-                change = refresh(session, school, settings=settings, today=today)
+        for school in session.exec(select(School).order_by(School.id)).all():
+            if not _publishable(school):
+                continue
+            try:
+                with _publishing:
+                    change = refresh(session, school, settings=settings, today=today)
+                    if change is not None:
+                        publish(change, publisher, topics)
+                        changes.append(change)
+            except Exception:  # noqa: BLE001 - one school's failure must not keep the others' rosters back
+                session.rollback()
+                log.exception("roster of school %r (id %s) not refreshed", school.code, school.id)
+    return changes
+
+
+def republish_all(engine, *, publisher: Publisher, topics: protocol.Topics) -> list[str]:
+    """Retain every school's last snapshot again (a broker without persistence forgot them when it
+    restarted); the codes of the schools published. Each school on its own, as in ``refresh_all``."""
+    published = []
+    with Session(engine) as session:
+        for school in session.exec(select(School).order_by(School.id)).all():
+            if not _publishable(school):
+                continue
+            try:
+                change = current(school)
                 if change is not None:
                     publish(change, publisher, topics)
-                    changes.append(change)
-    return changes
+                    published.append(school.code)
+            except Exception:  # noqa: BLE001 - as in refresh_all
+                log.exception("roster of school %r (id %s) not republished", school.code, school.id)
+    return published
+
+
+def _publishable(school: School) -> bool:
+    """A school whose code cannot name an MQTT topic (stored before imports checked it) has no roster
+    to send; said once per round, plainly, instead of a traceback that stops every school after it."""
+    try:
+        protocol.check_id(school.code, "school")
+    except protocol.ProtocolError:
+        log.error(
+            "school %r (id %s) has an id kiosks cannot use in MQTT topics ([A-Za-z0-9_-]{1,64}); its roster is "
+            "not published, the other schools' are", school.code, school.id,
+        )
+        return False
+    return True

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from central import audit
+from central.errors import Conflict, Invalid, Missing
+from central.i18n import CATALOGUE
 from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
+
+CATALOGUE.update(
+    {
+        "school_code_invalid": {
+            "zh_CN": "学校代码「{school}」不可用：须为 1–64 个英文字母、数字、- 或 _（终端在 MQTT 主题中使用它）",
+            "en": "The school id '{school}' is not usable: 1–64 letters, digits, - or _ (kiosks use it in MQTT topics)",
+        },
+        "school_name_invalid": {"zh_CN": "学校名称须为 1–200 个字符", "en": "A school's name has 1–200 characters"},
+        "school_zone_invalid": {
+            "zh_CN": "未知时区「{zone}」（例如 Asia/Shanghai）",
+            "en": "Unknown time zone '{zone}' (e.g. Asia/Shanghai)",
+        },
+        "school_exists": {"zh_CN": "学校 {school} 已存在", "en": "School {school} already exists"},
+        "events_cursor_needs_kiosk": {
+            "zh_CN": "跨终端翻页须同时给出 after_kiosk 与 after_seq（上一页最后一条事件的终端和序号），或用 kiosk 只看一台终端",
+            "en": "Paging across kiosks takes after_kiosk with after_seq (the kiosk and seq of the previous page's "
+                  "last event), or kiosk for one kiosk's events",
+        },
+        "school_unknown": {
+            "zh_CN": "没有学校 {school}；请先建立：schoolgate central create-school {school} --name 学校名称",
+            "en": "No school {school}; create it first: schoolgate central create-school {school} --name NAME",
+        },
+    }
+)
+
+DEFAULT_ZONE = "Asia/Shanghai"
 
 
 class NotFound(LookupError):
@@ -22,19 +54,68 @@ def get_school(session: Session, *, code: str) -> School:
     return school
 
 
-def ensure_school(session: Session, *, code: str, name: str | None = None, timezone: str = "Asia/Shanghai") -> School:
-    protocol.check_id(code, "school")
-    school = session.exec(select(School).where(School.code == code)).first()
-    if school is None:
-        school = School(code=code, name=name or code, timezone=timezone)
-        session.add(school)
+def check_school(*, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE) -> None:
+    """Refuse what ``create_school`` would refuse, before anything is written: an import checks its
+    school this way before it reads a row. The code names MQTT topics, so it is a protocol id."""
+    try:
+        protocol.check_id(code, "school")
+    except protocol.ProtocolError:
+        raise Invalid("school_code_invalid", school=code) from None
+    if name is not None and not 1 <= len(name.strip()) <= 200:
+        raise Invalid("school_name_invalid")
+    try:
+        if len(timezone) > 64:
+            raise ValueError
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise Invalid("school_zone_invalid", zone=timezone) from None
+
+
+def create_school(
+    session: Session, *, actor: audit.Actor | str, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE,
+    commit: bool = True,
+) -> School:
+    """Create a school (``central create-school``, or an import that says ``--create-school``); audited.
+
+    Schools are only ever made here, on purpose: naming a school that does not exist elsewhere
+    (registering a kiosk, importing a roster without the flag) is an error, not a new school.
+    ``commit=False`` leaves the school and its audit row in the caller's transaction.
+    """
+    check_school(code=code, name=name, timezone=timezone)
+    if session.exec(select(School).where(School.code == code)).first() is not None:
+        raise Conflict("school_exists", school=code)
+    school = School(code=code, name=(name or code).strip(), timezone=timezone)
+    session.add(school)
+    session.flush()
+    # The school table is left out of the automatic audit (it also caches the roster), so its birth is logged here.
+    audit.record(
+        session, actor=actor, action="school.create", entity=f"school:{school.id}", school_id=school.id,
+        after={"code": school.code, "name": school.name, "timezone": school.timezone},
+    )
+    if commit:
         session.commit()
         session.refresh(school)
     return school
 
 
-def register_kiosk(session: Session, *, school: str, kiosk: str, secret: str | None = None) -> tuple[Kiosk, str]:
-    """Register a kiosk (or give it a new secret). Returns the kiosk and its hex secret."""
+def ensure_school(session: Session, *, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE) -> School:
+    """The school, created (``create_school``, in the session's actor's name) if it does not exist yet.
+    For the demo, benchmarks and tests; the commands an admin runs never create a school implicitly."""
+    school = session.exec(select(School).where(School.code == code)).first()
+    if school is None:
+        school = create_school(session, actor=session.info.get("actor", "system"), code=code, name=name, timezone=timezone)
+    return school
+
+
+def register_kiosk(
+    session: Session, *, school: str, kiosk: str, secret: str | None = None, actor: audit.Actor | str | None = None
+) -> tuple[Kiosk, str]:
+    """Register a kiosk (or give it a new secret). Returns the kiosk and its hex secret.
+
+    The school must exist (``create_school``). Every registration is audited in ``actor``'s name
+    (default: the session's actor): which kiosk, and whether its secret is new, replaced or
+    unchanged; never the secret.
+    """
     protocol.check_id(kiosk, "kiosk")
     if secret is not None:
         try:
@@ -43,31 +124,62 @@ def register_kiosk(session: Session, *, school: str, kiosk: str, secret: str | N
         except ValueError:
             raise ValueError("a kiosk secret is at least 32 hex digits") from None
     secret = secret or secrets.token_hex(32)
-    found = get_school(session, code=school)
+    found = session.exec(select(School).where(School.code == school)).first()
+    if found is None:
+        raise Missing("school_unknown", school=school)
     row = session.exec(select(Kiosk).where(Kiosk.school_id == found.id, Kiosk.code == kiosk)).first()
     if row is None:
-        row = Kiosk(school_id=found.id, code=kiosk, secret=secret)
+        row, change = Kiosk(school_id=found.id, code=kiosk, secret=secret), "new"
     else:
+        same = hmac.compare_digest(bytes.fromhex(row.secret), bytes.fromhex(secret))
+        change = "unchanged" if same else "replaced"
         row.secret = secret
     session.add(row)
+    session.flush()
+    audit.record(
+        session, actor=actor or session.info.get("actor", "system"), action="kiosk.secret", entity=f"kiosk:{row.id}",
+        school_id=found.id, after={"school": school, "kiosk": kiosk, "secret": change},
+    )
     session.commit()
     session.refresh(row)
     return row, secret
 
 
 def list_events(
-    session: Session, *, school: str, kiosk: str | None = None, after_seq: int = 0, limit: int = 100
+    session: Session,
+    *,
+    school: str,
+    kiosk: str | None = None,
+    kinds: list[str] | None = None,
+    after_kiosk: str | None = None,
+    after_seq: int = 0,
+    limit: int = 100,
 ) -> list[dict]:
+    """A school's events in (kiosk, seq) order, ``kinds`` only when given, after the cursor
+    ``(after_kiosk, after_seq)``: the last event of the previous page.
+
+    (kiosk, seq) is unique, so every event is on exactly one page. ``after_seq`` alone meant "seq
+    above N" over every kiosk at once, which skips and repeats events with several kiosks; it still
+    works with ``kiosk`` (one kiosk's events after seq N), and without a kiosk it is refused.
+    """
     found = get_school(session, code=school)
+    if after_kiosk is None:
+        if kiosk is None and after_seq:
+            raise Invalid("events_cursor_needs_kiosk")
+        after_kiosk = kiosk
     stmt = (
         select(Event, Kiosk.code)
         .join(Kiosk, col(Event.kiosk_id) == Kiosk.id)
-        .where(Event.school_id == found.id, Event.seq > after_seq)
+        .where(Event.school_id == found.id)
         .order_by(Kiosk.code, Event.seq)
         .limit(limit)
     )
+    if after_kiosk is not None:
+        stmt = stmt.where(or_(Kiosk.code > after_kiosk, and_(Kiosk.code == after_kiosk, Event.seq > after_seq)))
     if kiosk is not None:
         stmt = stmt.where(Kiosk.code == kiosk)
+    if kinds:
+        stmt = stmt.where(col(Event.kind).in_(kinds))
     found = session.exec(stmt).all()
     clocks = _clocks(session, {(event.kiosk_id, event.boot) for event, _ in found if event.boot is not None})
     return [_event_public(event, code, school, clocks.get((event.kiosk_id, event.boot))) for event, code in found]
@@ -111,6 +223,21 @@ def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) ->
         if getattr(event, name) is not None:
             out[name] = getattr(event, name)
     return out
+
+
+def list_all_incidents(session: Session, *, no_school: bool = False, limit: int = 100) -> list[dict]:
+    """Every school's incidents and those that name no known school (a topic with an unknown or
+    malformed school id), newest first, each with its school's code or None: the district's view.
+    ``no_school`` keeps only the latter, which no school's own list shows."""
+    stmt = (
+        select(SafetyIncident, School.code)
+        .join(School, col(SafetyIncident.school_id) == School.id, isouter=True)
+        .order_by(col(SafetyIncident.id).desc())
+        .limit(limit)
+    )
+    if no_school:
+        stmt = stmt.where(col(SafetyIncident.school_id).is_(None))
+    return [{**incident.model_dump(exclude={"payload"}), "school": code} for incident, code in session.exec(stmt)]
 
 
 def list_incidents(session: Session, *, school: str | None = None, limit: int = 100) -> list[SafetyIncident]:

@@ -233,8 +233,10 @@ def central_migrate(config: ConfigOpt = None) -> None:
 def central_import(
     students: Annotated[Path, typer.Argument(help="Students file (CSV or XLSX).", exists=True, dir_okay=False)],
     guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV or XLSX).", exists=True, dir_okay=False)] = None,
-    school: str = typer.Option(..., help="School id; created if new."),
-    school_name: Optional[str] = typer.Option(None, help="The school's name, for a new school."),
+    school: str = typer.Option(..., help="School id: 1-64 letters, digits, - or _. It must exist, unless --create-school."),
+    create_school: bool = typer.Option(False, "--create-school", help="Create the school if it does not exist yet."),
+    school_name: Optional[str] = typer.Option(None, help="The school's name, for a school --create-school makes."),
+    zone: str = typer.Option("Asia/Shanghai", help="The school's time zone, for a school --create-school makes."),
     card_format: Annotated[list[str], typer.Option(
         help="How the files write card numbers: hex (default), decimal, decimal-reversed, wiegand26, wiegand34, "
              "em4100; FORMAT for both files, or students=FORMAT / guardians=FORMAT (repeat the option) for one.",
@@ -244,23 +246,43 @@ def central_import(
     """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
     from central.admin import card_formats, import_files
     from central.core.config import Settings
+    from central.i18n import LocalizedError
     from central.importer import ImportRejected
 
     _logging(False)
     try:
         result, change = import_files(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
-            card_format=card_formats(card_format),
+            card_format=card_formats(card_format), create_school=create_school, timezone=zone,
         )
-    except (ImportRejected, ValueError) as exc:
+    except (ImportRejected, LocalizedError, ValueError) as exc:
         _fail(str(exc))
     summary = {"imported": vars(result), "roster_version": change.version if change else None}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
+@central_app.command("create-school")
+def central_create_school(
+    code: Annotated[str, typer.Argument(help="School id: 1-64 letters, digits, - or _ (kiosks use it in MQTT topics).")],
+    name: str = typer.Option(..., help="The school's name, e.g. 示范小学."),
+    zone: str = typer.Option("Asia/Shanghai", help="The school's time zone: its school days and times are local to it."),
+    config: ConfigOpt = None,
+) -> None:
+    """Create a school; schools are made only here (or by `import --create-school`), never by naming one."""
+    from central.admin import create_school
+    from central.core.config import Settings
+    from central.i18n import LocalizedError
+
+    try:
+        made = create_school(Settings.load(config), code=code, name=name, timezone=zone)
+    except LocalizedError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(made, ensure_ascii=False))
+
+
 @central_app.command("register-kiosk")
 def central_register_kiosk(
-    school: str = typer.Option(..., help="School id."),
+    school: str = typer.Option(..., help="School id (an existing school: `central create-school` makes one)."),
     kiosk: str = typer.Option(..., help="Kiosk id."),
     secret: Optional[str] = typer.Option(None, help="The kiosk's hex secret (printed by the kiosk on first start); made here if absent."),
     config: ConfigOpt = None,
@@ -269,6 +291,7 @@ def central_register_kiosk(
     from central.admin import central_key, register_kiosk
     from central.core.config import Settings
     from central.core.keys import SigningKeyError
+    from central.i18n import LocalizedError
     from gateway.protocol import ProtocolError
 
     settings = Settings.load(config)
@@ -276,7 +299,7 @@ def central_register_kiosk(
         made = register_kiosk(settings, school=school, kiosk=kiosk, secret=secret)
         # The kiosk verifies everything central publishes with this key (--central-key).
         public = central_key(settings)
-    except (ValueError, ProtocolError, SigningKeyError) as exc:
+    except (LocalizedError, ValueError, ProtocolError, SigningKeyError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps({"school": school, "kiosk": kiosk, "secret": made, "central_key": public}))
 

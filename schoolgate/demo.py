@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from central.admin import broker_logins, central_key, import_files, register_kiosk
+from central.admin import broker_logins, central_key, create_school, import_files, register_kiosk
 from central.core.config import Settings
 from central.demo import enroll_demo_students, write_demo_roster
 from central.server import CentralServer
@@ -72,9 +72,10 @@ def demo_school(*, timeout: float = 60.0, locale: str = "zh_CN") -> Iterator[Dem
         central = CentralServer(settings, port=free_port()).start()
         gate = None
         try:
+            create_school(settings, code=SCHOOL, name="示范小学")
             secret = register_kiosk(settings, school=SCHOOL, kiosk=KIOSK)
             students_csv, guardians_csv = write_demo_roster(folder / "roster")
-            import_files(settings, school=SCHOOL, students=students_csv, guardians=guardians_csv, school_name="示范小学")
+            import_files(settings, school=SCHOOL, students=students_csv, guardians=guardians_csv)
             # Imported students are not in the service: each goes through the consent chain first (P2.1).
             enrolled = enroll_demo_students(settings, school=SCHOOL)
             version = enrolled.version if enrolled else 1

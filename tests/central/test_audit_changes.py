@@ -32,11 +32,12 @@ def test_creates_updates_and_deletes_are_logged_with_the_actor_and_the_chain_hol
         session.commit()
         logged = [(r.actor, r.action, r.entity) for r in rows(session)]
         assert logged == [
+            ("admin:principal", "school.create", f"school:{school.id}"),
             ("admin:principal", "guardian.create", f"guardian:{guardian.id}"),
             ("admin:principal", "guardian.update", f"guardian:{guardian.id}"),
             ("admin:principal", "guardian.delete", f"guardian:{guardian.id}"),
         ]
-        update = rows(session)[1]
+        update = rows(session)[2]
         assert json.loads(update.before)["phone"] == "13800138000" and json.loads(update.after)["phone"] == "13900139000"
         assert audit.verify(session).ok
     engine.dispose()
@@ -130,4 +131,34 @@ def test_an_update_of_a_loaded_row_is_logged_from_memory_without_reading_it_agai
     assert json.loads(update.before)["phone"] == "13800138000"
     assert json.loads(update.after)["phone"] == "13900139000"
     assert selects == []
+    engine.dispose()
+
+
+def test_a_school_created_and_a_kiosk_secret_set_and_changed_are_audited_without_the_secret(tmp_path):
+    from central import admin
+    from central.core.config import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    admin.create_school(settings, code="s1", name="示范小学")
+    first = admin.register_kiosk(settings, school="s1", kiosk="gate-1")
+    admin.register_kiosk(settings, school="s1", kiosk="gate-1", secret="5e" * 32)  # a stolen kiosk's secret replaced
+    admin.register_kiosk(settings, school="s1", kiosk="gate-1", secret="5E" * 32)  # the same key, written again
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        logged = [r for r in rows(session) if r.action in ("school.create", "kiosk.secret")]
+        assert [(r.actor, r.action, r.entity, r.school_id) for r in logged] == [
+            ("cli:create-school", "school.create", "school:1", 1),
+            ("cli:register-kiosk", "kiosk.secret", "kiosk:1", 1),
+            ("cli:register-kiosk", "kiosk.secret", "kiosk:1", 1),
+            ("cli:register-kiosk", "kiosk.secret", "kiosk:1", 1),
+        ]
+        assert json.loads(logged[0].after) == {"code": "s1", "name": "示范小学", "timezone": "Asia/Shanghai"}
+        assert [json.loads(r.after) for r in logged[1:]] == [
+            {"school": "s1", "kiosk": "gate-1", "secret": "new"},
+            {"school": "s1", "kiosk": "gate-1", "secret": "replaced"},
+            {"school": "s1", "kiosk": "gate-1", "secret": "unchanged"},
+        ]
+        everything = "".join(r.before + r.after for r in rows(session)).lower()
+        assert first not in everything and "5e" * 32 not in everything
+        assert audit.verify(session).ok
     engine.dispose()

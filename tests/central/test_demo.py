@@ -31,7 +31,7 @@ def test_the_demo_session_is_open_for_check_in_at_any_time_of_day(clock):
 def test_after_enrolling_the_roster_has_a_session_today_open_for_check_in_now(tmp_path):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", mqtt_url=f"mqtt://127.0.0.1:{free_port()}")
     students, guardians = write_demo_roster(tmp_path / "roster", students=6, guardians=6)
-    import_files(settings, school="demo", students=students, guardians=guardians)
+    import_files(settings, school="demo", students=students, guardians=guardians, create_school=True)
     snap = protocol.parse_snapshot(enroll_demo_students(settings, school="demo").snapshot)
     now, today = datetime.now(UTC), datetime.now(ZONE).date().isoformat()
     open_now = [

@@ -18,7 +18,7 @@ def test_imported_students_are_not_enrolled_and_marked_applications_wait_for_rev
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)
     with Session(engine) as session:
-        result = importer.import_roster(session, school="s1", students=students, guardians=None)
+        result = importer.import_roster(session, school="s1", students=students, guardians=None, create_school=True)
         assert result.applications == 1
         rows = session.exec(select(Enrollment)).all()
         assert [(r.state, r.group_id) for r in rows] == [("applied", None)]

@@ -60,6 +60,7 @@ def pair(tmp_path: Path, students=STUDENTS, guardians=GUARDIANS, s_header=S_ZH, 
 
 
 def run(session, students, guardians, school="sx01", **kw) -> ImportResult:
+    kw.setdefault("create_school", True)  # the first import of these tests makes the school
     return import_roster(session, school=school, students=students, guardians=guardians, **kw)
 
 
@@ -373,3 +374,18 @@ def test_report_lists_rows_in_file_order(session, tmp_path):
     guardians = [["钱七", "父亲", "", "", "9999", "", "", ""]]
     errors = rejected(session, *pair(tmp_path, students=students, guardians=guardians))
     assert [(e.file, e.row) for e in errors] == [("学生.csv", 2), ("学生.csv", 3), ("家长.csv", 2)]
+
+
+# --- the school named by an import (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["示范 小学", "s 1", "a/b", "x" * 65, ""])
+def test_a_school_id_kiosks_cannot_use_refuses_the_import_before_anything_is_written(session, tmp_path, code):
+    from central.errors import Invalid
+
+    students, guardians = pair(tmp_path)
+    with pytest.raises((Invalid, ValueError)):
+        run(session, students, guardians, school=code)
+    assert_nothing_written(session)
+    with Session(session.get_bind()) as other:  # nothing committed either
+        assert other.exec(select(School)).all() == []

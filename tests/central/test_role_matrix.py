@@ -50,6 +50,8 @@ MATRIX = {
     # Safety log: the guard's events and incidents, the admin's safety logs, the district inspects.
     "GET /api/v1/schools/{school}/events": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
     "GET /api/v1/schools/{school}/incidents": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
+    # Every school's incidents and those naming no known school: the district's alone.
+    "GET /api/v1/incidents": "D=200 A=R T=R G=R F=R P=R -=401 | A=R T=R G=R F=R P=R",
     # Logging in is open; logging out and "who am I" are for every login.
     "POST /api/v1/auth/login": "D=200 A=200 T=200 G=200 F=200 P=200 -=200 | A=200 T=200 G=200 F=200 P=200",
     "POST /api/v1/auth/logout": "D=204 A=204 T=204 G=204 F=204 P=204 -=401 | A=204 T=204 G=204 F=204 P=204",
@@ -244,7 +246,8 @@ class Matrix:
         with self.world.session() as session:
             vendor = staff_service.create_vendor(session, school_id=self.ids["s1"], data=VendorCreate(name=f"机构{self.n()}"), actor="test")
             for step in steps_done:
-                staff_service.decide_step(session, school_id=self.ids["s1"], vendor_id=vendor.id, step=step, approved=True, actor="test")
+                staff_service.decide_step(session, school_id=self.ids["s1"], vendor_id=vendor.id, step=step, approved=True, actor="test",
+                                           role=staff_service.STEP_RECORDERS[step])
             return vendor.id
 
     def fresh_holiday(self) -> str:

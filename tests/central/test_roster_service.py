@@ -104,3 +104,60 @@ def test_two_refreshes_from_the_same_version_never_publish_two_rosters_as_one_ve
         second = roster.refresh(b, school_b, settings=SETTINGS, today=MON)
     assert first.version == 2 and second is None
     engine.dispose()
+
+
+def _a_bad_school_before_a_good_one(tmp_path):
+    """A school stored before imports checked ids (``示范 小学``: a space, and not ASCII), then a good one."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        session.add(School(code="示范 小学", name="示范小学", roster_version=1, roster_body="{}"))
+        session.commit()
+        session.add(School(code="s2", name="第二小学"))
+        session.commit()
+    return engine
+
+
+def test_one_school_with_a_bad_id_neither_stops_the_republish_nor_hides_in_a_traceback(tmp_path, caplog):
+    engine = _a_bad_school_before_a_good_one(tmp_path)
+    topics = protocol.Topics()
+    roster.refresh_all(engine, settings=SETTINGS, publisher=_Published(), topics=topics, today=MON)  # s2 gets v1
+    out = _Published()
+    caplog.clear()
+    assert roster.republish_all(engine, publisher=out, topics=topics) == ["s2"]
+    assert out.messages == [("sg/v1/s2/roster", True)]
+    (said,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "'示范 小学'" in said.getMessage() and said.exc_info is None
+    engine.dispose()
+
+
+def test_one_school_with_a_bad_id_does_not_stop_the_timer_refresh_of_the_others(tmp_path, caplog):
+    engine = _a_bad_school_before_a_good_one(tmp_path)
+    out = _Published()
+    changes = roster.refresh_all(engine, settings=SETTINGS, publisher=out, topics=protocol.Topics(), today=MON)
+    assert [c.school for c in changes] == ["s2"]
+    assert out.messages == [("sg/v1/s2/roster", True)]
+    assert any("'示范 小学'" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    engine.dispose()
+
+
+def test_a_school_whose_roster_fails_to_build_is_logged_and_the_next_is_still_refreshed(tmp_path, caplog, monkeypatch):
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        session.add_all([School(code="s1", name="s1"), School(code="s2", name="s2")])
+        session.commit()
+    real = roster.build_people
+
+    def fails_for_s1(session, school, **kw):
+        if school.code == "s1":
+            raise RuntimeError("broken row")
+        return real(session, school, **kw)
+
+    monkeypatch.setattr(roster, "build_people", fails_for_s1)
+    out = _Published()
+    changes = roster.refresh_all(engine, settings=SETTINGS, publisher=out, topics=protocol.Topics(), today=MON)
+    assert [c.school for c in changes] == ["s2"]
+    (said,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "'s1'" in said.getMessage() and said.exc_info is not None
+    engine.dispose()

@@ -47,7 +47,7 @@ def kiosk_roster(session: Session, school: str) -> Roster:
 def test_nfc_and_keyboard_wedge_reads_of_one_card_resolve_to_one_student(session, tmp_path, udp_port, pty) -> None:
     # The school's list has the 10-digit numbers printed on the cards, as cheap readers type them.
     students = students_csv(tmp_path, ("1001", "张三", "0077705923"), ("1002", "李四", "0000000001"))
-    import_roster(session, school="s1", students=students, guardians=None, card_format="decimal")
+    import_roster(session, school="s1", students=students, guardians=None, card_format="decimal", create_school=True)
     assert {c.uid for c in session.exec(select(Card))} == {"04A1B2C3", "00000001"}
     gate = kiosk_roster(session, "s1")
 
@@ -86,7 +86,8 @@ def test_canonical_card_takes_every_format(text: str, card_format: str, uid: str
 def test_formats_per_file_and_bad_cells_are_row_errors(session, tmp_path) -> None:
     students = students_csv(tmp_path, ("1001", "张三", "0077705923"), ("1002", "李四", "04A1B2C3"))
     with pytest.raises(ImportRejected) as rejected:
-        import_roster(session, school="s1", students=students, guardians=None, card_format={"students": "decimal"})
+        import_roster(session, school="s1", students=students, guardians=None, card_format={"students": "decimal"},
+                      create_school=True)
     [error] = rejected.value.errors
     assert (error.row, error.column) == (3, "卡号") and "decimal card number" in error.reason
     with pytest.raises(ValueError, match="card format students='octal'"):

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from central.admin import central_key, register_kiosk
+from central.admin import central_key, create_school, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine
 from gateway import mosquitto
@@ -181,6 +181,7 @@ def test_nothing_is_lost_or_doubled_whatever_is_killed(chaos_backend, tmp_path):
     started = time.monotonic()
     secrets = {i: uuid.uuid4().hex * 2 for i in range(KIOSKS)}
     settings = Settings(database_url=database_url, mqtt_url="mqtt://127.0.0.1:1", signing_key_file=tmp_path / "central.key")
+    create_school(settings, code=SCHOOL, name=SCHOOL)
     for i, secret in secrets.items():
         register_kiosk(settings, school=SCHOOL, kiosk=f"k{i}", secret=secret)
     broker = Broker(broker_kind, tmp_path, [mosquitto.KioskLogin(SCHOOL, f"k{i}", s) for i, s in secrets.items()], database_url)

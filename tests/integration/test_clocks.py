@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sgtest import Broker, wait_for
 
-from central.admin import central_key, register_kiosk
+from central.admin import central_key, create_school, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.mqtt import free_port
@@ -30,13 +30,13 @@ def tap(gate: Kiosk, uid: str, at: datetime) -> dict:
 
 def api(central: CentralServer, settings: Settings, path: str, **params) -> list[dict]:
     headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
-    out, after = [], 0
+    out, cursor = [], {}
     while True:
-        rows = httpx.get(f"{central.url}{path}", params={"limit": 1000, "after_seq": after, **params}, headers=headers, timeout=30).json()
+        rows = httpx.get(f"{central.url}{path}", params={"limit": 1000, **cursor, **params}, headers=headers, timeout=30).json()
         out += rows
         if len(rows) < 1000 or "incidents" in path:
             return out
-        after = rows[-1]["seq"]
+        cursor = {"after_kiosk": rows[-1]["kiosk"], "after_seq": rows[-1]["seq"]}
 
 
 def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_order(tmp_path):
@@ -54,6 +54,7 @@ def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_or
             tap(gate, f"{i:08X}", datetime.now(UTC) + ahead)
         recorded = time.time() - t0
         assert gate.store.queue_depth() == 30_000
+        create_school(settings, code=school, name=school)
         register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
         with broker, CentralServer(settings, port=free_port()) as central:
             back_online = datetime.now(UTC)
@@ -76,6 +77,7 @@ def test_a_kiosk_three_days_ahead_records_30000_events_offline_then_drains_in_or
 def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
     school = f"jump-{uuid.uuid4().hex[:6]}"
     settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
+    create_school(settings, code=school, name=school)
     register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
     with CentralServer(settings, port=free_port()) as central:
         gate = Kiosk(
@@ -121,6 +123,7 @@ def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(t
     database_url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     key = Ed25519PrivateKey.generate()  # this test stands in for central: it signs with a key of its own
     with Broker(database_url) as broker:
+        create_school(Settings(database_url=database_url), code="s1", name="s1")
         register_kiosk(Settings(database_url=database_url), school="s1", kiosk="gate-1", secret=SECRET)
         gate = Kiosk(KioskSettings(school="s1", kiosk="gate-1", data_dir=tmp_path, secret=SECRET, mqtt_url=broker.url,
                                    topic_prefix=prefix, central_key=protocol.public_key_hex(key))).start()
@@ -153,6 +156,7 @@ def test_an_unsigned_status_on_the_broker_does_not_shift_corrected_times(backend
     school = f"forge-{uuid.uuid4().hex[:6]}"
     topics = protocol.Topics(backend.topic_prefix)
     settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
+    create_school(settings, code=school, name=school)
     register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
     with CentralServer(settings, port=free_port()) as central:
         gate = Kiosk(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from central.admin import central_key, register_kiosk
+from central.admin import central_key, create_school, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway import protocol
@@ -41,6 +41,7 @@ async def test_console_without_a_broker_keeps_deciding_and_drains_when_it_appear
             assert [d["outcome"] for d in reversed(app.recent)] == ["staff_on", "unknown_card", "unknown_card"]
             assert "离线" in footer(app) and "待上传 3" in footer(app)
             with broker:
+                create_school(settings, code="s1", name="s1")
                 register_kiosk(settings, school="s1", kiosk="k1", secret=KEY.hex())
                 with CentralServer(settings, port=free_port()):
                     await until(pilot, lambda: gate.store.queue_depth() == 0, "the queue to drain", timeout=40)

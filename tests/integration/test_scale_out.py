@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from central.admin import central_key, register_kiosk
+from central.admin import central_key, create_school, register_kiosk
 from central.bus import Bus
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
@@ -50,6 +50,7 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
     engine = make_engine(fresh)
     migrate(engine)
     settings = Settings(database_url=fresh, mqtt_url=f"mqtt://central:{password}@127.0.0.1:{central_port}")
+    create_school(settings, code="s1", name="s1")
     for kiosk, secret in SECRETS.items():
         register_kiosk(settings, school="s1", kiosk=kiosk, secret=secret)
     workers, gates = [], []

@@ -15,7 +15,7 @@ from datetime import timedelta
 import httpx
 from sgtest import wait_for
 
-from central.admin import central_key, create_user, import_files, register_kiosk
+from central.admin import central_key, create_school, create_user, import_files, register_kiosk
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.mqtt import free_port
@@ -43,8 +43,9 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
         csv.writer(f).writerows([["姓名", "关系", "手机", "卡号", "学生学号", "可接送", "禁止接送"],
                                  ["王大明", "父亲", "13800001111", "0B000001", "S1", "是", "否"]])
     with CentralServer(settings, port=free_port()) as central:
+        create_school(settings, code=school, name="示范小学")
         register_kiosk(settings, school=school, kiosk="gate-1", secret=SECRET)
-        import_files(settings, school=school, students=students, guardians=guardians, school_name="示范小学")
+        import_files(settings, school=school, students=students, guardians=guardians)
         gate = Kiosk(KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
                                    mqtt_url=backend.kiosk_url, topic_prefix=backend.topic_prefix,
                                    central_key=central_key(settings))).start()

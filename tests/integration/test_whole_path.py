@@ -18,7 +18,7 @@ from sgtest import Broker, wait_for
 import paho.mqtt.client as mqtt
 import pytest
 
-from central.admin import central_key, import_files, register_kiosk
+from central.admin import central_key, create_school, import_files, register_kiosk
 from central.core.config import Settings
 from central.demo import enroll_demo_students
 from central.server import CentralServer
@@ -56,6 +56,7 @@ class World:
             database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix
         )
         self.central = CentralServer(self.settings, port=free_port()).start()
+        create_school(self.settings, code=self.school, name=self.school)
         self.http = httpx.Client(
             base_url=self.central.url, headers={"Authorization": f"Bearer {self.settings.api_token.get_secret_value()}"}
         )
@@ -83,17 +84,15 @@ class World:
         ).start()
 
     def events(self, **params) -> list[dict]:
-        out, after = [], 0
+        out, cursor = [], {}
         while True:
-            page = self.http.get(
-                f"/api/v1/schools/{self.school}/events", params={"after_seq": after, "limit": 1000, **params}
-            )
+            page = self.http.get(f"/api/v1/schools/{self.school}/events", params={**cursor, "limit": 1000, **params})
             page.raise_for_status()
             rows = page.json()
             out += rows
             if len(rows) < 1000:
                 return out
-            after = rows[-1]["seq"]
+            cursor = {"after_kiosk": rows[-1]["kiosk"], "after_seq": rows[-1]["seq"]}
 
     def incidents(self) -> list[dict]:
         response = self.http.get(f"/api/v1/schools/{self.school}/incidents")
@@ -341,6 +340,7 @@ def test_a_kiosk_on_first_boot_without_network_records_every_card_then_syncs(tmp
         assert [d["outcome"] for d in shown] == ["unknown_card"] * 3
         assert gate.store.queue_depth() == 3
         with broker:
+            create_school(settings, code="first-boot", name="first-boot")
             register_kiosk(settings, school="first-boot", kiosk="gate-1", secret=gate.store.secret_hex)
             with CentralServer(settings, port=free_port()):
                 wait_for(lambda: gate.store.queue_depth() == 0, timeout=40, what="the offline events to sync")

@@ -64,7 +64,7 @@ def test_import_reports_every_bad_row_and_imports_nothing(tmp_path):
     )
     db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     result = schoolgate(
-        "central", "import", str(students), "--school", "s1",
+        "central", "import", str(students), "--school", "s1", "--create-school",
         SCHOOLGATE_DATABASE_URL=db, SCHOOLGATE_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
     )
     assert result.returncode == 2
@@ -74,6 +74,63 @@ def test_import_reports_every_bad_row_and_imports_nothing(tmp_path):
     engine = sa.create_engine(db)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM student")).scalar() == 0
+
+
+def test_import_into_a_school_id_kiosks_cannot_use_fails_and_stores_nothing(tmp_path):
+    students = tmp_path / "学生.csv"
+    students.write_text("学号,姓名,年级,班级,卡号,建档立卡\n1001,王一,三年级,1班,04A1B2C3,否\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    result = schoolgate(
+        "central", "import", str(students), "--school", "示范 小学", "--create-school", "--school-name", "示范小学",
+        SCHOOLGATE_DATABASE_URL=db, SCHOOLGATE_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 2
+    assert "示范 小学" in result.stderr and "Traceback" not in result.stderr
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM school")).scalar() == 0
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM student")).scalar() == 0
+
+
+def test_schools_are_created_explicitly_and_only_so(tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    env = {"SCHOOLGATE_DATABASE_URL": db, "SCHOOLGATE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    import sqlalchemy as sa
+
+    def schools() -> list[tuple]:
+        engine = sa.create_engine(db)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT code, name, timezone FROM school ORDER BY code")).all()
+        finally:
+            engine.dispose()
+
+    # Registering a kiosk for a school nobody created is an error that says what to do.
+    refused = schoolgate("central", "register-kiosk", "--school", "nosuch", "--kiosk", "gate-1", **env)
+    assert refused.returncode == 2
+    assert "nosuch" in refused.stderr and "create-school nosuch" in refused.stderr and "Traceback" not in refused.stderr
+    assert schools() == []
+    # So is importing into one, unless the import says to create it.
+    students = tmp_path / "学生.csv"
+    students.write_text("学号,姓名,年级,班级,卡号,建档立卡\n1001,王一,三年级,1班,04A1B2C3,否\n", encoding="utf-8")
+    refused = schoolgate("central", "import", str(students), "--school", "s2", **env)
+    assert refused.returncode == 2 and "--create-school" in refused.stderr
+    assert schools() == []
+    made = schoolgate("central", "import", str(students), "--school", "s2", "--create-school", "--school-name", "第二小学", **env)
+    assert made.returncode == 0, made.stderr
+    # create-school checks the id as an import does, and a school is created once.
+    bad = schoolgate("central", "create-school", "示范 小学", "--name", "示范小学", **env)
+    assert bad.returncode == 2 and "示范 小学" in bad.stderr
+    created = schoolgate("central", "create-school", "s1", "--name", "示范小学", "--zone", "Asia/Urumqi", **env)
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout) == {"school": "s1", "name": "示范小学", "timezone": "Asia/Urumqi"}
+    again = schoolgate("central", "create-school", "s1", "--name", "别的名字", **env)
+    assert again.returncode == 2 and "s1" in again.stderr
+    assert schools() == [("s1", "示范小学", "Asia/Urumqi"), ("s2", "第二小学", "Asia/Shanghai")]
+    registered = schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", **env)
+    assert registered.returncode == 0, registered.stderr
 
 
 def test_demo_headless_prints_the_summary():
@@ -110,6 +167,8 @@ def test_broker_command_serves_mqtt(tmp_path):
 
 def test_gateway_mosquitto_config_writes_a_login_per_registered_kiosk(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    created = schoolgate("central", "create-school", "s1", "--name", "示范小学", SCHOOLGATE_DATABASE_URL=db)
+    assert created.returncode == 0, created.stderr
     registered = schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", SCHOOLGATE_DATABASE_URL=db)
     assert registered.returncode == 0, registered.stderr
     assert re.fullmatch(r"[0-9a-f]{64}", json.loads(registered.stdout)["central_key"])  # for the kiosk's --central-key

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from central import services
 from central.api.deps import SessionDep, require_role
+from gateway import protocol
 
 # Kiosk events and safety incidents are the school's safety log: its admins, the guards who work the
 # gate, and the district that inspects. A teacher follows their own groups on the live roster instead.
@@ -14,16 +15,27 @@ router = APIRouter(
 )
 
 
+# A kiosk id as the wire protocol has it (ARCHITECTURE.md "Wire protocol v1"): anything else names no kiosk.
+KioskId = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
 @router.get("/events")
 def list_events(
     school: str,
     session: SessionDep,
-    kiosk: str | None = None,
+    kiosk: KioskId = None,
+    kind: Annotated[list[protocol.Kind] | None, Query()] = None,
+    after_kiosk: KioskId = None,
     after_seq: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQLite compares 64-bit integers only
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict]:
+    """Events in (kiosk, seq) order. ``kind`` (repeatable) keeps those kinds; an unknown kind is a 422.
+    Next page: ``after_kiosk`` and ``after_seq`` of the last event received. ``kiosk`` lists one
+    kiosk's, where ``after_seq`` alone is enough; ``after_seq`` without either kiosk is a 422."""
     try:
-        return services.list_events(session, school=school, kiosk=kiosk, after_seq=after_seq, limit=limit)
+        return services.list_events(
+            session, school=school, kiosk=kiosk, kinds=kind, after_kiosk=after_kiosk, after_seq=after_seq, limit=limit
+        )
     except services.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
@@ -35,3 +47,17 @@ def list_incidents(school: str, session: SessionDep, limit: Annotated[int, Query
     except services.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     return [i.model_dump(exclude={"payload"}) for i in found]
+
+
+# An incident whose topic names no known school (an unregistered or malformed school id) belongs to
+# no school's log; the district, which inspects every school, sees it here with all the others.
+district_router = APIRouter(tags=["events"], dependencies=[Depends(require_role("district"))])
+
+
+@district_router.get("/incidents")
+def list_all_incidents(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100, no_school: bool = False
+) -> list[dict]:
+    """Every incident, newest first, with its school's id (``null``: it names no known school);
+    ``no_school=true`` lists only those."""
+    return services.list_all_incidents(session, no_school=no_school, limit=limit)
