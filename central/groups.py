@@ -11,7 +11,7 @@ from sqlmodel import Session, col, func, select
 from central import staff as staff_service
 from central.core.config import Settings
 from central.errors import Conflict, Invalid, Missing
-from central.i18n import CATALOGUE
+from central.i18n import Msg
 from central.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
 from central.models import InterestGroupUpdate
 
@@ -36,51 +36,11 @@ FORBIDDEN = {
 }
 SEATED = ("approved", "active")  # enrollments that hold a seat against capacity
 
-CATALOGUE.update(
-    {
-        "group.forbidden": {
-            "zh_CN": "课后服务不得{zh}（P5.2），该兴趣组不能设立",
-            "en": "the service may not be {en} (P5.2): the group is refused",
-        },
-        "group.category": {
-            "zh_CN": "类别“{category}”不在允许的内容之列（P5.1），可选：{allowed}",
-            "en": "category {category!r} is not on P5.1's allowed list: {allowed}",
-        },
-        "group.missing": {"zh_CN": "本校没有编号为 {id} 的兴趣组", "en": "no group {id} in this school"},
-        "group.name_taken": {"zh_CN": "本校已有名为“{name}”的兴趣组", "en": "the school already has a group named {name!r}"},
-        "group.grades": {
-            "zh_CN": "年级不能为空：请填写该兴趣组面向的年级",
-            "en": "a grade may not be blank: name the grades the group is for",
-        },
-        "group.weekdays": {
-            "zh_CN": "星期须为 1（周一）到 7（周日），不能为空或重复",
-            "en": "weekdays are 1 (Monday) to 7 (Sunday), at least one, none twice",
-        },
-        "group.periods": {
-            "zh_CN": "每次服务最多 {max} 个课时（P3.2），不能是 {periods} 个",
-            "en": "a session lasts at most {max} periods (P3.2), not {periods}",
-        },
-        "group.before_dismissal": {
-            "zh_CN": "{grade}{season}放学时间是 {dismissal}，服务不得早于放学开始（{start}，P3.3）",
-            "en": "{grade}'s {season} dismissal is {dismissal}: the service may not start before it ({start}, P3.3)",
-        },
-        "group.full": {
-            "zh_CN": "兴趣组“{name}”已满（{capacity} 人）",
-            "en": "group {name!r} is full ({capacity} places)",
-        },
-        "group.capacity_below": {
-            "zh_CN": "兴趣组“{name}”已有 {taken} 人，容量不能减到 {capacity}",
-            "en": "group {name!r} already holds {taken}: its capacity cannot drop to {capacity}",
-        },
-    }
-)
-
-
 def check_category(category: str) -> None:
     key = category.strip().lower()
     if key in FORBIDDEN or category in {zh for zh, _ in FORBIDDEN.values()}:
-        zh, en = FORBIDDEN.get(key) or next(v for v in FORBIDDEN.values() if v[0] == category)
-        raise Invalid("group.forbidden", zh=zh, en=en)
+        kind = key if key in FORBIDDEN else next(k for k, (zh, _) in FORBIDDEN.items() if zh == category)
+        raise Invalid("group.forbidden", what=Msg(f"group.kind.{kind}"))
     if key not in ALLOWED:
         raise Invalid("group.category", category=category, allowed=", ".join(ALLOWED))
 

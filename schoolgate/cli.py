@@ -86,7 +86,7 @@ def kiosk_run(
 
     from hardware import ReaderError, SimulatedReader, connect
     from kiosk.config import KioskSettings
-    from kiosk.i18n import t
+    from i18n import t
     from kiosk.runtime import Kiosk
 
     _logging(verbose)
@@ -126,7 +126,7 @@ def kiosk_run(
 def _run_console(settings) -> None:
     from hardware import ReaderError
     from kiosk.console import open_reader, run_console
-    from kiosk.i18n import t
+    from i18n import t
     from kiosk.runtime import Kiosk
 
     try:
@@ -308,7 +308,7 @@ def hardware_list(
     locale: LocaleOpt = "zh_CN",
 ) -> None:
     """List the NFC readers (USB, through nfcpy) and the serial ports of this machine, with their reader specs."""
-    from hardware.messages import t
+    from i18n import t
     from hardware.tools import nfc_devices, serial_ports
 
     nfc, problem = nfc_devices()
@@ -336,7 +336,7 @@ def hardware_read(
 ) -> None:
     """Print each tap with its card number in every form and the read time, until Ctrl-C."""
     from hardware import ReaderError, connect
-    from hardware.messages import t
+    from i18n import t
     from hardware.tools import describe
 
     _logging(verbose)
@@ -359,7 +359,9 @@ def hardware_read(
                 continue
             count += 1
             shown = describe(tap)
-            typer.echo(json.dumps(shown, ensure_ascii=False) if as_json else t("tap", locale, **shown))
+            # A 7-byte UID has no 10-digit or Wiegand form: a dash says so where a blank would look lost.
+            printed = {name: "—" if value is None else value for name, value in shown.items()}
+            typer.echo(json.dumps(shown, ensure_ascii=False) if as_json else t("tap", locale, **printed))
     except KeyboardInterrupt:
         pass
     except ReaderError as exc:
@@ -435,7 +437,7 @@ def demo(
     Without --headless the guard's console opens: keys 1-9 tap demo children, g a guardian of the
     last child, b the barred guardian, t a teacher, u an unknown card; ? lists every key.
     """
-    from kiosk.i18n import LOCALES
+    from i18n import LOCALES
     from schoolgate.demo import run_demo
 
     if lang not in LOCALES:
