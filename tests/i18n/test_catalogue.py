@@ -65,6 +65,7 @@ def test_a_localized_error_reads_in_any_language():
         (None, "fr, de;q=0.8", "zh_CN"),
         (None, "zh-CN;q=0.2, en;q=0.8", "en"),
         (None, "en;q=0, zh;q=0.1", "zh_CN"),  # q=0: not English at all
+        (None, "en;q=0, fr", "zh_CN"),  # q=0 is a refusal, not a last resort
         (None, "en-GB,en;q=0.9", "en"),
         (None, "zh-TW, en;q=0.5", "zh_CN"),  # Chinese before English, even the other script
         (None, "en;q=0.5, zh;q=0.5", "en"),  # equal weights keep the header's order
