@@ -15,31 +15,22 @@ from central.i18n import Msg
 from central.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
 from central.models import InterestGroupUpdate
 
-# P5.1: what the service may be.
-ALLOWED = {
-    "homework": ("作业辅导", "homework"),
-    "reading": ("自主阅读", "free reading"),
-    "sports": ("体育", "sports"),
-    "arts": ("艺术", "arts"),
-    "science": ("科普与科技", "science and technology"),
-    "games": ("娱乐游戏", "entertainment and games"),
-    "outdoor": ("拓展训练", "outdoor training"),
-    "club": ("社团活动", "club"),
-    "interest": ("兴趣小组", "interest group"),
-    "one_to_one": ("个别辅导", "one-to-one help"),
-}
-# P5.2 / P8.2: what it may never be, whatever the group is called.
+# P5.1: what the service may be. Each kind's name for people is the message group.kind.<kind>.
+ALLOWED = ("homework", "reading", "sports", "arts", "science", "games", "outdoor", "club", "interest", "one_to_one")
+# P5.2 / P8.2: what it may never be, whatever the group is called: the kind, and the Chinese words
+# that name it when typed as a category (its name for people is group.kind.<kind>).
 FORBIDDEN = {
-    "subject_teaching": ("学科教学", "subject teaching"),
-    "new_lessons": ("上新课", "new lessons"),
-    "collective_tutoring": ("集体补课", "collective tutoring"),
+    "subject_teaching": "学科教学",
+    "new_lessons": "上新课",
+    "collective_tutoring": "集体补课",
 }
 SEATED = ("approved", "active")  # enrollments that hold a seat against capacity
 
+
 def check_category(category: str) -> None:
     key = category.strip().lower()
-    if key in FORBIDDEN or category in {zh for zh, _ in FORBIDDEN.values()}:
-        kind = key if key in FORBIDDEN else next(k for k, (zh, _) in FORBIDDEN.items() if zh == category)
+    if key in FORBIDDEN or category in FORBIDDEN.values():
+        kind = key if key in FORBIDDEN else next(k for k, words in FORBIDDEN.items() if words == category)
         raise Invalid("group.forbidden", what=Msg(f"group.kind.{kind}"))
     if key not in ALLOWED:
         raise Invalid("group.category", category=category, allowed=", ".join(ALLOWED))

@@ -20,10 +20,6 @@ from central.errors import Invalid
 from central.i18n import has, t
 from central.models import CareSession, DismissalTime, InterestGroup
 
-WEEKDAYS = {
-    "zh_CN": ("一", "二", "三", "四", "五", "六", "日"),
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-}
 UPCOMING_DAYS = 14
 
 
@@ -85,10 +81,12 @@ class PublicPage:
 
 
 def _category_label(category: str, locale: str) -> str:
-    from central.groups import ALLOWED
+    key = f"group.kind.{category}"
+    return t(key, locale) if has(key) else category
 
-    zh, en = ALLOWED.get(category, (category, category))
-    return zh if locale == "zh_CN" else en
+
+def _weekday(iso_weekday: int, locale: str) -> str:
+    return t(f"pub.weekday.{iso_weekday}", locale)
 
 
 def _season(season: str, locale: str) -> str:
@@ -130,7 +128,7 @@ def build_page(session: Session, *, school: str, locale: str, settings: Settings
     ).all()
     rows = [
         (
-            s.day.isoformat() + " " + WEEKDAYS[locale][s.day.weekday()],
+            s.day.isoformat() + " " + _weekday(s.day.isoweekday(), locale),
             # Stored in UTC, shown on the school's clock.
             f"{_hm(accounts.as_utc(s.starts_at).astimezone(tz).time())}–{_hm(accounts.as_utc(s.ends_at).astimezone(tz).time())}",
             names.get(s.group_id, ""),
@@ -149,7 +147,7 @@ def build_page(session: Session, *, school: str, locale: str, settings: Settings
                     locale,
                     category=_category_label(g.category, locale),
                     grades=sep.join(g.grades),
-                    weekdays=sep.join(WEEKDAYS[locale][d - 1] for d in g.weekdays),
+                    weekdays=sep.join(_weekday(d, locale) for d in g.weekdays),
                     start=_hm(g.start_time) if g.start_time else t("pub.after_dismissal", locale),
                     periods=g.periods,
                     place=g.place + (t("pub.off_site", locale) if g.off_site else ""),

@@ -47,6 +47,15 @@ def test_each_forbidden_category_is_refused_citing_p5_2(db, category):
     assert groups.list_groups(session, school_id=school.id) == []
 
 
+@pytest.mark.parametrize("category", ["collective_tutoring", "集体补课"])
+def test_the_refusal_names_the_forbidden_kind_in_the_reader_language(db, category):
+    session, school = db
+    with pytest.raises(Invalid) as refused:
+        create(session, school, category=category)
+    assert str(refused.value) == "课后服务不得集体补课（P5.2），该兴趣组不能设立"
+    assert refused.value.text("en") == "the service may not be collective tutoring (P5.2): the group is refused"
+
+
 def test_a_category_off_the_allowed_list_is_refused_and_each_allowed_one_is_taken(db):
     session, school = db
     with pytest.raises(Invalid, match="P5.1"):
