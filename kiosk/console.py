@@ -713,11 +713,11 @@ def open_reader(spec: str) -> tuple[Reader | None, dict[str, Any]]:
         options = dict(pair.split("=", 1) for pair in rest.split("&") if "=" in pair)
         card_format = options.get("format", "decimal")
         if card_format not in LENGTHS:
-            raise ReaderError(f"card format must be one of {', '.join(LENGTHS)}, got {card_format!r}")
+            raise ReaderError("hardware.card_format", formats=", ".join(LENGTHS), given=card_format)
         try:
             gap = float(options.get("gap", 0.05))
         except ValueError:
-            raise ReaderError(f"gap must be a number of seconds, got {options['gap']!r}") from None
+            raise ReaderError("hardware.gap", given=options["gap"]) from None
         return None, {"wedge_format": card_format, "wedge_gap": gap}
     return connect(spec), {}
 
