@@ -51,7 +51,7 @@ def po_path(locale: str) -> Path:
 
 
 def read_catalog(locale: str) -> Catalog:
-    """Babel's view of one ``.po`` file (the check reads flags and comments from it)."""
+    """Babel's view of one ``.po`` file: the messages with their flags (fuzzy) and comments."""
     with po_path(locale).open("rb") as fp:
         return read_po(fp, locale=locale, domain=DOMAIN)
 
@@ -65,10 +65,6 @@ def _texts(locale: str) -> dict[str, str]:
 def has(key: str) -> bool:
     """Whether the catalogue holds ``key`` (in the default language, which every key has)."""
     return key in _texts(DEFAULT_LOCALE)
-
-
-def keys() -> list[str]:
-    return list(_texts(DEFAULT_LOCALE))
 
 
 def placeholders(text: str) -> set[str]:
@@ -194,6 +190,6 @@ def pick_locale(requested: str | None, accept_language: str | None = None) -> st
 
 
 __all__ = (
-    "DEFAULT_LOCALE", "LOCALES", "LocalizedError", "MessageError", "Msg", "has", "keys", "locale_from_env",
+    "DEFAULT_LOCALE", "LOCALES", "LocalizedError", "MessageError", "Msg", "has", "locale_from_env",
     "negotiate", "parse_accept_language", "pick_locale", "placeholders", "t",
 )
