@@ -32,41 +32,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from central import audit
 from central.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
-from central.i18n import CATALOGUE
 from central.models import Guardian, GuardianLink, School, Student
 from central.models import UTCDateTime
-
-CATALOGUE.update(
-    {
-        "bad_username": {
-            "zh_CN": "用户名须为 3–64 个字母、数字或 . _ @ -",
-            "en": "A username is 3–64 letters, digits or . _ @ -",
-        },
-        "weak_password": {"zh_CN": "密码至少 10 个字符", "en": "A password has at least 10 characters"},
-        "long_password": {"zh_CN": "密码最多 256 个字符", "en": "A password has at most 256 characters"},
-        "bad_role": {"zh_CN": "未知角色：{role}", "en": "Unknown role: {role}"},
-        "district_no_school": {"zh_CN": "区教体局账号不属于某个学校", "en": "A district account belongs to no school"},
-        "role_needs_school": {"zh_CN": "{role} 账号须指定学校", "en": "A {role} account needs a school"},
-        "no_school": {"zh_CN": "没有学校 {school}", "en": "No school {school}"},
-        "guardian_needs_link": {
-            "zh_CN": "家长账号须对应本校一位家长（guardian_id）",
-            "en": "A guardian account needs a guardian of its school (guardian_id)",
-        },
-        "teacher_needs_staff": {
-            "zh_CN": "教师账号须对应本校一位教职工（staff_id）",
-            "en": "A teacher account needs a staff member of its school (staff_id)",
-        },
-        "username_taken": {"zh_CN": "用户名 {username} 已被使用", "en": "The username {username} is taken"},
-        "may_not_manage_users": {"zh_CN": "无权管理该账号", "en": "You may not manage this account"},
-        "no_user": {"zh_CN": "没有账号 {user}", "en": "No account {user}"},
-        "login_failed": {"zh_CN": "用户名或密码错误", "en": "Wrong username or password"},
-        "token_required": {"zh_CN": "需要有效的登录令牌", "en": "A valid bearer token is required"},
-        "role_refused": {"zh_CN": "{role} 角色无权访问此处", "en": "The {role} role may not use this"},
-        "school_refused": {"zh_CN": "无权访问学校 {school}", "en": "You may not use school {school}"},
-        "no_student": {"zh_CN": "没有学生 {student}", "en": "No student {student}"},
-    }
-)
-
 
 class Role(StrEnum):
     DISTRICT = "district"

@@ -23,7 +23,6 @@ from sqlmodel import Session, col, func, select
 from central import accounts
 from central import groups as group_service
 from central.errors import Conflict, Forbidden, Invalid, Missing
-from central.i18n import CATALOGUE
 from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
 from central.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
 from central.models import InterestGroup, SchoolClass, enrollment_in_service
@@ -42,76 +41,6 @@ STEPS: dict[str, tuple[tuple[str, ...], str]] = {
     "reject": ((APPLIED, CLASS_REVIEWED, APPROVED), REJECTED),
     "withdraw": (OPEN, WITHDRAWN),  # P2.1: voluntary, at any time
 }
-
-CATALOGUE.update(
-    {
-        "enrollment.missing": {"zh_CN": "本校没有编号为 {id} 的报名", "en": "no enrollment {id} in this school"},
-        "enrollment.student_missing": {"zh_CN": "本校没有学号为 {student} 的学生", "en": "no student {student} in this school"},
-        "enrollment.step": {
-            "zh_CN": "报名 {id} 当前为“{state}”，不能{action}：须先到“{needed}”（P2.1）",
-            "en": "enrollment {id} is {state}: it cannot {action} before it is {needed} (P2.1)",
-        },
-        "enrollment.closed": {
-            "zh_CN": "报名 {id} 已{state}，不能再变更",
-            "en": "enrollment {id} is {state}: it cannot change any more",
-        },
-        "enrollment.duplicate": {
-            "zh_CN": "该学生在此兴趣组已有进行中的报名（{id}）",
-            "en": "this student already has an open enrollment ({id}) for this group",
-        },
-        "enrollment.no_group": {
-            "zh_CN": "批准报名须指定兴趣组（P4.1 分类编组）",
-            "en": "approval needs a group to place the student in (P4.1)",
-        },
-        "enrollment.guardian": {
-            "zh_CN": "监护人 {guardian} 不是该学生可接送的监护人",
-            "en": "guardian {guardian} is not a guardian of this student with pickup rights",
-        },
-        "enrollment.party": {
-            "zh_CN": "签署方“{party}”无效，可选：school（学校）、guardian（家长）、student（学生）",
-            "en": "signing party {party!r} is not school, guardian or student",
-        },
-        "enrollment.no_notice": {
-            "zh_CN": "学校尚未发布告知书，无法签署（P2.2）",
-            "en": "the school has published no notice to sign yet (P2.2)",
-        },
-        "enrollment.old_notice": {
-            "zh_CN": "告知书第 {version} 版已被第 {latest} 版取代，请签署最新版本（P2.2）",
-            "en": "notice version {version} was replaced by version {latest}: sign the latest (P2.2)",
-        },
-        "enrollment.signed": {
-            "zh_CN": "{party}已签署第 {version} 版告知书",
-            "en": "the {party} has already signed notice version {version}",
-        },
-        "enrollment.reason": {"zh_CN": "须写明理由", "en": "a reason is required"},
-        "enrollment.signer": {"zh_CN": "须写明签署人姓名", "en": "the signer's name is required"},
-        "enrollment.school_signs": {
-            "zh_CN": "只有学校管理员可以代表学校签署告知书（P2.2）",
-            "en": "only a school admin signs the notice for the school (P2.2)",
-        },
-        "enrollment.family_signs": {
-            "zh_CN": "家长和学生的签名须由家长本人账号签署，或由学校管理员按纸质告知书录入（P2.2）",
-            "en": "the guardian's and the student's signatures come from the guardian's own account, "
-            "or a school admin recording a paper form (P2.2)",
-        },
-        "enrollment.paper_needed": {
-            "zh_CN": "学校管理员只能录入已签署的纸质告知书：请注明 paper=true（P2.2）",
-            "en": "a school admin only records a signed paper form for the {party}: set paper to true (P2.2)",
-        },
-        "enrollment.paper_not_yours": {
-            "zh_CN": "只有学校管理员可以录入纸质告知书",
-            "en": "only a school admin records a paper form",
-        },
-        "enrollment.grade": {
-            "zh_CN": "学生 {student}（{grade}）不能参加兴趣组“{group}”：该组只面向{grades}",
-            "en": "student {student} ({grade}) cannot join group {group!r}: it is only for {grades}",
-        },
-        "enrollment.request": {
-            "zh_CN": "退出须有书面申请（P7.4）",
-            "en": "a withdrawal needs the written request (P7.4)",
-        },
-    }
-)
 
 
 # --- the notice ----------------------------------------------------------------------------------

@@ -19,88 +19,27 @@ from central import staff as staff_service
 from central.content import tutoring_words
 from central.core.config import Settings
 from central.errors import Conflict, Invalid, Missing
-from central.i18n import CATALOGUE
+from central.i18n import Items, Msg
 from central.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
 from central.models import InterestGroupUpdate, School, enrollment_in_service
 
-# P5.1: what the service may be.
-ALLOWED = {
-    "homework": ("作业辅导", "homework"),
-    "reading": ("自主阅读", "free reading"),
-    "sports": ("体育", "sports"),
-    "arts": ("艺术", "arts"),
-    "science": ("科普与科技", "science and technology"),
-    "games": ("娱乐游戏", "entertainment and games"),
-    "outdoor": ("拓展训练", "outdoor training"),
-    "club": ("社团活动", "club"),
-    "interest": ("兴趣小组", "interest group"),
-    "one_to_one": ("个别辅导", "one-to-one help"),
-}
-# P5.2 / P8.2: what it may never be, whatever the group is called.
+# P5.1: what the service may be. Each kind's name for people is the message group.kind.<kind>.
+ALLOWED = ("homework", "reading", "sports", "arts", "science", "games", "outdoor", "club", "interest", "one_to_one")
+# P5.2 / P8.2: what it may never be, whatever the group is called: the kind, and the Chinese words
+# that name it when typed as a category (its name for people is group.kind.<kind>).
 FORBIDDEN = {
-    "subject_teaching": ("学科教学", "subject teaching"),
-    "new_lessons": ("上新课", "new lessons"),
-    "collective_tutoring": ("集体补课", "collective tutoring"),
+    "subject_teaching": "学科教学",
+    "new_lessons": "上新课",
+    "collective_tutoring": "集体补课",
 }
-SEASON_ZH = {"summer": "夏季作息", "winter": "冬季作息"}
 SEATED = ("approved", "active")  # enrollments that hold a seat against capacity
-
-CATALOGUE.update(
-    {
-        "group.forbidden": {
-            "zh_CN": "课后服务不得{zh}（P5.2），该兴趣组不能设立",
-            "en": "the service may not be {en} (P5.2): the group is refused",
-        },
-        "group.tutoring": {
-            "zh_CN": "课后服务不得集体补课或讲授新课（P5.2）：兴趣组的名称或说明含有“{words_zh}”，不能设立",
-            "en": "the service may not be collective tutoring or teaching new lessons (P5.2): the group's name or "
-            "description says {words_en}",
-        },
-        "group.category": {
-            "zh_CN": "类别“{category}”不在允许的内容之列（P5.1），可选：{allowed}",
-            "en": "category {category!r} is not on P5.1's allowed list: {allowed}",
-        },
-        "group.missing": {"zh_CN": "本校没有编号为 {id} 的兴趣组", "en": "no group {id} in this school"},
-        "group.name_taken": {"zh_CN": "本校已有名为“{name}”的兴趣组", "en": "the school already has a group named {name!r}"},
-        "group.grades": {
-            "zh_CN": "年级不能为空：请填写该兴趣组面向的年级",
-            "en": "a grade may not be blank: name the grades the group is for",
-        },
-        "group.weekdays": {
-            "zh_CN": "星期须为 1（周一）到 7（周日），不能为空或重复",
-            "en": "weekdays are 1 (Monday) to 7 (Sunday), at least one, none twice",
-        },
-        "group.periods": {
-            "zh_CN": "每次服务最多 {max} 个课时（P3.2），不能是 {periods} 个",
-            "en": "a session lasts at most {max} periods (P3.2), not {periods}",
-        },
-        "group.before_dismissal": {
-            "zh_CN": "{grade}{season}放学时间是 {dismissal}，服务不得早于放学开始（{start}，P3.3）",
-            "en": "{grade}'s {season} dismissal is {dismissal}: the service may not start before it ({start}, P3.3)",
-        },
-        "group.after_limit": {
-            "zh_CN": "{grade}{season_zh}放学时间是 {dismissal}，服务最晚 {latest} 结束（放学后至多 {periods} 个课时，P3.2），"
-            "从 {start} 开始要到 {end} 才结束",
-            "en": "{grade}'s {season} dismissal is {dismissal}: the service must end by {latest} (at most {periods} periods "
-            "after dismissal, P3.2), but from {start} it would end at {end}",
-        },
-        "group.full": {
-            "zh_CN": "兴趣组“{name}”已满（{capacity} 人）",
-            "en": "group {name!r} is full ({capacity} places)",
-        },
-        "group.capacity_below": {
-            "zh_CN": "兴趣组“{name}”已有 {taken} 人，容量不能减到 {capacity}",
-            "en": "group {name!r} already holds {taken}: its capacity cannot drop to {capacity}",
-        },
-    }
-)
 
 
 def check_category(category: str) -> None:
     key = category.strip().lower()
-    if key in FORBIDDEN or category in {zh for zh, _ in FORBIDDEN.values()}:
-        zh, en = FORBIDDEN.get(key) or next(v for v in FORBIDDEN.values() if v[0] == category)
-        raise Invalid("group.forbidden", zh=zh, en=en)
+    if key in FORBIDDEN or category in FORBIDDEN.values():
+        kind = key if key in FORBIDDEN else next(k for k, words in FORBIDDEN.items() if words == category)
+        raise Invalid("group.forbidden", what=Msg(f"group.kind.{kind}"))
     if key not in ALLOWED:
         raise Invalid("group.category", category=category, allowed=", ".join(ALLOWED))
 
@@ -110,7 +49,7 @@ def check_content(name: str, description: str) -> None:
     words = tutoring_words(name)  # apart: no word made across the two
     words += [w for w in tutoring_words(description) if w not in words]
     if words:
-        raise Invalid("group.tutoring", words_zh="”“".join(words), words_en=", ".join(words))
+        raise Invalid("group.tutoring", words=Items(tuple(words)))
 
 
 def _check_staff(session: Session, school_id: int, staff_id: int | None) -> None:
@@ -127,7 +66,7 @@ def _check_start(session: Session, school_id: int, grades: list[str], start, set
     for row in session.exec(stmt):
         if start < row.dismissal:
             raise Invalid(
-                "group.before_dismissal", grade=row.grade, season=row.season,
+                "group.before_dismissal", grade=row.grade, season=Msg(f"pub.season.{row.season}"),
                 dismissal=row.dismissal.strftime("%H:%M"), start=start.strftime("%H:%M"),
             )
 
@@ -157,7 +96,7 @@ def _check_end(session: Session, school_id: int, grades: list[str], start: time 
         latest = latest_end(datetime.combine(day, last.dismissal), settings)
         if end > latest:
             raise Invalid(
-                "group.after_limit", grade=last.grade, season_zh=SEASON_ZH[last.season], season=last.season,
+                "group.after_limit", grade=last.grade, season=Msg(f"pub.season.{last.season}"),
                 dismissal=last.dismissal.strftime("%H:%M"), latest=latest.strftime("%H:%M"),
                 periods=settings.max_periods, start=start.strftime("%H:%M"), end=end.strftime("%H:%M"),
             )

@@ -24,20 +24,9 @@ from sqlmodel import Session, select
 
 from central import services
 from central.errors import Missing
-from central.i18n import CATALOGUE
 from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
 
-CATALOGUE.update(
-    {
-        "import_no_school": {
-            "zh_CN": "没有学校 {school}；请先用 schoolgate central create-school {school} --name 学校名称 建立，"
-                     "或在导入时加 --create-school",
-            "en": "No school {school}; create it with schoolgate central create-school {school} --name NAME, "
-                  "or import with --create-school",
-        },
-    }
-)
 
 # Header as written (Chinese or English, compared case-insensitively) -> field.
 STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", "班级": "class", "卡号": "card",

@@ -13,17 +13,6 @@ from pydantic import AfterValidator
 from sqlmodel import Field, SQLModel, col
 
 from central.errors import Invalid
-from central.i18n import CATALOGUE
-
-CATALOGUE.update(
-    {
-        "time_with_offset": {
-            "zh_CN": "时间 {value} 带有时区偏移：请填写学校当地时间，不带偏移（如 16:00:00）",
-            "en": "The time {value} has an offset: give the school's local time without one (e.g. 16:00:00)",
-        },
-    }
-)
-
 
 def _local_time(value: time | None) -> time | None:
     # A time of day is the school's local time; an offset would be dropped on SQLite and compared

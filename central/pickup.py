@@ -31,53 +31,10 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from central import accounts, audit
 from central.accounts import Principal, Role
 from central.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
-from central.i18n import CATALOGUE
 from central.models import Guardian, GuardianLink, Kiosk, School, Student
 from central.models import UTCDateTime
 from gateway import photos as kiosk_http
 from gateway.pickup import code_digest, normalize_code
-
-CATALOGUE.update(
-    {
-        "code_person": {"zh_CN": "请填写接送人姓名（1–100 字）", "en": "Name the person who picks up (1–100 characters)"},
-        "code_day_past": {"zh_CN": "接送码日期 {day} 已过", "en": "The date {day} has passed"},
-        "code_day_far": {
-            "zh_CN": "接送码最多提前 {days} 天签发",
-            "en": "A code is issued at most {days} days ahead",
-        },
-        "code_not_guardian": {
-            "zh_CN": "只有可接送该学生的家长才能签发接送码",
-            "en": "Only a guardian allowed to pick this child up may issue a code",
-        },
-        "code_barred_person": {
-            "zh_CN": "{person} 被禁止接送该学生，不能为其签发接送码",
-            "en": "{person} is barred from picking this child up; no code may name them",
-        },
-        "code_missing": {"zh_CN": "没有接送码 {id}", "en": "No pickup code {id}"},
-        "code_issuer_refused": {
-            "zh_CN": "签发该接送码的家长已无权接送该学生，接送码已作废",
-            "en": "The guardian who issued this code may no longer pick this child up; the code is void",
-        },
-        "code_wrong": {"zh_CN": "接送码不正确或已失效", "en": "The code is wrong or no longer valid"},
-        "code_used": {"zh_CN": "该接送码已于 {at} 使用", "en": "This code was used at {at}"},
-        "code_locked": {
-            "zh_CN": "该学生今天的接送码输错次数过多，已全部作废，请联系家长重新签发",
-            "en": "Too many wrong codes for this child today: today's codes are void; ask the guardian for a new one",
-        },
-        "photo_too_large": {"zh_CN": "照片不能超过 {max} 字节", "en": "A photo is at most {max} bytes"},
-        "photo_unreadable": {
-            "zh_CN": "无法识别的照片，请上传 JPEG、PNG 或 WebP 图片",
-            "en": "Not a readable photo: upload a JPEG, PNG or WebP image",
-        },
-        "photo_too_many_pixels": {
-            "zh_CN": "照片像素过多（{width}×{height}），最多 {max} 像素：请上传较小的照片",
-            "en": "The photo has too many pixels ({width}×{height}); at most {max}: upload a smaller one",
-        },
-        "photo_missing": {"zh_CN": "没有照片", "en": "No photo"},
-        "no_guardian": {"zh_CN": "没有家长 {guardian}", "en": "No guardian {guardian}"},
-        "kiosk_auth": {"zh_CN": "终端签名无效或时间不符", "en": "The kiosk's signature is invalid or its clock is off"},
-    }
-)
 
 MAX_DAYS_AHEAD = 30  # a code is a one-off arrangement, not a standing permission (that is a guardian link)
 MAX_WRONG_CODES = 5  # wrong codes tried for one child on one day before that day's codes are void
@@ -396,11 +353,11 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     ).all()
     if any(tries > MAX_WRONG_CODES for _id, tries, _hash, _revoked in charged):
         session.rollback()
-        raise Forbidden("code_locked")
+        raise Forbidden("pickup.code_locked")
     hit = next((row for row in charged if hmac.compare_digest(row[2], wanted)), None)
     if hit is None or hit[3] is not None:
         session.commit()  # the charge stands: a wrong try
-        raise Invalid("code_wrong")
+        raise Invalid("pickup.code_wrong")
     session.execute(
         sa.update(PickupCode)
         .where(col(PickupCode.id).in_([row[0] for row in charged]))
@@ -412,7 +369,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
         # P9.4: the issuer's link as it is now, not as it was when the code was issued.
         _revoke(session, found_code, actor=principal, why="issuer_may_not_pick_up")
         session.commit()
-        raise Forbidden("code_issuer_refused")
+        raise Forbidden("pickup.code_issuer_refused")
     hit = found_code
     before = _audit_view(hit)
     now = _utcnow()
@@ -425,7 +382,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     if done.rowcount != 1:
         session.rollback()
         session.refresh(hit)
-        raise Conflict("code_used", at=_utc(hit.used_at).isoformat(timespec="seconds"))
+        raise Conflict("pickup.code_used", at=_utc(hit.used_at).isoformat(timespec="seconds"))
     session.refresh(hit)
     audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=found.id)
     session.commit()

@@ -20,7 +20,6 @@ from central import groups as group_service
 from central import staff as staff_service
 from central.core.config import Settings
 from central.errors import Conflict, Invalid, Missing
-from central.i18n import CATALOGUE
 from central.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
 from central.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
 from central.models import enrollment_in_service, utcnow
@@ -30,61 +29,6 @@ log = logging.getLogger(__name__)
 SEASONS = ("summer", "winter")
 DAY_KINDS = ("holiday", "makeup")
 MAX_PLAN_DAYS = 366
-
-CATALOGUE.update(
-    {
-        "term.dates": {
-            "zh_CN": "学期结束日期 {ends_on} 早于开始日期 {starts_on}",
-            "en": "the term ends ({ends_on}) before it starts ({starts_on})",
-        },
-        "term.switch_outside": {
-            "zh_CN": "作息切换日 {day} 不在学期 {starts_on}—{ends_on} 之内",
-            "en": "timetable switch {day} is outside the term {starts_on} to {ends_on}",
-        },
-        "term.overlap": {"zh_CN": "与学期“{name}”的日期重叠", "en": "overlaps the term {name!r}"},
-        "calendar.kind": {
-            "zh_CN": "日期类别“{kind}”无效，可选：holiday（放假）、makeup（调休上课）",
-            "en": "day kind {kind!r} is neither holiday nor makeup",
-        },
-        "calendar.makeup_weekday": {
-            "zh_CN": "{day} 本是上学日，调休上课日须是周六或周日",
-            "en": "{day} is a weekday already: a make-up day is a Saturday or Sunday",
-        },
-        "calendar.missing": {"zh_CN": "日历中没有 {day}", "en": "{day} is not in the calendar"},
-        "dismissal.season": {
-            "zh_CN": "作息“{season}”无效，可选：summer（夏季）、winter（冬季）",
-            "en": "season {season!r} is neither summer nor winter",
-        },
-        "dismissal.missing": {
-            "zh_CN": "{grade}{season}作息没有设定放学时间，无法安排服务",
-            "en": "no {season} dismissal time for {grade}: sessions cannot be planned",
-        },
-        "plan.range": {
-            "zh_CN": "日期范围须在 1 到 {max} 天之间（{start}—{end}）",
-            "en": "the date range must be 1 to {max} days ({start} to {end})",
-        },
-        "plan.before_dismissal": {
-            "zh_CN": "“{group}”{day}的服务 {start} 开始，早于{grade}放学时间 {dismissal}（P3.3）",
-            "en": "group {group!r} on {day} would start at {start}, before {grade}'s dismissal at {dismissal} (P3.3)",
-        },
-        "plan.no_grades": {
-            "zh_CN": "“{group}”没有填写面向的年级，无法安排服务：请先为该组填写年级",
-            "en": "group {group!r} names no grades: sessions cannot be planned until its grades are set",
-        },
-        "plan.after_limit": {
-            "zh_CN": "“{group}”{day}的服务 {end} 结束，晚于最晚结束时间 {latest}（{grade}放学 {dismissal} 后至多 {periods} 个课时，P3.2）",
-            "en": "group {group!r} on {day} would end at {end}, after the latest allowed end {latest} "
-            "({grade}'s dismissal at {dismissal} plus at most {periods} periods, P3.2)",
-        },
-        "session.missing": {"zh_CN": "本校没有编号为 {id} 的服务场次", "en": "no session {id} in this school"},
-        "duty.overlap": {
-            "zh_CN": "{name} 已在“{group}”{day} {start}—{end} 的服务场次（编号 {id}）值班，与本场次时间重叠",
-            "en": "{name} is already on duty at group {group!r}'s session {id} on {day}, {start}–{end}, which "
-            "overlaps this one",
-        },
-        "duty.missing": {"zh_CN": "该人员未排在此场次", "en": "this staff member is not on duty at this session"},
-    }
-)
 
 
 def zone(school: School) -> ZoneInfo:

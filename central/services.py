@@ -12,33 +12,9 @@ from sqlmodel import Session, col, select
 
 from central import audit
 from central.errors import Conflict, Invalid, Missing
-from central.i18n import CATALOGUE
 from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
 
-CATALOGUE.update(
-    {
-        "school_code_invalid": {
-            "zh_CN": "学校代码「{school}」不可用：须为 1–64 个英文字母、数字、- 或 _（终端在 MQTT 主题中使用它）",
-            "en": "The school id '{school}' is not usable: 1–64 letters, digits, - or _ (kiosks use it in MQTT topics)",
-        },
-        "school_name_invalid": {"zh_CN": "学校名称须为 1–200 个字符", "en": "A school's name has 1–200 characters"},
-        "school_zone_invalid": {
-            "zh_CN": "未知时区「{zone}」（例如 Asia/Shanghai）",
-            "en": "Unknown time zone '{zone}' (e.g. Asia/Shanghai)",
-        },
-        "school_exists": {"zh_CN": "学校 {school} 已存在", "en": "School {school} already exists"},
-        "events_cursor_needs_kiosk": {
-            "zh_CN": "跨终端翻页须同时给出 after_kiosk 与 after_seq（上一页最后一条事件的终端和序号），或用 kiosk 只看一台终端",
-            "en": "Paging across kiosks takes after_kiosk with after_seq (the kiosk and seq of the previous page's "
-                  "last event), or kiosk for one kiosk's events",
-        },
-        "school_unknown": {
-            "zh_CN": "没有学校 {school}；请先建立：schoolgate central create-school {school} --name 学校名称",
-            "en": "No school {school}; create it first: schoolgate central create-school {school} --name NAME",
-        },
-    }
-)
 
 DEFAULT_ZONE = "Asia/Shanghai"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from central.errors import Conflict, Forbidden, Invalid, Missing
-from central.i18n import CATALOGUE
 from central.importer import canonical_card
 from central.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
 from central.models import VendorApprovalPublic, VendorCreate, VendorPublic
@@ -21,51 +20,6 @@ VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in thi
 # (the city bureau's decision reaches the school through the district bureau). Role values of
 # central.accounts.Role.
 STEP_RECORDERS = {"review_panel": "school_admin", "party_org": "school_admin", "district": "district", "city": "district"}
-
-CATALOGUE.update(
-    {
-        "staff.kind": {
-            "zh_CN": "人员类别“{kind}”无效，可选：{allowed}",
-            "en": "staff kind {kind!r} is not one of {allowed}",
-        },
-        "staff.vendor_needed": {
-            "zh_CN": "第三方人员须注明所属机构（P6.2）",
-            "en": "a third-party staff member needs their vendor (P6.2)",
-        },
-        "staff.vendor_only_third_party": {
-            "zh_CN": "只有第三方人员才属于机构",
-            "en": "only third-party staff belong to a vendor",
-        },
-        "staff.missing": {"zh_CN": "本校没有编号为 {id} 的人员", "en": "no staff member {id} in this school"},
-        "staff.inactive": {"zh_CN": "人员 {name} 已停用", "en": "staff member {name} is inactive"},
-        "staff.not_approved": {
-            "zh_CN": "第三方人员 {name} 所属机构尚未完成全部审批（下一步：{step}），不得上岗（P6.2）",
-            "en": "third-party staff member {name} may not serve: their vendor's approval is not complete "
-            "(next step: {step}) (P6.2)",
-        },
-        "staff.card_taken": {"zh_CN": "卡号 {uid} 已被他人使用", "en": "card {uid} already belongs to someone else"},
-        "staff.card_bad": {"zh_CN": "卡号无效：{reason}", "en": "bad card number: {reason}"},
-        "staff.card_missing": {"zh_CN": "该人员没有卡号 {uid}", "en": "this staff member has no card {uid}"},
-        "vendor.missing": {"zh_CN": "本校没有编号为 {id} 的机构", "en": "no vendor {id} in this school"},
-        "vendor.step_unknown": {
-            "zh_CN": "审批环节“{step}”无效，可选：{allowed}",
-            "en": "approval step {step!r} is not one of {allowed}",
-        },
-        "vendor.step_school": {
-            "zh_CN": "评审小组和学校党组织的审批由学校管理员录入，区、市教育局的审批由区教体局账号录入（P6.2）",
-            "en": "the review panel's and the school's Party organisation's steps are recorded by the school admin, "
-            "the district's and the city's by a district account (P6.2)",
-        },
-        "vendor.step_order": {
-            "zh_CN": "审批须按顺序进行：下一步是“{expected}”，不是“{step}”（P6.2）",
-            "en": "approvals go in order: the next step is {expected!r}, not {step!r} (P6.2)",
-        },
-        "vendor.closed": {
-            "zh_CN": "机构 {name} 的审批已结束（{state}）",
-            "en": "vendor {name}'s approval is already closed ({state})",
-        },
-    }
-)
 
 
 # --- vendors ---------------------------------------------------------------------------------

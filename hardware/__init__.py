@@ -42,15 +42,14 @@ def _options(spec: str, query: str, allowed: dict[str, Callable[[str], Any]]) ->
         try:
             options[key] = allowed[key](value)
         except ValueError:
-            raise ReaderError(f"bad value {value!r} for {key} in reader spec {spec!r}") from None
+            raise ReaderError("hardware.bad_value", value=value, option=key, spec=spec) from None
     return options, unknown
 
 
 def _refuse_unknown(spec: str, unknown: list[str], allowed: dict[str, Any]) -> None:
     if unknown:
         raise ReaderError(
-            f"unknown option {unknown[0].partition('=')[0]!r} in reader spec {spec!r}; "
-            f"this reader takes: {', '.join(allowed)}"
+            "hardware.unknown_option", option=unknown[0].partition("=")[0], spec=spec, allowed=", ".join(allowed)
         )
 
 
@@ -71,7 +70,7 @@ _NFC_OPTIONS = {"targets": lambda v: tuple(filter(None, v.split(","))), "interva
 def _open_nfc(rest: str, spec: str, **options: Any) -> Reader:
     path, _, query = rest.partition("?")
     if path.split(":", 1)[0] not in ("usb", "tty", "com", "udp"):
-        raise ReaderError(_bad_spec(spec))
+        raise _bad_spec(spec)
     parsed, unknown = _options(spec, query, _NFC_OPTIONS)
     _refuse_unknown(spec, unknown, _NFC_OPTIONS)
     # imported here so that kiosks and tests on simulated readers never load nfcpy and libusb
@@ -80,7 +79,7 @@ def _open_nfc(rest: str, spec: str, **options: Any) -> Reader:
     try:
         return NfcReader(path, spec, **{**parsed, **options})
     except ValueError as error:
-        raise ReaderError(f"reader spec {spec!r}: {error}") from None
+        raise ReaderError("hardware.spec_invalid", spec=spec, problem=str(error)) from None
 
 
 _SERIAL_OPTIONS = {"protocol": str, "baud": int, "format": str, "version_byte": str}
@@ -89,7 +88,7 @@ _SERIAL_OPTIONS = {"protocol": str, "baud": int, "format": str, "version_byte": 
 def _open_serial(rest: str, spec: str, **options: Any) -> Reader:
     port, _, query = rest.partition("?")
     if not port:
-        raise ReaderError(_bad_spec(spec))
+        raise _bad_spec(spec)
     parsed, unknown = _options(spec, query, _SERIAL_OPTIONS)
     if unknown and "://" not in port:
         _refuse_unknown(spec, unknown, _SERIAL_OPTIONS)
@@ -141,8 +140,8 @@ SPEC_FORMS = (
 )
 
 
-def _bad_spec(spec: str) -> str:
-    return f"unknown reader spec {spec!r}; valid forms are: " + "; ".join(SPEC_FORMS)
+def _bad_spec(spec: str) -> ReaderError:
+    return ReaderError("hardware.bad_spec", spec=spec, forms="; ".join(SPEC_FORMS))
 
 
 def connect(spec: str, **options: Any) -> Reader:
@@ -169,5 +168,5 @@ def connect(spec: str, **options: Any) -> Reader:
     rest = spec[len(family) + 1 :] if spec[len(family) : len(family) + 1] == ":" else spec[len(family) :]
     opener = _FAMILIES.get(family)
     if opener is None:
-        raise ReaderError(_bad_spec(spec))
+        raise _bad_spec(spec)
     return opener(rest, spec, **options)

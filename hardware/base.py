@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
+from i18n import LocalizedError
+
 log = logging.getLogger(__name__)
 
 
-class ReaderError(Exception):
-    """A reader could not be opened or failed while reading (the driver's own errors, turned into one)."""
+class ReaderError(LocalizedError):
+    """A reader could not be opened or failed while reading (the driver's own errors, turned into one).
+
+    Its text comes from the catalogue (``hardware.*`` keys): ``str()`` is zh_CN, ``.text("en")`` English.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
+from i18n import Msg
+
 from . import cardnumber
 from .base import Backoff, CardTap, Reader, ReaderError
 
@@ -109,9 +111,9 @@ class KeyboardReader(Reader):
         backoff: Backoff | None = None,
     ) -> None:
         if card_format not in cardnumber.FORMATS:
-            raise ReaderError(f"card format must be one of {', '.join(cardnumber.FORMATS)}, got {card_format!r}")
+            raise ReaderError("hardware.card_format", formats=", ".join(cardnumber.FORMATS), given=card_format)
         if max_gap <= 0:
-            raise ReaderError(f"gap must be a positive number of seconds, got {max_gap!r}")
+            raise ReaderError("hardware.gap", given=max_gap)
         self.spec = spec or ("keyboard" if path is None else f"keyboard:{path}")
         self.path = path
         self.card_format = card_format
@@ -128,7 +130,9 @@ class KeyboardReader(Reader):
         try:
             self._open()
         except OSError as error:
-            raise ReaderError(f"cannot open {path or 'standard input'} ({self.spec}): {error}") from error
+            raise ReaderError(
+                "hardware.cannot_open_keyboard", device=path or Msg("hardware.stdin"), spec=self.spec, problem=str(error)
+            ) from error
         self._thread = threading.Thread(target=self._run, name=f"keyboard-reader {self.spec}", daemon=True)
         self._thread.start()
 

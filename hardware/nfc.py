@@ -84,7 +84,7 @@ class NfcReader(Reader):
         try:
             self._clf: nfc.ContactlessFrontend | None = nfc.ContactlessFrontend(path)
         except DRIVER_ERRORS as error:
-            raise ReaderError(f"cannot open NFC reader {path!r} ({self.spec}): {error}") from error
+            raise ReaderError("hardware.cannot_open_nfc", path=path, spec=self.spec, problem=str(error)) from error
         log.info("%s: using %s", self.spec, self._clf.device)
 
     def read(self, timeout: float | None = None) -> CardTap | None:
@@ -186,7 +186,7 @@ class NfcReader(Reader):
                 target = self._clf.sense(*self._targets, iterations=1)
         except nfc.clf.UnsupportedTargetError as error:
             raise ReaderError(
-                f"{self.spec}: {self._clf.device} cannot sense {self.targets[0]} cards: {error}"
+                "hardware.cannot_sense", spec=self.spec, device=str(self._clf.device), target=self.targets[0], problem=str(error)
             ) from error
         except DRIVER_ERRORS as error:
             # nfcpy raises IOError(ENODEV) for an unplugged USB reader, EIO for a confused one.

@@ -116,15 +116,15 @@ class SerialReader(Reader):
         backoff: Backoff | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
-            raise ReaderError(f"serial protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+            raise ReaderError("hardware.protocol", protocols=", ".join(PROTOCOLS), given=protocol)
         if not isinstance(baud, int) or baud <= 0:
-            raise ReaderError(f"baud must be a positive whole number, got {baud!r}")
+            raise ReaderError("hardware.baud", given=baud)
         if card_format not in cardnumber.FORMATS:
-            raise ReaderError(f"card format must be one of {', '.join(cardnumber.FORMATS)}, got {card_format!r}")
+            raise ReaderError("hardware.card_format", formats=", ".join(cardnumber.FORMATS), given=card_format)
         if version_byte not in ("keep", "drop"):
-            raise ReaderError(f"version_byte must be keep or drop, got {version_byte!r}")
+            raise ReaderError("hardware.version_byte", given=version_byte)
         if protocol == "rdm6300" and card_format != "hex":
-            raise ReaderError("format applies to line readers; an RDM6300 always sends EM4100 IDs")
+            raise ReaderError("hardware.format_line_only")
         if protocol == "rdm6300":
             # The number printed on an EM4100 card leaves out the version byte; a roster imported
             # from those numbers (--card-format decimal) matches taps only with the byte dropped.
@@ -146,7 +146,7 @@ class SerialReader(Reader):
         try:
             self.device: serial.SerialBase | None = self._open()
         except (serial.SerialException, OSError, ValueError) as error:
-            raise ReaderError(f"cannot open serial port {port!r} ({self.spec}): {error}") from error
+            raise ReaderError("hardware.cannot_open_serial", port=port, spec=self.spec, problem=str(error)) from error
 
     def _open(self) -> serial.SerialBase:
         return serial.serial_for_url(self.port, baudrate=self.baud, timeout=POLL)

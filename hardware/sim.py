@@ -30,7 +30,7 @@ class SimulatedReader(Reader):
         uid = canonical_uid(uid)
         with self._changed:
             if self._closed:
-                raise ReaderError(f"{self.spec}: reader is closed")
+                raise ReaderError("hardware.closed", spec=self.spec)
             self._taps.append((uid, tech))
             self._changed.notify()
 

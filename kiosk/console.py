@@ -1,7 +1,7 @@
 """The door guard's console (Textual): the last decision in one glance, and every gate task a key away.
 
 The console decides nothing: taps (from the reader's thread or a keyboard-wedge burst) go to
-``Kiosk``, which records and returns what is shown. Every string comes from ``kiosk.i18n``.
+``Kiosk``, which records and returns what is shown. Every string comes from the catalogue (``i18n``).
 
 Names come from the roster and the guard's typing, so nothing shown is ever parsed as Textual
 markup: a ``[/]`` in a name would crash the console, a ``[black on black]`` would hide a barred
@@ -29,7 +29,7 @@ from textual.widgets.option_list import Option
 
 from hardware import CardTap, Reader, ReaderError, cardnumber, connect
 from hardware.keyboard import ALPHABETS, LENGTHS, BurstDetector
-from kiosk.i18n import CATALOGUE, t
+from i18n import has, t
 from kiosk.runtime import Kiosk
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class GateConsole(App):
             shown = action(*args)
         except ValueError as exc:  # engine input errors carry their message key; others (protocol limits) do not
             log.warning("%s refused: %s", getattr(action, "__name__", action), exc)
-            self.notify(self.t(str(exc) if str(exc) in CATALOGUE else "action_invalid"), severity="error")
+            self.notify(self.t(str(exc) if has(str(exc)) else "action_invalid"), severity="error")
             return False
         except Exception:  # noqa: BLE001 - the console must stay up at the gate
             log.exception("%s failed", getattr(action, "__name__", action))
@@ -713,11 +713,11 @@ def open_reader(spec: str) -> tuple[Reader | None, dict[str, Any]]:
         options = dict(pair.split("=", 1) for pair in rest.split("&") if "=" in pair)
         card_format = options.get("format", "decimal")
         if card_format not in LENGTHS:
-            raise ReaderError(f"card format must be one of {', '.join(LENGTHS)}, got {card_format!r}")
+            raise ReaderError("hardware.card_format", formats=", ".join(LENGTHS), given=card_format)
         try:
             gap = float(options.get("gap", 0.05))
         except ValueError:
-            raise ReaderError(f"gap must be a number of seconds, got {options['gap']!r}") from None
+            raise ReaderError("hardware.gap", given=options["gap"]) from None
         return None, {"wedge_format": card_format, "wedge_gap": gap}
     return connect(spec), {}
 

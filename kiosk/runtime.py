@@ -21,9 +21,9 @@ from gateway.client import SyncClient
 from gateway.mqtt import BrokerAddress, kiosk_credentials
 from gateway.photos import PhotoCache
 from hardware import CardTap, Reader, ReaderError
+from i18n import t
 from kiosk import engine
 from kiosk.config import KioskSettings
-from kiosk.i18n import t
 from kiosk.store import KioskStore
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,9 @@
-"""The ``schoolgate`` command line: thin wiring over the packages, no logic of its own."""
+"""The ``schoolgate`` command line: thin wiring over the packages, no logic of its own.
+
+What it says to a person comes from the catalogue (``i18n``) in the language of ``--lang`` (on
+``schoolgate`` itself or on a command), else of ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG``, else zh_CN.
+JSON output stays as it is: it is for programs.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
+
+from i18n import LOCALES, LocalizedError, locale_from_env, t
 
 app = typer.Typer(help="schoolgate: after-school attendance and pickup kiosks", no_args_is_help=True)
 kiosk_app = typer.Typer(help="Run a gate or room kiosk.", no_args_is_help=True)
@@ -37,9 +44,50 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fail(message: str) -> None:
-    typer.echo(message, err=True)
+LangOpt = Annotated[
+    Optional[str],
+    typer.Option("--lang", help="Language of the output: zh_CN or en (default: LC_ALL, LC_MESSAGES or LANG, else zh_CN)."),
+]
+
+
+# `schoolgate --lang` as given on this run (set by the callback below before any command runs).
+_asked: dict[str, str | None] = {"lang": None}
+
+
+@app.callback()
+def main(lang: LangOpt = None) -> None:
+    """schoolgate: after-school attendance and pickup kiosks."""
+    _asked["lang"] = lang
+
+
+def _lang(explicit: str | None = None) -> str:
+    """The language to speak: a command's own --lang, else schoolgate's --lang, else the environment's."""
+    chosen = explicit or _asked["lang"]
+    if chosen is None:
+        return locale_from_env()
+    if chosen not in LOCALES:
+        typer.echo(t("cli.lang_unknown", locale_from_env(), given=chosen, choices=", ".join(LOCALES)), err=True)
+        raise typer.Exit(2)
+    return chosen
+
+
+def _say(key: str, lang: str, **params: object) -> None:
+    typer.echo(t(key, lang, **params), err=True)
+
+
+def _fail(key: str, lang: str, **params: object) -> NoReturn:
+    _say(key, lang, **params)
     raise typer.Exit(2)
+
+
+def _fail_with(exc: LocalizedError | ValueError, lang: str) -> NoReturn:
+    typer.echo(_problem(exc, lang), err=True)
+    raise typer.Exit(2)
+
+
+def _problem(exc: Exception, lang: str) -> str:
+    """An error's text: a catalogue error in the chosen language; another (a reader's, a file's) as it says."""
+    return exc.text(lang) if isinstance(exc, LocalizedError) else str(exc)
 
 
 @app.command()
@@ -56,12 +104,13 @@ def broker(
     from gateway.broker import EmbeddedBroker
     from gateway.mqtt import MqttError
 
+    lang = _lang()
     _logging(False)
     try:
         embedded = EmbeddedBroker(host, port, logins=broker_logins(Settings.load(config))).start()
     except MqttError as exc:
-        _fail(str(exc))
-    typer.echo(f"embedded broker on {embedded.url}", err=True)
+        _fail("cli.broker_failed", lang, problem=_problem(exc, lang))
+    _say("cli.broker_running", lang, url=embedded.url)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -80,7 +129,7 @@ def kiosk_run(
         ),
     ] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Print one JSON line per decision instead of the console.")] = False,
-    lang: Annotated[Optional[str], typer.Option("--lang", help="Console language: zh_CN (default) or en.")] = None,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Console and output language: zh_CN or en (the kiosk's locale setting, else zh_CN).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
     mqtt_url: Annotated[Optional[str], typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")] = None,
     secret: Annotated[Optional[str], typer.Option(help="Hex secret shared with central.")] = None,
@@ -95,28 +144,29 @@ def kiosk_run(
 
     from hardware import ReaderError, SimulatedReader, connect
     from kiosk.config import KioskSettings
-    from kiosk.i18n import t
     from kiosk.runtime import Kiosk
 
+    said = _lang(lang)  # the command's own lines; the console and the decisions speak the kiosk's locale
+    explicit = lang or _asked["lang"]
     _logging(verbose)
     try:
         settings = KioskSettings.load(
             config, school=school, kiosk=kiosk, reader=reader, data_dir=data_dir, mqtt_url=mqtt_url, secret=secret,
-            central_key=central_key, locale=lang,
+            central_key=central_key, locale=explicit,
         )
     except ValidationError as exc:
-        _fail(f"kiosk settings: {exc}")
+        _fail("cli.kiosk_settings", said, problem=str(exc))
     if not no_ui:
-        _run_console(settings)
+        _run_console(settings, said)
         return
     try:
         card_reader = connect(settings.reader)
     except ReaderError as exc:
-        _fail(str(exc))
+        _fail("cli.reader_failed", said, problem=_problem(exc, said))
     gate = Kiosk(settings)
-    typer.echo(t("kiosk_started", settings.locale, school=settings.school, kiosk=settings.kiosk), err=True)
+    _say("kiosk_started", said, school=settings.school, kiosk=settings.kiosk)
     if gate.store.secret_created:
-        typer.echo(t("secret_created", settings.locale, command=gate.register_command()), err=True)
+        _say("secret_created", said, command=gate.register_command())
     gate.start()
     stop = threading.Event()
     if isinstance(card_reader, SimulatedReader):
@@ -132,19 +182,18 @@ def kiosk_run(
         gate.close()
 
 
-def _run_console(settings) -> None:
+def _run_console(settings, lang: str) -> None:
     from hardware import ReaderError
     from kiosk.console import open_reader, run_console
-    from kiosk.i18n import t
     from kiosk.runtime import Kiosk
 
     try:
         card_reader, wedge = open_reader(settings.reader)
     except ReaderError as exc:
-        _fail(str(exc))
+        _fail("cli.reader_failed", lang, problem=_problem(exc, lang))
     gate = Kiosk(settings)
     if gate.store.secret_created:
-        typer.echo(t("secret_created", settings.locale, command=gate.register_command()), err=True)
+        _say("secret_created", lang, command=gate.register_command())
     gate.start()
     try:
         run_console(gate, card_reader, **wedge)
@@ -172,14 +221,13 @@ def central_serve(
     from gateway.broker import EmbeddedBroker
     from gateway.mqtt import CENTRAL_USER, BrokerAddress, MqttError
 
-    from central.i18n import LocalizedError
-
+    lang = _lang()
     _logging(False)
     settings = Settings.load(config)
     try:
         settings.check_bind(host)
     except LocalizedError as exc:
-        _fail(str(exc))
+        _fail_with(exc, lang)
     embedded = None
     if with_broker:
         address = BrokerAddress.parse(settings.mqtt_url)
@@ -190,7 +238,7 @@ def central_serve(
         try:
             embedded = EmbeddedBroker(address.host, address.port, logins=broker_logins(settings)).start()
         except MqttError as exc:
-            _fail(str(exc))
+            _fail("cli.broker_failed", lang, problem=_problem(exc, lang))
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     finally:
@@ -225,8 +273,9 @@ def central_migrate(config: ConfigOpt = None) -> None:
     from central.admin import open_db
     from central.core.config import Settings
 
+    lang = _lang()
     open_db(Settings.load(config)).dispose()
-    typer.echo("database is at the newest schema", err=True)
+    _say("cli.migrated", lang)
 
 
 @central_app.command("import")
@@ -249,14 +298,17 @@ def central_import(
     from central.i18n import LocalizedError
     from central.importer import ImportRejected
 
+    lang = _lang()
     _logging(False)
     try:
         result, change = import_files(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
             card_format=card_formats(card_format), create_school=create_school, timezone=zone,
         )
-    except (ImportRejected, LocalizedError, ValueError) as exc:
-        _fail(str(exc))
+    except ImportRejected as exc:
+        _fail("cli.import_refused", lang, count=len(exc.errors), rows="\n".join(f"  - {e}" for e in exc.errors))
+    except (LocalizedError, ValueError) as exc:
+        _fail_with(exc, lang)
     summary = {"imported": vars(result), "roster_version": change.version if change else None}
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
@@ -273,10 +325,11 @@ def central_create_school(
     from central.core.config import Settings
     from central.i18n import LocalizedError
 
+    lang = _lang()
     try:
         made = create_school(Settings.load(config), code=code, name=name, timezone=zone)
     except LocalizedError as exc:
-        _fail(str(exc))
+        _fail_with(exc, lang)
     typer.echo(json.dumps(made, ensure_ascii=False))
 
 
@@ -294,13 +347,14 @@ def central_register_kiosk(
     from central.i18n import LocalizedError
     from gateway.protocol import ProtocolError
 
+    lang = _lang()
     settings = Settings.load(config)
     try:
         made = register_kiosk(settings, school=school, kiosk=kiosk, secret=secret)
         # The kiosk verifies everything central publishes with this key (--central-key).
         public = central_key(settings)
     except (LocalizedError, ValueError, ProtocolError, SigningKeyError) as exc:
-        _fail(str(exc))
+        _fail("cli.kiosk_refused", lang, problem=_problem(exc, lang))
     typer.echo(json.dumps({"school": school, "kiosk": kiosk, "secret": made, "central_key": public}))
 
 
@@ -317,19 +371,22 @@ def central_create_user(
     """Create an account, e.g. the first district or school admin; the password is asked for, never an argument."""
     from central.admin import create_user
     from central.core.config import Settings
-    from central.i18n import LocalizedError
 
+    lang = _lang()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        password = typer.prompt(
+            t("cli.password", lang), hide_input=True,
+            confirmation_prompt=t("cli.password_again", lang), prompt_suffix=t("cli.prompt_suffix", lang),
+        )
     try:
         made = create_user(
             Settings.load(config), username=username, password=password, role=role, school=school,
             guardian_id=guardian_id, staff_id=staff_id,
         )
     except LocalizedError as exc:
-        _fail(str(exc))
+        _fail_with(exc, lang)
     typer.echo(json.dumps(made, ensure_ascii=False))
 
 
@@ -345,17 +402,19 @@ def central_verify_audit(config: ConfigOpt = None) -> None:
         raise typer.Exit(1)
 
 
-LocaleOpt = Annotated[str, typer.Option(help="Language of the output: zh_CN or en.")]
+# --locale is the older spelling of --lang, kept for the installers' notes that use it.
+LocaleOpt = Annotated[Optional[str], typer.Option("--lang", "--locale", help="Language of the output: zh_CN or en.")]
 
 
 @hardware_app.command("list")
 def hardware_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-    locale: LocaleOpt = "zh_CN",
+    locale: LocaleOpt = None,
 ) -> None:
     """List the NFC readers (USB, through nfcpy) and the serial ports of this machine, with their reader specs."""
-    from hardware.messages import t
     from hardware.tools import nfc_devices, serial_ports
+
+    locale = _lang(locale)
 
     nfc, problem = nfc_devices()
     ports = serial_ports()
@@ -377,13 +436,14 @@ def hardware_list(
 def hardware_read(
     reader: Annotated[str, typer.Option(help="Reader spec, e.g. nfc:usb, serial:/dev/ttyUSB0?protocol=rdm6300, keyboard.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per tap instead of text.")] = False,
-    locale: LocaleOpt = "zh_CN",
+    locale: LocaleOpt = None,
     verbose: bool = False,
 ) -> None:
     """Print each tap with its card number in every form and the read time, until Ctrl-C."""
     from hardware import ReaderError, connect
-    from hardware.messages import t
     from hardware.tools import describe
+
+    locale = _lang(locale)
 
     _logging(verbose)
     if not verbose:
@@ -392,7 +452,7 @@ def hardware_read(
     try:
         card_reader = connect(reader)
     except ReaderError as exc:
-        _fail(str(exc))
+        _fail("cli.reader_failed", locale, problem=_problem(exc, locale))
     typer.echo(t("reading", locale, spec=card_reader.spec), err=True)
     state, count = card_reader.state, 0
     try:
@@ -405,12 +465,14 @@ def hardware_read(
                 continue
             count += 1
             shown = describe(tap)
-            typer.echo(json.dumps(shown, ensure_ascii=False) if as_json else t("tap", locale, **shown))
+            # A 7-byte UID has no 10-digit or Wiegand form: a dash says so where a blank would look lost.
+            printed = {name: "—" if value is None else value for name, value in shown.items()}
+            typer.echo(json.dumps(shown, ensure_ascii=False) if as_json else t("tap", locale, **printed))
     except KeyboardInterrupt:
         pass
     except ReaderError as exc:
         card_reader.close()
-        _fail(str(exc))
+        _fail("cli.reader_failed", locale, problem=_problem(exc, locale))
     card_reader.close()
     typer.echo(t("stopped", locale, count=count), err=True)
 
@@ -439,9 +501,10 @@ def gateway_mosquitto_config(
     from central.core.config import Settings
     from gateway import mosquitto
 
+    lang = _lang()
     settings = Settings.load(config)
     if bool(tls_cert) != bool(tls_key):
-        _fail("--tls-cert and --tls-key go together")
+        _fail("cli.tls_pair", lang)
     logins = [mosquitto.KioskLogin(*row) for row in kiosk_logins(settings)]
     password = central_password or secrets.token_urlsafe(24)
     conf = mosquitto.write(
@@ -473,7 +536,7 @@ def gateway_mosquitto_config(
 @app.command()
 def demo(
     headless: bool = typer.Option(False, "--headless", help="Run the scripted afternoon and print a JSON summary."),
-    lang: str = typer.Option("zh_CN", "--lang", help="Console language: zh_CN or en."),
+    lang: LangOpt = None,
     verbose: bool = False,
 ) -> None:
     """Run broker, central and a kiosk on this machine with a generated demo school.
@@ -481,14 +544,12 @@ def demo(
     Without --headless the guard's console opens: keys 1-9 tap demo children, g a guardian of the
     last child, b the barred guardian, t a teacher, u an unknown card; ? lists every key.
     """
-    from kiosk.i18n import LOCALES
     from schoolgate.demo import run_demo
 
-    if lang not in LOCALES:
-        _fail(f"--lang must be one of {', '.join(LOCALES)}, not {lang!r}")
+    lang = _lang(lang)
     _logging(verbose)
     if not headless and not sys.stdout.isatty():
-        _fail("the demo console needs a terminal; run `schoolgate demo --headless` for the scripted afternoon")
+        _fail("cli.demo_needs_terminal", lang)
     summary = run_demo(headless=headless, locale=lang)
     typer.echo(json.dumps(summary, ensure_ascii=False))
     if not summary["ok"]:

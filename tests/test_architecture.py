@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,14 +22,19 @@ def test_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
-def test_a_broken_arrow_is_caught(tmp_path):
-    """The contracts bite: a copy of gateway that imports kiosk breaks one (the plant-the-bug check)."""
-    for package in ("hardware", "kiosk", "gateway", "central", "schoolgate"):
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+@pytest.mark.parametrize(
+    ("package", "planted_import"),
+    [("gateway", "kiosk.engine"), ("i18n", "central.errors")],
+    ids=["gateway imports kiosk", "the catalogue imports central"],
+)
+def test_a_broken_arrow_is_caught(tmp_path, package, planted_import):
+    """The contracts bite: a copy of a package that imports one it must not breaks one (the plant-the-bug check)."""
+    for name in ("hardware", "kiosk", "gateway", "central", "schoolgate", "i18n"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    planted = tmp_path / "gateway" / "planted.py"
-    planted.write_text("import kiosk.engine\n", encoding="utf-8")
+    planted = tmp_path / package / "planted.py"
+    planted.write_text(f"import {planted_import}\n", encoding="utf-8")
     result = subprocess.run([_lint_imports(), "--config", str(tmp_path / "pyproject.toml")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(tmp_path), "PATH": ""})
     assert result.returncode != 0, result.stdout
-    assert "gateway.planted -> kiosk.engine" in result.stdout
+    assert f"{package}.planted -> {planted_import}" in result.stdout

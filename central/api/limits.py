@@ -20,20 +20,7 @@ import json
 from urllib.parse import parse_qsl
 
 from central.core.config import Settings
-from central.i18n import CATALOGUE, pick_locale, t
-
-CATALOGUE.update(
-    {
-        "body_too_large": {
-            "zh_CN": "请求体过大：最多 {max} 字节",
-            "en": "The request body is too large: at most {max} bytes",
-        },
-        "nul_in_text": {
-            "zh_CN": "{where} 含有空字符（NUL，\\u0000），文本中不允许出现",
-            "en": "{where} contains a NUL character (\\u0000), which no text may hold",
-        },
-    }
-)
+from central.i18n import pick_locale, t
 
 NUL = "\x00"
 

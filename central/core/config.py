@@ -10,24 +10,11 @@ from pydantic import field_validator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from central.errors import Invalid
-from central.i18n import CATALOGUE
 from gateway.protocol import DEFAULT_PREFIX
 
 DEV_API_TOKEN = "dev-token-change-me"
 # A service token acts as the district: off the loopback it must be a real secret, not a word.
 MIN_OPEN_TOKEN_BYTES = 32
-
-CATALOGUE.update(
-    {
-        "open_bind_weak_token": {
-            "zh_CN": "拒绝在 {host} 上监听：SCHOOLGATE_API_TOKEN 为默认值或短于 {min} 字节。"
-            "请设置至少 {min} 字节的随机令牌（或设为空以关闭服务令牌），或只监听 127.0.0.1",
-            "en": "Refusing to listen on {host}: SCHOOLGATE_API_TOKEN is the default or shorter than {min} bytes. "
-            "Set a random token of at least {min} bytes (or empty to turn it off), or listen on 127.0.0.1 only",
-        },
-    }
-)
-
 
 def is_loopback(host: str) -> bool:
     """Whether a listen address is reachable from this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""

@@ -22,6 +22,7 @@ def _verify_cli(world) -> tuple[int, dict]:
     done = subprocess.run(
         [sys.executable, "-m", "schoolgate", "central", "verify-audit"], capture_output=True, text=True, env=env, timeout=120
     )
+    assert done.stdout.strip(), done.stderr[-3000:]
     return done.returncode, json.loads(done.stdout)
 
 
@@ -80,13 +81,14 @@ def _tamper(world, statement: str, **params: object) -> None:
 def test_verify_audit_finds_an_edited_row(world):
     with world.session() as session:
         rows = len(session.exec(select(AuditLog)).all())
-        third = session.exec(select(AuditLog).where(AuditLog.seq == 3)).one()
+        # A row in the middle of the chain that records what something became.
+        row = session.exec(select(AuditLog).where(AuditLog.seq >= 3, AuditLog.after.is_not(None)).order_by(AuditLog.seq)).first()
     code, verdict = _verify_cli(world)
     assert code == 0 and verdict["ok"] and verdict["rows"] == rows >= 10
-    edited = json.loads(third.after) | {"role": "district"}
-    _tamper(world, "UPDATE audit_log SET after = :after WHERE seq = 3", after=json.dumps(edited, ensure_ascii=False))
+    edited = json.loads(row.after) | {"role": "district"}
+    _tamper(world, "UPDATE audit_log SET after = :after WHERE seq = :seq", after=json.dumps(edited, ensure_ascii=False), seq=row.seq)
     code, verdict = _verify_cli(world)
-    assert code == 1 and not verdict["ok"] and verdict["bad_seq"] == 3 and "edited" in verdict["reason"]
+    assert code == 1 and not verdict["ok"] and verdict["bad_seq"] == row.seq and "edited" in verdict["reason"]
 
 
 def test_verify_audit_finds_a_deleted_row(world):

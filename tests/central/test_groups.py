@@ -52,7 +52,7 @@ def test_each_forbidden_category_is_refused_citing_p5_2(db, category):
     [
         ("数学补课班", "", "数学补课", "“数学补课”"),
         ("课后托管", "集体补课", "集体补课", "“集体补课”"),
-        ("作业辅导", "周三讲新课，周五补 课", "讲新课, 补课", "“讲新课”“补课”"),
+        ("作业辅导", "周三讲新课，周五补 课", "讲新课, 补课", "“讲新课、补课”"),
     ],
 )
 def test_a_group_named_or_described_as_tutoring_is_refused_naming_the_words(db, name, description, en_words, zh_words):
@@ -88,6 +88,15 @@ def test_renaming_or_redescribing_a_group_as_tutoring_is_refused(db):
     renamed = groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
                                   data=InterestGroupUpdate(name="作业辅导（三年级）", description="自主完成作业"))
     assert renamed.name == "作业辅导（三年级）"
+
+
+@pytest.mark.parametrize("category", ["collective_tutoring", "集体补课"])
+def test_the_refusal_names_the_forbidden_kind_in_the_reader_language(db, category):
+    session, school = db
+    with pytest.raises(Invalid) as refused:
+        create(session, school, category=category)
+    assert str(refused.value) == "课后服务不得集体补课（P5.2），该兴趣组不能设立"
+    assert refused.value.text("en") == "the service may not be collective tutoring (P5.2): the group is refused"
 
 
 def test_a_category_off_the_allowed_list_is_refused_and_each_allowed_one_is_taken(db):

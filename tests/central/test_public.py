@@ -43,7 +43,7 @@ def test_public_page_in_chinese_without_login(world):
     page = r.text
     for expected in (
         "示范小学 课后服务公示", "服务时间", "每课时 40 分钟", "放学时间", "15:40", "近期服务安排", "16:00–17:20",
-        "groupA", "作业辅导", "安全措施", "不超过 30 人", "收费", "每生每月 80.50 元", "如何报名", "家长书面申请",
+        "groupA", "作业辅导", "每周一、二、三、四、五", "安全措施", "不超过 30 人", "收费", "每生每月 80.50 元", "如何报名", "家长书面申请",
         "每学期开学第一周报名", "0632-1234567",
     ):
         assert expected in page, expected
@@ -56,7 +56,7 @@ def test_public_page_in_english(world):
     _set_up(world)
     for r in (world.client.get("/public/s1", params={"lang": "en"}), world.client.get("/public/s1", headers={"Accept-Language": "en-GB,en;q=0.9"})):
         assert r.status_code == 200 and r.headers["content-language"] == "en"
-        for expected in ("Service times", "A period is 40 minutes", "homework", "Safety measures", "80.50 CNY per student per month", "How to apply", "16:00–17:20"):
+        for expected in ("Service times", "A period is 40 minutes", "homework", "Mon, Tue, Wed, Thu, Fri", "Safety measures", "80.50 CNY per student per month", "How to apply", "16:00–17:20"):
             assert expected in r.text, expected
         assert "服务时间" not in r.text
 

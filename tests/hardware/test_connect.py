@@ -36,8 +36,14 @@ def test_nfc_options_in_the_spec(udp_port: int) -> None:
         assert reader.path == f"udp:localhost:{udp_port}"
         assert reader.targets == ("106A", "212F")
         assert reader.interval == 0.02
-    with pytest.raises(ReaderError, match="unknown option 'target'.*targets, interval"):
+    with pytest.raises(ReaderError) as refused:
         connect(f"nfc:udp:localhost:{udp_port}?target=106A")
+    assert refused.value.text("en") == (
+        f"unknown option 'target' in reader spec 'nfc:udp:localhost:{udp_port}?target=106A'; this reader takes: targets, interval"
+    )
+    assert str(refused.value) == (
+        f"读卡器设置 'nfc:udp:localhost:{udp_port}?target=106A' 中有未知选项 'target'；此读卡器可用的选项：targets, interval"
+    )
     with pytest.raises(ReaderError, match="106A"):
         connect(f"nfc:udp:localhost:{udp_port}?targets=106Z")
 
@@ -88,8 +94,9 @@ def test_options_reach_the_reader_family(udp_port: int) -> None:
 def test_bad_spec_lists_the_valid_forms(spec: str) -> None:
     with pytest.raises(ReaderError) as raised:
         connect(spec)
-    message = str(raised.value)
-    assert repr(spec.strip()) in message
+    message = raised.value.text("en")
+    assert message.startswith(f"unknown reader spec {spec.strip()!r}; valid forms are: ")
+    assert str(raised.value).startswith(f"未知的读卡器设置 {spec.strip()!r}；有效的写法：")
     for form in ("sim", "nfc:usb", "nfc:tty:", "nfc:udp", "serial:PORT?protocol=rdm6300|line", "loop://", "keyboard"):
         assert form in message
 

@@ -213,5 +213,6 @@ def test_a_pyserial_urls_own_options_are_passed_on(caplog: pytest.LogCaptureFixt
     ],
 )
 def test_bad_serial_specs_are_refused_clearly(spec: str, says: str) -> None:
-    with pytest.raises(ReaderError, match=says.replace("?", r"\?")):
+    with pytest.raises(ReaderError) as refused:
         connect(spec)
+    assert says in refused.value.text("en")

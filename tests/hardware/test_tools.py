@@ -125,7 +125,7 @@ def test_central_import_takes_a_card_format(tmp_path) -> None:
     students = tmp_path / "学生.csv"
     students.write_text("学号,姓名,年级,班级,卡号,建档立卡\n1001,王一,三年级,1班,0077705923,否\n", encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
-    run = [sys.executable, "-m", "schoolgate", "central", "import", str(students), "--school", "s1"]
+    run = [sys.executable, "-m", "schoolgate", "central", "import", str(students), "--school", "s1", "--create-school"]
     extra = {"SCHOOLGATE_DATABASE_URL": db, "SCHOOLGATE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
 
     good = subprocess.run([*run, "--card-format", "decimal"], capture_output=True, text=True, timeout=60, env=env(**extra))

@@ -18,7 +18,6 @@ from central.accounts import Principal, Role
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
 from central.errors import Forbidden, Missing
-from central.i18n import CATALOGUE
 from central.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
@@ -29,16 +28,6 @@ Admin = Annotated[Principal, Depends(require_role("school_admin"))]
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guardian"))]
 # P2.2: a school admin signs for the school (and records paper forms); a guardian signs in their own account.
 Signer = Annotated[Principal, Depends(require_role("school_admin", "guardian"))]
-
-CATALOGUE.update(
-    {
-        "enrollment.guardian_only_own": {
-            "zh_CN": "家长只能为自己的孩子、以自己的名义办理",
-            "en": "a guardian acts only for their own children, in their own name",
-        },
-    }
-)
-
 
 class ApproveIn(BaseModel):
     group_id: RowId | None = None  # the group to place the student in, if the application named none

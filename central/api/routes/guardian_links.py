@@ -14,22 +14,12 @@ from central.accounts import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
 from central.errors import Invalid, Missing
-from central.i18n import CATALOGUE
 from central.models import Guardian, GuardianLink, Student
 
 router = APIRouter(prefix="/schools/{school}/students/{student}/guardians", tags=["guardian links"],
                    responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
 Admin = Annotated[Principal, Depends(require_role("school_admin"))]
-
-CATALOGUE.update(
-    {
-        "link.missing": {"zh_CN": "监护人 {guardian} 与学生 {student} 没有关联", "en": "guardian {guardian} is not linked to student {student}"},
-        "link.dates": {"zh_CN": "有效期结束 {until} 早于开始 {since}", "en": "the link ends ({until}) before it starts ({since})"},
-        "link.barred": {"zh_CN": "被禁止接送的人不能有接送权（P9.4）", "en": "a barred person may not pick up (P9.4)"},
-    }
-)
-
 
 class LinkUpdate(BaseModel):
     may_pick_up: bool | None = None

@@ -10,15 +10,12 @@ from central import accounts, enrollment
 from central.accounts import Principal
 from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
 from central.errors import Missing
-from central.i18n import CATALOGUE
 from central.models import NoticeCreate, NoticePublic
 
 router = APIRouter(prefix="/schools/{school}/notice", tags=["notice"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
 Admin = Annotated[Principal, Depends(require_role("school_admin"))]
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "teacher", "guard", "finance", "guardian"))]
-
-CATALOGUE.update({"notice.none": {"zh_CN": "学校尚未发布告知书", "en": "the school has published no notice yet"}})
 
 
 @router.post("", status_code=201)
