@@ -19,14 +19,11 @@ from gateway import protocol
 DEFAULT_ZONE = "Asia/Shanghai"
 
 
-class NotFound(LookupError):
-    """A named school, kiosk or record does not exist."""
-
-
 def get_school(session: Session, *, code: str) -> School:
+    """The school of ``code``; ``Missing`` (a localized 404) when there is none."""
     school = session.exec(select(School).where(School.code == code)).first()
     if school is None:
-        raise NotFound(f"no school {code!r}")
+        raise Missing("no_school", school=code)
     return school
 
 

@@ -123,3 +123,12 @@ def test_an_unknown_kind_or_kiosk_id_is_a_422(world):
     for params in ({"kind": "checkn"}, {"kind": ["pickup", "nothing"]}, {"after_kiosk": "gate 1"}, {"kiosk": "门口"}):
         answer = _get(world, **params)
         assert answer.status_code == 422, params
+
+
+def test_the_safety_log_of_a_school_that_does_not_exist_is_a_localized_404(world):
+    # One error family: the safety log answers as every other route, in the reader's language.
+    for path in ("/api/v1/schools/nosuch/events", "/api/v1/schools/nosuch/incidents"):
+        zh = world.client.get(path, headers=world.as_("district"))
+        assert (zh.status_code, zh.json()["detail"]) == (404, "没有学校 nosuch"), zh.text
+        en = world.client.get(path, params={"lang": "en"}, headers=world.as_("district"))
+        assert (en.status_code, en.json()["detail"]) == (404, "No school nosuch"), en.text

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from central import services
 from central.api.deps import SessionDep, require_role
@@ -32,20 +32,14 @@ def list_events(
     """Events in (kiosk, seq) order. ``kind`` (repeatable) keeps those kinds; an unknown kind is a 422.
     Next page: ``after_kiosk`` and ``after_seq`` of the last event received. ``kiosk`` lists one
     kiosk's, where ``after_seq`` alone is enough; ``after_seq`` without either kiosk is a 422."""
-    try:
-        return services.list_events(
-            session, school=school, kiosk=kiosk, kinds=kind, after_kiosk=after_kiosk, after_seq=after_seq, limit=limit
-        )
-    except services.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    return services.list_events(
+        session, school=school, kiosk=kiosk, kinds=kind, after_kiosk=after_kiosk, after_seq=after_seq, limit=limit
+    )
 
 
 @router.get("/incidents")
 def list_incidents(school: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
-    try:
-        found = services.list_incidents(session, school=school, limit=limit)
-    except services.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    found = services.list_incidents(session, school=school, limit=limit)
     return [i.model_dump(exclude={"payload"}) for i in found]
 
 
