@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +22,7 @@ from openpyxl.utils import get_column_letter
 from sqlmodel import Session, select
 
 from central import services
+from central.cards import canonical_card, canonical_phone
 from central.errors import Missing
 from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
@@ -72,32 +72,6 @@ class ImportResult:
     links: int = 0
     cards: int = 0
     applications: int = 0  # written applications received (报名 = 是): each waits for review (P2.1)
-
-
-def canonical_card(text: str, card_format: str = "hex") -> str:
-    """A card UID as stored: upper-case hex of 4 to 10 bytes; spaces, colons and dashes ignored.
-
-    ``card_format`` is how the file writes card numbers (``hardware.cardnumber.FORMATS``: the
-    printed decimal, Wiegand, EM4100...); every form is stored canonical, so a card matches
-    whichever reader reads it. Raises ValueError with a reason a school admin can act on.
-    """
-    if card_format != "hex":
-        return cardnumber.parse(text, card_format)
-    uid = re.sub(r"[\s:-]", "", text).upper()
-    if not re.fullmatch(r"[0-9A-F]+", uid):
-        raise ValueError(f"{text!r} is not a hexadecimal card number")
-    if len(uid) % 2 or not 8 <= len(uid) <= 20:
-        raise ValueError(f"{text!r} must be 4 to 10 bytes (8 to 20 hex digits, an even number)")
-    return uid
-
-
-def canonical_phone(text: str) -> str:
-    """A Chinese mobile number as 11 digits ("" if empty); spaces, dashes and a +86 prefix are dropped."""
-    phone = re.sub(r"[\s-]", "", text)
-    phone = phone.removeprefix("+86")
-    if phone and not re.fullmatch(r"1[3-9]\d{9}", phone):
-        raise ValueError(f"{text!r} is not a Chinese mobile number (11 digits starting 13-19)")
-    return phone
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -491,7 +465,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
 def record_applications(session: Session, school_id: int, rows: list[tuple[_StudentRow, Student]]) -> int:
     """A bulk import creates applications, never active enrollments (P2.1): one for each student marked
     as applied who has no open enrollment yet, so importing the same file twice adds nothing."""
-    from central import enrollment  # here: enrollment's own imports reach back to this module
+    from central import enrollment  # here, like pickup above: keeps the importer's imports light
 
     made = 0
     for row, student in rows:

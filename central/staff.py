@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from central.cards import canonical_card
 from central.errors import Conflict, Forbidden, Invalid, Missing
-from central.importer import canonical_card
 from central.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
 from central.models import VendorApprovalPublic, VendorCreate, VendorPublic
 

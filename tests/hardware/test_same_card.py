@@ -13,7 +13,8 @@ from sqlmodel import Session, select
 from central import roster as central_roster
 from central.admin import card_formats
 from central.core.db import make_engine, migrate
-from central.importer import ImportRejected, canonical_card, import_roster
+from central.cards import canonical_card
+from central.importer import ImportRejected, import_roster
 from central.models import Card, School
 from gateway import protocol
 from hardware import connect
