@@ -55,6 +55,7 @@ MOVES = {
     "staff": "programme.staff",
     "enrollment": "programme.enrollment",
     "public": "programme.public",
+    "content": "programme.content",  # P5.2's word list, on main since h-rules-b
     "pickup": "pickup.codes",
     "ingest": "kiosks.ingest",
     "bus": "kiosks.bus",
@@ -71,8 +72,8 @@ PACKAGES = [
              "the audit log, and the tables the domains share (`models.py`, to be divided among them)"),
     ("schools", "the roster import (CSV/XLSX) and card and phone numbers as stored"),
     ("accounts", "users, roles, logins, and who may see or act for which child (`access.py`)"),
-    ("programme", "calendar and sessions, interest groups, staff and vendors, enrollment by consent, "
-                  "the public page"),
+    ("programme", "calendar and sessions, interest groups (and the words P5.2 refuses in them), staff and "
+                  "vendors, enrollment by consent, the public page"),
     ("pickup", "one-time pickup codes and photos (`codes.py`)"),
     ("kiosks", "central's MQTT connection, the ingest, the roster kiosks copy, the kiosk registry, "
                "event log and incidents (`services.py`)"),
