@@ -197,3 +197,13 @@ def test_an_old_import_brought_back_by_a_late_merge_is_rewritten(repo):
 def test_sort_imports(text, expected):
     assert relayout.sort_imports(text) == expected
     assert relayout.sort_imports(expected) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "x = 1; from central import pickup\n",  # not at a line's start
+    "from central import pickup, \\\n    admin\n",  # continued with a backslash
+])
+def test_what_it_cannot_rewrite_is_left_and_named(text):
+    rewriter = relayout.Rewriter(relayout.Mapping(dict(relayout.MOVES)))
+    assert rewriter.rewrite(text, "f.py") == text
+    assert [w.startswith("f.py: not rewritten, do it by hand: ") for w in rewriter.warnings] == [True]
