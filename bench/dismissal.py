@@ -23,8 +23,8 @@ from pathlib import Path
 from bench.common import available, broker, central_key, database, emit, machine, ms, parse_args, percentile
 from sqlmodel import Session
 
-from central import services
 from central.core.db import make_engine, migrate
+from central.kiosks import services
 from gateway import mosquitto
 from gateway.broker import wait_until_reachable
 from gateway.client import SyncClient

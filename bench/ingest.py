@@ -20,10 +20,10 @@ from sqlmodel import Session
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import available, broker, database, emit, machine, parse_args, signed_events
-from central import services
-from central.bus import Bus
 from central.core.db import make_engine, migrate
-from central.ingest import EVENT, event_row
+from central.kiosks import services
+from central.kiosks.bus import Bus
+from central.kiosks.ingest import EVENT, event_row
 from gateway import mosquitto, protocol
 from gateway.mqtt import BrokerAddress, make_client
 

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 
 from sqlmodel import Session, select
 
-from central import importer, roster, services
-from central.bus import publish_once
 from central.core import keys
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.models import Kiosk, School
+from central.core.models import Kiosk, School
+from central.kiosks import roster, services
+from central.kiosks.bus import publish_once
+from central.schools import importer
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, Logins, MqttError
 
@@ -98,7 +99,7 @@ def create_school(settings: Settings, *, code: str, name: str, timezone: str = s
 
 
 def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str | None = None) -> str:
-    """Register a kiosk of an existing school (``central.errors.Missing`` otherwise); audited."""
+    """Register a kiosk of an existing school (``central.core.errors.Missing`` otherwise); audited."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
@@ -120,7 +121,7 @@ def create_user(
     staff_id: int | None = None,
 ) -> dict:
     """Create an account from the command line (the first district or school admin, say); audited as ``cli``."""
-    from central import accounts
+    from central.accounts import access as accounts
 
     engine = open_db(settings)
     try:
@@ -142,7 +143,7 @@ def create_user(
 
 def verify_audit(settings: Settings):
     """Walk the audit log's hash chain; the verdict names the first row that does not fit."""
-    from central import audit
+    from central.core import audit
 
     engine = open_db(settings)
     try:

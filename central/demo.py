@@ -96,10 +96,11 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
     """
     from sqlmodel import Session, select
 
-    from central import enrollment, groups, roster, schedule, services
-    from central import staff as staff_service
     from central.admin import open_db, publish_change
-    from central.models import (CalendarDayCreate, DismissalTimeCreate, InterestGroup, InterestGroupCreate,
+    from central.kiosks import roster, services
+    from central.programme import enrollment, groups, schedule
+    from central.programme import staff as staff_service
+    from central.core.models import (CalendarDayCreate, DismissalTimeCreate, InterestGroup, InterestGroupCreate,
                                 SchoolClass, StaffCreate, Student, TermCreate)
 
     engine = open_db(settings)

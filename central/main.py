@@ -13,11 +13,11 @@ from central.api.limits import RequestLimits
 from central.api.routes import auth, events, kiosks, pickup, public, students, users
 from central.api.routes import calendar, enrollments, groups, guardian_links, notices, sessions, staff, vendors
 from central.api.routes import roster as roster_routes
-from central import roster
-from central.bus import Bus
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.i18n import LocalizedError
+from central.core.i18n import LocalizedError
+from central.kiosks import roster
+from central.kiosks.bus import Bus
 from gateway import protocol
 
 log = logging.getLogger(__name__)

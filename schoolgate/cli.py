@@ -249,9 +249,9 @@ def central_serve(
 @central_app.command("ingest")
 def central_ingest(config: ConfigOpt = None) -> None:
     """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
-    from central.bus import Bus
     from central.core.config import Settings
     from central.core.db import make_engine, migrate
+    from central.kiosks.bus import Bus
 
     _logging(False)
     settings = Settings.load(config)
@@ -295,8 +295,8 @@ def central_import(
     """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
     from central.admin import card_formats, import_files
     from central.core.config import Settings
-    from central.i18n import LocalizedError
-    from central.importer import ImportRejected
+    from central.core.i18n import LocalizedError
+    from central.schools.importer import ImportRejected
 
     lang = _lang()
     _logging(False)
@@ -323,7 +323,7 @@ def central_create_school(
     """Create a school; schools are made only here (or by `import --create-school`), never by naming one."""
     from central.admin import create_school
     from central.core.config import Settings
-    from central.i18n import LocalizedError
+    from central.core.i18n import LocalizedError
 
     lang = _lang()
     try:
@@ -343,8 +343,8 @@ def central_register_kiosk(
     """Register a kiosk and its secret at central (again, to change the secret)."""
     from central.admin import central_key, register_kiosk
     from central.core.config import Settings
+    from central.core.i18n import LocalizedError
     from central.core.keys import SigningKeyError
-    from central.i18n import LocalizedError
     from gateway.protocol import ProtocolError
 
     lang = _lang()

@@ -18,11 +18,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from central import accounts
-from central.accounts import Principal, Role
-from central.errors import Forbidden, Unauthenticated, status_of
-from central.i18n import LocalizedError, pick_locale
-from central.models import MAX_ID
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role
+from central.core.errors import Forbidden, Unauthenticated, status_of
+from central.core.i18n import LocalizedError, pick_locale
+from central.core.models import MAX_ID
 
 bearer = HTTPBearer(auto_error=False)
 

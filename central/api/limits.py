@@ -20,7 +20,7 @@ import json
 from urllib.parse import parse_qsl
 
 from central.core.config import Settings
-from central.i18n import pick_locale, t
+from central.core.i18n import pick_locale, t
 
 NUL = "\x00"
 

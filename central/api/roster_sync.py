@@ -7,8 +7,8 @@ import logging
 from fastapi import Request
 from sqlmodel import Session
 
-from central import roster
-from central.models import School
+from central.core.models import School
+from central.kiosks import roster
 from gateway import protocol
 from gateway.mqtt import MqttError
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import field_validator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from central.errors import Invalid
+from central.core.errors import Invalid
 from gateway.protocol import DEFAULT_PREFIX
 
 DEV_API_TOKEN = "dev-token-change-me"

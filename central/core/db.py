@@ -15,7 +15,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(url: str) -> sa.Engine:
-    import central.audit  # noqa: F401 - registers the hooks that audit every change made through a Session
+    import central.core.audit  # noqa: F401 - registers the hooks that audit every change made through a Session
 
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

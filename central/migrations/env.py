@@ -4,11 +4,11 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import central.models  # noqa: F401 - registers the tables on SQLModel.metadata
-import central.accounts  # noqa: F401 - users, login tokens, child-read log
-import central.audit  # noqa: F401 - the audit log
-import central.pickup  # noqa: F401 - pickup codes, photos
-import central.public  # noqa: F401 - the public page's profile
+import central.core.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import central.accounts.access  # noqa: F401 - users, login tokens, child-read log
+import central.core.audit  # noqa: F401 - the audit log
+import central.pickup.codes  # noqa: F401 - pickup codes, photos
+import central.programme.public  # noqa: F401 - the public page's profile
 
 config = context.config
 target_metadata = SQLModel.metadata

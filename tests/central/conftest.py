@@ -14,11 +14,11 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from central import accounts
+from central.accounts import access as accounts
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
+from central.core.models import Enrollment, Guardian, GuardianLink, InterestGroup, Kiosk, School, SchoolClass, Staff, Student
 from central.main import create_app
-from central.models import Enrollment, Guardian, GuardianLink, InterestGroup, Kiosk, School, SchoolClass, Staff, Student
 from sgtest import fresh_postgres_database
 
 PASSWORD = "correct horse battery staple"

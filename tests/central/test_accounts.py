@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlmodel import select
 
-from central import accounts
-from central.accounts import AuthToken, User
-from central.errors import Conflict, Forbidden, Invalid, Unauthenticated
+from central.accounts import access as accounts
+from central.accounts.access import AuthToken, User
+from central.core.errors import Conflict, Forbidden, Invalid, Unauthenticated
 
 from .conftest import PASSWORD
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from central import admin, roster
+from central import admin
 from central.core.config import Settings
-from central.errors import Conflict, Invalid, Missing
+from central.core.errors import Conflict, Invalid, Missing
+from central.kiosks import roster
 from gateway.mqtt import free_port
 
 TABLES = ("school", "school_class", "student", "guardian", "guardian_link", "card", "audit_log")

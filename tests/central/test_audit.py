@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from central import audit
-from central.audit import AuditLog
+from central.core import audit
+from central.core.audit import AuditLog
 
 
 def _verify_cli(world) -> tuple[int, dict]:

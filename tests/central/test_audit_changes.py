@@ -7,9 +7,10 @@ import json
 
 from sqlmodel import Session, select
 
-from central import audit, services
+from central.core import audit
 from central.core.db import make_engine, migrate
-from central.models import Guardian, School
+from central.core.models import Guardian, School
+from central.kiosks import services
 
 
 def rows(session: Session) -> list[audit.AuditLog]:
@@ -62,7 +63,7 @@ def test_a_kiosk_secret_never_reaches_the_log_and_a_rollback_logs_nothing(tmp_pa
 
 
 def _school_with_class(tmp_path):
-    from central.models import SchoolClass
+    from central.core.models import SchoolClass
 
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)
@@ -76,7 +77,7 @@ def _school_with_class(tmp_path):
 def test_a_savepoint_rolled_back_takes_back_only_its_own_changes(tmp_path):
     import sqlalchemy as sa
 
-    from central.models import Student
+    from central.core.models import Student
 
     engine = _school_with_class(tmp_path)
     with Session(engine) as session:
@@ -97,7 +98,7 @@ def test_a_savepoint_rolled_back_takes_back_only_its_own_changes(tmp_path):
 
 
 def test_changes_flushed_then_abandoned_with_close_are_never_logged(tmp_path):
-    from central.models import Student
+    from central.core.models import Student
 
     engine = _school_with_class(tmp_path)
     session = Session(engine)

@@ -1,4 +1,4 @@
-"""Card and phone numbers as central stores them (central/cards.py): the roster import and staff cards use them."""
+"""Card and phone numbers as central stores them (central/core/cards.py): the roster import and staff cards use them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from central.cards import canonical_card, canonical_phone
+from central.core.cards import canonical_card, canonical_phone
 
 
 @pytest.mark.parametrize(("text", "uid"), [

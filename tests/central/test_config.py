@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from central.core.config import Settings
-from central.errors import Invalid
+from central.core.errors import Invalid
 
 STRONG = "k" * 32  # exactly the shortest token allowed off the loopback
 SHORT = "k" * 31

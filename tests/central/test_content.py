@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from central.content import normalise, tutoring_words
+from central.programme.content import normalise, tutoring_words
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,14 @@ from datetime import date
 import pytest
 from sqlmodel import Session, select
 
-from central import enrollment as enr
-from central import groups, roster
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.errors import Conflict, Forbidden, Invalid
-from central.models import EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
-from central.models import NoticeSignature, SchoolClass, Student
+from central.core.errors import Conflict, Forbidden, Invalid
+from central.core.models import EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
+from central.core.models import NoticeSignature, SchoolClass, Student
+from central.kiosks import roster
+from central.programme import enrollment as enr
+from central.programme import groups
 
 SETTINGS = Settings()
 
@@ -303,8 +304,8 @@ def test_a_withdrawal_as_of_a_later_date_keeps_the_child_in_until_that_date(db):
 def test_a_sessions_expected_students_follow_the_withdrawal_date(db):
     from datetime import time
 
-    from central import schedule
-    from central.models import DismissalTimeCreate, TermCreate
+    from central.core.models import DismissalTimeCreate, TermCreate
+    from central.programme import schedule
 
     session, school, group = db
     schedule.add_term(session, school_id=school.id, actor="admin",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from central import enrollment as enr
-from central import groups
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.errors import Conflict, Invalid
-from central.models import InterestGroupCreate, InterestGroupUpdate, School, SchoolClass, Student
+from central.core.errors import Conflict, Invalid
+from central.core.models import InterestGroupCreate, InterestGroupUpdate, School, SchoolClass, Student
+from central.programme import enrollment as enr
+from central.programme import groups
 
 SETTINGS = Settings()
 

@@ -13,8 +13,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from central import enrollment, pickup, roster
-from central.models import GuardianLink, School, Student
+from central.core.models import GuardianLink, School, Student
+from central.kiosks import roster
+from central.pickup import codes as pickup
+from central.programme import enrollment
 
 API = "/api/v1/schools/s1"
 

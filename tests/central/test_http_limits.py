@@ -21,9 +21,9 @@ import uvicorn
 from PIL import Image
 from pydantic import ValidationError
 
-from central import pickup
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
+from central.pickup import codes as pickup
 from gateway.mqtt import free_port
 from sgtest import wait_for
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from central import importer, roster
 from central.core.db import make_engine, migrate
-from central.models import Enrollment, EnrollmentStep, School
+from central.core.models import Enrollment, EnrollmentStep, School
+from central.kiosks import roster
+from central.schools import importer
 
 
 def test_imported_students_are_not_enrolled_and_marked_applications_wait_for_review(tmp_path):

@@ -1,4 +1,4 @@
-"""Roster import: CSV/XLSX students and guardians, all or nothing (central/importer.py)."""
+"""Roster import: CSV/XLSX students and guardians, all or nothing (central/schools/importer.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
-from central.importer import (
+from central.schools.importer import (
     ImportRejected,
     ImportResult,
     RowError,
     import_roster,
 )
-from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
+from central.core.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 
 S_ZH = ["学号", "姓名", "年级", "班级", "卡号", "建档立卡"]
 G_ZH = ["姓名", "关系", "手机", "卡号", "学生学号", "可接送", "禁止接送", "自行离校"]
@@ -343,7 +343,7 @@ def test_report_lists_rows_in_file_order(session, tmp_path):
 
 @pytest.mark.parametrize("code", ["示范 小学", "s 1", "a/b", "x" * 65, ""])
 def test_a_school_id_kiosks_cannot_use_refuses_the_import_before_anything_is_written(session, tmp_path, code):
-    from central.errors import Invalid
+    from central.core.errors import Invalid
 
     students, guardians = pair(tmp_path)
     with pytest.raises((Invalid, ValueError)):

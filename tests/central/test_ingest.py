@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from central import pickup, roster, services
 from central.core.db import make_engine, migrate
-from central import ingest as ingest_module
-from central.ingest import Ingest
-from central.models import SchoolClass, Student
+from central.core.models import SchoolClass, Student
+from central.kiosks import ingest as ingest_module
+from central.kiosks import roster, services
+from central.kiosks.ingest import Ingest
+from central.pickup import codes as pickup
 from gateway import protocol
 
 SECRET = "7e" * 32

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from central import services
+from central.kiosks import services
 from gateway import protocol
 
 from .test_ingest import SECRET, Kiosk, incidents, send, stored, world  # noqa: F401  (world is a fixture)

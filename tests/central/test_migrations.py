@@ -13,11 +13,11 @@ from alembic.migration import MigrationContext
 from sgtest import fresh_postgres_database
 from sqlmodel import Session, SQLModel
 
-import central.accounts  # noqa: F401 - tables outside central.models
-import central.models  # noqa: F401
-import central.pickup  # noqa: F401
+import central.accounts.access  # noqa: F401 - tables outside central.core.models
+import central.core.models  # noqa: F401
+import central.pickup.codes  # noqa: F401
 from central.core.db import alembic_config, make_engine, migrate
-from central.models import Guardian, GuardianLink, School, SchoolClass, Student
+from central.core.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 
 def drift(url: str) -> list:

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import select
 
-from central import pickup
-from central.accounts import ChildRead, Principal, Role
-from central.errors import Forbidden, Invalid
-from central.models import Guardian, GuardianLink, School
+from central.accounts.access import ChildRead, Principal, Role
+from central.core.errors import Forbidden, Invalid
+from central.core.models import Guardian, GuardianLink, School
+from central.pickup import codes as pickup
 from gateway import photos, protocol
 from gateway.pickup import matches
 

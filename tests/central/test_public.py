@@ -6,8 +6,8 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlmodel import select
 
-from central import pickup
-from central.models import CareSession, DismissalTime, InterestGroup, School
+from central.core.models import CareSession, DismissalTime, InterestGroup, School
+from central.pickup import codes as pickup
 
 
 def _set_up(world) -> None:

@@ -36,13 +36,15 @@ from fastapi.routing import APIRoute
 from PIL import Image
 from sqlmodel import select
 
-from central import accounts, pickup, schedule
-from central import enrollment as consent
-from central import staff as staff_service
-from central.accounts import Role
-from central.i18n import t
-from central.models import CalendarDayCreate, CareSession, DismissalTimeCreate, Enrollment, EnrollmentCreate, Guardian
-from central.models import GuardianLink, InterestGroup, Staff, StaffCreate, TermCreate, VendorCreate
+from central.accounts import access as accounts
+from central.accounts.access import Role
+from central.core.i18n import t
+from central.core.models import CalendarDayCreate, CareSession, DismissalTimeCreate, Enrollment, EnrollmentCreate, Guardian
+from central.core.models import GuardianLink, InterestGroup, Staff, StaffCreate, TermCreate, VendorCreate
+from central.pickup import codes as pickup
+from central.programme import enrollment as consent
+from central.programme import schedule
+from central.programme import staff as staff_service
 
 from .conftest import PASSWORD
 

@@ -12,9 +12,9 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlmodel import select
 
-from central.accounts import ChildRead
+from central.accounts.access import ChildRead
 from central.api.deps import authorize
-from central.i18n import t
+from central.core.i18n import t
 
 
 def _effective(app):

@@ -7,13 +7,14 @@ from datetime import date
 import pytest
 from sqlmodel import Session
 
-from central import roster, schedule
-from central import staff as staff_service
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.errors import Conflict, Forbidden, Invalid
-from central.models import Card, DismissalTimeCreate, School, SchoolClass, StaffCreate, Student, TermCreate, VendorCreate
-from central.models import InterestGroupCreate
+from central.core.errors import Conflict, Forbidden, Invalid
+from central.core.models import Card, DismissalTimeCreate, School, SchoolClass, StaffCreate, Student, TermCreate, VendorCreate
+from central.core.models import InterestGroupCreate
+from central.kiosks import roster
+from central.programme import schedule
+from central.programme import staff as staff_service
 
 SETTINGS = Settings()
 MON = date(2026, 11, 30)
@@ -41,7 +42,7 @@ def db(tmp_path):
 
 def test_third_party_staff_cannot_serve_until_the_last_approval(db):
     session, school = db
-    from central import groups
+    from central.programme import groups
 
     vendor = staff_service.create_vendor(session, school_id=school.id, actor="admin",
                                          data=VendorCreate(name="星火体育俱乐部", licence="鲁教民123"))

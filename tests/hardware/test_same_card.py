@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from central import roster as central_roster
 from central.admin import card_formats
+from central.core.cards import canonical_card
 from central.core.db import make_engine, migrate
-from central.cards import canonical_card
-from central.importer import ImportRejected, import_roster
-from central.models import Card, School
+from central.core.models import Card, School
+from central.kiosks import roster as central_roster
+from central.schools.importer import ImportRejected, import_roster
 from gateway import protocol
 from hardware import connect
 from hardware.nfc import NfcReader

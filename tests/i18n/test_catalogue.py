@@ -140,7 +140,7 @@ def test_the_check_catches_an_unknown_key_and_a_left_out_placeholder_in_code(tmp
     planted = tmp_path / "central" / "planted.py"
     planted.parent.mkdir()
     planted.write_text(
-        "from central.errors import Invalid\n"
+        "from central.core.errors import Invalid\n"
         "from i18n import t\n"
         "def f(locale):\n"
         "    t('pub.safety.ratio', locale)\n"

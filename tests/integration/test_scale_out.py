@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from central.admin import central_key, create_school, register_kiosk
-from central.bus import Bus
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
+from central.kiosks.bus import Bus
 from gateway import mosquitto, protocol
 from gateway.broker import wait_until_reachable
 from gateway.mqtt import BrokerAddress, free_port

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
-from central import accounts
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role
 from central.api.deps import ERROR_RESPONSES, SessionDep, bearer, require_role
-from central.accounts import Principal, Role
 
 public_router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
 router = APIRouter(tags=["auth"])

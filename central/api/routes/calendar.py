@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from central import accounts, schedule
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import CalendarDayCreate, CalendarDayPublic, DismissalTimeCreate, DismissalTimePublic, TermCreate
-from central.models import TermPublic
+from central.core.models import CalendarDayCreate, CalendarDayPublic, DismissalTimeCreate, DismissalTimePublic, TermCreate
+from central.core.models import TermPublic
+from central.programme import schedule
 
 router = APIRouter(prefix="/schools/{school}", tags=["calendar"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").

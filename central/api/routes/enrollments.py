@@ -1,6 +1,6 @@
 """Enrollment by consent (P2.1, P2.2): application, class review, approval, three signatures, withdrawal.
 
-Each action is one POST that moves the enrollment one step; central/enrollment.py refuses any skip.
+Each action is one POST that moves the enrollment one step; central/programme/enrollment.py refuses any skip.
 A guardian acts only for their own children; the change reaches the kiosks as a new roster version.
 """
 
@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from central import accounts, enrollment
-from central.accounts import Principal, Role
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.errors import Forbidden, Missing
-from central.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
+from central.core.errors import Forbidden, Missing
+from central.core.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
+from central.programme import enrollment
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
 # The district reads every school's enrollments and inspects; it takes no step in them (P2.1).

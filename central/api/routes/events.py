@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from central import services
 from central.api.deps import SessionDep, require_role
+from central.kiosks import services
 from gateway import protocol
 
 # Kiosk events and safety incidents are the school's safety log: its admins, the guards who work the

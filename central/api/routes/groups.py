@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from central import accounts
-from central import groups as group_service
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import InterestGroupCreate, InterestGroupPublic, InterestGroupUpdate
+from central.core.models import InterestGroupCreate, InterestGroupPublic, InterestGroupUpdate
+from central.programme import groups as group_service
 
 router = APIRouter(prefix="/schools/{school}/groups", tags=["groups"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").

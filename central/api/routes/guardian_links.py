@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel, select
 
-from central import accounts, pickup
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.errors import Invalid, Missing
-from central.models import Guardian, GuardianLink, Student
+from central.core.errors import Invalid, Missing
+from central.core.models import Guardian, GuardianLink, Student
+from central.pickup import codes as pickup
 
 router = APIRouter(prefix="/schools/{school}/students/{student}/guardians", tags=["guardian links"],
                    responses=ERROR_RESPONSES)

@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 from sqlmodel import SQLModel
 
-from central import pickup
 from central.api.deps import ERROR_RESPONSES, SessionDep
-from central.pickup import KioskCaller, PhotoListed
+from central.pickup import codes as pickup
+from central.pickup.codes import KioskCaller, PhotoListed
 from gateway.photos import SIGNATURE_HEADER, TIME_HEADER
 
 router = APIRouter(prefix="/kiosks/{school}/{kiosk}", tags=["kiosks"], responses=ERROR_RESPONSES)

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from central import accounts, enrollment
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
-from central.errors import Missing
-from central.models import NoticeCreate, NoticePublic
+from central.core.errors import Missing
+from central.core.models import NoticeCreate, NoticePublic
+from central.programme import enrollment
 
 router = APIRouter(prefix="/schools/{school}/notice", tags=["notice"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").

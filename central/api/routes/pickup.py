@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends, Request, Response, UploadFile
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from central import accounts, pickup
-from central.accounts import Principal, Role
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role
 from central.api.deps import IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.errors import Invalid
-from central.pickup import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
+from central.core.errors import Invalid
+from central.pickup import codes as pickup
+from central.pickup.codes import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/schools/{school}", tags=["pickup"])

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from central import public
-from central.accounts import Principal, Role
+from central.accounts.access import Principal, Role
 from central.api.deps import SessionDep, require_role
-from central.errors import Missing
-from central.i18n import pick_locale
-from central.public import PublicProfileBase
+from central.core.errors import Missing
+from central.core.i18n import pick_locale
+from central.programme import public
+from central.programme.public import PublicProfileBase
 
 page_router = APIRouter(tags=["public"])
 router = APIRouter(prefix="/schools/{school}", tags=["public"])

@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from central import accounts, schedule
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import CareSessionPublic, RowId
+from central.core.models import CareSessionPublic, RowId
+from central.programme import schedule
 
 router = APIRouter(prefix="/schools/{school}/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from central import accounts
-from central import staff as staff_service
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import StaffCreate, StaffPublic, StaffUpdate
+from central.core.models import StaffCreate, StaffPublic, StaffUpdate
+from central.programme import staff as staff_service
 
 router = APIRouter(prefix="/schools/{school}/staff", tags=["staff"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlmodel import SQLModel, col, select
 
-from central import accounts
-from central.accounts import Principal, Role
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role
 from central.api.deps import SessionDep, require_role
-from central.models import Guardian, GuardianLink, SchoolClass
-from central.roster import mask_phone
+from central.core.models import Guardian, GuardianLink, SchoolClass
+from central.kiosks.roster import mask_phone
 
 router = APIRouter(prefix="/schools/{school}/students", tags=["students"])
 Reader = Annotated[

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from sqlmodel import SQLModel, select
 
-from central import accounts, audit
-from central.accounts import Principal, Role, User
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role, User
 from central.api.deps import MAX_ID, IdPath, SessionDep, require_role
-from central.models import School, Student
+from central.core import audit
+from central.core.models import School, Student
 
 router = APIRouter(tags=["users"])
 Admin = Annotated[Principal, Depends(require_role(Role.DISTRICT, Role.SCHOOL_ADMIN))]

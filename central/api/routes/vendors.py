@@ -7,18 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from central import accounts
-from central import staff as staff_service
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
-from central.models import VendorCreate, VendorPublic
+from central.core.models import VendorCreate, VendorPublic
+from central.programme import staff as staff_service
 
 router = APIRouter(prefix="/schools/{school}/vendors", tags=["vendors"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
 Admin = Annotated[Principal, Depends(require_role("school_admin"))]
 # P6.2: the school records its panel's and its Party organisation's decisions, a district account the
-# district's and the city's (central/staff.py STEP_RECORDERS says which step is whose).
+# district's and the city's (central/programme/staff.py STEP_RECORDERS says which step is whose).
 Approver = Annotated[Principal, Depends(require_role("school_admin", "district"))]
 
 

@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-29
 
 The audit log is append-only in the database too: triggers refuse UPDATE and DELETE (and, on
-PostgreSQL, TRUNCATE). Its hash chain (central/audit.py) still catches someone who drops them.
+PostgreSQL, TRUNCATE). Its hash chain (central/core/audit.py) still catches someone who drops them.
 ``app_user.staff_id`` has no foreign key here: the staff table comes with a parallel branch
 (0002_service); a merge migration may add the constraint.
 """

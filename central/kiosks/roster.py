@@ -17,10 +17,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from central import enrollment, pickup, schedule
-from central import staff as staff_service
 from central.core.config import Settings
-from central.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
+from central.core.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
+from central.pickup import codes as pickup
+from central.programme import enrollment, schedule
+from central.programme import staff as staff_service
 from gateway import protocol
 
 log = logging.getLogger(__name__)

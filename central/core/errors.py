@@ -1,12 +1,12 @@
 """Errors of central's service functions, by what the caller did wrong; the API maps each to a status.
 
-Messages come from the catalogue (``central.i18n``), so a page or an API answer shows them in the
+Messages come from the catalogue (``central.core.i18n``), so a page or an API answer shows them in the
 reader's language.
 """
 
 from __future__ import annotations
 
-from central.i18n import LocalizedError
+from central.core.i18n import LocalizedError
 
 
 class Invalid(LocalizedError):

@@ -37,10 +37,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from central import pickup, roster
 from central.core.config import Settings
-from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
-from central.services import corrected_time
+from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
+from central.kiosks import roster
+from central.kiosks.services import corrected_time
+from central.pickup import codes as pickup
 from gateway import protocol
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import sqlalchemy as sa
 
-from central import roster
 from central.core import keys
 from central.core.config import Settings
-from central.ingest import Ingest
+from central.kiosks import roster
+from central.kiosks.ingest import Ingest
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, MqttError, make_client
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from central import audit
-from central.errors import Conflict, Invalid, Missing
-from central.models import Event, Kiosk, KioskClock, SafetyIncident, School
+from central.core import audit
+from central.core.errors import Conflict, Invalid, Missing
+from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
 
 

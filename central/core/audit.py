@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
-from central.models import UTCDateTime
+from central.core.models import UTCDateTime
 
 from gateway.protocol import canonical_json
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from central.cards import canonical_card
-from central.errors import Conflict, Forbidden, Invalid, Missing
-from central.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
-from central.models import VendorApprovalPublic, VendorCreate, VendorPublic
+from central.core.cards import canonical_card
+from central.core.errors import Conflict, Forbidden, Invalid, Missing
+from central.core.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
+from central.core.models import VendorApprovalPublic, VendorCreate, VendorPublic
 
 KINDS = ("teacher", "employee", "volunteer", "third_party")  # P6.1, P6.5
 VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in this order
 # P6.2: who records each step. The school's own two: its admin; the bureaus' two: a district account
 # (the city bureau's decision reaches the school through the district bureau). Role values of
-# central.accounts.Role.
+# central.accounts.access.Role.
 STEP_RECORDERS = {"review_panel": "school_admin", "party_org": "school_admin", "district": "district", "city": "district"}
 
 

@@ -30,10 +30,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from central import audit
-from central.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
-from central.models import Guardian, GuardianLink, School, Student
-from central.models import UTCDateTime
+from central.core import audit
+from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
+from central.core.models import Guardian, GuardianLink, School, Student
+from central.core.models import UTCDateTime
 
 class Role(StrEnum):
     DISTRICT = "district"
@@ -74,7 +74,7 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16)
     school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
     guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
-    # The staff row (central.models.Staff) of a teacher. No foreign key in migration 0002: the staff
+    # The staff row (central.core.models.Staff) of a teacher. No foreign key in migration 0002: the staff
     # table arrives on a parallel migration branch; the merge migration may add one.
     staff_id: int | None = Field(default=None, index=True)
     active: bool = True
@@ -230,7 +230,7 @@ def create_user(
     else:
         guardian_id = None
     if role is Role.TEACHER:
-        from central.models import Staff
+        from central.core.models import Staff
 
         staff = session.get(Staff, staff_id) if staff_id is not None else None
         if staff is None or staff.school_id != school_id:
@@ -445,7 +445,7 @@ def revoke_all(session: Session, *, user_id: int) -> None:
 
 def teacher_group_ids(principal: Principal) -> sa.Select:
     """The groups a teacher is in charge of: the only applications they may review or reject."""
-    from central.models import InterestGroup
+    from central.core.models import InterestGroup
 
     return select(InterestGroup.id).where(
         InterestGroup.staff_id == principal.staff_id, InterestGroup.school_id == principal.school_id
@@ -456,10 +456,10 @@ def teacher_student_ids(principal: Principal, day: date) -> sa.Select:
     """Children with an open enrollment in a group the teacher is in charge of, or still in it on
     ``day`` (the school's date) after a withdrawal as of a later date (P7.4).
 
-    The hook between accounts and the service's tables (central/models.py): a teacher's reach is
+    The hook between accounts and the service's tables (central/core/models.py): a teacher's reach is
     defined here and only here, so routes never work it out on their own.
     """
-    from central.models import Enrollment, enrollment_in_service
+    from central.core.models import Enrollment, enrollment_in_service
 
     return select(Enrollment.student_id).where(
         col(Enrollment.group_id).in_(teacher_group_ids(principal)),

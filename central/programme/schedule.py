@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from central import groups as group_service
-from central import staff as staff_service
 from central.core.config import Settings
-from central.errors import Conflict, Invalid, Missing
-from central.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
-from central.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
-from central.models import enrollment_in_service, utcnow
+from central.core.errors import Conflict, Invalid, Missing
+from central.core.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
+from central.core.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
+from central.core.models import enrollment_in_service, utcnow
+from central.programme import groups as group_service
+from central.programme import staff as staff_service
 
 log = logging.getLogger(__name__)
 

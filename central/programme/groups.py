@@ -2,7 +2,7 @@
 
 P5.2 forbids collective tutoring and teaching in the name of the service: a group declared as
 subject teaching or new lessons is refused, and so is any category not on the allowed list, and a
-group whose name or description uses a tutoring word (``central.content``), on create and update.
+group whose name or description uses a tutoring word (``central.programme.content``), on create and update.
 P3.2: a group whose start time and periods would end a session past dismissal plus ``max_periods``
 periods is refused.
 """
@@ -14,14 +14,14 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from central import accounts
-from central import staff as staff_service
-from central.content import tutoring_words
+from central.accounts import access as accounts
 from central.core.config import Settings
-from central.errors import Conflict, Invalid, Missing
-from central.i18n import Items, Msg
-from central.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
-from central.models import InterestGroupUpdate, School, enrollment_in_service
+from central.core.errors import Conflict, Invalid, Missing
+from central.core.i18n import Items, Msg
+from central.core.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
+from central.core.models import InterestGroupUpdate, School, enrollment_in_service
+from central.programme import staff as staff_service
+from central.programme.content import tutoring_words
 
 # P5.1: what the service may be. Each kind's name for people is the message group.kind.<kind>.
 ALLOWED = ("homework", "reading", "sports", "arts", "science", "games", "outdoor", "club", "interest", "one_to_one")

@@ -28,11 +28,12 @@ import sqlalchemy as sa
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from central import accounts, audit
-from central.accounts import Principal, Role
-from central.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
-from central.models import Guardian, GuardianLink, Kiosk, School, Student
-from central.models import UTCDateTime
+from central.accounts import access as accounts
+from central.accounts.access import Principal, Role
+from central.core import audit
+from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
+from central.core.models import Guardian, GuardianLink, Kiosk, School, Student
+from central.core.models import UTCDateTime
 from gateway import photos as kiosk_http
 from gateway.pickup import code_digest, normalize_code
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pydantic import AfterValidator
 from sqlmodel import Field, SQLModel, col
 
-from central.errors import Invalid
+from central.core.errors import Invalid
 
 def _local_time(value: time | None) -> time | None:
     # A time of day is the school's local time; an offset would be dropped on SQLite and compared
@@ -385,7 +385,7 @@ class StaffCard(SQLModel, table=True):
 
 class InterestGroupBase(SQLModel):
     name: str = Field(min_length=1, max_length=100)
-    category: str = Field(max_length=32)  # from P5.1's allowed list (central/groups.py)
+    category: str = Field(max_length=32)  # from P5.1's allowed list (central/programme/groups.py)
     description: str = Field(default="", max_length=1000)
     capacity: int = Field(ge=1, le=500)
     place: str = Field(min_length=1, max_length=200)  # a room, or an outside venue (P2.4)
@@ -510,7 +510,7 @@ class EnrollmentCreate(SQLModel):
 
 
 class Enrollment(SQLModel, table=True):
-    """One student's place in one group, reached only through P2.1's chain (central/enrollment.py)."""
+    """One student's place in one group, reached only through P2.1's chain (central/programme/enrollment.py)."""
 
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)

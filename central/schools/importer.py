@@ -21,10 +21,10 @@ import openpyxl
 from openpyxl.utils import get_column_letter
 from sqlmodel import Session, select
 
-from central import services
-from central.cards import canonical_card, canonical_phone
-from central.errors import Missing
-from central.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
+from central.core.cards import canonical_card, canonical_phone
+from central.core.errors import Missing
+from central.core.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
+from central.kiosks import services
 from hardware import cardnumber
 
 
@@ -34,7 +34,7 @@ STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", 
 GUARDIAN_HEADERS = {"姓名": "name", "关系": "relation", "手机": "phone", "卡号": "card", "学生学号": "student_no",
                     "可接送": "may_pick_up", "禁止接送": "barred", "自行离校": "may_leave_alone"}
 OPTIONAL_COLUMNS = {"may_leave_alone", "applied"}
-# Column widths of central/models.py, checked here so a long cell is a row error, not a DB error.
+# Column widths of central/core/models.py, checked here so a long cell is a row error, not a DB error.
 LIMITS = {"student_no": 32, "name": 100, "grade": 32, "class": 64, "relation": 32}
 TRUE = {"是", "yes", "y", "true", "1"}
 FALSE = {"否", "no", "n", "false", "0"}
@@ -274,8 +274,8 @@ def import_roster(session: Session, *, school: str, students: Path | None, guard
     ``commit=False`` flushes instead of committing: the caller's commit stores it all or nothing.
 
     Raises:
-        central.errors.Invalid: the school id (or the new school's name or zone) is not valid.
-        central.errors.Missing: no such school, and ``create_school`` is not set.
+        central.core.errors.Invalid: the school id (or the new school's name or zone) is not valid.
+        central.core.errors.Missing: no such school, and ``create_school`` is not set.
         ImportRejected: any row of either file is bad.
         In every case the session is rolled back and nothing is written.
     """
@@ -439,7 +439,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         links[(guardian.id, student.id)] = link
         session.add(link)
         if link.id is not None:
-            from central import pickup  # here, like enrollment below: keeps the importer's imports light
+            from central.pickup import codes as pickup  # here, like enrollment below: keeps the importer's imports light
 
             pickup.revoke_codes_of_link(session, link=link, actor="import")  # P9.4: a bar arriving by import
         result.links += 1
@@ -465,7 +465,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
 def record_applications(session: Session, school_id: int, rows: list[tuple[_StudentRow, Student]]) -> int:
     """A bulk import creates applications, never active enrollments (P2.1): one for each student marked
     as applied who has no open enrollment yet, so importing the same file twice adds nothing."""
-    from central import enrollment  # here, like pickup above: keeps the importer's imports light
+    from central.programme import enrollment  # here, like pickup above: keeps the importer's imports light
 
     made = 0
     for row, student in rows:

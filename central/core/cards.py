@@ -1,6 +1,6 @@
 """Card numbers and phone numbers as central stores them, from whatever form a file or a form gives.
 
-Kept apart from the roster import so that staff cards (``central.staff``) can use the same rule
+Kept apart from the roster import so that staff cards (``central.programme.staff``) can use the same rule
 without importing the importer, whose own imports reach enrollment, groups and staff again.
 """
 

@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from central import accounts, audit
-from central.accounts import Principal
+from central.accounts import access as accounts
+from central.accounts.access import Principal
+from central.core import audit
 from central.core.config import Settings
-from central.errors import Invalid
-from central.i18n import has, t
-from central.models import CareSession, DismissalTime, InterestGroup
+from central.core.errors import Invalid
+from central.core.i18n import has, t
+from central.core.models import CareSession, DismissalTime, InterestGroup
 
 UPCOMING_DAYS = 14
 

@@ -20,12 +20,12 @@ from datetime import date
 
 from sqlmodel import Session, col, func, select
 
-from central import accounts
-from central import groups as group_service
-from central.errors import Conflict, Forbidden, Invalid, Missing
-from central.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
-from central.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
-from central.models import InterestGroup, SchoolClass, enrollment_in_service
+from central.accounts import access as accounts
+from central.core.errors import Conflict, Forbidden, Invalid, Missing
+from central.core.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
+from central.core.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
+from central.core.models import InterestGroup, SchoolClass, enrollment_in_service
+from central.programme import groups as group_service
 
 APPLIED, CLASS_REVIEWED, APPROVED, ACTIVE = "applied", "class_reviewed", "approved", "active"
 WITHDRAWN, REJECTED = "withdrawn", "rejected"
@@ -177,7 +177,7 @@ def approve(
     return _done(session, row, commit)
 
 
-SCHOOL_ADMIN, GUARDIAN = "school_admin", "guardian"  # the roles that sign (central.accounts.Role values)
+SCHOOL_ADMIN, GUARDIAN = "school_admin", "guardian"  # the roles that sign (central.accounts.access.Role values)
 
 
 def _check_signer(party: str, role: str, paper: bool, guardian_id: int | None) -> None:
