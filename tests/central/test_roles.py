@@ -57,7 +57,7 @@ EXPECTED = {
     ("POST", "/api/v1/schools/{school}/staff"): {A},
     ("PATCH", "/api/v1/schools/{school}/staff/{staff_id}"): {A},
     ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards"): {A},
-    ("DELETE", "/api/v1/schools/{school}/staff/{staff_id}/cards/{uid}"): {A},
+    ("POST", "/api/v1/schools/{school}/staff/{staff_id}/cards/remove"): {A},
     ("POST", "/api/v1/schools/{school}/vendors"): {A},
     ("GET", "/api/v1/schools/{school}/vendors"): {D, A},
     ("POST", "/api/v1/schools/{school}/vendors/{vendor_id}/approvals"): {D, A},
