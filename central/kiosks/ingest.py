@@ -152,8 +152,11 @@ class Ingest:
         on_stored: Callable[[list[dict[str, Any]]], None] | None = None,
         shared: bool = False,
         settings: Settings | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.engine = engine
+        # "Now" for arrival times, skew and range checks, acks and incidents; a test pins it.
+        self.clock = clock or (lambda: datetime.now(UTC))
         #: the roster's settings, for the roster a used code leaves
         self.settings = settings or Settings.model_construct()
         # Several ingest workers share the stream (MQTT 5 shared subscription): no worker may
@@ -186,7 +189,7 @@ class Ingest:
     def submit(self, topic: str, payload: bytes, retained: bool = False) -> None:
         # Stamped on arrival: a message that waits in the queue behind a backlog must not look
         # younger than it is, or the kiosk clocks mapped from it come out late.
-        self.queue.put((topic, payload, retained, time.time_ns() // 1_000_000))
+        self.queue.put((topic, payload, retained, int(self.clock().timestamp() * 1000)))
 
     def start(self) -> Ingest:
         try:
@@ -279,13 +282,13 @@ class Ingest:
             )
             plan = _IncidentPlan()
             with self.engine.begin() as conn:
-                self._write_incidents(conn, [incident], datetime.now(UTC), plan)
+                self._write_incidents(conn, [incident], self.clock(), plan)
             self._merge_plan(plan)
             return None
 
     def _store(self, messages: list[tuple], *, refuse_all: str | None = None) -> tuple[_Batch, dict]:
         """One transaction: check every message, write what is good and the incidents."""
-        batch = _Batch(datetime.now(UTC), refuse_all=refuse_all)
+        batch = _Batch(self.clock(), refuse_all=refuse_all)
         self._roll_window()
         with self.engine.begin() as conn:
             if self.shared:
@@ -323,7 +326,7 @@ class Ingest:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
             log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
-        now = datetime.now(UTC)
+        now = self.clock()
         for (school, kiosk), state in batch.touched.items():
             # school and kiosk bind the signed ack to its kiosk: one kiosk's ack replayed on another's
             # topic must not empty that one's outbox.
@@ -540,7 +543,7 @@ class Ingest:
         if found:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(INCIDENT.insert(), [_incident_row(i, datetime.now(UTC)) for i in found])
+                    conn.execute(INCIDENT.insert(), [_incident_row(i, self.clock()) for i in found])
             except Exception:  # noqa: BLE001
                 log.exception("storing %d pickup-code incidents failed", len(found))
             for incident in found:
@@ -558,7 +561,7 @@ class Ingest:
         """Mark the codes whose ``pickup`` events are stored but which are not marked used: central
         stopped between storing a batch and marking its codes. Run at start; returns how many were
         looked at (codes are good for one day, so a few days back is enough)."""
-        since = datetime.now(UTC) - timedelta(days=days)
+        since = self.clock() - timedelta(days=days)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(EVENT.c.school_id, KIOSK.c.code, EVENT.c.note, EVENT.c.at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import Session
 
 from central.kiosks import services
@@ -13,6 +14,12 @@ from gateway import protocol
 from .test_ingest import SECRET, Kiosk, incidents, send, stored, world  # noqa: F401  (world is a fixture)
 
 AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def central_at_AT(world):
+    """Central's clock stands where the events were made: a fixed AT must not age with the calendar."""
+    world[1].clock = lambda: AT
 
 
 def test_an_event_whose_prev_is_not_the_last_hash_is_not_stored(world):

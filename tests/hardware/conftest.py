@@ -49,6 +49,16 @@ class TapCollector:
     def uids(self) -> list[str]:
         return [tap.uid for tap in self.taps]
 
+    def until_marker(self, card, marker: str = "0F0E0D0C", tech: str = "106A") -> list[CardTap]:
+        """Present a marker card after the taps under test, wait until it is read, stop, and return
+        the taps before it. The reader reads one card after another, so a tap it were to count late
+        would come before the marker: this waits for "nothing more arrives" without a sleep."""
+        card.present(marker, tech=tech)
+        assert wait_until(lambda: marker in self.uids, 5), f"the marker card {marker} was never read"
+        taps = self.stop()
+        assert taps[-1].uid == marker, [t.uid for t in taps]
+        return taps[:-1]
+
 
 @pytest.fixture
 def collect() -> Iterator[type[TapCollector]]:

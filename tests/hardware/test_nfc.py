@@ -64,10 +64,10 @@ def test_reads_a_7_byte_uid_as_upper_case_hex(udp_port: int, reader: NfcReader) 
 
 def test_a_card_held_on_the_reader_counts_once(udp_port: int, reader: NfcReader, collect) -> None:
     taps = collect(reader)
-    UdpCard(udp_port).present("04a1b2c3d4e5f6", hold=3.0)
-    time.sleep(0.3)  # a tap the reader were to count late would show up here
+    card = UdpCard(udp_port)
+    card.present("04a1b2c3d4e5f6", hold=3.0)
 
-    assert [tap.uid for tap in taps.stop()] == ["04A1B2C3D4E5F6"]
+    assert [tap.uid for tap in taps.until_marker(card)] == ["04A1B2C3D4E5F6"]
 
 
 def test_a_card_taken_away_and_put_back_counts_twice(
@@ -77,18 +77,17 @@ def test_a_card_taken_away_and_put_back_counts_twice(
     card = UdpCard(udp_port)
     card.present("01020304")
     card.present("01020304")
-    time.sleep(0.3)
 
-    assert [tap.uid for tap in taps.stop()] == ["01020304", "01020304"]
+    assert [tap.uid for tap in taps.until_marker(card)] == ["01020304", "01020304"]
 
 
 def test_type_f_idm(udp_port: int, collect) -> None:
     reader = NfcReader(f"udp:localhost:{udp_port}", targets="212F")
     taps = collect(reader)
-    UdpCard(udp_port).present("01fe0a0b0c0d0e0f", tech="212F")
-    time.sleep(0.3)
+    card = UdpCard(udp_port)
+    card.present("01fe0a0b0c0d0e0f", tech="212F")
 
-    assert [(tap.uid, tap.tech) for tap in taps.stop()] == [("01FE0A0B0C0D0E0F", "felica")]
+    assert [(tap.uid, tap.tech) for tap in taps.until_marker(card, "01FE000000000001", "212F")] == [("01FE0A0B0C0D0E0F", "felica")]
 
 
 def test_type_f_card_found_when_both_technologies_are_polled(udp_port: int) -> None:
@@ -105,10 +104,10 @@ def test_type_f_card_found_when_both_technologies_are_polled(udp_port: int) -> N
 def test_type_b_nfcid0(udp_port: int, collect) -> None:
     reader = NfcReader(f"udp:localhost:{udp_port}", targets="106B")
     taps = collect(reader)
-    UdpCard(udp_port).present("1a2b3c4d", tech="106B")
-    time.sleep(0.3)
+    card = UdpCard(udp_port)
+    card.present("1a2b3c4d", tech="106B")
 
-    assert [(tap.uid, tap.tech) for tap in taps.stop()] == [("1A2B3C4D", "iso14443b")]
+    assert [(tap.uid, tap.tech) for tap in taps.until_marker(card, "0F0E0D0C", "106B")] == [("1A2B3C4D", "iso14443b")]
 
 
 def test_close_unblocks_a_blocked_read(reader: NfcReader) -> None:
@@ -163,6 +162,7 @@ class TripleSizeUidCard:
         import socket
 
         self.uid = bytes.fromhex(uid)
+        self.polls = 0  # SENS_REQ/ALL_REQ answered: the reader looked for it again while it stayed
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("0.0.0.0", port))
         self.sock.settimeout(0.1)
@@ -174,6 +174,7 @@ class TripleSizeUidCard:
         u = self.uid
         levels = {0x93: b"\x88" + u[0:3], 0x95: b"\x88" + u[3:6], 0x97: u[6:10]}
         if request in (b"\x26", b"\x52"):
+            self.polls += 1
             return bytes.fromhex("8400")  # SENS_RES: triple-size UID
         if len(request) == 2 and request[1] == 0x20 and request[0] in levels:
             part = levels[request[0]]
@@ -204,10 +205,11 @@ def test_reads_a_10_byte_uid_and_counts_it_once_while_held(udp_port: int, reader
     try:
         taps = collect(reader)
         assert wait_until(lambda: taps.taps, 3)
-        time.sleep(1.0)  # still on the reader, answering every poll
+        polls = card.polls
+        assert wait_until(lambda: card.polls >= polls + 2, 10)  # still on the reader, answering two more polls
     finally:
         card.close()
-    assert [(t.uid, t.tech) for t in taps.stop()] == [("04A1B2C3D4E5F6071829", "iso14443a")]
+    assert [(t.uid, t.tech) for t in taps.until_marker(UdpCard(udp_port))] == [("04A1B2C3D4E5F6071829", "iso14443a")]
 
 
 def test_an_unplugged_reader_is_reopened_with_backoff(udp_port: int, monkeypatch, collect) -> None:

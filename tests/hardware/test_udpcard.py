@@ -28,8 +28,7 @@ def test_many_taps_in_a_row_are_each_read_once(udp_port: int, collect) -> None:
         # present() returns only once the reader has activated the card
         assert wait_until(lambda: taps.uids[-1:] == [uid], 0.5)
 
-    time.sleep(0.3)
-    assert [tap.uid for tap in taps.stop()] == uids
+    assert [tap.uid for tap in taps.until_marker(card)] == uids
 
 
 def test_no_reader_polling_is_a_timeout(udp_port: int) -> None:

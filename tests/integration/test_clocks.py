@@ -91,7 +91,6 @@ def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
             offsets = [timedelta(0)] * 5 + [timedelta(hours=-1)] * 5 + [timedelta(days=1)] * 5
             for i, offset in enumerate(offsets):
                 tap(gate, f"0A{i:06X}", datetime.now(UTC) + offset)
-                time.sleep(0.02)
             wait_for(lambda: gate.store.queue_depth() == 0, what="the events to drain")
             wait_for(lambda: len(api(central, settings, f"/api/v1/schools/{school}/incidents")) >= 2, what="skew incidents")
             events = api(central, settings, f"/api/v1/schools/{school}/events")
@@ -107,6 +106,24 @@ def test_clock_steps_back_an_hour_and_on_a_day_mid_run(backend, tmp_path):
     details = sorted(i["detail"] for i in incidents if i["kind"] == "clock_skew")
     assert len(details) == 2
     assert any("behind" in d for d in details) and any("ahead" in d for d in details)
+
+
+def retained_at_broker(url: str, topic: str) -> None:
+    """Return once the broker holds a retained message on ``topic`` (a fresh subscriber is sent it)."""
+    from gateway.mqtt import BrokerAddress, make_client
+
+    address = BrokerAddress.parse(url)
+    probe = make_client(f"sgtest-probe-{uuid.uuid4().hex[:6]}", address)
+    retained: list[bool] = []
+    probe.on_message = lambda _c, _u, m: retained.append(m.retain)
+    probe.connect(address.host, address.port)
+    probe.loop_start()
+    try:
+        probe.subscribe(topic, qos=1)
+        wait_for(lambda: True in retained, timeout=10, what=f"a retained message on {topic}")
+    finally:
+        probe.loop_stop()
+        probe.disconnect()
 
 
 def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(tmp_path):
@@ -132,7 +149,7 @@ def test_the_first_ack_on_a_connection_brings_a_live_status_for_centrals_clock(t
         central.on_message = lambda _c, _u, m: live.append(not m.retain)
         try:
             wait_for(lambda: gate.sync.online, what="the kiosk online")
-            time.sleep(0.5)  # its status on connecting is retained at the broker by now
+            retained_at_broker(broker.probe_url, topics.status("s1", "gate-1"))  # its status on connecting
             central.connect("127.0.0.1", broker.port)
             central.loop_start()
             central.subscribe(topics.status("s1", "gate-1"), qos=1)

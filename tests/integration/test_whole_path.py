@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -187,6 +186,14 @@ def raw_publisher(world) -> mqtt.Client:
     return client
 
 
+def subscribed(client: mqtt.Client, topic: str) -> None:
+    """Subscribe at QoS 1 and return once the broker's SUBACK is in: from then on it routes ``topic`` here."""
+    granted = threading.Event()
+    client.on_subscribe = lambda *_: granted.set()
+    client.subscribe(topic, qos=1)
+    assert granted.wait(10), f"no SUBACK for {topic}"
+
+
 def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(10)
 
@@ -213,9 +220,8 @@ def test_duplicated_delivery_is_stored_once_and_acked(world):
     client = raw_publisher(world)
     try:
         client.on_message = lambda _c, _u, m: (raw_acks.append(m.payload), acks.append(protocol.parse_message(protocol.Ack, m.payload)))
-        client.subscribe(world.topics.ack(world.school, "gate-1"), qos=1)
+        subscribed(client, world.topics.ack(world.school, "gate-1"))
         topic = world.topics.events(world.school, "gate-1")
-        time.sleep(0.3)
         for event in events[:3]:
             publish(client, topic, protocol.canonical_json(event))
             publish(client, topic, protocol.canonical_json(event))
@@ -240,8 +246,7 @@ def test_a_gap_is_not_stored_and_central_asks_for_a_resend(world):
     client = raw_publisher(world)
     try:
         client.on_message = lambda _c, _u, m: acks.append(protocol.parse_message(protocol.Ack, m.payload))
-        client.subscribe(world.topics.ack(world.school, "gate-1"), qos=1)
-        time.sleep(0.3)
+        subscribed(client, world.topics.ack(world.school, "gate-1"))
         topic = world.topics.events(world.school, "gate-1")
         publish(client, topic, protocol.canonical_json(events[0]))
         publish(client, topic, protocol.canonical_json(events[2]))

@@ -192,7 +192,8 @@ async def test_late_pickup_alert_appears_at_its_time(gate, reader, clock):
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         clock.now = local("17:34")
-        await pilot.pause(0.2)
+        app.check_alerts()  # the timer's own check, run here so that it has surely run at 17:34
+        await pilot.pause()
         assert not any(e.get("reason") == "late_pickup" for e in gate.store.day_events(gate.state.day))
         clock.now = local("17:35")
         await until(pilot, lambda: any(e.get("reason") == "late_pickup" for e in gate.store.day_events(gate.state.day)),
@@ -331,9 +332,9 @@ async def test_an_enter_meant_for_another_field_does_not_confirm_a_pickup_that_j
     async with app.run_test() as pilot:
         await pickup_asked(pilot, app, gate, reader, clock)
         await pilot.press("enter")  # at once: the guard was typing
-        await pilot.pause(0.1)
+        await pilot.pause()  # the Enter is handled once the app is idle again
         assert "pickup" not in kinds(gate) and isinstance(app.screen, ConfirmPickup)
-        await pilot.pause(0.5)
+        await pilot.pause(0.5)  # kept: the time that passes is what arms the confirmation (confirm_arm=0.5)
         await pilot.press("enter")
         await until(pilot, lambda: "pickup" in kinds(gate), "the pickup once the guard has seen it")
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import UTC, datetime, timedelta
 
 from hardware import SimulatedReader
+from kiosk import engine
 from kiosk.console import ConfirmPickup, DemoKeys, GateConsole
 from schoolgate.demo import demo_school
 from sgtest import pilot_until as until
@@ -13,7 +14,14 @@ from sgtest import pilot_until as until
 async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_a_pickup():
     with demo_school() as school:
         gate = school.gate
-        reader = SimulatedReader()
+        # The kiosk's and the reader's clock, moved on by hand past the repeat-tap debounce below.
+        later = [timedelta(0)]
+
+        def clock() -> datetime:
+            return datetime.now(UTC) + later[0]
+
+        gate.clock = clock
+        reader = SimulatedReader(clock=clock)
         keys = DemoKeys(reader, gate.store.roster)
         app = GateConsole(gate, reader=reader, demo=keys, confirm_arm=0.0)
 
@@ -28,7 +36,7 @@ async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_
                 await pilot.press("b")  # the barred guardian taps, then the child they may not take
                 await until(pilot, lambda: "pickup_denied" in kinds(), "the barred guardian refused")
                 assert "alarm" in app.main["banner"].classes
-                await asyncio.sleep(2.1)  # past the repeat-tap debounce
+                later[0] = engine.DEBOUNCE + timedelta(seconds=0.1)  # past the repeat-tap debounce
                 await pilot.press("1", "g")  # the first child, then one of their guardians
                 await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the pickup confirmation")
                 await pilot.press("enter")
