@@ -37,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
 from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from central.kiosks import roster
@@ -279,13 +280,13 @@ class Ingest:
             )
             plan = _IncidentPlan()
             with self.engine.begin() as conn:
-                self._write_incidents(conn, [incident], datetime.now(UTC), plan)
+                self._write_incidents(conn, [incident], central_clock.utcnow(), plan)
             self._merge_plan(plan)
             return None
 
     def _store(self, messages: list[tuple], *, refuse_all: str | None = None) -> tuple[_Batch, dict]:
         """One transaction: check every message, write what is good and the incidents."""
-        batch = _Batch(datetime.now(UTC), refuse_all=refuse_all)
+        batch = _Batch(central_clock.utcnow(), refuse_all=refuse_all)
         self._roll_window()
         with self.engine.begin() as conn:
             if self.shared:
@@ -323,7 +324,7 @@ class Ingest:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
             log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
-        now = datetime.now(UTC)
+        now = central_clock.utcnow()
         for (school, kiosk), state in batch.touched.items():
             # school and kiosk bind the signed ack to its kiosk: one kiosk's ack replayed on another's
             # topic must not empty that one's outbox.
@@ -540,7 +541,7 @@ class Ingest:
         if found:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(INCIDENT.insert(), [_incident_row(i, datetime.now(UTC)) for i in found])
+                    conn.execute(INCIDENT.insert(), [_incident_row(i, central_clock.utcnow()) for i in found])
             except Exception:  # noqa: BLE001
                 log.exception("storing %d pickup-code incidents failed", len(found))
             for incident in found:
@@ -558,7 +559,7 @@ class Ingest:
         """Mark the codes whose ``pickup`` events are stored but which are not marked used: central
         stopped between storing a batch and marking its codes. Run at start; returns how many were
         looked at (codes are good for one day, so a few days back is enough)."""
-        since = datetime.now(UTC) - timedelta(days=days)
+        since = central_clock.utcnow() - timedelta(days=days)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(EVENT.c.school_id, KIOSK.c.code, EVENT.c.note, EVENT.c.at)
