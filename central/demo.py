@@ -97,6 +97,7 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
     from sqlmodel import Session, select
 
     from central.admin import open_db, publish_change
+    from central.core import clock
     from central.kiosks import roster, services
     from central.programme import enrollment, groups, schedule
     from central.programme import staff as staff_service
@@ -107,7 +108,7 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
     try:
         with Session(engine) as session:
             found = services.get_school(session, code=school)
-            now = datetime.now(schedule.zone(found))
+            now = clock.local_now(found)
             today, dismissal = now.date(), demo_start(now)
             periods = demo_periods(now, dismissal, settings)
             if schedule.Calendar(session, found.id).term(today) is None:

@@ -19,9 +19,8 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -30,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from central.core import audit
+from central.core import audit, clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
 from central.core.models import Guardian, GuardianLink, School, Student
 from central.core.models import UTCDateTime
@@ -50,15 +49,6 @@ SCHOOL_WIDE = frozenset({Role.DISTRICT, Role.SCHOOL_ADMIN, Role.GUARD, Role.FINA
 # Enrollment states in which a group's teacher sees the child (applied ones too: they review them).
 TEACHER_VISIBLE_STATES = ("applied", "class_reviewed", "approved", "active")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class User(SQLModel, table=True):
@@ -82,7 +72,7 @@ class User(SQLModel, table=True):
     # no migration has to rebuild this table on SQLite.
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-    created_at: datetime = Field(default_factory=_utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(default_factory=clock.utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -368,7 +358,7 @@ def login(
     An unknown name, a wrong password, an inactive account and a locked-out source all get the same
     error after the same work (one argon2 verification), so none can be told from another.
     """
-    now = _utcnow()
+    now = clock.utcnow()
     user = session.exec(select(User).where(User.username == username)).first()
     taken = None
     if user is not None:
@@ -420,7 +410,7 @@ def principal_of(session: Session, user: User) -> Principal:
 def principal_for_token(session: Session, *, token: str) -> Principal | None:
     """The user a bearer token belongs to, if it is known, unexpired, unrevoked and the user active."""
     row = session.exec(select(AuthToken).where(AuthToken.token_hash == _token_hash(token))).first()
-    if row is None or row.revoked or as_utc(row.expires_at) <= _utcnow():
+    if row is None or row.revoked or clock.as_utc(row.expires_at) <= clock.utcnow():
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
@@ -467,11 +457,6 @@ def teacher_student_ids(principal: Principal, day: date) -> sa.Select:
     )
 
 
-def school_today(school: School) -> date:
-    """The school's local date: link dates (``valid_from``/``valid_until``) are the school's dates."""
-    return datetime.now(ZoneInfo(school.timezone)).date()
-
-
 def link_holds(day: date) -> sa.ColumnElement[bool]:
     """The WHERE clause of guardian links in force on ``day``: not barred, within their dates (P9.4).
 
@@ -500,7 +485,7 @@ def guardian_student_ids(principal: Principal, school: School) -> sa.Select:
     """Children the guardian is linked to today (the school's date); a custody bar or a link out of its
     dates hides the child (P9.4)."""
     return select(GuardianLink.student_id).where(
-        GuardianLink.guardian_id == principal.guardian_id, link_holds(school_today(school))
+        GuardianLink.guardian_id == principal.guardian_id, link_holds(clock.local_today(school))
     )
 
 
@@ -512,7 +497,7 @@ def student_filter(principal: Principal, school: School) -> sa.ColumnElement[boo
     if principal.role in SCHOOL_WIDE:
         return in_school
     if principal.role is Role.TEACHER and principal.staff_id is not None:
-        return sa.and_(in_school, col(Student.id).in_(teacher_student_ids(principal, school_today(school))))
+        return sa.and_(in_school, col(Student.id).in_(teacher_student_ids(principal, clock.local_today(school))))
     if principal.role is Role.GUARDIAN and principal.guardian_id is not None:
         return sa.and_(in_school, col(Student.id).in_(guardian_student_ids(principal, school)))
     return sa.false()
@@ -522,7 +507,7 @@ def log_child_reads(session: Session, *, principal: Principal, students: list[St
     """Record that a member of staff read these children's records; a guardian's own reads are not staff reads."""
     if not principal.is_staff or not students:
         return
-    now = _utcnow()
+    now = clock.utcnow()
     session.add_all(
         ChildRead(school_id=s.school_id, student_id=s.id, actor=principal.label, what=what, at=now) for s in students
     )

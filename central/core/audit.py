@@ -16,22 +16,19 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from enum import Enum
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
+from central.core import clock
 from central.core.models import UTCDateTime
 
 from gateway.protocol import canonical_json
 
 # Any constant works: it only has to be the same for every writer of this database.
 _PG_LOCK_KEY = 0x5347_4155  # "SGAU"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AuditLog(SQLModel, table=True):
@@ -58,7 +55,7 @@ class Actor(Protocol):
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+        return clock.as_utc(value).isoformat()
     if isinstance(value, (date, time)):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -144,7 +141,7 @@ def record_many(session: Session, entries: list[Entry]) -> list[AuditLog]:
         row = AuditLog(
             seq=seq,
             # Whole microseconds survive every back-end's timestamp type, so the hash recomputes.
-            at=_utcnow(),
+            at=clock.utcnow(),
             actor=entry.actor,
             action=entry.action,
             entity=entry.entity,

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pydantic import AfterValidator
 from sqlmodel import Field, SQLModel, col
 
+from central.core.clock import as_utc, utcnow
 from central.core.errors import Invalid
 
 def _local_time(value: time | None) -> time | None:
@@ -30,10 +31,6 @@ RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 LocalTime = Annotated[time, AfterValidator(_local_time)]
 """A time of day in the school's zone, as input: one with an offset (``16:00:00+08:00``) is refused."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -55,9 +52,7 @@ class UTCDateTime(sa.TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 def _ts(**kw) -> sa.Column:

@@ -37,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
 from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from central.kiosks import roster
@@ -156,7 +157,7 @@ class Ingest:
     ) -> None:
         self.engine = engine
         # "Now" for arrival times, skew and range checks, acks and incidents; a test pins it.
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or central_clock.utcnow
         #: the roster's settings, for the roster a used code leaves
         self.settings = settings or Settings.model_construct()
         # Several ingest workers share the stream (MQTT 5 shared subscription): no worker may

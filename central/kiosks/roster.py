@@ -11,12 +11,13 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from central.core import clock
 from central.core.config import Settings
 from central.core.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
 from central.pickup import codes as pickup
@@ -45,7 +46,7 @@ def build_people(
     """Students, guardians, staff, the coming sessions and live pickup codes as kiosks see them,
     sorted by id so equal rosters compare equal. ``today`` is the school's local date (default: now in its zone)."""
     settings = settings or Settings.model_construct()  # the defaults, without reading the environment
-    today = today or schedule.local_today(school)
+    today = today or clock.local_today(school)
     active = enrollment.active_groups(session, school_id=school.id, day=today)  # P7.4: a withdrawal counts from its date
     classes = {c.id: f"{c.grade}{c.name}" for c in session.exec(select(SchoolClass).where(SchoolClass.school_id == school.id))}
     cards_of: dict[tuple[str, int], list[str]] = defaultdict(list)
@@ -136,9 +137,6 @@ def _sessions(session: Session, school: School, settings: Settings, today: date)
     for d in session.exec(select(DutyAssignment).where(DutyAssignment.session_id.in_([r.id for r in rows]))):
         duty[d.session_id].append(staff_id(d.staff_id))
 
-    def utc(value: datetime) -> datetime:
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-
     def rfc(value: datetime) -> str:
         return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -149,11 +147,11 @@ def _sessions(session: Session, school: School, settings: Settings, today: date)
             "group_name": names.get(r.group_id, ""),
             "place": r.place,
             "date": r.day.isoformat(),
-            "start": rfc(utc(r.starts_at)),
-            "end": rfc(utc(r.ends_at)),
+            "start": rfc(clock.as_utc(r.starts_at)),
+            "end": rfc(clock.as_utc(r.ends_at)),
             # Safety invariants 4 and 3: absent after the check-in grace, overdue after the pickup grace.
-            "absent_after": rfc(utc(r.starts_at) + timedelta(minutes=settings.checkin_grace_minutes)),
-            "overdue_after": rfc(utc(r.ends_at) + timedelta(minutes=settings.pickup_grace_minutes)),
+            "absent_after": rfc(clock.as_utc(r.starts_at) + timedelta(minutes=settings.checkin_grace_minutes)),
+            "overdue_after": rfc(clock.as_utc(r.ends_at) + timedelta(minutes=settings.pickup_grace_minutes)),
             "staff": sorted(duty.get(r.id, [])),
         }
         for r in rows
@@ -183,7 +181,7 @@ def snapshot_payload(school: School, people: dict[str, Any]) -> bytes:
         "v": 1,
         "school": school.code,
         "version": school.roster_version,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": clock.utcnow().isoformat(timespec="seconds"),
     }
     return protocol.snapshot_payload(header, people)
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from central.core import audit
+from central.core import audit, clock
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from gateway import protocol
@@ -176,7 +176,7 @@ def corrected_time(base_ms: int, mono: int, fallback: datetime) -> datetime:
 
 
 def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) -> dict:
-    at = _utc(event.at)
+    at = clock.as_utc(event.at)
     # Central's own estimate of when it happened: the kiosk's monotonic clock mapped onto
     # central's. Falls back to the kiosk's wall clock for a boot that never reached central.
     corrected = at
@@ -190,7 +190,7 @@ def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) ->
         "kind": event.kind,
         "at": at.isoformat(),
         "at_corrected": corrected.isoformat(timespec="milliseconds"),
-        "received_at": _utc(event.received_at).isoformat(),
+        "received_at": clock.as_utc(event.received_at).isoformat(),
     }
     for name in ("card", "student", "guardian", "staff", "session", "reason", "operator", "note", "roster_version", "boot", "mono"):
         if getattr(event, name) is not None:
@@ -218,8 +218,3 @@ def list_incidents(session: Session, *, school: str | None = None, limit: int = 
     if school is not None:
         stmt = stmt.where(SafetyIncident.school_id == get_school(session, code=school).id)
     return list(session.exec(stmt))
-
-
-def _utc(value):
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -16,13 +16,11 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 import unicodedata
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from io import BytesIO
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,7 +28,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
-from central.core import audit
+from central.core import audit, clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
 from central.core.models import Guardian, GuardianLink, Kiosk, School, Student
 from central.core.models import UTCDateTime
@@ -44,14 +42,6 @@ MAX_WRONG_CODES = 5  # wrong codes tried for one child on one day before that da
 # 40 MP let a 300 KB PNG cost 450 MB. Two decodes at once at most, one per core of a school server.
 _DECODING = threading.BoundedSemaphore(2)
 PHOTO_FORMATS = {"JPEG", "PNG", "WEBP"}
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def local_today(school: School) -> date:
-    return datetime.now(ZoneInfo(school.timezone)).date()
 
 
 class PickupKey(SQLModel, table=True):
@@ -142,10 +132,6 @@ class PhotoListed(SQLModel):
     etag: str
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def name_key(name: str) -> str:
     """A name as compared against the barred: NFKC (full-width letters become plain ones), case
     folded, and only letters and digits kept, so spaces, punctuation and invisible characters
@@ -174,8 +160,8 @@ def _public(code: PickupCode, student_no: str) -> PickupCodePublic:
         day=code.day,
         person=code.person,
         issued_by=code.issued_by,
-        issued_at=_utc(code.issued_at),
-        used_at=_utc(code.used_at),
+        issued_at=clock.as_utc(code.issued_at),
+        used_at=clock.as_utc(code.used_at),
         used_by=code.used_by,
         revoked=code.revoked_at is not None,
     )
@@ -212,7 +198,7 @@ def _issuer_may_act(session: Session, code: PickupCode) -> bool:
 
 def _revoke(session: Session, code: PickupCode, *, actor: Principal | str, why: str) -> None:
     before = _audit_view(code)
-    code.revoked_at = _utcnow()
+    code.revoked_at = clock.utcnow()
     session.add(code)
     after = {**_audit_view(code), "why": why}
     audit.record(session, actor=actor, action="pickup_code.revoke", entity=f"pickup_code:{code.id}", before=before, after=after, school_id=code.school_id)
@@ -248,7 +234,7 @@ def issue_code(
     person = " ".join(person.split())
     if not 1 <= len(person) <= 100:
         raise Invalid("code_person")
-    today = local_today(found)
+    today = clock.local_today(found)
     if day < today:
         raise Invalid("code_day_past", day=day.isoformat())
     if day > today + timedelta(days=MAX_DAYS_AHEAD):
@@ -288,7 +274,7 @@ def issue_code(
         },
         issued_by=principal.label,
         issuer_guardian_id=principal.guardian_id if principal.role is Role.GUARDIAN else None,
-        issued_at=_utcnow(),
+        issued_at=clock.utcnow(),
     )
     session.add(row)
     session.flush()
@@ -338,7 +324,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     """Check a code at central (a guard online) and use it up: it never works a second time."""
     child = accounts.find_student(session, principal=principal, school=school, student_no=student)
     found = accounts.school_by_code(session, school)
-    day = local_today(found)
+    day = clock.local_today(found)
     key = _school_key(session, found)
     wanted = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=normalize_code(code))
     # Every try is charged to all of today's codes for the child before it is checked, in one
@@ -373,7 +359,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
         raise Forbidden("pickup.code_issuer_refused")
     hit = found_code
     before = _audit_view(hit)
-    now = _utcnow()
+    now = clock.utcnow()
     # Conditional update: of two guards redeeming at once, exactly one succeeds.
     done = session.execute(
         sa.update(PickupCode)
@@ -383,7 +369,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     if done.rowcount != 1:
         session.rollback()
         session.refresh(hit)
-        raise Conflict("pickup.code_used", at=_utc(hit.used_at).isoformat(timespec="seconds"))
+        raise Conflict("pickup.code_used", at=clock.as_utc(hit.used_at).isoformat(timespec="seconds"))
     session.refresh(hit)
     audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=found.id)
     session.commit()
@@ -414,7 +400,7 @@ def kiosk_codes(session: Session, *, school: School, kiosk: str, today: date | N
 
 def roster_codes(session: Session, *, school: School, today: date | None = None) -> list[dict]:
     """Live codes for the school's roster snapshot: per code, each kiosk's digest (``digests``)."""
-    today = today or local_today(school)
+    today = today or clock.local_today(school)
     rows = session.exec(
         select(PickupCode, Student.student_no)
         .join(Student, col(Student.id) == PickupCode.student_id)
@@ -519,7 +505,7 @@ def _photo_of(session: Session, kind: str, owner: int) -> Photo | None:
 
 
 def _photo_public(photo: Photo) -> PhotoPublic:
-    return PhotoPublic(width=photo.width, height=photo.height, etag=photo.etag, uploaded_at=_utc(photo.uploaded_at))
+    return PhotoPublic(width=photo.width, height=photo.height, etag=photo.etag, uploaded_at=clock.as_utc(photo.uploaded_at))
 
 
 def put_photo(
@@ -540,10 +526,10 @@ def put_photo(
         photo = _photo_of(session, kind, owner)
         before = audit.snapshot(photo)
         if photo is None:
-            photo = Photo(school_id=school_id, **{f"{kind}_id": owner}, data=b"", width=0, height=0, etag="", uploaded_by="", uploaded_at=_utcnow())
+            photo = Photo(school_id=school_id, **{f"{kind}_id": owner}, data=b"", width=0, height=0, etag="", uploaded_by="", uploaded_at=clock.utcnow())
         photo.data, photo.width, photo.height = thumb, width, height
         photo.etag = hashlib.sha256(thumb).hexdigest()[:32]
-        photo.uploaded_by, photo.uploaded_at = principal.label, _utcnow()
+        photo.uploaded_by, photo.uploaded_at = principal.label, clock.utcnow()
         session.add(photo)
         try:
             session.flush()
@@ -603,7 +589,7 @@ def authenticate_kiosk(
         when = int(at or "")
     except ValueError:
         when = None
-    if row is None or when is None or signature is None or abs(time.time() - when) > skew_s:
+    if row is None or when is None or signature is None or abs(clock.utcnow().timestamp() - when) > skew_s:
         raise Unauthenticated("kiosk_auth")
     expected = kiosk_http.request_signature(bytes.fromhex(row.secret), method=method, path=path, query=query, at=when)
     if not hmac.compare_digest(expected, signature.lower()):

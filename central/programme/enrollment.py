@@ -21,9 +21,10 @@ from datetime import date
 from sqlmodel import Session, col, func, select
 
 from central.accounts import access as accounts
+from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
 from central.core.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
-from central.core.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student, utcnow
+from central.core.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student
 from central.core.models import InterestGroup, SchoolClass, enrollment_in_service
 from central.programme import groups as group_service
 
@@ -78,7 +79,7 @@ def _step(session: Session, row: Enrollment, action: str, actor: str, note: str 
             raise Conflict("enrollment.closed", id=row.id, state=row.state)
         raise Conflict("enrollment.step", id=row.id, state=row.state, action=action, needed=" / ".join(starts))
     session.add(EnrollmentStep(enrollment_id=row.id, from_state=row.state, to_state=to, actor=actor, note=note))
-    row.state, row.updated_at = to, utcnow()
+    row.state, row.updated_at = to, clock.utcnow()
     session.add(row)
 
 
@@ -96,7 +97,7 @@ def _check_guardian(session: Session, student_id: int, guardian_id: int) -> None
     link = session.exec(stmt).first()
     school = session.get(School, session.get(Student, student_id).school_id)
     # An ended or not yet started link acts for the child no more than a barred one (P9.4).
-    if not accounts.link_acts_on(link, accounts.school_today(school), pick_up=True):
+    if not accounts.link_acts_on(link, clock.local_today(school), pick_up=True):
         raise Invalid("enrollment.guardian", guardian=guardian_id)
 
 

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from central.accounts import access as accounts
+from central.core import clock
 from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.i18n import Items, Msg
@@ -143,7 +143,7 @@ def seats_taken(session: Session, group_id: int, day: date | None = None) -> int
     """Places held on ``day`` (default: the school's today): approved and active enrollments, and a
     child withdrawn as of a later date, who is still in the group until then (P7.4)."""
     if day is None:
-        day = accounts.school_today(session.get(School, session.get(InterestGroup, group_id).school_id))
+        day = clock.local_today(session.get(School, session.get(InterestGroup, group_id).school_id))
     stmt = select(func.count()).select_from(Enrollment).where(
         Enrollment.group_id == group_id, sa.or_(col(Enrollment.state).in_(SEATED), enrollment_in_service(day))
     )

@@ -7,15 +7,14 @@ Built from what the school has set up (groups, dismissal times, sessions) and it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.core import audit
+from central.core import audit, clock
 from central.core.config import Settings
 from central.core.errors import Invalid
 from central.core.i18n import has, t
@@ -55,9 +54,9 @@ def set_profile(session: Session, *, principal: Principal, school: str, data: Pu
     row = session.get(PublicProfile, found.id)
     before = audit.snapshot(row)
     if row is None:
-        row = PublicProfile(school_id=found.id, updated_by="", updated_at=datetime.now(UTC))
+        row = PublicProfile(school_id=found.id, updated_by="", updated_at=clock.utcnow())
     row.sqlmodel_update(data.model_dump())
-    row.updated_by, row.updated_at = principal.label, datetime.now(UTC)
+    row.updated_by, row.updated_at = principal.label, clock.utcnow()
     session.add(row)
     session.flush()
     audit.record(session, actor=principal, action="public_profile.set", entity=f"public_profile:{found.id}", before=before, after=audit.snapshot(row), school_id=found.id)
@@ -101,8 +100,7 @@ def _hm(value: time) -> str:
 
 def build_page(session: Session, *, school: str, locale: str, settings: Settings, today: date | None = None) -> PublicPage:
     found = accounts.school_by_code(session, school)
-    tz = ZoneInfo(found.timezone)
-    today = today or datetime.now(tz).date()
+    today = today or clock.local_today(found)
     other = "en" if locale == "zh_CN" else "zh_CN"
     page = PublicPage(locale, t("pub.title", locale, school=found.name), other, t("pub.lang_other", locale))
 
@@ -131,7 +129,7 @@ def build_page(session: Session, *, school: str, locale: str, settings: Settings
         (
             s.day.isoformat() + " " + _weekday(s.day.isoweekday(), locale),
             # Stored in UTC, shown on the school's clock.
-            f"{_hm(accounts.as_utc(s.starts_at).astimezone(tz).time())}–{_hm(accounts.as_utc(s.ends_at).astimezone(tz).time())}",
+            f"{_hm(clock.to_local(s.starts_at, found).time())}–{_hm(clock.to_local(s.ends_at, found).time())}",
             names.get(s.group_id, ""),
             s.place,
         )

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
+from central.core import clock
 from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
 from central.core.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
-from central.core.models import enrollment_in_service, utcnow
+from central.core.models import enrollment_in_service
 from central.programme import groups as group_service
 from central.programme import staff as staff_service
 
@@ -29,14 +29,6 @@ log = logging.getLogger(__name__)
 SEASONS = ("summer", "winter")
 DAY_KINDS = ("holiday", "makeup")
 MAX_PLAN_DAYS = 366
-
-
-def zone(school: School) -> ZoneInfo:
-    return ZoneInfo(school.timezone)
-
-
-def local_today(school: School) -> date:
-    return datetime.now(zone(school)).date()
 
 
 # --- terms, calendar days, dismissal times -----------------------------------------------------
@@ -72,7 +64,7 @@ def set_calendar_day(session: Session, *, school_id: int, data: CalendarDayCreat
     row = session.exec(select(CalendarDay).where(CalendarDay.school_id == school_id, CalendarDay.day == data.day)).first()
     row = row or CalendarDay(school_id=school_id, day=data.day, kind=data.kind, created_by=actor)
     row.sqlmodel_update(data.model_dump())
-    row.created_by, row.created_at = actor, utcnow()
+    row.created_by, row.created_at = actor, clock.utcnow()
     session.add(row)
     removed = 0
     if data.kind == "holiday":
@@ -116,7 +108,7 @@ def set_dismissal(session: Session, *, school_id: int, data: DismissalTimeCreate
         DismissalTime.school_id == school_id, DismissalTime.grade == data.grade, DismissalTime.season == data.season
     )
     row = session.exec(stmt).first() or DismissalTime.model_validate(data, update={"school_id": school_id, "updated_by": actor})
-    row.dismissal, row.updated_by, row.updated_at = data.dismissal, actor, utcnow()
+    row.dismissal, row.updated_by, row.updated_at = data.dismissal, actor, clock.utcnow()
     session.add(row)
     session.commit()
     session.refresh(row)
@@ -197,7 +189,7 @@ def plan_sessions(
     else:
         found = list(session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id).order_by(InterestGroup.id)))
     calendar = Calendar(session, school.id)
-    tz = zone(school)
+    tz = clock.zone(school)
     made: list[CareSession] = []
     for group in found:
         if not group.grades:
@@ -284,7 +276,7 @@ def over_ratio(expected: int, staff_on_duty: int, settings: Settings) -> bool:
 
 
 def sessions_public(session: Session, *, school: School, rows: list[CareSession], settings: Settings) -> list[CareSessionPublic]:
-    tz = zone(school)
+    tz = clock.zone(school)
     ids = [r.id for r in rows]
     duty: dict[int, list[int]] = {}
     if ids:
@@ -296,7 +288,7 @@ def sessions_public(session: Session, *, school: School, rows: list[CareSession]
     return [
         CareSessionPublic(
             id=r.id, group_id=r.group_id, group=names.get(r.group_id, ""), day=r.day, place=r.place,
-            starts_at=_utc(r.starts_at).astimezone(tz), ends_at=_utc(r.ends_at).astimezone(tz),
+            starts_at=clock.as_utc(r.starts_at).astimezone(tz), ends_at=clock.as_utc(r.ends_at).astimezone(tz),
             staff=duty.get(r.id, []), expected=expected[r.day][r.group_id],
             over_ratio=over_ratio(expected[r.day][r.group_id], len(duty.get(r.id, [])), settings),
         )
@@ -315,8 +307,8 @@ def overlapping_duty(session: Session, *, staff_id: int, row: CareSession) -> Ca
                CareSession.id != row.id)
         .order_by(CareSession.starts_at, CareSession.id)
     )
-    starts, ends = _utc(row.starts_at), _utc(row.ends_at)
-    return next((o for o in session.exec(stmt) if _utc(o.starts_at) < ends and starts < _utc(o.ends_at)), None)
+    starts, ends = clock.as_utc(row.starts_at), clock.as_utc(row.ends_at)
+    return next((o for o in session.exec(stmt) if clock.as_utc(o.starts_at) < ends and starts < clock.as_utc(o.ends_at)), None)
 
 
 def assign_duty(session: Session, *, school_id: int, session_id: int, staff_id: int, actor: str) -> DutyAssignment:
@@ -331,11 +323,11 @@ def assign_duty(session: Session, *, school_id: int, session_id: int, staff_id: 
         other = overlapping_duty(session, staff_id=person.id, row=row)
         if other is not None:
             school = session.get(School, school_id)
-            tz = zone(school)
+            tz = clock.zone(school)
             group = session.get(InterestGroup, other.group_id)
             raise Conflict("duty.overlap", name=person.name, group=group.name if group else "", id=other.id,
-                           day=other.day, start=_utc(other.starts_at).astimezone(tz).strftime("%H:%M"),
-                           end=_utc(other.ends_at).astimezone(tz).strftime("%H:%M"))
+                           day=other.day, start=clock.as_utc(other.starts_at).astimezone(tz).strftime("%H:%M"),
+                           end=clock.as_utc(other.ends_at).astimezone(tz).strftime("%H:%M"))
         duty = DutyAssignment(session_id=row.id, staff_id=person.id, assigned_by=actor)
         session.add(duty)
         session.commit()
@@ -351,8 +343,3 @@ def unassign_duty(session: Session, *, school_id: int, session_id: int, staff_id
         raise Missing("duty.missing")
     session.delete(duty)
     session.commit()
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

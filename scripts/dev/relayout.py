@@ -73,7 +73,8 @@ ENTRY_POINTS = ("main", "server", "admin", "demo")
 # One line per package, for the README (and the order of the layers contract's domain layer).
 PACKAGES = [
     ("core", "settings, database and migrations, central's signing key, errors, the message catalogue, "
-             "the audit log, card and phone numbers as stored, and the tables the domains share "
+             "the audit log, card and phone numbers as stored, the clock and time helpers (`clock.py`: now in "
+             "UTC, stored times read back as UTC, a school's zone and local day), and the tables the domains share "
              "(`models.py`, to be divided among them)"),
     ("schools", "the roster import (CSV/XLSX)"),
     ("accounts", "users, roles, logins, and who may see or act for which child (`access.py`)"),

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from central.accounts import access as accounts
 from central.accounts.access import AuthToken, User
+from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Unauthenticated
 
 from .conftest import PASSWORD
@@ -132,11 +133,11 @@ def test_thirty_parallel_wrong_passwords_check_only_ten(world, monkeypatch):
 
 def test_each_lock_in_a_row_lasts_twice_as_long_and_a_login_resets_it(world, monkeypatch):
     t0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    clock = {"now": t0}
-    monkeypatch.setattr(accounts, "_utcnow", lambda: clock["now"])
+    now = {"now": t0}
+    monkeypatch.setattr(clock, "utcnow", lambda: now["now"])
 
     def at(minutes: float, password: str) -> bool:
-        clock["now"] = t0 + timedelta(minutes=minutes)
+        now["now"] = t0 + timedelta(minutes=minutes)
         return _service_login(world, "finance1", password, source="192.0.2.1")
 
     def locked_until():

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from central.core import clock
 from central.core.models import GuardianLink, School, Student
 from central.kiosks import roster
-from central.pickup import codes as pickup
 from central.programme import enrollment
 
 API = "/api/v1/schools/s1"
@@ -23,7 +23,7 @@ API = "/api/v1/schools/s1"
 
 def _today(world) -> date:
     with world.session() as session:
-        return pickup.local_today(session.exec(select(School).where(School.code == "s1")).one())
+        return clock.local_today(session.exec(select(School).where(School.code == "s1")).one())
 
 
 def _enrollment_of(world, student: str) -> dict:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
+from central.core import clock
 from central.core.db import make_engine, migrate
 from central.core.models import SchoolClass, Student
 from central.kiosks import ingest as ingest_module
@@ -255,7 +256,7 @@ def _live_code(engine, school: str) -> int:
         session.add(child)
         session.flush()
         code = pickup.PickupCode(
-            school_id=found.id, student_id=child.id, day=pickup.local_today(found), person="张阿姨", code_hash="0" * 64,
+            school_id=found.id, student_id=child.id, day=clock.local_today(found), person="张阿姨", code_hash="0" * 64,
             kiosk_digests={"k1": "1" * 64}, issued_by="test", issued_at=datetime.now(UTC),
         )
         session.add(code)

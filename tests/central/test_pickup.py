@@ -15,6 +15,7 @@ from PIL import Image
 from sqlmodel import select
 
 from central.accounts.access import ChildRead, Principal, Role
+from central.core import clock
 from central.core.errors import Forbidden, Invalid
 from central.core.models import Guardian, GuardianLink, School
 from central.pickup import codes as pickup
@@ -26,7 +27,7 @@ from .conftest import KIOSK_SECRET
 
 def _today(world):
     with world.session() as session:
-        return pickup.local_today(session.exec(select(School).where(School.code == "s1")).one())
+        return clock.local_today(session.exec(select(School).where(School.code == "s1")).one())
 
 
 def _issue(world, user="parentA", student="A1", person="张阿姨", day=None):

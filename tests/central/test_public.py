@@ -6,14 +6,14 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlmodel import select
 
+from central.core import clock
 from central.core.models import CareSession, DismissalTime, InterestGroup, School
-from central.pickup import codes as pickup
 
 
 def _set_up(world) -> None:
     with world.session() as session:
         school = session.exec(select(School).where(School.code == "s1")).one()
-        today = pickup.local_today(school)
+        today = clock.local_today(school)
         group = session.get(InterestGroup, world.ids["groupA"])
         group.description = "<script>alert(1)</script> 完成当天作业"
         session.add(group)

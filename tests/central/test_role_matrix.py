@@ -38,6 +38,7 @@ from sqlmodel import select
 
 from central.accounts import access as accounts
 from central.accounts.access import Role
+from central.core import clock
 from central.core.i18n import t
 from central.core.models import CalendarDayCreate, CareSession, DismissalTimeCreate, Enrollment, EnrollmentCreate, Guardian
 from central.core.models import GuardianLink, InterestGroup, Staff, StaffCreate, TermCreate, VendorCreate
@@ -288,7 +289,7 @@ MORE_USERS = {
 
 @pytest.fixture
 def matrix(world, monkeypatch) -> Matrix:
-    monkeypatch.setattr(pickup, "local_today", lambda school: DAY)
+    monkeypatch.setattr(clock, "local_today", lambda school: DAY)
     ids = dict(world.ids)
     with world.session() as session:
         s1, s2 = ids["s1"], ids["s2"]

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.api.deps import ERROR_RESPONSES, SessionDep, bearer, require_role
+from central.core import clock
 
 public_router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
 router = APIRouter(tags=["auth"])
@@ -51,7 +52,7 @@ def login(body: LoginIn, request: Request, session: SessionDep) -> LoginOut:
         source=accounts.source_of(request.client.host if request.client else None),
     )
     principal = accounts.principal_of(session, user)
-    return LoginOut(access_token=token, expires_at=accounts.as_utc(row.expires_at), role=principal.role, school=principal.school_code)
+    return LoginOut(access_token=token, expires_at=clock.as_utc(row.expires_at), role=principal.role, school=principal.school_code)
 
 
 EVERYONE = tuple(Role)

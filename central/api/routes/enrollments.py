@@ -17,6 +17,7 @@ from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
+from central.core import clock
 from central.core.errors import Forbidden, Missing
 from central.core.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
 from central.programme import enrollment
@@ -65,7 +66,7 @@ def _visible_ids(user: Principal, school: School):
     if user.role is Role.GUARDIAN:
         return accounts.guardian_student_ids(user, school)
     if user.role is Role.TEACHER:
-        return accounts.teacher_student_ids(user, accounts.school_today(school))
+        return accounts.teacher_student_ids(user, clock.local_today(school))
     return None
 
 

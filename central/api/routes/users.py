@@ -13,7 +13,7 @@ from sqlmodel import SQLModel, select
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role, User
 from central.api.deps import MAX_ID, IdPath, SessionDep, require_role
-from central.core import audit
+from central.core import audit, clock
 from central.core.models import School, Student
 
 router = APIRouter(tags=["users"])
@@ -75,7 +75,7 @@ def _public(session, user: User) -> UserPublic:
         guardian_id=user.guardian_id,
         staff_id=user.staff_id,
         active=user.active,
-        created_at=accounts.as_utc(user.created_at),
+        created_at=clock.as_utc(user.created_at),
     )
 
 
@@ -110,7 +110,7 @@ def list_audit(
         school_id = accounts.school_by_code(session, school).id
     rows = audit.list_rows(session, school_id=school_id, after_seq=after_seq, limit=limit)
     return [
-        AuditPublic(**{**r.model_dump(exclude={"id", "before", "after"}), "at": accounts.as_utc(r.at), "before": json.loads(r.before), "after": json.loads(r.after)})
+        AuditPublic(**{**r.model_dump(exclude={"id", "before", "after"}), "at": clock.as_utc(r.at), "before": json.loads(r.before), "after": json.loads(r.after)})
         for r in rows
     ]
 
@@ -131,4 +131,4 @@ def list_child_reads(
         student_id = child.id
     reads = accounts.child_reads(session, school=found, student_id=student_id, limit=limit)
     numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == found.id)).all())
-    return [ChildReadPublic(student=numbers[r.student_id], actor=r.actor, what=r.what, at=accounts.as_utc(r.at)) for r in reads]
+    return [ChildReadPublic(student=numbers[r.student_id], actor=r.actor, what=r.what, at=clock.as_utc(r.at)) for r in reads]
