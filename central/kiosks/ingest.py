@@ -157,7 +157,7 @@ class Ingest:
     ) -> None:
         self.engine = engine
         # "Now" for arrival times, skew and range checks, acks and incidents; a test pins it.
-        self.clock = clock or central_clock.utcnow
+        self.clock = clock or (lambda: central_clock.utcnow())  # follows a patch of clock.utcnow
         #: the roster's settings, for the roster a used code leaves
         self.settings = settings or Settings.model_construct()
         # Several ingest workers share the stream (MQTT 5 shared subscription): no worker may
