@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         migrate(engine)
         bus = None
         if with_bus:
-            bus = Bus.from_settings(engine, settings).start()
+            bus = Bus.from_settings(engine, settings, events=app.state.events).start()
         app.state.bus = bus
         stop = threading.Event()
         if bus:

@@ -35,6 +35,18 @@ class RosterChanged:
     school_id: int
 
 
+@dataclass(frozen=True)
+class IncidentStored:
+    """The ingest stored a safety incident (a broken chain, an unknown kiosk, a code used twice, ...);
+    published by the ingest after its own commit (central/kiosks/ingest.py), once per incident."""
+
+    kind: str
+    detail: str
+    school_id: int | None = None  # None: the topic named no known school
+    kiosk: str | None = None
+    seq: int | None = None
+
+
 Handler = Callable[[Any], None]
 
 
