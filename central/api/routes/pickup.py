@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from datetime import date
 from typing import Annotated
 
@@ -16,7 +14,6 @@ from central.api.deps import IdPath, SessionDep, require_role
 from central.pickup import codes as pickup
 from central.pickup.codes import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/schools/{school}", tags=["pickup"])
 
 Issuer = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARDIAN))]
