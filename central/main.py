@@ -10,11 +10,13 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from central.api.deps import ERROR_RESPONSES, authorize, localized_error_handler
 from central.api.limits import RequestLimits
+from central.api.roster_sync import on_roster_changed
 from central.api.routes import auth, events, kiosks, pickup, public, students, users
 from central.api.routes import calendar, enrollments, groups, guardian_links, notices, sessions, staff, vendors
 from central.api.routes import roster as roster_routes
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
+from central.core.events import DomainEvents, RosterChanged
 from central.core.i18n import LocalizedError
 from central.kiosks import roster
 from central.kiosks.bus import Bus
@@ -40,7 +42,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         migrate(engine)
         bus = None
         if with_bus:
-            bus = Bus.from_settings(engine, settings).start()
+            bus = Bus.from_settings(engine, settings, events=app.state.events).start()
         app.state.bus = bus
         stop = threading.Event()
         if bus:
@@ -56,6 +58,9 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app = FastAPI(title="schoolgate central", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    # Domain events (central/core/events.py): services record them, subscribers get them after the commit.
+    app.state.events = DomainEvents()
+    app.state.events.subscribe(RosterChanged, on_roster_changed(app))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:

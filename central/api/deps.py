@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
+from central.core import events
 from central.core.errors import Forbidden, Unauthenticated, status_of
 from central.core.i18n import LocalizedError, pick_locale
 from central.core.models import MAX_ID
@@ -29,6 +30,8 @@ bearer = HTTPBearer(auto_error=False)
 
 def get_db(request: Request):
     with Session(request.app.state.engine) as session:
+        # What the request's services record (e.g. RosterChanged) reaches the app's subscribers once committed.
+        events.attach(session, request.app.state.events)
         yield session
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from central.core import keys
 from central.core.config import Settings
+from central.core.events import DomainEvents
 from central.kiosks import roster
 from central.kiosks.ingest import Ingest
 from gateway import protocol
@@ -35,6 +36,7 @@ class Bus:
         partition: tuple[int, int] | None = None,
         settings: Settings | None = None,
         signing_key: Ed25519PrivateKey | None = None,
+        events: DomainEvents | None = None,
     ) -> None:
         self.engine = engine
         # Everything central publishes is signed with its own key (acks, rosters, deltas): kiosks
@@ -49,7 +51,7 @@ class Bus:
         self.partition = partition
         self.ingest = Ingest(
             engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
-            settings=settings,
+            settings=settings, events=events,
         )
         self.connected = threading.Event()
         # A shared subscription is MQTT 5: Mosquitto or EMQX, not the embedded broker.
@@ -73,7 +75,7 @@ class Bus:
         return zlib.crc32(f"{school}/{kiosk}".encode()) % count == index
 
     @classmethod
-    def from_settings(cls, engine: sa.Engine, settings) -> Bus:
+    def from_settings(cls, engine: sa.Engine, settings, *, events: DomainEvents | None = None) -> Bus:
         """The bus as central's settings describe it (``central.core.config.Settings``)."""
         return cls(
             engine,
@@ -84,6 +86,7 @@ class Bus:
             shared_group=settings.ingest_shared_group,
             partition=settings.partition,
             settings=settings,
+            events=events,
         )
 
     def start(self, wait: float = 10.0) -> Bus:

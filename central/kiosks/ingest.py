@@ -39,6 +39,7 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
+from central.core.events import DomainEvents, IncidentStored
 from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from central.kiosks import roster
 from central.kiosks.services import corrected_time
@@ -154,10 +155,13 @@ class Ingest:
         shared: bool = False,
         settings: Settings | None = None,
         clock: Callable[[], datetime] | None = None,
+        events: DomainEvents | None = None,
     ) -> None:
         self.engine = engine
         # "Now" for arrival times, skew and range checks, acks and incidents; a test pins it.
         self.clock = clock or (lambda: central_clock.utcnow())  # follows a patch of clock.utcnow
+        #: the app's domain events: each stored safety incident is published as ``IncidentStored``
+        self.events = events
         #: the roster's settings, for the roster a used code leaves
         self.settings = settings or Settings.model_construct()
         # Several ingest workers share the stream (MQTT 5 shared subscription): no worker may
@@ -323,6 +327,10 @@ class Ingest:
         while len(self._reported) > 10_000:
             self._reported.popitem(last=False)
         self.stored += len(batch.rows)
+        if self.events is not None:
+            # The ingest writes through a connection, not a Session: it publishes after its own commit.
+            for incident in fresh.values():
+                self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:

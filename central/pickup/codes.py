@@ -30,6 +30,7 @@ from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.core import audit, clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
+from central.core.events import RosterChanged, record
 from central.core.models import Guardian, GuardianLink, Kiosk, School, Student
 from central.core.models import UTCDateTime
 from gateway import photos as kiosk_http
@@ -279,6 +280,7 @@ def issue_code(
     session.add(row)
     session.flush()
     audit.record(session, actor=principal, action="pickup_code.issue", entity=f"pickup_code:{row.id}", after=_audit_view(row), school_id=found.id)
+    record(session, RosterChanged(found.id))  # live codes travel in the roster (digests only)
     session.commit()
     session.refresh(row)
     return PickupCodeIssued(**_public(row, child.student_no).model_dump(), code=code)
@@ -315,6 +317,7 @@ def revoke_code(session: Session, *, principal: Principal, school: str, code_id:
         raise Forbidden("code_not_guardian")
     if code.revoked_at is None and code.used_at is None:
         _revoke(session, code, actor=principal, why="revoked")
+        record(session, RosterChanged(code.school_id))
         session.commit()
         session.refresh(code)
     return _public(code, child.student_no)
@@ -343,6 +346,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
         raise Forbidden("pickup.code_locked")
     hit = next((row for row in charged if hmac.compare_digest(row[2], wanted)), None)
     if hit is None or hit[3] is not None:
+        record(session, RosterChanged(found.id))  # a wrong try may have voided today's codes (MAX_WRONG_CODES)
         session.commit()  # the charge stands: a wrong try
         raise Invalid("pickup.code_wrong")
     session.execute(
@@ -355,6 +359,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     if not _issuer_may_act(session, found_code):
         # P9.4: the issuer's link as it is now, not as it was when the code was issued.
         _revoke(session, found_code, actor=principal, why="issuer_may_not_pick_up")
+        record(session, RosterChanged(found.id))
         session.commit()
         raise Forbidden("pickup.code_issuer_refused")
     hit = found_code
@@ -372,6 +377,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
         raise Conflict("pickup.code_used", at=clock.as_utc(hit.used_at).isoformat(timespec="seconds"))
     session.refresh(hit)
     audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=found.id)
+    record(session, RosterChanged(found.id))
     session.commit()
     return _public(hit, child.student_no)
 

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, func, select
 from central.accounts import access as accounts
 from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
+from central.core.events import RosterChanged, record
 from central.core.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
 from central.core.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student
 from central.core.models import InterestGroup, SchoolClass, enrollment_in_service
@@ -234,6 +235,7 @@ def sign(
                                 paper=paper and party != "school"))
     if signed | {party} == set(PARTIES):
         _step(session, row, "activate", actor, f"notice v{notice.version}")
+        record(session, RosterChanged(school_id))  # the child is in the service now
     return _done(session, row, commit)
 
 
@@ -259,6 +261,7 @@ def withdraw(session: Session, *, school_id: int, enrollment_id: int, request: s
         raise Invalid("enrollment.request")
     _step(session, row, "withdraw", actor, f"effective {effective_on.isoformat()}")
     row.withdrawal_request, row.withdrawn_on = request.strip(), effective_on
+    record(session, RosterChanged(school_id))  # out from ``effective_on``: the roster follows the date
     return _done(session, row, True)
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, func, select
 from central.core import clock
 from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
+from central.core.events import RosterChanged, record
 from central.core.i18n import Items, Msg
 from central.core.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
 from central.core.models import InterestGroupUpdate, School, enrollment_in_service
@@ -176,6 +177,7 @@ def update_group(
             raise Conflict("group.name_taken", name=changes["name"])
     group.sqlmodel_update({k: v for k, v in changes.items() if v is not None or k == "staff_id"})
     session.add(group)
+    record(session, RosterChanged(school_id))  # the name and place travel with the group's sessions
     session.commit()
     session.refresh(group)
     return group

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, select
 from central.core import clock
 from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
+from central.core.events import RosterChanged, record
 from central.core.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
 from central.core.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
 from central.core.models import enrollment_in_service
@@ -69,6 +70,8 @@ def set_calendar_day(session: Session, *, school_id: int, data: CalendarDayCreat
     removed = 0
     if data.kind == "holiday":
         removed = _drop_sessions(session, school_id, [data.day])
+    if removed:
+        record(session, RosterChanged(school_id))  # the day's sessions leave the kiosks
     session.commit()
     session.refresh(row)
     return row, removed
@@ -81,6 +84,8 @@ def delete_calendar_day(session: Session, *, school_id: int, day: date, actor: s
         raise Missing("calendar.missing", day=day)
     removed = _drop_sessions(session, school_id, [day]) if row.kind == "makeup" else 0
     session.delete(row)
+    if removed:
+        record(session, RosterChanged(school_id))
     session.commit()
     return removed
 
@@ -237,6 +242,8 @@ def plan_sessions(
                 session.add(DutyAssignment(session_id=row.id, staff_id=in_charge.id, assigned_by=actor))
                 session.flush()
             made.append(row)
+    if made:
+        record(session, RosterChanged(school.id))  # coming sessions travel in the roster
     session.commit()
     for row in made:
         session.refresh(row)
@@ -330,6 +337,7 @@ def assign_duty(session: Session, *, school_id: int, session_id: int, staff_id: 
                            end=clock.as_utc(other.ends_at).astimezone(tz).strftime("%H:%M"))
         duty = DutyAssignment(session_id=row.id, staff_id=person.id, assigned_by=actor)
         session.add(duty)
+        record(session, RosterChanged(school_id))
         session.commit()
         session.refresh(duty)
     return duty
@@ -342,4 +350,5 @@ def unassign_duty(session: Session, *, school_id: int, session_id: int, staff_id
     if duty is None:
         raise Missing("duty.missing")
     session.delete(duty)
+    record(session, RosterChanged(school_id))
     session.commit()

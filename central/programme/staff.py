@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from central.core.cards import canonical_card
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
+from central.core.events import RosterChanged, record
 from central.core.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
 from central.core.models import VendorApprovalPublic, VendorCreate, VendorPublic
 
@@ -76,6 +77,7 @@ def decide_step(
         vendor.state = "refused"
     elif step == VENDOR_STEPS[-1]:
         vendor.state = "approved"
+        record(session, RosterChanged(school_id))  # the vendor's staff may serve: they go to the kiosks
     session.add(vendor)
     session.commit()
     session.refresh(vendor)
@@ -110,6 +112,7 @@ def create_staff(session: Session, *, school_id: int, data: StaffCreate, actor: 
         get_vendor(session, school_id=school_id, vendor_id=data.vendor_id)
     staff = Staff.model_validate(data, update={"school_id": school_id, "created_by": actor})
     session.add(staff)
+    record(session, RosterChanged(school_id))
     session.commit()
     session.refresh(staff)
     return staff
@@ -126,6 +129,7 @@ def update_staff(session: Session, *, school_id: int, staff_id: int, data: Staff
     staff = get_staff(session, school_id=school_id, staff_id=staff_id)
     staff.sqlmodel_update(data.model_dump(exclude_unset=True, exclude_none=True))
     session.add(staff)
+    record(session, RosterChanged(school_id))
     session.commit()
     session.refresh(staff)
     return staff
@@ -184,6 +188,7 @@ def add_card(session: Session, *, school_id: int, staff_id: int, uid: str, actor
         return other
     card = StaffCard(school_id=school_id, staff_id=staff.id, uid=uid)
     session.add(card)
+    record(session, RosterChanged(school_id))
     session.commit()
     session.refresh(card)
     return card
@@ -196,4 +201,5 @@ def remove_card(session: Session, *, school_id: int, staff_id: int, uid: str, ac
     if card is None:
         raise Missing("staff.card_missing", uid=uid)
     session.delete(card)
+    record(session, RosterChanged(school_id))
     session.commit()

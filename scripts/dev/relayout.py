@@ -73,7 +73,8 @@ ENTRY_POINTS = ("main", "server", "admin", "demo")
 # One line per package, for the README (and the order of the layers contract's domain layer).
 PACKAGES = [
     ("core", "settings, database and migrations, central's signing key, errors, the message catalogue, "
-             "the audit log, card and phone numbers as stored, the clock and time helpers (`clock.py`: now in "
+             "the audit log, domain events (`events.py`: what services record, delivered to subscribers "
+             "once committed), card and phone numbers as stored, the clock and time helpers (`clock.py`: now in "
              "UTC, stored times read back as UTC, a school's zone and local day), and the tables the domains share "
              "(`models.py`, to be divided among them)"),
     ("schools", "the roster import (CSV/XLSX)"),
@@ -83,7 +84,8 @@ PACKAGES = [
     ("pickup", "one-time pickup codes and photos (`codes.py`)"),
     ("kiosks", "central's MQTT connection, the ingest, the roster kiosks copy, the kiosk registry, "
                "event log and incidents (`services.py`, which also finds and creates schools for now)"),
-    ("api", "the HTTP routes, one resource per file, and what every request passes (login, roles, limits)"),
+    ("api", "the HTTP routes, one resource per file, what every request passes (login, roles, limits), "
+            "and the roster publisher (`roster_sync.py`, subscribed to `RosterChanged`)"),
     ("migrations", "Alembic migrations"),
 ]
 DOMAINS = ("schools", "accounts", "programme", "pickup", "kiosks")

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from central.core import clock
 from central.core.db import make_engine, migrate
+from central.core.events import DomainEvents, IncidentStored
 from central.core.models import SchoolClass, Student
 from central.kiosks import ingest as ingest_module
 from central.kiosks import roster, services
@@ -92,6 +93,31 @@ def test_a_replayed_seq_with_other_content_is_a_conflict(world):
     assert [s for s, _ in stored(engine)] == [1]
     assert incidents(engine) == ["conflicting_event"]
     assert acks[-1]["upto"] == 1
+
+
+def test_each_stored_incident_is_published_once_as_a_domain_event_after_the_commit(world, monkeypatch):
+    engine, _, _ = world
+    seen = []
+    dispatcher = DomainEvents()
+    dispatcher.subscribe(IncidentStored, seen.append)
+    ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: None, events=dispatcher)
+    forged = Kiosk(secret="00" * 32).event()
+    real_write = ingest._write_kiosk
+
+    def broken(conn, state):
+        raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(ingest, "_write_kiosk", broken)
+    with pytest.raises(sa.exc.OperationalError):
+        send(ingest, protocol.canonical_json(forged))
+    assert seen == []  # the batch was not committed: nobody is told
+    monkeypatch.setattr(ingest, "_write_kiosk", real_write)
+    send(ingest, protocol.canonical_json(forged))
+    send(ingest, protocol.canonical_json(forged))  # the same bad event again: one incident, one event
+    with engine.connect() as conn:
+        school_id = conn.execute(sa.text("SELECT id FROM school WHERE code = 's1'")).scalar()
+    assert [(e.kind, e.school_id, e.kiosk, e.seq) for e in seen] == [("bad_signature", school_id, "k1", 1)]
+    assert incidents(engine) == ["bad_signature"]
 
 
 def test_a_seq_far_in_the_future_is_an_incident_not_a_gap(world):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core.models import CalendarDayCreate, CalendarDayPublic, DismissalTimeCreate, DismissalTimePublic, TermCreate
 from central.core.models import TermPublic
 from central.programme import schedule
@@ -34,22 +33,19 @@ def list_terms(school: str, session: SessionDep, user: Reader) -> list[TermPubli
 
 
 @router.put("/calendar/{day}")
-def set_day(school: str, day: date, body: CalendarDayCreate, request: Request, session: SessionDep, user: Admin) -> CalendarDayPublic:
+def set_day(school: str, day: date, body: CalendarDayCreate, session: SessionDep, user: Admin) -> CalendarDayPublic:
     """Mark ``day`` a holiday (its sessions are removed) or a make-up day; the body's ``day`` must match."""
     found = accounts.school_by_code(session, school)
-    row, removed = schedule.set_calendar_day(
+    row, _removed = schedule.set_calendar_day(
         session, school_id=found.id, data=body.model_copy(update={"day": day}), actor=user.label
     )
-    if removed:
-        publish_roster(request, session, found)
     return CalendarDayPublic.model_validate(row)
 
 
 @router.delete("/calendar/{day}", status_code=204)
-def delete_day(school: str, day: date, request: Request, session: SessionDep, user: Admin) -> None:
+def delete_day(school: str, day: date, session: SessionDep, user: Admin) -> None:
     found = accounts.school_by_code(session, school)
-    if schedule.delete_calendar_day(session, school_id=found.id, day=day, actor=user.label):
-        publish_roster(request, session, found)
+    schedule.delete_calendar_day(session, school_id=found.id, day=day, actor=user.label)
 
 
 @router.get("/calendar")

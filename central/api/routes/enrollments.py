@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core import clock
 from central.core.errors import Forbidden, Missing
 from central.core.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
@@ -82,14 +81,14 @@ def _row(session: Session, user: Principal, school: School, enrollment_id: IdPat
     return row
 
 
-def _out(request: Request, session: Session, school: School, row: Enrollment, *, changed: bool = True) -> EnrollmentPublic:
-    if changed:
-        publish_roster(request, session, school)
+def _out(session: Session, row: Enrollment) -> EnrollmentPublic:
+    # The steps that change who is in the service (activation, withdrawal) record RosterChanged in
+    # central/programme/enrollment.py; the kiosks get a new roster version after the commit.
     return enrollment.public(session, row)
 
 
 @router.post("", status_code=201)
-def apply(school: str, body: EnrollmentCreate, request: Request, session: SessionDep, user: Applicant) -> EnrollmentPublic:
+def apply(school: str, body: EnrollmentCreate, session: SessionDep, user: Applicant) -> EnrollmentPublic:
     """The guardian's written application (家长申请); a school admin may enter a paper one."""
     found = accounts.school_by_code(session, school)
     if user.role is Role.GUARDIAN and body.guardian_id != user.guardian_id:
@@ -99,7 +98,7 @@ def apply(school: str, body: EnrollmentCreate, request: Request, session: Sessio
         # guardian learns nothing of the school's other children, not even which numbers exist.
         accounts.find_student(session, principal=user, school=school, student_no=body.student)
     row = enrollment.apply(session, school_id=found.id, data=body, actor=user.label)
-    return _out(request, session, found, row, changed=False)
+    return _out(session, row)
 
 
 @router.get("")
@@ -123,26 +122,26 @@ def get_enrollment(school: str, enrollment_id: IdPath, session: SessionDep, user
 
 
 @router.post("/{enrollment_id}/review")
-def review(school: str, enrollment_id: IdPath, body: ReviewIn, request: Request, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
+def review(school: str, enrollment_id: IdPath, body: ReviewIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
     """The class teacher's review (班级审核)."""
     found = accounts.school_by_code(session, school)
     _row(session, user, found, enrollment_id, reviewing=True)
     row = enrollment.review(session, school_id=found.id, enrollment_id=enrollment_id, actor=user.label, note=body.note)
-    return _out(request, session, found, row, changed=False)
+    return _out(session, row)
 
 
 @router.post("/{enrollment_id}/approve")
-def approve(school: str, enrollment_id: IdPath, body: ApproveIn, request: Request, session: SessionDep, user: Admin) -> EnrollmentPublic:
+def approve(school: str, enrollment_id: IdPath, body: ApproveIn, session: SessionDep, user: Admin) -> EnrollmentPublic:
     """The school's approval into a group with a free place (学校统一实施)."""
     found = accounts.school_by_code(session, school)
     row = enrollment.approve(
         session, school_id=found.id, enrollment_id=enrollment_id, group_id=body.group_id, actor=user.label, note=body.note
     )
-    return _out(request, session, found, row, changed=False)
+    return _out(session, row)
 
 
 @router.post("/{enrollment_id}/signatures")
-def sign(school: str, enrollment_id: IdPath, body: SignIn, request: Request, session: SessionDep, user: Signer) -> EnrollmentPublic:
+def sign(school: str, enrollment_id: IdPath, body: SignIn, session: SessionDep, user: Signer) -> EnrollmentPublic:
     """One party's signature of the current notice; the third makes the enrollment active (P2.2).
 
     The school's: a school admin. The guardian's and the student's: the guardian in their own account,
@@ -160,19 +159,19 @@ def sign(school: str, enrollment_id: IdPath, body: SignIn, request: Request, ses
         notice_version=body.notice_version, guardian_id=guardian_id, paper=body.paper, actor=user.label,
         role=user.role.value,
     )
-    return _out(request, session, found, row, changed=row.state == enrollment.ACTIVE)
+    return _out(session, row)
 
 
 @router.post("/{enrollment_id}/reject")
-def reject(school: str, enrollment_id: IdPath, body: RejectIn, request: Request, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
+def reject(school: str, enrollment_id: IdPath, body: RejectIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
     found = accounts.school_by_code(session, school)
     _row(session, user, found, enrollment_id, reviewing=True)
     row = enrollment.reject(session, school_id=found.id, enrollment_id=enrollment_id, reason=body.reason, actor=user.label)
-    return _out(request, session, found, row, changed=False)
+    return _out(session, row)
 
 
 @router.post("/{enrollment_id}/withdraw")
-def withdraw(school: str, enrollment_id: IdPath, body: WithdrawIn, request: Request, session: SessionDep, user: Applicant) -> EnrollmentPublic:
+def withdraw(school: str, enrollment_id: IdPath, body: WithdrawIn, session: SessionDep, user: Applicant) -> EnrollmentPublic:
     """The guardian's written request to stop (P7.4), as of ``effective_on``."""
     found = accounts.school_by_code(session, school)
     _row(session, user, found, enrollment_id)
@@ -180,4 +179,4 @@ def withdraw(school: str, enrollment_id: IdPath, body: WithdrawIn, request: Requ
         session, school_id=found.id, enrollment_id=enrollment_id, request=body.request, effective_on=body.effective_on,
         actor=user.label,
     )
-    return _out(request, session, found, row)
+    return _out(session, row)

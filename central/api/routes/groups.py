@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core.models import InterestGroupCreate, InterestGroupPublic, InterestGroupUpdate
 from central.programme import groups as group_service
 
@@ -41,9 +40,8 @@ def get_group(school: str, group_id: IdPath, session: SessionDep, user: Reader) 
 
 @router.patch("/{group_id}")
 def update_group(
-    school: str, group_id: IdPath, body: InterestGroupUpdate, request: Request, session: SessionDep, user: Admin
+    school: str, group_id: IdPath, body: InterestGroupUpdate, session: SessionDep, user: Admin
 ) -> InterestGroupPublic:
     found = accounts.school_by_code(session, school)
     group = group_service.update_group(session, school_id=found.id, group_id=group_id, data=body, actor=user.label)
-    publish_roster(request, session, found)  # the name and place travel with the group's sessions
     return group_service.group_public(session, group)

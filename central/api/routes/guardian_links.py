@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel, select
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core.errors import Invalid, Missing
+from central.core.events import RosterChanged, record
 from central.core.models import Guardian, GuardianLink, Student
 from central.pickup import codes as pickup
 
@@ -42,7 +42,7 @@ class LinkPublic(SQLModel):
 
 @router.patch("/{guardian_id}")
 def update_link(
-    school: str, student: str, guardian_id: IdPath, body: LinkUpdate, request: Request, session: SessionDep, user: Admin
+    school: str, student: str, guardian_id: IdPath, body: LinkUpdate, session: SessionDep, user: Admin
 ) -> LinkPublic:
     """Change a link; the kiosks get it with the next roster version. Dates are the school's local dates."""
     found = accounts.school_by_code(session, school)
@@ -64,8 +64,7 @@ def update_link(
     # P9.4: a custody order, a lost right to pick up or an ended link also voids the codes this
     # guardian issued for the child; the roster version published below carries them away at once.
     pickup.revoke_codes_of_link(session, link=link, actor=user)
+    record(session, RosterChanged(found.id))  # the kiosks get the link with the next roster version
     session.commit()
     session.refresh(link)
-    out = LinkPublic(student=student, **link.model_dump(exclude={"id", "student_id"}))
-    publish_roster(request, session, found)  # commits, which expires ``link``
-    return out
+    return LinkPublic(student=student, **link.model_dump(exclude={"id", "student_id"}))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from datetime import date
 from typing import Annotated
 
@@ -11,15 +9,11 @@ from fastapi import APIRouter, Depends, Request, Response, UploadFile
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.api.deps import IdPath, SessionDep, require_role
-from central.api.roster_sync import publish_roster
-from central.core.errors import Invalid
 from central.pickup import codes as pickup
 from central.pickup.codes import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/schools/{school}", tags=["pickup"])
 
 Issuer = Annotated[Principal, Depends(require_role(Role.SCHOOL_ADMIN, Role.GUARDIAN))]
@@ -33,7 +27,9 @@ JPEG = {200: {"content": {"image/jpeg": {}}, "description": "The thumbnail (JPEG
 @router.post("/pickup-codes", status_code=201)
 def issue_code(school: str, body: PickupCodeCreate, request: Request, session: SessionDep, principal: Issuer) -> PickupCodeIssued:
     """Issue a code for one named person, one child, one date; the answer holds the only copy of the code."""
-    issued = pickup.issue_code(
+    # Live codes travel in the roster: each issue, revocation and use (and a wrong try, which may void
+    # today's codes) records RosterChanged in central/pickup/codes.py, and a new version follows the commit.
+    return pickup.issue_code(
         session,
         principal=principal,
         school=school,
@@ -42,8 +38,6 @@ def issue_code(school: str, body: PickupCodeCreate, request: Request, session: S
         person=body.person,
         digits=request.app.state.settings.pickup_code_digits,
     )
-    _publish(request, session, school)
-    return issued
 
 
 @router.get("/pickup-codes")
@@ -52,32 +46,14 @@ def list_codes(school: str, session: SessionDep, principal: CodeReader, day: dat
 
 
 @router.delete("/pickup-codes/{code_id}")
-def revoke_code(school: str, code_id: IdPath, request: Request, session: SessionDep, principal: Issuer) -> PickupCodePublic:
-    revoked = pickup.revoke_code(session, principal=principal, school=school, code_id=code_id)
-    _publish(request, session, school)
-    return revoked
+def revoke_code(school: str, code_id: IdPath, session: SessionDep, principal: Issuer) -> PickupCodePublic:
+    return pickup.revoke_code(session, principal=principal, school=school, code_id=code_id)
 
 
 @router.post("/pickup-codes/redeem")
-def redeem_code(school: str, body: PickupCodeRedeem, request: Request, session: SessionDep, principal: Guard) -> PickupCodePublic:
+def redeem_code(school: str, body: PickupCodeRedeem, session: SessionDep, principal: Guard) -> PickupCodePublic:
     """A guard checks a code online; a right code is used up at once."""
-    try:
-        used = pickup.redeem_code(session, principal=principal, school=school, student=body.student, code=body.code)
-    except Invalid:
-        _publish(request, session, school)  # a wrong try may have voided today's codes (MAX_WRONG_CODES)
-        raise
-    _publish(request, session, school)
-    return used
-
-
-def _publish(request: Request, session: Session, school: str) -> None:
-    """Live codes travel in the roster: each issue, revocation and use makes a new version. The
-    change is committed already (an issued code's only copy is in the answer): a roster that cannot
-    be rebuilt now is logged, and the roster timer or the next change publishes it."""
-    try:
-        publish_roster(request, session, accounts.school_by_code(session, school))
-    except Exception:  # noqa: BLE001
-        log.exception("school %s's roster was not refreshed after a pickup-code change", school)
+    return pickup.redeem_code(session, principal=principal, school=school, student=body.student, code=body.code)
 
 
 async def _upload(request: Request, file: UploadFile) -> bytes:

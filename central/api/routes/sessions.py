@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core.models import CareSessionPublic, RowId
 from central.programme import schedule
 
@@ -39,7 +38,6 @@ def plan(school: str, body: PlanIn, request: Request, session: SessionDep, user:
     made = schedule.plan_sessions(
         session, school=found, start=body.start, end=body.end, group_id=body.group_id, actor=user.label, settings=settings
     )
-    publish_roster(request, session, found)
     return schedule.sessions_public(session, school=found, rows=made, settings=settings)
 
 
@@ -60,13 +58,11 @@ def assign(school: str, session_id: IdPath, body: DutyIn, request: Request, sess
     nobody already on duty in another session of the school at the same time (409)."""
     found = accounts.school_by_code(session, school)
     schedule.assign_duty(session, school_id=found.id, session_id=session_id, staff_id=body.staff_id, actor=user.label)
-    publish_roster(request, session, found)
     row = schedule.get_session(session, school_id=found.id, session_id=session_id)
     return schedule.sessions_public(session, school=found, rows=[row], settings=request.app.state.settings)[0]
 
 
 @router.delete("/{session_id}/duty/{staff_id}", status_code=204)
-def unassign(school: str, session_id: IdPath, staff_id: IdPath, request: Request, session: SessionDep, user: Admin) -> None:
+def unassign(school: str, session_id: IdPath, staff_id: IdPath, session: SessionDep, user: Admin) -> None:
     found = accounts.school_by_code(session, school)
     schedule.unassign_duty(session, school_id=found.id, session_id=session_id, staff_id=staff_id, actor=user.label)
-    publish_roster(request, session, found)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core.models import StaffCreate, StaffPublic, StaffUpdate
 from central.programme import staff as staff_service
 
@@ -25,10 +24,9 @@ class CardIn(BaseModel):
 
 
 @router.post("", status_code=201)
-def create_staff(school: str, body: StaffCreate, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+def create_staff(school: str, body: StaffCreate, session: SessionDep, user: Admin) -> StaffPublic:
     found = accounts.school_by_code(session, school)
     person = staff_service.create_staff(session, school_id=found.id, data=body, actor=user.label)
-    publish_roster(request, session, found)
     return staff_service.staff_public(session, person)
 
 
@@ -38,26 +36,23 @@ def list_staff(school: str, session: SessionDep, user: Reader) -> list[StaffPubl
 
 
 @router.patch("/{staff_id}")
-def update_staff(school: str, staff_id: IdPath, body: StaffUpdate, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+def update_staff(school: str, staff_id: IdPath, body: StaffUpdate, session: SessionDep, user: Admin) -> StaffPublic:
     found = accounts.school_by_code(session, school)
     person = staff_service.update_staff(session, school_id=found.id, staff_id=staff_id, data=body, actor=user.label)
-    publish_roster(request, session, found)
     return staff_service.staff_public(session, person)
 
 
 @router.post("/{staff_id}/cards", status_code=201)
-def add_card(school: str, staff_id: IdPath, body: CardIn, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+def add_card(school: str, staff_id: IdPath, body: CardIn, session: SessionDep, user: Admin) -> StaffPublic:
     found = accounts.school_by_code(session, school)
     staff_service.add_card(session, school_id=found.id, staff_id=staff_id, uid=body.uid, actor=user.label)
-    publish_roster(request, session, found)
     return staff_service.staff_public(session, staff_service.get_staff(session, school_id=found.id, staff_id=staff_id))
 
 
 # The UID travels in the body, not the path: a path lands in every access log and proxy on the way,
 # and a card UID is what a cloned card needs.
 @router.post("/{staff_id}/cards/remove")
-def remove_card(school: str, staff_id: IdPath, body: CardIn, request: Request, session: SessionDep, user: Admin) -> StaffPublic:
+def remove_card(school: str, staff_id: IdPath, body: CardIn, session: SessionDep, user: Admin) -> StaffPublic:
     found = accounts.school_by_code(session, school)
     staff_service.remove_card(session, school_id=found.id, staff_id=staff_id, uid=body.uid, actor=user.label)
-    publish_roster(request, session, found)
     return staff_service.staff_public(session, staff_service.get_staff(session, school_id=found.id, staff_id=staff_id))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
-from central.api.roster_sync import publish_roster
 from central.core.models import VendorCreate, VendorPublic
 from central.programme import staff as staff_service
 
@@ -41,7 +40,7 @@ def list_vendors(school: str, session: SessionDep, user: Approver) -> list[Vendo
 
 
 @router.post("/{vendor_id}/approvals", status_code=201)
-def decide(school: str, vendor_id: IdPath, body: DecisionIn, request: Request, session: SessionDep, user: Approver) -> VendorPublic:
+def decide(school: str, vendor_id: IdPath, body: DecisionIn, session: SessionDep, user: Approver) -> VendorPublic:
     """Record the next step's decision (who and when are recorded); the last approval lets the vendor's staff serve.
 
     ``review_panel`` and ``party_org``: the school admin; ``district`` and ``city``: a district account (P6.2).
@@ -51,5 +50,4 @@ def decide(school: str, vendor_id: IdPath, body: DecisionIn, request: Request, s
         session, school_id=found.id, vendor_id=vendor_id, step=body.step, approved=body.approved, note=body.note,
         actor=user.label, role=user.role.value,
     )
-    publish_roster(request, session, found)  # approved third-party staff now go to the kiosks
     return staff_service.vendor_public(session, vendor)
