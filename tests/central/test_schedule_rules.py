@@ -111,6 +111,7 @@ def test_the_latest_dismissal_of_the_schools_own_grades_decides(db):
         (school, "三年级", "winter", time(16, 0)),
         (school, "五年级", "winter", time(16, 30)),
         (school, "五年级", "summer", time(17, 0)),
+        (school, "一年级", "winter", time(16, 45)),  # the latest, though its name sorts first
         (other, "三年级", "winter", time(17, 45)),  # another school's times never count here
         (other, "五年级", "winter", time(17, 50)),
     ):
@@ -119,8 +120,9 @@ def test_the_latest_dismissal_of_the_schools_own_grades_decides(db):
     at = lambda grades: schedule.dismissal_at(session, school_id=school.id, grades=grades, season="winter")  # noqa: E731
     assert at(["三年级"]) == (time(16, 0), "三年级")
     assert at(["三年级", "五年级"]) == at(["五年级", "三年级"]) == (time(16, 30), "五年级")
+    assert at(["三年级", "一年级", "五年级"]) == (time(16, 45), "一年级")
     with pytest.raises(Invalid) as missing:
         schedule.dismissal_at(session, school_id=school.id, grades=["三年级"], season="summer")
-    assert missing.value.key == "dismissal.missing"
+    assert missing.value.text("en") == "no summer dismissal time for 三年级: sessions cannot be planned"
     with pytest.raises(Invalid):  # s2 has no summer times at all: s1's are not borrowed
         schedule.dismissal_at(session, school_id=other.id, grades=["五年级"], season="summer")
