@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Forbidden, Invalid
-from central.core.models import EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
+from central.core.models import Enrollment, EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
 from central.core.models import NoticeSignature, SchoolClass, Student
 from central.kiosks import roster
 from central.programme import enrollment as enr
@@ -431,3 +431,17 @@ def test_through_the_api_an_application_to_another_grades_group_is_a_localized_4
     r = world.client.post(f"{api}/enrollments", json=body, headers=world.as_("parentA") | {"Accept-Language": "en"})
     assert r.json()["detail"][0]["msg"] == "student A1 (三年级) cannot join group '五年级篮球': it is only for 五年级/六年级"
     assert world.client.get(f"{api}/enrollments", params={"student": "A1"}, headers=admin).json()[-1]["group_id"] == world.ids["groupA"]
+
+
+def test_a_withdrawal_is_committed_with_its_request_and_its_date_in_the_history(db):
+    # Seen from another session: the service commits, and the step says from when (P7.4).
+    session, school, group = db
+    leaving = walk(session, school, application(session, school, group, "S1"), "active")
+    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="  家长书面申请退出  ", effective_on=WED,
+                 actor="admin")
+    with Session(session.get_bind()) as other:
+        row = other.get(Enrollment, leaving.id)
+        assert (row.state, row.withdrawn_on, row.withdrawal_request) == ("withdrawn", WED, "家长书面申请退出")
+        last = other.exec(select(EnrollmentStep).where(EnrollmentStep.enrollment_id == leaving.id)
+                          .order_by(EnrollmentStep.id.desc())).first()
+        assert (last.from_state, last.to_state, last.actor, last.note) == ("active", "withdrawn", "admin", f"effective {WED.isoformat()}")
