@@ -116,6 +116,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _two_timetables(self) -> Settings:
+        # P3.2: the year has a summer and a winter timetable; one date for both switches names neither.
+        if self.summer_from == self.winter_from:
+            raise ValueError(
+                f"SCHOOLGATE_SUMMER_FROM and SCHOOLGATE_WINTER_FROM are both {self.summer_from}: "
+                "the summer and the winter timetables must start on different days"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
         if self.environment != "development" and self.api_token.get_secret_value() == DEV_API_TOKEN:
             raise ValueError("SCHOOLGATE_API_TOKEN must be set outside development")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from central.core.config import Settings
 from central.core.errors import Invalid
@@ -45,3 +46,10 @@ def test_a_multibyte_token_counts_bytes():
     Settings(api_token="密" * 11).check_bind("0.0.0.0")  # 33 bytes of UTF-8
     with pytest.raises(Invalid):
         Settings(api_token="密" * 10).check_bind("0.0.0.0")  # 30 bytes
+
+
+def test_the_summer_and_winter_timetables_start_on_different_days():
+    with pytest.raises(ValidationError) as refused:
+        Settings(summer_from="05-01", winter_from="05-01")
+    assert "SCHOOLGATE_SUMMER_FROM and SCHOOLGATE_WINTER_FROM are both 05-01" in str(refused.value)
+    assert Settings(summer_from="10-01", winter_from="05-01").summer_from == "10-01"  # either order is a year
