@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -95,6 +97,18 @@ def test_a_replayed_seq_with_other_content_is_a_conflict(world):
     assert acks[-1]["upto"] == 1
 
 
+@contextlib.contextmanager
+def database_gone(ingest, monkeypatch):
+    """While inside: the ingest's write of a kiosk's state fails as a database that went away does."""
+
+    def broken(conn, state):
+        raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest, "_write_kiosk", broken)
+        yield
+
+
 def test_each_stored_incident_is_published_once_as_a_domain_event_after_the_commit(world, monkeypatch):
     engine, _, _ = world
     seen = []
@@ -102,16 +116,9 @@ def test_each_stored_incident_is_published_once_as_a_domain_event_after_the_comm
     dispatcher.subscribe(IncidentStored, seen.append)
     ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: None, events=dispatcher)
     forged = Kiosk(secret="00" * 32).event()
-    real_write = ingest._write_kiosk
-
-    def broken(conn, state):
-        raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
-
-    monkeypatch.setattr(ingest, "_write_kiosk", broken)
-    with pytest.raises(sa.exc.OperationalError):
+    with database_gone(ingest, monkeypatch), pytest.raises(sa.exc.OperationalError):
         send(ingest, protocol.canonical_json(forged))
     assert seen == []  # the batch was not committed: nobody is told
-    monkeypatch.setattr(ingest, "_write_kiosk", real_write)
     send(ingest, protocol.canonical_json(forged))
     send(ingest, protocol.canonical_json(forged))  # the same bad event again: one incident, one event
     with engine.connect() as conn:
@@ -247,16 +254,9 @@ def test_an_unregistered_kiosk_resending_its_window_is_one_incident_not_thousand
 def test_an_incident_of_a_batch_that_failed_is_reported_when_the_event_comes_again(world, monkeypatch):
     engine, ingest, _ = world
     forged = Kiosk(secret="00" * 32).event()
-    real_write = ingest._write_kiosk
-
-    def broken(conn, state):
-        # The database itself failing is no message's fault: the batch is not taken apart, the kiosks resend.
-        raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
-
-    monkeypatch.setattr(ingest, "_write_kiosk", broken)
-    with pytest.raises(sa.exc.OperationalError):
+    # The database itself failing is no message's fault: the batch is not taken apart, the kiosks resend.
+    with database_gone(ingest, monkeypatch), pytest.raises(sa.exc.OperationalError):
         send(ingest, protocol.canonical_json(forged))
-    monkeypatch.setattr(ingest, "_write_kiosk", real_write)
     send(ingest, protocol.canonical_json(forged))
     assert incidents(engine) == ["bad_signature"]
 
