@@ -121,7 +121,7 @@ def _afternoon(school: DemoSchool, timeout: float) -> dict:
     gate, roster = school.gate, school.gate.store.roster
     reader = SimulatedReader()
     stop = threading.Event()
-    shown: list[dict] = []
+    shown: list = []
     loop = threading.Thread(target=gate.run, args=(reader, _Null(), stop, shown.append), daemon=True)
     loop.start()
     try:
@@ -129,7 +129,7 @@ def _afternoon(school: DemoSchool, timeout: float) -> dict:
         for uid in children.values():
             reader.present(uid)
         _wait(lambda: len(shown) >= len(children), timeout)
-        checked_in = sum(1 for d in shown if d["event"] == "checkin")
+        checked_in = sum(1 for d in shown if d.event == "checkin")
         allowed = next(g for g in roster.guardians.values() if g.cards and any(x.may_pick_up and not x.barred for x in g.links))
         child = next(x.student for x in allowed.links if x.may_pick_up and not x.barred)
         barred = next(g for g in roster.guardians.values() if g.cards and any(x.barred for x in g.links))
@@ -144,15 +144,15 @@ def _afternoon(school: DemoSchool, timeout: float) -> dict:
         loop.join(5)
         reader.close()
     asked = shown[len(children) + 1]
-    done = gate.confirm(asked["confirm"]) if asked.get("confirm") else asked
+    done = gate.confirm(asked.confirm) if asked.confirm else asked
     refused = shown[len(children) + 3]
     return {
         "taps": len(shown),
         "checked_in": checked_in,
-        "pickups": 1 if done.get("event") == "pickup" else 0,
-        "refused_barred": 1 if refused["outcome"] == "pickup_barred" else 0,
-        "events": sum(1 for d in shown if d["event"]) + (done.get("event") == "pickup"),
-        "ok": checked_in == len(children) and done.get("event") == "pickup" and refused["outcome"] == "pickup_barred",
+        "pickups": 1 if done.event == "pickup" else 0,
+        "refused_barred": 1 if refused.outcome == "pickup_barred" else 0,
+        "events": sum(1 for d in shown if d.event) + (done.event == "pickup"),
+        "ok": checked_in == len(children) and done.event == "pickup" and refused.outcome == "pickup_barred",
     }
 
 

@@ -88,7 +88,7 @@ async def test_main_screen_and_pickup_modal_show_names_as_typed(gate, reader, cl
 
         clock.advance(seconds=5)
         reader.present("99AABBCC")  # the barred guardian alone: their children listed in red
-        await until(pilot, lambda: app.recent and app.recent[0].get("guardian") == "g5", "the barred guardian's tap")
+        await until(pilot, lambda: app.recent and app.recent[0].guardian == "g5", "the barred guardian's tap")
         await pilot.pause()
         assert "注意！[black on black]王某被禁止接送" in on_screen(app.main["banner"])
         assert "[black on black]王某" in on_screen(app.main["details"])
