@@ -81,7 +81,7 @@ class Kiosk:
 
     def _fresh_state(self, now: datetime) -> engine.GateState:
         day = now.astimezone(self.tz).date()
-        state = engine.GateState(day=day)
+        state = engine.GateState(day=day, kiosk=self.settings.kiosk)
         for event in self.store.day_events(day):
             engine.fold(state, event)
         return state
@@ -138,7 +138,11 @@ class Kiosk:
         """Record a decision's event (committed, synchronous=FULL) and fold it into today's state."""
         if not decision.event:
             return None
-        event = self.store.record(decision.event, now, day=self.state.day, operator=self.settings.operator,
+        # Every event names who was at the console: the guard signed in (the one signing in, on their
+        # own sign-in), else the kiosk's configured operator, if any.
+        signing_in = decision.event == "staff_on" and decision.note == engine.GUARD_NOTE
+        operator = decision.staff if signing_in else (self.state.guard or self.settings.operator)
+        event = self.store.record(decision.event, now, day=self.state.day, operator=operator,
                                   **decision.event_fields())
         engine.fold(self.state, event)
         if self.sync:
@@ -168,10 +172,13 @@ class Kiosk:
         return shown
 
     def confirm(self, token: str) -> Shown:
-        """The guard pressed Enter: the pickup, decided again as things are now, happens and is recorded."""
+        """The guard pressed Enter: the pickup, decided again as things are now, happens and is recorded.
+        Nobody signed in at this console: refused (``pickup_needs_guard``), and the pickup still waits."""
         with self._lock:
             now = self.clock()
             state = self._today(now)
+            if not engine.may_confirm(state):
+                raise ValueError("pickup_needs_guard")
             asked = self._asked(token)
             decision = engine.recheck(self.roster, state, asked, now)
             if decision.outcome != "pickup_allowed":
@@ -185,6 +192,22 @@ class Kiosk:
             self._today(now)
             decision = engine.guard_refused(self._asked(token))
             return self.describe(decision, now, event=self._apply(decision, now))
+
+    def sign_out(self) -> Shown:
+        """The guard signed in at this console signs out (their key; their card does it in ``handle``)."""
+        with self._lock:
+            now = self.clock()
+            return self._settle(engine.sign_out(self._today(now)), now)
+
+    def guard(self):
+        """The guard signed in at this console (a roster staff entry), or None."""
+        with self._lock:
+            staff = self._today(self.clock()).guard
+            return self.roster.staff.get(staff) if staff else None
+
+    def may_confirm(self) -> bool:
+        with self._lock:
+            return engine.may_confirm(self._today(self.clock()))
 
     def _asked(self, token: str) -> engine.Decision:
         try:

@@ -44,8 +44,8 @@ RECENT = 8
 # (key, action, catalogue key of its description), in the footer's order; the help screen reads the bindings.
 KEYS = (
     ("slash", "search", "key_search"), ("v", "visitors", "key_visitors"), ("a", "alerts", "key_alerts"),
-    ("r", "rollcall", "key_rollcall"), ("o", "override", "key_override"), ("question_mark", "help", "key_help"),
-    ("q", "quit", "key_quit"),
+    ("r", "rollcall", "key_rollcall"), ("o", "override", "key_override"), ("s", "sign_out", "key_sign_out"),
+    ("question_mark", "help", "key_help"), ("q", "quit", "key_quit"),
 )
 
 
@@ -76,6 +76,7 @@ class GateConsole(App):
         self.alerts: list[Shown] = []
         self.last_refused: Shown | None = None
         self.reader_fault: str | None = None
+        self.sync: SyncState | None = None  # as the footer last showed it
         self._stopping = threading.Event()
         self.wedge_format = wedge_format
         low, high = LENGTHS[wedge_format]
@@ -341,14 +342,18 @@ class GateConsole(App):
         ))
 
     def _show_sync(self, sync: SyncState) -> None:
+        """The footer: who is on duty at this gate, then the sync."""
+        self.sync = sync
         if sync.roster_version == 0:
             age = self.t("roster_none")
         else:
             minutes = max(0, sync.roster_age_s or 0) // 60
             age = self.t("roster_age", minutes=minutes) if minutes < 120 else self.t("roster_age_h", hours=minutes // 60)
+        guard = self.kiosk.guard()
+        duty = self.t("footer_duty", name=guard.name) if guard else self.t("footer_no_guard")
         footer = self.main["sync"]
-        footer.update(plain(self.t("footer_sync", state=self.t("online" if sync.online else "offline"),
-                                   queue=sync.queue, version=sync.roster_version, age=age)))
+        footer.update(plain(duty + " · " + self.t("footer_sync", state=self.t("online" if sync.online else "offline"),
+                                                  queue=sync.queue, version=sync.roster_version, age=age)))
         footer.set_class(not sync.online, "offline")
         stale = self.main["stale"]
         stale.update(plain(self.t("alert_roster_stale", roster_hours=int(self.kiosk.rules.roster_max_age.total_seconds() // 3600))))
@@ -382,6 +387,10 @@ class GateConsole(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_sign_out(self) -> None:
+        """The guard on duty here signs out (their card again does the same)."""
+        self.act(self.kiosk.sign_out)
+
     def action_override(self) -> None:
         refused = self.last_refused
         if refused is None or len(self.screen_stack) > 1:  # from the main screen only, where the refusal shows
@@ -410,6 +419,8 @@ class GateConsole(App):
             self.demo.barred()
         elif event.key == "t":
             self.demo.staff()
+        elif event.key == "d":
+            self.demo.guard()
         elif event.key == "u":
             self.demo.unknown()
 

@@ -52,4 +52,8 @@ class ConfirmPickup(ModalScreen[bool]):
     def action_decide(self, ok: bool) -> None:
         if ok and time.monotonic() - self.shown_at < self.arm_after:
             return
+        if ok and not self.app.kiosk.may_confirm():  # type: ignore[attr-defined]
+            # Nobody signed in: the pickup stays up, waiting for a guard's card and their Enter.
+            self.app.notify(self.app.t("pickup_needs_guard"), severity="error")  # type: ignore[attr-defined]
+            return
         self.dismiss(ok)

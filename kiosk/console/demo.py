@@ -35,7 +35,14 @@ class DemoKeys:
                 return
 
     def staff(self) -> None:
-        cards = [m.cards[0] for m in self.roster.staff.values() if m.cards]
+        """A teacher (staff who is not a guard) taps: on or off duty."""
+        cards = [m.cards[0] for m in self.roster.staff.values() if m.cards and not m.guard]
+        if cards:
+            self.reader.present(cards[0])
+
+    def guard(self) -> None:
+        """The gate's guard taps their staff card: signed in at the console (again: signed out)."""
+        cards = [m.cards[0] for m in self.roster.staff.values() if m.cards and m.guard]
         if cards:
             self.reader.present(cards[0])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gateworld import CODE, KEY, Clock, local, snapshot
+from gateworld import CODE, GUARD_CARD, KEY, Clock, local, sign_in, snapshot
 from sgtest import pilot_until as until
 from textual import events
 from textual.widgets import Static
@@ -79,7 +79,8 @@ async def checked_in(pilot, app, gate, reader, card="04A1B2C3"):
 
 
 async def pickup_asked(pilot, app, gate, reader, clock) -> None:
-    """S1 checks in; a moment later 王建国 taps, then S1: the confirmation is up."""
+    """The guard is signed in; S1 checks in; a moment later 王建国 taps, then S1: the confirmation is up."""
+    sign_in(gate)
     await checked_in(pilot, app, gate, reader)
     clock.advance(seconds=5)
     reader.present("DEADBEEF")
@@ -89,6 +90,7 @@ async def pickup_asked(pilot, app, gate, reader, clock) -> None:
 
 async def test_pickup_waits_for_enter_then_is_recorded(gate, reader, clock):
     app = GateConsole(gate, confirm_arm=0.0, reader=reader)
+    sign_in(gate)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         clock.advance(minutes=50)
@@ -137,6 +139,7 @@ async def test_barred_guardian_is_refused_in_red_with_an_alarm(gate, reader, clo
 
 async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, reader, clock):
     app = GateConsole(gate, confirm_arm=0.0, reader=reader)
+    sign_in(gate)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         await pilot.press("slash")
@@ -374,6 +377,7 @@ async def test_override_pickup_of_a_child_not_seen_on_site_survives_a_restart(tm
 def test_a_code_pickup_overridden_for_a_child_not_on_site_records_the_code_and_the_person(tmp_path, clock):
     gate = make_gate(tmp_path, clock)
     try:
+        sign_in(gate)
         shown = gate.pickup_code("S1", CODE)
         assert shown.outcome == "not_on_site" and shown.note == "code:7"
         asked = gate.override_pickup(shown, "舅舅持接送码，孩子在校医室")

@@ -5,7 +5,7 @@ name (issue 11, item 12)."""
 from __future__ import annotations
 
 import pytest
-from gateworld import CODE, KEY, Clock, local, snapshot
+from gateworld import CODE, KEY, Clock, local, sign_in, snapshot
 from sgtest import pilot_until as until
 from textual.widget import Widget
 
@@ -50,6 +50,7 @@ def gate(tmp_path, clock):
         clock=clock,
     )
     gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(marked_up_snapshot()))
+    sign_in(gate)
     yield gate
     gate.close()
 
