@@ -7,6 +7,7 @@ One module per screen or modal, the styles in ``console.tcss``, and the messages
   and the handlers of their messages;
 - ``confirm.py`` (``ConfirmPickup``) and ``override.py`` (``OverrideScreen``): the modals;
 - ``search.py``, ``visitors.py``, ``alerts.py``, ``rollcall.py``, ``help.py``: the screens over it;
+- ``panels.py``: what the main screen's panels say (details, recent decisions, counters, footer);
 - ``text.py``: names shown exactly as typed (never as markup), photos in half blocks;
 - ``reader.py``: which reader the console reads from; ``demo.py``: the demo's keys.
 

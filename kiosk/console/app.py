@@ -24,6 +24,7 @@ from textual.worker import get_current_worker
 from hardware import CardTap, Reader, ReaderError, cardnumber
 from hardware.keyboard import ALPHABETS, LENGTHS, BurstDetector
 from i18n import has, t
+from kiosk.console import panels
 from kiosk.console.alerts import AlertsScreen
 from kiosk.console.confirm import ConfirmPickup
 from kiosk.console.demo import DemoKeys
@@ -246,10 +247,10 @@ class GateConsole(App):
         banner = self.main["banner"]
         banner.set_classes(("alarm" if shown.alarm else shown.tone))
         banner.update(Text(shown.message))
-        self.main["details"].update(self._details(shown))
+        self.main["details"].update(panels.details(shown, self.kiosk.roster, self.t))
         self.main["photo"].update(self._photo(shown))
         self.recent.appendleft(shown)
-        self.main["recent"].update(self._recent())
+        self.main["recent"].update(panels.recent(self.recent))
         if shown.overridable:
             self.last_refused = shown
         elif self.last_refused and shown.student == self.last_refused.student:
@@ -299,61 +300,19 @@ class GateConsole(App):
         name = name or ""
         return Text(f"{name[:1]}\n{self.t('photo_none')}" if name else self.t("photo_none"), justify="center")
 
-    def _details(self, shown: Shown) -> Text:
-        text = Text()
-        if shown.name:
-            text.append(shown.name, style="bold")
-            if shown.class_name:
-                text.append(f"  {shown.class_name}")
-            text.append("\n")
-        if shown.guardian_name:
-            text.append(shown.guardian_name, style="bold")
-            if shown.relation:
-                text.append(f"  {shown.relation}")
-            if shown.phone:
-                text.append(f"  {self.t('phone')} {shown.phone}")
-            text.append("\n")
-        if shown.guardian and not shown.student:
-            guardian = self.kiosk.roster.guardians.get(shown.guardian)
-            for link in guardian.links if guardian else []:
-                child = self.kiosk.roster.students.get(link.student)
-                if child:
-                    style = "bold red" if link.barred or not link.may_pick_up else ""
-                    text.append(f"· {child.name} {child.class_name}\n", style=style)
-        return text
-
-    def _recent(self) -> Text:
-        text = Text()
-        styles = {"allowed": "green", "attention": "yellow", "refused": "bold red"}
-        for shown in self.recent:
-            text.append(shown.at[11:19] + "  ", style="dim")
-            text.append(shown.message + "\n", style=styles.get(shown.tone, ""))
-        return text
-
     def refresh_status(self) -> None:
         """The counters and the footer as they are now (after a decision, when they surely changed)."""
         self._show_counts(self.kiosk.counts())
         self._show_sync(self.kiosk.sync_state())
 
     def _show_counts(self, counts: Counts) -> None:
-        self.main["counters"].update(plain(
-            f"{self.t('count_expected')} {counts.expected}   {self.t('count_on_site')} {counts.on_site}   "
-            f"{self.t('count_gone')} {counts.gone}   {self.t('count_absent')} {counts.absent}"
-        ))
+        self.main["counters"].update(panels.counters(counts, self.t))
 
     def _show_sync(self, sync: SyncState) -> None:
-        """The footer: who is on duty at this gate, then the sync."""
+        """The footer: who is on duty at this gate, then the sync; the stale-roster strip."""
         self.sync = sync
-        if sync.roster_version == 0:
-            age = self.t("roster_none")
-        else:
-            minutes = max(0, sync.roster_age_s or 0) // 60
-            age = self.t("roster_age", minutes=minutes) if minutes < 120 else self.t("roster_age_h", hours=minutes // 60)
-        guard = self.kiosk.guard()
-        duty = self.t("footer_duty", name=guard.name) if guard else self.t("footer_no_guard")
         footer = self.main["sync"]
-        footer.update(plain(duty + " · " + self.t("footer_sync", state=self.t("online" if sync.online else "offline"),
-                                                  queue=sync.queue, version=sync.roster_version, age=age)))
+        footer.update(panels.footer(sync, self.kiosk.guard(), self.t))
         footer.set_class(not sync.online, "offline")
         stale = self.main["stale"]
         stale.update(plain(self.t("alert_roster_stale", roster_hours=int(self.kiosk.rules.roster_max_age.total_seconds() // 3600))))

@@ -22,10 +22,10 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(params=["zh_CN"])
-def gate(request, tmp_path, clock):
-    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None, secret=KEY.hex(),
-                               locale=request.param), sync=False, clock=clock)
+@pytest.fixture
+def gate(tmp_path, clock):
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None, secret=KEY.hex()),
+                 sync=False, clock=clock)
     gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
     yield gate
     gate.close()
