@@ -423,19 +423,17 @@ def log_child_reads(session: Session, *, principal: Principal, students: list[St
     session.commit()
 
 
-def visible_students(session: Session, *, principal: Principal, school: str, what: str = "student_list") -> list[Student]:
+def visible_students(session: Session, *, principal: Principal, school: School, what: str = "student_list") -> list[Student]:
     """The children of a school the caller may see, each read logged for staff."""
-    found = registry.get_school(session, school)
-    students = list(session.exec(select(Student).where(student_filter(principal, found)).order_by(Student.student_no)))
+    students = list(session.exec(select(Student).where(student_filter(principal, school)).order_by(Student.student_no)))
     log_child_reads(session, principal=principal, students=students, what=what)
     return students
 
 
-def find_student(session: Session, *, principal: Principal, school: str, student_no: str) -> Student:
+def find_student(session: Session, *, principal: Principal, school: School, student_no: str) -> Student:
     """One child the caller may see, without logging the read (the caller logs what it shows)."""
-    found = registry.get_school(session, school)
     student = session.exec(
-        select(Student).where(Student.student_no == student_no, student_filter(principal, found))
+        select(Student).where(Student.student_no == student_no, student_filter(principal, school))
     ).first()
     if student is None:
         # Not "forbidden": a caller who may not see the child does not learn that it exists.
@@ -443,7 +441,7 @@ def find_student(session: Session, *, principal: Principal, school: str, student
     return student
 
 
-def read_student(session: Session, *, principal: Principal, school: str, student_no: str, what: str = "student") -> Student:
+def read_student(session: Session, *, principal: Principal, school: School, student_no: str, what: str = "student") -> Student:
     student = find_student(session, principal=principal, school=school, student_no=student_no)
     log_child_reads(session, principal=principal, students=[student], what=what)
     return student

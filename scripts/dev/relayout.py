@@ -148,6 +148,14 @@ Inside `central/`, one package per domain:
 Inside central, imports run entry points → `api` → domain packages → `core`, and the domains from the top
 down: `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
 domain above it, and `core` imports no domain (contracts in `pyproject.toml`, checked with the others).
+
+Three conventions hold across the domains. A service names its school one way: the `School` row, as the
+keyword `school=`. A route gets it from the path's `{{school}}` through `SchoolDep` (`api/deps.py`, resolved
+after the caller's own school is checked, so another school's caller learns nothing of it), the command line
+through `schools.registry.get_school`. Only what takes a school as input names it by code:
+`registry.create_school`, the roster import (which may create the school), a new account's school
+(`accounts.access.create_user`) and the kiosks' wire (topics and signed HTTP). Services raise the errors of
+`core/errors.py` (localized; the routes turn them into statuses). Times come from `core/clock.py`.
 {README_END}"""
 
 

@@ -13,7 +13,7 @@ from sqlmodel import SQLModel, select
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.accounts.models import User
-from central.api.deps import MAX_ID, IdPath, SessionDep, require_role
+from central.api.deps import MAX_ID, IdPath, SchoolDep, SessionDep, require_role
 from central.core import audit, clock
 from central.schools import registry
 from central.schools.models import School, Student
@@ -119,18 +119,17 @@ def list_audit(
 
 @router.get("/schools/{school}/child-reads")
 def list_child_reads(
-    school: str,
+    school: SchoolDep,
     session: SessionDep,
     principal: Admin,
     student: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChildReadPublic]:
     """Who read which child's record, newest first (a school's safety review)."""
-    found = registry.get_school(session, school)
     student_id = None
     if student is not None:
         child = accounts.find_student(session, principal=principal, school=school, student_no=student)
         student_id = child.id
-    reads = accounts.child_reads(session, school=found, student_id=student_id, limit=limit)
-    numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == found.id)).all())
+    reads = accounts.child_reads(session, school=school, student_id=student_id, limit=limit)
+    numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == school.id)).all())
     return [ChildReadPublic(student=numbers[r.student_id], actor=r.actor, what=r.what, at=clock.as_utc(r.at)) for r in reads]
