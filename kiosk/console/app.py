@@ -29,7 +29,14 @@ from kiosk.console.alerts import AlertsScreen
 from kiosk.console.confirm import ConfirmPickup
 from kiosk.console.demo import DemoKeys
 from kiosk.console.help import HelpScreen
-from kiosk.console.messages import CardDecided, CountsChanged, ReaderFailed, ReaderRestored, SyncStateChanged
+from kiosk.console.messages import (
+    AlertsRaised,
+    CardDecided,
+    CountsChanged,
+    ReaderFailed,
+    ReaderRestored,
+    SyncStateChanged,
+)
 from kiosk.console.override import OverrideScreen
 from kiosk.console.rollcall import RollCallScreen
 from kiosk.console.search import SearchScreen
@@ -70,6 +77,8 @@ class GateConsole(App):
         self.kiosk = kiosk
         self.locale = kiosk.settings.locale
         self.reader = reader
+        if reader is not None:
+            kiosk.reader = reader  # the kiosk's status then reports the reader's state
         self.demo = demo
         self.alert_every = alert_every
         self.status_every = status_every
@@ -110,7 +119,7 @@ class GateConsole(App):
                      for name in ("banner", "details", "photo", "recent", "counters", "sync", "stale")}
         self.refresh_status()
         self.watch_status()
-        self.set_interval(self.alert_every, self.check_alerts)
+        self.set_interval(self.alert_every, self.raise_alerts)
         if self.reader is not None:
             self.read_cards()
         if self.kiosk.photos is not None:
@@ -165,6 +174,17 @@ class GateConsole(App):
             if now_counts != counts:
                 counts = now_counts
                 self.post_message(CountsChanged(now_counts))
+
+    @work(thread=True, exclusive=True, group="alerts")
+    def raise_alerts(self) -> None:
+        """The alerts timer's work: each alert due is recorded (SQLite) here, then posted to the app."""
+        try:
+            raised = self.kiosk.check_alerts()
+        except Exception:  # noqa: BLE001 - an alert that cannot be recorded must not stop the console
+            log.exception("alerts could not be checked")
+            return
+        if raised:
+            self.post_message(AlertsRaised(tuple(raised)))
 
     @work(thread=True, exclusive=True, group="photos")
     def sync_photos(self) -> None:
@@ -319,8 +339,15 @@ class GateConsole(App):
         stale.set_class(sync.roster_stale, "shown")
 
     def check_alerts(self) -> None:
-        """Raise what is due; many at once (a whole group absent) make one banner, each is listed under ``a``."""
-        raised = self.kiosk.check_alerts()
+        """Raise what is due now, on this thread (the timer raises them in ``raise_alerts``, off it)."""
+        self._show_alerts(self.kiosk.check_alerts())
+
+    @on(AlertsRaised)
+    def _alerts_raised(self, message: AlertsRaised) -> None:
+        self._show_alerts(message.raised)
+
+    def _show_alerts(self, raised: list[Shown] | tuple[Shown, ...]) -> None:
+        """Many at once (a whole group absent) make one banner; each is listed under ``a``."""
         if len(raised) == 1:
             self.show(raised[0])
         elif raised:

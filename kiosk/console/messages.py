@@ -22,6 +22,13 @@ class CardDecided(Message):
 
 
 @dataclass
+class AlertsRaised(Message):
+    """Alerts fell due and were recorded (absent, late pickup, offline, …), oldest first."""
+
+    raised: tuple[Shown, ...]
+
+
+@dataclass
 class ReaderFailed(Message):
     """The card reader stopped reading: ``reason`` says why, in the kiosk's language where the
     reader's error is in the catalogue, else as the driver gave it."""

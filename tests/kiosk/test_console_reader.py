@@ -74,6 +74,7 @@ async def test_a_reader_pulled_out_is_red_on_the_banner_until_it_is_back(gate, t
             first.close()  # pulled out
             await until(pilot, lambda: words[0] in banner(app)[1], "the reader failure on the banner")
             assert banner(app)[0] == {"refused"} and app.reader_fault
+            assert gate._reader_state().startswith("reconnecting:")  # what the kiosk's status reports
 
             link.unlink()  # plugged back in: the same path leads to a new terminal
             link.symlink_to(second.path)
