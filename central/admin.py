@@ -128,10 +128,11 @@ def create_user(
     """Create an account from the command line (the first district or school admin, say); audited as ``cli``."""
     from central.accounts import access as accounts
 
+    from central.accounts import users
     engine = open_db(settings)
     try:
         with Session(engine) as session:
-            user = accounts.create_user(
+            user = users.create_user(
                 session,
                 actor=accounts.CLI,
                 username=username,

@@ -37,6 +37,7 @@ from PIL import Image
 from sqlmodel import select
 
 from central.accounts import access as accounts
+from central.accounts import users
 from central.accounts.access import Role
 from central.core import clock
 from central.core.i18n import t
@@ -190,7 +191,7 @@ class Matrix:
 
     def principal(self, user: str) -> accounts.Principal:
         with self.world.session() as session:
-            return accounts.principal_for_token(session, token=self.world.tokens[user])
+            return users.principal_for_token(session, token=self.world.tokens[user])
 
     def defaults(self) -> dict[str, object]:
         ids = self.ids
@@ -318,7 +319,7 @@ def matrix(world, monkeypatch) -> Matrix:
         ids["enrollmentA1"] = session.exec(select(Enrollment.id).where(Enrollment.student_id == ids["A1"])).one()
         session.commit()
         for name, (role, school, guardian, staff) in MORE_USERS.items():
-            user = accounts.create_user(
+            user = users.create_user(
                 session, actor=accounts.CLI, username=name, password=PASSWORD, role=role, school=school,
                 guardian_id=ids.get(guardian), staff_id=ids.get(staff),
             )
