@@ -516,12 +516,14 @@ class RosterGuardian(_Lenient):
 
 
 class RosterStaff(_Lenient):
-    """A staff member who may serve (third parties only once approved): taps in and out (P6.3)."""
+    """A staff member who may serve (third parties only once approved): taps in and out (P6.3).
+    ``guard``: may sign in at a gate kiosk as the guard on duty (a guard by kind, or allowed by the school)."""
 
     id: StrictStr
     name: StrictStr
     kind: StrictStr = ""
     cards: list[StrictStr] = []
+    guard: StrictBool = False
 
 
 class RosterSession(_Lenient):

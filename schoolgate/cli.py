@@ -541,8 +541,9 @@ def demo(
 ) -> None:
     """Run broker, central and a kiosk on this machine with a generated demo school.
 
-    Without --headless the guard's console opens: keys 1-9 tap demo children, g a guardian of the
-    last child, b the barred guardian, t a teacher, u an unknown card; ? lists every key.
+    Without --headless the guard's console opens: d signs the guard in (needed to confirm a pickup),
+    keys 1-9 tap demo children, g a guardian of the last child, b the barred guardian, t a teacher,
+    u an unknown card; ? lists every key.
     """
     from schoolgate.demo import run_demo
 
