@@ -17,6 +17,7 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 
 from gateway import protocol
+from gateway.feed import FeedFollower
 from gateway.mqtt import BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class SyncClient:
         on_roster: Callable[[], None] | None = None,
         reader_state: Callable[[], str] | None = None,
         secret: bytes | None = None,
+        feed: FeedFollower | None = None,
     ) -> None:
         self.outbox = outbox
         #: the kiosk's secret: signs its status, whose clock pair central trusts only when signed
@@ -81,6 +83,8 @@ class SyncClient:
         self.batch, self.window, self.resend_after, self.status_every = batch, window, resend_after, status_every
         self.on_roster = on_roster
         self.reader_state = reader_state
+        #: the school's feed (other gates' events): its messages are queued to it, never applied here
+        self.feed = feed
         #: the kiosk's wall clock minus central's, in ms, from the last ack (None until one came)
         self.clock_offset_ms: int | None = None
         # Acks and rosters are trusted only when central's own key verifies them: the broker's
@@ -112,6 +116,8 @@ class SyncClient:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> SyncClient:
+        if self.feed:
+            self.feed.start()
         # connect_async + loop_start: the kiosk runs with no broker at all and connects when one
         # appears; paho retries with backoff (reconnect_delay_set in make_client).
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
@@ -138,6 +144,8 @@ class SyncClient:
                     log.info("offline status not sent: %s", exc)
         self.client.disconnect()
         self.client.loop_stop()
+        if self.feed:
+            self.feed.stop()
 
     def drop(self) -> None:
         """Lose the connection as a power cut would: no DISCONNECT, so the broker sends the will."""
@@ -150,6 +158,8 @@ class SyncClient:
         if sock:
             sock.close()
         self._connected.clear()
+        if self.feed:
+            self.feed.disconnected()
 
     def notify(self) -> None:
         """A new event is in the outbox."""
@@ -172,7 +182,10 @@ class SyncClient:
                 (self.topics.roster(self.school), 1),
                 (self.topics.roster_delta(self.school), 1),
             ]
+            + ([(self.topics.feed(self.school), 1)] if self.feed else [])
         )
+        if self.feed:
+            self.feed.connected()  # catch up from the last place before the counts are trusted again
         with self._lock:
             # Whatever was in flight on the old connection may be lost: send it again.
             self._sent_upto = self.outbox.acked
@@ -185,11 +198,17 @@ class SyncClient:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
+        if self.feed:
+            self.feed.disconnected()
         log.info("kiosk %s/%s disconnected: %s", self.school, self.kiosk, reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         try:
             kind, school, _kiosk = self.topics.parse(message.topic)
+            if kind == "feed":
+                if self.feed:
+                    self.feed.offer(message.payload)  # verified and applied on the feed's own thread
+                return
             if kind == "roster" and not message.payload:
                 return  # a cleared retained message: nothing is applied
             if kind in ("ack", "roster", "roster/delta") and not self._verified(message):

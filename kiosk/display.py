@@ -68,3 +68,5 @@ class SyncState:
     roster_version: int
     roster_age_s: int | None
     roster_stale: bool
+    feed: str | None = None
+    """The school's feed (``gateway.feed``): ``current``, ``catching_up`` or ``offline``; None without sync."""

@@ -71,6 +71,7 @@ class GateState:
     last_tap: dict[str, datetime] = field(default_factory=dict)  # canonical uid -> last tap, for the debounce
     pending: list[Pending] = field(default_factory=list)  # first halves of pickup pairs, oldest first
     guards: dict[str, str] = field(default_factory=dict)  # kiosk -> the guard signed in at its console
+    gates: dict[str, str] = field(default_factory=dict)  # student -> the gate (kiosk) the child came in through
 
     def on_site(self, student: str) -> bool:
         return student in self.checked_in and student not in self.gone
@@ -401,13 +402,20 @@ def remember(state: GateState, decision: Decision, now: datetime, rules: Rules =
 
 
 def fold(state: GateState, event: dict[str, Any]) -> None:
-    """Apply one recorded event (just written, or replayed from today's log) to the state."""
+    """Apply one recorded event (just written, or replayed from today's log) to the state.
+
+    The other gates' events of the school's feed are folded the same way (the school's view): a child
+    checked in at any gate is on site, gone through any gate is gone; only a guard's sign-in stays with
+    the gate it was made at (``guards`` by the event's kiosk).
+    """
     kind, student = event["kind"], event.get("student")
     if kind == "checkin" or (kind == "override" and event.get("note") == "checkin"):
         state.checked_in.setdefault(student, event.get("session"))
+        state.gates.setdefault(student, event.get("kiosk", ""))
         state.gone.pop(student, None)
     elif kind == "override" and event.get("note") == "pickup" and student not in state.gone:
         state.checked_in.setdefault(student, None)  # in the guard's care at the gate, for the pickup
+        state.gates.setdefault(student, event.get("kiosk", ""))
     elif kind in GONE_KINDS and student:
         state.gone[student] = kind
         note = event.get("note") or ""

@@ -18,6 +18,7 @@ import httpx
 
 from gateway import protocol
 from gateway.client import SyncClient
+from gateway.feed import FeedFetcher, FeedFollower
 from gateway.mqtt import BrokerAddress, kiosk_credentials
 from gateway.photos import PhotoCache
 from hardware import CardTap, Reader, ReaderError
@@ -56,6 +57,8 @@ class Kiosk:
         self._tokens = itertools.count(1)
         self._offline_since: datetime | None = None
         self.sync: SyncClient | None = None
+        #: the school's feed: what the other gates saw (None when the kiosk runs without sync)
+        self.feed: FeedFollower | None = None
         self.reader: Reader | None = None
         self.photos: PhotoCache | None = None
         if settings.central_url:
@@ -68,6 +71,13 @@ class Kiosk:
                 # anonymous one (the embedded broker) ignores it.
                 user, password = kiosk_credentials(settings.school, settings.kiosk, self.store.secret_hex)
                 broker = dataclasses.replace(broker, username=user, password=password)
+            central_key = protocol.parse_public_key(self.store.central_key) if self.store.central_key else None
+            fetcher = None
+            if settings.central_url:
+                fetcher = FeedFetcher(settings.central_url, school=settings.school, kiosk=settings.kiosk,
+                                      secret=self.store.secret_hex, central_key=central_key)
+            self.feed = FeedFollower(self, school=settings.school, central_key=central_key, fetcher=fetcher,
+                                     clock=self.clock)
             self.sync = SyncClient(
                 self.store,
                 school=settings.school,
@@ -77,14 +87,46 @@ class Kiosk:
                 resend_after=settings.resend_after,
                 reader_state=self._reader_state,
                 secret=bytes.fromhex(self.store.secret_hex),
+                feed=self.feed,
             )
 
     def _fresh_state(self, now: datetime) -> engine.GateState:
         day = now.astimezone(self.tz).date()
         state = engine.GateState(day=day, kiosk=self.settings.kiosk)
-        for event in self.store.day_events(day):
+        # The gate's own events and the other gates' (the school's feed), in the order they happened:
+        # a restart rebuilds the same school's day the gate had before it.
+        own = [(self._instant(e["at"]), 0, e) for e in self.store.day_events(day)]
+        others = [(self._instant(e["at"]), 1, e) for e in self.store.feed_events(day)]
+        for _at, _source, event in sorted(own + others, key=lambda x: (x[0], x[1])):
             engine.fold(state, event)
         return state
+
+    @staticmethod
+    def _instant(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    # --- the school's feed (the feed's own thread calls these) ------------------------------------
+
+    @property
+    def feed_pos(self) -> int:
+        return self.store.feed_pos
+
+    def apply_feed(self, events: list[protocol.FeedEvent], *, over_gaps: bool = False) -> None:
+        """The other gates' events: kept in the store (once by id) and folded into today, like our own."""
+        with self._lock:
+            state = self._today(self.clock())
+            entries = []
+            for item in events:
+                event = item.model_dump(exclude_none=True)
+                entries.append((event, self.local(event["at"]).date()))
+            days = {event["id"]: day for event, day in entries}
+            for event in self.store.add_feed(entries, since=state.day, over_gaps=over_gaps):
+                if days[event["id"]] == state.day:
+                    engine.fold(state, event)
+
+    def feed_unknown_since(self) -> datetime | None:
+        """When the other gates were last known, or None while the feed is current (or there is none)."""
+        return self.feed.unknown_since if self.feed and not self.feed.current else None
 
     def _today(self, now: datetime) -> engine.GateState:
         """Today's state; a new day starts afresh (and only forward: a tap stamped before midnight and
@@ -287,6 +329,7 @@ class Kiosk:
         if roster.version:
             age = int((now - datetime.fromisoformat(roster.generated_at.replace("Z", "+00:00"))).total_seconds())
         return SyncState(
+            feed=self.feed.state if self.feed else None,
             online=bool(self.sync and self.sync.online),
             queue=self.store.queue_depth(),
             roster_version=roster.version,
@@ -298,6 +341,11 @@ class Kiosk:
         """Every child on site now, by session (a copy: the reader's thread keeps changing the state)."""
         with self._lock:
             return engine.roll_call(self.roster, self._today(self.clock()))
+
+    def came_through(self) -> dict[str, str]:
+        """Each child checked in today -> the gate (kiosk id) they came in through, any gate of the school."""
+        with self._lock:
+            return dict(self._today(self.clock()).gates)
 
     def visitors(self) -> dict[str, dict[str, str]]:
         with self._lock:
@@ -336,6 +384,11 @@ class Kiosk:
         session = roster.sessions.get(decision.session) if decision.session else None
         person = student or guardian or staff
         outcome = outcome or decision.outcome
+        key = outcome
+        unknown = self.feed_unknown_since()
+        if outcome == "not_on_site" and unknown is not None:
+            # Offline (or still catching up): the child may have come in at another gate since then.
+            key = "not_on_site_gates_unknown"
         params = {
             "name": person.name if person else None,
             "class_name": student.class_name if student else None,
@@ -351,6 +404,8 @@ class Kiosk:
             "unacked_minutes": int(self.rules.unacked_after.total_seconds() // 60),
             "roster_hours": int(self.rules.roster_max_age.total_seconds() // 3600),
         }
+        if key == "not_on_site_gates_unknown":
+            params["since"] = self.local(unknown).strftime("%H:%M")
         return Shown(
             at=now.astimezone(self.tz).isoformat(timespec="milliseconds"),
             reader=reader,
@@ -374,7 +429,7 @@ class Kiosk:
             confirm=token,
             alarm=decision.alarm,
             overridable=decision.overridable,
-            message=t(outcome, self.settings.locale, **params),
+            message=t(key, self.settings.locale, **params),
         )
 
     def fault(self, tap: CardTap) -> Shown:

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS roster (id INTEGER PRIMARY KEY CHECK (id = 1), versio
 -- every event of a school-local day, kept after its ack: the gate's state is a fold of these
 CREATE TABLE IF NOT EXISTS daylog (seq INTEGER PRIMARY KEY, day TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS daylog_day ON daylog (day);
+-- the other gates' events of the school's feed (central's order, ``pos``), folded into the day like
+-- the gate's own; ``meta.feed_pos`` is the last place up to which every event was received
+CREATE TABLE IF NOT EXISTS feed (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, kiosk TEXT NOT NULL, day TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS feed_day ON feed (day, pos);
 -- what the kiosk refused and why (a message claiming to be central's that did not verify, ...)
 CREATE TABLE IF NOT EXISTS fault (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
 """
@@ -79,6 +83,7 @@ class KioskStore:
         self._last_seq = int(self._meta("last_seq") or 0)
         self._last_hash = self._meta("last_hash") or ""
         self._acked = int(self._meta("acked") or 0)
+        self._feed_pos = int(self._meta("feed_pos") or 0)
         self.roster = self._load_roster()
 
     # --- plumbing --------------------------------------------------------------------------
@@ -237,7 +242,56 @@ class KioskStore:
         """Forget the day log before the last KEEP_DAYS days (the kiosk holds no more than the gate needs)."""
         cutoff = date.fromordinal(today.toordinal() - KEEP_DAYS).isoformat()
         with self._tx() as db:
+            db.execute("DELETE FROM feed WHERE day < ?", (cutoff,))
             return db.execute("DELETE FROM daylog WHERE day < ?", (cutoff,)).rowcount
+
+    # --- the school's feed: the other gates' events ------------------------------------------------
+
+    @property
+    def feed_pos(self) -> int:
+        """The last place of the school's feed up to which this kiosk has every event."""
+        return self._feed_pos
+
+    def add_feed(
+        self, entries: list[tuple[dict[str, Any], date]], *, since: date, over_gaps: bool = False
+    ) -> list[dict[str, Any]]:
+        """Keep the other gates' feed events (each with its school-local day) and move the last place on.
+
+        Each event is kept once by its id; this kiosk's own events (it has them already) and events of
+        days before ``since`` only move the place on. The place moves only over contiguous positions:
+        an event past a gap is kept, but the place waits for the gap to be filled (``over_gaps``: it
+        does not wait; there is nobody to fill it from). Returns the events
+        kept now for the first time, in feed order: the ones to fold.
+        """
+        added: list[dict[str, Any]] = []
+        with self._tx() as db:
+            pos = self._feed_pos
+            for event, day in sorted(entries, key=lambda e: e[0]["pos"]):
+                if event["kiosk"] != self.kiosk and day >= since and event["pos"] > self._feed_pos:
+                    inserted = db.execute(
+                        "INSERT OR IGNORE INTO feed (id, pos, kiosk, day, payload) VALUES (?, ?, ?, ?, ?)",
+                        (event["id"], event["pos"], event["kiosk"], day.isoformat(),
+                         protocol.canonical_json(event).decode()),
+                    ).rowcount
+                    if inserted:
+                        added.append(event)
+                if event["pos"] == pos + 1 or (over_gaps and event["pos"] > pos):
+                    pos = event["pos"]
+            # Events kept earlier past a gap this batch has now filled.
+            for (later,) in db.execute("SELECT pos FROM feed WHERE pos > ? ORDER BY pos", (pos,)).fetchall():
+                if later != pos + 1:
+                    break
+                pos = later
+            if pos != self._feed_pos:
+                self._set_meta("feed_pos", pos)
+        self._feed_pos = pos
+        return added
+
+    def feed_events(self, day: date) -> list[dict[str, Any]]:
+        """The other gates' events of one school-local day, in feed order."""
+        with self._lock:
+            rows = self._db.execute("SELECT payload FROM feed WHERE day = ? ORDER BY pos", (day.isoformat(),)).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     # --- roster ------------------------------------------------------------------------------------
 

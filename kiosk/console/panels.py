@@ -69,5 +69,7 @@ def footer(sync: SyncState, guard: RosterStaff | None, t: Translate) -> Text:
         minutes = max(0, sync.roster_age_s or 0) // 60
         age = t("roster_age", minutes=minutes) if minutes < 120 else t("roster_age_h", hours=minutes // 60)
     duty = t("footer_duty", name=guard.name) if guard else t("footer_no_guard")
-    return plain(duty + " · " + t("footer_sync", state=t("online" if sync.online else "offline"), queue=sync.queue,
-                                  version=sync.roster_version, age=age))
+    state = t("online" if sync.online else "offline")
+    if sync.online and sync.feed == "catching_up":
+        state += " · " + t("feed_catching_up")  # the counts may miss other gates' events until it is done
+    return plain(duty + " · " + t("footer_sync", state=state, queue=sync.queue, version=sync.roster_version, age=age))

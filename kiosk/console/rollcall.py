@@ -15,6 +15,7 @@ class RollCallScreen(GateScreen):
     def compose(self) -> ComposeResult:
         kiosk = self.gate.kiosk
         groups = kiosk.roll_call()
+        gates = kiosk.came_through()  # the school's view: children who came in at any gate
         total = sum(len(children) for _s, children in groups)
         text = Text()
         text.append(self.t("rollcall_title", count=total) + "\n\n", style="bold")
@@ -27,6 +28,7 @@ class RollCallScreen(GateScreen):
             text.append(f"  ({len(children)})\n")
             for sid in children:
                 child = kiosk.roster.students.get(sid)
-                text.append(f"  {child.name if child else sid}  {child.class_name if child else ''}\n")
+                gate = self.t("rollcall_gate", gate=gates[sid]) if gates.get(sid) else ""
+                text.append(f"  {child.name if child else sid}  {child.class_name if child else ''}  {gate}\n")
         yield Static(text)
         yield Footer()
