@@ -110,6 +110,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
     for module in (auth, users, students, pickup, public, gates):
         api.include_router(module.router)
+    api.include_router(gates.alerts_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
     for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes):
         api.include_router(module.router)

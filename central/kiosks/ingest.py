@@ -39,8 +39,8 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import DomainEvents, IncidentStored
-from central.kiosks import feed, health, roster
+from central.core.events import ChildAlertRaised, DomainEvents, IncidentStored
+from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
@@ -144,6 +144,8 @@ class _Batch:
     kiosk_codes: dict[int, str] = field(default_factory=dict)
     # For each gate's health: kiosks heard from, and kiosk id -> (its status's fields, online, retained)
     seen: set[int] = field(default_factory=set)
+    # Child alerts no gate of the school had raised before (published once committed)
+    alerts: list[ChildAlertRaised] = field(default_factory=list)
     statuses: dict[int, tuple[dict[str, Any], bool, bool]] = field(default_factory=dict)
 
     @property
@@ -314,6 +316,7 @@ class Ingest:
             batch.heads = feed.place(conn, batch.rows)  # takes each school's row lock until the commit
             for start in range(0, len(batch.rows), self.batch):
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
+            batch.alerts = alerts.record(conn, batch.rows, batch.kiosk_codes)
             for state in batch.touched.values():
                 self._write_kiosk(conn, state)
             health.note(conn, seen=batch.seen, statuses=batch.statuses, at=batch.received_at)
@@ -342,6 +345,8 @@ class Ingest:
             # The ingest writes through a connection, not a Session: it publishes after its own commit.
             for incident in fresh.values():
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
+            for alert in batch.alerts:
+                self.events.publish(alert)
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:

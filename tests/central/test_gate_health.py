@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sgtest import fresh_postgres_database
 from sqlmodel import Session, select
 
+from central.accounts.models import ChildRead
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.events import DomainEvents, IncidentStored
+from central.core.events import ChildAlertRaised, DomainEvents, IncidentStored
 from central.kiosks import health, services
 from central.kiosks.ingest import Ingest
-from central.kiosks.models import SafetyIncident
+from central.kiosks.models import ChildAlert, Event, SafetyIncident
 from central.main import _watch_gates
 from central.programme.models import CareSession, InterestGroup
 from central.schools import registry
@@ -44,9 +47,17 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def central(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def central(request, tmp_path):
+    with ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+        if request.param == "postgres":
+            url = stack.enter_context(fresh_postgres_database())
+        yield from _central(url)
+
+
+def _central(url: str):
+    engine = make_engine(url)
     migrate(engine)
     with Session(engine) as session:
         for school, kiosks in (("s1", ("k1", "k2")), ("s2", ("k3",))):
@@ -208,3 +219,72 @@ def test_the_school_lists_its_gates_for_the_guard_and_the_admin(world):
     assert answer.status_code == 200, answer.text
     (gate,) = [g for g in answer.json() if g["kiosk"] == "gate-1"]
     assert (gate["queue"], gate["roster_version"], gate["reader"], gate["guard"], gate["last_seq_stored"]) == (3, 7, "ok", "S-07", 0)
+
+
+# --- alerts about a child, once however many gates raise them ------------------------------------
+
+
+class Gate:
+    def __init__(self, kiosk: str, school: str = "s1", secret: str = SECRET) -> None:
+        self.school, self.kiosk, self.secret = school, kiosk, bytes.fromhex(secret)
+        self.seq, self.prev = 0, ""
+
+    def alert(self, kind: str, student: str, session: str = "sess-1", at: datetime = NOW) -> bytes:
+        self.seq += 1
+        event = protocol.new_event(school=self.school, kiosk=self.kiosk, seq=self.seq, prev=self.prev, at=at,
+                                   kind="alert", reason=kind, student=student, session=session, secret=self.secret)
+        self.prev = protocol.event_hash(event)
+        return protocol.canonical_json(event)
+
+
+def child_alerts(engine) -> list[tuple]:
+    with Session(engine) as session:
+        return [(a.kind, a.student, a.session, a.kiosk, a.raised)
+                for a in session.exec(select(ChildAlert).order_by(ChildAlert.id))]
+
+
+def test_an_absent_alert_raised_by_two_gates_is_stored_once_and_announced_once(central):
+    engine, _, _ = central
+    raised: list[ChildAlertRaised] = []
+    dispatcher = DomainEvents()
+    dispatcher.subscribe(ChildAlertRaised, raised.append)
+    ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: None, events=dispatcher)
+    k1, k2, k3 = Gate("k1"), Gate("k2"), Gate("k3", school="s2")
+    send(ingest, TOPICS.events("s1", "k1"), k1.alert("absent", "S1"))
+    # gate 2 raises the same child's absence, and one gate sends two in one batch
+    ingest.process([(TOPICS.events("s1", "k2"), k2.alert("absent", "S1"), False),
+                    (TOPICS.events("s1", "k2"), k2.alert("absent", "S2"), False),
+                    (TOPICS.events("s1", "k1"), k1.alert("absent", "S2"), False),
+                    (TOPICS.events("s2", "k3"), k3.alert("absent", "S1"), False)])  # another school's S1
+    send(ingest, TOPICS.events("s1", "k1"), k1.alert("late_pickup", "S1"))  # another kind: its own alert
+    send(ingest, TOPICS.events("s1", "k2"), k2.alert("absent", "S1", session="sess-2"))  # another session
+    send(ingest, TOPICS.events("s1", "k1"), k1.alert("roster_stale", ""))  # the gate's own: not a child's
+    assert child_alerts(engine) == [
+        ("absent", "S1", "sess-1", "k1", 2),
+        ("absent", "S2", "sess-1", "k2", 2),
+        ("absent", "S1", "sess-1", "k3", 1),
+        ("late_pickup", "S1", "sess-1", "k1", 1),
+        ("absent", "S1", "sess-2", "k2", 1),
+    ]
+    assert [(a.kind, a.student, a.session, a.kiosk) for a in raised] == [
+        ("absent", "S1", "sess-1", "k1"), ("absent", "S2", "sess-1", "k2"), ("absent", "S1", "sess-1", "k3"),
+        ("late_pickup", "S1", "sess-1", "k1"), ("absent", "S1", "sess-2", "k2"),
+    ]
+    with Session(engine) as session:  # and every gate's event is kept: a chain is never cut
+        assert len(session.exec(select(Event).where(Event.kind == "alert")).all()) == 8
+
+
+def test_the_school_reads_the_days_child_alerts_and_each_read_is_logged(world):
+    """The API's world: s1, its gate-1, student A1 (tests/central/conftest.py)."""
+    ingest = Ingest(world.engine, topics=TOPICS, publish=lambda topic, payload: None)
+    gate = Gate("gate-1", secret=KIOSK_SECRET)
+    send(ingest, TOPICS.events("s1", "gate-1"), gate.alert("absent", "A1", at=NOW))
+    send(ingest, TOPICS.events("s1", "gate-1"), gate.alert("absent", "A1", session="sess-2", at=NOW + timedelta(days=1)))  # a session is one day
+    answer = world.client.get("/api/v1/schools/s1/alerts?day=2030-09-02", headers=world.as_("guard1"))
+    assert answer.status_code == 200, answer.text
+    assert [(a["kind"], a["student"], a["kiosk"], a["raised"]) for a in answer.json()] == [("absent", "A1", "gate-1", 1)]
+    assert answer.json()[0]["name"] is not None
+    with Session(world.engine) as session:
+        reads = session.exec(select(ChildRead).where(ChildRead.what == "alerts")).all()
+    assert [r.actor for r in reads] == ["user:guard1"]
+    assert world.client.get("/api/v1/schools/s1/alerts?day=2030-09-04", headers=world.as_("guard1")).json() == []

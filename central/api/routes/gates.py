@@ -1,19 +1,24 @@
-"""Each gate of a school and its health, as central last heard it (issue 13: a school has several gates)."""
+"""A school's gates (issue 13): each gate and its health as central last heard it, and the alerts about
+children the gates raised, once each however many gates raised them."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
+from sqlmodel import col, select
 
+from central.accounts import access
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, SchoolDep, SessionDep, require_role
 from central.core import clock
-from central.kiosks import health
+from central.kiosks import alerts, health
+from central.schools.models import Student
 
 router = APIRouter(prefix="/schools/{school}/kiosks", tags=["kiosks"], responses=ERROR_RESPONSES)
+alerts_router = APIRouter(prefix="/schools/{school}/alerts", tags=["kiosks"], responses=ERROR_RESPONSES)
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "guard"))]
 
 
@@ -38,3 +43,30 @@ def list_gates(school: SchoolDep, request: Request, session: SessionDep, user: R
     """Every registered gate of the school, online or not, with its last known values."""
     limit = timedelta(minutes=request.app.state.settings.gate_silent_minutes)
     return [GateHealth(**gate) for gate in health.gates(session, school=school, now=clock.utcnow(), limit=limit)]
+
+
+class ChildAlertPublic(BaseModel):
+    kind: str  # absent, late_pickup
+    student: str  # student number
+    name: str | None  # None: no such student in the school's records now
+    session: str
+    at: datetime  # the first gate's event
+    kiosk: str  # the first gate to raise it
+    raised: int  # how many gates' events raised it
+
+
+@alerts_router.get("")
+def list_alerts(
+    school: SchoolDep, session: SessionDep, user: Reader, day: Annotated[date | None, Query()] = None
+) -> list[ChildAlertPublic]:
+    """The alerts about children first raised on ``day`` (default: the school's today), once each."""
+    rows = alerts.on_day(session, school=school, day=day or clock.local_today(school))
+    numbers = sorted({row.student for row in rows})
+    students = session.exec(select(Student).where(Student.school_id == school.id, col(Student.student_no).in_(numbers))).all()
+    access.log_child_reads(session, principal=user, students=list(students), what="alerts")
+    names = {s.student_no: s.name for s in students}
+    return [
+        ChildAlertPublic(kind=r.kind, student=r.student, name=names.get(r.student), session=r.session,
+                         at=clock.as_utc(r.at), kiosk=r.kiosk, raised=r.raised)
+        for r in rows
+    ]
