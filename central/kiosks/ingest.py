@@ -39,8 +39,8 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import DomainEvents, IncidentStored
-from central.kiosks import feed, roster
+from central.core.events import ChildAlertRaised, DomainEvents, IncidentStored
+from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
@@ -142,6 +142,11 @@ class _Batch:
     heads: dict[int, int] = field(default_factory=dict)
     school_codes: dict[int, str] = field(default_factory=dict)
     kiosk_codes: dict[int, str] = field(default_factory=dict)
+    # For each gate's health: kiosks heard from, and kiosk id -> (its status's fields, online, retained)
+    seen: set[int] = field(default_factory=set)
+    # Child alerts no gate of the school had raised before (published once committed)
+    alerts: list[ChildAlertRaised] = field(default_factory=list)
+    statuses: dict[int, tuple[dict[str, Any], bool, bool]] = field(default_factory=dict)
 
     @property
     def received_ms(self) -> int:
@@ -311,8 +316,10 @@ class Ingest:
             batch.heads = feed.place(conn, batch.rows)  # takes each school's row lock until the commit
             for start in range(0, len(batch.rows), self.batch):
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
+            batch.alerts = alerts.record(conn, batch.rows, batch.kiosk_codes)
             for state in batch.touched.values():
                 self._write_kiosk(conn, state)
+            health.note(conn, seen=batch.seen, statuses=batch.statuses, at=batch.received_at)
             fresh = self._fresh(batch.incidents)
             if fresh:
                 self._write_incidents(conn, list(fresh.values()), batch.received_at, batch.plan)
@@ -338,6 +345,8 @@ class Ingest:
             # The ingest writes through a connection, not a Session: it publishes after its own commit.
             for incident in fresh.values():
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
+            for alert in batch.alerts:
+                self.events.publish(alert)
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
@@ -394,6 +403,8 @@ class Ingest:
             return
         batch.touched[school, kiosk] = state
         valid = [e for e in (self._check(conn, topic, school, kiosk, state, raw, batch) for raw in raws) if e]
+        if valid:
+            batch.seen.add(state.id)  # heard from: its own signed events (a forger's do not count)
         # Sample the clocks of the whole message first: its newest event was sent just now, so it
         # gives the tightest estimate for the older ones recorded offline. Only signed, valid events.
         for item in valid:
@@ -616,14 +627,18 @@ class Ingest:
     # --- clocks ------------------------------------------------------------------------------------
 
     def _status(self, conn, school: str, kiosk: str, payload: bytes, retained: bool, batch: _Batch) -> None:
-        if retained:
-            return  # an old retained status says nothing about the clock now
         try:
             status = protocol.parse_message(protocol.Status, payload)
         except protocol.ProtocolError:
             return  # status is advisory; a bad one is ignored, not an incident
         state = self._kiosk(conn, school, kiosk)
-        if state is None or status.boot is None or status.mono is None or status.sig is None:
+        if state is None:
+            return
+        # The gate's health, as it says (only the kiosk and central may publish on its status topic).
+        batch.statuses[state.id] = (protocol.decode(payload), status.online, retained)
+        if retained:
+            return  # an old retained status says nothing about the clock now
+        if status.boot is None or status.mono is None or status.sig is None:
             return
         # Anyone who may publish on the topic could move the clock map (a 5-hour mono shifts every
         # corrected time by 5 hours): only the kiosk's own signature makes the pair a sample.

@@ -77,3 +77,21 @@ class SafetyIncident(SQLModel, table=True):
     # How many incidents this row stands for: past a few of one kind and kiosk in a window, ingest
     # counts the rest on one row (invented kiosk names, forged seqs) instead of a row each.
     count: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
+
+
+class ChildAlert(SQLModel, table=True):
+    """An alert about one child in one session (absent after the start, still on site after the end),
+    stored once however many gates raise it: the first gate's event, and how many gates raised it."""
+
+    __tablename__ = "child_alert"
+    __table_args__ = (sa.UniqueConstraint("school_id", "kind", "student", "session", name="child_alert_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    kind: str = Field(max_length=32)  # absent, late_pickup
+    student: str = Field(max_length=64)  # the student number, as in the event
+    session: str = Field(max_length=64)
+    at: datetime = Field(sa_column=utc_column(nullable=False))  # the first gate's event time
+    kiosk: str = Field(max_length=64)  # the first gate to raise it
+    event_id: str = Field(max_length=36)
+    raised: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))  # gates (events) that raised it
