@@ -260,3 +260,43 @@ def test_an_event_kept_past_a_gap_is_not_folded_again_when_the_catch_up_brings_i
     gate.apply_feed(feed_events(entry(2, "checkin", student="S2", session="10"), wrong))  # the catch-up
     assert gate.state.wrong_codes == {"S1": 1}
     assert gate.feed_pos == 3
+
+
+# --- what the console shows ---------------------------------------------------------------------------
+
+
+async def test_the_roll_call_lists_children_of_every_gate_with_the_gate_they_came_through(gate, clock):
+    from sgtest import pilot_until as until
+    from textual.widgets import Static
+
+    from hardware import SimulatedReader
+    from kiosk.console import GateConsole
+
+    reader = SimulatedReader(clock=clock)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader, alert_every=3600)
+    try:
+        async with app.run_test() as pilot:
+            reader.present(CHILD)
+            await until(pilot, lambda: gate.state.on_site("S1"), "the check-in here")
+            gate.apply_feed(feed_events(entry(1, "checkin", kiosk="gate-2", student="S2", session="10")))
+            await pilot.press("r")
+            text = str(app.screen.query_one(Static).render())
+            assert "当前在校学生 2 人" in text
+            assert "王子涵  三年级1班  从 k1 进校" in text and "李欣怡  三年级2班  从 gate-2 进校" in text
+    finally:
+        reader.close()
+
+
+def test_the_footer_says_the_gate_is_catching_up_with_the_other_gates():
+    from i18n import t
+    from kiosk.console.panels import footer
+    from kiosk.display import SyncState
+
+    def shown(feed: str | None, online: bool = True) -> str:
+        sync = SyncState(online=online, queue=0, roster_version=3, roster_age_s=60, roster_stale=False, feed=feed)
+        return str(footer(sync, None, lambda key, **kw: t(key, "en", **kw)))
+
+    assert "online · catching up with other gates · queue 0" in shown(CATCHING_UP)
+    assert "catching up" not in shown(CURRENT)
+    assert "catching up" not in shown(None)
+    assert "OFFLINE · queue 0" in shown(OFFLINE, online=False)
