@@ -346,7 +346,7 @@ class SyncClient:
             mono=self.outbox.mono(),
             clock_offset_ms=self.clock_offset_ms,
             reader=self.reader_state() if self.reader_state else None,
-            refused=self.refused or None,
+            refused=(self.refused + (self.feed.refused if self.feed else 0)) or None,
         )
         return protocol.status_payload(status, self.secret)
 

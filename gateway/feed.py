@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 #: events asked for in one catch-up request (central's own limit per feed message)
 PAGE = 500
+FAULT_EVERY = 1.0  # seconds: at most one fault row a second under a flood of forged messages
 RETRY_EVERY = 5.0  # seconds between catch-up attempts while central cannot be reached
 OFFLINE, CATCHING_UP, CURRENT = "offline", "catching_up", "current"
 
@@ -102,12 +104,15 @@ class FeedFollower:
     def __init__(
         self, sink: FeedSink, *, school: str, central_key, fetcher: FeedFetcher | None = None,
         clock: Callable[[], datetime] | None = None, on_change: Callable[[], None] | None = None,
-        retry_every: float = RETRY_EVERY,
+        retry_every: float = RETRY_EVERY, on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.sink, self.school, self.key, self.fetcher = sink, school, central_key, fetcher
         self.clock = clock or (lambda: datetime.now(UTC))
         self.on_change = on_change
         self.retry_every = retry_every
+        #: records a refused message's reason (the kiosk's fault table), at most once a second
+        self.on_refused = on_refused
+        self._last_fault = float("-inf")
         self.state = OFFLINE
         #: when the other gates were last known (None while current): a refusal offline says so
         self.unknown_since: datetime | None = self.clock()
@@ -186,6 +191,10 @@ class FeedFollower:
         except protocol.ProtocolError as exc:
             self.refused += 1
             log.warning("refused a school feed message: %s", exc)
+            now = time.monotonic()
+            if self.on_refused and now - self._last_fault >= FAULT_EVERY:
+                self._last_fault = now
+                self.on_refused(str(exc))  # on this thread, never paho's: it writes the kiosk's store
             return
         last = self.sink.feed_pos
         if feed.events and feed.events[0].pos > last + 1:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from gateway import protocol
-from gateway.client import SyncClient
+from gateway.client import UNVERIFIED, SyncClient
 from gateway.feed import FeedFetcher, FeedFollower
 from gateway.mqtt import BrokerAddress, kiosk_credentials
 from gateway.photos import PhotoCache
@@ -77,7 +77,7 @@ class Kiosk:
                 fetcher = FeedFetcher(settings.central_url, school=settings.school, kiosk=settings.kiosk,
                                       secret=self.store.secret_hex, central_key=central_key)
             self.feed = FeedFollower(self, school=settings.school, central_key=central_key, fetcher=fetcher,
-                                     clock=self.clock)
+                                     clock=self.clock, on_refused=self._feed_refused)
             self.sync = SyncClient(
                 self.store,
                 school=settings.school,
@@ -123,6 +123,11 @@ class Kiosk:
             for event in self.store.add_feed(entries, since=state.day, over_gaps=over_gaps):
                 if days[event["id"]] == state.day:
                     engine.fold(state, event)
+
+    def _feed_refused(self, reason: str) -> None:
+        """A feed message central's key did not verify: kept as a fault, like a refused ack or roster."""
+        topic = self.sync.topics.feed(self.settings.school) if self.sync else "feed"
+        self.store.record_fault(UNVERIFIED, f"{topic}: {reason}", datetime.now(UTC))
 
     def feed_unknown_since(self) -> datetime | None:
         """When the other gates were last known, or None while the feed is current (or there is none)."""

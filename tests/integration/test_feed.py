@@ -253,3 +253,5 @@ def test_a_forged_feed_message_is_refused_and_the_gate_goes_on(school):
         probe.disconnect()
     assert not b.state.on_site(child)
     assert b.sync.online and b.feed.state == CURRENT
+    faults = b.store.faults("unverified_from_central")
+    assert faults and all(f["detail"].startswith(f"{topic}: ") for f in faults)
