@@ -78,6 +78,9 @@ class Kiosk:
                                       secret=self.store.secret_hex, central_key=central_key)
             self.feed = FeedFollower(self, school=settings.school, central_key=central_key, fetcher=fetcher,
                                      clock=self.clock, on_refused=self._feed_refused)
+            # Until it is current again, the other gates are unknown since the feed last brought anything
+            # (before this start, if it did), not merely since this start.
+            self.feed.unknown_since = self.store.feed_heard_at or self.feed.unknown_since
             self.sync = SyncClient(
                 self.store,
                 school=settings.school,
@@ -120,7 +123,7 @@ class Kiosk:
                 event = item.model_dump(exclude_none=True)
                 entries.append((event, self.local(event["at"]).date()))
             days = {event["id"]: day for event, day in entries}
-            for event in self.store.add_feed(entries, since=state.day, over_gaps=over_gaps):
+            for event in self.store.add_feed(entries, since=state.day, over_gaps=over_gaps, heard_at=self.clock()):
                 if days[event["id"]] == state.day:
                     engine.fold(state, event)
 

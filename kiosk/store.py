@@ -253,14 +253,16 @@ class KioskStore:
         return self._feed_pos
 
     def add_feed(
-        self, entries: list[tuple[dict[str, Any], date]], *, since: date, over_gaps: bool = False
+        self, entries: list[tuple[dict[str, Any], date]], *, since: date, over_gaps: bool = False,
+        heard_at: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Keep the other gates' feed events (each with its school-local day) and move the last place on.
 
         Each event is kept once by its id; this kiosk's own events (it has them already) and events of
         days before ``since`` only move the place on. The place moves only over contiguous positions:
         an event past a gap is kept, but the place waits for the gap to be filled (``over_gaps``: it
-        does not wait; there is nobody to fill it from). Returns the events
+        does not wait; there is nobody to fill it from). ``heard_at`` is kept as when the other gates were
+        last heard from (after a restart, what is unknown is unknown since then). Returns the events
         kept now for the first time, in feed order: the ones to fold.
         """
         added: list[dict[str, Any]] = []
@@ -284,8 +286,17 @@ class KioskStore:
                 pos = later
             if pos != self._feed_pos:
                 self._set_meta("feed_pos", pos)
+            if heard_at is not None:
+                self._set_meta("feed_heard_at", heard_at.isoformat())
         self._feed_pos = pos
         return added
+
+    @property
+    def feed_heard_at(self) -> datetime | None:
+        """When the school's feed last brought this kiosk anything (kept across restarts)."""
+        with self._lock:
+            value = self._meta("feed_heard_at")
+        return datetime.fromisoformat(value) if value else None
 
     def feed_events(self, day: date) -> list[dict[str, Any]]:
         """The other gates' events of one school-local day, in feed order."""

@@ -300,3 +300,18 @@ def test_the_footer_says_the_gate_is_catching_up_with_the_other_gates():
     assert "catching up" not in shown(CURRENT)
     assert "catching up" not in shown(None)
     assert "OFFLINE · queue 0" in shown(OFFLINE, online=False)
+
+
+def test_after_a_restart_the_other_gates_are_unknown_since_the_feed_last_brought_anything(tmp_path, clock):
+    gate = make_gate(tmp_path, clock)
+    clock.now = local("16:05")
+    gate.apply_feed(feed_events(entry(1, "checkin", student="S4", session="11")))
+    gate.close()
+    clock.now = local("16:40")
+    again = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url="mqtt://127.0.0.1:9",
+                                secret=KEY.hex()), clock=clock)  # never started: offline
+    try:
+        assert again.feed.unknown_since == local("16:05")
+        assert "自 16:05 起不知道其他校门的情况" in again.pickup("S1", "g1").message
+    finally:
+        again.store.close()
