@@ -315,3 +315,31 @@ def test_after_a_restart_the_other_gates_are_unknown_since_the_feed_last_brought
         assert "自 16:05 起不知道其他校门的情况" in again.pickup("S1", "g1").message
     finally:
         again.store.close()
+
+
+async def test_offline_the_guard_sees_what_is_unknown_and_overrides_a_not_on_site_with_a_reason(gate, clock):
+    from sgtest import pilot_until as until
+
+    from hardware import SimulatedReader
+    from kiosk.console import ConfirmPickup, GateConsole
+
+    gate.feed = FeedFollower(gate, school="s1", central_key=PUBLIC, clock=clock)  # offline since 16:30
+    sign_in(gate)
+    reader = SimulatedReader(clock=clock)
+    app = GateConsole(gate, confirm_arm=0.0, reader=reader, alert_every=3600)
+    try:
+        async with app.run_test() as pilot:
+            clock.advance(seconds=5)
+            reader.present(FATHER)
+            reader.present(CHILD)  # S1 may have come in at another gate: this gate has not heard
+            await until(pilot, lambda: app.last_refused is not None, "the refusal")
+            assert "离线中，自 16:30 起不知道其他校门的情况" in str(app.main["banner"].render())
+            await pilot.press("o")
+            await pilot.press(*"孩子在门口", "enter")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmPickup), "the pickup decided again")
+            await pilot.press("enter")
+            await until(pilot, lambda: gate.state.gone.get("S1") == "pickup", "the pickup")
+        kinds = [(e["kind"], e.get("note"), e.get("reason")) for e in gate.store.day_events(gate.state.day)]
+        assert ("override", "pickup", "孩子在门口") in kinds
+    finally:
+        reader.close()
