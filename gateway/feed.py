@@ -210,7 +210,9 @@ class FeedFollower:
         if self.sink.feed_pos < feed.head and self.fetcher is not None:
             # Another batch placed before this one was not heard (two ingest workers, a lost message).
             self.catch_up()
-        elif self._connected and self.state != CURRENT and self.fetcher is None:
+        elif self._connected and self.state != CURRENT and (self.fetcher is None or self.sink.feed_pos >= feed.head):
+            # Everything up to the head as central sent this message: current, whether or not the
+            # catch-up on connecting got through.
             self._set(CURRENT)
 
     def catch_up(self, *, quiet: bool = False) -> None:

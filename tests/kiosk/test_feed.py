@@ -230,6 +230,18 @@ def test_central_out_of_reach_leaves_the_gate_catching_up(gate, clock):
     assert feed.state == CATCHING_UP
     assert feed.unknown_since == clock.now
     assert gate.sync_state().feed == CATCHING_UP
+    feed.receive(sealed(SCHOOL_DAY[:2], 3))  # places 1-2, but central's head is 3: still behind
+    assert feed.state == CATCHING_UP and gate.feed_pos == 2
+    feed.fetcher.fail = False  # central is back: the message shows the gap to the head, and it is filled
+    feed.receive(sealed(SCHOOL_DAY[3:4], 4))
+    assert feed.state == CURRENT and gate.feed_pos == 5
+
+
+def test_a_message_up_to_the_head_makes_the_gate_current_when_central_cannot_be_asked(gate, clock):
+    feed = follower(gate, clock, Central(SCHOOL_DAY, fail=True))
+    feed.catch_up()
+    feed.receive(sealed(SCHOOL_DAY[:2], 2))
+    assert feed.state == CURRENT and feed.unknown_since is None
 
 
 @pytest.mark.parametrize(
