@@ -355,3 +355,11 @@ async def test_offline_the_guard_sees_what_is_unknown_and_overrides_a_not_on_sit
         assert ("override", "pickup", "孩子在门口") in kinds
     finally:
         reader.close()
+
+
+def test_a_message_that_follows_on_but_stops_short_of_the_head_makes_the_gate_read_the_rest(gate, clock):
+    central = Central(SCHOOL_DAY)
+    feed = follower(gate, clock, central)
+    feed.receive(sealed(SCHOOL_DAY[:2], 5))  # another worker's batch (3-5) was placed but not heard
+    assert central.asked == [2, 4]
+    assert gate.feed_pos == 5 and feed.state == CURRENT
