@@ -162,12 +162,16 @@ def caught_up(gate: Kiosk, head: int) -> bool:
 def test_two_gates_share_the_school_day(school):
     a, b = school.start("gate-a"), school.start("gate-b")
     (child, child_card, guardian, guardian_card), *others = families(a)
+    writers: list[str] = []  # the threads that write gate B's feed rows: never paho's network thread
+    add_feed = b.store.add_feed
+    b.store.add_feed = lambda *args, **kw: (writers.append(threading.current_thread().name), add_feed(*args, **kw))[1]
 
     # Checked in at gate A: on site at gate B, in B's roll call with the gate the child came through.
     assert tap(a, child_card).outcome == "checked_in"
     wait_for(lambda: b.state.on_site(child), what="gate B to see the check-in at gate A")
     assert child in [sid for _session, children in b.roll_call() for sid in children]
     assert b.came_through()[child] == "gate-a"
+    assert writers and set(writers) == {"feed"}
 
     # The guardian at gate B: the pickup is allowed with no override, and gate A sees the child gone.
     assert tap(b, DEMO_GUARD_CARD).outcome == "guard_signed_in"
