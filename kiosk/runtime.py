@@ -54,6 +54,9 @@ class Kiosk:
         self.awaiting: dict[str, engine.Decision] = {}
         self._tokens = itertools.count(1)
         self._offline_since: datetime | None = None
+        #: the guard signed in at this console (a staff id), recorded as each event's ``operator``
+        #: and shown in the status; ``settings.operator`` until someone signs in (``sign_in``)
+        self.operator: str | None = settings.operator
         self.sync: SyncClient | None = None
         self.reader: Reader | None = None
         self.photos: PhotoCache | None = None
@@ -75,6 +78,7 @@ class Kiosk:
                 topics=protocol.Topics(settings.topic_prefix),
                 resend_after=settings.resend_after,
                 reader_state=self._reader_state,
+                guard=lambda: self.operator,
                 secret=bytes.fromhex(self.store.secret_hex),
             )
 
@@ -96,6 +100,22 @@ class Kiosk:
 
     def _reader_state(self) -> str | None:
         return self.reader.state if self.reader else None
+
+    def attach_reader(self, reader: Reader | None) -> None:
+        """The reader this gate reads from (the console's or the ``--no-ui`` loop's): its state goes
+        into the status; the sync client looks at it on every wake, so a change is published."""
+        self.reader = reader
+        self._changed()
+
+    def sign_in(self, operator: str | None) -> None:
+        """Who is on duty at this console from now on (None: nobody): each event recorded after it
+        carries them as ``operator``, and the status says who it is."""
+        self.operator = operator
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.sync:
+            self.sync.notify()
 
     def register_command(self) -> str:
         s = self.settings
@@ -137,7 +157,7 @@ class Kiosk:
         """Record a decision's event (committed, synchronous=FULL) and fold it into today's state."""
         if not decision.event:
             return None
-        event = self.store.record(decision.event, now, day=self.state.day, operator=self.settings.operator,
+        event = self.store.record(decision.event, now, day=self.state.day, operator=self.operator,
                                   **decision.event_fields())
         engine.fold(self.state, event)
         if self.sync:
@@ -264,6 +284,9 @@ class Kiosk:
             age = int((now - datetime.fromisoformat(roster.generated_at.replace("Z", "+00:00"))).total_seconds())
         return {
             "online": bool(self.sync and self.sync.online),
+            # why the broker will not have us (login_refused, not_authorised, refused,
+            # subscription_refused), or None: offline without one is the network or the broker down
+            "problem": self.sync.problem if self.sync else None,
             "queue": self.store.queue_depth(),
             "roster_version": roster.version,
             "roster_age_s": age,
@@ -363,7 +386,7 @@ class Kiosk:
     ) -> None:
         """Read taps until ``stop`` is set, printing one JSON line per decision (and, every
         ``alerts_every`` seconds, one per alert raised)."""
-        self.reader = reader
+        self.attach_reader(reader)
         next_alerts = time.monotonic()
         while not stop.is_set():
             if alerts_every and time.monotonic() >= next_alerts:

@@ -194,6 +194,7 @@ def _run_console(settings, lang: str) -> None:
     gate = Kiosk(settings)
     if gate.store.secret_created:
         _say("secret_created", lang, command=gate.register_command())
+    gate.attach_reader(card_reader)  # the console reads it; the status reports its state
     gate.start()
     try:
         run_console(gate, card_reader, **wedge)

@@ -160,6 +160,7 @@ def _console(school: DemoSchool) -> dict:
     from kiosk.console import DemoKeys, run_console
 
     reader = SimulatedReader()
+    school.gate.attach_reader(reader)  # the console reads it; the status reports its state
     try:
         run_console(school.gate, reader, demo=DemoKeys(reader, school.gate.store.roster))
     finally:
