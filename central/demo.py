@@ -98,16 +98,24 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
 
     from central.admin import open_db, publish_change
     from central.core import clock
-    from central.kiosks import roster, services
+    from central.kiosks import roster
     from central.programme import enrollment, groups, schedule
     from central.programme import staff as staff_service
-    from central.core.models import (CalendarDayCreate, DismissalTimeCreate, InterestGroup, InterestGroupCreate,
-                                SchoolClass, StaffCreate, Student, TermCreate)
+    from central.programme.models import (
+        CalendarDayCreate,
+        DismissalTimeCreate,
+        InterestGroup,
+        InterestGroupCreate,
+        StaffCreate,
+        TermCreate,
+    )
+    from central.schools import registry
+    from central.schools.models import SchoolClass, Student
 
     engine = open_db(settings)
     try:
         with Session(engine) as session:
-            found = services.get_school(session, code=school)
+            found = registry.get_school(session, school)
             now = clock.local_now(found)
             today, dismissal = now.date(), demo_start(now)
             periods = demo_periods(now, dismissal, settings)

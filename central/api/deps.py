@@ -21,9 +21,9 @@ from sqlmodel import Session
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.core import events
+from central.core.columns import MAX_ID
 from central.core.errors import Forbidden, Unauthenticated, status_of
 from central.core.i18n import LocalizedError, pick_locale
-from central.core.models import MAX_ID
 
 bearer = HTTPBearer(auto_error=False)
 

@@ -19,10 +19,11 @@ from sqlmodel import Session, select
 
 from central.core import clock
 from central.core.config import Settings
-from central.core.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
 from central.pickup import codes as pickup
 from central.programme import enrollment, schedule
 from central.programme import staff as staff_service
+from central.programme.models import DutyAssignment, InterestGroup, Staff
+from central.schools.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from gateway import protocol
 
 log = logging.getLogger(__name__)

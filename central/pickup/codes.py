@@ -24,15 +24,25 @@ from io import BytesIO
 
 import sqlalchemy as sa
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.core import audit, clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
 from central.core.events import RosterChanged, record
-from central.core.models import Guardian, GuardianLink, Kiosk, School, Student
-from central.core.models import UTCDateTime
+from central.pickup.models import (
+    Photo,
+    PhotoListed,
+    PhotoPublic,
+    PickupCode,
+    PickupCodeIssued,
+    PickupCodePublic,
+    PickupKey,
+)
+from central.schools import registry
+from central.schools.links import link_acts_on
+from central.schools.models import Guardian, GuardianLink, Kiosk, School, Student
 from gateway import photos as kiosk_http
 from gateway.pickup import code_digest, normalize_code
 
@@ -43,94 +53,6 @@ MAX_WRONG_CODES = 5  # wrong codes tried for one child on one day before that da
 # 40 MP let a 300 KB PNG cost 450 MB. Two decodes at once at most, one per core of a school server.
 _DECODING = threading.BoundedSemaphore(2)
 PHOTO_FORMATS = {"JPEG", "PNG", "WEBP"}
-
-
-class PickupKey(SQLModel, table=True):
-    """The per-school key of central's own code digests."""
-
-    __tablename__ = "pickup_key"
-
-    school_id: int = Field(foreign_key="school.id", primary_key=True)
-    key: str = Field(max_length=64)  # hex, 32 bytes
-
-
-class PickupCode(SQLModel, table=True):
-    __tablename__ = "pickup_code"
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    student_id: int = Field(foreign_key="student.id", index=True)
-    day: date = Field(index=True)  # the school's local date the code is good for
-    person: str = Field(max_length=100)
-    code_hash: str = Field(max_length=64)
-    # {kiosk code: hex digest} for every kiosk of the school when the code was issued.
-    kiosk_digests: dict[str, str] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
-    issued_by: str = Field(max_length=100)
-    # The guardian who issued it (None: the school). The code stands on that guardian's link: a custody
-    # order, a lost right to pick up or an ended link voids it (P9.4), at central and at the gate.
-    issuer_guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
-    issued_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    wrong_tries: int = 0
-    used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-    used_by: str | None = Field(default=None, max_length=100)
-    revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-
-
-class PickupCodeCreate(SQLModel):
-    student: str = Field(min_length=1, max_length=32)  # student_no
-    day: date
-    person: str = Field(min_length=1, max_length=100)
-
-
-class PickupCodePublic(SQLModel):
-    id: int
-    student: str
-    day: date
-    person: str
-    issued_by: str
-    issued_at: datetime
-    used_at: datetime | None = None
-    used_by: str | None = None
-    revoked: bool = False
-
-
-class PickupCodeIssued(PickupCodePublic):
-    code: str  # shown once, to the issuer; central keeps only digests
-
-
-class PickupCodeRedeem(SQLModel):
-    student: str = Field(min_length=1, max_length=32)
-    code: str = Field(min_length=1, max_length=32)
-
-
-class Photo(SQLModel, table=True):
-    __table_args__ = (
-        sa.CheckConstraint("(student_id IS NULL) <> (guardian_id IS NULL)", name="photo_one_owner"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    student_id: int | None = Field(default=None, foreign_key="student.id", unique=True)
-    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", unique=True)
-    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
-    width: int
-    height: int
-    etag: str = Field(max_length=64)
-    uploaded_by: str = Field(max_length=100)
-    uploaded_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-
-
-class PhotoPublic(SQLModel):
-    width: int
-    height: int
-    etag: str
-    uploaded_at: datetime
-
-
-class PhotoListed(SQLModel):
-    kind: str  # "students" or "guardians"
-    id: str  # the id the kiosk's roster uses: student_no, or "g<guardian id>"
-    etag: str
 
 
 def name_key(name: str) -> str:
@@ -184,7 +106,7 @@ def _may_issue(session: Session, *, principal: Principal, student: Student, toda
     if principal.role is Role.GUARDIAN:
         link = _link(session, guardian_id=principal.guardian_id, student_id=student.id)
         # The link must hold now (who asks) and on the code's day (when it acts).
-        if accounts.link_acts_on(link, today, pick_up=True) and accounts.link_acts_on(link, day, pick_up=True):
+        if link_acts_on(link, today, pick_up=True) and link_acts_on(link, day, pick_up=True):
             return
     raise Forbidden("code_not_guardian")
 
@@ -194,7 +116,7 @@ def _issuer_may_act(session: Session, code: PickupCode) -> bool:
     if code.issuer_guardian_id is None:
         return True
     link = _link(session, guardian_id=code.issuer_guardian_id, student_id=code.student_id)
-    return accounts.link_acts_on(link, code.day, pick_up=True)
+    return link_acts_on(link, code.day, pick_up=True)
 
 
 def _revoke(session: Session, code: PickupCode, *, actor: Principal | str, why: str) -> None:
@@ -219,7 +141,7 @@ def revoke_codes_of_link(session: Session, *, link: GuardianLink, actor: Princip
             col(PickupCode.revoked_at).is_(None),
         )
     ).all()
-    gone = [code for code in live if not accounts.link_acts_on(link, code.day, pick_up=True)]
+    gone = [code for code in live if not link_acts_on(link, code.day, pick_up=True)]
     for code in gone:
         _revoke(session, code, actor=actor, why="guardian_link_changed")
     session.flush()
@@ -231,7 +153,7 @@ def issue_code(
 ) -> PickupCodeIssued:
     """Issue a code; the returned ``code`` is the only copy there will ever be."""
     child = accounts.find_student(session, principal=principal, school=school, student_no=student)
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     person = " ".join(person.split())
     if not 1 <= len(person) <= 100:
         raise Invalid("code_person")
@@ -287,7 +209,7 @@ def issue_code(
 
 
 def list_codes(session: Session, *, principal: Principal, school: str, day: date | None = None) -> list[PickupCodePublic]:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     stmt = (
         select(PickupCode, Student.student_no)
         .join(Student, col(Student.id) == PickupCode.student_id)
@@ -300,7 +222,7 @@ def list_codes(session: Session, *, principal: Principal, school: str, day: date
 
 
 def _visible_code(session: Session, *, principal: Principal, school: str, code_id: int) -> tuple[PickupCode, Student]:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     hit = session.exec(
         select(PickupCode, Student)
         .join(Student, col(Student.id) == PickupCode.student_id)
@@ -326,7 +248,7 @@ def revoke_code(session: Session, *, principal: Principal, school: str, code_id:
 def redeem_code(session: Session, *, principal: Principal, school: str, student: str, code: str) -> PickupCodePublic:
     """Check a code at central (a guard online) and use it up: it never works a second time."""
     child = accounts.find_student(session, principal=principal, school=school, student_no=student)
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     day = clock.local_today(found)
     key = _school_key(session, found)
     wanted = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=normalize_code(code))
@@ -428,7 +350,7 @@ def roster_codes(session: Session, *, school: School, today: date | None = None)
     def stands(c: PickupCode) -> bool:
         # Belt and braces beside revoke_codes_of_link: a code whose issuer's link would not let them
         # take the child that day never reaches a gate, whoever changed the link and how.
-        return c.issuer_guardian_id is None or accounts.link_acts_on(links.get((c.issuer_guardian_id, c.student_id)), c.day, pick_up=True)
+        return c.issuer_guardian_id is None or link_acts_on(links.get((c.issuer_guardian_id, c.student_id)), c.day, pick_up=True)
 
     return [
         {
@@ -471,7 +393,7 @@ def make_thumbnail(data: bytes, *, max_px: int, max_bytes: int, max_pixels: int)
 
 
 def _guardian(session: Session, *, principal: Principal, school: str, guardian_id: int) -> Guardian:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     guardian = session.get(Guardian, guardian_id)
     visible = (
         guardian is not None

@@ -11,7 +11,7 @@ student have each signed the same version of the notice (告知书). Every chang
 central writes ``Enrollment.state``.
 
 A withdrawal is a written request as of a date (P7.4): it closes the enrollment at once, and an
-active child stays in the service until that date (``models.enrollment_in_service``).
+active child stays in the service until that date (``programme.models.enrollment_in_service``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,24 @@ from datetime import date
 
 from sqlmodel import Session, col, func, select
 
-from central.accounts import access as accounts
 from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
-from central.core.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student
-from central.core.models import InterestGroup, SchoolClass, enrollment_in_service
 from central.programme import groups as group_service
+from central.programme.models import (
+    Enrollment,
+    EnrollmentCreate,
+    EnrollmentPublic,
+    EnrollmentStep,
+    EnrollmentStepPublic,
+    InterestGroup,
+    Notice,
+    NoticeSignature,
+    SignaturePublic,
+    enrollment_in_service,
+)
+from central.schools import links
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 APPLIED, CLASS_REVIEWED, APPROVED, ACTIVE = "applied", "class_reviewed", "approved", "active"
 WITHDRAWN, REJECTED = "withdrawn", "rejected"
@@ -98,7 +108,7 @@ def _check_guardian(session: Session, student_id: int, guardian_id: int) -> None
     link = session.exec(stmt).first()
     school = session.get(School, session.get(Student, student_id).school_id)
     # An ended or not yet started link acts for the child no more than a barred one (P9.4).
-    if not accounts.link_acts_on(link, clock.local_today(school), pick_up=True):
+    if not links.link_acts_on(link, clock.local_today(school), pick_up=True):
         raise Invalid("enrollment.guardian", guardian=guardian_id)
 
 
@@ -253,7 +263,7 @@ def withdraw(session: Session, *, school_id: int, enrollment_id: int, request: s
 
     The state turns ``withdrawn`` at once (nothing moves a closed enrollment any more), but an active
     child stays in the service until ``effective_on`` and is out from that date on: every reader of
-    "who is in" goes through ``models.enrollment_in_service(day)``. The date is also where a refund
+    "who is in" goes through ``programme.models.enrollment_in_service(day)``. The date is also where a refund
     will count from.
     """
     row = get(session, school_id=school_id, enrollment_id=enrollment_id)

@@ -19,10 +19,18 @@ from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.events import RosterChanged, record
 from central.core.i18n import Items, Msg
-from central.core.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
-from central.core.models import InterestGroupUpdate, School, enrollment_in_service
 from central.programme import staff as staff_service
 from central.programme.content import tutoring_words
+from central.programme.models import (
+    DismissalTime,
+    Enrollment,
+    InterestGroup,
+    InterestGroupCreate,
+    InterestGroupPublic,
+    InterestGroupUpdate,
+    enrollment_in_service,
+)
+from central.schools.models import School
 
 # P5.1: what the service may be. Each kind's name for people is the message group.kind.<kind>.
 ALLOWED = ("homework", "reading", "sports", "arts", "science", "games", "outdoor", "club", "interest", "one_to_one")

@@ -7,34 +7,18 @@ Built from what the school has set up (groups, dismissal times, sessions) and it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
-from central.accounts import access as accounts
-from central.accounts.access import Principal
 from central.core import audit, clock
 from central.core.config import Settings
 from central.core.errors import Invalid
 from central.core.i18n import has, t
-from central.core.models import CareSession, DismissalTime, InterestGroup
+from central.programme.models import CareSession, DismissalTime, InterestGroup, PublicProfile, PublicProfileBase
+from central.schools import registry
 
 UPCOMING_DAYS = 14
-
-
-class PublicProfileBase(SQLModel):
-    fee_fen: int | None = Field(default=None, ge=0)  # per student per month, integer fen; None: not published
-    contact: str = Field(default="", max_length=200)
-    apply_note: str = Field(default="", max_length=2000)  # where to get the form, deadlines (shown as written)
-
-
-class PublicProfile(PublicProfileBase, table=True):
-    __tablename__ = "public_profile"
-
-    school_id: int = Field(foreign_key="school.id", primary_key=True)
-    updated_by: str = Field(max_length=100)
-    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
 def yuan(fen: int) -> str:
@@ -42,13 +26,13 @@ def yuan(fen: int) -> str:
 
 
 def get_profile(session: Session, *, school: str) -> PublicProfileBase:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     row = session.get(PublicProfile, found.id)
     return PublicProfileBase.model_validate(row) if row else PublicProfileBase()
 
 
-def set_profile(session: Session, *, principal: Principal, school: str, data: PublicProfileBase, fee_cap_fen: int) -> PublicProfileBase:
-    found = accounts.school_by_code(session, school)
+def set_profile(session: Session, *, actor: audit.Actor, school: str, data: PublicProfileBase, fee_cap_fen: int) -> PublicProfileBase:
+    found = registry.get_school(session, school)
     if data.fee_fen is not None and data.fee_fen > fee_cap_fen:
         raise Invalid("profile_fee_cap", cap=yuan(fee_cap_fen))  # P7.2
     row = session.get(PublicProfile, found.id)
@@ -56,10 +40,10 @@ def set_profile(session: Session, *, principal: Principal, school: str, data: Pu
     if row is None:
         row = PublicProfile(school_id=found.id, updated_by="", updated_at=clock.utcnow())
     row.sqlmodel_update(data.model_dump())
-    row.updated_by, row.updated_at = principal.label, clock.utcnow()
+    row.updated_by, row.updated_at = actor.label, clock.utcnow()
     session.add(row)
     session.flush()
-    audit.record(session, actor=principal, action="public_profile.set", entity=f"public_profile:{found.id}", before=before, after=audit.snapshot(row), school_id=found.id)
+    audit.record(session, actor=actor, action="public_profile.set", entity=f"public_profile:{found.id}", before=before, after=audit.snapshot(row), school_id=found.id)
     session.commit()
     return PublicProfileBase.model_validate(row)
 
@@ -99,7 +83,7 @@ def _hm(value: time) -> str:
 
 
 def build_page(session: Session, *, school: str, locale: str, settings: Settings, today: date | None = None) -> PublicPage:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     today = today or clock.local_today(found)
     other = "en" if locale == "zh_CN" else "zh_CN"
     page = PublicPage(locale, t("pub.title", locale, school=found.name), other, t("pub.lang_other", locale))

@@ -19,11 +19,23 @@ from central.core import clock
 from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
-from central.core.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
-from central.core.models import enrollment_in_service
 from central.programme import groups as group_service
 from central.programme import staff as staff_service
+from central.programme.models import (
+    CalendarDay,
+    CalendarDayCreate,
+    CareSession,
+    CareSessionPublic,
+    DismissalTime,
+    DismissalTimeCreate,
+    DutyAssignment,
+    Enrollment,
+    InterestGroup,
+    Term,
+    TermCreate,
+    enrollment_in_service,
+)
+from central.schools.models import School
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,19 @@ from sqlmodel import Session, col, select
 from central.core.cards import canonical_card
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
-from central.core.models import VendorApprovalPublic, VendorCreate, VendorPublic
+from central.programme.models import (
+    Staff,
+    StaffCard,
+    StaffCreate,
+    StaffPublic,
+    StaffUpdate,
+    Vendor,
+    VendorApproval,
+    VendorApprovalPublic,
+    VendorCreate,
+    VendorPublic,
+)
+from central.schools.models import Card
 
 KINDS = ("teacher", "employee", "volunteer", "third_party")  # P6.1, P6.5
 VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in this order

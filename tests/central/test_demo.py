@@ -9,8 +9,8 @@ import pytest
 
 from central.admin import import_files
 from central.core.config import Settings
-from central.core.models import School
 from central.demo import demo_periods, demo_start, enroll_demo_students, write_demo_roster
+from central.schools.models import School
 from gateway import protocol
 from gateway.mqtt import free_port
 

@@ -10,11 +10,11 @@ from sqlmodel import Session, select
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Forbidden, Invalid
-from central.core.models import Enrollment, EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
-from central.core.models import NoticeSignature, SchoolClass, Student
 from central.kiosks import roster
 from central.programme import enrollment as enr
 from central.programme import groups
+from central.programme.models import Enrollment, EnrollmentCreate, EnrollmentStep, InterestGroupCreate, NoticeSignature
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 SETTINGS = Settings()
 
@@ -304,8 +304,8 @@ def test_a_withdrawal_as_of_a_later_date_keeps_the_child_in_until_that_date(db):
 def test_a_sessions_expected_students_follow_the_withdrawal_date(db):
     from datetime import time
 
-    from central.core.models import DismissalTimeCreate, TermCreate
     from central.programme import schedule
+    from central.programme.models import DismissalTimeCreate, TermCreate
 
     session, school, group = db
     schedule.add_term(session, school_id=school.id, actor="admin",

@@ -8,9 +8,10 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Invalid
-from central.core.models import InterestGroupCreate, InterestGroupUpdate, School, SchoolClass, Student
 from central.programme import enrollment as enr
 from central.programme import groups
+from central.programme.models import InterestGroupCreate, InterestGroupUpdate
+from central.schools.models import School, SchoolClass, Student
 
 SETTINGS = Settings()
 

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from central.core import clock
-from central.core.models import GuardianLink, School, Student
 from central.kiosks import roster
 from central.programme import enrollment
+from central.schools.models import GuardianLink, School, Student
 
 API = "/api/v1/schools/s1"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -16,11 +15,12 @@ from sqlmodel import Session
 from central.core import clock
 from central.core.db import make_engine, migrate
 from central.core.events import DomainEvents, IncidentStored
-from central.core.models import SchoolClass, Student
 from central.kiosks import ingest as ingest_module
 from central.kiosks import roster, services
 from central.kiosks.ingest import Ingest
-from central.pickup import codes as pickup
+from central.pickup.models import PickupCode
+from central.schools import registry
+from central.schools.models import SchoolClass, Student
 from gateway import protocol
 
 SECRET = "7e" * 32
@@ -50,7 +50,7 @@ def world(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)
     with Session(engine) as session:
-        services.ensure_school(session, code="s1")
+        registry.ensure_school(session, code="s1")
         services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
     acks: list[dict] = []
     ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
@@ -274,14 +274,14 @@ class _Out:
 def _live_code(engine, school: str) -> int:
     """A one-time code of today for a new child of ``school``; ingest never looks at its digests."""
     with Session(engine) as session:
-        found = services.ensure_school(session, code=school)
+        found = registry.ensure_school(session, code=school)
         room = SchoolClass(school_id=found.id, grade="三年级", name="1班")
         session.add(room)
         session.flush()
         child = Student(school_id=found.id, class_id=room.id, student_no=f"N{room.id}", name="学生")
         session.add(child)
         session.flush()
-        code = pickup.PickupCode(
+        code = PickupCode(
             school_id=found.id, student_id=child.id, day=clock.local_today(found), person="张阿姨", code_hash="0" * 64,
             kiosk_digests={"k1": "1" * 64}, issued_by="test", issued_at=datetime.now(UTC),
         )
@@ -294,7 +294,7 @@ def test_a_pickup_noted_with_a_code_uses_it_up_and_a_bad_note_sinks_nothing(worl
     engine, _, _ = world
     code, elsewhere = _live_code(engine, "s1"), _live_code(engine, "s2")
     with Session(engine) as session:
-        assert roster.refresh(session, services.get_school(session, code="s1")).version == 1
+        assert roster.refresh(session, registry.get_school(session, "s1")).version == 1
     out = _Out()
     ingest = Ingest(engine, topics=TOPICS, publish=out)
     k, at = Kiosk(), datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
@@ -304,7 +304,7 @@ def test_a_pickup_noted_with_a_code_uses_it_up_and_a_bad_note_sinks_nothing(worl
     assert sum("pickup code" in r.message for r in caplog.records if r.levelname == "WARNING") == 6  # all but the first
     assert json.loads(next(p for t, p in out.sent if t == TOPICS.ack("s1", "k1")))["upto"] == len(notes)
     with Session(engine) as session:
-        used, other = session.get(pickup.PickupCode, code), session.get(pickup.PickupCode, elsewhere)
+        used, other = session.get(PickupCode, code), session.get(PickupCode, elsewhere)
         assert (used.used_by, used.used_at.replace(tzinfo=UTC)) == ("kiosk:k1", at) and other.used_at is None
     (delta,) = [protocol.RosterDelta.model_validate(json.loads(p)) for t, p in out.sent if t == TOPICS.roster_delta("s1")]
     assert (delta.to, delta.removed_codes) == (2, [str(code)])
@@ -335,11 +335,11 @@ def test_a_code_whose_pickup_was_stored_but_not_marked_is_marked_at_the_next_sta
     monkeypatch.setattr(crashed, "_use_codes", lambda uses: None)  # central stopped after the batch's commit
     send(crashed, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_at is None
+        assert session.get(PickupCode, code).used_at is None
     restarted = Ingest(engine, topics=TOPICS, publish=_Out())
     assert restarted.reconcile_codes() == 1
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+        assert session.get(PickupCode, code).used_by == "kiosk:k1"
     assert restarted.reconcile_codes() == 0 and incidents(engine) == []
 
 
@@ -354,14 +354,14 @@ def test_a_code_is_marked_used_even_when_the_ack_cannot_be_published(world):
     with pytest.raises(RuntimeError):
         send(ingest, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+        assert session.get(PickupCode, code).used_by == "kiosk:k1"
 
 
 def test_a_code_revoked_before_its_offline_use_reached_central_is_a_safety_incident(world):
     engine, _, _ = world
     code = _live_code(engine, "s1")
     with Session(engine) as session:
-        row = session.get(pickup.PickupCode, code)
+        row = session.get(PickupCode, code)
         row.revoked_at = datetime.now(UTC) - timedelta(minutes=5)
         session.add(row)
         session.commit()
@@ -369,7 +369,7 @@ def test_a_code_revoked_before_its_offline_use_reached_central_is_a_safety_incid
     send(ingest, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
     assert incidents(engine) == ["pickup_code_revoked"]
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+        assert session.get(PickupCode, code).used_by == "kiosk:k1"
 
 
 # --- issue 11: poison messages, refused events, clock samples, far times, bounded incidents -------
@@ -511,7 +511,7 @@ def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
         try:
             migrate(engine)
             with Session(engine) as session:
-                services.ensure_school(session, code="s1")
+                registry.ensure_school(session, code="s1")
                 services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
             acks: list[dict] = []
             ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))

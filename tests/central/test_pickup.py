@@ -14,11 +14,12 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import select
 
-from central.accounts.access import ChildRead, Principal, Role
+from central.accounts.access import Principal, Role
+from central.accounts.models import ChildRead
 from central.core import clock
 from central.core.errors import Forbidden, Invalid
-from central.core.models import Guardian, GuardianLink, School
 from central.pickup import codes as pickup
+from central.schools.models import Guardian, GuardianLink, School
 from gateway import photos, protocol
 from gateway.pickup import matches
 

@@ -40,12 +40,23 @@ from central.accounts import access as accounts
 from central.accounts.access import Role
 from central.core import clock
 from central.core.i18n import t
-from central.core.models import CalendarDayCreate, CareSession, DismissalTimeCreate, Enrollment, EnrollmentCreate, Guardian
-from central.core.models import GuardianLink, InterestGroup, Staff, StaffCreate, TermCreate, VendorCreate
 from central.pickup import codes as pickup
 from central.programme import enrollment as consent
 from central.programme import schedule
 from central.programme import staff as staff_service
+from central.programme.models import (
+    CalendarDayCreate,
+    CareSession,
+    DismissalTimeCreate,
+    Enrollment,
+    EnrollmentCreate,
+    InterestGroup,
+    Staff,
+    StaffCreate,
+    TermCreate,
+    VendorCreate,
+)
+from central.schools.models import Guardian, GuardianLink
 
 from .conftest import PASSWORD
 

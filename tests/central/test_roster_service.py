@@ -9,10 +9,11 @@ from sqlmodel import Session, select
 
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.models import DismissalTimeCreate, InterestGroupCreate, School, StaffCreate, TermCreate
 from central.kiosks import roster
 from central.programme import groups, schedule
 from central.programme import staff as staff_service
+from central.programme.models import DismissalTimeCreate, InterestGroupCreate, StaffCreate, TermCreate
+from central.schools.models import School
 from gateway import protocol
 
 SETTINGS = Settings()
@@ -86,7 +87,7 @@ def test_the_timer_refresh_publishes_only_what_changed_for_every_school(tmp_path
 
 
 def test_two_refreshes_from_the_same_version_never_publish_two_rosters_as_one_version(tmp_path):
-    from central.core.models import Guardian
+    from central.schools.models import Guardian
 
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)

@@ -10,12 +10,18 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Invalid
-from central.core.models import CalendarDayCreate, DismissalTimeCreate, InterestGroupCreate, School, SchoolClass, StaffCreate
-from central.core.models import Student, TermCreate
 from central.kiosks import roster
 from central.programme import enrollment as enr
 from central.programme import groups, schedule
 from central.programme import staff as staff_service
+from central.programme.models import (
+    CalendarDayCreate,
+    DismissalTimeCreate,
+    InterestGroupCreate,
+    StaffCreate,
+    TermCreate,
+)
+from central.schools.models import School, SchoolClass, Student
 
 SETTINGS = Settings()
 # 2026-11-30 is a Monday. The autumn term switches to the winter timetable on 2026-12-07.

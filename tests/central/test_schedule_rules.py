@@ -12,8 +12,9 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Invalid
-from central.core.models import CalendarDayCreate, DismissalTimeCreate, School, Term, TermCreate
 from central.programme import schedule
+from central.programme.models import CalendarDayCreate, DismissalTimeCreate, Term, TermCreate
+from central.schools.models import School
 
 DEFAULTS = Settings(summer_from="05-01", winter_from="10-01")
 # The other hemisphere's order: the summer timetable from October, winter from May.

@@ -10,11 +10,11 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Forbidden, Invalid
-from central.core.models import Card, DismissalTimeCreate, School, SchoolClass, StaffCreate, Student, TermCreate, VendorCreate
-from central.core.models import InterestGroupCreate
 from central.kiosks import roster
 from central.programme import schedule
 from central.programme import staff as staff_service
+from central.programme.models import DismissalTimeCreate, InterestGroupCreate, StaffCreate, TermCreate, VendorCreate
+from central.schools.models import Card, School, SchoolClass, Student
 
 SETTINGS = Settings()
 MON = date(2026, 11, 30)

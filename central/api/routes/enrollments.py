@@ -15,11 +15,14 @@ from sqlmodel import Session
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
-from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
+from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
 from central.core import clock
+from central.core.columns import MAX_ID, RowId
 from central.core.errors import Forbidden, Missing
-from central.core.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
 from central.programme import enrollment
+from central.programme.models import Enrollment, EnrollmentCreate, EnrollmentPublic
+from central.schools import registry
+from central.schools.models import School
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
 # The district reads every school's enrollments and inspects; it takes no step in them (P2.1).
@@ -90,7 +93,7 @@ def _out(session: Session, row: Enrollment) -> EnrollmentPublic:
 @router.post("", status_code=201)
 def apply(school: str, body: EnrollmentCreate, session: SessionDep, user: Applicant) -> EnrollmentPublic:
     """The guardian's written application (家长申请); a school admin may enter a paper one."""
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     if user.role is Role.GUARDIAN and body.guardian_id != user.guardian_id:
         raise Forbidden("enrollment.guardian_only_own")
     if user.role is Role.GUARDIAN:
@@ -106,7 +109,7 @@ def list_enrollments(
     school: str, session: SessionDep, user: Reader, state: str | None = None, group_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     student: str | None = None,
 ) -> list[EnrollmentPublic]:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     rows = enrollment.list_enrollments(session, school_id=found.id, state=state, group_id=group_id, student=student)
     ids = _visible_ids(user, found)
     if ids is not None:
@@ -117,14 +120,14 @@ def list_enrollments(
 
 @router.get("/{enrollment_id}")
 def get_enrollment(school: str, enrollment_id: IdPath, session: SessionDep, user: Reader) -> EnrollmentPublic:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     return enrollment.public(session, _row(session, user, found, enrollment_id))
 
 
 @router.post("/{enrollment_id}/review")
 def review(school: str, enrollment_id: IdPath, body: ReviewIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
     """The class teacher's review (班级审核)."""
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     _row(session, user, found, enrollment_id, reviewing=True)
     row = enrollment.review(session, school_id=found.id, enrollment_id=enrollment_id, actor=user.label, note=body.note)
     return _out(session, row)
@@ -133,7 +136,7 @@ def review(school: str, enrollment_id: IdPath, body: ReviewIn, session: SessionD
 @router.post("/{enrollment_id}/approve")
 def approve(school: str, enrollment_id: IdPath, body: ApproveIn, session: SessionDep, user: Admin) -> EnrollmentPublic:
     """The school's approval into a group with a free place (学校统一实施)."""
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     row = enrollment.approve(
         session, school_id=found.id, enrollment_id=enrollment_id, group_id=body.group_id, actor=user.label, note=body.note
     )
@@ -147,7 +150,7 @@ def sign(school: str, enrollment_id: IdPath, body: SignIn, session: SessionDep, 
     The school's: a school admin. The guardian's and the student's: the guardian in their own account,
     or a school admin recording the signed paper form (``paper: true``, kept on the signature).
     """
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     _row(session, user, found, enrollment_id)
     guardian_id = body.guardian_id
     if user.role is Role.GUARDIAN:
@@ -164,7 +167,7 @@ def sign(school: str, enrollment_id: IdPath, body: SignIn, session: SessionDep, 
 
 @router.post("/{enrollment_id}/reject")
 def reject(school: str, enrollment_id: IdPath, body: RejectIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     _row(session, user, found, enrollment_id, reviewing=True)
     row = enrollment.reject(session, school_id=found.id, enrollment_id=enrollment_id, reason=body.reason, actor=user.label)
     return _out(session, row)
@@ -173,7 +176,7 @@ def reject(school: str, enrollment_id: IdPath, body: RejectIn, session: SessionD
 @router.post("/{enrollment_id}/withdraw")
 def withdraw(school: str, enrollment_id: IdPath, body: WithdrawIn, session: SessionDep, user: Applicant) -> EnrollmentPublic:
     """The guardian's written request to stop (P7.4), as of ``effective_on``."""
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     _row(session, user, found, enrollment_id)
     row = enrollment.withdraw(
         session, school_id=found.id, enrollment_id=enrollment_id, request=body.request, effective_on=body.effective_on,

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel, select
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
 from central.core.errors import Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import Guardian, GuardianLink, Student
 from central.pickup import codes as pickup
+from central.schools import registry
+from central.schools.models import Guardian, GuardianLink, Student
 
 router = APIRouter(prefix="/schools/{school}/students/{student}/guardians", tags=["guardian links"],
                    responses=ERROR_RESPONSES)
@@ -45,7 +45,7 @@ def update_link(
     school: str, student: str, guardian_id: IdPath, body: LinkUpdate, session: SessionDep, user: Admin
 ) -> LinkPublic:
     """Change a link; the kiosks get it with the next roster version. Dates are the school's local dates."""
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     link = session.exec(
         select(GuardianLink)
         .join(Student, Student.id == GuardianLink.student_id)

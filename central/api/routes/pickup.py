@@ -12,7 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from central.accounts.access import Principal, Role
 from central.api.deps import IdPath, SessionDep, require_role
 from central.pickup import codes as pickup
-from central.pickup.codes import PhotoPublic, PickupCodeCreate, PickupCodeIssued, PickupCodePublic, PickupCodeRedeem
+from central.pickup.models import (
+    Photo,
+    PhotoPublic,
+    PickupCodeCreate,
+    PickupCodeIssued,
+    PickupCodePublic,
+    PickupCodeRedeem,
+)
 
 router = APIRouter(prefix="/schools/{school}", tags=["pickup"])
 
@@ -75,7 +82,7 @@ async def _put_photo(request: Request, session: Session, **owner) -> PhotoPublic
     )
 
 
-def _jpeg(photo: pickup.Photo) -> Response:
+def _jpeg(photo: Photo) -> Response:
     return Response(photo.data, media_type="image/jpeg", headers={"ETag": f'"{photo.etag}"', "Cache-Control": "private, no-store"})
 
 

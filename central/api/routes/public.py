@@ -15,7 +15,7 @@ from central.api.deps import SessionDep, require_role
 from central.core.errors import Missing
 from central.core.i18n import pick_locale
 from central.programme import public
-from central.programme.public import PublicProfileBase
+from central.programme.models import PublicProfileBase
 
 page_router = APIRouter(tags=["public"])
 router = APIRouter(prefix="/schools/{school}", tags=["public"])
@@ -56,5 +56,5 @@ def set_profile(
 ) -> PublicProfileBase:
     """The fee (P7.2: at most the district's cap), contact and a note on applying, as the public page shows them."""
     return public.set_profile(
-        session, principal=principal, school=school, data=body, fee_cap_fen=request.app.state.settings.fee_cap_fen
+        session, actor=principal, school=school, data=body, fee_cap_fen=request.app.state.settings.fee_cap_fen
     )

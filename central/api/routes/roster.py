@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
 from central.api.roster_sync import publish_roster
+from central.schools import registry
 
 router = APIRouter(prefix="/schools/{school}/roster", tags=["roster"], responses=ERROR_RESPONSES)
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "guard"))]
@@ -41,13 +41,13 @@ def _summary(version: int, body: str) -> RosterSummary:
 
 @router.get("")
 def summary(school: str, session: SessionDep, user: Reader) -> RosterSummary:
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     return _summary(found.roster_version, found.roster_body)
 
 
 @router.post("/refresh")
 def refresh(school: str, request: Request, session: SessionDep, user: Admin) -> RosterSummary:
     """Rebuild now (e.g. after midnight, when a new day's sessions enter the window) and publish if changed."""
-    found = accounts.school_by_code(session, school)
+    found = registry.get_school(session, school)
     version = publish_roster(request, session, found)
     return _summary(version, found.roster_body)

@@ -10,8 +10,8 @@ from sqlmodel import SQLModel, col, select
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.api.deps import SessionDep, require_role
-from central.core.models import Guardian, GuardianLink, SchoolClass
 from central.kiosks.roster import mask_phone
+from central.schools.models import Guardian, GuardianLink, SchoolClass
 
 router = APIRouter(prefix="/schools/{school}/students", tags=["students"])
 Reader = Annotated[

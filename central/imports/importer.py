@@ -23,10 +23,9 @@ from sqlmodel import Session, select
 
 from central.core.cards import canonical_card, canonical_phone
 from central.core.errors import Missing
-from central.core.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
-from central.kiosks import services
+from central.schools import registry
+from central.schools.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
-
 
 # Header as written (Chinese or English, compared case-insensitively) -> field.
 STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", "班级": "class", "卡号": "card",
@@ -34,7 +33,7 @@ STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", 
 GUARDIAN_HEADERS = {"姓名": "name", "关系": "relation", "手机": "phone", "卡号": "card", "学生学号": "student_no",
                     "可接送": "may_pick_up", "禁止接送": "barred", "自行离校": "may_leave_alone"}
 OPTIONAL_COLUMNS = {"may_leave_alone", "applied"}
-# Column widths of central/core/models.py, checked here so a long cell is a row error, not a DB error.
+# Column widths of central/schools/models.py, checked here so a long cell is a row error, not a DB error.
 LIMITS = {"student_no": 32, "name": 100, "grade": 32, "class": 64, "relation": 32}
 TRUE = {"是", "yes", "y", "true", "1"}
 FALSE = {"否", "no", "n", "false", "0"}
@@ -263,7 +262,7 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
 
 def import_roster(session: Session, *, school: str, students: Path | None, guardians: Path | None,
                   school_name: str | None = None, card_format: str | dict[str, str] = "hex",
-                  create_school: bool = False, timezone: str = services.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
+                  create_school: bool = False, timezone: str = registry.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
     """Check the school and both files, then upsert classes, students, guardians, links and cards, and commit.
 
     The school must exist, unless ``create_school`` says to create it (named ``school_name``, in
@@ -300,7 +299,7 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
             school_name: str | None, formats: dict[str, str], create_school: bool, timezone: str) -> ImportResult:
     # The school first: an id kiosks cannot use in a topic, or a school nobody created, refuses the
     # import before a row is read, so nothing is written (issue 12).
-    services.check_school(code=code, name=school_name if create_school else None, timezone=timezone)
+    registry.check_school(code=code, name=school_name if create_school else None, timezone=timezone)
     school = session.exec(select(School).where(School.code == code)).first()
     if school is None and not create_school:
         raise Missing("import_no_school", school=code)
@@ -394,7 +393,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
            srows: list[_StudentRow], grows: list[_GuardianRow], db: _People, card_of: dict[tuple, str]) -> ImportResult:
     result = ImportResult()
     if school is None:  # checked above: the import was told to create it
-        school = services.create_school(session, actor=session.info.get("actor", "import"), code=code, name=school_name,
+        school = registry.create_school(session, actor=session.info.get("actor", "import"), code=code, name=school_name,
                                         timezone=timezone, commit=False)
     classes = {(c.grade, c.name): c for c in session.exec(
         select(SchoolClass).where(SchoolClass.school_id == school.id))}
@@ -439,7 +438,9 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         links[(guardian.id, student.id)] = link
         session.add(link)
         if link.id is not None:
-            from central.pickup import codes as pickup  # here, like enrollment below: keeps the importer's imports light
+            from central.pickup import (
+                codes as pickup,  # here, like enrollment below: keeps the importer's imports light
+            )
 
             pickup.revoke_codes_of_link(session, link=link, actor="import")  # P9.4: a bar arriving by import
         result.links += 1
