@@ -172,6 +172,10 @@ def kiosk_run(
     if isinstance(card_reader, SimulatedReader):
         # The simulated reader taps what arrives on standard input, one "UID [TECH]" per line.
         threading.Thread(target=card_reader.feed, args=(sys.stdin,), name="sim-stdin", daemon=True).start()
+    # SIGTERM (systemd's stop) and Ctrl-C end the loop between taps: the tap in hand is decided,
+    # recorded and printed, then the reader closes, the offline status goes out, MQTT disconnects
+    # and the store closes; the exit code is 0.
+    _stop_on_signals(stop)
     try:
         gate.run(card_reader, sys.stdout, stop, alerts_every=5.0)
     except KeyboardInterrupt:
@@ -180,6 +184,29 @@ def kiosk_run(
         stop.set()
         card_reader.close()
         gate.close()
+        _say("kiosk_stopped", said, school=settings.school, kiosk=settings.kiosk)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    import signal
+
+    def handler(signum, frame) -> None:
+        logging.getLogger(__name__).info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def _term_as_interrupt() -> None:
+    """The console stops on SIGTERM as on Ctrl-C sent as a signal (SIGINT): KeyboardInterrupt in
+    the main thread, then the same ``finally`` closes the reader and the kiosk."""
+    import signal
+
+    def handler(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _run_console(settings, lang: str) -> None:
@@ -196,8 +223,11 @@ def _run_console(settings, lang: str) -> None:
         _say("secret_created", lang, command=gate.register_command())
     gate.attach_reader(card_reader)  # the console reads it; the status reports its state
     gate.start()
+    _term_as_interrupt()
     try:
         run_console(gate, card_reader, **wedge)
+    except KeyboardInterrupt:
+        pass
     finally:
         if card_reader:
             card_reader.close()
