@@ -187,6 +187,63 @@ def kiosk_run(
         _say("kiosk_stopped", said, school=settings.school, kiosk=settings.kiosk)
 
 
+@kiosk_app.command("status")
+def kiosk_status(
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
+    school: Annotated[Optional[str], typer.Option(help="School id, when the folder holds stores of several kiosks.")] = None,
+    kiosk: Annotated[Optional[str], typer.Option(help="Kiosk id, when the folder holds stores of several kiosks.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    lang: LangOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """For an installer: the kiosk's outbox depth, last seq written and acknowledged, roster version
+    and age, read from its store without writing (the kiosk may be running)."""
+    from kiosk.config import KioskSettings
+    from kiosk.store import StoreError, read_status
+
+    from pydantic import ValidationError
+
+    said = _lang(lang)
+    folder = data_dir
+    if folder is None:
+        try:  # the kiosk's own settings (its config file, SCHOOLGATE_KIOSK_*) say where its store is
+            folder = KioskSettings.load(config, school=school, kiosk=kiosk).data_dir
+        except ValidationError:  # no school or kiosk configured here: the default folder
+            folder = KioskSettings.model_fields["data_dir"].default
+    if school and kiosk:
+        path = folder / f"{school}-{kiosk}.sqlite3"
+    else:
+        found = sorted(folder.glob("*.sqlite3")) if folder.is_dir() else []
+        if not found:
+            _fail("cli.kiosk_no_store", said, folder=str(folder))
+        if len(found) > 1:
+            _fail("cli.kiosk_many_stores", said, folder=str(folder), names=", ".join(p.name for p in found))
+        path = found[0]
+    try:
+        status = read_status(path, _now())
+    except StoreError as exc:
+        _fail("cli.kiosk_store_unreadable", said, problem=str(exc))
+    if as_json:
+        shown = dataclasses.asdict(status)
+        shown["roster_generated_at"] = status.roster_generated_at.isoformat() if status.roster_generated_at else None
+        typer.echo(json.dumps(shown, ensure_ascii=False))
+        return
+    typer.echo(t("cli.kiosk_status", said, school=status.school, kiosk=status.kiosk, queue=status.queue,
+                 last_seq=status.last_seq, acked=status.acked))
+    if status.roster_age_s is None:
+        typer.echo(t("cli.kiosk_status_no_roster", said))
+    else:
+        hours, minutes = divmod(max(status.roster_age_s, 0) // 60, 60)
+        typer.echo(t("cli.kiosk_status_roster", said, version=status.roster_version, hours=hours, minutes=minutes))
+
+
+def _now():
+    """The wall clock of the commands that show an age (a test replaces it)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     import signal
 
