@@ -370,6 +370,8 @@ class Kiosk:
             "note": decision.note,
             "event": event["kind"] if event else None,
             "seq": event["seq"] if event else None,
+            # the recorded event's id (UUIDv7, as on the wire): a line is traced to central's row by it
+            "event_id": event["id"] if event else None,
             "confirm": token,
             "alarm": decision.alarm,
             "overridable": decision.overridable,

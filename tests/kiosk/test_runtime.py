@@ -138,3 +138,27 @@ def test_the_status_names_the_guard_signed_in_and_the_reader(tmp_path):
     status = gate.sync._status(online=True)
     assert (status.guard, status.reader) == ("T01", "ok")
     gate.store.close()
+
+
+def test_each_decision_line_carries_its_events_id(tmp_path):
+    import json
+
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None), sync=False)
+    reader = RecordingReader()
+    out = io.StringIO()
+    stop = threading.Event()
+    shown: list[dict] = []
+
+    def on_decision(decision: dict) -> None:
+        shown.append(decision)
+        if len(shown) == 3:
+            stop.set()
+
+    for uid in ("04A1B2C3", "04A1B2C3", "0A0B0C0D"):  # the second is a repeat: nothing is recorded
+        reader.present(uid)
+    gate.run(reader, out, stop, on_decision)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    recorded = gate.store.day_events(gate.state.day)
+    assert [line["event_id"] for line in lines] == [recorded[0]["id"], None, recorded[1]["id"]]
+    assert [line["seq"] for line in lines] == [1, None, 2]
+    gate.close()
