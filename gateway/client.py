@@ -183,8 +183,8 @@ class SyncClient:
 
     @property
     def problem(self) -> str | None:
-        """Why the broker will not have this kiosk ("login_refused", "not_authorised", "refused",
-        "subscription_refused"), or None: offline without a problem is a network or broker down."""
+        """Why the broker will not have this kiosk ("login_refused", "refused", "subscription_refused"),
+        or None: offline without a problem is the network or the broker down."""
         return self.connection.problem
 
     # --- connection events (paho's network thread: flags only) ------------------------------------

@@ -155,7 +155,9 @@ def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
 
 #: CONNACK reason codes that mean "this login will not do" (MQTT 5 §3.2.2.2; paho maps the 3.1.1
 #: return codes 4 and 5 onto 0x86 and 0x87): retrying at once cannot help, so retries slow down.
-LOGIN_REFUSED = {0x86: "login_refused", 0x8C: "login_refused", 0x87: "not_authorised", 0x8A: "not_authorised"}
+#: Mosquitto 2.0 and amqtt answer a wrong password with "not authorised" (3.1.1 return code 5), so
+#: the two are one problem here; the broker's own words stay in ``problem_detail``.
+LOGIN_REFUSED = {0x86: "login_refused", 0x87: "login_refused", 0x8A: "login_refused", 0x8C: "login_refused"}
 
 
 @dataclass(frozen=True)
@@ -211,8 +213,8 @@ class Connection:
         self.on_disconnected = on_disconnected
         self.retry, self.refused_retry = retry, refused_retry
         self.connected = threading.Event()
-        #: why the broker will not have us, or None: "login_refused", "not_authorised", "refused"
-        #: (another CONNACK failure) or "subscription_refused"
+        #: why the broker will not have us, or None: "login_refused" (bad user name or password, not
+        #: authorised), "refused" (another CONNACK failure) or "subscription_refused"
         self.problem: str | None = None
         #: the broker's own words for ``problem`` (a reason code's name, the topics refused)
         self.problem_detail: str | None = None
@@ -284,9 +286,11 @@ class Connection:
             self.subscribed.set()
             return
         rc, mid = self.client.subscribe(topics)
+        if rc == mqtt.MQTT_ERR_NO_CONN:
+            return  # not connected after all: the next connect subscribes again
         if rc != mqtt.MQTT_ERR_SUCCESS:
-            # not connected after all: the next connect subscribes again
-            log.warning("%s: subscribing to %s failed: %s", self.name, [t for t, _ in topics], mqtt.error_string(rc))
+            # paho refused it before the broker saw it (a malformed filter): as much an error as a SUBACK's
+            self._refused([t for t, _ in topics], mqtt.error_string(rc))
             return
         with self._lock:
             self._pending[mid] = [t for t, _ in topics]
@@ -344,12 +348,15 @@ class Connection:
         # MQTT 3.1.1 §3.9.3: 0x80 is a refusal; MQTT 5 §3.9.3: any code ≥ 0x80 is.
         refused = [t for t, code in zip(topics, reason_codes) if code.is_failure]
         if refused:
-            self.problem = "subscription_refused"
-            self.problem_detail = f"subscription refused: {', '.join(refused)}"
-            log.error("%s: broker %s refused the subscription to %s", self.name, self.address, ", ".join(refused))
+            self._refused(refused, str(next(c for c in reason_codes if c.is_failure)))
             return
         if not left and self.problem != "subscription_refused":
             self.subscribed.set()
+
+    def _refused(self, topics: list[str], why: str) -> None:
+        self.problem = "subscription_refused"
+        self.problem_detail = f"subscription refused: {', '.join(topics)} ({why})"
+        log.error("%s: broker %s refused the subscription to %s: %s", self.name, self.address, ", ".join(topics), why)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(Inbound(message.topic, message.payload, bool(message.retain)))

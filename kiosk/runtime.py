@@ -284,8 +284,9 @@ class Kiosk:
             age = int((now - datetime.fromisoformat(roster.generated_at.replace("Z", "+00:00"))).total_seconds())
         return {
             "online": bool(self.sync and self.sync.online),
-            # why the broker will not have us (login_refused, not_authorised, refused,
-            # subscription_refused), or None: offline without one is the network or the broker down
+            # why the broker will not have us (login_refused, refused, subscription_refused), or
+            # None: offline without one is the network or the broker down (gateway.mqtt.Connection);
+            # the catalogue says it to the guard as "link_" + problem
             "problem": self.sync.problem if self.sync else None,
             "queue": self.store.queue_depth(),
             "roster_version": roster.version,

@@ -144,3 +144,34 @@ def test_a_status_online_without_its_values_is_refused_and_the_will_is_not():
     assert protocol.parse_message(protocol.Status, b'{"v":1,"online":false,"boot":3}').is_will
     full = b'{"v":1,"online":false,"queue":0,"last_seq":4,"roster_version":2,"at":"2026-12-01T08:00:00+00:00"}'
     assert not protocol.parse_message(protocol.Status, full).is_will
+
+
+def test_acks_and_rosters_are_stored_off_pahos_network_thread(tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    central = Ed25519PrivateKey.from_private_bytes(bytes.fromhex("a5" * 32))
+    port = free_port()
+    topics = protocol.Topics(f"sgtest-{uuid.uuid4().hex[:8]}/v1")
+    with EmbeddedBroker("127.0.0.1", port, logins=Logins({"k1": "pw", "central": "pw"})):
+        store = KioskStore(tmp_path / "k.sqlite3", school="s1", kiosk="k1", central_key=protocol.public_key_hex(central))
+        store.record("unknown_card", AT, card="04A1B2C3")
+        writers: list[str] = []
+        for name in ("ack", "apply_snapshot"):
+            real = getattr(store, name)
+            monkeypatch.setattr(store, name, lambda *a, _real=real, **k: writers.append(threading.current_thread().name) or _real(*a, **k))
+        client = SyncClient(store, school="s1", kiosk="k1", broker=BrokerAddress("127.0.0.1", port, "k1", "pw"), topics=topics)
+        client.start()
+        sender = Connection("central", BrokerAddress("127.0.0.1", port, "central", "pw"), name="central").start()
+        try:
+            client.connection.wait_subscribed(10)
+            wait_for(sender.connected.is_set, 10, "central connected")
+            roster = {"v": 1, "school": "s1", "version": 2, "generated_at": "2026-12-01T08:00:00+00:00", "students": []}
+            ack = {"v": 1, "school": "s1", "kiosk": "k1", "upto": 1, "server_time": "2026-12-01T08:00:01+00:00"}
+            sender.publish(topics.roster("s1"), protocol.seal(protocol.canonical_json(roster), central), retain=True)
+            sender.publish(topics.ack("s1", "k1"), protocol.seal(protocol.canonical_json(ack), central))
+            wait_for(lambda: store.roster_version == 2 and store.acked == 1, 10, "the roster and the ack applied")
+        finally:
+            sender.stop()
+            client.stop()
+            store.close()
+    assert set(writers) == {"kiosk s1/k1-in"}, writers  # Connection's worker, never paho's thread

@@ -168,3 +168,149 @@ def test_sigterm_stops_the_kiosk_as_cleanly_as_ctrl_c(site, tmp_path):
     assert (store.last_seq, store.queue_depth()) == (1, 1)
     assert json.loads(out.lines[0])["seq"] == 1
     store.close()
+
+
+# --- a refused login, a refused subscription ------------------------------------------------------
+
+
+def kiosk_settings(site: Site, tmp_path: Path, secret: str):
+    from kiosk.config import KioskSettings
+
+    return KioskSettings(school=SCHOOL, kiosk=KIOSK, data_dir=tmp_path / "kiosk", secret=secret, topic_prefix=site.prefix,
+                         mqtt_url=f"mqtt://127.0.0.1:{site.kiosk_port}")
+
+
+def test_a_refused_login_is_named_logged_and_retried_slowly(site, tmp_path, caplog):
+    from kiosk.runtime import Kiosk
+
+    gate = Kiosk(kiosk_settings(site, tmp_path, "33" * 32))  # a secret the broker does not know: a wrong password
+    gate.start()
+    try:
+        wait_for(lambda: gate.sync_state()["problem"] == "login_refused", 30, "the refused login named")
+        assert gate.sync_state()["online"] is False
+        # paho waits this long before the next attempt, doubling up to 300 s (paho keeps it private)
+        assert gate.sync.client._reconnect_min_delay == 30
+    finally:
+        gate.close()
+    refusals = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "refused the login" in r.getMessage()]
+    assert refusals and f"as k.{SCHOOL}.{KIOSK}: Not authorized" in refusals[0], refusals
+
+
+def test_the_right_login_after_a_refusal_clears_the_problem(tmp_path):
+    """A kiosk registered while it was being refused gets in at its next attempt, and the problem
+    goes (the first retry here is quick: refused_retry is the Connection's to choose)."""
+    known: dict = {}
+    port = free_port()
+    with EmbeddedBroker("127.0.0.1", port, logins=Logins({}, kiosk_secret=lambda s, k: known.get((s, k)))):
+        user, password = kiosk_credentials(SCHOOL, KIOSK, SECRET)
+        connection = Connection("k1", BrokerAddress("127.0.0.1", port, user, password), retry=(2, 5),
+                                refused_retry=(1, 1)).start()
+        try:
+            wait_for(lambda: connection.problem == "login_refused", 30, "the refusal")
+            known[SCHOOL, KIOSK] = SECRET  # the admin registers the kiosk
+            wait_for(connection.connected.is_set, 30, "the connection once registered")
+            assert connection.problem is None
+            assert connection.client._reconnect_min_delay == 2  # back to the retries of a lost network
+        finally:
+            connection.stop()
+
+
+def acl_topics(prefix: str) -> list[str]:
+    """What k1 may subscribe to in these tests: its acks and its school's snapshot, not the deltas."""
+    return [f"{prefix}/{SCHOOL}/{KIOSK}/ack", f"{prefix}/{SCHOOL}/roster"]
+
+
+@contextlib.contextmanager
+def embedded_with_acl() -> Iterator[Site]:
+    port = free_port()
+    prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+    user, _ = kiosk_credentials(SCHOOL, KIOSK, SECRET)
+    logins = Logins({"probe": PROBE_PASSWORD}, kiosk_secret=lambda s, k: SECRET if (s, k) == (SCHOOL, KIOSK) else None)
+    with EmbeddedBroker("127.0.0.1", port, logins=logins, subscribe_acl={user: acl_topics(prefix), "probe": ["#"]}):
+        yield Site("embedded", port, BrokerAddress("127.0.0.1", port, "probe", PROBE_PASSWORD), prefix)
+
+
+@contextlib.contextmanager
+def mosquitto_with_acl(folder: Path) -> Iterator[Site]:
+    """Mosquitto with its dynamic security plugin: unlike the acl_file of the generated configuration,
+    which Mosquitto 2.0 applies to delivery and never to a SUBSCRIBE (the SUBACK grants every filter),
+    dynsec's subscribe ACLs refuse the subscription itself (0x80; 0x87 in MQTT 5)."""
+    import base64
+    import hashlib
+
+    plugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+    if not (os.path.exists(MOSQUITTO) and os.path.exists(plugin)):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true: mosquitto and its dynamic security plugin are needed and missing")
+        pytest.skip("needs mosquitto and mosquitto_dynamic_security.so (Debian package mosquitto)")
+    folder.mkdir(parents=True)
+    port = free_port()
+    prefix = f"sgtest-{uuid.uuid4().hex[:8]}/v1"
+
+    def client(user: str, password: str, role: str) -> dict:
+        salt = os.urandom(12)
+        digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+        return {"username": user, "password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
+                "iterations": 101, "roles": [{"rolename": role}]}
+
+    def role(name: str, topics: list[str]) -> dict:
+        return {"rolename": name, "acls": [{"acltype": kind, "topic": topic, "priority": 0, "allow": True}
+                                           for topic in topics for kind in ("subscribePattern", "publishClientSend")]}
+
+    user, password = kiosk_credentials(SCHOOL, KIOSK, SECRET)
+    config = {
+        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True, "subscribe": False, "unsubscribe": True},
+        "clients": [client(user, password, "kiosk"), client("central", PROBE_PASSWORD, "central")],
+        "groups": [],
+        "roles": [role("kiosk", [*acl_topics(prefix), f"{prefix}/{SCHOOL}/{KIOSK}/status"]), role("central", ["#"])],
+    }
+    (folder / "dynsec.json").write_text(json.dumps(config))
+    os.chmod(folder / "dynsec.json", 0o600)
+    (folder / "mosquitto.conf").write_text(
+        f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\nlistener {port} 127.0.0.1\n"
+        f"plugin {plugin}\nplugin_opt_config_file {folder / 'dynsec.json'}\n"
+    )
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until_reachable("127.0.0.1", port, timeout=10)
+        yield Site("mosquitto", port, BrokerAddress("127.0.0.1", port, "central", PROBE_PASSWORD), prefix)
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def acl_site(request, tmp_path):
+    with (embedded_with_acl() if request.param == "embedded" else mosquitto_with_acl(tmp_path / "dynsec")) as made:
+        yield made
+
+
+def test_a_subscription_the_broker_refuses_is_an_error_not_silence(acl_site, tmp_path, caplog):
+    from kiosk.runtime import Kiosk
+
+    gate = Kiosk(kiosk_settings(acl_site, tmp_path, SECRET))
+    gate.start()
+    try:
+        wait_for(lambda: gate.sync_state()["problem"] == "subscription_refused", 30, "the refused subscription named")
+        delta = acl_site.topics.roster_delta(SCHOOL)
+        assert delta in gate.sync.connection.problem_detail
+        assert acl_site.topics.ack(SCHOOL, KIOSK) not in gate.sync.connection.problem_detail  # granted: not named
+        with pytest.raises(MqttError, match="subscription refused"):
+            gate.sync.connection.wait_subscribed(0.1)
+    finally:
+        gate.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "refused the subscription" in r.getMessage()]
+    assert errors and delta in errors[0], errors
+
+
+def test_every_subscription_granted_is_no_problem(acl_site):
+    user, password = kiosk_credentials(SCHOOL, KIOSK, SECRET)
+    connection = Connection("k1", BrokerAddress("127.0.0.1", acl_site.kiosk_port, user, password))
+    connection.subscribe([(topic, 1) for topic in acl_topics(acl_site.prefix)])
+    connection.start()
+    try:
+        connection.wait_subscribed(10)
+        assert connection.problem is None
+    finally:
+        connection.stop()
