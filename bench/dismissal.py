@@ -75,7 +75,7 @@ def run(*, schools: int = 20, students: int = 2000, kiosks: int = 4, minutes: fl
         with Session(engine) as session:
             for school, kiosk in secrets:
                 registry.ensure_school(session, code=school)
-                services.register_kiosk(session, school=school, kiosk=kiosk, secret=secrets[school, kiosk])
+                services.register_kiosk(session, school=registry.get_school(session, school), kiosk=kiosk, secret=secrets[school, kiosk])
         engine.dispose()
         port = free_port()
         key_file, public = central_key(Path(folder))

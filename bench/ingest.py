@@ -100,7 +100,7 @@ def raw_insert(url: str, rows: list[dict]) -> float:
     migrate(engine)
     with Session(engine) as session:
         school = registry.ensure_school(session, code="raw")
-        kiosk, _ = services.register_kiosk(session, school="raw", kiosk="raw")
+        kiosk, _ = services.register_kiosk(session, school=registry.get_school(session, "raw"), kiosk="raw")
         school_id, kiosk_id = school.id, kiosk.id
     rows = [{**r, "school_id": school_id, "kiosk_id": kiosk_id, "seq": i + 1} for i, r in enumerate(rows)]
     t0 = time.perf_counter()
@@ -123,7 +123,7 @@ def run_one(broker_kind: str, db_kind: str, batched: bool, events: int, kiosks: 
         with Session(engine) as session:
             registry.ensure_school(session, code=school)
             for kiosk in per_kiosk:
-                services.register_kiosk(session, school=school, kiosk=kiosk, secret=SECRET.hex())
+                services.register_kiosk(session, school=registry.get_school(session, school), kiosk=kiosk, secret=SECRET.hex())
         done = threading.Event()
         last = [0.0]
 

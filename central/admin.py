@@ -12,12 +12,12 @@ from sqlmodel import Session, select
 from central.core import keys
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.kiosks import roster, services
-from central.schools import registry
-from central.kiosks.bus import publish_once
-from central.schools.models import Kiosk
+from central.core.errors import Missing
 from central.imports import importer
-from central.schools.models import School
+from central.kiosks import roster, services
+from central.kiosks.bus import publish_once
+from central.schools import registry
+from central.schools.models import Kiosk, School
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, Logins, MqttError
 
@@ -105,7 +105,11 @@ def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str |
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:register-kiosk"
-            _, secret = services.register_kiosk(session, school=school, kiosk=kiosk, secret=secret)
+            try:
+                found = registry.get_school(session, school)
+            except Missing:
+                raise Missing("school_unknown", school=school) from None  # says how to create it
+            _, secret = services.register_kiosk(session, school=found, kiosk=kiosk, secret=secret)
     finally:
         engine.dispose()
     return secret
@@ -124,10 +128,11 @@ def create_user(
     """Create an account from the command line (the first district or school admin, say); audited as ``cli``."""
     from central.accounts import access as accounts
 
+    from central.accounts import users
     engine = open_db(settings)
     try:
         with Session(engine) as session:
-            user = accounts.create_user(
+            user = users.create_user(
                 session,
                 actor=accounts.CLI,
                 username=username,

@@ -419,7 +419,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         if g.may_leave_alone:
             db.students[g.student_no].may_leave_alone = True
     session.flush()
-    result.applications = record_applications(session, school.id, [(s, db.students[s.student_no]) for s in srows if s.applied])
+    result.applications = record_applications(session, school, [(s, db.students[s.student_no]) for s in srows if s.applied])
 
     named = {(g.name, g.phone) for g in grows}
     result.guardians_updated = len(named & db.guardians.keys())
@@ -463,7 +463,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
     return result
 
 
-def record_applications(session: Session, school_id: int, rows: list[tuple[_StudentRow, Student]]) -> int:
+def record_applications(session: Session, school: School, rows: list[tuple[_StudentRow, Student]]) -> int:
     """A bulk import creates applications, never active enrollments (P2.1): one for each student marked
     as applied who has no open enrollment yet, so importing the same file twice adds nothing."""
     from central.programme import enrollment  # here, like pickup above: keeps the importer's imports light
@@ -471,7 +471,7 @@ def record_applications(session: Session, school_id: int, rows: list[tuple[_Stud
     made = 0
     for row, student in rows:
         if not enrollment.has_open(session, student_id=student.id):
-            enrollment.record_application(session, school_id=school_id, student_id=student.id, actor="import",
+            enrollment.record_application(session, school=school, student_id=student.id, actor="import",
                                           application=f"written application, imported from row {row.row}", commit=False)
             made += 1
     return made

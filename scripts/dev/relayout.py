@@ -69,7 +69,7 @@ MOVES = {
 
 # Modules made inside the packages after the move (the tables divided among the domains): a
 # ``central.accounts.models`` is one of them, not the old ``accounts`` module's attribute.
-LATER_MODULES = {"accounts": {"models"}, "pickup": {"models"}}
+LATER_MODULES = {"accounts": {"models", "users"}, "pickup": {"models"}}
 
 # Modules that stay at the top of central/: the entry points, which wire everything together.
 ENTRY_POINTS = ("main", "server", "admin", "demo")
@@ -86,7 +86,7 @@ PACKAGES = [
                 "cards, the kiosks registered at each school (`models.py`)"),
     ("programme", "calendar and sessions, interest groups (and the words P5.2 refuses in them), staff and "
                   "vendors, enrollment by consent, the public page"),
-    ("accounts", "users, roles, logins (`models.py`, `access.py`), and who may see or act for which child"),
+    ("accounts", "users and logins (`models.py`, `users.py`), roles, the caller and who may see or act for which child (`access.py`)"),
     ("pickup", "one-time pickup codes and photos (`models.py`, `codes.py`)"),
     ("imports", "the roster import (CSV/XLSX): students, guardians, links, cards and applications in one transaction"),
     ("kiosks", "central's MQTT connection, the ingest, the roster kiosks copy, the kiosk registry's secrets, "
@@ -148,6 +148,14 @@ Inside `central/`, one package per domain:
 Inside central, imports run entry points → `api` → domain packages → `core`, and the domains from the top
 down: `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
 domain above it, and `core` imports no domain (contracts in `pyproject.toml`, checked with the others).
+
+Three conventions hold across the domains. A service names its school one way: the `School` row, as the
+keyword `school=`. A route gets it from the path's `{{school}}` through `SchoolDep` (`api/deps.py`, resolved
+after the caller's own school is checked, so another school's caller learns nothing of it), the command line
+through `schools.registry.get_school`. Only what takes a school as input names it by code:
+`registry.create_school`, the roster import (which may create the school), a new account's school
+(`accounts.users.create_user`) and the kiosks' wire (topics and signed HTTP). Services raise the errors of
+`core/errors.py` (localized; the routes turn them into statuses). Times come from `core/clock.py`.
 {README_END}"""
 
 

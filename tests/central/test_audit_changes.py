@@ -50,7 +50,7 @@ def test_a_kiosk_secret_never_reaches_the_log_and_a_rollback_logs_nothing(tmp_pa
     migrate(engine)
     with Session(engine) as session:
         registry.ensure_school(session, code="s1")
-        _, secret = services.register_kiosk(session, school="s1", kiosk="gate-1")
+        _, secret = services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="gate-1")
         (row,) = [r for r in rows(session) if r.action == "kiosk.create"]
         assert secret not in row.after and "secret" not in json.loads(row.after)
         assert row.actor == "system"

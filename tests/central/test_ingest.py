@@ -51,7 +51,7 @@ def world(tmp_path):
     migrate(engine)
     with Session(engine) as session:
         registry.ensure_school(session, code="s1")
-        services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
     acks: list[dict] = []
     ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
     yield engine, ingest, acks
@@ -157,7 +157,7 @@ def test_a_fast_kiosk_clock_is_reported_and_its_times_corrected(world, tmp_path)
     send(ingest, protocol.canonical_json(ahead), protocol.canonical_json(right))
     assert incidents(engine) == ["clock_skew"]
     with Session(engine) as session:
-        events = services.list_events(session, school="s1")
+        events = services.list_events(session, school=registry.get_school(session, "s1"))
     corrected = [datetime.fromisoformat(e["at_corrected"]) for e in events]
     assert abs((corrected[0] - (now - timedelta(seconds=10))).total_seconds()) < 2
     assert abs((corrected[1] - now).total_seconds()) < 2
@@ -314,7 +314,7 @@ def test_one_code_used_at_two_gates_offline_is_a_safety_incident(world):
     engine, _, _ = world
     code = _live_code(engine, "s1")
     with Session(engine) as session:
-        services.register_kiosk(session, school="s1", kiosk="k2", secret="8e" * 32)
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k2", secret="8e" * 32)
     ingest = Ingest(engine, topics=TOPICS, publish=_Out())
     first, second = Kiosk(), Kiosk(secret="8e" * 32)
     at = datetime.now(UTC).replace(microsecond=0)
@@ -459,7 +459,7 @@ def test_a_message_that_fails_to_store_is_isolated_and_refused(world, monkeypatc
     """Whatever fails (here the event table's row for one event), only that event is refused."""
     engine, ingest, acks = world
     with Session(engine) as session:
-        services.register_kiosk(session, school="s1", kiosk="k2", secret="8e" * 32)
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k2", secret="8e" * 32)
     real_row = ingest_module.event_row
 
     def row(event, *args, **kwargs):
@@ -512,7 +512,7 @@ def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
             migrate(engine)
             with Session(engine) as session:
                 registry.ensure_school(session, code="s1")
-                services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
+                services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
             acks: list[dict] = []
             ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
             k = Kiosk()
@@ -559,7 +559,7 @@ def test_a_bad_clock_sample_already_stored_never_breaks_a_read(world):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE kiosk_clock SET base_ms = :b"), {"b": -(2**62)})
     with Session(engine) as session:
-        (event,) = services.list_events(session, school="s1")
+        (event,) = services.list_events(session, school=registry.get_school(session, "s1"))
     assert event["at_corrected"] == "2026-11-30T08:00:00.000+00:00"
 
 

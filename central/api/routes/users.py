@@ -11,9 +11,11 @@ from pydantic import Field
 from sqlmodel import SQLModel, select
 
 from central.accounts import access as accounts
+
 from central.accounts.access import Principal, Role
+from central.accounts import users
 from central.accounts.models import User
-from central.api.deps import MAX_ID, IdPath, SessionDep, require_role
+from central.api.deps import MAX_ID, IdPath, SchoolDep, SessionDep, require_role
 from central.core import audit, clock
 from central.schools import registry
 from central.schools.models import School, Student
@@ -83,18 +85,18 @@ def _public(session, user: User) -> UserPublic:
 
 @router.post("/users", status_code=201)
 def create_user(body: UserCreate, session: SessionDep, principal: Admin) -> UserPublic:
-    user = accounts.create_user(session, actor=principal, **body.model_dump())
+    user = users.create_user(session, actor=principal, **body.model_dump())
     return _public(session, user)
 
 
 @router.get("/users")
 def list_users(session: SessionDep, principal: Admin) -> list[UserPublic]:
-    return [_public(session, u) for u in accounts.list_users(session, actor=principal)]
+    return [_public(session, u) for u in users.list_users(session, actor=principal)]
 
 
 @router.patch("/users/{user_id}")
 def update_user(user_id: IdPath, body: UserUpdate, session: SessionDep, principal: Admin) -> UserPublic:
-    user = accounts.update_user(session, actor=principal, user_id=user_id, active=body.active, password=body.password)
+    user = users.update_user(session, actor=principal, user_id=user_id, active=body.active, password=body.password)
     return _public(session, user)
 
 
@@ -119,18 +121,17 @@ def list_audit(
 
 @router.get("/schools/{school}/child-reads")
 def list_child_reads(
-    school: str,
+    school: SchoolDep,
     session: SessionDep,
     principal: Admin,
     student: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChildReadPublic]:
     """Who read which child's record, newest first (a school's safety review)."""
-    found = registry.get_school(session, school)
     student_id = None
     if student is not None:
         child = accounts.find_student(session, principal=principal, school=school, student_no=student)
         student_id = child.id
-    reads = accounts.child_reads(session, school=found, student_id=student_id, limit=limit)
-    numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == found.id)).all())
+    reads = accounts.child_reads(session, school=school, student_id=student_id, limit=limit)
+    numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == school.id)).all())
     return [ChildReadPublic(student=numbers[r.student_id], actor=r.actor, what=r.what, at=clock.as_utc(r.at)) for r in reads]
