@@ -41,7 +41,7 @@ from central.core import clock as central_clock  # not `clock`: that name is eac
 from central.core.config import Settings
 from central.core.events import DomainEvents, IncidentStored
 from central.kiosks import roster
-from central.kiosks.models import Event, KioskClock, SafetyIncident
+from central.kiosks.models import Event, KioskClock, KioskStatus, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
 from central.pickup.models import PickupCode
@@ -55,6 +55,7 @@ EVENT = Event.__table__
 KIOSK = Kiosk.__table__
 CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
+KIOSK_STATUS = KioskStatus.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
 DETAIL_KEPT = 1000  # characters of an incident's detail (an exception's text can be anything)
 WINDOW_S = 600.0  # seconds of one window of incident bookkeeping
@@ -598,22 +599,50 @@ class Ingest:
     # --- clocks ------------------------------------------------------------------------------------
 
     def _status(self, conn, school: str, kiosk: str, payload: bytes, retained: bool, batch: _Batch) -> None:
-        if retained:
-            return  # an old retained status says nothing about the clock now
         try:
             status = protocol.parse_message(protocol.Status, payload)
         except protocol.ProtocolError:
             return  # status is advisory; a bad one is ignored, not an incident
         state = self._kiosk(conn, school, kiosk)
-        if state is None or status.boot is None or status.mono is None or status.sig is None:
+        if state is None or status.sig is None:
             return
         # Anyone who may publish on the topic could move the clock map (a 5-hour mono shifts every
-        # corrected time by 5 hours): only the kiosk's own signature makes the pair a sample.
+        # corrected time by 5 hours) or fake a gate's health: only the kiosk's own signature counts.
         if not self._verify(conn, state, protocol.decode(payload)):
             log.warning("ignored a status of kiosk %s/%s whose signature does not verify", school, kiosk)
             return
+        self._keep_status(conn, state, status, retained, batch.arrived_ms)
+        if retained or status.boot is None or status.mono is None:
+            return  # an old retained status says nothing about the clock now
         self._sample(conn, state, status.boot, status.mono, batch.arrived_ms)
         batch.touched.setdefault((school, kiosk), state)
+
+    def _keep_status(self, conn, state: KioskState, status: protocol.Status, retained: bool, arrived_ms: int) -> None:
+        """The gate's last known health: a status with values replaces them (unless older than what is
+        kept: a retained one replayed at central's start); the will, or a stop's offline status of an
+        older boot, only says the kiosk went."""
+        row = conn.execute(sa.select(KIOSK_STATUS).where(KIOSK_STATUS.c.kiosk_id == state.id)).first()
+        values: dict[str, Any] = {}
+        if status.is_will:
+            if row is not None and row.boot is not None and status.boot is not None and status.boot < row.boot:
+                return  # the will of a boot that has since come back
+            values = {"online": False}
+        else:
+            at = datetime.fromisoformat(status.at.replace("Z", "+00:00"))
+            if row is not None and row.at is not None and at < row.at:
+                return  # older than what is kept
+            values = {
+                "online": status.online, "boot": status.boot, "at": at, "queue": status.queue,
+                "last_seq": status.last_seq, "acked": status.acked, "roster_version": status.roster_version,
+                "clock_offset_ms": status.clock_offset_ms, "reader": (status.reader or None) and status.reader[:64],
+                "guard": status.guard, "refused": status.refused,
+            }
+        if not retained:
+            values["last_seen"] = datetime.fromtimestamp(arrived_ms / 1000, UTC)
+        if row is None:
+            conn.execute(KIOSK_STATUS.insert().values(kiosk_id=state.id, **{"online": False, **values}))
+        else:
+            conn.execute(KIOSK_STATUS.update().where(KIOSK_STATUS.c.kiosk_id == state.id).values(**values))
 
     def _clock(self, conn, state: KioskState, boot: int) -> Clock | None:
         clock = state.clocks.get(boot)

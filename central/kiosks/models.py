@@ -71,3 +71,27 @@ class SafetyIncident(SQLModel, table=True):
     # How many incidents this row stands for: past a few of one kind and kiosk in a window, ingest
     # counts the rest on one row (invented kiosk names, forged seqs) instead of a row each.
     count: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
+
+
+class KioskStatus(SQLModel, table=True):
+    """A gate's last known health, from its signed status messages (docs/wire-protocol.md, "Status").
+
+    The will carries no values (it is set once per connection): it sets ``online`` false and every
+    value stays as the last status said it. One row per kiosk, written by the ingest.
+    """
+
+    __tablename__ = "kiosk_status"
+
+    kiosk_id: int = Field(primary_key=True, foreign_key="kiosk.id")
+    online: bool = False
+    boot: int | None = None  # the kiosk's boot of the last status or will
+    last_seen: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))  # central's clock, last live status
+    at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))  # the kiosk's clock, last status with values
+    queue: int | None = None
+    last_seq: int | None = None
+    acked: int | None = None
+    roster_version: int | None = None
+    clock_offset_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    reader: str | None = Field(default=None, max_length=64)
+    guard: str | None = Field(default=None, max_length=64)
+    refused: int | None = None
