@@ -8,6 +8,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -238,11 +239,32 @@ class Connection:
 
     def start(self) -> Connection:
         """Connect in the background (no broker yet is fine: paho keeps trying) and start the worker."""
-        self._worker = threading.Thread(target=self._work, name=f"{self.name}-in", daemon=True)
-        self._worker.start()
+        self._start_worker()
         self.client.connect_async(self.address.host, self.address.port, keepalive=30)
         self.client.loop_start()
         return self
+
+    def open(self, timeout: float = 10.0) -> Connection:
+        """Connect now and wait for the broker's answer, for a short-lived client (the command line):
+        OSError when nothing listens, MqttError when the broker refuses or does not answer in time."""
+        self._start_worker()
+        try:
+            self.client.connect(self.address.host, self.address.port, keepalive=30)
+            self.client.loop_start()
+            deadline = time.monotonic() + timeout
+            while not self.connected.wait(0.05):
+                if self.problem:
+                    raise MqttError(f"broker {self.address} refused {self.name}: {self.problem_detail}")
+                if time.monotonic() > deadline:
+                    raise MqttError(f"broker {self.address} did not answer {self.name} within {timeout} s")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._work, name=f"{self.name}-in", daemon=True)
+        self._worker.start()
 
     def stop(self) -> None:
         """DISCONNECT (so the broker does not send the will), end paho's thread, then the worker's."""

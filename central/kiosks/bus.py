@@ -18,7 +18,7 @@ from central.core.events import DomainEvents
 from central.kiosks import roster
 from central.kiosks.ingest import Ingest
 from gateway import protocol
-from gateway.mqtt import BrokerAddress, Connection, Inbound, MqttError, make_client
+from gateway.mqtt import BrokerAddress, Connection, Inbound, MqttError
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,12 @@ class Bus:
 def publish_once(
     broker: BrokerAddress, messages: list[tuple[str, bytes, bool]], *, signing_key: Ed25519PrivateKey, timeout: float = 10.0
 ) -> None:
-    """Publish a few messages as central, signed, from a short-lived client (the command line's import, register)."""
-    client = make_client(f"sg-cli-{os.getpid()}", broker)
-    client.connect(broker.host, broker.port, keepalive=30)
-    client.loop_start()
+    """Publish a few messages as central, signed, from a short-lived connection (the command line's
+    import, register); OSError or MqttError (a refused login named) when they cannot go out."""
+    connection = Connection(f"sg-cli-{os.getpid()}", broker, name="central (command line)").open(timeout)
     try:
         for topic, payload, retain in messages:
-            info = client.publish(topic, protocol.seal(payload, signing_key), qos=1, retain=retain)
+            info = connection.publish(topic, protocol.seal(payload, signing_key), qos=1, retain=retain)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as exc:  # the broker went away meanwhile
@@ -138,5 +137,4 @@ def publish_once(
             if not info.is_published():
                 raise MqttError(f"publish to {topic}: no PUBACK within {timeout} s")
     finally:
-        client.disconnect()
-        client.loop_stop()
+        connection.stop()

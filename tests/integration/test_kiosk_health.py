@@ -314,3 +314,27 @@ def test_every_subscription_granted_is_no_problem(acl_site):
         assert connection.problem is None
     finally:
         connection.stop()
+
+
+# --- central's short-lived connection (the command line's roster publication) --------------------
+
+
+def test_centrals_one_shot_publication_names_a_refused_login_and_delivers_otherwise(site):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from central.kiosks.bus import publish_once
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex("a5" * 32))
+    topic = site.topics.roster(SCHOOL)
+    wrong = BrokerAddress(site.probe.host, site.probe.port, site.probe.username, "wrong")
+    with pytest.raises(MqttError, match="refused central \\(command line\\)"):
+        publish_once(wrong, [(topic, b'{"v":1}', True)], signing_key=key)
+    with pytest.raises(OSError):
+        publish_once(BrokerAddress("127.0.0.1", free_port(), "central", "x"), [(topic, b'{"v":1}', True)], signing_key=key)
+    publish_once(site.probe, [(topic, b'{"v":1}', True)], signing_key=key)
+    probe = Probe(site, topic)  # the retained message is there for a subscriber that comes later
+    try:
+        wait_for(lambda: probe.last().get("v") == 1, 10, "the retained message")
+        assert protocol.unseal(protocol.canonical_json(probe.last()), key.public_key())["v"] == 1
+    finally:
+        probe.stop()
