@@ -338,3 +338,45 @@ def test_centrals_one_shot_publication_names_a_refused_login_and_delivers_otherw
         assert protocol.unseal(protocol.canonical_json(probe.last()), key.public_key())["v"] == 1
     finally:
         probe.stop()
+
+
+def test_sigterm_stops_the_console_as_ctrl_c_does(tmp_path):
+    """The console on a pseudo-terminal: SIGTERM ends it with exit code 0 and the store closed."""
+    import pty
+    import select
+    import time
+
+    data = tmp_path / "kiosk"
+    args = ["kiosk", "run", "--school", SCHOOL, "--kiosk", KIOSK, "--reader", "keyboard", "--lang", "en",
+            "--data-dir", str(data), "--mqtt-url", f"mqtt://127.0.0.1:{free_port()}"]
+    master, slave = pty.openpty()
+    os.set_blocking(master, False)
+    env = {**clean_env(), "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    proc = subprocess.Popen([sys.executable, "-m", "schoolgate", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(done, timeout: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout  # a bound, not a pause
+        while not done() and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    return
+
+    try:
+        read_until(lambda: b"After-school gate" in seen or proc.poll() is not None, 60)
+        assert b"After-school gate" in seen, seen[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        read_until(lambda: proc.poll() is not None, 60)  # keep reading: a full terminal would block its last writes
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert code == 0, seen[-2000:]
+    assert b"Traceback" not in seen, seen[-2000:]
+    assert not list(data.glob("*-wal")), list(data.iterdir())
