@@ -217,6 +217,10 @@ class Topics:
     def roster_delta(self, school: str) -> str:
         return f"{self.prefix}/{check_id(school, 'school')}/roster/delta"
 
+    def feed(self, school: str) -> str:
+        """The school's feed: every event central stored, in its order (central publishes, the school's kiosks read)."""
+        return f"{self.prefix}/{check_id(school, 'school')}/feed"
+
     def all_events(self) -> str:
         return f"{self.prefix}/+/+/events"
 
@@ -228,12 +232,14 @@ class Topics:
         return f"$share/{group}/{self.all_events()}"
 
     def parse(self, topic: str) -> tuple[str, str, str | None]:
-        """Return ``(kind, school, kiosk)``; kind is events, ack, status, roster or roster/delta."""
+        """Return ``(kind, school, kiosk)``; kind is events, ack, status, roster, roster/delta or feed."""
         if not topic.startswith(self.prefix + "/"):
             raise ProtocolError(f"topic {topic!r} is not under {self.prefix!r}")
         parts = topic[len(self.prefix) + 1 :].split("/")
         if len(parts) == 2 and parts[1] == "roster":
             return "roster", check_id(parts[0], "school"), None
+        if len(parts) == 2 and parts[1] == "feed":
+            return "feed", check_id(parts[0], "school"), None
         if len(parts) == 3 and parts[1:] == ["roster", "delta"]:
             return "roster/delta", check_id(parts[0], "school"), None
         if len(parts) == 3 and parts[2] in ("events", "ack", "status"):
@@ -511,12 +517,14 @@ class RosterGuardian(_Lenient):
 
 
 class RosterStaff(_Lenient):
-    """A staff member who may serve (third parties only once approved): taps in and out (P6.3)."""
+    """A staff member who may serve (third parties only once approved): taps in and out (P6.3).
+    ``guard``: may sign in at a gate kiosk as the guard on duty (a guard by kind, or allowed by the school)."""
 
     id: StrictStr
     name: StrictStr
     kind: StrictStr = ""
     cards: list[StrictStr] = []
+    guard: StrictBool = False
 
 
 class RosterSession(_Lenient):
@@ -576,6 +584,50 @@ class RosterDelta(_Lenient):
     removed_codes: list[StrictStr] = []
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+
+
+class FeedEvent(_Lenient):
+    """One event of a school's feed: what a gate needs of another gate's event (no card number, no
+    chain). ``pos`` is its place in the school's feed, given by central in the order it stored them."""
+
+    pos: Seq
+    id: StrictStr
+    kiosk: Ident
+    seq: Seq
+    kind: Kind
+    at: Time
+    student: Annotated[StrictStr, Field(max_length=64)] | None = None
+    guardian: Annotated[StrictStr, Field(max_length=64)] | None = None
+    staff: Annotated[StrictStr, Field(max_length=64)] | None = None
+    session: Annotated[StrictStr, Field(max_length=64)] | None = None
+    reason: Text | None = None
+    operator: Annotated[StrictStr, Field(max_length=64)] | None = None
+    note: Text | None = None
+
+
+#: The fields of a stored event that travel on the feed (and their names there).
+FEED_FIELDS = ("id", "kiosk", "seq", "kind", "at", "student", "guardian", "staff", "session", "reason", "operator", "note")
+
+
+class Feed(_Lenient):
+    """A run of a school's feed, signed by central: published on ``{school}/feed`` after each stored
+    batch, and the answer to a kiosk's catch-up (``after`` its last position). ``head`` is the
+    school's last position when it was sent: a kiosk whose last position is below it has more to fetch."""
+
+    v: Literal[1]
+    school: Ident
+    events: Annotated[list[FeedEvent], Field(max_length=MAX_BATCH)] = []
+    head: Count
+
+
+def feed_message(school: str, events: list[dict[str, Any]], head: int) -> dict[str, Any]:
+    """The feed message central signs and sends: each event with ``pos`` and ``FEED_FIELDS`` (None left out)."""
+    return {
+        "v": 1,
+        "school": school,
+        "head": head,
+        "events": [{k: v for k, v in e.items() if v is not None and (k == "pos" or k in FEED_FIELDS)} for e in events],
+    }
 
 
 COMPRESS_OVER = 16 * 1024  # bytes: a roster larger than this travels compressed

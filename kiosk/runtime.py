@@ -24,6 +24,7 @@ from hardware import CardTap, Reader, ReaderError
 from i18n import t
 from kiosk import engine
 from kiosk.config import KioskSettings
+from kiosk.display import Shown, SyncState
 from kiosk.store import KioskStore
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class Kiosk:
     """The gate's one stateful object: the console and the ``--no-ui`` loop both drive it.
 
     Every method that changes something records its event durably first, then folds it into
-    today's state, then returns what is shown (a dict of plain values, also printed as JSON).
+    today's state, then returns what is shown (a ``Shown``; ``--no-ui`` prints its ``as_json()``).
     """
 
     def __init__(
@@ -54,9 +55,6 @@ class Kiosk:
         self.awaiting: dict[str, engine.Decision] = {}
         self._tokens = itertools.count(1)
         self._offline_since: datetime | None = None
-        #: the guard signed in at this console (a staff id), recorded as each event's ``operator``
-        #: and shown in the status; ``settings.operator`` until someone signs in (``sign_in``)
-        self.operator: str | None = settings.operator
         self.sync: SyncClient | None = None
         self.reader: Reader | None = None
         self.photos: PhotoCache | None = None
@@ -78,13 +76,13 @@ class Kiosk:
                 topics=protocol.Topics(settings.topic_prefix),
                 resend_after=settings.resend_after,
                 reader_state=self._reader_state,
-                guard=lambda: self.operator,
+                guard=self._on_duty,
                 secret=bytes.fromhex(self.store.secret_hex),
             )
 
     def _fresh_state(self, now: datetime) -> engine.GateState:
         day = now.astimezone(self.tz).date()
-        state = engine.GateState(day=day)
+        state = engine.GateState(day=day, kiosk=self.settings.kiosk)
         for event in self.store.day_events(day):
             engine.fold(state, event)
         return state
@@ -107,11 +105,10 @@ class Kiosk:
         self.reader = reader
         self._changed()
 
-    def sign_in(self, operator: str | None) -> None:
-        """Who is on duty at this console from now on (None: nobody): each event recorded after it
-        carries them as ``operator``, and the status says who it is."""
-        self.operator = operator
-        self._changed()
+    def _on_duty(self) -> str | None:
+        """Who the status names as the guard: the one signed in, else the configured operator (as
+        each event's ``operator``). Read by the sync thread without the lock: one attribute read."""
+        return self.state.guard or self.settings.operator
 
     def _changed(self) -> None:
         if self.sync:
@@ -157,14 +154,18 @@ class Kiosk:
         """Record a decision's event (committed, synchronous=FULL) and fold it into today's state."""
         if not decision.event:
             return None
-        event = self.store.record(decision.event, now, day=self.state.day, operator=self.operator,
+        # Every event names who was at the console: the guard signed in (the one signing in, on their
+        # own sign-in), else the kiosk's configured operator, if any.
+        signing_in = decision.event == "staff_on" and decision.note == engine.GUARD_NOTE
+        operator = decision.staff if signing_in else (self.state.guard or self.settings.operator)
+        event = self.store.record(decision.event, now, day=self.state.day, operator=operator,
                                   **decision.event_fields())
         engine.fold(self.state, event)
         if self.sync:
             self.sync.notify()
         return event
 
-    def _settle(self, decision: engine.Decision, now: datetime, *, card_tap: CardTap | None = None) -> dict[str, Any]:
+    def _settle(self, decision: engine.Decision, now: datetime, *, card_tap: CardTap | None = None) -> Shown:
         """Record what needs no confirmation; park what does; return what is shown."""
         token = None
         event = None
@@ -175,7 +176,7 @@ class Kiosk:
             event = self._apply(decision, now)
         return self.describe(decision, now, event=event, token=token, reader=card_tap.reader if card_tap else None)
 
-    def handle(self, tap: CardTap) -> dict[str, Any]:
+    def handle(self, tap: CardTap) -> Shown:
         """Decide one tap, commit its event, and return the decision as it is shown."""
         now = tap.read_at
         with self._lock:
@@ -186,18 +187,21 @@ class Kiosk:
                 engine.remember(state, decision, now)
         return shown
 
-    def confirm(self, token: str) -> dict[str, Any]:
-        """The guard pressed Enter: the pickup, decided again as things are now, happens and is recorded."""
+    def confirm(self, token: str) -> Shown:
+        """The guard pressed Enter: the pickup, decided again as things are now, happens and is recorded.
+        Nobody signed in at this console: refused (``pickup_needs_guard``), and the pickup still waits."""
         with self._lock:
             now = self.clock()
             state = self._today(now)
+            if not engine.may_confirm(state):
+                raise ValueError("pickup_needs_guard")
             asked = self._asked(token)
             decision = engine.recheck(self.roster, state, asked, now)
             if decision.outcome != "pickup_allowed":
                 return self._settle(decision, now)  # a custody order since, the child gone, the code used
             return self.describe(decision, now, event=self._apply(decision, now), outcome="pickup_done")
 
-    def refuse(self, token: str) -> dict[str, Any]:
+    def refuse(self, token: str) -> Shown:
         """The guard pressed Esc: the pickup is refused and that is recorded."""
         with self._lock:
             now = self.clock()
@@ -205,59 +209,75 @@ class Kiosk:
             decision = engine.guard_refused(self._asked(token))
             return self.describe(decision, now, event=self._apply(decision, now))
 
+    def sign_out(self) -> Shown:
+        """The guard signed in at this console signs out (their key; their card does it in ``handle``)."""
+        with self._lock:
+            now = self.clock()
+            return self._settle(engine.sign_out(self._today(now)), now)
+
+    def guard(self):
+        """The guard signed in at this console (a roster staff entry), or None."""
+        with self._lock:
+            staff = self._today(self.clock()).guard
+            return self.roster.staff.get(staff) if staff else None
+
+    def may_confirm(self) -> bool:
+        with self._lock:
+            return engine.may_confirm(self._today(self.clock()))
+
     def _asked(self, token: str) -> engine.Decision:
         try:
             return self.awaiting.pop(token)
         except KeyError:
             raise ValueError("pickup_expired") from None  # decided already, or a day has passed
 
-    def pickup(self, student: str, guardian: str) -> dict[str, Any]:
+    def pickup(self, student: str, guardian: str) -> Shown:
         """No card: the guard picked the guardian from the child's authorised list."""
         with self._lock:
             now = self.clock()
             decision = engine.pickup(self.roster, self._today(now), student, guardian, now)
             return self._settle(decision, now)
 
-    def pickup_code(self, student: str, code: str) -> dict[str, Any]:
+    def pickup_code(self, student: str, code: str) -> Shown:
         with self._lock:
             now = self.clock()
             decision = engine.pickup_by_code(self.roster, self._today(now), student, code, now,
                                              key=bytes.fromhex(self.store.secret_hex), kiosk=self.settings.kiosk)
             return self._settle(decision, now)
 
-    def override(self, student: str, reason: str) -> dict[str, Any]:
+    def override(self, student: str, reason: str) -> Shown:
         """Admit a refused child with the guard's typed reason."""
         with self._lock:
             now = self.clock()
             decision = engine.override(self.roster, self._today(now), student, reason, now, self.rules)
             return self._settle(decision, now)
 
-    def override_pickup(self, shown: dict[str, Any], reason: str) -> dict[str, Any]:
+    def override_pickup(self, shown: Shown, reason: str) -> Shown:
         """A child not seen on site goes with an authorised guardian (or a code's person): the override
         is recorded (the child is in the guard's care), then the pickup is decided again and waits for
         confirmation like any other."""
         with self._lock:
             now = self.clock()
             state = self._today(now)
-            refused = engine.Decision(shown["outcome"], "refused", shown.get("card"), student=shown["student"],
-                                      guardian=shown.get("guardian"), note=shown.get("note"), person=shown.get("person"))
+            refused = engine.Decision(shown.outcome, "refused", shown.card, student=shown.student,
+                                      guardian=shown.guardian, note=shown.note, person=shown.person)
             self._apply(engine.override_pickup(state, refused, reason), now)
             return self._settle(engine.recheck(self.roster, state, refused, now), now)
 
-    def visitor_in(self, name: str, id4: str, purpose: str, visiting: str) -> dict[str, Any]:
+    def visitor_in(self, name: str, id4: str, purpose: str, visiting: str) -> Shown:
         with self._lock:
             now = self.clock()
             self._today(now)
             decision = engine.visitor_in(name, id4, purpose, visiting, visit=protocol.uuid7())
             return self._settle(decision, now)
 
-    def visitor_out(self, visit: str) -> dict[str, Any]:
+    def visitor_out(self, visit: str) -> Shown:
         with self._lock:
             now = self.clock()
             decision = engine.visitor_out(self._today(now), visit)
             return self._settle(decision, now)
 
-    def check_alerts(self) -> list[dict[str, Any]]:
+    def check_alerts(self) -> list[Shown]:
         """Raise the alerts whose time has come: each is recorded once as an ``alert`` event."""
         with self._lock:
             now = self.clock()
@@ -276,23 +296,20 @@ class Kiosk:
 
     # --- what the console shows ---------------------------------------------------------------------
 
-    def sync_state(self) -> dict[str, Any]:
+    def sync_state(self) -> Shown:
         now = self.clock()
         roster = self.roster
         age = None
         if roster.version:
             age = int((now - datetime.fromisoformat(roster.generated_at.replace("Z", "+00:00"))).total_seconds())
-        return {
-            "online": bool(self.sync and self.sync.online),
-            # why the broker will not have us (login_refused, refused, subscription_refused), or
-            # None: offline without one is the network or the broker down (gateway.mqtt.Connection);
-            # the catalogue says it to the guard as "link_" + problem
-            "problem": self.sync.problem if self.sync else None,
-            "queue": self.store.queue_depth(),
-            "roster_version": roster.version,
-            "roster_age_s": age,
-            "roster_stale": engine.roster_stale(roster, now, self.rules),
-        }
+        return SyncState(
+            online=bool(self.sync and self.sync.online),
+            queue=self.store.queue_depth(),
+            roster_version=roster.version,
+            roster_age_s=age,
+            roster_stale=engine.roster_stale(roster, now, self.rules),
+            problem=self.sync.problem if self.sync else None,
+        )
 
     def roll_call(self):
         """Every child on site now, by session (a copy: the reader's thread keeps changing the state)."""
@@ -328,7 +345,7 @@ class Kiosk:
         token: str | None = None,
         reader: str | None = None,
         outcome: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Shown:
         roster = self.roster
         student = roster.students.get(decision.student) if decision.student else None
         guardian = roster.guardians.get(decision.guardian) if decision.guardian else None
@@ -351,35 +368,34 @@ class Kiosk:
             "unacked_minutes": int(self.rules.unacked_after.total_seconds() // 60),
             "roster_hours": int(self.rules.roster_max_age.total_seconds() // 3600),
         }
-        return {
-            "at": now.astimezone(self.tz).isoformat(timespec="milliseconds"),
-            "reader": reader,
-            "card": decision.card,
-            "outcome": outcome,
-            "tone": decision.tone,
-            "student": decision.student,
-            "guardian": decision.guardian,
-            "staff": decision.staff,
-            "session": decision.session,
-            "name": params["name"],
-            "class": params["class_name"],
-            "guardian_name": params["guardian"],
-            "relation": params["relation"],
-            "phone": guardian.phone_masked if guardian else None,
-            "person": decision.person,
-            "reason": decision.reason,
-            "note": decision.note,
-            "event": event["kind"] if event else None,
-            "seq": event["seq"] if event else None,
-            # the recorded event's id (UUIDv7, as on the wire): a line is traced to central's row by it
-            "event_id": event["id"] if event else None,
-            "confirm": token,
-            "alarm": decision.alarm,
-            "overridable": decision.overridable,
-            "message": t(outcome, self.settings.locale, **params),
-        }
+        return Shown(
+            at=now.astimezone(self.tz).isoformat(timespec="milliseconds"),
+            reader=reader,
+            card=decision.card,
+            outcome=outcome,
+            tone=decision.tone,
+            student=decision.student,
+            guardian=decision.guardian,
+            staff=decision.staff,
+            session=decision.session,
+            name=params["name"],
+            class_name=params["class_name"],
+            guardian_name=params["guardian"],
+            relation=params["relation"],
+            phone=guardian.phone_masked if guardian else None,
+            person=decision.person,
+            reason=decision.reason,
+            note=decision.note,
+            event=event["kind"] if event else None,
+            seq=event["seq"] if event else None,
+            event_id=event["id"] if event else None,
+            confirm=token,
+            alarm=decision.alarm,
+            overridable=decision.overridable,
+            message=t(outcome, self.settings.locale, **params),
+        )
 
-    def fault(self, tap: CardTap) -> dict[str, Any]:
+    def fault(self, tap: CardTap) -> Shown:
         """What is shown when a tap could not be decided and recorded: the guard writes it down."""
         return self.describe(engine.Decision("kiosk_error", "refused", tap.uid), tap.read_at, reader=tap.reader)
 
@@ -400,7 +416,7 @@ class Kiosk:
                     log.exception("alerts could not be checked")
                     raised = []
                 for shown in raised:
-                    out.write(json.dumps(shown, ensure_ascii=False) + "\n")
+                    out.write(json.dumps(shown.as_json(), ensure_ascii=False) + "\n")
                 out.flush()
             try:
                 tap = reader.read(timeout=0.5)
@@ -416,8 +432,8 @@ class Kiosk:
                 log.exception("tap %s could not be decided and recorded", tap.uid)
                 shown = self.fault(tap)
             # The person at the gate hears and sees the verdict on the reader itself (P9.4).
-            reader.signal(shown["tone"])
-            out.write(json.dumps(shown, ensure_ascii=False) + "\n")
+            reader.signal(shown.tone)
+            out.write(json.dumps(shown.as_json(), ensure_ascii=False) + "\n")
             out.flush()
             if on_decision:
                 on_decision(shown)

@@ -278,7 +278,6 @@ def _run_console(settings, lang: str) -> None:
     gate = Kiosk(settings)
     if gate.store.secret_created:
         _say("secret_created", lang, command=gate.register_command())
-    gate.attach_reader(card_reader)  # the console reads it; the status reports its state
     gate.start()
     _term_as_interrupt()
     try:
@@ -629,8 +628,9 @@ def demo(
 ) -> None:
     """Run broker, central and a kiosk on this machine with a generated demo school.
 
-    Without --headless the guard's console opens: keys 1-9 tap demo children, g a guardian of the
-    last child, b the barred guardian, t a teacher, u an unknown card; ? lists every key.
+    Without --headless the guard's console opens: d signs the guard in (needed to confirm a pickup),
+    keys 1-9 tap demo children, g a guardian of the last child, b the barred guardian, t a teacher,
+    u an unknown card; ? lists every key.
     """
     from schoolgate.demo import run_demo
 

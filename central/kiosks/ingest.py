@@ -40,13 +40,12 @@ from sqlmodel import Session, col
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
 from central.core.events import DomainEvents, IncidentStored
-from central.kiosks import roster
+from central.kiosks import feed, roster
 from central.kiosks.models import Event, KioskClock, KioskStatus, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
 from central.pickup.models import PickupCode
-from central.schools.models import Kiosk
-from central.schools.models import School
+from central.schools.models import Kiosk, School
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -140,6 +139,10 @@ class _Batch:
     # Set when this one-event message failed to store: its event is refused, with this reason.
     refuse_all: str | None = None
     plan: _IncidentPlan = field(default_factory=_IncidentPlan)
+    # For the school feeds: each school's head once placed, and the codes of the rows' schools and kiosks
+    heads: dict[int, int] = field(default_factory=dict)
+    school_codes: dict[int, str] = field(default_factory=dict)
+    kiosk_codes: dict[int, str] = field(default_factory=dict)
 
     @property
     def received_ms(self) -> int:
@@ -306,6 +309,7 @@ class Ingest:
                 batch.arrived_ms = arrived[0] if arrived else batch.received_ms
                 self._one_message(conn, topic, payload, retained, batch)
             self._check_repeats(conn, batch)
+            batch.heads = feed.place(conn, batch.rows)  # takes each school's row lock until the commit
             for start in range(0, len(batch.rows), self.batch):
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
             for state in batch.touched.values():
@@ -339,6 +343,7 @@ class Ingest:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
             log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
+        self._publish_feeds(batch)
         now = self.clock()
         for (school, kiosk), state in batch.touched.items():
             # school and kiosk bind the signed ack to its kiosk: one kiosk's ack replayed on another's
@@ -349,6 +354,18 @@ class Ingest:
             )
             state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
+
+    def _publish_feeds(self, batch: _Batch) -> None:
+        """Each school's stored events on its feed. The events are stored: a feed that cannot be sent
+        now is logged, and the school's gates fetch what they missed (they see a gap in the places)."""
+        for school_id, head in batch.heads.items():
+            code = batch.school_codes[school_id]
+            entries = [feed.entry(row, batch.kiosk_codes[row["kiosk_id"]]) for row in batch.rows if row["school_id"] == school_id]
+            try:
+                for message in feed.messages(code, entries, head):
+                    self.publish(self.topics.feed(code), protocol.canonical_json(message))
+            except Exception:  # noqa: BLE001 - the acks must still go out
+                log.exception("the feed of school %s could not be published up to %d", code, head)
 
     def _one_message(self, conn, topic: str, payload: bytes, retained: bool, batch: _Batch) -> None:
         text = payload[: PAYLOAD_KEPT * 4].decode("utf-8", "replace")
@@ -481,6 +498,7 @@ class Ingest:
         else:
             self._check_far(state, kiosk, event, at, topic, batch)
         batch.rows.append(event_row(event, digest, school_id=state.school_id, kiosk_id=state.id, at=at, received_at=batch.received_at))
+        batch.school_codes[state.school_id], batch.kiosk_codes[state.id] = school, kiosk
         if event.kind == "pickup" and event.note and event.note.startswith(CODE_NOTE):
             # When it happened on central's clock where the kiosk's boot is known: a kiosk's wall
             # clock may be far off, and the order of two uses must be right.

@@ -12,7 +12,10 @@ from central.core.columns import utc_column
 
 
 class Event(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("kiosk_id", "seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("kiosk_id", "seq"),
+        sa.UniqueConstraint("school_id", "feed_pos", name="event_feed_pos"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)  # UUIDv7 from the kiosk
     school_id: int = Field(foreign_key="school.id", index=True)
@@ -37,6 +40,9 @@ class Event(SQLModel, table=True):
     prev: str = Field(max_length=64)
     hash: str = Field(max_length=64)
     sig: str = Field(max_length=64)
+    # Its place in the school's feed (1, 2, …: the order central stored the school's events), which every
+    # gate of the school follows (``School.feed_head`` is the last place given).
+    feed_pos: int | None = None
 
 
 class KioskClock(SQLModel, table=True):

@@ -22,6 +22,9 @@ class School(SQLModel, table=True):
     roster_version: int = 0
     # The last published snapshot's people (JSON), from which the next delta is computed.
     roster_body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    # The last place given in the school's feed (kiosks.models.Event.feed_pos): taken with a row lock by
+    # the ingest, so the places follow the order the school's events were committed.
+    feed_head: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class SchoolClass(SQLModel, table=True):
