@@ -146,11 +146,11 @@ def test_0007_clears_pickup_on_barred_links_and_then_the_database_refuses_both(b
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_0008_places_the_events_already_stored_in_each_schools_feed_in_the_order_received(backend, tmp_path):
+def test_0009_places_the_events_already_stored_in_each_schools_feed_in_the_order_received(backend, tmp_path):
     with _database(backend, tmp_path) as url:
         engine = make_engine(url)
         try:
-            _to(engine, "0007_link_check")
+            _to(engine, "0008_staff_gate_guard")
             with engine.begin() as conn:
                 s1, _, _ = _people_at_an_old_revision(conn, guardians=0, code="s1")
                 s2, _, _ = _people_at_an_old_revision(conn, guardians=0, code="s2")
@@ -173,7 +173,7 @@ def test_0008_places_the_events_already_stored_in_each_schools_feed_in_the_order
             with pytest.raises(sa.exc.IntegrityError):  # one place, one event
                 with engine.begin() as conn:
                     conn.execute(sa.text("UPDATE event SET feed_pos = 1 WHERE id = 'e1'"))
-            _to(engine, "0007_link_check", down=True)
+            _to(engine, "0008_staff_gate_guard", down=True)
         finally:
             engine.dispose()
 

@@ -4,15 +4,15 @@
 ``school.feed_head`` is the last place given. Events stored before are placed in the order they
 were received (then by kiosk and seq), so a kiosk catching up from 0 gets the whole day.
 
-Revision ID: 0008_feed
-Revises: 0007_link_check
+Revision ID: 0009_feed
+Revises: 0008_staff_gate_guard
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_feed"
-down_revision = "0007_link_check"
+revision = "0009_feed"
+down_revision = "0008_staff_gate_guard"
 branch_labels = None
 depends_on = None
 
