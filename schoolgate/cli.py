@@ -255,20 +255,27 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(signum, handler)
 
 
-def _term_as_interrupt() -> None:
-    """The console stops on SIGTERM as on Ctrl-C sent as a signal (SIGINT): KeyboardInterrupt in
-    the main thread, then the same ``finally`` closes the reader and the kiosk."""
+def _exit_on_sigterm(console) -> None:
+    """SIGTERM quits the console as its quit key does: the app exits, then the same ``finally`` closes
+    the reader and the kiosk. ``call_from_thread`` must come from another thread than the app's, and
+    the handler runs on the app's (the main thread), so a short-lived thread carries it."""
     import signal
 
+    def quit_console() -> None:
+        try:
+            console.call_from_thread(console.exit)
+        except RuntimeError as exc:  # the app is not running (yet, or any more): nothing to quit
+            logging.getLogger(__name__).warning("SIGTERM: the console was not running: %s", exc)
+
     def handler(signum, frame) -> None:
-        raise KeyboardInterrupt
+        threading.Thread(target=quit_console, name="sigterm", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
 
 
 def _run_console(settings, lang: str) -> None:
     from hardware import ReaderError
-    from kiosk.console import open_reader, run_console
+    from kiosk.console import GateConsole, open_reader
     from kiosk.runtime import Kiosk
 
     try:
@@ -279,11 +286,10 @@ def _run_console(settings, lang: str) -> None:
     if gate.store.secret_created:
         _say("secret_created", lang, command=gate.register_command())
     gate.start()
-    _term_as_interrupt()
+    console = GateConsole(gate, reader=card_reader, **wedge)
+    _exit_on_sigterm(console)
     try:
-        run_console(gate, card_reader, **wedge)
-    except KeyboardInterrupt:
-        pass
+        console.run()
     finally:
         if card_reader:
             card_reader.close()

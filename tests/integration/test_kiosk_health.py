@@ -186,8 +186,8 @@ def test_a_refused_login_is_named_logged_and_retried_slowly(site, tmp_path, capl
     gate = Kiosk(kiosk_settings(site, tmp_path, "33" * 32))  # a secret the broker does not know: a wrong password
     gate.start()
     try:
-        wait_for(lambda: gate.sync_state()["problem"] == "login_refused", 30, "the refused login named")
-        assert gate.sync_state()["online"] is False
+        wait_for(lambda: gate.sync_state().problem == "login_refused", 30, "the refused login named")
+        assert gate.sync_state().online is False
         # paho waits this long before the next attempt, doubling up to 300 s (paho keeps it private)
         assert gate.sync.client._reconnect_min_delay == 30
     finally:
@@ -292,7 +292,7 @@ def test_a_subscription_the_broker_refuses_is_an_error_not_silence(acl_site, tmp
     gate = Kiosk(kiosk_settings(acl_site, tmp_path, SECRET))
     gate.start()
     try:
-        wait_for(lambda: gate.sync_state()["problem"] == "subscription_refused", 30, "the refused subscription named")
+        wait_for(lambda: gate.sync_state().problem == "subscription_refused", 30, "the refused subscription named")
         delta = acl_site.topics.roster_delta(SCHOOL)
         assert delta in gate.sync.connection.problem_detail
         assert acl_site.topics.ack(SCHOOL, KIOSK) not in gate.sync.connection.problem_detail  # granted: not named
@@ -341,7 +341,7 @@ def test_centrals_one_shot_publication_names_a_refused_login_and_delivers_otherw
 
 
 def test_sigterm_stops_the_console_as_ctrl_c_does(tmp_path):
-    """The console on a pseudo-terminal: SIGTERM ends it with exit code 0 and the store closed."""
+    """The console on a pseudo-terminal: SIGTERM quits it as its quit key does, exit code 0, the store closed."""
     import pty
     import select
     import time

@@ -1,7 +1,7 @@
 """kiosk status: each gate's last known health, from its signed status messages (issue 13)
 
-Revision ID: 0008_kiosk_status
-Revises: 0007_link_check
+Revision ID: 0010_kiosk_status
+Revises: 0009_feed
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ import sqlmodel
 from alembic import op
 
 
-revision = "0008_kiosk_status"
-down_revision = "0007_link_check"
+revision = "0010_kiosk_status"
+down_revision = "0009_feed"
 branch_labels = None
 depends_on = None
 
