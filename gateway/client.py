@@ -366,7 +366,7 @@ class SyncClient:
             online=online,
             queue=self.outbox.queue_depth(),
             last_seq=self.outbox.last_seq,
-            acked=self.outbox.acked,
+            acked_seq=self.outbox.acked,
             roster_version=self.outbox.roster_version,
             at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             boot=self.outbox.boot,

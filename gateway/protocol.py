@@ -689,7 +689,7 @@ class Status(_Lenient):
     refused: Count | None = None
     # Extensions (issue 13): the last seq central acknowledged, and the guard signed in at the
     # console (a staff id), absent while nobody is.
-    acked: Count | None = None
+    acked_seq: Count | None = None
     guard: Annotated[StrictStr, Field(max_length=64)] | None = None
 
     @model_validator(mode="after")

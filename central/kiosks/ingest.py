@@ -39,9 +39,9 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import DomainEvents, IncidentStored
-from central.kiosks import feed, roster
-from central.kiosks.models import Event, KioskClock, KioskStatus, SafetyIncident
+from central.core.events import ChildAlertRaised, DomainEvents, IncidentStored
+from central.kiosks import alerts, feed, health, roster
+from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
 from central.pickup.models import PickupCode
@@ -54,7 +54,6 @@ EVENT = Event.__table__
 KIOSK = Kiosk.__table__
 CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
-KIOSK_STATUS = KioskStatus.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
 DETAIL_KEPT = 1000  # characters of an incident's detail (an exception's text can be anything)
 WINDOW_S = 600.0  # seconds of one window of incident bookkeeping
@@ -143,6 +142,11 @@ class _Batch:
     heads: dict[int, int] = field(default_factory=dict)
     school_codes: dict[int, str] = field(default_factory=dict)
     kiosk_codes: dict[int, str] = field(default_factory=dict)
+    # For each gate's health: kiosks heard from, and kiosk id -> (its status's fields, online, retained)
+    seen: set[int] = field(default_factory=set)
+    # Child alerts no gate of the school had raised before (published once committed)
+    alerts: list[ChildAlertRaised] = field(default_factory=list)
+    statuses: dict[int, tuple[dict[str, Any], bool, bool]] = field(default_factory=dict)
 
     @property
     def received_ms(self) -> int:
@@ -312,8 +316,10 @@ class Ingest:
             batch.heads = feed.place(conn, batch.rows)  # takes each school's row lock until the commit
             for start in range(0, len(batch.rows), self.batch):
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
+            batch.alerts = alerts.record(conn, batch.rows, batch.kiosk_codes)
             for state in batch.touched.values():
                 self._write_kiosk(conn, state)
+            health.note(conn, seen=batch.seen, statuses=batch.statuses, at=batch.received_at)
             fresh = self._fresh(batch.incidents)
             if fresh:
                 self._write_incidents(conn, list(fresh.values()), batch.received_at, batch.plan)
@@ -339,6 +345,8 @@ class Ingest:
             # The ingest writes through a connection, not a Session: it publishes after its own commit.
             for incident in fresh.values():
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
+            for alert in batch.alerts:
+                self.events.publish(alert)
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
@@ -395,6 +403,8 @@ class Ingest:
             return
         batch.touched[school, kiosk] = state
         valid = [e for e in (self._check(conn, topic, school, kiosk, state, raw, batch) for raw in raws) if e]
+        if valid:
+            batch.seen.add(state.id)  # heard from: its own signed events (a forger's do not count)
         # Sample the clocks of the whole message first: its newest event was sent just now, so it
         # gives the tightest estimate for the older ones recorded offline. Only signed, valid events.
         for item in valid:
@@ -622,45 +632,21 @@ class Ingest:
         except protocol.ProtocolError:
             return  # status is advisory; a bad one is ignored, not an incident
         state = self._kiosk(conn, school, kiosk)
-        if state is None or status.sig is None:
+        if state is None:
+            return
+        # The gate's health, as it says (only the kiosk and central may publish on its status topic).
+        batch.statuses[state.id] = (protocol.decode(payload), status.online, retained)
+        if retained:
+            return  # an old retained status says nothing about the clock now
+        if status.boot is None or status.mono is None or status.sig is None:
             return
         # Anyone who may publish on the topic could move the clock map (a 5-hour mono shifts every
-        # corrected time by 5 hours) or fake a gate's health: only the kiosk's own signature counts.
+        # corrected time by 5 hours): only the kiosk's own signature makes the pair a sample.
         if not self._verify(conn, state, protocol.decode(payload)):
             log.warning("ignored a status of kiosk %s/%s whose signature does not verify", school, kiosk)
             return
-        self._keep_status(conn, state, status, retained, batch.arrived_ms)
-        if retained or status.boot is None or status.mono is None:
-            return  # an old retained status says nothing about the clock now
         self._sample(conn, state, status.boot, status.mono, batch.arrived_ms)
         batch.touched.setdefault((school, kiosk), state)
-
-    def _keep_status(self, conn, state: KioskState, status: protocol.Status, retained: bool, arrived_ms: int) -> None:
-        """The gate's last known health: a status with values replaces them (unless older than what is
-        kept: a retained one replayed at central's start); the will, or a stop's offline status of an
-        older boot, only says the kiosk went."""
-        row = conn.execute(sa.select(KIOSK_STATUS).where(KIOSK_STATUS.c.kiosk_id == state.id)).first()
-        values: dict[str, Any] = {}
-        if status.is_will:
-            if row is not None and row.boot is not None and status.boot is not None and status.boot < row.boot:
-                return  # the will of a boot that has since come back
-            values = {"online": False}
-        else:
-            at = datetime.fromisoformat(status.at.replace("Z", "+00:00"))
-            if row is not None and row.at is not None and at < row.at:
-                return  # older than what is kept
-            values = {
-                "online": status.online, "boot": status.boot, "at": at, "queue": status.queue,
-                "last_seq": status.last_seq, "acked": status.acked, "roster_version": status.roster_version,
-                "clock_offset_ms": status.clock_offset_ms, "reader": (status.reader or None) and status.reader[:64],
-                "guard": status.guard, "refused": status.refused,
-            }
-        if not retained:
-            values["last_seen"] = datetime.fromtimestamp(arrived_ms / 1000, UTC)
-        if row is None:
-            conn.execute(KIOSK_STATUS.insert().values(kiosk_id=state.id, **{"online": False, **values}))
-        else:
-            conn.execute(KIOSK_STATUS.update().where(KIOSK_STATUS.c.kiosk_id == state.id).values(**values))
 
     def _clock(self, conn, state: KioskState, boot: int) -> Clock | None:
         clock = state.clocks.get(boot)

@@ -79,25 +79,19 @@ class SafetyIncident(SQLModel, table=True):
     count: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
 
 
-class KioskStatus(SQLModel, table=True):
-    """A gate's last known health, from its signed status messages (docs/wire-protocol.md, "Status").
+class ChildAlert(SQLModel, table=True):
+    """An alert about one child in one session (absent after the start, still on site after the end),
+    stored once however many gates raise it: the first gate's event, and how many gates raised it."""
 
-    The will carries no values (it is set once per connection): it sets ``online`` false and every
-    value stays as the last status said it. One row per kiosk, written by the ingest.
-    """
+    __tablename__ = "child_alert"
+    __table_args__ = (sa.UniqueConstraint("school_id", "kind", "student", "session", name="child_alert_once"),)
 
-    __tablename__ = "kiosk_status"
-
-    kiosk_id: int = Field(primary_key=True, foreign_key="kiosk.id")
-    online: bool = False
-    boot: int | None = None  # the kiosk's boot of the last status or will
-    last_seen: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))  # central's clock, last live status
-    at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))  # the kiosk's clock, last status with values
-    queue: int | None = None
-    last_seq: int | None = None
-    acked: int | None = None
-    roster_version: int | None = None
-    clock_offset_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
-    reader: str | None = Field(default=None, max_length=64)
-    guard: str | None = Field(default=None, max_length=64)
-    refused: int | None = None
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    kind: str = Field(max_length=32)  # absent, late_pickup
+    student: str = Field(max_length=64)  # the student number, as in the event
+    session: str = Field(max_length=64)
+    at: datetime = Field(sa_column=utc_column(nullable=False))  # the first gate's event time
+    kiosk: str = Field(max_length=64)  # the first gate to raise it
+    event_id: str = Field(max_length=36)
+    raised: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))  # gates (events) that raised it

@@ -98,3 +98,10 @@ class Kiosk(SQLModel, table=True):
     acked_seq: int = 0  # highest contiguous seq stored
     last_hash: str = Field(default="", max_length=64)  # event_hash of event acked_seq
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+    # The gate's health (central/kiosks/health.py): when central last heard from it, and its last status
+    # as sent (queue, seqs, roster version, clock offset, reader, guard), kept when it goes offline.
+    last_seen: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    online: bool | None = None
+    status: dict | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    status_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    silence_reported_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -147,6 +147,11 @@ MATRIX = {
     "GET /api/v1/kiosks/{school}/{kiosk}/photos": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
     "GET /api/v1/kiosks/{school}/{kiosk}/photos/{kind}/{ref}": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
     "GET /api/v1/kiosks/{school}/{kiosk}/pickup-codes": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
+    "GET /api/v1/kiosks/{school}/{kiosk}/feed": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
+    # Each gate's health (issue 13): the guard on duty, the admin, the district.
+    "GET /api/v1/schools/{school}/kiosks": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
+    # The alerts about children the gates raised (a child's record: each read is logged).
+    "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").

@@ -72,14 +72,14 @@ def test_the_status_goes_out_when_something_in_it_changes(world):
     try:
         wait_for(lambda: probe.last() and probe.last()["online"], 10, "the status of the connect")
         first = probe.last()
-        assert (first["queue"], first["last_seq"], first["acked"], first["reader"]) == (0, 0, 0, "ok")
+        assert (first["queue"], first["last_seq"], first["acked_seq"], first["reader"]) == (0, 0, 0, "ok")
         assert "guard" not in first  # nobody signed in: the field is left out
         assert protocol.verify(first, bytes.fromhex(SECRET))
 
         store.record("unknown_card", AT, card="04A1B2C3")
         client.notify()
         wait_for(lambda: probe.last()["last_seq"] == 1, 10, "a status after an event was written")
-        assert (probe.last()["queue"], probe.last()["acked"]) == (1, 0)
+        assert (probe.last()["queue"], probe.last()["acked_seq"]) == (1, 0)
 
         state["reader"] = "lost"
         client.notify()

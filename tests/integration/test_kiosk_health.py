@@ -156,7 +156,7 @@ def test_sigterm_stops_the_kiosk_as_cleanly_as_ctrl_c(site, tmp_path):
     # The offline status of a clean stop (values, `at`), not the will (MQTT disconnected first).
     wait_for(lambda: probe.last().get("online") is False, 10, "the offline status")
     last = probe.last()
-    assert (last["last_seq"], last["queue"], last["acked"]) == (1, 1, 0), last
+    assert (last["last_seq"], last["queue"], last["acked_seq"]) == (1, 1, 0), last
     assert "at" in last
     probe.stop()
     # The store is closed: no write-ahead log left over, and the event is in the outbox.
