@@ -426,6 +426,31 @@ def central_create_school(
     typer.echo(json.dumps(made, ensure_ascii=False))
 
 
+@central_app.command("reconcile")
+def central_reconcile(
+    school: str = typer.Option(..., help="School id."),
+    day: str = typer.Option(..., help="The school's date, YYYY-MM-DD."),
+    config: ConfigOpt = None,
+) -> None:
+    """One day's sessions: expected, checked in, absent, gone, unresolved (a safety item), unexpected (JSON)."""
+    from datetime import date
+
+    from central.admin import reconcile
+    from central.core.config import Settings
+    from central.core.i18n import LocalizedError
+
+    lang = _lang()
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        _fail("cli.bad_day", lang, day=day)
+    try:
+        result = reconcile(Settings.load(config), school=school, day=when)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    typer.echo(json.dumps(result, ensure_ascii=False))
+
+
 @central_app.command("register-kiosk")
 def central_register_kiosk(
     school: str = typer.Option(..., help="School id (an existing school: `central create-school` makes one)."),
