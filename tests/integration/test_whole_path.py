@@ -161,7 +161,7 @@ def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_p
             t.join(5)
         gate.close()
     assert [d.outcome for d in shown].count("checked_in") == 500
-    assert {d["card"] for d in shown if d["reader"].startswith("nfc:")} == set(UDP_CARDS)
+    assert {d.card for d in shown if d.reader.startswith("nfc:")} == set(UDP_CARDS)
     assert len(events) == 500
     assert sorted(e["seq"] for e in events) == list(range(1, 501))
     assert {e["card"] for e in events} == set(cards)
