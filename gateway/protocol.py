@@ -32,6 +32,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 VERSION = 1
@@ -668,10 +669,12 @@ def parse_snapshot(payload: bytes) -> RosterSnapshot:
 class Status(_Lenient):
     v: Literal[1]
     online: StrictBool
-    queue: Count
-    last_seq: Count
-    roster_version: Count
-    at: Time
+    # Every status but the will carries these; the will (``online: false`` and the boot only) is
+    # set once per connection, so it leaves them out and readers keep the last values they had.
+    queue: Count | None = None
+    last_seq: Count | None = None
+    roster_version: Count | None = None
+    at: Time | None = None
     # Extensions (optional): the clock pair of the moment the status was sent, the kiosk's
     # estimate of (its wall clock - central's) from acks, and the card reader's state.
     boot: Seq | None = None
@@ -684,6 +687,21 @@ class Status(_Lenient):
     # Messages on central's topics (acks, rosters) this kiosk refused since it started because
     # central's key did not verify them: a forger at work on the broker.
     refused: Count | None = None
+    # Extensions (issue 13): the last seq central acknowledged, and the guard signed in at the
+    # console (a staff id), absent while nobody is.
+    acked_seq: Count | None = None
+    guard: Annotated[StrictStr, Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _values_unless_will(self) -> Status:
+        if self.online and None in (self.queue, self.last_seq, self.roster_version, self.at):
+            raise ValueError("an online status carries queue, last_seq, roster_version and at")
+        return self
+
+    @property
+    def is_will(self) -> bool:
+        """The small offline message the broker sends for a kiosk gone without a word: no values."""
+        return not self.online and self.at is None
 
 
 def status_payload(status: Status, secret: bytes | None) -> bytes:

@@ -42,6 +42,8 @@ class Shown:
     note: str | None = None
     event: str | None = None
     seq: int | None = None
+    # the recorded event's id (UUIDv7, as on the wire and in central's events); None: nothing recorded
+    event_id: str | None = None
     confirm: str | None = None
     alarm: bool = False
     overridable: bool = False
@@ -51,6 +53,7 @@ class Shown:
         "at", "reader", "card", "outcome", "tone", "student", "guardian", "staff", "session", "name", "class",
         "guardian_name", "relation", "phone", "person", "reason", "note", "event", "seq", "confirm", "alarm",
         "overridable", "message",
+        "event_id",  # added by issue 13, last so that no key moves
     )
 
     def as_json(self) -> dict[str, Any]:
@@ -68,5 +71,9 @@ class SyncState:
     roster_version: int
     roster_age_s: int | None
     roster_stale: bool
+    # Why the broker will not have the kiosk: "login_refused", "refused", "subscription_refused"
+    # (gateway.mqtt.Connection), or None: offline without one is the network or the broker down.
+    # The catalogue says it as "link_" + problem.
+    problem: str | None = None
     feed: str | None = None
     """The school's feed (``gateway.feed``): ``current``, ``catching_up`` or ``offline``; None without sync."""

@@ -89,6 +89,7 @@ class Kiosk:
                 topics=protocol.Topics(settings.topic_prefix),
                 resend_after=settings.resend_after,
                 reader_state=self._reader_state,
+                guard=self._on_duty,
                 secret=bytes.fromhex(self.store.secret_hex),
                 feed=self.feed,
             )
@@ -147,6 +148,21 @@ class Kiosk:
 
     def _reader_state(self) -> str | None:
         return self.reader.state if self.reader else None
+
+    def attach_reader(self, reader: Reader | None) -> None:
+        """The reader this gate reads from (the console's or the ``--no-ui`` loop's): its state goes
+        into the status; the sync client looks at it on every wake, so a change is published."""
+        self.reader = reader
+        self._changed()
+
+    def _on_duty(self) -> str | None:
+        """Who the status names as the guard: the one signed in, else the configured operator (as
+        each event's ``operator``). Read by the sync thread without the lock: one attribute read."""
+        return self.state.guard or self.settings.operator
+
+    def _changed(self) -> None:
+        if self.sync:
+            self.sync.notify()
 
     def register_command(self) -> str:
         s = self.settings
@@ -343,6 +359,7 @@ class Kiosk:
             roster_version=roster.version,
             roster_age_s=age,
             roster_stale=engine.roster_stale(roster, now, self.rules),
+            problem=self.sync.problem if self.sync else None,
         )
 
     def roll_call(self):
@@ -434,6 +451,7 @@ class Kiosk:
             note=decision.note,
             event=event["kind"] if event else None,
             seq=event["seq"] if event else None,
+            event_id=event["id"] if event else None,
             confirm=token,
             alarm=decision.alarm,
             overridable=decision.overridable,
@@ -450,7 +468,7 @@ class Kiosk:
     ) -> None:
         """Read taps until ``stop`` is set, printing one JSON line per decision (and, every
         ``alerts_every`` seconds, one per alert raised)."""
-        self.reader = reader
+        self.attach_reader(reader)
         next_alerts = time.monotonic()
         while not stop.is_set():
             if alerts_every and time.monotonic() >= next_alerts:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,63 @@ class KioskStore:
             return False
         self._save_roster(self.roster.with_delta(delta))
         return True
+
+
+# --- what an installer reads while the kiosk runs -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """A kiosk store as ``schoolgate kiosk status`` shows it."""
+
+    school: str
+    kiosk: str
+    queue: int  # events in the outbox, waiting for central's ack
+    last_seq: int  # the last event written
+    acked: int  # the last seq central acknowledged
+    roster_version: int  # 0: no roster received yet
+    roster_generated_at: datetime | None
+    roster_age_s: int | None  # seconds since central made the roster copy, at ``now``
+
+
+def read_status(path: str | Path, now: datetime) -> StoreStatus:
+    """Read a kiosk store without writing to it, while its kiosk runs or not.
+
+    The connection is read-only (``mode=ro``): it takes no write lock, so the running kiosk is never
+    kept from recording a tap; in WAL mode it sees every committed transaction (SQLite's WAL lets one
+    writer and readers run together). A file that is not there is an error, not a new empty store,
+    and nothing is created beside a stopped kiosk's store.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} is not a kiosk store")
+    # No write-ahead log beside it: the kiosk is stopped and everything is in the main file. A
+    # read-only connection would still create empty -wal and -shm files, owned by whoever runs this
+    # (root, say) and then unwritable by the kiosk; ``immutable`` opens the file alone. A kiosk that
+    # starts meanwhile writes to a new WAL, not to the main file, so what is read stays whole.
+    stopped = not Path(f"{path}-wal").exists()
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if stopped else ''}", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        with db:  # one read transaction: every number below is of the same moment
+            db.execute("BEGIN")
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            queue = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            roster = db.execute("SELECT version, json_extract(body, '$.generated_at') FROM roster WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} cannot be read as a kiosk store: {exc}") from None
+    finally:
+        db.close()
+    if "school" not in meta or "kiosk" not in meta:
+        raise StoreError(f"{path} is not a kiosk store")
+    generated = datetime.fromisoformat(roster[1].replace("Z", "+00:00")) if roster and roster[1] else None
+    return StoreStatus(
+        school=meta["school"],
+        kiosk=meta["kiosk"],
+        queue=queue,
+        last_seq=int(meta.get("last_seq", 0)),
+        acked=int(meta.get("acked", 0)),
+        roster_version=roster[0] if roster else 0,
+        roster_generated_at=generated,
+        roster_age_s=int((now - generated).total_seconds()) if generated else None,
+    )

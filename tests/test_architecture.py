@@ -52,6 +52,7 @@ CODE_TAKERS = {
     # batch, carries the topic's code and writes rows by id
     "central/kiosks/ingest.py": {"ack_message", "_own", "_status", "_kiosk", "_check", "_apply", "event_row"},
     "central/kiosks/roster.py": {"_delta"},
+    "central/kiosks/feed.py": {"messages"},  # the feed message names its school by code
     "central/pickup/codes.py": {"authenticate_kiosk"},
 }
 

@@ -42,6 +42,11 @@ def health_fields(raw: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def is_will(raw: dict[str, Any]) -> bool:
+    """A kiosk's will: offline and no values (no ``at``), as ``gateway.protocol.Status.is_will``."""
+    return raw.get("online") is False and "at" not in raw
+
+
 def note(conn: sa.Connection, *, seen: set[int], statuses: dict[int, tuple[dict[str, Any], bool, bool]], at: datetime) -> None:
     """Record, in the ingest's transaction, the gates heard from and their statuses (kiosk id ->
     (the status's fields, online, retained)). A retained status is an old one: its values are kept
@@ -49,8 +54,13 @@ def note(conn: sa.Connection, *, seen: set[int], statuses: dict[int, tuple[dict[
     for kiosk_id in sorted(seen | {k for k, (_, _, retained) in statuses.items() if not retained}):
         conn.execute(KIOSK.update().where(KIOSK.c.id == kiosk_id).values(last_seen=at))
     for kiosk_id, (fields, online, retained) in sorted(statuses.items()):
-        values = {"online": online, "status": health_fields(fields), "status_at": at}
         query = KIOSK.update().where(KIOSK.c.id == kiosk_id)
+        if is_will(fields):
+            # The will carries no values (the kiosk sets it once per connection, docs/wire-protocol.md):
+            # it says the gate went, and the last values stay as they were, with when they arrived.
+            conn.execute(query.values(online=False))
+            continue
+        values = {"online": online, "status": health_fields(fields), "status_at": at}
         if retained:
             query = query.where(KIOSK.c.status_at.is_(None))  # never over a status heard live
         conn.execute(query.values(**values))
@@ -106,8 +116,9 @@ def report_silent(session: Session, *, now: datetime, limit: timedelta) -> list[
             detail=f"nothing from gate {kiosk.code} since {last_seen.isoformat(timespec='seconds')} "
                    f"({minutes} min) while a session runs",
         )
-        kiosk.silence_reported_at = now
-        session.add_all([incident, kiosk])
+        # Through the table, not the row: the gate's health is sync churn, not a change to audit.
+        session.execute(KIOSK.update().where(KIOSK.c.id == kiosk.id).values(silence_reported_at=now))
+        session.add(incident)
         stored.append(incident)
     session.commit()
     for incident in stored:

@@ -88,6 +88,8 @@ PACKAGES = [
                   "vendors, enrollment by consent, the public page"),
     ("accounts", "users and logins (`models.py`, `users.py`), roles, the caller and who may see or act for which child (`access.py`)"),
     ("pickup", "one-time pickup codes and photos (`models.py`, `codes.py`)"),
+    ("reconciliation", "who was expected, who came, who left and who is unresolved, per session and day "
+                       "(`daily.py`)"),
     ("billing", "the money rules, pure and in integer fen (`rules.py`: the cap, exemptions, refunds, subsidy, "
                 "staff pay split; P7, P8.1)"),
     ("imports", "the roster import (CSV/XLSX): students, guardians, links, cards and applications in one transaction"),
@@ -99,7 +101,7 @@ PACKAGES = [
 ]
 # The domain packages from the top down: a package imports only those below it (``|``: neither
 # imports the other). Each domain keeps its tables in its own ``models.py``.
-DOMAINS = ("billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
+DOMAINS = ("reconciliation", "billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
 
 SELF = "scripts/dev/relayout.py"
 SKIP = (SELF, "tests/test_relayout.py")  # they name the old modules on purpose
@@ -148,7 +150,7 @@ Inside `central/`, one package per domain:
 | `central/` itself | the entry points: {entry} (the FastAPI app, central served in a thread, the admin commands, the demo school) |
 
 Inside central, imports run entry points → `api` → domain packages → `core`, and the domains from the top
-down: `billing` → `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
+down: `reconciliation` → `billing` → `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
 domain above it, and `core` imports no domain (contracts in `pyproject.toml`, checked with the others).
 
 Three conventions hold across the domains. A service names its school one way: the `School` row, as the

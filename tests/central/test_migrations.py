@@ -14,6 +14,7 @@ from sgtest import fresh_postgres_database
 from sqlmodel import Session, SQLModel
 
 import central.accounts.models  # noqa: F401 - every domain's tables
+import central.billing.models  # noqa: F401
 import central.core.audit  # noqa: F401
 import central.kiosks.models  # noqa: F401
 import central.pickup.models  # noqa: F401

@@ -150,6 +150,9 @@ MATRIX = {
     "GET /api/v1/kiosks/{school}/{kiosk}/feed": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
     # Each gate's health (issue 13): the guard on duty, the admin, the district.
     "GET /api/v1/schools/{school}/kiosks": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
+    # Fees (P7.2): the school sets them; finance and the district read them.
+    "PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/fee-plans": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
 }
@@ -329,9 +332,9 @@ def matrix(world, monkeypatch) -> Matrix:
                 guardian_id=ids.get(guardian), staff_id=ids.get(staff),
             )
             ids[name] = user.id
-        schedule.add_term(
+        ids["term"] = schedule.add_term(
             session, school=session.get(School, s1), data=TermCreate(name="2030 秋", starts_on=date(2030, 8, 26), ends_on=date(2031, 1, 17)), actor="test"
-        )
+        ).id
         for season in ("summer", "winter"):
             schedule.set_dismissal(
                 session, school=session.get(School, s1), data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)), actor="test"
@@ -432,6 +435,11 @@ def _holiday(m: Matrix, letter: str, user: str | None) -> Req:
 @request("DELETE /api/v1/schools/{school}/calendar/{day}")
 def _unmark(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"day": m.fresh_holiday()})
+
+
+@request("PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan")
+def _fee_plan(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"term_id": m.ids["term"]}, json={"kind": "monthly", "amount_fen": 8000})
 
 
 @request("PUT /api/v1/schools/{school}/dismissal-times")

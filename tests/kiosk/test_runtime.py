@@ -105,3 +105,46 @@ def test_wrong_codes_typed_offline_are_recorded_and_still_count_after_a_restart(
     gate.close()
     assert shown == ["code_wrong", "code_wrong", "code_locked"]
     assert [e["reason"] for e in denied] == ["code_wrong"] * 5 + ["code_locked"]
+
+
+def test_the_status_names_the_guard_signed_in_and_the_reader(tmp_path):
+    from gateway import protocol
+    from gateworld import GUARD_CARD, Clock, local, snapshot
+    from hardware import CardTap
+
+    clock = Clock(local("16:00"))
+    # sync is built (not started: no broker is needed to see what the status would say)
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url="mqtt://127.0.0.1:1"), clock=clock)
+    gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(snapshot()))
+    assert (gate.sync._status(online=True).guard, gate.sync._status(online=True).reader) == (None, None)
+    gate.attach_reader(RecordingReader())
+    assert gate.handle(CardTap(GUARD_CARD, "sim", "sim", clock())).outcome == "guard_signed_in"
+    status = gate.sync._status(online=True)
+    assert (status.guard, status.reader) == ("st2", "ok")
+    gate.sign_out()
+    assert gate.sync._status(online=True).guard is None
+    gate.store.close()
+
+
+def test_each_decision_line_carries_its_events_id(tmp_path):
+    import json
+
+    gate = Kiosk(KioskSettings(school="s1", kiosk="k1", data_dir=tmp_path, mqtt_url=None), sync=False)
+    reader = RecordingReader()
+    out = io.StringIO()
+    stop = threading.Event()
+    shown: list = []
+
+    def on_decision(decision) -> None:
+        shown.append(decision)
+        if len(shown) == 3:
+            stop.set()
+
+    for uid in ("04A1B2C3", "04A1B2C3", "0A0B0C0D"):  # the second is a repeat: nothing is recorded
+        reader.present(uid)
+    gate.run(reader, out, stop, on_decision)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    recorded = gate.store.day_events(gate.state.day)
+    assert [line["event_id"] for line in lines] == [recorded[0]["id"], None, recorded[1]["id"]]
+    assert [line["seq"] for line in lines] == [1, None, 2]
+    gate.close()
