@@ -62,12 +62,16 @@ def counters(counts: Counts, t: Translate) -> Text:
 
 
 def footer(sync: SyncState, guard: RosterStaff | None, t: Translate) -> Text:
-    """Who is on duty at this gate, then online or offline, events waiting, the roster's version and age."""
+    """Who is on duty at this gate, then online or offline, events waiting, the roster's version and age,
+    and why the broker refuses the gate, when it does."""
     if sync.roster_version == 0:
         age = t("roster_none")
     else:
         minutes = max(0, sync.roster_age_s or 0) // 60
         age = t("roster_age", minutes=minutes) if minutes < 120 else t("roster_age_h", hours=minutes // 60)
     duty = t("footer_duty", name=guard.name) if guard else t("footer_no_guard")
-    return plain(duty + " · " + t("footer_sync", state=t("online" if sync.online else "offline"), queue=sync.queue,
-                                  version=sync.roster_version, age=age))
+    line = duty + " · " + t("footer_sync", state=t("online" if sync.online else "offline"), queue=sync.queue,
+                            version=sync.roster_version, age=age)
+    if sync.problem:  # why the broker will not have the gate (a wrong password, a refused topic): not just "offline"
+        line += " · " + t("link_" + sync.problem)
+    return plain(line)
