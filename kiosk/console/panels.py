@@ -62,7 +62,8 @@ def counters(counts: Counts, t: Translate) -> Text:
 
 
 def footer(sync: SyncState, guard: RosterStaff | None, t: Translate) -> Text:
-    """Who is on duty at this gate, then online or offline, events waiting, the roster's version and age."""
+    """Who is on duty at this gate, then online or offline, events waiting, the roster's version and age,
+    and why the broker refuses the gate, when it does."""
     if sync.roster_version == 0:
         age = t("roster_none")
     else:
@@ -72,4 +73,7 @@ def footer(sync: SyncState, guard: RosterStaff | None, t: Translate) -> Text:
     state = t("online" if sync.online else "offline")
     if sync.online and sync.feed == "catching_up":
         state += " · " + t("feed_catching_up")  # the counts may miss other gates' events until it is done
-    return plain(duty + " · " + t("footer_sync", state=state, queue=sync.queue, version=sync.roster_version, age=age))
+    line = duty + " · " + t("footer_sync", state=state, queue=sync.queue, version=sync.roster_version, age=age)
+    if sync.problem:  # why the broker will not have the gate (a wrong password, a refused topic): not just "offline"
+        line += " · " + t("link_" + sync.problem)
+    return plain(line)
