@@ -108,8 +108,9 @@ class Central:
 class KioskProcess:
     """One kiosk process fed taps on stdin; remembers every seq it printed."""
 
-    def __init__(self, index: int, secret: str, folder: Path, mqtt_url: str, central_key: str) -> None:
+    def __init__(self, index: int, secret: str, folder: Path, mqtt_url: str, central_key: str, central_url: str) -> None:
         self.code = f"k{index}"
+        self.central_url = central_url  # the school's feed is caught up from there (issue 13)
         self.central_key = central_key
         self.index = index
         self.secret = secret
@@ -132,7 +133,7 @@ class KioskProcess:
                 "--central-key", self.central_key,
             ),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=env(SCHOOLGATE_KIOSK_RESEND_AFTER="2"),
+            env=env(SCHOOLGATE_KIOSK_RESEND_AFTER="2", SCHOOLGATE_KIOSK_CENTRAL_URL=self.central_url),
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -165,6 +166,15 @@ class KioskProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def school_feed(self) -> tuple[int, dict[str, int]]:
+        """(the last feed place it has every event up to, {event id: place} of the other gates' events it keeps)."""
+        db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'feed_pos'").fetchone()
+            return int(row[0]) if row else 0, dict(db.execute("SELECT id, pos FROM feed").fetchall())
+        finally:
+            db.close()
+
     def outbox(self) -> tuple[int, int]:
         """(events still in the outbox, last seq written), read as another process would."""
         db = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
@@ -188,7 +198,8 @@ def test_nothing_is_lost_or_doubled_whatever_is_killed(chaos_backend, tmp_path):
     broker.start()
     central = Central(database_url, broker.central_url, tmp_path, settings.signing_key_file)
     central.start()
-    kiosks = [KioskProcess(i, secrets[i], tmp_path, broker.kiosk_url, central_key(settings)) for i in range(KIOSKS)]
+    kiosks = [KioskProcess(i, secrets[i], tmp_path, broker.kiosk_url, central_key(settings), f"http://127.0.0.1:{central.port}")
+              for i in range(KIOSKS)]
     for k in kiosks:
         k.start()
     kills = {"broker": 0, "central": 0, "kiosk": 0}
@@ -241,7 +252,17 @@ def test_nothing_is_lost_or_doubled_whatever_is_killed(chaos_backend, tmp_path):
                     "SELECT k.code, e.seq, e.prev, e.hash FROM event e JOIN kiosk k ON k.id = e.kiosk_id ORDER BY k.code, e.seq"
                 )
             ).all()
+            placed = conn.execute(
+                sa.text("SELECT e.id, e.feed_pos, k.code FROM event e JOIN kiosk k ON k.id = e.kiosk_id")
+            ).all()
+            head = conn.execute(sa.text("SELECT feed_head FROM school WHERE code = :code"), {"code": SCHOOL}).scalar_one()
         engine.dispose()
+        # Every gate follows the school's feed to its head: what the others saw, each event once.
+        while not all(k.school_feed()[0] == head for k in kiosks):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the gates did not reach the feed's head {head}: {[k.school_feed()[0] for k in kiosks]}")
+            time.sleep(0.25)
+        feeds = {k.code: k.school_feed()[1] for k in kiosks}
     finally:
         for k in kiosks:
             k.stop()
@@ -262,6 +283,11 @@ def test_nothing_is_lost_or_doubled_whatever_is_killed(chaos_backend, tmp_path):
             previous = digest
         total += last
     assert total >= KIOSKS * TAPS * 0.9  # only taps in flight when a kiosk was killed are lost input
+    # Central placed every event once, with no gap; each gate keeps exactly the others' events, at their places.
+    assert sorted(pos for _, pos, _ in placed) == list(range(1, total + 1)) and head == total
+    for k in kiosks:
+        others = {event_id: pos for event_id, pos, code in placed if code != k.code}
+        assert feeds[k.code] == others, f"{k.code}: the school's feed lost or doubled events"
     print(
         json.dumps(
             {
