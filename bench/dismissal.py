@@ -15,16 +15,16 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bench.common import available, broker, central_key, database, emit, machine, ms, parse_args, percentile
 from sqlmodel import Session
 
+from bench.common import available, broker, central_key, database, emit, machine, ms, parse_args, percentile
 from central.core.db import make_engine, migrate
 from central.kiosks import services
+from central.schools import registry
 from gateway import mosquitto
 from gateway.broker import wait_until_reachable
 from gateway.client import SyncClient
@@ -74,8 +74,8 @@ def run(*, schools: int = 20, students: int = 2000, kiosks: int = 4, minutes: fl
         migrate(engine)
         with Session(engine) as session:
             for school, kiosk in secrets:
-                services.ensure_school(session, code=school)
-                services.register_kiosk(session, school=school, kiosk=kiosk, secret=secrets[school, kiosk])
+                registry.ensure_school(session, code=school)
+                services.register_kiosk(session, school=registry.get_school(session, school), kiosk=kiosk, secret=secrets[school, kiosk])
         engine.dispose()
         port = free_port()
         key_file, public = central_key(Path(folder))

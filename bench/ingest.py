@@ -14,16 +14,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session
 
 from bench.common import available, broker, database, emit, machine, parse_args, signed_events
 from central.core.db import make_engine, migrate
 from central.kiosks import services
 from central.kiosks.bus import Bus
 from central.kiosks.ingest import EVENT, event_row
+from central.schools import registry
 from gateway import mosquitto, protocol
 from gateway.mqtt import BrokerAddress, make_client
 
@@ -100,8 +99,8 @@ def raw_insert(url: str, rows: list[dict]) -> float:
     engine = make_engine(url)
     migrate(engine)
     with Session(engine) as session:
-        school = services.ensure_school(session, code="raw")
-        kiosk, _ = services.register_kiosk(session, school="raw", kiosk="raw")
+        school = registry.ensure_school(session, code="raw")
+        kiosk, _ = services.register_kiosk(session, school=registry.get_school(session, "raw"), kiosk="raw")
         school_id, kiosk_id = school.id, kiosk.id
     rows = [{**r, "school_id": school_id, "kiosk_id": kiosk_id, "seq": i + 1} for i, r in enumerate(rows)]
     t0 = time.perf_counter()
@@ -122,9 +121,9 @@ def run_one(broker_kind: str, db_kind: str, batched: bool, events: int, kiosks: 
         engine = make_engine(url)
         migrate(engine)
         with Session(engine) as session:
-            services.ensure_school(session, code=school)
+            registry.ensure_school(session, code=school)
             for kiosk in per_kiosk:
-                services.register_kiosk(session, school=school, kiosk=kiosk, secret=SECRET.hex())
+                services.register_kiosk(session, school=registry.get_school(session, school), kiosk=kiosk, secret=SECRET.hex())
         done = threading.Event()
         last = [0.0]
 

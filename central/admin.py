@@ -7,16 +7,17 @@ import threading
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from sqlmodel import Session, select
 
 from central.core import keys
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.models import Kiosk, School
+from central.core.errors import Missing
+from central.imports import importer
 from central.kiosks import roster, services
 from central.kiosks.bus import publish_once
-from central.schools import importer
+from central.schools import registry
+from central.schools.models import Kiosk, School
 from gateway import protocol
 from gateway.mqtt import BrokerAddress, Logins, MqttError
 
@@ -58,7 +59,7 @@ def card_formats(options: list[str]) -> dict[str, str]:
 
 def import_files(
     settings: Settings, *, school: str, students: Path | None, guardians: Path | None, school_name: str | None = None,
-    card_format: str | dict[str, str] = "hex", create_school: bool = False, timezone: str = services.DEFAULT_ZONE,
+    card_format: str | dict[str, str] = "hex", create_school: bool = False, timezone: str = registry.DEFAULT_ZONE,
 ) -> tuple[importer.ImportResult, roster.RosterChange | None]:
     """Import the files and publish the new roster. The rows (and the school, when ``create_school``
     makes it) and the roster version commit in one transaction: any error stores nothing."""
@@ -71,7 +72,7 @@ def import_files(
                     session, school=school, students=students, guardians=guardians, school_name=school_name,
                     card_format=card_format, create_school=create_school, timezone=timezone, commit=False,
                 )
-                change = roster.refresh(session, services.get_school(session, code=school))  # commits
+                change = roster.refresh(session, registry.get_school(session, school))  # commits
             except BaseException:
                 session.rollback()
                 raise
@@ -86,13 +87,13 @@ def central_key(settings: Settings) -> str:
     return keys.public_hex(settings.signing_key_file)
 
 
-def create_school(settings: Settings, *, code: str, name: str, timezone: str = services.DEFAULT_ZONE) -> dict:
+def create_school(settings: Settings, *, code: str, name: str, timezone: str = registry.DEFAULT_ZONE) -> dict:
     """``central create-school``: with ``import --create-school``, the only way a school comes to be."""
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:create-school"
-            school = services.create_school(session, actor="cli:create-school", code=code, name=name, timezone=timezone)
+            school = registry.create_school(session, actor="cli:create-school", code=code, name=name, timezone=timezone)
             return {"school": school.code, "name": school.name, "timezone": school.timezone}
     finally:
         engine.dispose()
@@ -104,7 +105,11 @@ def register_kiosk(settings: Settings, *, school: str, kiosk: str, secret: str |
     try:
         with Session(engine) as session:
             session.info["actor"] = "cli:register-kiosk"
-            _, secret = services.register_kiosk(session, school=school, kiosk=kiosk, secret=secret)
+            try:
+                found = registry.get_school(session, school)
+            except Missing:
+                raise Missing("school_unknown", school=school) from None  # says how to create it
+            _, secret = services.register_kiosk(session, school=found, kiosk=kiosk, secret=secret)
     finally:
         engine.dispose()
     return secret

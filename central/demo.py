@@ -103,48 +103,56 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo", now: dat
 
     from central.admin import open_db, publish_change
     from central.core import clock
-    from central.kiosks import roster, services
+    from central.kiosks import roster
     from central.programme import enrollment, groups, schedule
     from central.programme import staff as staff_service
-    from central.core.models import (CalendarDayCreate, DismissalTimeCreate, InterestGroup, InterestGroupCreate,
-                                SchoolClass, StaffCreate, Student, TermCreate)
+    from central.programme.models import (
+        CalendarDayCreate,
+        DismissalTimeCreate,
+        InterestGroup,
+        InterestGroupCreate,
+        StaffCreate,
+        TermCreate,
+    )
+    from central.schools import registry
+    from central.schools.models import SchoolClass, Student
 
     engine = open_db(settings)
     try:
         with Session(engine) as session:
-            found = services.get_school(session, code=school)
+            found = registry.get_school(session, school)
             now = clock.to_local(now, found) if now is not None else clock.local_now(found)
             starts = demo_start(now)
             # The session's day: today, or tomorrow from 23:55 (the day of its start, see demo_start).
             day, dismissal = starts.date(), starts.time()
             periods = demo_periods(now, starts, settings)
-            if schedule.Calendar(session, found.id).term(day) is None:
-                schedule.add_term(session, school_id=found.id, actor=actor, data=TermCreate(
+            if schedule.Calendar(session, found).term(day) is None:
+                schedule.add_term(session, school=found, actor=actor, data=TermCreate(
                     name="演示学期", starts_on=day - timedelta(days=7), ends_on=day + timedelta(days=120)))
             if day.isoweekday() > 5:
                 # So the demo runs on a weekend too: the session's day is a make-up day (调休), a school day.
-                schedule.set_calendar_day(session, school_id=found.id, actor=actor,
+                schedule.set_calendar_day(session, school=found, actor=actor,
                                           data=CalendarDayCreate(day=day, kind="makeup", note="演示调休"))
             grades = sorted(set(session.exec(select(SchoolClass.grade).where(SchoolClass.school_id == found.id))))
             for grade in grades:
                 for season in schedule.SEASONS:
-                    schedule.set_dismissal(session, school_id=found.id, actor=actor,
+                    schedule.set_dismissal(session, school=found, actor=actor,
                                            data=DismissalTimeCreate(grade=grade, season=season, dismissal=dismissal))
-            if enrollment.current_notice(session, school_id=found.id) is None:
-                enrollment.publish_notice(session, school_id=found.id, actor=actor,
+            if enrollment.current_notice(session, school=found) is None:
+                enrollment.publish_notice(session, school=found, actor=actor,
                                           text=f"课后服务告知书：自愿参加；上学日放学后开展，每次{periods}课时；家长按时接送。")
             students = session.exec(select(Student.id).where(Student.school_id == found.id)).all()
             group = session.exec(select(InterestGroup).where(InterestGroup.school_id == found.id,
                                                              InterestGroup.name == "课后托管")).first()
             if group is None:
-                teacher = staff_service.create_staff(session, school_id=found.id, actor=actor,
+                teacher = staff_service.create_staff(session, school=found, actor=actor,
                                                      data=StaffCreate(name="值班老师", kind="teacher"))
-                group = groups.create_group(session, school_id=found.id, actor=actor, settings=settings, data=InterestGroupCreate(
+                group = groups.create_group(session, school=found, actor=actor, settings=settings, data=InterestGroupCreate(
                     name="课后托管", category="homework", capacity=max(1, len(students)), place="教学楼",
                     grades=grades, weekdays=[1, 2, 3, 4, 5], staff_id=teacher.id, periods=periods))
             schedule.plan_sessions(session, school=found, start=day, end=day + timedelta(days=7), group_id=group.id,
                                    actor=actor, settings=settings)
-            enrollment.enroll_through_chain(session, school_id=found.id, student_ids=list(students), group_id=group.id,
+            enrollment.enroll_through_chain(session, school=found, student_ids=list(students), group_id=group.id,
                                             actor=actor, application="家长书面申请（演示）", school_signer="示范小学")
             change = roster.refresh(session, found, settings=settings, today=now.date())
     finally:

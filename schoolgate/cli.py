@@ -296,7 +296,7 @@ def central_import(
     from central.admin import card_formats, import_files
     from central.core.config import Settings
     from central.core.i18n import LocalizedError
-    from central.schools.importer import ImportRejected
+    from central.imports.importer import ImportRejected
 
     lang = _lang()
     _logging(False)

@@ -38,3 +38,51 @@ def test_a_broken_arrow_is_caught(tmp_path, package, planted_import):
                             capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(tmp_path), "PATH": ""})
     assert result.returncode != 0, result.stdout
     assert f"{package}.planted -> {planted_import}" in result.stdout
+
+
+# --- one way for a service to name its school ----------------------------------------------------
+
+DOMAINS = ("schools", "programme", "accounts", "pickup", "imports", "kiosks")
+# Written by hand: the only services that take a school's *code*, because they take it as input (README, "Layout").
+CODE_TAKERS = {
+    "central/schools/registry.py": {"get_school", "check_school", "create_school", "ensure_school"},
+    "central/imports/importer.py": {"import_roster"},
+    "central/accounts/access.py": {"create_user", "may_manage"},  # may_manage: a pure rule comparing two ids
+    # the kiosks' wire: topics and signed HTTP name the school by code; the ingest's hot path, inside one
+    # batch, carries the topic's code and writes rows by id
+    "central/kiosks/ingest.py": {"ack_message", "_own", "_status", "_kiosk", "_check", "_apply", "event_row"},
+    "central/kiosks/roster.py": {"_delta"},
+    "central/pickup/codes.py": {"authenticate_kiosk"},
+}
+
+
+def school_naming(path: Path, root: Path = ROOT) -> list[str]:
+    """Functions of a module that name their school by anything but the ``School`` row."""
+    import ast
+
+    rel = path.relative_to(root).as_posix()
+    wrong = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.FunctionDef) or node.name in CODE_TAKERS.get(rel, ()):
+            continue
+        for arg in node.args.args + node.args.kwonlyargs:
+            kind = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+            if arg.arg in ("school", "school_id", "school_code") and "School" not in kind and kind != "Zoned":
+                wrong.append(f"{rel}:{node.lineno} {node.name}({arg.arg}: {kind or '?'})")
+    return wrong
+
+
+def test_every_service_names_its_school_by_the_school_row():
+    found = [w for d in DOMAINS for path in sorted((ROOT / "central" / d).rglob("*.py")) for w in school_naming(path)]
+    assert found == []
+
+
+def test_a_service_taking_a_school_id_is_caught(tmp_path):
+    """The plant-the-bug check: the old ways (an id, a code) are both found."""
+    planted = tmp_path / "central" / "programme" / "planted.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("def list_things(session, *, school_id: int): ...\n\n\ndef show(session, school: str): ...\n")
+    assert school_naming(planted, tmp_path) == [
+        "central/programme/planted.py:1 list_things(school_id: int)",
+        "central/programme/planted.py:4 show(school: str)",
+    ]

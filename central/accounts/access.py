@@ -27,12 +27,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
+from central.accounts.models import AuthToken, ChildRead, LoginThrottle, User
 from central.core import audit, clock
+from central.core.columns import UTCDateTime
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
-from central.core.models import Guardian, GuardianLink, School, Student
-from central.core.models import UTCDateTime
+from central.schools import registry
+from central.schools.links import link_holds
+from central.schools.models import Guardian, GuardianLink, School, Student
+
 
 class Role(StrEnum):
     DISTRICT = "district"
@@ -49,70 +53,6 @@ SCHOOL_WIDE = frozenset({Role.DISTRICT, Role.SCHOOL_ADMIN, Role.GUARD, Role.FINA
 # Enrollment states in which a group's teacher sees the child (applied ones too: they review them).
 TEACHER_VISIBLE_STATES = ("applied", "class_reviewed", "approved", "active")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
-
-
-class User(SQLModel, table=True):
-    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
-    __table_args__ = (
-        sa.CheckConstraint("(role = 'district') = (school_id IS NULL)", name="app_user_district_has_no_school"),
-        sa.CheckConstraint("role <> 'guardian' OR guardian_id IS NOT NULL", name="app_user_guardian_link"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    username: str = Field(max_length=64, unique=True, index=True)
-    password_hash: str = Field(max_length=200)
-    role: str = Field(max_length=16)
-    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
-    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
-    # The staff row (central.core.models.Staff) of a teacher. No foreign key in migration 0002: the staff
-    # table arrives on a parallel migration branch; the merge migration may add one.
-    staff_id: int | None = Field(default=None, index=True)
-    active: bool = True
-    # Unused since migration 0004 (wrong passwords are counted in LoginThrottle, per source); kept so
-    # no migration has to rebuild this table on SQLite.
-    failed_logins: int = 0
-    locked_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-    created_at: datetime = Field(default_factory=clock.utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
-
-
-class LoginThrottle(SQLModel, table=True):
-    """Wrong passwords for one account from one source (an address; an IPv6 address by its /64)."""
-
-    __tablename__ = "login_throttle"
-    __table_args__ = (sa.UniqueConstraint("user_id", "source"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="app_user.id", index=True)
-    source: str = Field(max_length=64)
-    failures: int = 0
-    """Tries claimed since the last lock or success: wrong ones and those still being checked."""
-    lockouts: int = 0
-    """Locks in a row from this source; the next lasts ``lock_for`` × 2**lockouts (capped)."""
-    locked_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-
-
-class AuthToken(SQLModel, table=True):
-    __tablename__ = "auth_token"
-
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="app_user.id", index=True)
-    token_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
-    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    revoked: bool = False
-
-
-class ChildRead(SQLModel, table=True):
-    """One read of one child's record by a member of staff (who, which child, what, when)."""
-
-    __tablename__ = "child_read_log"
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    student_id: int = Field(foreign_key="student.id", index=True)
-    actor: str = Field(max_length=100)
-    what: str = Field(max_length=64)  # the route or view, e.g. "student", "student_list", "student_photo"
-    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
 @dataclass(frozen=True)
@@ -172,13 +112,6 @@ def _verify_password(stored: str | None, password: str) -> bool:
 # --- users --------------------------------------------------------------------------------------
 
 
-def school_by_code(session: Session, code: str) -> School:
-    found = session.exec(select(School).where(School.code == code)).first()
-    if found is None:
-        raise Missing("no_school", school=code)
-    return found
-
-
 def may_manage(actor: Principal | str, *, role: Role, school_id: int | None) -> bool:
     """District manages every account; a school admin those of their school below district."""
     if isinstance(actor, str):
@@ -209,7 +142,7 @@ def create_user(
         raise Invalid("district_no_school")
     if role is not Role.DISTRICT and not school:
         raise Invalid("role_needs_school", role=role.value)
-    found = school_by_code(session, school) if school else None
+    found = registry.get_school(session, school) if school else None
     school_id = found.id if found else None
     if not may_manage(actor, role=role, school_id=school_id):
         raise Forbidden("may_not_manage_users")
@@ -220,7 +153,7 @@ def create_user(
     else:
         guardian_id = None
     if role is Role.TEACHER:
-        from central.core.models import Staff
+        from central.programme.models import Staff
 
         staff = session.get(Staff, staff_id) if staff_id is not None else None
         if staff is None or staff.school_id != school_id:
@@ -435,7 +368,7 @@ def revoke_all(session: Session, *, user_id: int) -> None:
 
 def teacher_group_ids(principal: Principal) -> sa.Select:
     """The groups a teacher is in charge of: the only applications they may review or reject."""
-    from central.core.models import InterestGroup
+    from central.programme.models import InterestGroup
 
     return select(InterestGroup.id).where(
         InterestGroup.staff_id == principal.staff_id, InterestGroup.school_id == principal.school_id
@@ -446,38 +379,14 @@ def teacher_student_ids(principal: Principal, day: date) -> sa.Select:
     """Children with an open enrollment in a group the teacher is in charge of, or still in it on
     ``day`` (the school's date) after a withdrawal as of a later date (P7.4).
 
-    The hook between accounts and the service's tables (central/core/models.py): a teacher's reach is
+    The hook between accounts and the service's tables (central/programme/models.py): a teacher's reach is
     defined here and only here, so routes never work it out on their own.
     """
-    from central.core.models import Enrollment, enrollment_in_service
+    from central.programme.models import Enrollment, enrollment_in_service
 
     return select(Enrollment.student_id).where(
         col(Enrollment.group_id).in_(teacher_group_ids(principal)),
         sa.or_(col(Enrollment.state).in_(TEACHER_VISIBLE_STATES), enrollment_in_service(day)),
-    )
-
-
-def link_holds(day: date) -> sa.ColumnElement[bool]:
-    """The WHERE clause of guardian links in force on ``day``: not barred, within their dates (P9.4).
-
-    The one test of "does this link act today": seeing the child, issuing and redeeming codes,
-    applying and signing all go through it, so an ended link acts nowhere.
-    """
-    return sa.and_(
-        col(GuardianLink.barred).is_(False),
-        sa.or_(col(GuardianLink.valid_from).is_(None), col(GuardianLink.valid_from) <= day),
-        sa.or_(col(GuardianLink.valid_until).is_(None), col(GuardianLink.valid_until) >= day),
-    )
-
-
-def link_acts_on(link: GuardianLink | None, day: date, *, pick_up: bool = False) -> bool:
-    """``link_holds`` for a link already loaded; ``pick_up`` also asks for the right to take the child."""
-    return (
-        link is not None
-        and not link.barred
-        and (link.valid_from is None or link.valid_from <= day)
-        and (link.valid_until is None or day <= link.valid_until)
-        and (link.may_pick_up or not pick_up)
     )
 
 
@@ -514,19 +423,17 @@ def log_child_reads(session: Session, *, principal: Principal, students: list[St
     session.commit()
 
 
-def visible_students(session: Session, *, principal: Principal, school: str, what: str = "student_list") -> list[Student]:
+def visible_students(session: Session, *, principal: Principal, school: School, what: str = "student_list") -> list[Student]:
     """The children of a school the caller may see, each read logged for staff."""
-    found = school_by_code(session, school)
-    students = list(session.exec(select(Student).where(student_filter(principal, found)).order_by(Student.student_no)))
+    students = list(session.exec(select(Student).where(student_filter(principal, school)).order_by(Student.student_no)))
     log_child_reads(session, principal=principal, students=students, what=what)
     return students
 
 
-def find_student(session: Session, *, principal: Principal, school: str, student_no: str) -> Student:
+def find_student(session: Session, *, principal: Principal, school: School, student_no: str) -> Student:
     """One child the caller may see, without logging the read (the caller logs what it shows)."""
-    found = school_by_code(session, school)
     student = session.exec(
-        select(Student).where(Student.student_no == student_no, student_filter(principal, found))
+        select(Student).where(Student.student_no == student_no, student_filter(principal, school))
     ).first()
     if student is None:
         # Not "forbidden": a caller who may not see the child does not learn that it exists.
@@ -534,7 +441,7 @@ def find_student(session: Session, *, principal: Principal, school: str, student
     return student
 
 
-def read_student(session: Session, *, principal: Principal, school: str, student_no: str, what: str = "student") -> Student:
+def read_student(session: Session, *, principal: Principal, school: School, student_no: str, what: str = "student") -> Student:
     student = find_student(session, principal=principal, school=school, student_no=student_no)
     log_child_reads(session, principal=principal, students=[student], what=what)
     return student

@@ -21,9 +21,11 @@ from sqlmodel import Session
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.core import events
+from central.core.columns import MAX_ID
 from central.core.errors import Forbidden, Unauthenticated, status_of
 from central.core.i18n import LocalizedError, pick_locale
-from central.core.models import MAX_ID
+from central.schools import registry
+from central.schools.models import School
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -99,6 +101,18 @@ def authorize(request: Request, principal: CurrentUser, session: SessionDep) -> 
     # The request's one session: whatever it changes is audited in this caller's name.
     session.info["actor"] = principal.label
     return principal
+
+
+def path_school(school: Annotated[str, Path(description="The school's code")], session: SessionDep) -> School:
+    """The ``{school}`` of the path as the row every service takes: the one way a route names its school.
+
+    Resolved after ``authorize`` (a router dependency, so it runs first): a caller of another school
+    is refused (403) before anyone learns whether the school exists (404).
+    """
+    return registry.get_school(session, school)
+
+
+SchoolDep = Annotated[School, Depends(path_school)]
 
 
 # Bounding ids in the schema makes a number past the database's integer range a 422, not a 500.

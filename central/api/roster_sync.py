@@ -14,8 +14,8 @@ from fastapi import FastAPI, Request
 from sqlmodel import Session
 
 from central.core.events import RosterChanged
-from central.core.models import School
 from central.kiosks import roster
+from central.schools.models import School
 from gateway import protocol
 from gateway.mqtt import MqttError
 

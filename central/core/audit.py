@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
-from central.core import clock
-from central.core.models import UTCDateTime
 
+from central.core import clock
+from central.core.columns import UTCDateTime
 from gateway.protocol import canonical_json
 
 # Any constant works: it only has to be the same for every writer of this database.

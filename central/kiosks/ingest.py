@@ -40,10 +40,13 @@ from sqlmodel import Session, col
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
 from central.core.events import DomainEvents, IncidentStored
-from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
 from central.kiosks import roster
+from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
+from central.pickup.models import PickupCode
+from central.schools.models import Kiosk
+from central.schools.models import School
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -527,7 +530,7 @@ class Ingest:
             with Session(self.engine) as session:
                 for school_id, kiosk, ref, at in uses:
                     code_id, where = _code_id(ref), f"kiosk:{kiosk}"
-                    code = session.get(pickup.PickupCode, code_id) if code_id is not None else None
+                    code = session.get(PickupCode, code_id) if code_id is not None else None
                     if code is None or code.school_id != school_id or code.used_by == where:
                         log.warning("kiosk %s used pickup code %r: unknown, another school's, or used there before", kiosk, ref)
                         continue
@@ -581,9 +584,9 @@ class Ingest:
             rows = [r for r in rows if r.note.startswith(CODE_NOTE)]  # SQLite's LIKE ignores case
             unused = {
                 code_id for (code_id,) in conn.execute(
-                    sa.select(pickup.PickupCode.id).where(
-                        col(pickup.PickupCode.used_at).is_(None),
-                        col(pickup.PickupCode.id).in_({_code_id(r.note[len(CODE_NOTE):]) for r in rows} - {None}),
+                    sa.select(PickupCode.id).where(
+                        col(PickupCode.used_at).is_(None),
+                        col(PickupCode.id).in_({_code_id(r.note[len(CODE_NOTE):]) for r in rows} - {None}),
                     )
                 )
             } if rows else set()

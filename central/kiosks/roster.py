@@ -19,10 +19,11 @@ from sqlmodel import Session, select
 
 from central.core import clock
 from central.core.config import Settings
-from central.core.models import Card, DutyAssignment, Guardian, GuardianLink, InterestGroup, School, SchoolClass, Staff, Student
 from central.pickup import codes as pickup
 from central.programme import enrollment, schedule
 from central.programme import staff as staff_service
+from central.programme.models import DutyAssignment, InterestGroup, Staff
+from central.schools.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def build_people(
     sorted by id so equal rosters compare equal. ``today`` is the school's local date (default: now in its zone)."""
     settings = settings or Settings.model_construct()  # the defaults, without reading the environment
     today = today or clock.local_today(school)
-    active = enrollment.active_groups(session, school_id=school.id, day=today)  # P7.4: a withdrawal counts from its date
+    active = enrollment.active_groups(session, school=school, day=today)  # P7.4: a withdrawal counts from its date
     classes = {c.id: f"{c.grade}{c.name}" for c in session.exec(select(SchoolClass).where(SchoolClass.school_id == school.id))}
     cards_of: dict[tuple[str, int], list[str]] = defaultdict(list)
     for card in session.exec(select(Card).where(Card.school_id == school.id)):
@@ -117,7 +118,7 @@ def staff_id(staff_pk: int) -> str:
 def _staff(session: Session, school: School) -> list[dict[str, Any]]:
     """Staff who may serve now, with their cards: they tap in and out like students (P6.3).
     Third-party staff appear only once their vendor is fully approved (P6.2)."""
-    cards = staff_service.cards_of(session, school_id=school.id)
+    cards = staff_service.cards_of(session, school=school)
     rows = session.exec(select(Staff).where(Staff.school_id == school.id).order_by(Staff.id))
     return [
         {"id": staff_id(s.id), "name": s.name, "kind": s.kind, "cards": cards.get(s.id, [])}
@@ -128,7 +129,7 @@ def _staff(session: Session, school: School) -> list[dict[str, Any]]:
 
 def _sessions(session: Session, school: School, settings: Settings, today: date) -> list[dict[str, Any]]:
     rows = schedule.sessions_between(
-        session, school_id=school.id, start=today, end=today + timedelta(days=settings.roster_days_ahead)
+        session, school=school, start=today, end=today + timedelta(days=settings.roster_days_ahead)
     )
     if not rows:
         return []

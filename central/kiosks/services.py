@@ -5,83 +5,19 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from central.core import audit, clock
-from central.core.errors import Conflict, Invalid, Missing
-from central.core.models import Event, Kiosk, KioskClock, SafetyIncident, School
+from central.core.errors import Invalid
+from central.kiosks.models import Event, KioskClock, SafetyIncident
+from central.schools.models import Kiosk, School
 from gateway import protocol
 
 
-DEFAULT_ZONE = "Asia/Shanghai"
-
-
-def get_school(session: Session, *, code: str) -> School:
-    """The school of ``code``; ``Missing`` (a localized 404) when there is none."""
-    school = session.exec(select(School).where(School.code == code)).first()
-    if school is None:
-        raise Missing("no_school", school=code)
-    return school
-
-
-def check_school(*, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE) -> None:
-    """Refuse what ``create_school`` would refuse, before anything is written: an import checks its
-    school this way before it reads a row. The code names MQTT topics, so it is a protocol id."""
-    try:
-        protocol.check_id(code, "school")
-    except protocol.ProtocolError:
-        raise Invalid("school_code_invalid", school=code) from None
-    if name is not None and not 1 <= len(name.strip()) <= 200:
-        raise Invalid("school_name_invalid")
-    try:
-        if len(timezone) > 64:
-            raise ValueError
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise Invalid("school_zone_invalid", zone=timezone) from None
-
-
-def create_school(
-    session: Session, *, actor: audit.Actor | str, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE,
-    commit: bool = True,
-) -> School:
-    """Create a school (``central create-school``, or an import that says ``--create-school``); audited.
-
-    Schools are only ever made here, on purpose: naming a school that does not exist elsewhere
-    (registering a kiosk, importing a roster without the flag) is an error, not a new school.
-    ``commit=False`` leaves the school and its audit row in the caller's transaction.
-    """
-    check_school(code=code, name=name, timezone=timezone)
-    if session.exec(select(School).where(School.code == code)).first() is not None:
-        raise Conflict("school_exists", school=code)
-    school = School(code=code, name=(name or code).strip(), timezone=timezone)
-    session.add(school)
-    session.flush()
-    # The school table is left out of the automatic audit (it also caches the roster), so its birth is logged here.
-    audit.record(
-        session, actor=actor, action="school.create", entity=f"school:{school.id}", school_id=school.id,
-        after={"code": school.code, "name": school.name, "timezone": school.timezone},
-    )
-    if commit:
-        session.commit()
-        session.refresh(school)
-    return school
-
-
-def ensure_school(session: Session, *, code: str, name: str | None = None, timezone: str = DEFAULT_ZONE) -> School:
-    """The school, created (``create_school``, in the session's actor's name) if it does not exist yet.
-    For the demo, benchmarks and tests; the commands an admin runs never create a school implicitly."""
-    school = session.exec(select(School).where(School.code == code)).first()
-    if school is None:
-        school = create_school(session, actor=session.info.get("actor", "system"), code=code, name=name, timezone=timezone)
-    return school
-
-
 def register_kiosk(
-    session: Session, *, school: str, kiosk: str, secret: str | None = None, actor: audit.Actor | str | None = None
+    session: Session, *, school: School, kiosk: str, secret: str | None = None, actor: audit.Actor | str | None = None
 ) -> tuple[Kiosk, str]:
     """Register a kiosk (or give it a new secret). Returns the kiosk and its hex secret.
 
@@ -97,12 +33,9 @@ def register_kiosk(
         except ValueError:
             raise ValueError("a kiosk secret is at least 32 hex digits") from None
     secret = secret or secrets.token_hex(32)
-    found = session.exec(select(School).where(School.code == school)).first()
-    if found is None:
-        raise Missing("school_unknown", school=school)
-    row = session.exec(select(Kiosk).where(Kiosk.school_id == found.id, Kiosk.code == kiosk)).first()
+    row = session.exec(select(Kiosk).where(Kiosk.school_id == school.id, Kiosk.code == kiosk)).first()
     if row is None:
-        row, change = Kiosk(school_id=found.id, code=kiosk, secret=secret), "new"
+        row, change = Kiosk(school_id=school.id, code=kiosk, secret=secret), "new"
     else:
         same = hmac.compare_digest(bytes.fromhex(row.secret), bytes.fromhex(secret))
         change = "unchanged" if same else "replaced"
@@ -111,7 +44,7 @@ def register_kiosk(
     session.flush()
     audit.record(
         session, actor=actor or session.info.get("actor", "system"), action="kiosk.secret", entity=f"kiosk:{row.id}",
-        school_id=found.id, after={"school": school, "kiosk": kiosk, "secret": change},
+        school_id=school.id, after={"school": school.code, "kiosk": kiosk, "secret": change},
     )
     session.commit()
     session.refresh(row)
@@ -121,7 +54,7 @@ def register_kiosk(
 def list_events(
     session: Session,
     *,
-    school: str,
+    school: School,
     kiosk: str | None = None,
     kinds: list[str] | None = None,
     after_kiosk: str | None = None,
@@ -135,7 +68,6 @@ def list_events(
     above N" over every kiosk at once, which skips and repeats events with several kiosks; it still
     works with ``kiosk`` (one kiosk's events after seq N), and without a kiosk it is refused.
     """
-    found = get_school(session, code=school)
     if after_kiosk is None:
         if kiosk is None and after_seq:
             raise Invalid("events_cursor_needs_kiosk")
@@ -143,7 +75,7 @@ def list_events(
     stmt = (
         select(Event, Kiosk.code)
         .join(Kiosk, col(Event.kiosk_id) == Kiosk.id)
-        .where(Event.school_id == found.id)
+        .where(Event.school_id == school.id)
         .order_by(Kiosk.code, Event.seq)
         .limit(limit)
     )
@@ -175,7 +107,7 @@ def corrected_time(base_ms: int, mono: int, fallback: datetime) -> datetime:
     return corrected if protocol.EARLIEST <= corrected < protocol.LATEST else fallback
 
 
-def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) -> dict:
+def _event_public(event: Event, kiosk: str, school: School, base_ms: int | None) -> dict:
     at = clock.as_utc(event.at)
     # Central's own estimate of when it happened: the kiosk's monotonic clock mapped onto
     # central's. Falls back to the kiosk's wall clock for a boot that never reached central.
@@ -184,7 +116,7 @@ def _event_public(event: Event, kiosk: str, school: str, base_ms: int | None) ->
         corrected = corrected_time(base_ms, event.mono, at)
     out = {
         "id": event.id,
-        "school": school,
+        "school": school.code,
         "kiosk": kiosk,
         "seq": event.seq,
         "kind": event.kind,
@@ -213,8 +145,8 @@ def list_all_incidents(session: Session, *, no_school: bool = False, limit: int 
     return [{**incident.model_dump(exclude={"payload"}), "school": code} for incident, code in session.exec(stmt)]
 
 
-def list_incidents(session: Session, *, school: str | None = None, limit: int = 100) -> list[SafetyIncident]:
+def list_incidents(session: Session, *, school: School | None = None, limit: int = 100) -> list[SafetyIncident]:
     stmt = select(SafetyIncident).order_by(col(SafetyIncident.id).desc()).limit(limit)
     if school is not None:
-        stmt = stmt.where(SafetyIncident.school_id == get_school(session, code=school).id)
+        stmt = stmt.where(SafetyIncident.school_id == school.id)
     return list(session.exec(stmt))

@@ -4,11 +4,13 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import central.core.models  # noqa: F401 - registers the tables on SQLModel.metadata
-import central.accounts.access  # noqa: F401 - users, login tokens, child-read log
+# Every table, registered on SQLModel.metadata: each domain keeps its own in its models.py.
+import central.accounts.models  # noqa: F401
 import central.core.audit  # noqa: F401 - the audit log
-import central.pickup.codes  # noqa: F401 - pickup codes, photos
-import central.programme.public  # noqa: F401 - the public page's profile
+import central.kiosks.models  # noqa: F401
+import central.pickup.models  # noqa: F401
+import central.programme.models  # noqa: F401
+import central.schools.models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -24,15 +24,24 @@ from io import BytesIO
 
 import sqlalchemy as sa
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.core import audit, clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
 from central.core.events import RosterChanged, record
-from central.core.models import Guardian, GuardianLink, Kiosk, School, Student
-from central.core.models import UTCDateTime
+from central.pickup.models import (
+    Photo,
+    PhotoListed,
+    PhotoPublic,
+    PickupCode,
+    PickupCodeIssued,
+    PickupCodePublic,
+    PickupKey,
+)
+from central.schools.links import link_acts_on
+from central.schools.models import Guardian, GuardianLink, Kiosk, School, Student
 from gateway import photos as kiosk_http
 from gateway.pickup import code_digest, normalize_code
 
@@ -43,94 +52,6 @@ MAX_WRONG_CODES = 5  # wrong codes tried for one child on one day before that da
 # 40 MP let a 300 KB PNG cost 450 MB. Two decodes at once at most, one per core of a school server.
 _DECODING = threading.BoundedSemaphore(2)
 PHOTO_FORMATS = {"JPEG", "PNG", "WEBP"}
-
-
-class PickupKey(SQLModel, table=True):
-    """The per-school key of central's own code digests."""
-
-    __tablename__ = "pickup_key"
-
-    school_id: int = Field(foreign_key="school.id", primary_key=True)
-    key: str = Field(max_length=64)  # hex, 32 bytes
-
-
-class PickupCode(SQLModel, table=True):
-    __tablename__ = "pickup_code"
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    student_id: int = Field(foreign_key="student.id", index=True)
-    day: date = Field(index=True)  # the school's local date the code is good for
-    person: str = Field(max_length=100)
-    code_hash: str = Field(max_length=64)
-    # {kiosk code: hex digest} for every kiosk of the school when the code was issued.
-    kiosk_digests: dict[str, str] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
-    issued_by: str = Field(max_length=100)
-    # The guardian who issued it (None: the school). The code stands on that guardian's link: a custody
-    # order, a lost right to pick up or an ended link voids it (P9.4), at central and at the gate.
-    issuer_guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
-    issued_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    wrong_tries: int = 0
-    used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-    used_by: str | None = Field(default=None, max_length=100)
-    revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-
-
-class PickupCodeCreate(SQLModel):
-    student: str = Field(min_length=1, max_length=32)  # student_no
-    day: date
-    person: str = Field(min_length=1, max_length=100)
-
-
-class PickupCodePublic(SQLModel):
-    id: int
-    student: str
-    day: date
-    person: str
-    issued_by: str
-    issued_at: datetime
-    used_at: datetime | None = None
-    used_by: str | None = None
-    revoked: bool = False
-
-
-class PickupCodeIssued(PickupCodePublic):
-    code: str  # shown once, to the issuer; central keeps only digests
-
-
-class PickupCodeRedeem(SQLModel):
-    student: str = Field(min_length=1, max_length=32)
-    code: str = Field(min_length=1, max_length=32)
-
-
-class Photo(SQLModel, table=True):
-    __table_args__ = (
-        sa.CheckConstraint("(student_id IS NULL) <> (guardian_id IS NULL)", name="photo_one_owner"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    student_id: int | None = Field(default=None, foreign_key="student.id", unique=True)
-    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", unique=True)
-    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
-    width: int
-    height: int
-    etag: str = Field(max_length=64)
-    uploaded_by: str = Field(max_length=100)
-    uploaded_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-
-
-class PhotoPublic(SQLModel):
-    width: int
-    height: int
-    etag: str
-    uploaded_at: datetime
-
-
-class PhotoListed(SQLModel):
-    kind: str  # "students" or "guardians"
-    id: str  # the id the kiosk's roster uses: student_no, or "g<guardian id>"
-    etag: str
 
 
 def name_key(name: str) -> str:
@@ -184,7 +105,7 @@ def _may_issue(session: Session, *, principal: Principal, student: Student, toda
     if principal.role is Role.GUARDIAN:
         link = _link(session, guardian_id=principal.guardian_id, student_id=student.id)
         # The link must hold now (who asks) and on the code's day (when it acts).
-        if accounts.link_acts_on(link, today, pick_up=True) and accounts.link_acts_on(link, day, pick_up=True):
+        if link_acts_on(link, today, pick_up=True) and link_acts_on(link, day, pick_up=True):
             return
     raise Forbidden("code_not_guardian")
 
@@ -194,7 +115,7 @@ def _issuer_may_act(session: Session, code: PickupCode) -> bool:
     if code.issuer_guardian_id is None:
         return True
     link = _link(session, guardian_id=code.issuer_guardian_id, student_id=code.student_id)
-    return accounts.link_acts_on(link, code.day, pick_up=True)
+    return link_acts_on(link, code.day, pick_up=True)
 
 
 def _revoke(session: Session, code: PickupCode, *, actor: Principal | str, why: str) -> None:
@@ -219,7 +140,7 @@ def revoke_codes_of_link(session: Session, *, link: GuardianLink, actor: Princip
             col(PickupCode.revoked_at).is_(None),
         )
     ).all()
-    gone = [code for code in live if not accounts.link_acts_on(link, code.day, pick_up=True)]
+    gone = [code for code in live if not link_acts_on(link, code.day, pick_up=True)]
     for code in gone:
         _revoke(session, code, actor=actor, why="guardian_link_changed")
     session.flush()
@@ -227,15 +148,14 @@ def revoke_codes_of_link(session: Session, *, link: GuardianLink, actor: Princip
 
 
 def issue_code(
-    session: Session, *, principal: Principal, school: str, student: str, day: date, person: str, digits: int
+    session: Session, *, principal: Principal, school: School, student: str, day: date, person: str, digits: int
 ) -> PickupCodeIssued:
     """Issue a code; the returned ``code`` is the only copy there will ever be."""
     child = accounts.find_student(session, principal=principal, school=school, student_no=student)
-    found = accounts.school_by_code(session, school)
     person = " ".join(person.split())
     if not 1 <= len(person) <= 100:
         raise Invalid("code_person")
-    today = clock.local_today(found)
+    today = clock.local_today(school)
     if day < today:
         raise Invalid("code_day_past", day=day.isoformat())
     if day > today + timedelta(days=MAX_DAYS_AHEAD):
@@ -251,7 +171,7 @@ def issue_code(
     wanted = name_key(person)
     if any((key := name_key(name)) and key in wanted for name in barred):
         raise Forbidden("code_barred_person", person=person)
-    key = _school_key(session, found)
+    key = _school_key(session, school)
     taken = set(
         session.exec(
             select(PickupCode.code_hash).where(PickupCode.student_id == child.id, PickupCode.day == day)
@@ -259,18 +179,18 @@ def issue_code(
     )
     while True:
         code = f"{secrets.randbelow(10**digits):0{digits}d}"
-        code_hash = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=code)
+        code_hash = code_digest(key, school=school.code, verifier="", student=child.student_no, day=day, code=code)
         if code_hash not in taken:  # two live codes for one child and day must differ
             break
-    kiosks = session.exec(select(Kiosk).where(Kiosk.school_id == found.id)).all()
+    kiosks = session.exec(select(Kiosk).where(Kiosk.school_id == school.id)).all()
     row = PickupCode(
-        school_id=found.id,
+        school_id=school.id,
         student_id=child.id,
         day=day,
         person=person,
         code_hash=code_hash,
         kiosk_digests={
-            k.code: code_digest(bytes.fromhex(k.secret), school=found.code, verifier=k.code, student=child.student_no, day=day, code=code)
+            k.code: code_digest(bytes.fromhex(k.secret), school=school.code, verifier=k.code, student=child.student_no, day=day, code=code)
             for k in kiosks
         },
         issued_by=principal.label,
@@ -279,19 +199,18 @@ def issue_code(
     )
     session.add(row)
     session.flush()
-    audit.record(session, actor=principal, action="pickup_code.issue", entity=f"pickup_code:{row.id}", after=_audit_view(row), school_id=found.id)
-    record(session, RosterChanged(found.id))  # live codes travel in the roster (digests only)
+    audit.record(session, actor=principal, action="pickup_code.issue", entity=f"pickup_code:{row.id}", after=_audit_view(row), school_id=school.id)
+    record(session, RosterChanged(school.id))  # live codes travel in the roster (digests only)
     session.commit()
     session.refresh(row)
     return PickupCodeIssued(**_public(row, child.student_no).model_dump(), code=code)
 
 
-def list_codes(session: Session, *, principal: Principal, school: str, day: date | None = None) -> list[PickupCodePublic]:
-    found = accounts.school_by_code(session, school)
+def list_codes(session: Session, *, principal: Principal, school: School, day: date | None = None) -> list[PickupCodePublic]:
     stmt = (
         select(PickupCode, Student.student_no)
         .join(Student, col(Student.id) == PickupCode.student_id)
-        .where(PickupCode.school_id == found.id, accounts.student_filter(principal, found))
+        .where(PickupCode.school_id == school.id, accounts.student_filter(principal, school))
         .order_by(col(PickupCode.id))
     )
     if day is not None:
@@ -299,19 +218,18 @@ def list_codes(session: Session, *, principal: Principal, school: str, day: date
     return [_public(code, no) for code, no in session.exec(stmt)]
 
 
-def _visible_code(session: Session, *, principal: Principal, school: str, code_id: int) -> tuple[PickupCode, Student]:
-    found = accounts.school_by_code(session, school)
+def _visible_code(session: Session, *, principal: Principal, school: School, code_id: int) -> tuple[PickupCode, Student]:
     hit = session.exec(
         select(PickupCode, Student)
         .join(Student, col(Student.id) == PickupCode.student_id)
-        .where(PickupCode.id == code_id, PickupCode.school_id == found.id, accounts.student_filter(principal, found))
+        .where(PickupCode.id == code_id, PickupCode.school_id == school.id, accounts.student_filter(principal, school))
     ).first()
     if hit is None:
         raise Missing("code_missing", id=code_id)
     return hit
 
 
-def revoke_code(session: Session, *, principal: Principal, school: str, code_id: int) -> PickupCodePublic:
+def revoke_code(session: Session, *, principal: Principal, school: School, code_id: int) -> PickupCodePublic:
     code, child = _visible_code(session, principal=principal, school=school, code_id=code_id)
     if principal.role is Role.GUARDIAN and code.issued_by != principal.label:
         raise Forbidden("code_not_guardian")
@@ -323,13 +241,12 @@ def revoke_code(session: Session, *, principal: Principal, school: str, code_id:
     return _public(code, child.student_no)
 
 
-def redeem_code(session: Session, *, principal: Principal, school: str, student: str, code: str) -> PickupCodePublic:
+def redeem_code(session: Session, *, principal: Principal, school: School, student: str, code: str) -> PickupCodePublic:
     """Check a code at central (a guard online) and use it up: it never works a second time."""
     child = accounts.find_student(session, principal=principal, school=school, student_no=student)
-    found = accounts.school_by_code(session, school)
-    day = clock.local_today(found)
-    key = _school_key(session, found)
-    wanted = code_digest(key, school=found.code, verifier="", student=child.student_no, day=day, code=normalize_code(code))
+    day = clock.local_today(school)
+    key = _school_key(session, school)
+    wanted = code_digest(key, school=school.code, verifier="", student=child.student_no, day=day, code=normalize_code(code))
     # Every try is charged to all of today's codes for the child before it is checked, in one
     # UPDATE … RETURNING: the row locks it takes serialise the tries for a child, so thirty guesses
     # at once count thirty and no more than MAX_WRONG_CODES of them are ever checked. A right code
@@ -346,7 +263,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
         raise Forbidden("pickup.code_locked")
     hit = next((row for row in charged if hmac.compare_digest(row[2], wanted)), None)
     if hit is None or hit[3] is not None:
-        record(session, RosterChanged(found.id))  # a wrong try may have voided today's codes (MAX_WRONG_CODES)
+        record(session, RosterChanged(school.id))  # a wrong try may have voided today's codes (MAX_WRONG_CODES)
         session.commit()  # the charge stands: a wrong try
         raise Invalid("pickup.code_wrong")
     session.execute(
@@ -359,7 +276,7 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
     if not _issuer_may_act(session, found_code):
         # P9.4: the issuer's link as it is now, not as it was when the code was issued.
         _revoke(session, found_code, actor=principal, why="issuer_may_not_pick_up")
-        record(session, RosterChanged(found.id))
+        record(session, RosterChanged(school.id))
         session.commit()
         raise Forbidden("pickup.code_issuer_refused")
     hit = found_code
@@ -376,8 +293,8 @@ def redeem_code(session: Session, *, principal: Principal, school: str, student:
         session.refresh(hit)
         raise Conflict("pickup.code_used", at=clock.as_utc(hit.used_at).isoformat(timespec="seconds"))
     session.refresh(hit)
-    audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=found.id)
-    record(session, RosterChanged(found.id))
+    audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=school.id)
+    record(session, RosterChanged(school.id))
     session.commit()
     return _public(hit, child.student_no)
 
@@ -428,7 +345,7 @@ def roster_codes(session: Session, *, school: School, today: date | None = None)
     def stands(c: PickupCode) -> bool:
         # Belt and braces beside revoke_codes_of_link: a code whose issuer's link would not let them
         # take the child that day never reaches a gate, whoever changed the link and how.
-        return c.issuer_guardian_id is None or accounts.link_acts_on(links.get((c.issuer_guardian_id, c.student_id)), c.day, pick_up=True)
+        return c.issuer_guardian_id is None or link_acts_on(links.get((c.issuer_guardian_id, c.student_id)), c.day, pick_up=True)
 
     return [
         {
@@ -470,15 +387,14 @@ def make_thumbnail(data: bytes, *, max_px: int, max_bytes: int, max_pixels: int)
     return out.getvalue(), upright.width, upright.height
 
 
-def _guardian(session: Session, *, principal: Principal, school: str, guardian_id: int) -> Guardian:
-    found = accounts.school_by_code(session, school)
+def _guardian(session: Session, *, principal: Principal, school: School, guardian_id: int) -> Guardian:
     guardian = session.get(Guardian, guardian_id)
     visible = (
         guardian is not None
-        and guardian.school_id == found.id
-        and principal.may_use_school(school)
+        and guardian.school_id == school.id
+        and principal.may_use_school(school.code)
         and (principal.role is not Role.GUARDIAN or principal.guardian_id == guardian_id)
-        and (principal.role is not Role.TEACHER or _teacher_needs(session, principal=principal, school=found, guardian_id=guardian_id))
+        and (principal.role is not Role.TEACHER or _teacher_needs(session, principal=principal, school=school, guardian_id=guardian_id))
     )
     if not visible:
         raise Missing("no_guardian", guardian=guardian_id)
@@ -496,7 +412,7 @@ def _teacher_needs(session: Session, *, principal: Principal, school: School, gu
     return hit is not None
 
 
-def _owner(session: Session, *, principal: Principal, school: str, student: str | None, guardian_id: int | None) -> tuple[str, int, int]:
+def _owner(session: Session, *, principal: Principal, school: School, student: str | None, guardian_id: int | None) -> tuple[str, int, int]:
     """("student"|"guardian", owner id, school id) of a photo the caller may see."""
     if student is not None:
         child = accounts.find_student(session, principal=principal, school=school, student_no=student)
@@ -518,7 +434,7 @@ def put_photo(
     session: Session,
     *,
     principal: Principal,
-    school: str,
+    school: School,
     data: bytes,
     max_px: int,
     max_bytes: int,
@@ -552,7 +468,7 @@ def put_photo(
     return _photo_public(photo)
 
 
-def get_photo(session: Session, *, principal: Principal, school: str, student: str | None = None, guardian_id: int | None = None) -> Photo:
+def get_photo(session: Session, *, principal: Principal, school: School, student: str | None = None, guardian_id: int | None = None) -> Photo:
     kind, owner, _ = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
     photo = _photo_of(session, kind, owner)
     if photo is None:
@@ -562,7 +478,7 @@ def get_photo(session: Session, *, principal: Principal, school: str, student: s
     return photo
 
 
-def delete_photo(session: Session, *, principal: Principal, school: str, student: str | None = None, guardian_id: int | None = None) -> None:
+def delete_photo(session: Session, *, principal: Principal, school: School, student: str | None = None, guardian_id: int | None = None) -> None:
     kind, owner, school_id = _owner(session, principal=principal, school=school, student=student, guardian_id=guardian_id)
     photo = _photo_of(session, kind, owner)
     if photo is None:

@@ -11,7 +11,7 @@ student have each signed the same version of the notice (告知书). Every chang
 central writes ``Enrollment.state``.
 
 A withdrawal is a written request as of a date (P7.4): it closes the enrollment at once, and an
-active child stays in the service until that date (``models.enrollment_in_service``).
+active child stays in the service until that date (``programme.models.enrollment_in_service``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,24 @@ from datetime import date
 
 from sqlmodel import Session, col, func, select
 
-from central.accounts import access as accounts
 from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import Enrollment, EnrollmentCreate, EnrollmentPublic, EnrollmentStep, EnrollmentStepPublic
-from central.core.models import Guardian, GuardianLink, Notice, NoticeSignature, School, SignaturePublic, Student
-from central.core.models import InterestGroup, SchoolClass, enrollment_in_service
 from central.programme import groups as group_service
+from central.programme.models import (
+    Enrollment,
+    EnrollmentCreate,
+    EnrollmentPublic,
+    EnrollmentStep,
+    EnrollmentStepPublic,
+    InterestGroup,
+    Notice,
+    NoticeSignature,
+    SignaturePublic,
+    enrollment_in_service,
+)
+from central.schools import links
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 APPLIED, CLASS_REVIEWED, APPROVED, ACTIVE = "applied", "class_reviewed", "approved", "active"
 WITHDRAWN, REJECTED = "withdrawn", "rejected"
@@ -48,27 +58,27 @@ STEPS: dict[str, tuple[tuple[str, ...], str]] = {
 # --- the notice ----------------------------------------------------------------------------------
 
 
-def publish_notice(session: Session, *, school_id: int, text: str, actor: str) -> Notice:
+def publish_notice(session: Session, *, school: School, text: str, actor: str) -> Notice:
     """A new version of the school's notice; signatures of older versions do not count towards activation."""
-    latest = session.exec(select(func.max(Notice.version)).where(Notice.school_id == school_id)).one() or 0
-    notice = Notice(school_id=school_id, version=latest + 1, text=text, published_by=actor)
+    latest = session.exec(select(func.max(Notice.version)).where(Notice.school_id == school.id)).one() or 0
+    notice = Notice(school_id=school.id, version=latest + 1, text=text, published_by=actor)
     session.add(notice)
     session.commit()
     session.refresh(notice)
     return notice
 
 
-def current_notice(session: Session, *, school_id: int) -> Notice | None:
-    stmt = select(Notice).where(Notice.school_id == school_id).order_by(col(Notice.version).desc())
+def current_notice(session: Session, *, school: School) -> Notice | None:
+    stmt = select(Notice).where(Notice.school_id == school.id).order_by(col(Notice.version).desc())
     return session.exec(stmt).first()
 
 
 # --- the chain -----------------------------------------------------------------------------------
 
 
-def get(session: Session, *, school_id: int, enrollment_id: int) -> Enrollment:
+def get(session: Session, *, school: School, enrollment_id: int) -> Enrollment:
     row = session.get(Enrollment, enrollment_id)
-    if row is None or row.school_id != school_id:
+    if row is None or row.school_id != school.id:
         raise Missing("enrollment.missing", id=enrollment_id)
     return row
 
@@ -98,7 +108,7 @@ def _check_guardian(session: Session, student_id: int, guardian_id: int) -> None
     link = session.exec(stmt).first()
     school = session.get(School, session.get(Student, student_id).school_id)
     # An ended or not yet started link acts for the child no more than a barred one (P9.4).
-    if not accounts.link_acts_on(link, clock.local_today(school), pick_up=True):
+    if not links.link_acts_on(link, clock.local_today(school), pick_up=True):
         raise Invalid("enrollment.guardian", guardian=guardian_id)
 
 
@@ -122,27 +132,27 @@ def has_open(session: Session, *, student_id: int) -> bool:
     return session.exec(stmt).first() is not None
 
 
-def apply(session: Session, *, school_id: int, data: EnrollmentCreate, actor: str, commit: bool = True) -> Enrollment:
+def apply(session: Session, *, school: School, data: EnrollmentCreate, actor: str, commit: bool = True) -> Enrollment:
     """The guardian's written application (P2.1 家长申请)."""
-    student = session.exec(select(Student).where(Student.school_id == school_id, Student.student_no == data.student)).first()
+    student = session.exec(select(Student).where(Student.school_id == school.id, Student.student_no == data.student)).first()
     if student is None:
         raise Missing("enrollment.student_missing", student=data.student)
     _check_guardian(session, student.id, data.guardian_id)
     if data.group_id is not None:
-        _check_grade(session, student, group_service.get_group(session, school_id=school_id, group_id=data.group_id))
-    return record_application(session, school_id=school_id, student_id=student.id, group_id=data.group_id,
+        _check_grade(session, student, group_service.get_group(session, school=school, group_id=data.group_id))
+    return record_application(session, school=school, student_id=student.id, group_id=data.group_id,
                               guardian_id=data.guardian_id, application=data.application, actor=actor, commit=commit)
 
 
 def record_application(
-    session: Session, *, school_id: int, student_id: int, application: str, actor: str, group_id: int | None = None,
+    session: Session, *, school: School, student_id: int, application: str, actor: str, group_id: int | None = None,
     guardian_id: int | None = None, commit: bool = True,
 ) -> Enrollment:
     """An application as received (also from a bulk import of paper forms): never more than ``applied``."""
     clash = _open_in_group(session, student_id, group_id)
     if clash is not None:
         raise Conflict("enrollment.duplicate", id=clash.id)
-    row = Enrollment(school_id=school_id, student_id=student_id, group_id=group_id, guardian_id=guardian_id,
+    row = Enrollment(school_id=school.id, student_id=student_id, group_id=group_id, guardian_id=guardian_id,
                      application=application, state=APPLIED)
     session.add(row)
     session.flush()
@@ -150,22 +160,22 @@ def record_application(
     return _done(session, row, commit)
 
 
-def review(session: Session, *, school_id: int, enrollment_id: int, actor: str, note: str = "", commit: bool = True) -> Enrollment:
+def review(session: Session, *, school: School, enrollment_id: int, actor: str, note: str = "", commit: bool = True) -> Enrollment:
     """The class teacher's review (P2.1 班级审核)."""
-    row = get(session, school_id=school_id, enrollment_id=enrollment_id)
+    row = get(session, school=school, enrollment_id=enrollment_id)
     _step(session, row, "review", actor, note)
     return _done(session, row, commit)
 
 
 def approve(
-    session: Session, *, school_id: int, enrollment_id: int, actor: str, group_id: int | None = None, note: str = "",
+    session: Session, *, school: School, enrollment_id: int, actor: str, group_id: int | None = None, note: str = "",
     commit: bool = True,
 ) -> Enrollment:
     """The school's approval (P2.1 学校统一实施), placing the student in a group with a free place."""
-    row = get(session, school_id=school_id, enrollment_id=enrollment_id)
+    row = get(session, school=school, enrollment_id=enrollment_id)
     if row.state != CLASS_REVIEWED:
         _step(session, row, "approve", actor)  # raises with the state it needs
-    group = group_service.get_group(session, school_id=school_id, group_id=group_id or row.group_id) if (
+    group = group_service.get_group(session, school=school, group_id=group_id or row.group_id) if (
         group_id or row.group_id) else None
     if group is None:
         raise Invalid("enrollment.no_group")
@@ -202,7 +212,7 @@ def _check_signer(party: str, role: str, paper: bool, guardian_id: int | None) -
 
 
 def sign(
-    session: Session, *, school_id: int, enrollment_id: int, party: str, signer: str, notice_version: int, actor: str,
+    session: Session, *, school: School, enrollment_id: int, party: str, signer: str, notice_version: int, actor: str,
     role: str, guardian_id: int | None = None, paper: bool = False, commit: bool = True,
 ) -> Enrollment:
     """Record one party's signature of the notice (P2.2); the third signature of one version activates.
@@ -211,13 +221,13 @@ def sign(
     the student's signatures come from a guardian's own account (``guardian_id`` theirs) or from a
     school admin recording the paper form (``paper=True``, kept on the signature).
     """
-    row = get(session, school_id=school_id, enrollment_id=enrollment_id)
+    row = get(session, school=school, enrollment_id=enrollment_id)
     if party not in PARTIES:
         raise Invalid("enrollment.party", party=party)
     _check_signer(party, role, paper, guardian_id)
     if row.state != APPROVED:
         _step(session, row, "activate", actor)  # raises: signatures come after approval
-    notice = current_notice(session, school_id=school_id)
+    notice = current_notice(session, school=school)
     if notice is None:
         raise Conflict("enrollment.no_notice")
     if notice_version != notice.version:
@@ -235,12 +245,12 @@ def sign(
                                 paper=paper and party != "school"))
     if signed | {party} == set(PARTIES):
         _step(session, row, "activate", actor, f"notice v{notice.version}")
-        record(session, RosterChanged(school_id))  # the child is in the service now
+        record(session, RosterChanged(school.id))  # the child is in the service now
     return _done(session, row, commit)
 
 
-def reject(session: Session, *, school_id: int, enrollment_id: int, reason: str, actor: str) -> Enrollment:
-    row = get(session, school_id=school_id, enrollment_id=enrollment_id)
+def reject(session: Session, *, school: School, enrollment_id: int, reason: str, actor: str) -> Enrollment:
+    row = get(session, school=school, enrollment_id=enrollment_id)
     if not reason.strip():
         raise Invalid("enrollment.reason")
     _step(session, row, "reject", actor, reason)
@@ -248,20 +258,20 @@ def reject(session: Session, *, school_id: int, enrollment_id: int, reason: str,
     return _done(session, row, True)
 
 
-def withdraw(session: Session, *, school_id: int, enrollment_id: int, request: str, effective_on: date, actor: str) -> Enrollment:
+def withdraw(session: Session, *, school: School, enrollment_id: int, request: str, effective_on: date, actor: str) -> Enrollment:
     """The guardian's written request to stop (P7.4), recorded now, as of ``effective_on``.
 
     The state turns ``withdrawn`` at once (nothing moves a closed enrollment any more), but an active
     child stays in the service until ``effective_on`` and is out from that date on: every reader of
-    "who is in" goes through ``models.enrollment_in_service(day)``. The date is also where a refund
+    "who is in" goes through ``programme.models.enrollment_in_service(day)``. The date is also where a refund
     will count from.
     """
-    row = get(session, school_id=school_id, enrollment_id=enrollment_id)
+    row = get(session, school=school, enrollment_id=enrollment_id)
     if not request.strip():
         raise Invalid("enrollment.request")
     _step(session, row, "withdraw", actor, f"effective {effective_on.isoformat()}")
     row.withdrawal_request, row.withdrawn_on = request.strip(), effective_on
-    record(session, RosterChanged(school_id))  # out from ``effective_on``: the roster follows the date
+    record(session, RosterChanged(school.id))  # out from ``effective_on``: the roster follows the date
     return _done(session, row, True)
 
 
@@ -289,10 +299,10 @@ def public(session: Session, row: Enrollment) -> EnrollmentPublic:
 
 
 def list_enrollments(
-    session: Session, *, school_id: int, state: str | None = None, group_id: int | None = None, student: str | None = None,
+    session: Session, *, school: School, state: str | None = None, group_id: int | None = None, student: str | None = None,
     limit: int = 500, offset: int = 0,
 ) -> list[Enrollment]:
-    stmt = select(Enrollment).where(Enrollment.school_id == school_id)
+    stmt = select(Enrollment).where(Enrollment.school_id == school.id)
     if state is not None:
         stmt = stmt.where(Enrollment.state == state)
     if group_id is not None:
@@ -302,12 +312,12 @@ def list_enrollments(
     return list(session.exec(stmt.order_by(Enrollment.id).offset(offset).limit(limit)))
 
 
-def active_groups(session: Session, *, school_id: int, day: date) -> dict[int, list[int]]:
+def active_groups(session: Session, *, school: School, day: date) -> dict[int, list[int]]:
     """student id -> the groups they are in on ``day`` (the school's date): what makes a student
     ``enrolled`` on the roster. A withdrawal as of a later date keeps the child in until then (P7.4)."""
     out: dict[int, set[int]] = {}
     stmt = select(Enrollment.student_id, Enrollment.group_id).where(
-        Enrollment.school_id == school_id, enrollment_in_service(day)
+        Enrollment.school_id == school.id, enrollment_in_service(day)
     )
     for student_id, group_id in session.exec(stmt):
         out.setdefault(student_id, set()).add(group_id)  # a re-application while leaving may name the group twice
@@ -315,14 +325,14 @@ def active_groups(session: Session, *, school_id: int, day: date) -> dict[int, l
 
 
 def enroll_through_chain(
-    session: Session, *, school_id: int, student_ids: list[int], group_id: int, actor: str, application: str,
+    session: Session, *, school: School, student_ids: list[int], group_id: int, actor: str, application: str,
     school_signer: str,
 ) -> list[Enrollment]:
     """Take each student through every step, as a school admin does after collecting paper forms: the
     application, the class review, approval into ``group_id``, and the three signatures of the current
     notice (the guardian's and the student's recorded as paper forms). One transaction; each step goes
     through the same checks as the API's."""
-    notice = current_notice(session, school_id=school_id)
+    notice = current_notice(session, school=school)
     if notice is None:
         raise Conflict("enrollment.no_notice")
     out = []
@@ -334,10 +344,10 @@ def enroll_through_chain(
         ).first()
         row = _open_in_group(session, student_id, None) or _open_in_group(session, student_id, group_id)
         if row is None:
-            row = record_application(session, school_id=school_id, student_id=student_id, group_id=group_id,
+            row = record_application(session, school=school, student_id=student_id, group_id=group_id,
                                      guardian_id=link.guardian_id if link else None, application=application,
                                      actor=actor, commit=False)
-        kw = {"school_id": school_id, "enrollment_id": row.id, "actor": actor, "commit": False}
+        kw = {"school": school, "enrollment_id": row.id, "actor": actor, "commit": False}
         if row.state == APPLIED:
             review(session, **kw)
         if row.state == CLASS_REVIEWED:

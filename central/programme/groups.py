@@ -19,10 +19,18 @@ from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.events import RosterChanged, record
 from central.core.i18n import Items, Msg
-from central.core.models import DismissalTime, Enrollment, InterestGroup, InterestGroupCreate, InterestGroupPublic
-from central.core.models import InterestGroupUpdate, School, enrollment_in_service
 from central.programme import staff as staff_service
 from central.programme.content import tutoring_words
+from central.programme.models import (
+    DismissalTime,
+    Enrollment,
+    InterestGroup,
+    InterestGroupCreate,
+    InterestGroupPublic,
+    InterestGroupUpdate,
+    enrollment_in_service,
+)
+from central.schools.models import School
 
 # P5.1: what the service may be. Each kind's name for people is the message group.kind.<kind>.
 ALLOWED = ("homework", "reading", "sports", "arts", "science", "games", "outdoor", "club", "interest", "one_to_one")
@@ -53,17 +61,17 @@ def check_content(name: str, description: str) -> None:
         raise Invalid("group.tutoring", words=Items(tuple(words)))
 
 
-def _check_staff(session: Session, school_id: int, staff_id: int | None) -> None:
+def _check_staff(session: Session, school: School, staff_id: int | None) -> None:
     if staff_id is not None:
-        person = staff_service.get_staff(session, school_id=school_id, staff_id=staff_id)
+        person = staff_service.get_staff(session, school=school, staff_id=staff_id)
         staff_service.check_may_serve(session, person)
 
 
-def _check_start(session: Session, school_id: int, grades: list[str], start, settings: Settings) -> None:
+def _check_start(session: Session, school: School, grades: list[str], start, settings: Settings) -> None:
     """P3.3, checked early against every dismissal time known for the grades; plan_sessions checks each day."""
     if start is None:
         return
-    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id, col(DismissalTime.grade).in_(grades))
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school.id, col(DismissalTime.grade).in_(grades))
     for row in session.exec(stmt):
         if start < row.dismissal:
             raise Invalid(
@@ -77,14 +85,14 @@ def latest_end(dismissal: datetime, settings: Settings) -> datetime:
     return dismissal + timedelta(minutes=settings.period_minutes * settings.max_periods)
 
 
-def _check_end(session: Session, school_id: int, grades: list[str], start: time | None, periods: int,
+def _check_end(session: Session, school: School, grades: list[str], start: time | None, periods: int,
                settings: Settings) -> None:
     """P3.2, checked early against each season whose dismissal times are known for every grade; the
     session starts at the latest of them (P3.3), so that one sets the latest end. plan_sessions checks
     each day. Without a start time a session starts at dismissal and ``periods`` is already capped."""
     if start is None:
         return
-    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id, col(DismissalTime.grade).in_(grades))
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school.id, col(DismissalTime.grade).in_(grades))
     by_season: dict[str, list[DismissalTime]] = {}
     for row in session.exec(stmt):
         by_season.setdefault(row.season, []).append(row)
@@ -104,7 +112,7 @@ def _check_end(session: Session, school_id: int, grades: list[str], start: time 
 
 
 def create_group(
-    session: Session, *, school_id: int, data: InterestGroupCreate, actor: str, settings: Settings
+    session: Session, *, school: School, data: InterestGroupCreate, actor: str, settings: Settings
 ) -> InterestGroup:
     check_category(data.category)
     check_content(data.name, data.description)
@@ -117,14 +125,14 @@ def create_group(
         # A group with no grade has no dismissal time, and planning the school's sessions failed on it.
         raise Invalid("group.grades")
     grades = sorted({g.strip() for g in data.grades})
-    if session.exec(select(InterestGroup).where(InterestGroup.school_id == school_id, InterestGroup.name == data.name)).first():
+    if session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id, InterestGroup.name == data.name)).first():
         raise Conflict("group.name_taken", name=data.name)
-    _check_staff(session, school_id, data.staff_id)
-    _check_start(session, school_id, grades, data.start_time, settings)
-    _check_end(session, school_id, grades, data.start_time, data.periods, settings)
+    _check_staff(session, school, data.staff_id)
+    _check_start(session, school, grades, data.start_time, settings)
+    _check_end(session, school, grades, data.start_time, data.periods, settings)
     group = InterestGroup.model_validate(
         data,
-        update={"school_id": school_id, "category": data.category.strip().lower(), "grades": grades,
+        update={"school_id": school.id, "category": data.category.strip().lower(), "grades": grades,
                 "weekdays": weekdays, "created_by": actor},
     )
     session.add(group)
@@ -133,9 +141,9 @@ def create_group(
     return group
 
 
-def get_group(session: Session, *, school_id: int, group_id: int) -> InterestGroup:
+def get_group(session: Session, *, school: School, group_id: int) -> InterestGroup:
     group = session.get(InterestGroup, group_id)
-    if group is None or group.school_id != school_id:
+    if group is None or group.school_id != school.id:
         raise Missing("group.missing", id=group_id)
     return group
 
@@ -158,9 +166,9 @@ def check_seat(session: Session, group: InterestGroup) -> None:
 
 
 def update_group(
-    session: Session, *, school_id: int, group_id: int, data: InterestGroupUpdate, actor: str
+    session: Session, *, school: School, group_id: int, data: InterestGroupUpdate, actor: str
 ) -> InterestGroup:
-    group = get_group(session, school_id=school_id, group_id=group_id)
+    group = get_group(session, school=school, group_id=group_id)
     changes = data.model_dump(exclude_unset=True)
     if changes.get("name") is not None or changes.get("description") is not None:
         check_content(changes.get("name") or group.name,
@@ -170,14 +178,14 @@ def update_group(
         if changes["capacity"] < taken:
             raise Conflict("group.capacity_below", name=group.name, taken=taken, capacity=changes["capacity"])
     if "staff_id" in changes:
-        _check_staff(session, school_id, changes["staff_id"])
+        _check_staff(session, school, changes["staff_id"])
     if changes.get("name") and changes["name"] != group.name:
-        clash = select(InterestGroup).where(InterestGroup.school_id == school_id, InterestGroup.name == changes["name"])
+        clash = select(InterestGroup).where(InterestGroup.school_id == school.id, InterestGroup.name == changes["name"])
         if session.exec(clash).first():
             raise Conflict("group.name_taken", name=changes["name"])
     group.sqlmodel_update({k: v for k, v in changes.items() if v is not None or k == "staff_id"})
     session.add(group)
-    record(session, RosterChanged(school_id))  # the name and place travel with the group's sessions
+    record(session, RosterChanged(school.id))  # the name and place travel with the group's sessions
     session.commit()
     session.refresh(group)
     return group
@@ -187,6 +195,6 @@ def group_public(session: Session, group: InterestGroup) -> InterestGroupPublic:
     return InterestGroupPublic.model_validate(group, update={"enrolled": seats_taken(session, group.id)})
 
 
-def list_groups(session: Session, *, school_id: int) -> list[InterestGroupPublic]:
-    rows = session.exec(select(InterestGroup).where(InterestGroup.school_id == school_id).order_by(InterestGroup.id))
+def list_groups(session: Session, *, school: School) -> list[InterestGroupPublic]:
+    rows = session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id).order_by(InterestGroup.id))
     return [group_public(session, g) for g in rows]

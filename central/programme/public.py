@@ -7,59 +7,41 @@ Built from what the school has set up (groups, dismissal times, sessions) and it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
-from central.accounts import access as accounts
-from central.accounts.access import Principal
 from central.core import audit, clock
 from central.core.config import Settings
 from central.core.errors import Invalid
 from central.core.i18n import has, t
-from central.core.models import CareSession, DismissalTime, InterestGroup
+from central.programme.models import CareSession, DismissalTime, InterestGroup, PublicProfile, PublicProfileBase
+from central.schools.models import School
 
 UPCOMING_DAYS = 14
-
-
-class PublicProfileBase(SQLModel):
-    fee_fen: int | None = Field(default=None, ge=0)  # per student per month, integer fen; None: not published
-    contact: str = Field(default="", max_length=200)
-    apply_note: str = Field(default="", max_length=2000)  # where to get the form, deadlines (shown as written)
-
-
-class PublicProfile(PublicProfileBase, table=True):
-    __tablename__ = "public_profile"
-
-    school_id: int = Field(foreign_key="school.id", primary_key=True)
-    updated_by: str = Field(max_length=100)
-    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
 def yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
 
-def get_profile(session: Session, *, school: str) -> PublicProfileBase:
-    found = accounts.school_by_code(session, school)
-    row = session.get(PublicProfile, found.id)
+def get_profile(session: Session, *, school: School) -> PublicProfileBase:
+    row = session.get(PublicProfile, school.id)
     return PublicProfileBase.model_validate(row) if row else PublicProfileBase()
 
 
-def set_profile(session: Session, *, principal: Principal, school: str, data: PublicProfileBase, fee_cap_fen: int) -> PublicProfileBase:
-    found = accounts.school_by_code(session, school)
+def set_profile(session: Session, *, actor: audit.Actor, school: School, data: PublicProfileBase, fee_cap_fen: int) -> PublicProfileBase:
     if data.fee_fen is not None and data.fee_fen > fee_cap_fen:
         raise Invalid("profile_fee_cap", cap=yuan(fee_cap_fen))  # P7.2
-    row = session.get(PublicProfile, found.id)
+    row = session.get(PublicProfile, school.id)
     before = audit.snapshot(row)
     if row is None:
-        row = PublicProfile(school_id=found.id, updated_by="", updated_at=clock.utcnow())
+        row = PublicProfile(school_id=school.id, updated_by="", updated_at=clock.utcnow())
     row.sqlmodel_update(data.model_dump())
-    row.updated_by, row.updated_at = principal.label, clock.utcnow()
+    row.updated_by, row.updated_at = actor.label, clock.utcnow()
     session.add(row)
     session.flush()
-    audit.record(session, actor=principal, action="public_profile.set", entity=f"public_profile:{found.id}", before=before, after=audit.snapshot(row), school_id=found.id)
+    audit.record(session, actor=actor, action="public_profile.set", entity=f"public_profile:{school.id}", before=before, after=audit.snapshot(row), school_id=school.id)
     session.commit()
     return PublicProfileBase.model_validate(row)
 
@@ -98,15 +80,14 @@ def _hm(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-def build_page(session: Session, *, school: str, locale: str, settings: Settings, today: date | None = None) -> PublicPage:
-    found = accounts.school_by_code(session, school)
-    today = today or clock.local_today(found)
+def build_page(session: Session, *, school: School, locale: str, settings: Settings, today: date | None = None) -> PublicPage:
+    today = today or clock.local_today(school)
     other = "en" if locale == "zh_CN" else "zh_CN"
-    page = PublicPage(locale, t("pub.title", locale, school=found.name), other, t("pub.lang_other", locale))
+    page = PublicPage(locale, t("pub.title", locale, school=school.name), other, t("pub.lang_other", locale))
 
     times = [t("pub.times_rule", locale, minutes=settings.period_minutes, periods=settings.max_periods)]
     dismissals = session.exec(
-        select(DismissalTime).where(DismissalTime.school_id == found.id).order_by(DismissalTime.season, DismissalTime.grade)
+        select(DismissalTime).where(DismissalTime.school_id == school.id).order_by(DismissalTime.season, DismissalTime.grade)
     ).all()
     page.sections.append(Section(t("pub.times", locale), times))
     if dismissals:
@@ -117,19 +98,19 @@ def build_page(session: Session, *, school: str, locale: str, settings: Settings
             )
         )
 
-    groups = session.exec(select(InterestGroup).where(InterestGroup.school_id == found.id).order_by(col(InterestGroup.id))).all()
+    groups = session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id).order_by(col(InterestGroup.id))).all()
     names = {g.id: g.name for g in groups}
     sep = t("pub.weekday_sep", locale)
     sessions = session.exec(
         select(CareSession)
-        .where(CareSession.school_id == found.id, CareSession.day >= today, CareSession.day <= today + timedelta(days=UPCOMING_DAYS))
+        .where(CareSession.school_id == school.id, CareSession.day >= today, CareSession.day <= today + timedelta(days=UPCOMING_DAYS))
         .order_by(CareSession.day, CareSession.starts_at)
     ).all()
     rows = [
         (
             s.day.isoformat() + " " + _weekday(s.day.isoweekday(), locale),
             # Stored in UTC, shown on the school's clock.
-            f"{_hm(clock.to_local(s.starts_at, found).time())}–{_hm(clock.to_local(s.ends_at, found).time())}",
+            f"{_hm(clock.to_local(s.starts_at, school).time())}–{_hm(clock.to_local(s.ends_at, school).time())}",
             names.get(s.group_id, ""),
             s.place,
         )

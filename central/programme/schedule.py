@@ -19,11 +19,23 @@ from central.core import clock
 from central.core.config import Settings
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import CalendarDay, CalendarDayCreate, CareSession, CareSessionPublic, DismissalTime
-from central.core.models import DismissalTimeCreate, DutyAssignment, Enrollment, InterestGroup, School, Term, TermCreate
-from central.core.models import enrollment_in_service
 from central.programme import groups as group_service
 from central.programme import staff as staff_service
+from central.programme.models import (
+    CalendarDay,
+    CalendarDayCreate,
+    CareSession,
+    CareSessionPublic,
+    DismissalTime,
+    DismissalTimeCreate,
+    DutyAssignment,
+    Enrollment,
+    InterestGroup,
+    Term,
+    TermCreate,
+    enrollment_in_service,
+)
+from central.schools.models import School
 
 log = logging.getLogger(__name__)
 
@@ -35,68 +47,68 @@ MAX_PLAN_DAYS = 366
 # --- terms, calendar days, dismissal times -----------------------------------------------------
 
 
-def add_term(session: Session, *, school_id: int, data: TermCreate, actor: str) -> Term:
+def add_term(session: Session, *, school: School, data: TermCreate, actor: str) -> Term:
     if data.ends_on < data.starts_on:
         raise Invalid("term.dates", starts_on=data.starts_on, ends_on=data.ends_on)
     for switch in (data.summer_from, data.winter_from):
         if switch is not None and not data.starts_on <= switch <= data.ends_on:
             raise Invalid("term.switch_outside", day=switch, starts_on=data.starts_on, ends_on=data.ends_on)
-    for other in list_terms(session, school_id=school_id):
+    for other in list_terms(session, school=school):
         if other.starts_on <= data.ends_on and data.starts_on <= other.ends_on:
             raise Conflict("term.overlap", name=other.name)
-    term = Term.model_validate(data, update={"school_id": school_id, "created_by": actor})
+    term = Term.model_validate(data, update={"school_id": school.id, "created_by": actor})
     session.add(term)
     session.commit()
     session.refresh(term)
     return term
 
 
-def list_terms(session: Session, *, school_id: int) -> list[Term]:
-    return list(session.exec(select(Term).where(Term.school_id == school_id).order_by(Term.starts_on)))
+def list_terms(session: Session, *, school: School) -> list[Term]:
+    return list(session.exec(select(Term).where(Term.school_id == school.id).order_by(Term.starts_on)))
 
 
-def set_calendar_day(session: Session, *, school_id: int, data: CalendarDayCreate, actor: str) -> tuple[CalendarDay, int]:
+def set_calendar_day(session: Session, *, school: School, data: CalendarDayCreate, actor: str) -> tuple[CalendarDay, int]:
     """Mark a holiday or a make-up day (replacing what the day was). Returns the row and the number of
     planned sessions a holiday removed (P3.1: no session on a day that is not a school day)."""
     if data.kind not in DAY_KINDS:
         raise Invalid("calendar.kind", kind=data.kind)
     if data.kind == "makeup" and data.day.isoweekday() < 6:
         raise Invalid("calendar.makeup_weekday", day=data.day)
-    row = session.exec(select(CalendarDay).where(CalendarDay.school_id == school_id, CalendarDay.day == data.day)).first()
-    row = row or CalendarDay(school_id=school_id, day=data.day, kind=data.kind, created_by=actor)
+    row = session.exec(select(CalendarDay).where(CalendarDay.school_id == school.id, CalendarDay.day == data.day)).first()
+    row = row or CalendarDay(school_id=school.id, day=data.day, kind=data.kind, created_by=actor)
     row.sqlmodel_update(data.model_dump())
     row.created_by, row.created_at = actor, clock.utcnow()
     session.add(row)
     removed = 0
     if data.kind == "holiday":
-        removed = _drop_sessions(session, school_id, [data.day])
+        removed = _drop_sessions(session, school, [data.day])
     if removed:
-        record(session, RosterChanged(school_id))  # the day's sessions leave the kiosks
+        record(session, RosterChanged(school.id))  # the day's sessions leave the kiosks
     session.commit()
     session.refresh(row)
     return row, removed
 
 
-def delete_calendar_day(session: Session, *, school_id: int, day: date, actor: str) -> int:
+def delete_calendar_day(session: Session, *, school: School, day: date, actor: str) -> int:
     """Forget a holiday or make-up day; returns the sessions removed (those of a make-up day)."""
-    row = session.exec(select(CalendarDay).where(CalendarDay.school_id == school_id, CalendarDay.day == day)).first()
+    row = session.exec(select(CalendarDay).where(CalendarDay.school_id == school.id, CalendarDay.day == day)).first()
     if row is None:
         raise Missing("calendar.missing", day=day)
-    removed = _drop_sessions(session, school_id, [day]) if row.kind == "makeup" else 0
+    removed = _drop_sessions(session, school, [day]) if row.kind == "makeup" else 0
     session.delete(row)
     if removed:
-        record(session, RosterChanged(school_id))
+        record(session, RosterChanged(school.id))
     session.commit()
     return removed
 
 
-def list_calendar(session: Session, *, school_id: int) -> list[CalendarDay]:
-    return list(session.exec(select(CalendarDay).where(CalendarDay.school_id == school_id).order_by(CalendarDay.day)))
+def list_calendar(session: Session, *, school: School) -> list[CalendarDay]:
+    return list(session.exec(select(CalendarDay).where(CalendarDay.school_id == school.id).order_by(CalendarDay.day)))
 
 
-def _drop_sessions(session: Session, school_id: int, days: list[date]) -> int:
+def _drop_sessions(session: Session, school: School, days: list[date]) -> int:
     found = session.exec(
-        select(CareSession).where(CareSession.school_id == school_id, col(CareSession.day).in_(days))
+        select(CareSession).where(CareSession.school_id == school.id, col(CareSession.day).in_(days))
     ).all()
     for row in found:
         for duty in session.exec(select(DutyAssignment).where(DutyAssignment.session_id == row.id)):
@@ -106,13 +118,13 @@ def _drop_sessions(session: Session, school_id: int, days: list[date]) -> int:
     return len(found)
 
 
-def set_dismissal(session: Session, *, school_id: int, data: DismissalTimeCreate, actor: str) -> DismissalTime:
+def set_dismissal(session: Session, *, school: School, data: DismissalTimeCreate, actor: str) -> DismissalTime:
     if data.season not in SEASONS:
         raise Invalid("dismissal.season", season=data.season)
     stmt = select(DismissalTime).where(
-        DismissalTime.school_id == school_id, DismissalTime.grade == data.grade, DismissalTime.season == data.season
+        DismissalTime.school_id == school.id, DismissalTime.grade == data.grade, DismissalTime.season == data.season
     )
-    row = session.exec(stmt).first() or DismissalTime.model_validate(data, update={"school_id": school_id, "updated_by": actor})
+    row = session.exec(stmt).first() or DismissalTime.model_validate(data, update={"school_id": school.id, "updated_by": actor})
     row.dismissal, row.updated_by, row.updated_at = data.dismissal, actor, clock.utcnow()
     session.add(row)
     session.commit()
@@ -120,8 +132,8 @@ def set_dismissal(session: Session, *, school_id: int, data: DismissalTimeCreate
     return row
 
 
-def list_dismissal(session: Session, *, school_id: int) -> list[DismissalTime]:
-    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id)
+def list_dismissal(session: Session, *, school: School) -> list[DismissalTime]:
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school.id)
     return sorted(session.exec(stmt), key=lambda r: (r.grade, r.season))
 
 
@@ -146,9 +158,9 @@ def season_of(day: date, term: Term | None, settings: Settings) -> str:
 class Calendar:
     """The school's terms and marked days, loaded once to answer "is this a school day?" for a range."""
 
-    def __init__(self, session: Session, school_id: int) -> None:
-        self.terms = list_terms(session, school_id=school_id)
-        self.days = {row.day: row for row in list_calendar(session, school_id=school_id)}
+    def __init__(self, session: Session, school: School) -> None:
+        self.terms = list_terms(session, school=school)
+        self.days = {row.day: row for row in list_calendar(session, school=school)}
 
     def term(self, day: date) -> Term | None:
         return next((t for t in self.terms if t.starts_on <= day <= t.ends_on), None)
@@ -165,9 +177,9 @@ class Calendar:
         return day.isoweekday() if day.isoweekday() <= 5 else None
 
 
-def dismissal_at(session: Session, *, school_id: int, grades: list[str], season: str) -> tuple[time, str]:
+def dismissal_at(session: Session, *, school: School, grades: list[str], season: str) -> tuple[time, str]:
     """The latest regular dismissal among ``grades`` in ``season``, and the grade it belongs to."""
-    stmt = select(DismissalTime).where(DismissalTime.school_id == school_id, DismissalTime.season == season)
+    stmt = select(DismissalTime).where(DismissalTime.school_id == school.id, DismissalTime.season == season)
     times = {row.grade: row.dismissal for row in session.exec(stmt)}
     for grade in grades:
         if grade not in times:
@@ -190,10 +202,10 @@ def plan_sessions(
     if not 1 <= days <= MAX_PLAN_DAYS:
         raise Invalid("plan.range", max=MAX_PLAN_DAYS, start=start, end=end)
     if group_id is not None:
-        found = [group_service.get_group(session, school_id=school.id, group_id=group_id)]
+        found = [group_service.get_group(session, school=school, group_id=group_id)]
     else:
         found = list(session.exec(select(InterestGroup).where(InterestGroup.school_id == school.id).order_by(InterestGroup.id)))
-    calendar = Calendar(session, school.id)
+    calendar = Calendar(session, school)
     tz = clock.zone(school)
     made: list[CareSession] = []
     for group in found:
@@ -207,7 +219,7 @@ def plan_sessions(
                                                               CareSession.day <= end)))
         in_charge = None
         if group.staff_id is not None:
-            in_charge = staff_service.get_staff(session, school_id=school.id, staff_id=group.staff_id)
+            in_charge = staff_service.get_staff(session, school=school, staff_id=group.staff_id)
             if not staff_service.may_serve(session, in_charge):
                 in_charge = None  # left off the duty schedule: the ratio shows the gap (P6.2, P9.2)
         for offset in range(days):
@@ -216,7 +228,7 @@ def plan_sessions(
             if weekday is None or (weekday and weekday not in group.weekdays) or day in have:
                 continue
             season = season_of(day, calendar.term(day), settings)
-            dismissal, grade = dismissal_at(session, school_id=school.id, grades=group.grades, season=season)
+            dismissal, grade = dismissal_at(session, school=school, grades=group.grades, season=season)
             begin = group.start_time or dismissal
             if begin < dismissal:
                 session.rollback()
@@ -250,15 +262,15 @@ def plan_sessions(
     return made
 
 
-def get_session(session: Session, *, school_id: int, session_id: int) -> CareSession:
+def get_session(session: Session, *, school: School, session_id: int) -> CareSession:
     row = session.get(CareSession, session_id)
-    if row is None or row.school_id != school_id:
+    if row is None or row.school_id != school.id:
         raise Missing("session.missing", id=session_id)
     return row
 
 
-def sessions_between(session: Session, *, school_id: int, start: date, end: date, group_id: int | None = None) -> list[CareSession]:
-    stmt = select(CareSession).where(CareSession.school_id == school_id, CareSession.day >= start, CareSession.day <= end)
+def sessions_between(session: Session, *, school: School, start: date, end: date, group_id: int | None = None) -> list[CareSession]:
+    stmt = select(CareSession).where(CareSession.school_id == school.id, CareSession.day >= start, CareSession.day <= end)
     if group_id is not None:
         stmt = stmt.where(CareSession.group_id == group_id)
     return list(session.exec(stmt.order_by(CareSession.day, CareSession.starts_at, CareSession.id)))
@@ -318,18 +330,17 @@ def overlapping_duty(session: Session, *, staff_id: int, row: CareSession) -> Ca
     return next((o for o in session.exec(stmt) if clock.as_utc(o.starts_at) < ends and starts < clock.as_utc(o.ends_at)), None)
 
 
-def assign_duty(session: Session, *, school_id: int, session_id: int, staff_id: int, actor: str) -> DutyAssignment:
+def assign_duty(session: Session, *, school: School, session_id: int, staff_id: int, actor: str) -> DutyAssignment:
     """Put a staff member on duty at a session (P6.3): one who may serve (P6.2), and who is not on duty
     in another session of the school at the same time."""
-    row = get_session(session, school_id=school_id, session_id=session_id)
-    person = staff_service.get_staff(session, school_id=school_id, staff_id=staff_id)
+    row = get_session(session, school=school, session_id=session_id)
+    person = staff_service.get_staff(session, school=school, staff_id=staff_id)
     staff_service.check_may_serve(session, person)  # P6.2
     stmt = select(DutyAssignment).where(DutyAssignment.session_id == row.id, DutyAssignment.staff_id == person.id)
     duty = session.exec(stmt).first()
     if duty is None:
         other = overlapping_duty(session, staff_id=person.id, row=row)
         if other is not None:
-            school = session.get(School, school_id)
             tz = clock.zone(school)
             group = session.get(InterestGroup, other.group_id)
             raise Conflict("duty.overlap", name=person.name, group=group.name if group else "", id=other.id,
@@ -337,18 +348,18 @@ def assign_duty(session: Session, *, school_id: int, session_id: int, staff_id: 
                            end=clock.as_utc(other.ends_at).astimezone(tz).strftime("%H:%M"))
         duty = DutyAssignment(session_id=row.id, staff_id=person.id, assigned_by=actor)
         session.add(duty)
-        record(session, RosterChanged(school_id))
+        record(session, RosterChanged(school.id))
         session.commit()
         session.refresh(duty)
     return duty
 
 
-def unassign_duty(session: Session, *, school_id: int, session_id: int, staff_id: int, actor: str) -> None:
-    row = get_session(session, school_id=school_id, session_id=session_id)
+def unassign_duty(session: Session, *, school: School, session_id: int, staff_id: int, actor: str) -> None:
+    row = get_session(session, school=school, session_id=session_id)
     stmt = select(DutyAssignment).where(DutyAssignment.session_id == row.id, DutyAssignment.staff_id == staff_id)
     duty = session.exec(stmt).first()
     if duty is None:
         raise Missing("duty.missing")
     session.delete(duty)
-    record(session, RosterChanged(school_id))
+    record(session, RosterChanged(school.id))
     session.commit()

@@ -12,8 +12,19 @@ from sqlmodel import Session, col, select
 from central.core.cards import canonical_card
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import Card, Staff, StaffCard, StaffCreate, StaffPublic, StaffUpdate, Vendor, VendorApproval
-from central.core.models import VendorApprovalPublic, VendorCreate, VendorPublic
+from central.programme.models import (
+    Staff,
+    StaffCard,
+    StaffCreate,
+    StaffPublic,
+    StaffUpdate,
+    Vendor,
+    VendorApproval,
+    VendorApprovalPublic,
+    VendorCreate,
+    VendorPublic,
+)
+from central.schools.models import Card, School
 
 KINDS = ("teacher", "employee", "volunteer", "third_party")  # P6.1, P6.5
 VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in this order
@@ -26,17 +37,17 @@ STEP_RECORDERS = {"review_panel": "school_admin", "party_org": "school_admin", "
 # --- vendors ---------------------------------------------------------------------------------
 
 
-def create_vendor(session: Session, *, school_id: int, data: VendorCreate, actor: str) -> Vendor:
-    vendor = Vendor.model_validate(data, update={"school_id": school_id, "created_by": actor})
+def create_vendor(session: Session, *, school: School, data: VendorCreate, actor: str) -> Vendor:
+    vendor = Vendor.model_validate(data, update={"school_id": school.id, "created_by": actor})
     session.add(vendor)
     session.commit()
     session.refresh(vendor)
     return vendor
 
 
-def get_vendor(session: Session, *, school_id: int, vendor_id: int) -> Vendor:
+def get_vendor(session: Session, *, school: School, vendor_id: int) -> Vendor:
     vendor = session.get(Vendor, vendor_id)
-    if vendor is None or vendor.school_id != school_id:
+    if vendor is None or vendor.school_id != school.id:
         raise Missing("vendor.missing", id=vendor_id)
     return vendor
 
@@ -55,14 +66,14 @@ def next_step(session: Session, vendor: Vendor) -> str | None:
 
 
 def decide_step(
-    session: Session, *, school_id: int, vendor_id: int, step: str, approved: bool, note: str = "", actor: str, role: str
+    session: Session, *, school: School, vendor_id: int, step: str, approved: bool, note: str = "", actor: str, role: str
 ) -> Vendor:
     """Record one step's decision. Steps go in P6.2's order; a refusal closes the chain.
 
     ``role`` is the recording caller's: each step has its one recorder (``STEP_RECORDERS``), so a
     school cannot enter the bureaus' approvals of its own provider, nor the district the school's.
     """
-    vendor = get_vendor(session, school_id=school_id, vendor_id=vendor_id)
+    vendor = get_vendor(session, school=school, vendor_id=vendor_id)
     if step not in VENDOR_STEPS:
         raise Invalid("vendor.step_unknown", step=step, allowed=", ".join(VENDOR_STEPS))
     if role != STEP_RECORDERS[step]:
@@ -77,7 +88,7 @@ def decide_step(
         vendor.state = "refused"
     elif step == VENDOR_STEPS[-1]:
         vendor.state = "approved"
-        record(session, RosterChanged(school_id))  # the vendor's staff may serve: they go to the kiosks
+        record(session, RosterChanged(school.id))  # the vendor's staff may serve: they go to the kiosks
     session.add(vendor)
     session.commit()
     session.refresh(vendor)
@@ -94,14 +105,14 @@ def vendor_public(session: Session, vendor: Vendor) -> VendorPublic:
     )
 
 
-def list_vendors(session: Session, *, school_id: int) -> list[Vendor]:
-    return list(session.exec(select(Vendor).where(Vendor.school_id == school_id).order_by(Vendor.id)))
+def list_vendors(session: Session, *, school: School) -> list[Vendor]:
+    return list(session.exec(select(Vendor).where(Vendor.school_id == school.id).order_by(Vendor.id)))
 
 
 # --- staff -------------------------------------------------------------------------------------
 
 
-def create_staff(session: Session, *, school_id: int, data: StaffCreate, actor: str) -> Staff:
+def create_staff(session: Session, *, school: School, data: StaffCreate, actor: str) -> Staff:
     if data.kind not in KINDS:
         raise Invalid("staff.kind", kind=data.kind, allowed=", ".join(KINDS))
     if data.kind == "third_party" and data.vendor_id is None:
@@ -109,27 +120,27 @@ def create_staff(session: Session, *, school_id: int, data: StaffCreate, actor: 
     if data.kind != "third_party" and data.vendor_id is not None:
         raise Invalid("staff.vendor_only_third_party")
     if data.vendor_id is not None:
-        get_vendor(session, school_id=school_id, vendor_id=data.vendor_id)
-    staff = Staff.model_validate(data, update={"school_id": school_id, "created_by": actor})
+        get_vendor(session, school=school, vendor_id=data.vendor_id)
+    staff = Staff.model_validate(data, update={"school_id": school.id, "created_by": actor})
     session.add(staff)
-    record(session, RosterChanged(school_id))
+    record(session, RosterChanged(school.id))
     session.commit()
     session.refresh(staff)
     return staff
 
 
-def get_staff(session: Session, *, school_id: int, staff_id: int) -> Staff:
+def get_staff(session: Session, *, school: School, staff_id: int) -> Staff:
     staff = session.get(Staff, staff_id)
-    if staff is None or staff.school_id != school_id:
+    if staff is None or staff.school_id != school.id:
         raise Missing("staff.missing", id=staff_id)
     return staff
 
 
-def update_staff(session: Session, *, school_id: int, staff_id: int, data: StaffUpdate, actor: str) -> Staff:
-    staff = get_staff(session, school_id=school_id, staff_id=staff_id)
+def update_staff(session: Session, *, school: School, staff_id: int, data: StaffUpdate, actor: str) -> Staff:
+    staff = get_staff(session, school=school, staff_id=staff_id)
     staff.sqlmodel_update(data.model_dump(exclude_unset=True, exclude_none=True))
     session.add(staff)
-    record(session, RosterChanged(school_id))
+    record(session, RosterChanged(school.id))
     session.commit()
     session.refresh(staff)
     return staff
@@ -154,52 +165,52 @@ def may_serve(session: Session, staff: Staff) -> bool:
     return True
 
 
-def cards_of(session: Session, *, school_id: int) -> dict[int, list[str]]:
+def cards_of(session: Session, *, school: School) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
-    for card in session.exec(select(StaffCard).where(StaffCard.school_id == school_id).order_by(StaffCard.uid)):
+    for card in session.exec(select(StaffCard).where(StaffCard.school_id == school.id).order_by(StaffCard.uid)):
         out.setdefault(card.staff_id, []).append(card.uid)
     return out
 
 
 def staff_public(session: Session, staff: Staff, cards: list[str] | None = None) -> StaffPublic:
     if cards is None:
-        cards = cards_of(session, school_id=staff.school_id).get(staff.id, [])
+        cards = cards_of(session, school=session.get(School, staff.school_id)).get(staff.id, [])
     return StaffPublic.model_validate(staff, update={"cards": cards, "may_serve": may_serve(session, staff)})
 
 
-def list_staff(session: Session, *, school_id: int) -> list[StaffPublic]:
-    cards = cards_of(session, school_id=school_id)
-    rows = session.exec(select(Staff).where(Staff.school_id == school_id).order_by(Staff.id))
+def list_staff(session: Session, *, school: School) -> list[StaffPublic]:
+    cards = cards_of(session, school=school)
+    rows = session.exec(select(Staff).where(Staff.school_id == school.id).order_by(Staff.id))
     return [staff_public(session, s, cards.get(s.id, [])) for s in rows]
 
 
-def add_card(session: Session, *, school_id: int, staff_id: int, uid: str, actor: str) -> StaffCard:
-    staff = get_staff(session, school_id=school_id, staff_id=staff_id)
+def add_card(session: Session, *, school: School, staff_id: int, uid: str, actor: str) -> StaffCard:
+    staff = get_staff(session, school=school, staff_id=staff_id)
     try:
         uid = canonical_card(uid)
     except ValueError as exc:
         raise Invalid("staff.card_bad", reason=str(exc)) from None
     # One card, one person: a staff tap must never be read as a child's or a guardian's.
-    taken = session.exec(select(Card).where(Card.school_id == school_id, Card.uid == uid)).first()
-    other = session.exec(select(StaffCard).where(StaffCard.school_id == school_id, StaffCard.uid == uid)).first()
+    taken = session.exec(select(Card).where(Card.school_id == school.id, Card.uid == uid)).first()
+    other = session.exec(select(StaffCard).where(StaffCard.school_id == school.id, StaffCard.uid == uid)).first()
     if taken is not None or (other is not None and other.staff_id != staff.id):
         raise Conflict("staff.card_taken", uid=uid)
     if other is not None:
         return other
-    card = StaffCard(school_id=school_id, staff_id=staff.id, uid=uid)
+    card = StaffCard(school_id=school.id, staff_id=staff.id, uid=uid)
     session.add(card)
-    record(session, RosterChanged(school_id))
+    record(session, RosterChanged(school.id))
     session.commit()
     session.refresh(card)
     return card
 
 
-def remove_card(session: Session, *, school_id: int, staff_id: int, uid: str, actor: str) -> None:
-    get_staff(session, school_id=school_id, staff_id=staff_id)
+def remove_card(session: Session, *, school: School, staff_id: int, uid: str, actor: str) -> None:
+    get_staff(session, school=school, staff_id=staff_id)
     stmt = select(StaffCard).where(StaffCard.staff_id == staff_id, col(StaffCard.uid) == uid.upper())
     card = session.exec(stmt).first()
     if card is None:
         raise Missing("staff.card_missing", uid=uid)
     session.delete(card)
-    record(session, RosterChanged(school_id))
+    record(session, RosterChanged(school.id))
     session.commit()

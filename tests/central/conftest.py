@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from sgtest import fresh_postgres_database
 from sqlmodel import Session
 
 from central.accounts import access as accounts
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.models import Enrollment, Guardian, GuardianLink, InterestGroup, Kiosk, School, SchoolClass, Staff, Student
+from central.schools.models import Kiosk
 from central.main import create_app
-from sgtest import fresh_postgres_database
+from central.programme.models import Enrollment, InterestGroup, Staff
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 PASSWORD = "correct horse battery staple"
 SERVICE_TOKEN = "service-token-for-tests-0123456789"

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel, create_engine
 
-from central.accounts import access as accounts
-from central.core.models import GuardianLink
+from central.schools import links
+from central.schools.models import GuardianLink
 
 DAY = date(2026, 12, 1)
 BEFORE, AFTER = date(2026, 11, 30), date(2026, 12, 2)
@@ -39,11 +39,11 @@ CASES = [
 @pytest.mark.parametrize(("case", "fields", "pick_up", "acts"), CASES, ids=[c[0] for c in CASES])
 def test_link_acts_on(case, fields, pick_up, acts):
     link = GuardianLink(guardian_id=1, student_id=1, **fields)
-    assert accounts.link_acts_on(link, DAY, pick_up=pick_up) is acts
+    assert links.link_acts_on(link, DAY, pick_up=pick_up) is acts
 
 
 def test_no_link_never_acts():
-    assert accounts.link_acts_on(None, DAY) is False
+    assert links.link_acts_on(None, DAY) is False
 
 
 def test_link_holds_selects_the_same_links_as_link_acts_on():
@@ -55,7 +55,7 @@ def test_link_holds_selects_the_same_links_as_link_acts_on():
         for i, fields, _ in seeing:
             row = {"barred": False, "may_pick_up": True, "relation": "", **fields}
             conn.execute(sa.insert(table).values(id=i + 1, guardian_id=1, student_id=i + 1, **row))
-        held = set(conn.execute(sa.select(table.c.id).where(accounts.link_holds(DAY))).scalars())
+        held = set(conn.execute(sa.select(table.c.id).where(links.link_holds(DAY))).scalars())
     expected = {i + 1 for i, _, acts in seeing if acts}
     assert held == expected, {CASES[i - 1][0] for i in held ^ expected}
-    assert isinstance(accounts.link_holds(DAY), sa.ColumnElement)
+    assert isinstance(links.link_holds(DAY), sa.ColumnElement)

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from sqlmodel import select
 
 from central.accounts import access as accounts
-from central.accounts.access import AuthToken, User
+from central.accounts.models import AuthToken, LoginThrottle, User
 from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Unauthenticated
 
@@ -86,7 +86,7 @@ def test_ten_wrong_passwords_lock_the_account_for_that_source_only(world):
     # The same account from another address (the guard's own kiosk) is not locked.
     assert _service_login(world, "teacherA", PASSWORD, source="10.0.0.9")
     with world.session() as session:
-        session.execute(sa.update(accounts.LoginThrottle).values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(sa.update(LoginThrottle).values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
         session.commit()
     assert _login(world, "teacherA").status_code == 200
 
@@ -142,7 +142,7 @@ def test_each_lock_in_a_row_lasts_twice_as_long_and_a_login_resets_it(world, mon
 
     def locked_until():
         with world.session() as session:
-            return session.exec(select(accounts.LoginThrottle.locked_until).where(accounts.LoginThrottle.source == "192.0.2.1")).one()
+            return session.exec(select(LoginThrottle.locked_until).where(LoginThrottle.source == "192.0.2.1")).one()
 
     assert not any(at(0, WRONG) for _ in range(10))
     assert locked_until() == t0 + timedelta(minutes=15)

@@ -9,8 +9,9 @@ from sqlmodel import Session, select
 
 from central.core import audit
 from central.core.db import make_engine, migrate
-from central.core.models import Guardian, School
 from central.kiosks import services
+from central.schools.models import Guardian, School
+from central.schools import registry
 
 
 def rows(session: Session) -> list[audit.AuditLog]:
@@ -22,7 +23,7 @@ def test_creates_updates_and_deletes_are_logged_with_the_actor_and_the_chain_hol
     migrate(engine)
     with Session(engine) as session:
         session.info["actor"] = "admin:principal"
-        school = services.ensure_school(session, code="s1")
+        school = registry.ensure_school(session, code="s1")
         guardian = Guardian(school_id=school.id, name="王父", phone="13800138000")
         session.add(guardian)
         session.commit()
@@ -48,8 +49,8 @@ def test_a_kiosk_secret_never_reaches_the_log_and_a_rollback_logs_nothing(tmp_pa
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)
     with Session(engine) as session:
-        services.ensure_school(session, code="s1")
-        _, secret = services.register_kiosk(session, school="s1", kiosk="gate-1")
+        registry.ensure_school(session, code="s1")
+        _, secret = services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="gate-1")
         (row,) = [r for r in rows(session) if r.action == "kiosk.create"]
         assert secret not in row.after and "secret" not in json.loads(row.after)
         assert row.actor == "system"
@@ -63,12 +64,12 @@ def test_a_kiosk_secret_never_reaches_the_log_and_a_rollback_logs_nothing(tmp_pa
 
 
 def _school_with_class(tmp_path):
-    from central.core.models import SchoolClass
+    from central.schools.models import SchoolClass
 
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)
     with Session(engine) as session:
-        school = services.ensure_school(session, code="s1")
+        school = registry.ensure_school(session, code="s1")
         session.add(SchoolClass(school_id=school.id, grade="三年级", name="1班"))
         session.commit()
     return engine
@@ -77,7 +78,7 @@ def _school_with_class(tmp_path):
 def test_a_savepoint_rolled_back_takes_back_only_its_own_changes(tmp_path):
     import sqlalchemy as sa
 
-    from central.core.models import Student
+    from central.schools.models import Student
 
     engine = _school_with_class(tmp_path)
     with Session(engine) as session:
@@ -98,7 +99,7 @@ def test_a_savepoint_rolled_back_takes_back_only_its_own_changes(tmp_path):
 
 
 def test_changes_flushed_then_abandoned_with_close_are_never_logged(tmp_path):
-    from central.core.models import Student
+    from central.schools.models import Student
 
     engine = _school_with_class(tmp_path)
     session = Session(engine)

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from central.core import audit, clock
 from central.core.audit import AuditLog
-from central.core.models import School
+from central.schools.models import School
 
 SHANGHAI = School(code="s1", name="示范小学", timezone="Asia/Shanghai")
 URUMQI = School(code="s2", name="乌鲁木齐一小", timezone="Asia/Urumqi")  # UTC+6, no summer time

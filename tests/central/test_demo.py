@@ -14,9 +14,10 @@ from sqlmodel import Session
 
 from central.admin import import_files, open_db
 from central.core.config import Settings
-from central.core.models import School
 from central.demo import demo_periods, demo_start, enroll_demo_students, write_demo_roster
-from central.kiosks import roster, services
+from central.kiosks import roster
+from central.schools import registry
+from central.schools.models import School
 from gateway import protocol
 from gateway.mqtt import free_port
 
@@ -72,7 +73,7 @@ def test_after_enrolling_the_roster_has_one_session_open_for_check_in_now_and_fo
     engine = open_db(settings)
     try:
         with Session(engine) as session:
-            school = services.get_school(session, code="demo")
+            school = registry.get_school(session, "demo")
             later = roster.build_people(session, school, settings=settings, today=an_hour_on)
     finally:
         engine.dispose()

@@ -10,11 +10,11 @@ from sqlmodel import Session, select
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Forbidden, Invalid
-from central.core.models import Enrollment, EnrollmentCreate, EnrollmentStep, Guardian, GuardianLink, InterestGroupCreate, School
-from central.core.models import NoticeSignature, SchoolClass, Student
 from central.kiosks import roster
 from central.programme import enrollment as enr
 from central.programme import groups
+from central.programme.models import Enrollment, EnrollmentCreate, EnrollmentStep, InterestGroupCreate, NoticeSignature
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 SETTINGS = Settings()
 
@@ -38,10 +38,10 @@ def db(tmp_path):
             session.add(GuardianLink(guardian_id=guardian.id, student_id=student.id, barred=i == 3, may_pick_up=i != 3))
         session.commit()
         group = groups.create_group(
-            session, school_id=school.id, actor="admin", settings=SETTINGS,
+            session, school=school, actor="admin", settings=SETTINGS,
             data=InterestGroupCreate(name="阅读", category="reading", capacity=2, place="图书馆", grades=["三年级"]),
         )
-        enr.publish_notice(session, school_id=school.id, text="告知书 v1", actor="admin")
+        enr.publish_notice(session, school=school, text="告知书 v1", actor="admin")
         yield session, school, group
     engine.dispose()
 
@@ -52,7 +52,7 @@ def guardian_of(session, no: str) -> int:
 
 
 def application(session, school, group, no="S1"):
-    return enr.apply(session, school_id=school.id, actor="guardian", data=EnrollmentCreate(
+    return enr.apply(session, school=school, actor="guardian", data=EnrollmentCreate(
         student=no, guardian_id=guardian_of(session, no), application="我自愿申请参加课后服务", group_id=group.id))
 
 
@@ -69,7 +69,7 @@ def guardian_of_id(session, student_id: int) -> int:
 
 def walk(session, school, row, upto: str):
     """Take an enrollment along the allowed path up to the state ``upto``."""
-    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "t"}
+    kw = {"school": school, "enrollment_id": row.id, "actor": "t"}
     path = ["applied", "class_reviewed", "approved", "active"]
     if path.index(upto) >= 1:
         enr.review(session, **kw)
@@ -83,7 +83,7 @@ def walk(session, school, row, upto: str):
 
 
 def do(session, school, row, action: str):
-    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "t"}
+    kw = {"school": school, "enrollment_id": row.id, "actor": "t"}
     if action == "review":
         return enr.review(session, **kw)
     if action == "approve":
@@ -163,13 +163,13 @@ def test_nothing_moves_a_closed_enrollment(db, final, action):
 def test_active_needs_all_three_signatures_of_one_notice_version(db):
     session, school, group = db
     row = walk(session, school, application(session, school, group), "approved")
-    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": "admin", "role": "school_admin"}
+    kw = {"school": school, "enrollment_id": row.id, "actor": "admin", "role": "school_admin"}
     g = {"guardian_id": guardian_of(session, "S1"), "paper": True}
     enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
     enr.sign(session, party="guardian", signer="家长1", notice_version=1, **g, **kw)
     with pytest.raises(Conflict, match="已签署"):
         enr.sign(session, party="school", signer="校长", notice_version=1, **kw)
-    enr.publish_notice(session, school_id=school.id, text="告知书 v2（接送时间调整）", actor="admin")
+    enr.publish_notice(session, school=school, text="告知书 v2（接送时间调整）", actor="admin")
     with pytest.raises(Conflict) as old:
         enr.sign(session, party="student", signer="学生1", notice_version=1, **g, **kw)
     assert "replaced by version 2" in old.value.text("en")
@@ -188,7 +188,7 @@ def test_active_needs_all_three_signatures_of_one_notice_version(db):
 def test_a_barred_person_cannot_apply_and_duplicates_are_refused(db):
     session, school, group = db
     with pytest.raises(Invalid, match="可接送"):
-        enr.apply(session, school_id=school.id, actor="g", data=EnrollmentCreate(
+        enr.apply(session, school=school, actor="g", data=EnrollmentCreate(
             student="S3", guardian_id=guardian_of(session, "S3"), application="申请"))
     application(session, school, group)
     with pytest.raises(Conflict, match="进行中的报名"):
@@ -207,7 +207,7 @@ def test_the_roster_marks_only_active_students_enrolled(db):
     walk(session, school, row, "approved")
     assert enrolled()["S1"] is False
     before = school.roster_version
-    walk_rest = [enr.sign(session, school_id=school.id, enrollment_id=row.id, actor="t", party=p, signer="x",
+    walk_rest = [enr.sign(session, school=school, enrollment_id=row.id, actor="t", party=p, signer="x",
                           notice_version=1, **paper(session, row, p)) for p in enr.PARTIES]
     assert walk_rest[-1].state == "active"
     assert enrolled()["S1"] is True and school.roster_version == before + 1
@@ -241,7 +241,7 @@ SIGNERS = [
 def test_who_may_record_which_signature(db, party, role, on_paper, names_guardian, refused):
     session, school, group = db
     row = walk(session, school, application(session, school, group), "approved")
-    kw = {"school_id": school.id, "enrollment_id": row.id, "actor": f"user:{role}", "party": party, "signer": "某人",
+    kw = {"school": school, "enrollment_id": row.id, "actor": f"user:{role}", "party": party, "signer": "某人",
           "notice_version": 1, "role": role, "paper": on_paper}
     if names_guardian:
         kw["guardian_id"] = guardian_of(session, "S1")
@@ -261,7 +261,7 @@ def test_a_guardian_cannot_sign_for_a_child_of_someone_else(db):
     session, school, group = db
     row = walk(session, school, application(session, school, group), "approved")
     with pytest.raises(Invalid, match="可接送"):
-        enr.sign(session, school_id=school.id, enrollment_id=row.id, actor="user:p2", party="student", signer="x",
+        enr.sign(session, school=school, enrollment_id=row.id, actor="user:p2", party="student", signer="x",
                  notice_version=1, role="guardian", guardian_id=guardian_of(session, "S2"))
 
 
@@ -287,7 +287,7 @@ def test_a_withdrawal_as_of_a_later_date_keeps_the_child_in_until_that_date(db):
     session, school, group = db
     leaving = walk(session, school, application(session, school, group, "S1"), "active")
     never_served = walk(session, school, application(session, school, group, "S2"), "approved")
-    kw = {"school_id": school.id, "request": "家长书面申请：下周三起退出", "effective_on": WED, "actor": "t"}
+    kw = {"school": school, "request": "家长书面申请：下周三起退出", "effective_on": WED, "actor": "t"}
     enr.withdraw(session, enrollment_id=leaving.id, **kw)
     enr.withdraw(session, enrollment_id=never_served.id, **kw)
     # The request is on record at once, and closes the enrollment...
@@ -304,21 +304,21 @@ def test_a_withdrawal_as_of_a_later_date_keeps_the_child_in_until_that_date(db):
 def test_a_sessions_expected_students_follow_the_withdrawal_date(db):
     from datetime import time
 
-    from central.core.models import DismissalTimeCreate, TermCreate
     from central.programme import schedule
+    from central.programme.models import DismissalTimeCreate, TermCreate
 
     session, school, group = db
-    schedule.add_term(session, school_id=school.id, actor="admin",
+    schedule.add_term(session, school=school, actor="admin",
                       data=TermCreate(name="秋季", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20)))
     for season in ("summer", "winter"):
-        schedule.set_dismissal(session, school_id=school.id, actor="admin",
+        schedule.set_dismissal(session, school=school, actor="admin",
                                data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)))
     for no in ("S1", "S2"):
         walk(session, school, application(session, school, group, no), "active")
     rows = schedule.plan_sessions(session, school=school, start=MON, end=FRI, group_id=group.id, actor="admin",
                                   settings=SETTINGS)
-    leaving = enr.list_enrollments(session, school_id=school.id, student="S1")[0]
-    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
+    leaving = enr.list_enrollments(session, school=school, student="S1")[0]
+    enr.withdraw(session, school=school, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
                  actor="t")
     shown = schedule.sessions_public(session, school=school, rows=rows, settings=SETTINGS)
     assert [(s.day, s.expected) for s in shown] == [
@@ -342,7 +342,7 @@ def test_the_roster_timer_publishes_a_new_version_when_the_withdrawal_date_arriv
     leaving = walk(session, school, application(session, school, group, "S1"), "active")
     assert roster.refresh(session, school, today=TUE) is not None
     version = school.roster_version
-    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
+    enr.withdraw(session, school=school, enrollment_id=leaving.id, request="家长书面申请退出", effective_on=WED,
                  actor="t")
     assert roster.refresh(session, school, today=TUE) is None  # nothing to send yet: the child is still in
     # The timer's round on the date: every school rebuilt for its day, the change published.
@@ -398,11 +398,11 @@ def test_a_child_cannot_apply_to_or_be_placed_in_a_group_of_another_grade(db):
     assert str(refused.value) == "学生 F1（五年级）不能参加兴趣组“阅读”：该组只面向三年级"
     assert refused.value.text("en") == "student F1 (五年级) cannot join group '阅读': it is only for 三年级"
     # Applying without a group does not get round it: the school's placement is refused the same way.
-    row = enr.apply(session, school_id=school.id, actor="admin", data=EnrollmentCreate(
+    row = enr.apply(session, school=school, actor="admin", data=EnrollmentCreate(
         student="F1", guardian_id=guardian_of(session, "F1"), application="申请参加课后服务"))
-    enr.review(session, school_id=school.id, enrollment_id=row.id, actor="t")
+    enr.review(session, school=school, enrollment_id=row.id, actor="t")
     with pytest.raises(Invalid, match="只面向三年级"):
-        enr.approve(session, school_id=school.id, enrollment_id=row.id, group_id=group.id, actor="admin")
+        enr.approve(session, school=school, enrollment_id=row.id, group_id=group.id, actor="admin")
     session.rollback()
     session.refresh(row)
     assert (row.state, row.group_id) == ("class_reviewed", None)
@@ -411,12 +411,12 @@ def test_a_child_cannot_apply_to_or_be_placed_in_a_group_of_another_grade(db):
 def test_a_group_for_several_grades_takes_a_child_of_each(db):
     session, school, _ = db
     fifth_grader(session, school)
-    mixed = groups.create_group(session, school_id=school.id, actor="admin", settings=SETTINGS, data=InterestGroupCreate(
+    mixed = groups.create_group(session, school=school, actor="admin", settings=SETTINGS, data=InterestGroupCreate(
         name="合唱", category="arts", capacity=30, place="音乐室", grades=["三年级", "五年级"]))
     for no in ("S1", "F1"):
         row = application(session, school, mixed, no)
-        enr.review(session, school_id=school.id, enrollment_id=row.id, actor="t")
-        assert enr.approve(session, school_id=school.id, enrollment_id=row.id, actor="admin").state == "approved"
+        enr.review(session, school=school, enrollment_id=row.id, actor="t")
+        assert enr.approve(session, school=school, enrollment_id=row.id, actor="admin").state == "approved"
 
 
 def test_through_the_api_an_application_to_another_grades_group_is_a_localized_422(world):
@@ -437,7 +437,7 @@ def test_a_withdrawal_is_committed_with_its_request_and_its_date_in_the_history(
     # Seen from another session: the service commits, and the step says from when (P7.4).
     session, school, group = db
     leaving = walk(session, school, application(session, school, group, "S1"), "active")
-    enr.withdraw(session, school_id=school.id, enrollment_id=leaving.id, request="  家长书面申请退出  ", effective_on=WED,
+    enr.withdraw(session, school=school, enrollment_id=leaving.id, request="  家长书面申请退出  ", effective_on=WED,
                  actor="admin")
     with Session(session.get_bind()) as other:
         row = other.get(Enrollment, leaving.id)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from central.core.models import SafetyIncident
+from central.kiosks.models import SafetyIncident
 
 
 def _incidents(world) -> dict[str, int]:
@@ -56,7 +56,8 @@ def _two_kiosks_interleaved(world) -> None:
     """gate-1 and gate-2 of s1 each record seq 1..5; they arrive interleaved, gate-2 first each time."""
     import uuid
 
-    from central.core.models import Event, Kiosk
+    from central.kiosks.models import Event
+    from central.schools.models import Kiosk
 
     now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     with world.session() as session:

@@ -8,9 +8,10 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Invalid
-from central.core.models import InterestGroupCreate, InterestGroupUpdate, School, SchoolClass, Student
 from central.programme import enrollment as enr
 from central.programme import groups
+from central.programme.models import InterestGroupCreate, InterestGroupUpdate
+from central.schools.models import School, SchoolClass, Student
 
 SETTINGS = Settings()
 
@@ -28,14 +29,14 @@ def db(tmp_path):
         session.flush()
         session.add_all(Student(school_id=school.id, class_id=klass.id, student_no=f"S{i}", name=f"学生{i}") for i in range(3))
         session.commit()
-        enr.publish_notice(session, school_id=school.id, text="告知书", actor="admin")
+        enr.publish_notice(session, school=school, text="告知书", actor="admin")
         yield session, school
     engine.dispose()
 
 
 def create(session, school, **kw):
     data = {"name": "兴趣组", "category": "arts", "capacity": 2, "place": "美术室", "grades": ["三年级"]} | kw
-    return groups.create_group(session, school_id=school.id, actor="admin", settings=SETTINGS, data=InterestGroupCreate(**data))
+    return groups.create_group(session, school=school, actor="admin", settings=SETTINGS, data=InterestGroupCreate(**data))
 
 
 @pytest.mark.parametrize("category", ["subject_teaching", "new_lessons", "collective_tutoring", "Subject_Teaching", "集体补课"])
@@ -44,7 +45,7 @@ def test_each_forbidden_category_is_refused_citing_p5_2(db, category):
     with pytest.raises(Invalid) as refused:
         create(session, school, category=category)
     assert "P5.2" in refused.value.text("en") and "P5.2" in str(refused.value)
-    assert groups.list_groups(session, school_id=school.id) == []
+    assert groups.list_groups(session, school=school) == []
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_a_group_named_or_described_as_tutoring_is_refused_naming_the_words(db, 
         f"the group's name or description says {en_words}"
     )
     assert f"含有{zh_words}" in str(refused.value)
-    assert groups.list_groups(session, school_id=school.id) == []
+    assert groups.list_groups(session, school=school) == []
 
 
 def test_homework_help_and_the_rule_quoted_pass(db):
@@ -77,15 +78,15 @@ def test_renaming_or_redescribing_a_group_as_tutoring_is_refused(db):
     session, school = db
     group = create(session, school, name="作业辅导", category="homework")
     with pytest.raises(Invalid, match="数学补课"):
-        groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+        groups.update_group(session, school=school, group_id=group.id, actor="admin",
                             data=InterestGroupUpdate(name="数学补课班"))
     with pytest.raises(Invalid, match="讲新课"):
-        groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+        groups.update_group(session, school=school, group_id=group.id, actor="admin",
                             data=InterestGroupUpdate(description="每天讲新课"))
     session.rollback()
-    kept = groups.get_group(session, school_id=school.id, group_id=group.id)
+    kept = groups.get_group(session, school=school, group_id=group.id)
     assert (kept.name, kept.description) == ("作业辅导", "")
-    renamed = groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+    renamed = groups.update_group(session, school=school, group_id=group.id, actor="admin",
                                   data=InterestGroupUpdate(name="作业辅导（三年级）", description="自主完成作业"))
     assert renamed.name == "作业辅导（三年级）"
 
@@ -117,20 +118,20 @@ def test_capacity_is_enforced_at_approval(db):
     session, school = db
     group = create(session, school, capacity=2)
     students = [s.id for s in session.exec(Student.__table__.select()).all()]
-    enr.enroll_through_chain(session, school_id=school.id, student_ids=students[:2], group_id=group.id, actor="admin",
+    enr.enroll_through_chain(session, school=school, student_ids=students[:2], group_id=group.id, actor="admin",
                              application="申请", school_signer="校长")
-    row = enr.record_application(session, school_id=school.id, student_id=students[2], group_id=group.id,
+    row = enr.record_application(session, school=school, student_id=students[2], group_id=group.id,
                                  application="申请", actor="g")
-    enr.review(session, school_id=school.id, enrollment_id=row.id, actor="teacher")
+    enr.review(session, school=school, enrollment_id=row.id, actor="teacher")
     with pytest.raises(Conflict) as full:
-        enr.approve(session, school_id=school.id, enrollment_id=row.id, actor="admin")
+        enr.approve(session, school=school, enrollment_id=row.id, actor="admin")
     assert "full (2 places)" in full.value.text("en")
     session.rollback()
     with pytest.raises(Conflict, match="2"):
-        groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin",
+        groups.update_group(session, school=school, group_id=group.id, actor="admin",
                             data=InterestGroupUpdate(capacity=1))
-    groups.update_group(session, school_id=school.id, group_id=group.id, actor="admin", data=InterestGroupUpdate(capacity=3))
-    assert enr.approve(session, school_id=school.id, enrollment_id=row.id, actor="admin").state == "approved"
+    groups.update_group(session, school=school, group_id=group.id, actor="admin", data=InterestGroupUpdate(capacity=3))
+    assert enr.approve(session, school=school, enrollment_id=row.id, actor="admin").state == "approved"
 
 
 def test_a_duplicate_name_and_bad_weekdays_are_refused(db):

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from central.core import clock
-from central.core.models import GuardianLink, School, Student
 from central.kiosks import roster
 from central.programme import enrollment
+from central.schools.models import GuardianLink, School, Student
 
 API = "/api/v1/schools/s1"
 
@@ -105,7 +105,7 @@ def test_a_teacher_reviews_only_applications_to_a_group_in_their_charge(world):
 def test_every_enrollment_step_and_consent_signature_is_in_the_audit_log(world):
     with world.session() as session:
         school = session.exec(select(School).where(School.code == "s1")).one()
-        enrollment.publish_notice(session, school_id=school.id, text="告知书 v1", actor="admin1")
+        enrollment.publish_notice(session, school=school, text="告知书 v1", actor="admin1")
     applied = _apply(world, "B1", "gB", "groupA")  # B1, active in groupB, applies to groupA too
     eid = applied.json()["id"]
     steps = [

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
-from central.core.models import Enrollment, EnrollmentStep, School
 from central.kiosks import roster
-from central.schools import importer
+from central.programme.models import Enrollment, EnrollmentStep
+from central.imports import importer
+from central.schools.models import School
 
 
 def test_imported_students_are_not_enrolled_and_marked_applications_wait_for_review(tmp_path):

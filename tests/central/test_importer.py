@@ -1,4 +1,4 @@
-"""Roster import: CSV/XLSX students and guardians, all or nothing (central/schools/importer.py)."""
+"""Roster import: CSV/XLSX students and guardians, all or nothing (central.imports.importer.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
-from central.schools.importer import (
+from central.imports.importer import (
     ImportRejected,
     ImportResult,
     RowError,
     import_roster,
 )
-from central.core.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
+from central.schools.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 
 S_ZH = ["学号", "姓名", "年级", "班级", "卡号", "建档立卡"]
 G_ZH = ["姓名", "关系", "手机", "卡号", "学生学号", "可接送", "禁止接送", "自行离校"]

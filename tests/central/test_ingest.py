@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -16,11 +15,12 @@ from sqlmodel import Session
 from central.core import clock
 from central.core.db import make_engine, migrate
 from central.core.events import DomainEvents, IncidentStored
-from central.core.models import SchoolClass, Student
 from central.kiosks import ingest as ingest_module
 from central.kiosks import roster, services
 from central.kiosks.ingest import Ingest
-from central.pickup import codes as pickup
+from central.pickup.models import PickupCode
+from central.schools import registry
+from central.schools.models import SchoolClass, Student
 from gateway import protocol
 
 SECRET = "7e" * 32
@@ -50,8 +50,8 @@ def world(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)
     with Session(engine) as session:
-        services.ensure_school(session, code="s1")
-        services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
+        registry.ensure_school(session, code="s1")
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
     acks: list[dict] = []
     ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
     yield engine, ingest, acks
@@ -157,7 +157,7 @@ def test_a_fast_kiosk_clock_is_reported_and_its_times_corrected(world, tmp_path)
     send(ingest, protocol.canonical_json(ahead), protocol.canonical_json(right))
     assert incidents(engine) == ["clock_skew"]
     with Session(engine) as session:
-        events = services.list_events(session, school="s1")
+        events = services.list_events(session, school=registry.get_school(session, "s1"))
     corrected = [datetime.fromisoformat(e["at_corrected"]) for e in events]
     assert abs((corrected[0] - (now - timedelta(seconds=10))).total_seconds()) < 2
     assert abs((corrected[1] - now).total_seconds()) < 2
@@ -274,14 +274,14 @@ class _Out:
 def _live_code(engine, school: str) -> int:
     """A one-time code of today for a new child of ``school``; ingest never looks at its digests."""
     with Session(engine) as session:
-        found = services.ensure_school(session, code=school)
+        found = registry.ensure_school(session, code=school)
         room = SchoolClass(school_id=found.id, grade="三年级", name="1班")
         session.add(room)
         session.flush()
         child = Student(school_id=found.id, class_id=room.id, student_no=f"N{room.id}", name="学生")
         session.add(child)
         session.flush()
-        code = pickup.PickupCode(
+        code = PickupCode(
             school_id=found.id, student_id=child.id, day=clock.local_today(found), person="张阿姨", code_hash="0" * 64,
             kiosk_digests={"k1": "1" * 64}, issued_by="test", issued_at=datetime.now(UTC),
         )
@@ -294,7 +294,7 @@ def test_a_pickup_noted_with_a_code_uses_it_up_and_a_bad_note_sinks_nothing(worl
     engine, _, _ = world
     code, elsewhere = _live_code(engine, "s1"), _live_code(engine, "s2")
     with Session(engine) as session:
-        assert roster.refresh(session, services.get_school(session, code="s1")).version == 1
+        assert roster.refresh(session, registry.get_school(session, "s1")).version == 1
     out = _Out()
     ingest = Ingest(engine, topics=TOPICS, publish=out)
     k, at = Kiosk(), datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
@@ -304,7 +304,7 @@ def test_a_pickup_noted_with_a_code_uses_it_up_and_a_bad_note_sinks_nothing(worl
     assert sum("pickup code" in r.message for r in caplog.records if r.levelname == "WARNING") == 6  # all but the first
     assert json.loads(next(p for t, p in out.sent if t == TOPICS.ack("s1", "k1")))["upto"] == len(notes)
     with Session(engine) as session:
-        used, other = session.get(pickup.PickupCode, code), session.get(pickup.PickupCode, elsewhere)
+        used, other = session.get(PickupCode, code), session.get(PickupCode, elsewhere)
         assert (used.used_by, used.used_at.replace(tzinfo=UTC)) == ("kiosk:k1", at) and other.used_at is None
     (delta,) = [protocol.RosterDelta.model_validate(json.loads(p)) for t, p in out.sent if t == TOPICS.roster_delta("s1")]
     assert (delta.to, delta.removed_codes) == (2, [str(code)])
@@ -314,7 +314,7 @@ def test_one_code_used_at_two_gates_offline_is_a_safety_incident(world):
     engine, _, _ = world
     code = _live_code(engine, "s1")
     with Session(engine) as session:
-        services.register_kiosk(session, school="s1", kiosk="k2", secret="8e" * 32)
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k2", secret="8e" * 32)
     ingest = Ingest(engine, topics=TOPICS, publish=_Out())
     first, second = Kiosk(), Kiosk(secret="8e" * 32)
     at = datetime.now(UTC).replace(microsecond=0)
@@ -335,11 +335,11 @@ def test_a_code_whose_pickup_was_stored_but_not_marked_is_marked_at_the_next_sta
     monkeypatch.setattr(crashed, "_use_codes", lambda uses: None)  # central stopped after the batch's commit
     send(crashed, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_at is None
+        assert session.get(PickupCode, code).used_at is None
     restarted = Ingest(engine, topics=TOPICS, publish=_Out())
     assert restarted.reconcile_codes() == 1
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+        assert session.get(PickupCode, code).used_by == "kiosk:k1"
     assert restarted.reconcile_codes() == 0 and incidents(engine) == []
 
 
@@ -354,14 +354,14 @@ def test_a_code_is_marked_used_even_when_the_ack_cannot_be_published(world):
     with pytest.raises(RuntimeError):
         send(ingest, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+        assert session.get(PickupCode, code).used_by == "kiosk:k1"
 
 
 def test_a_code_revoked_before_its_offline_use_reached_central_is_a_safety_incident(world):
     engine, _, _ = world
     code = _live_code(engine, "s1")
     with Session(engine) as session:
-        row = session.get(pickup.PickupCode, code)
+        row = session.get(PickupCode, code)
         row.revoked_at = datetime.now(UTC) - timedelta(minutes=5)
         session.add(row)
         session.commit()
@@ -369,7 +369,7 @@ def test_a_code_revoked_before_its_offline_use_reached_central_is_a_safety_incid
     send(ingest, protocol.canonical_json(Kiosk().event(kind="pickup", student="N1", note=f"code:{code}")))
     assert incidents(engine) == ["pickup_code_revoked"]
     with Session(engine) as session:
-        assert session.get(pickup.PickupCode, code).used_by == "kiosk:k1"
+        assert session.get(PickupCode, code).used_by == "kiosk:k1"
 
 
 # --- issue 11: poison messages, refused events, clock samples, far times, bounded incidents -------
@@ -459,7 +459,7 @@ def test_a_message_that_fails_to_store_is_isolated_and_refused(world, monkeypatc
     """Whatever fails (here the event table's row for one event), only that event is refused."""
     engine, ingest, acks = world
     with Session(engine) as session:
-        services.register_kiosk(session, school="s1", kiosk="k2", secret="8e" * 32)
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k2", secret="8e" * 32)
     real_row = ingest_module.event_row
 
     def row(event, *args, **kwargs):
@@ -511,8 +511,8 @@ def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
         try:
             migrate(engine)
             with Session(engine) as session:
-                services.ensure_school(session, code="s1")
-                services.register_kiosk(session, school="s1", kiosk="k1", secret=SECRET)
+                registry.ensure_school(session, code="s1")
+                services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
             acks: list[dict] = []
             ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
             k = Kiosk()
@@ -559,7 +559,7 @@ def test_a_bad_clock_sample_already_stored_never_breaks_a_read(world):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE kiosk_clock SET base_ms = :b"), {"b": -(2**62)})
     with Session(engine) as session:
-        (event,) = services.list_events(session, school="s1")
+        (event,) = services.list_events(session, school=registry.get_school(session, "s1"))
     assert event["at_corrected"] == "2026-11-30T08:00:00.000+00:00"
 
 

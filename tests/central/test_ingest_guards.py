@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import Session
 
 from central.kiosks import services
+from central.schools import registry
 from gateway import protocol
 
 from .test_ingest import SECRET, Kiosk, incidents, send, stored, world  # noqa: F401  (world is a fixture)
@@ -36,7 +37,7 @@ def test_an_event_whose_prev_is_not_the_last_hash_is_not_stored(world):
 def test_an_event_naming_another_kiosk_than_its_topic_is_not_stored(world):
     engine, ingest, _ = world
     with Session(engine) as session:
-        services.register_kiosk(session, school="s1", kiosk="k2", secret=SECRET)  # same secret: only the topic tells
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k2", secret=SECRET)  # same secret: only the topic tells
     event = protocol.new_event(school="s1", kiosk="k2", seq=1, prev="", at=AT, kind="unknown_card", secret=bytes.fromhex(SECRET))
     send(ingest, protocol.canonical_json(event))  # on k1's topic
     assert stored(engine) == []
@@ -49,7 +50,7 @@ def test_a_running_ingest_takes_a_kiosks_new_secret_after_it_is_registered_again
     send(ingest, protocol.canonical_json(k.event(at=AT)))  # the old secret, now cached by ingest
     new = "5d" * 32
     with Session(engine) as session:
-        services.register_kiosk(session, school="s1", kiosk="k1", secret=new)
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=new)
     k.secret = bytes.fromhex(new)
     send(ingest, protocol.canonical_json(k.event(at=AT)))
     assert [seq for seq, _ in stored(engine)] == [1, 2]

@@ -8,16 +8,19 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sgtest import fresh_postgres_database
 from sqlmodel import Session, SQLModel
 
-import central.accounts.access  # noqa: F401 - tables outside central.core.models
-import central.core.models  # noqa: F401
-import central.pickup.codes  # noqa: F401
+import central.accounts.models  # noqa: F401 - every domain's tables
+import central.core.audit  # noqa: F401
+import central.kiosks.models  # noqa: F401
+import central.pickup.models  # noqa: F401
+import central.programme.models  # noqa: F401
+import central.schools.models  # noqa: F401
 from central.core.db import alembic_config, make_engine, migrate
-from central.core.models import Guardian, GuardianLink, School, SchoolClass, Student
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 
 def drift(url: str) -> list:

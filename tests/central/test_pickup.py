@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import select
 
-from central.accounts.access import ChildRead, Principal, Role
+from central.accounts.access import Principal, Role
+from central.accounts.models import ChildRead
 from central.core import clock
 from central.core.errors import Forbidden, Invalid
-from central.core.models import Guardian, GuardianLink, School
 from central.pickup import codes as pickup
+from central.schools.models import Guardian, GuardianLink, School
+from central.schools import registry
 from gateway import photos, protocol
 from gateway.pickup import matches
 
@@ -337,7 +339,7 @@ def test_parallel_wrong_codes_are_counted_one_by_one(world):
         with world.session() as session:
             start.wait()
             try:
-                pickup.redeem_code(session, principal=guard, school="s1", student="A1", code=wrong)
+                pickup.redeem_code(session, principal=guard, school=registry.get_school(session, "s1"), student="A1", code=wrong)
             except Invalid:
                 return "wrong"
             except Forbidden:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from sqlmodel import select
 
 from central.core import clock
-from central.core.models import CareSession, DismissalTime, InterestGroup, School
+from central.programme.models import CareSession, DismissalTime, InterestGroup
+from central.schools.models import School
 
 
 def _set_up(world) -> None:

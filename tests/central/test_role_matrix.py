@@ -40,12 +40,24 @@ from central.accounts import access as accounts
 from central.accounts.access import Role
 from central.core import clock
 from central.core.i18n import t
-from central.core.models import CalendarDayCreate, CareSession, DismissalTimeCreate, Enrollment, EnrollmentCreate, Guardian
-from central.core.models import GuardianLink, InterestGroup, Staff, StaffCreate, TermCreate, VendorCreate
 from central.pickup import codes as pickup
 from central.programme import enrollment as consent
 from central.programme import schedule
 from central.programme import staff as staff_service
+from central.programme.models import (
+    CalendarDayCreate,
+    CareSession,
+    DismissalTimeCreate,
+    Enrollment,
+    EnrollmentCreate,
+    InterestGroup,
+    Staff,
+    StaffCreate,
+    TermCreate,
+    VendorCreate,
+)
+from central.schools import registry
+from central.schools.models import Guardian, GuardianLink, School
 
 from .conftest import PASSWORD
 
@@ -205,18 +217,18 @@ class Matrix:
         school = self.ids["s1"]
         with self.world.session() as session:
             data = EnrollmentCreate(student="A1", guardian_id=self.ids["gA"], application="书面申请", group_id=group)
-            row = consent.apply(session, school_id=school, data=data, actor="test")
+            row = consent.apply(session, school=session.get(School, school), data=data, actor="test")
             if state in (consent.CLASS_REVIEWED, consent.APPROVED):
-                consent.review(session, school_id=school, enrollment_id=row.id, actor="test")
+                consent.review(session, school=session.get(School, school), enrollment_id=row.id, actor="test")
             if state == consent.APPROVED:
-                consent.approve(session, school_id=school, enrollment_id=row.id, actor="test")
+                consent.approve(session, school=session.get(School, school), enrollment_id=row.id, actor="test")
             return row.id
 
     def fresh_code(self) -> tuple[int, str]:
         """A live code parentA issued for A1, today."""
         with self.world.session() as session:
             issued = pickup.issue_code(
-                session, principal=self.principal("parentA"), school="s1", student="A1", day=DAY, person="张阿姨", digits=6
+                session, principal=self.principal("parentA"), school=registry.get_school(session, "s1"), student="A1", day=DAY, person="张阿姨", digits=6
             )
             return issued.id, issued.code
 
@@ -224,44 +236,44 @@ class Matrix:
         settings = self.world.settings
         with self.world.session() as session:
             pickup.put_photo(
-                session, principal=self.principal("admin1"), school="s1", data=PNG, max_px=settings.thumbnail_px,
+                session, principal=self.principal("admin1"), school=registry.get_school(session, "s1"), data=PNG, max_px=settings.thumbnail_px,
                 max_bytes=settings.photo_max_bytes, max_pixels=settings.photo_max_pixels, **owner,
             )
 
     def fresh_staff(self) -> int:
         with self.world.session() as session:
             data = StaffCreate(name=f"值班{self.n()}", kind="teacher")
-            return staff_service.create_staff(session, school_id=self.ids["s1"], data=data, actor="test").id
+            return staff_service.create_staff(session, school=session.get(School, self.ids["s1"]), data=data, actor="test").id
 
     def fresh_duty(self) -> int:
         staff = self.fresh_staff()
         with self.world.session() as session:
-            schedule.assign_duty(session, school_id=self.ids["s1"], session_id=self.ids["session"], staff_id=staff, actor="test")
+            schedule.assign_duty(session, school=session.get(School, self.ids["s1"]), session_id=self.ids["session"], staff_id=staff, actor="test")
         return staff
 
     def fresh_card(self) -> str:
         uid = f"0B{self.n():06X}"
         with self.world.session() as session:
-            staff_service.add_card(session, school_id=self.ids["s1"], staff_id=self.ids["staffB"], uid=uid, actor="test")
+            staff_service.add_card(session, school=session.get(School, self.ids["s1"]), staff_id=self.ids["staffB"], uid=uid, actor="test")
         return uid
 
     def fresh_vendor(self, *, steps_done: tuple[str, ...] = ()) -> int:
         with self.world.session() as session:
-            vendor = staff_service.create_vendor(session, school_id=self.ids["s1"], data=VendorCreate(name=f"机构{self.n()}"), actor="test")
+            vendor = staff_service.create_vendor(session, school=session.get(School, self.ids["s1"]), data=VendorCreate(name=f"机构{self.n()}"), actor="test")
             for step in steps_done:
-                staff_service.decide_step(session, school_id=self.ids["s1"], vendor_id=vendor.id, step=step, approved=True, actor="test",
+                staff_service.decide_step(session, school=session.get(School, self.ids["s1"]), vendor_id=vendor.id, step=step, approved=True, actor="test",
                                            role=staff_service.STEP_RECORDERS[step])
             return vendor.id
 
     def fresh_holiday(self) -> str:
         day = date(2030, 11, 1 + self.n() % 28)
         with self.world.session() as session:
-            schedule.set_calendar_day(session, school_id=self.ids["s1"], data=CalendarDayCreate(day=day, kind="holiday"), actor="test")
+            schedule.set_calendar_day(session, school=session.get(School, self.ids["s1"]), data=CalendarDayCreate(day=day, kind="holiday"), actor="test")
         return day.isoformat()
 
     def notice_version(self) -> int:
         with self.world.session() as session:
-            return consent.current_notice(session, school_id=self.ids["s1"]).version
+            return consent.current_notice(session, school=session.get(School, self.ids["s1"])).version
 
     def login(self, user: str) -> str:
         r = self.world.client.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD})
@@ -312,13 +324,13 @@ def matrix(world, monkeypatch) -> Matrix:
             )
             ids[name] = user.id
         schedule.add_term(
-            session, school_id=s1, data=TermCreate(name="2030 秋", starts_on=date(2030, 8, 26), ends_on=date(2031, 1, 17)), actor="test"
+            session, school=session.get(School, s1), data=TermCreate(name="2030 秋", starts_on=date(2030, 8, 26), ends_on=date(2031, 1, 17)), actor="test"
         )
         for season in ("summer", "winter"):
             schedule.set_dismissal(
-                session, school_id=s1, data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)), actor="test"
+                session, school=session.get(School, s1), data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)), actor="test"
             )
-        consent.publish_notice(session, school_id=s1, text="告知书", actor="test")
+        consent.publish_notice(session, school=session.get(School, s1), text="告知书", actor="test")
     m = Matrix(world, ids)
     for name in MORE_USERS:
         world.tokens[name] = m.login(name)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlmodel import select
 
-from central.accounts.access import ChildRead
+from central.accounts.models import ChildRead
 from central.api.deps import authorize
 from central.core.i18n import t
 

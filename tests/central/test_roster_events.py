@@ -10,8 +10,8 @@ from datetime import date
 import pytest
 
 from central.core import clock
-from central.core.models import GuardianLink
 from central.kiosks import roster
+from central.schools.models import GuardianLink
 from gateway.mqtt import MqttError
 
 API = "/api/v1/schools/s1"

@@ -9,10 +9,11 @@ from sqlmodel import Session, select
 
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.models import DismissalTimeCreate, InterestGroupCreate, School, StaffCreate, TermCreate
 from central.kiosks import roster
 from central.programme import groups, schedule
 from central.programme import staff as staff_service
+from central.programme.models import DismissalTimeCreate, InterestGroupCreate, StaffCreate, TermCreate
+from central.schools.models import School
 from gateway import protocol
 
 SETTINGS = Settings()
@@ -27,12 +28,12 @@ def test_a_new_session_publishes_a_version_whose_delta_and_snapshot_carry_it(tmp
         session.add(school)
         session.commit()
         first = roster.refresh(session, school, settings=SETTINGS, today=MON)
-        schedule.add_term(session, school_id=school.id, actor="a",
+        schedule.add_term(session, school=school, actor="a",
                           data=TermCreate(name="秋", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20)))
-        schedule.set_dismissal(session, school_id=school.id, actor="a",
+        schedule.set_dismissal(session, school=school, actor="a",
                                data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 0)))
-        teacher = staff_service.create_staff(session, school_id=school.id, actor="a", data=StaffCreate(name="李老师", kind="teacher"))
-        group = groups.create_group(session, school_id=school.id, actor="a", settings=SETTINGS, data=InterestGroupCreate(
+        teacher = staff_service.create_staff(session, school=school, actor="a", data=StaffCreate(name="李老师", kind="teacher"))
+        group = groups.create_group(session, school=school, actor="a", settings=SETTINGS, data=InterestGroupCreate(
             name="阅读", category="reading", capacity=30, place="图书馆", grades=["三年级"], staff_id=teacher.id))
         schedule.plan_sessions(session, school=school, start=MON, end=MON, group_id=group.id, actor="a", settings=SETTINGS)
         change = roster.refresh(session, school, settings=SETTINGS, today=MON)
@@ -86,7 +87,7 @@ def test_the_timer_refresh_publishes_only_what_changed_for_every_school(tmp_path
 
 
 def test_two_refreshes_from_the_same_version_never_publish_two_rosters_as_one_version(tmp_path):
-    from central.core.models import Guardian
+    from central.schools.models import Guardian
 
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate(engine)

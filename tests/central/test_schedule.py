@@ -10,12 +10,18 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Conflict, Invalid
-from central.core.models import CalendarDayCreate, DismissalTimeCreate, InterestGroupCreate, School, SchoolClass, StaffCreate
-from central.core.models import Student, TermCreate
 from central.kiosks import roster
 from central.programme import enrollment as enr
 from central.programme import groups, schedule
 from central.programme import staff as staff_service
+from central.programme.models import (
+    CalendarDayCreate,
+    DismissalTimeCreate,
+    InterestGroupCreate,
+    StaffCreate,
+    TermCreate,
+)
+from central.schools.models import School, SchoolClass, Student
 
 SETTINGS = Settings()
 # 2026-11-30 is a Monday. The autumn term switches to the winter timetable on 2026-12-07.
@@ -30,10 +36,10 @@ def db(tmp_path):
         school = School(code="s1", name="示范小学")
         session.add(school)
         session.commit()
-        schedule.add_term(session, school_id=school.id, actor="admin", data=TermCreate(
+        schedule.add_term(session, school=school, actor="admin", data=TermCreate(
             name="2026秋", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20), winter_from=date(2026, 12, 7)))
         for season, at in (("summer", time(16, 30)), ("winter", time(16, 0))):
-            schedule.set_dismissal(session, school_id=school.id, actor="admin",
+            schedule.set_dismissal(session, school=school, actor="admin",
                                    data=DismissalTimeCreate(grade="三年级", season=season, dismissal=at))
         yield session, school
     engine.dispose()
@@ -41,7 +47,7 @@ def db(tmp_path):
 
 def make_group(session, school, **kw):
     data = {"name": "作业辅导", "category": "homework", "capacity": 40, "place": "301教室", "grades": ["三年级"]} | kw
-    return groups.create_group(session, school_id=school.id, actor="admin", settings=SETTINGS, data=InterestGroupCreate(**data))
+    return groups.create_group(session, school=school, actor="admin", settings=SETTINGS, data=InterestGroupCreate(**data))
 
 
 def plan(session, school, start, end, group=None):
@@ -52,9 +58,9 @@ def plan(session, school, start, end, group=None):
 def test_sessions_only_on_school_days_a_holiday_is_skipped_and_a_make_up_day_is_kept(db):
     session, school = db
     group = make_group(session, school)
-    schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+    schedule.set_calendar_day(session, school=school, actor="admin",
                               data=CalendarDayCreate(day=TUE, kind="holiday", note="校庆"))
-    schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+    schedule.set_calendar_day(session, school=school, actor="admin",
                               data=CalendarDayCreate(day=SAT, kind="makeup", follows_weekday=1, note="调休"))
     made = plan(session, school, MON, date(2026, 12, 6), group)
     assert [s.day for s in made] == [MON, WED, date(2026, 12, 3), date(2026, 12, 4), SAT]
@@ -65,10 +71,10 @@ def test_a_holiday_marked_later_removes_its_planned_session(db):
     session, school = db
     group = make_group(session, school)
     plan(session, school, MON, WED, group)
-    _, removed = schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+    _, removed = schedule.set_calendar_day(session, school=school, actor="admin",
                                            data=CalendarDayCreate(day=WED, kind="holiday"))
     assert removed == 1
-    assert [s.day for s in schedule.sessions_between(session, school_id=school.id, start=MON, end=WED)] == [MON, TUE]
+    assert [s.day for s in schedule.sessions_between(session, school=school, start=MON, end=WED)] == [MON, TUE]
 
 
 def test_no_session_outside_a_term_or_on_a_weekday_the_group_does_not_meet(db):
@@ -104,15 +110,15 @@ def test_a_session_before_dismissal_is_refused(db):
         make_group(session, school, start_time=time(15, 30))
     assert "16:00" in at_create.value.text("en") or "16:30" in at_create.value.text("en")
     # Starting at 16:15 passes the winter dismissal (16:00) but not the summer one (16:30).
-    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+    schedule.set_dismissal(session, school=school, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="summer", dismissal=time(16, 0)))
     group = make_group(session, school, start_time=time(16, 15), periods=1)  # ends 16:55, within P3.2
-    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+    schedule.set_dismissal(session, school=school, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="summer", dismissal=time(16, 30)))
     with pytest.raises(Invalid) as at_plan:
         plan(session, school, MON, TUE, group)
     assert "before 三年级's dismissal at 16:30 (P3.3)" in at_plan.value.text("en")
-    assert schedule.sessions_between(session, school_id=school.id, start=MON, end=TUE) == []
+    assert schedule.sessions_between(session, school=school, start=MON, end=TUE) == []
 
 
 def test_more_than_the_maximum_periods_is_refused(db):
@@ -128,7 +134,7 @@ def test_a_group_that_would_end_past_dismissal_plus_two_periods_is_refused_namin
         make_group(session, school, start_time=time(16, 45), periods=2)
     assert "must end by 17:20" in late.value.text("en") and "18:05" in late.value.text("en")
     assert "最晚 17:20 结束" in str(late.value) and "P3.2" in str(late.value)
-    assert groups.list_groups(session, school_id=school.id) == []
+    assert groups.list_groups(session, school=school) == []
     # Exactly at the limit is allowed: 16:40 + 1 period = 17:20.
     assert make_group(session, school, start_time=time(16, 40), periods=1).start_time == time(16, 40)
 
@@ -136,11 +142,11 @@ def test_a_group_that_would_end_past_dismissal_plus_two_periods_is_refused_namin
 def test_the_planner_makes_no_session_that_ends_past_dismissal_plus_two_periods(db):
     session, school = db
     # Created while both seasons dismiss at 16:30 (17:00 + 1 period = 17:40, limit 17:50) ...
-    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+    schedule.set_dismissal(session, school=school, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 30)))
     group = make_group(session, school, start_time=time(17, 0), periods=1)
     # ... then the winter timetable dismisses at 16:00: the latest end in winter is 17:20.
-    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+    schedule.set_dismissal(session, school=school, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 0)))
     with pytest.raises(Invalid) as refused:
         plan(session, school, date(2026, 12, 4), date(2026, 12, 7), group)  # Friday summer, Monday winter
@@ -148,7 +154,7 @@ def test_the_planner_makes_no_session_that_ends_past_dismissal_plus_two_periods(
             "(三年级's dismissal at 16:00 plus at most 2 periods, P3.2)") == refused.value.text("en")
     assert "最晚结束时间 17:20" in str(refused.value)
     # All or nothing: the summer Friday was not kept either.
-    assert schedule.sessions_between(session, school_id=school.id, start=date(2026, 12, 4), end=date(2026, 12, 7)) == []
+    assert schedule.sessions_between(session, school=school, start=date(2026, 12, 4), end=date(2026, 12, 7)) == []
     made = plan(session, school, date(2026, 12, 4), date(2026, 12, 4), group)
     shown = schedule.sessions_public(session, school=school, rows=made, settings=SETTINGS)[0]
     assert (shown.starts_at.time(), shown.ends_at.time()) == (time(17, 0), time(17, 40))  # summer: limit 17:50
@@ -156,7 +162,7 @@ def test_the_planner_makes_no_session_that_ends_past_dismissal_plus_two_periods(
 
 def test_over_thirty_students_per_staff_member_on_duty_is_flagged(db):
     session, school = db
-    teacher = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
+    teacher = staff_service.create_staff(session, school=school, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
     group = make_group(session, school, staff_id=teacher.id)
     klass = SchoolClass(school_id=school.id, grade="三年级", name="1班")
     session.add(klass)
@@ -164,33 +170,33 @@ def test_over_thirty_students_per_staff_member_on_duty_is_flagged(db):
     students = [Student(school_id=school.id, class_id=klass.id, student_no=f"S{i:02d}", name=f"学生{i}") for i in range(31)]
     session.add_all(students)
     session.commit()
-    enr.publish_notice(session, school_id=school.id, text="告知书", actor="admin")
+    enr.publish_notice(session, school=school, text="告知书", actor="admin")
     (row,) = plan(session, school, MON, MON, group)
 
     def shown():
         return schedule.sessions_public(session, school=school, rows=[row], settings=SETTINGS)[0]
 
-    enr.enroll_through_chain(session, school_id=school.id, student_ids=[s.id for s in students[:30]], group_id=group.id,
+    enr.enroll_through_chain(session, school=school, student_ids=[s.id for s in students[:30]], group_id=group.id,
                              actor="admin", application="纸质申请", school_signer="校长")
     assert (shown().expected, shown().staff, shown().over_ratio) == (30, [teacher.id], False)
-    enr.enroll_through_chain(session, school_id=school.id, student_ids=[students[30].id], group_id=group.id,
+    enr.enroll_through_chain(session, school=school, student_ids=[students[30].id], group_id=group.id,
                              actor="admin", application="纸质申请", school_signer="校长")
     assert (shown().expected, shown().over_ratio) == (31, True)
-    helper = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="志愿者", kind="volunteer"))
-    schedule.assign_duty(session, school_id=school.id, session_id=row.id, staff_id=helper.id, actor="admin")
+    helper = staff_service.create_staff(session, school=school, actor="admin", data=StaffCreate(name="志愿者", kind="volunteer"))
+    schedule.assign_duty(session, school=school, session_id=row.id, staff_id=helper.id, actor="admin")
     assert shown().over_ratio is False
 
 
 def same_dismissal_all_year(session, school):
     """Winter dismissal moved to 16:30 too, so that groups starting after 16:30 pass P3.2 in both seasons."""
-    schedule.set_dismissal(session, school_id=school.id, actor="admin",
+    schedule.set_dismissal(session, school=school, actor="admin",
                            data=DismissalTimeCreate(grade="三年级", season="winter", dismissal=time(16, 30)))
 
 
 def test_a_staff_member_on_duty_is_not_put_on_duty_in_an_overlapping_session(db):
     session, school = db
     same_dismissal_all_year(session, school)
-    teacher = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
+    teacher = staff_service.create_staff(session, school=school, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
     # Summer, dismissal 16:30: 作业辅导 16:30–17:10, 阅读 16:50–17:30, 体育 17:10–17:50.
     homework = make_group(session, school, periods=1, staff_id=teacher.id)
     reading = make_group(session, school, name="阅读", category="reading", start_time=time(16, 50), periods=1)
@@ -199,7 +205,7 @@ def test_a_staff_member_on_duty_is_not_put_on_duty_in_an_overlapping_session(db)
     reading_mon, reading_tue = plan(session, school, MON, TUE, reading)
     (after,) = plan(session, school, MON, MON, sports)
     with pytest.raises(Conflict) as clash:
-        schedule.assign_duty(session, school_id=school.id, session_id=reading_mon.id, staff_id=teacher.id, actor="admin")
+        schedule.assign_duty(session, school=school, session_id=reading_mon.id, staff_id=teacher.id, actor="admin")
     assert clash.value.text("en") == (
         f"李老师 is already on duty at group '作业辅导''s session {first.id} on 2026-11-30, 16:30–17:10, which overlaps this one"
     )
@@ -207,18 +213,18 @@ def test_a_staff_member_on_duty_is_not_put_on_duty_in_an_overlapping_session(db)
     shown = schedule.sessions_public(session, school=school, rows=[reading_mon], settings=SETTINGS)[0]
     assert shown.staff == []
     # The same hours on another day, and a session that starts as the first ends, are fine.
-    schedule.assign_duty(session, school_id=school.id, session_id=reading_tue.id, staff_id=teacher.id, actor="admin")
-    schedule.assign_duty(session, school_id=school.id, session_id=after.id, staff_id=teacher.id, actor="admin")
+    schedule.assign_duty(session, school=school, session_id=reading_tue.id, staff_id=teacher.id, actor="admin")
+    schedule.assign_duty(session, school=school, session_id=after.id, staff_id=teacher.id, actor="admin")
     shown = schedule.sessions_public(session, school=school, rows=[reading_tue, after], settings=SETTINGS)
     assert [s.staff for s in shown] == [[teacher.id], [teacher.id]]
     # Assigning again where they already are is no clash with themselves.
-    schedule.assign_duty(session, school_id=school.id, session_id=first.id, staff_id=teacher.id, actor="admin")
+    schedule.assign_duty(session, school=school, session_id=first.id, staff_id=teacher.id, actor="admin")
 
 
 def test_the_planner_puts_a_person_in_charge_of_two_groups_on_duty_once_at_a_time(db):
     session, school = db
     same_dismissal_all_year(session, school)
-    teacher = staff_service.create_staff(session, school_id=school.id, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
+    teacher = staff_service.create_staff(session, school=school, actor="admin", data=StaffCreate(name="李老师", kind="teacher"))
     homework = make_group(session, school, periods=2, staff_id=teacher.id)  # 16:30–17:50
     reading = make_group(session, school, name="阅读", category="reading", start_time=time(16, 50), periods=1,
                          staff_id=teacher.id)  # 16:50–17:30

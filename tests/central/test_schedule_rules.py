@@ -12,8 +12,9 @@ from sqlmodel import Session
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.errors import Invalid
-from central.core.models import CalendarDayCreate, DismissalTimeCreate, School, Term, TermCreate
 from central.programme import schedule
+from central.programme.models import CalendarDayCreate, DismissalTimeCreate, Term, TermCreate
+from central.schools.models import School
 
 DEFAULTS = Settings(summer_from="05-01", winter_from="10-01")
 # The other hemisphere's order: the summer timetable from October, winter from May.
@@ -82,13 +83,13 @@ def db(tmp_path):
 
 def test_school_days_are_the_terms_weekdays_and_make_up_days_less_holidays(db):
     session, school, _ = db
-    schedule.add_term(session, school_id=school.id, actor="admin", data=TermCreate(
+    schedule.add_term(session, school=school, actor="admin", data=TermCreate(
         name="2026秋", starts_on=date(2026, 9, 1), ends_on=date(2027, 1, 20)))
     for day, kind, follows in ((date(2026, 10, 1), "holiday", None), (date(2026, 10, 10), "makeup", 4),
                                (date(2026, 10, 11), "makeup", None)):
-        schedule.set_calendar_day(session, school_id=school.id, actor="admin",
+        schedule.set_calendar_day(session, school=school, actor="admin",
                                   data=CalendarDayCreate(day=day, kind=kind, follows_weekday=follows))
-    calendar = schedule.Calendar(session, school.id)
+    calendar = schedule.Calendar(session, school)
     expected = {
         date(2026, 8, 31): None,  # the day before the term (a Monday)
         date(2026, 9, 1): 2,  # its first day, a Tuesday
@@ -115,14 +116,14 @@ def test_the_latest_dismissal_of_the_schools_own_grades_decides(db):
         (other, "三年级", "winter", time(17, 45)),  # another school's times never count here
         (other, "五年级", "winter", time(17, 50)),
     ):
-        schedule.set_dismissal(session, school_id=owner.id, actor="admin",
+        schedule.set_dismissal(session, school=owner, actor="admin",
                                data=DismissalTimeCreate(grade=grade, season=season, dismissal=at))
-    at = lambda grades: schedule.dismissal_at(session, school_id=school.id, grades=grades, season="winter")  # noqa: E731
+    at = lambda grades: schedule.dismissal_at(session, school=school, grades=grades, season="winter")  # noqa: E731
     assert at(["三年级"]) == (time(16, 0), "三年级")
     assert at(["三年级", "五年级"]) == at(["五年级", "三年级"]) == (time(16, 30), "五年级")
     assert at(["三年级", "一年级", "五年级"]) == (time(16, 45), "一年级")
     with pytest.raises(Invalid) as missing:
-        schedule.dismissal_at(session, school_id=school.id, grades=["三年级"], season="summer")
+        schedule.dismissal_at(session, school=school, grades=["三年级"], season="summer")
     assert missing.value.text("en") == "no summer dismissal time for 三年级: sessions cannot be planned"
     with pytest.raises(Invalid):  # s2 has no summer times at all: s1's are not borrowed
-        schedule.dismissal_at(session, school_id=other.id, grades=["五年级"], season="summer")
+        schedule.dismissal_at(session, school=other, grades=["五年级"], season="summer")

@@ -13,9 +13,9 @@ from sqlmodel import Session, select
 from central.admin import card_formats
 from central.core.cards import canonical_card
 from central.core.db import make_engine, migrate
-from central.core.models import Card, School
 from central.kiosks import roster as central_roster
-from central.schools.importer import ImportRejected, import_roster
+from central.imports.importer import ImportRejected, import_roster
+from central.schools.models import Card, School
 from gateway import protocol
 from hardware import connect
 from hardware.nfc import NfcReader

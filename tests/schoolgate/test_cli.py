@@ -216,7 +216,7 @@ def _console_in_a_terminal(args: list[str], tmp_path, expect: str) -> tuple[int,
                     seen += os.read(master, 65536)
                 except OSError:
                     break
-        code = proc.wait(5)
+        code = proc.wait(30)  # a bound, not a pause: a loaded machine may take a while to shut Textual down
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,12 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
-from central.core.models import CalendarDayCreate, CalendarDayPublic, DismissalTimeCreate, DismissalTimePublic, TermCreate
-from central.core.models import TermPublic
+from central.api.deps import ERROR_RESPONSES, SchoolDep, SessionDep, require_role
 from central.programme import schedule
+from central.programme.models import (
+    CalendarDayCreate,
+    CalendarDayPublic,
+    DismissalTimeCreate,
+    DismissalTimePublic,
+    TermCreate,
+    TermPublic,
+)
 
 router = APIRouter(prefix="/schools/{school}", tags=["calendar"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
@@ -21,47 +26,40 @@ Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "
 
 
 @router.post("/terms", status_code=201)
-def add_term(school: str, body: TermCreate, session: SessionDep, user: Admin) -> TermPublic:
-    found = accounts.school_by_code(session, school)
-    return TermPublic.model_validate(schedule.add_term(session, school_id=found.id, data=body, actor=user.label))
+def add_term(school: SchoolDep, body: TermCreate, session: SessionDep, user: Admin) -> TermPublic:
+    return TermPublic.model_validate(schedule.add_term(session, school=school, data=body, actor=user.label))
 
 
 @router.get("/terms")
-def list_terms(school: str, session: SessionDep, user: Reader) -> list[TermPublic]:
-    found = accounts.school_by_code(session, school)
-    return [TermPublic.model_validate(t) for t in schedule.list_terms(session, school_id=found.id)]
+def list_terms(school: SchoolDep, session: SessionDep, user: Reader) -> list[TermPublic]:
+    return [TermPublic.model_validate(t) for t in schedule.list_terms(session, school=school)]
 
 
 @router.put("/calendar/{day}")
-def set_day(school: str, day: date, body: CalendarDayCreate, session: SessionDep, user: Admin) -> CalendarDayPublic:
+def set_day(school: SchoolDep, day: date, body: CalendarDayCreate, session: SessionDep, user: Admin) -> CalendarDayPublic:
     """Mark ``day`` a holiday (its sessions are removed) or a make-up day; the body's ``day`` must match."""
-    found = accounts.school_by_code(session, school)
     row, _removed = schedule.set_calendar_day(
-        session, school_id=found.id, data=body.model_copy(update={"day": day}), actor=user.label
+        session, school=school, data=body.model_copy(update={"day": day}), actor=user.label
     )
     return CalendarDayPublic.model_validate(row)
 
 
 @router.delete("/calendar/{day}", status_code=204)
-def delete_day(school: str, day: date, session: SessionDep, user: Admin) -> None:
-    found = accounts.school_by_code(session, school)
-    schedule.delete_calendar_day(session, school_id=found.id, day=day, actor=user.label)
+def delete_day(school: SchoolDep, day: date, session: SessionDep, user: Admin) -> None:
+    schedule.delete_calendar_day(session, school=school, day=day, actor=user.label)
 
 
 @router.get("/calendar")
-def list_days(school: str, session: SessionDep, user: Reader) -> list[CalendarDayPublic]:
-    found = accounts.school_by_code(session, school)
-    return [CalendarDayPublic.model_validate(d) for d in schedule.list_calendar(session, school_id=found.id)]
+def list_days(school: SchoolDep, session: SessionDep, user: Reader) -> list[CalendarDayPublic]:
+    return [CalendarDayPublic.model_validate(d) for d in schedule.list_calendar(session, school=school)]
 
 
 @router.put("/dismissal-times")
-def set_dismissal(school: str, body: DismissalTimeCreate, session: SessionDep, user: Admin) -> DismissalTimePublic:
+def set_dismissal(school: SchoolDep, body: DismissalTimeCreate, session: SessionDep, user: Admin) -> DismissalTimePublic:
     """A grade's regular dismissal in one season; sessions planned later start no earlier (P3.3)."""
-    found = accounts.school_by_code(session, school)
-    return DismissalTimePublic.model_validate(schedule.set_dismissal(session, school_id=found.id, data=body, actor=user.label))
+    return DismissalTimePublic.model_validate(schedule.set_dismissal(session, school=school, data=body, actor=user.label))
 
 
 @router.get("/dismissal-times")
-def list_dismissal(school: str, session: SessionDep, user: Reader) -> list[DismissalTimePublic]:
-    found = accounts.school_by_code(session, school)
-    return [DismissalTimePublic.model_validate(d) for d in schedule.list_dismissal(session, school_id=found.id)]
+def list_dismissal(school: SchoolDep, session: SessionDep, user: Reader) -> list[DismissalTimePublic]:
+    return [DismissalTimePublic.model_validate(d) for d in schedule.list_dismissal(session, school=school)]

@@ -15,11 +15,13 @@ from sqlmodel import Session
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
-from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
+from central.api.deps import ERROR_RESPONSES, IdPath, SchoolDep, SessionDep, require_role
 from central.core import clock
+from central.core.columns import MAX_ID, RowId
 from central.core.errors import Forbidden, Missing
-from central.core.models import MAX_ID, Enrollment, EnrollmentCreate, EnrollmentPublic, RowId, School
 from central.programme import enrollment
+from central.programme.models import Enrollment, EnrollmentCreate, EnrollmentPublic
+from central.schools.models import School
 
 router = APIRouter(prefix="/schools/{school}/enrollments", tags=["enrollments"], responses=ERROR_RESPONSES)
 # The district reads every school's enrollments and inspects; it takes no step in them (P2.1).
@@ -70,7 +72,7 @@ def _visible_ids(user: Principal, school: School):
 
 
 def _row(session: Session, user: Principal, school: School, enrollment_id: IdPath, *, reviewing: bool = False) -> Enrollment:
-    row = enrollment.get(session, school_id=school.id, enrollment_id=enrollment_id)
+    row = enrollment.get(session, school=school, enrollment_id=enrollment_id)
     ids = _visible_ids(user, school)
     if ids is not None and row.student_id not in set(session.exec(ids)):
         raise Missing("enrollment.missing", id=enrollment_id)  # not "forbidden": do not reveal it exists
@@ -88,27 +90,25 @@ def _out(session: Session, row: Enrollment) -> EnrollmentPublic:
 
 
 @router.post("", status_code=201)
-def apply(school: str, body: EnrollmentCreate, session: SessionDep, user: Applicant) -> EnrollmentPublic:
+def apply(school: SchoolDep, body: EnrollmentCreate, session: SessionDep, user: Applicant) -> EnrollmentPublic:
     """The guardian's written application (家长申请); a school admin may enter a paper one."""
-    found = accounts.school_by_code(session, school)
     if user.role is Role.GUARDIAN and body.guardian_id != user.guardian_id:
         raise Forbidden("enrollment.guardian_only_own")
     if user.role is Role.GUARDIAN:
         # The same answer for a student number that does not exist and one that is not theirs: a
         # guardian learns nothing of the school's other children, not even which numbers exist.
         accounts.find_student(session, principal=user, school=school, student_no=body.student)
-    row = enrollment.apply(session, school_id=found.id, data=body, actor=user.label)
+    row = enrollment.apply(session, school=school, data=body, actor=user.label)
     return _out(session, row)
 
 
 @router.get("")
 def list_enrollments(
-    school: str, session: SessionDep, user: Reader, state: str | None = None, group_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    school: SchoolDep, session: SessionDep, user: Reader, state: str | None = None, group_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     student: str | None = None,
 ) -> list[EnrollmentPublic]:
-    found = accounts.school_by_code(session, school)
-    rows = enrollment.list_enrollments(session, school_id=found.id, state=state, group_id=group_id, student=student)
-    ids = _visible_ids(user, found)
+    rows = enrollment.list_enrollments(session, school=school, state=state, group_id=group_id, student=student)
+    ids = _visible_ids(user, school)
     if ids is not None:
         allowed = set(session.exec(ids))
         rows = [r for r in rows if r.student_id in allowed]
@@ -116,46 +116,42 @@ def list_enrollments(
 
 
 @router.get("/{enrollment_id}")
-def get_enrollment(school: str, enrollment_id: IdPath, session: SessionDep, user: Reader) -> EnrollmentPublic:
-    found = accounts.school_by_code(session, school)
-    return enrollment.public(session, _row(session, user, found, enrollment_id))
+def get_enrollment(school: SchoolDep, enrollment_id: IdPath, session: SessionDep, user: Reader) -> EnrollmentPublic:
+    return enrollment.public(session, _row(session, user, school, enrollment_id))
 
 
 @router.post("/{enrollment_id}/review")
-def review(school: str, enrollment_id: IdPath, body: ReviewIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
+def review(school: SchoolDep, enrollment_id: IdPath, body: ReviewIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
     """The class teacher's review (班级审核)."""
-    found = accounts.school_by_code(session, school)
-    _row(session, user, found, enrollment_id, reviewing=True)
-    row = enrollment.review(session, school_id=found.id, enrollment_id=enrollment_id, actor=user.label, note=body.note)
+    _row(session, user, school, enrollment_id, reviewing=True)
+    row = enrollment.review(session, school=school, enrollment_id=enrollment_id, actor=user.label, note=body.note)
     return _out(session, row)
 
 
 @router.post("/{enrollment_id}/approve")
-def approve(school: str, enrollment_id: IdPath, body: ApproveIn, session: SessionDep, user: Admin) -> EnrollmentPublic:
+def approve(school: SchoolDep, enrollment_id: IdPath, body: ApproveIn, session: SessionDep, user: Admin) -> EnrollmentPublic:
     """The school's approval into a group with a free place (学校统一实施)."""
-    found = accounts.school_by_code(session, school)
     row = enrollment.approve(
-        session, school_id=found.id, enrollment_id=enrollment_id, group_id=body.group_id, actor=user.label, note=body.note
+        session, school=school, enrollment_id=enrollment_id, group_id=body.group_id, actor=user.label, note=body.note
     )
     return _out(session, row)
 
 
 @router.post("/{enrollment_id}/signatures")
-def sign(school: str, enrollment_id: IdPath, body: SignIn, session: SessionDep, user: Signer) -> EnrollmentPublic:
+def sign(school: SchoolDep, enrollment_id: IdPath, body: SignIn, session: SessionDep, user: Signer) -> EnrollmentPublic:
     """One party's signature of the current notice; the third makes the enrollment active (P2.2).
 
     The school's: a school admin. The guardian's and the student's: the guardian in their own account,
     or a school admin recording the signed paper form (``paper: true``, kept on the signature).
     """
-    found = accounts.school_by_code(session, school)
-    _row(session, user, found, enrollment_id)
+    _row(session, user, school, enrollment_id)
     guardian_id = body.guardian_id
     if user.role is Role.GUARDIAN:
         if guardian_id not in (None, user.guardian_id):
             raise Forbidden("enrollment.guardian_only_own")
         guardian_id = user.guardian_id
     row = enrollment.sign(
-        session, school_id=found.id, enrollment_id=enrollment_id, party=body.party, signer=body.signer,
+        session, school=school, enrollment_id=enrollment_id, party=body.party, signer=body.signer,
         notice_version=body.notice_version, guardian_id=guardian_id, paper=body.paper, actor=user.label,
         role=user.role.value,
     )
@@ -163,20 +159,18 @@ def sign(school: str, enrollment_id: IdPath, body: SignIn, session: SessionDep, 
 
 
 @router.post("/{enrollment_id}/reject")
-def reject(school: str, enrollment_id: IdPath, body: RejectIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
-    found = accounts.school_by_code(session, school)
-    _row(session, user, found, enrollment_id, reviewing=True)
-    row = enrollment.reject(session, school_id=found.id, enrollment_id=enrollment_id, reason=body.reason, actor=user.label)
+def reject(school: SchoolDep, enrollment_id: IdPath, body: RejectIn, session: SessionDep, user: Reviewer) -> EnrollmentPublic:
+    _row(session, user, school, enrollment_id, reviewing=True)
+    row = enrollment.reject(session, school=school, enrollment_id=enrollment_id, reason=body.reason, actor=user.label)
     return _out(session, row)
 
 
 @router.post("/{enrollment_id}/withdraw")
-def withdraw(school: str, enrollment_id: IdPath, body: WithdrawIn, session: SessionDep, user: Applicant) -> EnrollmentPublic:
+def withdraw(school: SchoolDep, enrollment_id: IdPath, body: WithdrawIn, session: SessionDep, user: Applicant) -> EnrollmentPublic:
     """The guardian's written request to stop (P7.4), as of ``effective_on``."""
-    found = accounts.school_by_code(session, school)
-    _row(session, user, found, enrollment_id)
+    _row(session, user, school, enrollment_id)
     row = enrollment.withdraw(
-        session, school_id=found.id, enrollment_id=enrollment_id, request=body.request, effective_on=body.effective_on,
+        session, school=school, enrollment_id=enrollment_id, request=body.request, effective_on=body.effective_on,
         actor=user.label,
     )
     return _out(session, row)

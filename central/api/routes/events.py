@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from central.api.deps import SessionDep, require_role
+from central.api.deps import SchoolDep, SessionDep, require_role
 from central.kiosks import services
 from gateway import protocol
 
@@ -21,7 +21,7 @@ KioskId = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 @router.get("/events")
 def list_events(
-    school: str,
+    school: SchoolDep,
     session: SessionDep,
     kiosk: KioskId = None,
     kind: Annotated[list[protocol.Kind] | None, Query()] = None,
@@ -38,9 +38,9 @@ def list_events(
 
 
 @router.get("/incidents")
-def list_incidents(school: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
-    found = services.list_incidents(session, school=school, limit=limit)
-    return [i.model_dump(exclude={"payload"}) for i in found]
+def list_incidents(school: SchoolDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    rows = services.list_incidents(session, school=school, limit=limit)
+    return [i.model_dump(exclude={"payload"}) for i in rows]
 
 
 # An incident whose topic names no known school (an unregistered or malformed school id) belongs to

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel, select
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.api.deps import ERROR_RESPONSES, IdPath, SessionDep, require_role
+from central.api.deps import ERROR_RESPONSES, IdPath, SchoolDep, SessionDep, require_role
 from central.core.errors import Invalid, Missing
 from central.core.events import RosterChanged, record
-from central.core.models import Guardian, GuardianLink, Student
 from central.pickup import codes as pickup
+from central.schools.models import Guardian, GuardianLink, Student
 
 router = APIRouter(prefix="/schools/{school}/students/{student}/guardians", tags=["guardian links"],
                    responses=ERROR_RESPONSES)
@@ -42,15 +41,14 @@ class LinkPublic(SQLModel):
 
 @router.patch("/{guardian_id}")
 def update_link(
-    school: str, student: str, guardian_id: IdPath, body: LinkUpdate, session: SessionDep, user: Admin
+    school: SchoolDep, student: str, guardian_id: IdPath, body: LinkUpdate, session: SessionDep, user: Admin
 ) -> LinkPublic:
     """Change a link; the kiosks get it with the next roster version. Dates are the school's local dates."""
-    found = accounts.school_by_code(session, school)
     link = session.exec(
         select(GuardianLink)
         .join(Student, Student.id == GuardianLink.student_id)
         .join(Guardian, Guardian.id == GuardianLink.guardian_id)
-        .where(Student.school_id == found.id, Student.student_no == student, Guardian.id == guardian_id)
+        .where(Student.school_id == school.id, Student.student_no == student, Guardian.id == guardian_id)
     ).first()
     if link is None:
         raise Missing("link.missing", guardian=guardian_id, student=student)
@@ -64,7 +62,7 @@ def update_link(
     # P9.4: a custody order, a lost right to pick up or an ended link also voids the codes this
     # guardian issued for the child; the roster version published below carries them away at once.
     pickup.revoke_codes_of_link(session, link=link, actor=user)
-    record(session, RosterChanged(found.id))  # the kiosks get the link with the next roster version
+    record(session, RosterChanged(school.id))  # the kiosks get the link with the next roster version
     session.commit()
     session.refresh(link)
     return LinkPublic(student=student, **link.model_dump(exclude={"id", "student_id"}))

@@ -13,7 +13,8 @@ from sqlmodel import SQLModel
 
 from central.api.deps import ERROR_RESPONSES, SessionDep
 from central.pickup import codes as pickup
-from central.pickup.codes import KioskCaller, PhotoListed
+from central.pickup.codes import KioskCaller
+from central.pickup.models import PhotoListed
 from gateway.photos import SIGNATURE_HEADER, TIME_HEADER
 
 router = APIRouter(prefix="/kiosks/{school}/{kiosk}", tags=["kiosks"], responses=ERROR_RESPONSES)

@@ -6,12 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
+from central.api.deps import ERROR_RESPONSES, SchoolDep, SessionDep, require_role
 from central.core.errors import Missing
-from central.core.models import NoticeCreate, NoticePublic
 from central.programme import enrollment
+from central.programme.models import NoticeCreate, NoticePublic
 
 router = APIRouter(prefix="/schools/{school}/notice", tags=["notice"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
@@ -20,16 +19,14 @@ Reader = Annotated[Principal, Depends(require_role("school_admin", "district", "
 
 
 @router.post("", status_code=201)
-def publish(school: str, body: NoticeCreate, session: SessionDep, user: Admin) -> NoticePublic:
+def publish(school: SchoolDep, body: NoticeCreate, session: SessionDep, user: Admin) -> NoticePublic:
     """A new version of the notice; signatures of earlier versions no longer count towards activation."""
-    found = accounts.school_by_code(session, school)
-    return NoticePublic.model_validate(enrollment.publish_notice(session, school_id=found.id, text=body.text, actor=user.label))
+    return NoticePublic.model_validate(enrollment.publish_notice(session, school=school, text=body.text, actor=user.label))
 
 
 @router.get("")
-def current(school: str, session: SessionDep, user: Reader) -> NoticePublic:
-    found = accounts.school_by_code(session, school)
-    notice = enrollment.current_notice(session, school_id=found.id)
+def current(school: SchoolDep, session: SessionDep, user: Reader) -> NoticePublic:
+    notice = enrollment.current_notice(session, school=school)
     if notice is None:
         raise Missing("notice.none")
     return NoticePublic.model_validate(notice)

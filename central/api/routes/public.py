@@ -11,11 +11,12 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from central.accounts.access import Principal, Role
-from central.api.deps import SessionDep, require_role
+from central.api.deps import SchoolDep, SessionDep, require_role
 from central.core.errors import Missing
 from central.core.i18n import pick_locale
 from central.programme import public
-from central.programme.public import PublicProfileBase
+from central.programme.models import PublicProfileBase
+from central.schools import registry
 
 page_router = APIRouter(tags=["public"])
 router = APIRouter(prefix="/schools/{school}", tags=["public"])
@@ -32,7 +33,7 @@ def public_page(
     """P4.2: times, groups and content, safety measures, fee and how to apply; zh_CN, or en with ``?lang=en``."""
     locale = pick_locale(lang, request.headers.get("accept-language"))
     try:
-        page = public.build_page(session, school=school, locale=locale, settings=request.app.state.settings)
+        page = public.build_page(session, school=registry.get_school(session, school), locale=locale, settings=request.app.state.settings)
     except Missing as exc:
         return HTMLResponse(f"<!doctype html><title>404</title><p>{escape(exc.text(locale))}</p>", status_code=404)
     html = _templates.get_template("public.html").render(page=page)
@@ -41,14 +42,14 @@ def public_page(
 
 @router.get("/public-profile")
 def get_profile(
-    school: str, session: SessionDep, _: Annotated[Principal, Depends(require_role(Role.DISTRICT, Role.SCHOOL_ADMIN))]
+    school: SchoolDep, session: SessionDep, _: Annotated[Principal, Depends(require_role(Role.DISTRICT, Role.SCHOOL_ADMIN))]
 ) -> PublicProfileBase:
     return public.get_profile(session, school=school)
 
 
 @router.put("/public-profile")
 def set_profile(
-    school: str,
+    school: SchoolDep,
     body: PublicProfileBase,
     request: Request,
     session: SessionDep,
@@ -56,5 +57,5 @@ def set_profile(
 ) -> PublicProfileBase:
     """The fee (P7.2: at most the district's cap), contact and a note on applying, as the public page shows them."""
     return public.set_profile(
-        session, principal=principal, school=school, data=body, fee_cap_fen=request.app.state.settings.fee_cap_fen
+        session, actor=principal, school=school, data=body, fee_cap_fen=request.app.state.settings.fee_cap_fen
     )

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.api.deps import ERROR_RESPONSES, SessionDep, require_role
+from central.api.deps import ERROR_RESPONSES, SchoolDep, SessionDep, require_role
 from central.api.roster_sync import publish_roster
 
 router = APIRouter(prefix="/schools/{school}/roster", tags=["roster"], responses=ERROR_RESPONSES)
@@ -40,14 +39,12 @@ def _summary(version: int, body: str) -> RosterSummary:
 
 
 @router.get("")
-def summary(school: str, session: SessionDep, user: Reader) -> RosterSummary:
-    found = accounts.school_by_code(session, school)
-    return _summary(found.roster_version, found.roster_body)
+def summary(school: SchoolDep, session: SessionDep, user: Reader) -> RosterSummary:
+    return _summary(school.roster_version, school.roster_body)
 
 
 @router.post("/refresh")
-def refresh(school: str, request: Request, session: SessionDep, user: Admin) -> RosterSummary:
+def refresh(school: SchoolDep, request: Request, session: SessionDep, user: Admin) -> RosterSummary:
     """Rebuild now (e.g. after midnight, when a new day's sessions enter the window) and publish if changed."""
-    found = accounts.school_by_code(session, school)
-    version = publish_roster(request, session, found)
-    return _summary(version, found.roster_body)
+    version = publish_roster(request, session, school)
+    return _summary(version, school.roster_body)

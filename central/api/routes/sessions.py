@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SessionDep, require_role
-from central.core.models import CareSessionPublic, RowId
+from central.api.deps import ERROR_RESPONSES, MAX_ID, IdPath, SchoolDep, SessionDep, require_role
+from central.core.columns import RowId
 from central.programme import schedule
+from central.programme.models import CareSessionPublic
 
 router = APIRouter(prefix="/schools/{school}/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
@@ -31,38 +31,34 @@ class DutyIn(BaseModel):
 
 
 @router.post("/plan", status_code=201)
-def plan(school: str, body: PlanIn, request: Request, session: SessionDep, user: Admin) -> list[CareSessionPublic]:
+def plan(school: SchoolDep, body: PlanIn, request: Request, session: SessionDep, user: Admin) -> list[CareSessionPublic]:
     """Materialise the sessions of a date range on school days; returns the sessions made."""
     settings = request.app.state.settings
-    found = accounts.school_by_code(session, school)
     made = schedule.plan_sessions(
-        session, school=found, start=body.start, end=body.end, group_id=body.group_id, actor=user.label, settings=settings
+        session, school=school, start=body.start, end=body.end, group_id=body.group_id, actor=user.label, settings=settings
     )
-    return schedule.sessions_public(session, school=found, rows=made, settings=settings)
+    return schedule.sessions_public(session, school=school, rows=made, settings=settings)
 
 
 @router.get("")
 def list_sessions(
-    school: str, request: Request, session: SessionDep, user: Reader, start: date, end: date,
+    school: SchoolDep, request: Request, session: SessionDep, user: Reader, start: date, end: date,
     group_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[CareSessionPublic]:
     """Sessions of ``start``..``end`` with the expected students, staff on duty and the ratio flag (P9.2)."""
-    found = accounts.school_by_code(session, school)
-    rows = schedule.sessions_between(session, school_id=found.id, start=start, end=end, group_id=group_id)
-    return schedule.sessions_public(session, school=found, rows=rows, settings=request.app.state.settings)
+    rows = schedule.sessions_between(session, school=school, start=start, end=end, group_id=group_id)
+    return schedule.sessions_public(session, school=school, rows=rows, settings=request.app.state.settings)
 
 
 @router.post("/{session_id}/duty", status_code=201)
-def assign(school: str, session_id: IdPath, body: DutyIn, request: Request, session: SessionDep, user: Admin) -> CareSessionPublic:
+def assign(school: SchoolDep, session_id: IdPath, body: DutyIn, request: Request, session: SessionDep, user: Admin) -> CareSessionPublic:
     """Put a staff member on duty; third-party staff only after their vendor's last approval (P6.2), and
     nobody already on duty in another session of the school at the same time (409)."""
-    found = accounts.school_by_code(session, school)
-    schedule.assign_duty(session, school_id=found.id, session_id=session_id, staff_id=body.staff_id, actor=user.label)
-    row = schedule.get_session(session, school_id=found.id, session_id=session_id)
-    return schedule.sessions_public(session, school=found, rows=[row], settings=request.app.state.settings)[0]
+    schedule.assign_duty(session, school=school, session_id=session_id, staff_id=body.staff_id, actor=user.label)
+    row = schedule.get_session(session, school=school, session_id=session_id)
+    return schedule.sessions_public(session, school=school, rows=[row], settings=request.app.state.settings)[0]
 
 
 @router.delete("/{session_id}/duty/{staff_id}", status_code=204)
-def unassign(school: str, session_id: IdPath, staff_id: IdPath, session: SessionDep, user: Admin) -> None:
-    found = accounts.school_by_code(session, school)
-    schedule.unassign_duty(session, school_id=found.id, session_id=session_id, staff_id=staff_id, actor=user.label)
+def unassign(school: SchoolDep, session_id: IdPath, staff_id: IdPath, session: SessionDep, user: Admin) -> None:
+    schedule.unassign_duty(session, school=school, session_id=session_id, staff_id=staff_id, actor=user.label)

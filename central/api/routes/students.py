@@ -9,9 +9,9 @@ from sqlmodel import SQLModel, col, select
 
 from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
-from central.api.deps import SessionDep, require_role
-from central.core.models import Guardian, GuardianLink, SchoolClass
+from central.api.deps import SchoolDep, SessionDep, require_role
 from central.kiosks.roster import mask_phone
+from central.schools.models import Guardian, GuardianLink, SchoolClass
 
 router = APIRouter(prefix="/schools/{school}/students", tags=["students"])
 Reader = Annotated[
@@ -45,7 +45,7 @@ def _class_names(session, school_id: int) -> dict[int, str]:
 
 
 @router.get("")
-def list_students(school: str, session: SessionDep, principal: Reader) -> list[StudentPublic]:
+def list_students(school: SchoolDep, session: SessionDep, principal: Reader) -> list[StudentPublic]:
     """School-wide roles see every child, a teacher those of their groups, a guardian their own."""
     students = accounts.visible_students(session, principal=principal, school=school)
     names = _class_names(session, students[0].school_id) if students else {}
@@ -56,7 +56,7 @@ def list_students(school: str, session: SessionDep, principal: Reader) -> list[S
 
 
 @router.get("/{student_no}")
-def get_student(school: str, student_no: str, session: SessionDep, principal: Reader) -> StudentDetail:
+def get_student(school: SchoolDep, student_no: str, session: SessionDep, principal: Reader) -> StudentDetail:
     child = accounts.read_student(session, principal=principal, school=school, student_no=student_no)
     links = session.exec(
         select(Guardian, GuardianLink)

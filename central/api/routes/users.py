@@ -11,10 +11,12 @@ from pydantic import Field
 from sqlmodel import SQLModel, select
 
 from central.accounts import access as accounts
-from central.accounts.access import Principal, Role, User
-from central.api.deps import MAX_ID, IdPath, SessionDep, require_role
+from central.accounts.access import Principal, Role
+from central.accounts.models import User
+from central.api.deps import MAX_ID, IdPath, SchoolDep, SessionDep, require_role
 from central.core import audit, clock
-from central.core.models import School, Student
+from central.schools import registry
+from central.schools.models import School, Student
 
 router = APIRouter(tags=["users"])
 Admin = Annotated[Principal, Depends(require_role(Role.DISTRICT, Role.SCHOOL_ADMIN))]
@@ -107,7 +109,7 @@ def list_audit(
     """The district reads every school's rows (or one school's); a school admin their school's."""
     school_id = principal.school_id
     if principal.role is Role.DISTRICT and school is not None:
-        school_id = accounts.school_by_code(session, school).id
+        school_id = registry.get_school(session, school).id
     rows = audit.list_rows(session, school_id=school_id, after_seq=after_seq, limit=limit)
     return [
         AuditPublic(**{**r.model_dump(exclude={"id", "before", "after"}), "at": clock.as_utc(r.at), "before": json.loads(r.before), "after": json.loads(r.after)})
@@ -117,18 +119,17 @@ def list_audit(
 
 @router.get("/schools/{school}/child-reads")
 def list_child_reads(
-    school: str,
+    school: SchoolDep,
     session: SessionDep,
     principal: Admin,
     student: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ChildReadPublic]:
     """Who read which child's record, newest first (a school's safety review)."""
-    found = accounts.school_by_code(session, school)
     student_id = None
     if student is not None:
         child = accounts.find_student(session, principal=principal, school=school, student_no=student)
         student_id = child.id
-    reads = accounts.child_reads(session, school=found, student_id=student_id, limit=limit)
-    numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == found.id)).all())
+    reads = accounts.child_reads(session, school=school, student_id=student_id, limit=limit)
+    numbers = dict(session.exec(select(Student.id, Student.student_no).where(Student.school_id == school.id)).all())
     return [ChildReadPublic(student=numbers[r.student_id], actor=r.actor, what=r.what, at=clock.as_utc(r.at)) for r in reads]

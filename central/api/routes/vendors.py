@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from central.accounts import access as accounts
 from central.accounts.access import Principal
-from central.api.deps import IdPath, ERROR_RESPONSES, SessionDep, require_role
-from central.core.models import VendorCreate, VendorPublic
+from central.api.deps import ERROR_RESPONSES, IdPath, SchoolDep, SessionDep, require_role
 from central.programme import staff as staff_service
+from central.programme.models import VendorCreate, VendorPublic
 
 router = APIRouter(prefix="/schools/{school}/vendors", tags=["vendors"], responses=ERROR_RESPONSES)
 # The district reads every school and inspects; it does not set a school up (README, "Users, roles").
@@ -28,26 +27,23 @@ class DecisionIn(BaseModel):
 
 
 @router.post("", status_code=201)
-def create_vendor(school: str, body: VendorCreate, session: SessionDep, user: Admin) -> VendorPublic:
-    found = accounts.school_by_code(session, school)
-    return staff_service.vendor_public(session, staff_service.create_vendor(session, school_id=found.id, data=body, actor=user.label))
+def create_vendor(school: SchoolDep, body: VendorCreate, session: SessionDep, user: Admin) -> VendorPublic:
+    return staff_service.vendor_public(session, staff_service.create_vendor(session, school=school, data=body, actor=user.label))
 
 
 @router.get("")
-def list_vendors(school: str, session: SessionDep, user: Approver) -> list[VendorPublic]:
-    found = accounts.school_by_code(session, school)
-    return [staff_service.vendor_public(session, v) for v in staff_service.list_vendors(session, school_id=found.id)]
+def list_vendors(school: SchoolDep, session: SessionDep, user: Approver) -> list[VendorPublic]:
+    return [staff_service.vendor_public(session, v) for v in staff_service.list_vendors(session, school=school)]
 
 
 @router.post("/{vendor_id}/approvals", status_code=201)
-def decide(school: str, vendor_id: IdPath, body: DecisionIn, session: SessionDep, user: Approver) -> VendorPublic:
+def decide(school: SchoolDep, vendor_id: IdPath, body: DecisionIn, session: SessionDep, user: Approver) -> VendorPublic:
     """Record the next step's decision (who and when are recorded); the last approval lets the vendor's staff serve.
 
     ``review_panel`` and ``party_org``: the school admin; ``district`` and ``city``: a district account (P6.2).
     """
-    found = accounts.school_by_code(session, school)
     vendor = staff_service.decide_step(
-        session, school_id=found.id, vendor_id=vendor_id, step=body.step, approved=body.approved, note=body.note,
+        session, school=school, vendor_id=vendor_id, step=body.step, approved=body.approved, note=body.note,
         actor=user.label, role=user.role.value,
     )
     return staff_service.vendor_public(session, vendor)

@@ -23,10 +23,9 @@ from sqlmodel import Session, select
 
 from central.core.cards import canonical_card, canonical_phone
 from central.core.errors import Missing
-from central.core.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
-from central.kiosks import services
+from central.schools import registry
+from central.schools.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
-
 
 # Header as written (Chinese or English, compared case-insensitively) -> field.
 STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", "班级": "class", "卡号": "card",
@@ -34,7 +33,7 @@ STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", 
 GUARDIAN_HEADERS = {"姓名": "name", "关系": "relation", "手机": "phone", "卡号": "card", "学生学号": "student_no",
                     "可接送": "may_pick_up", "禁止接送": "barred", "自行离校": "may_leave_alone"}
 OPTIONAL_COLUMNS = {"may_leave_alone", "applied"}
-# Column widths of central/core/models.py, checked here so a long cell is a row error, not a DB error.
+# Column widths of central/schools/models.py, checked here so a long cell is a row error, not a DB error.
 LIMITS = {"student_no": 32, "name": 100, "grade": 32, "class": 64, "relation": 32}
 TRUE = {"是", "yes", "y", "true", "1"}
 FALSE = {"否", "no", "n", "false", "0"}
@@ -263,7 +262,7 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
 
 def import_roster(session: Session, *, school: str, students: Path | None, guardians: Path | None,
                   school_name: str | None = None, card_format: str | dict[str, str] = "hex",
-                  create_school: bool = False, timezone: str = services.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
+                  create_school: bool = False, timezone: str = registry.DEFAULT_ZONE, commit: bool = True) -> ImportResult:
     """Check the school and both files, then upsert classes, students, guardians, links and cards, and commit.
 
     The school must exist, unless ``create_school`` says to create it (named ``school_name``, in
@@ -300,7 +299,7 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
             school_name: str | None, formats: dict[str, str], create_school: bool, timezone: str) -> ImportResult:
     # The school first: an id kiosks cannot use in a topic, or a school nobody created, refuses the
     # import before a row is read, so nothing is written (issue 12).
-    services.check_school(code=code, name=school_name if create_school else None, timezone=timezone)
+    registry.check_school(code=code, name=school_name if create_school else None, timezone=timezone)
     school = session.exec(select(School).where(School.code == code)).first()
     if school is None and not create_school:
         raise Missing("import_no_school", school=code)
@@ -394,7 +393,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
            srows: list[_StudentRow], grows: list[_GuardianRow], db: _People, card_of: dict[tuple, str]) -> ImportResult:
     result = ImportResult()
     if school is None:  # checked above: the import was told to create it
-        school = services.create_school(session, actor=session.info.get("actor", "import"), code=code, name=school_name,
+        school = registry.create_school(session, actor=session.info.get("actor", "import"), code=code, name=school_name,
                                         timezone=timezone, commit=False)
     classes = {(c.grade, c.name): c for c in session.exec(
         select(SchoolClass).where(SchoolClass.school_id == school.id))}
@@ -420,7 +419,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         if g.may_leave_alone:
             db.students[g.student_no].may_leave_alone = True
     session.flush()
-    result.applications = record_applications(session, school.id, [(s, db.students[s.student_no]) for s in srows if s.applied])
+    result.applications = record_applications(session, school, [(s, db.students[s.student_no]) for s in srows if s.applied])
 
     named = {(g.name, g.phone) for g in grows}
     result.guardians_updated = len(named & db.guardians.keys())
@@ -439,7 +438,9 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
         links[(guardian.id, student.id)] = link
         session.add(link)
         if link.id is not None:
-            from central.pickup import codes as pickup  # here, like enrollment below: keeps the importer's imports light
+            from central.pickup import (
+                codes as pickup,  # here, like enrollment below: keeps the importer's imports light
+            )
 
             pickup.revoke_codes_of_link(session, link=link, actor="import")  # P9.4: a bar arriving by import
         result.links += 1
@@ -462,7 +463,7 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
     return result
 
 
-def record_applications(session: Session, school_id: int, rows: list[tuple[_StudentRow, Student]]) -> int:
+def record_applications(session: Session, school: School, rows: list[tuple[_StudentRow, Student]]) -> int:
     """A bulk import creates applications, never active enrollments (P2.1): one for each student marked
     as applied who has no open enrollment yet, so importing the same file twice adds nothing."""
     from central.programme import enrollment  # here, like pickup above: keeps the importer's imports light
@@ -470,7 +471,7 @@ def record_applications(session: Session, school_id: int, rows: list[tuple[_Stud
     made = 0
     for row, student in rows:
         if not enrollment.has_open(session, student_id=student.id):
-            enrollment.record_application(session, school_id=school_id, student_id=student.id, actor="import",
+            enrollment.record_application(session, school=school, student_id=student.id, actor="import",
                                           application=f"written application, imported from row {row.row}", commit=False)
             made += 1
     return made

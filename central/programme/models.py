@@ -1,213 +1,16 @@
-"""Central's tables. Times are stored in UTC (timezone-aware columns); money (later) in integer fen.
-
-Each school-scoped row carries ``school_id``; a district holds many schools (P1.1).
+"""The after-school service: terms and the calendar, dismissal times, vendors, staff, interest groups,
+care sessions and duty, notices, enrollment by consent (P2, P3, P5, P6, P7).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
-from typing import Annotated
+from datetime import date, datetime, time
 
 import sqlalchemy as sa
-from pydantic import AfterValidator
 from sqlmodel import Field, SQLModel, col
 
-from central.core.clock import as_utc, utcnow
-from central.core.errors import Invalid
-
-def _local_time(value: time | None) -> time | None:
-    # A time of day is the school's local time; an offset would be dropped on SQLite and compared
-    # against naive times later (a 500). Raised as the service error, so the answer is a localized 422.
-    if value is not None and value.tzinfo is not None:
-        raise Invalid("time_with_offset", value=value.isoformat())
-    return value
-
-
-# Row ids are 32-bit INTEGER columns on PostgreSQL; a bigger number names nothing, and SQLite
-# cannot even compare one past 64 bits. An id given as input is bounded, so such input is a 422, not a 500.
-MAX_ID = 2**31 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
-"""The id of a row, as input (a body field or a query parameter)."""
-
-LocalTime = Annotated[time, AfterValidator(_local_time)]
-"""A time of day in the school's zone, as input: one with an offset (``16:00:00+08:00``) is refused."""
-
-
-class UTCDateTime(sa.TypeDecorator):
-    """A point in time, always handed back timezone-aware in UTC.
-
-    PostgreSQL keeps the zone (timestamptz); SQLite keeps none and hands back naive values, which
-    every reader would otherwise have to remember are UTC.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"a stored time needs a zone: {value!r}")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        return as_utc(value)
-
-
-def _ts(**kw) -> sa.Column:
-    return sa.Column(UTCDateTime(), **kw)
-
-
-class School(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(max_length=64, unique=True, index=True)
-    name: str = Field(max_length=200)
-    timezone: str = Field(default="Asia/Shanghai", max_length=64)
-    roster_version: int = 0
-    # The last published snapshot's people (JSON), from which the next delta is computed.
-    roster_body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
-
-
-class SchoolClass(SQLModel, table=True):
-    __tablename__ = "school_class"
-    __table_args__ = (sa.UniqueConstraint("school_id", "grade", "name"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    grade: str = Field(max_length=32)
-    name: str = Field(max_length=64)
-
-
-class Student(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("school_id", "student_no"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    class_id: int = Field(foreign_key="school_class.id", index=True)
-    student_no: str = Field(max_length=32)
-    name: str = Field(max_length=100)
-    poverty_registered: bool = False  # P7.3: pays nothing; never sent to a kiosk
-    may_leave_alone: bool = False  # P9.4: written permission to leave alone
-    # Whether a student is in the service is not a column: it is an active Enrollment (P2.1).
-
-
-class Guardian(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    name: str = Field(max_length=100)
-    phone: str = Field(default="", max_length=32)
-
-
-class GuardianLink(SQLModel, table=True):
-    __tablename__ = "guardian_link"
-    __table_args__ = (
-        sa.UniqueConstraint("guardian_id", "student_id"),
-        # P9.4: a custody bar and the right to pick up never stand on one link (migration 0007).
-        sa.CheckConstraint("NOT (barred AND may_pick_up)", name="guardian_link_barred_no_pickup"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    guardian_id: int = Field(foreign_key="guardian.id", index=True)
-    student_id: int = Field(foreign_key="student.id", index=True)
-    relation: str = Field(default="", max_length=32)
-    may_pick_up: bool = True
-    barred: bool = False  # custody order: refused at the kiosk whatever else holds (P9.4)
-    # The days this link holds (inclusive, school's local dates); None is open-ended.
-    valid_from: date | None = None
-    valid_until: date | None = None
-
-
-class Card(SQLModel, table=True):
-    __table_args__ = (
-        sa.UniqueConstraint("school_id", "uid"),
-        sa.CheckConstraint("(student_id IS NULL) <> (guardian_id IS NULL)", name="card_one_owner"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    uid: str = Field(max_length=32)  # canonical: upper-case hex of the UID bytes
-    student_id: int | None = Field(default=None, foreign_key="student.id", index=True)
-    guardian_id: int | None = Field(default=None, foreign_key="guardian.id", index=True)
-
-
-class Kiosk(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("school_id", "code"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int = Field(foreign_key="school.id", index=True)
-    code: str = Field(max_length=64)
-    secret: str = Field(max_length=128)  # hex HMAC key shared with the kiosk
-    acked_seq: int = 0  # highest contiguous seq stored
-    last_hash: str = Field(default="", max_length=64)  # event_hash of event acked_seq
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-
-
-class Event(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("kiosk_id", "seq"),)
-
-    id: str = Field(primary_key=True, max_length=36)  # UUIDv7 from the kiosk
-    school_id: int = Field(foreign_key="school.id", index=True)
-    kiosk_id: int = Field(foreign_key="kiosk.id")
-    seq: int
-    kind: str = Field(max_length=16)
-    at: datetime = Field(sa_column=_ts(nullable=False))  # kiosk wall clock, in UTC
-    received_at: datetime = Field(sa_column=_ts(nullable=False))
-    card: str | None = Field(default=None, max_length=64)
-    student: str | None = Field(default=None, max_length=64)
-    guardian: str | None = Field(default=None, max_length=64)
-    staff: str | None = Field(default=None, max_length=64)
-    session: str | None = Field(default=None, max_length=64)
-    reason: str | None = Field(default=None, max_length=500)
-    operator: str | None = Field(default=None, max_length=64)
-    note: str | None = Field(default=None, max_length=500)
-    roster_version: int | None = None
-    # The kiosk's boot counter and ms since that boot (monotonic); with KioskClock they give the
-    # event's time on central's clock when the kiosk's wall clock was wrong.
-    boot: int | None = None
-    mono: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
-    prev: str = Field(max_length=64)
-    hash: str = Field(max_length=64)
-    sig: str = Field(max_length=64)
-
-
-class KioskClock(SQLModel, table=True):
-    """How one boot of a kiosk's monotonic clock maps onto central's clock.
-
-    ``base`` is the central time at mono 0, estimated as the least (received - mono) seen for
-    the boot: a message can only arrive after it was sent, so the least is the tightest.
-    """
-
-    __tablename__ = "kiosk_clock"
-    __table_args__ = (sa.UniqueConstraint("kiosk_id", "boot"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    kiosk_id: int = Field(foreign_key="kiosk.id", index=True)
-    boot: int
-    base_ms: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))  # epoch ms, UTC
-    skew_reported_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
-
-
-class SafetyIncident(SQLModel, table=True):
-    __tablename__ = "safety_incident"
-
-    id: int | None = Field(default=None, primary_key=True)
-    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
-    kiosk: str | None = Field(default=None, max_length=64)
-    seq: int | None = None
-    kind: str = Field(max_length=32)  # malformed_payload, bad_signature, broken_chain, unknown_kiosk, …
-    detail: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    topic: str = Field(default="", max_length=300)
-    payload: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    # How many incidents this row stands for: past a few of one kind and kiosk in a window, ingest
-    # counts the rest on one row (invented kiosk names, forged seqs) instead of a row each.
-    count: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
-
-
-# --- the service (issue 3): calendar, groups, staff and vendors, enrollment by consent ---------
-# Each row that changes state records who (``*_by``: the actor) and when (``*_at``, UTC).
-# Models climb Base -> Create/Update -> table -> Public; the API takes and returns the non-table ones.
+from central.core.clock import utcnow
+from central.core.columns import LocalTime, RowId, utc_column
 
 
 class TermBase(SQLModel):
@@ -228,7 +31,7 @@ class Term(TermBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class TermPublic(TermBase):
@@ -254,7 +57,7 @@ class CalendarDay(CalendarDayBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class CalendarDayPublic(CalendarDayBase):
@@ -278,7 +81,7 @@ class DismissalTime(DismissalTimeBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)
     updated_by: str = Field(max_length=100)
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class DismissalTimePublic(DismissalTimeBase):
@@ -300,7 +103,7 @@ class Vendor(VendorBase, table=True):
     school_id: int = Field(foreign_key="school.id", index=True)
     state: str = Field(default="pending", max_length=16)  # pending, approved, refused (P6.2)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class VendorApproval(SQLModel, table=True):
@@ -315,7 +118,7 @@ class VendorApproval(SQLModel, table=True):
     approved: bool
     note: str = Field(default="", max_length=1000)  # the panel's members, the document number, a reason
     decided_by: str = Field(max_length=100)
-    decided_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    decided_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class VendorApprovalPublic(SQLModel):
@@ -355,7 +158,7 @@ class Staff(StaffBase, table=True):
     vendor_id: int | None = Field(default=None, foreign_key="vendor.id", index=True)
     active: bool = True
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class StaffPublic(StaffBase):
@@ -416,7 +219,7 @@ class InterestGroup(InterestGroupBase, table=True):
     weekdays: list[int] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class InterestGroupPublic(InterestGroupBase):
@@ -437,11 +240,11 @@ class CareSession(SQLModel, table=True):
     school_id: int = Field(foreign_key="school.id", index=True)
     group_id: int = Field(foreign_key="interest_group.id", index=True)
     day: date = Field(index=True)  # the school's local date
-    starts_at: datetime = Field(sa_column=_ts(nullable=False))
-    ends_at: datetime = Field(sa_column=_ts(nullable=False))
+    starts_at: datetime = Field(sa_column=utc_column(nullable=False))
+    ends_at: datetime = Field(sa_column=utc_column(nullable=False))
     place: str = Field(max_length=200)
     created_by: str = Field(max_length=100)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class DutyAssignment(SQLModel, table=True):
@@ -454,7 +257,7 @@ class DutyAssignment(SQLModel, table=True):
     session_id: int = Field(foreign_key="care_session.id", index=True)
     staff_id: int = Field(foreign_key="staff.id", index=True)
     assigned_by: str = Field(max_length=100)
-    assigned_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    assigned_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class CareSessionPublic(SQLModel):
@@ -488,7 +291,7 @@ class Notice(NoticeBase, table=True):
     version: int
     text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     published_by: str = Field(max_length=100)
-    published_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    published_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class NoticePublic(NoticeBase):
@@ -517,8 +320,8 @@ class Enrollment(SQLModel, table=True):
     rejection_reason: str | None = Field(default=None, max_length=1000)
     withdrawal_request: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     withdrawn_on: date | None = None  # P7.4: the refund counts service days after this date
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class EnrollmentStep(SQLModel, table=True):
@@ -532,7 +335,7 @@ class EnrollmentStep(SQLModel, table=True):
     to_state: str = Field(max_length=16)
     actor: str = Field(max_length=100)
     note: str = Field(default="", max_length=1000)
-    at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 def enrollment_in_service(day: date) -> sa.ColumnElement[bool]:
@@ -571,7 +374,7 @@ class NoticeSignature(SQLModel, table=True):
     guardian_id: int | None = Field(default=None, foreign_key="guardian.id")
     recorded_by: str = Field(max_length=100)
     paper: bool = False  # a school admin recorded the guardian's or student's signature from a paper form
-    signed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    signed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
 
 
 class EnrollmentStepPublic(SQLModel):
@@ -604,3 +407,17 @@ class EnrollmentPublic(SQLModel):
     withdrawn_on: date | None = None
     steps: list[EnrollmentStepPublic] = []
     signatures: list[SignaturePublic] = []
+
+
+class PublicProfileBase(SQLModel):
+    fee_fen: int | None = Field(default=None, ge=0)  # per student per month, integer fen; None: not published
+    contact: str = Field(default="", max_length=200)
+    apply_note: str = Field(default="", max_length=2000)  # where to get the form, deadlines (shown as written)
+
+
+class PublicProfile(PublicProfileBase, table=True):
+    __tablename__ = "public_profile"
+
+    school_id: int = Field(foreign_key="school.id", primary_key=True)
+    updated_by: str = Field(max_length=100)
+    updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
