@@ -42,7 +42,7 @@ def run(*, taps: int = 20_000, students: int = 3000, guardians: int = 7000) -> l
             tap = reader.read(timeout=1)
             shown = gate.handle(tap)
             latencies.append(time.perf_counter() - t)
-            recorded += shown["event"] is not None
+            recorded += shown.event is not None
         gate.close()
     settings = {"taps": taps, "students": students, "guardians": guardians, "recorded": recorded, **machine()}
     return [

@@ -61,7 +61,7 @@ def run_one(broker_kind: str, *, rate: float, seconds: float) -> list[float]:
                 time.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 t = time.perf_counter()
                 shown = gate.handle(CardTap(f"{0x30000000 + i:08X}", "sim", "sim", _now()))
-                tapped[shown["seq"]] = t
+                tapped[shown.seq] = t
             deadline = time.perf_counter() + 30
             while len(seen) < count and time.perf_counter() < deadline:
                 time.sleep(0.01)

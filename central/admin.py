@@ -127,11 +127,11 @@ def create_user(
 ) -> dict:
     """Create an account from the command line (the first district or school admin, say); audited as ``cli``."""
     from central.accounts import access as accounts
-
+    from central.accounts import users
     engine = open_db(settings)
     try:
         with Session(engine) as session:
-            user = accounts.create_user(
+            user = users.create_user(
                 session,
                 actor=accounts.CLI,
                 username=username,
@@ -195,5 +195,17 @@ def kiosk_logins(settings: Settings) -> list[tuple[str, str, str]]:
         with Session(engine) as session:
             rows = session.exec(select(School.code, Kiosk.code, Kiosk.secret).join(School, Kiosk.school_id == School.id))
             return sorted(tuple(r) for r in rows)
+    finally:
+        engine.dispose()
+
+
+def reconcile(settings: Settings, *, school: str, day) -> dict:
+    """``schoolgate central reconcile``: one school day, every session (central/reconciliation/daily.py)."""
+    from central.reconciliation import daily
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            return daily.reconcile_day(session, school=registry.get_school(session, school), day=day)
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ from pathlib import Path
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "子涵欣怡梓轩浩然雨桐一诺宇航思远佳琪博文嘉懿俊杰诗涵梦琪皓轩"
 RELATIONS = ("父亲", "母亲", "祖父", "祖母", "外公", "外婆")
+DEMO_GUARD_CARD = "9E4A0D01"  # the demo guard's staff card (王师傅, kind guard)
 
 
 def write_demo_roster(folder: Path, *, classes: int = 2, students: int = 60, guardians: int = 80, seed: int = 7) -> tuple[Path, Path]:
@@ -147,6 +148,10 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo", now: dat
             if group is None:
                 teacher = staff_service.create_staff(session, school=found, actor=actor,
                                                      data=StaffCreate(name="值班老师", kind="teacher"))
+                # The gate's guard: signs in at the console with this card, so pickups can be confirmed.
+                guard = staff_service.create_staff(session, school=found, actor=actor,
+                                                   data=StaffCreate(name="王师傅", kind="guard"))
+                staff_service.add_card(session, school=found, staff_id=guard.id, uid=DEMO_GUARD_CARD, actor=actor)
                 group = groups.create_group(session, school=found, actor=actor, settings=settings, data=InterestGroupCreate(
                     name="课后托管", category="homework", capacity=max(1, len(students)), place="教学楼",
                     grades=grades, weekdays=[1, 2, 3, 4, 5], staff_id=teacher.id, periods=periods))

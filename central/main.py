@@ -5,20 +5,40 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import APIRouter, Depends, FastAPI
+from sqlmodel import Session
 
 from central.api.deps import ERROR_RESPONSES, authorize, localized_error_handler
 from central.api.limits import RequestLimits
 from central.api.roster_sync import on_roster_changed
-from central.api.routes import auth, events, kiosks, pickup, public, students, users
-from central.api.routes import calendar, enrollments, groups, guardian_links, notices, sessions, staff, vendors
+from central.api.routes import (
+    auth,
+    billing,
+    calendar,
+    enrollments,
+    events,
+    gates,
+    groups,
+    guardian_links,
+    kiosks,
+    notices,
+    pickup,
+    public,
+    sessions,
+    staff,
+    students,
+    users,
+    vendors,
+)
 from central.api.routes import roster as roster_routes
+from central.core import clock
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.events import DomainEvents, RosterChanged
+from central.core.events import DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
-from central.kiosks import roster
+from central.kiosks import health, roster
 from central.kiosks.bus import Bus
 from gateway import protocol
 
@@ -34,6 +54,18 @@ def _keep_rosters(engine, settings: Settings, bus: Bus, stop: threading.Event) -
             log.exception("roster refresh failed")
 
 
+def _watch_gates(engine, settings: Settings, dispatcher: DomainEvents, stop: threading.Event) -> None:
+    """Every ``gate_check_seconds``: a gate silent while its school's session runs is a safety incident."""
+    limit = timedelta(minutes=settings.gate_silent_minutes)
+    while not stop.wait(settings.gate_check_seconds):
+        try:
+            with Session(engine) as session:
+                for incident in health.report_silent(session, now=clock.utcnow(), limit=limit):
+                    dispatcher.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, None))
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("checking the gates failed")
+
+
 def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     engine = make_engine(settings.sqlalchemy_url)
 
@@ -47,6 +79,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         stop = threading.Event()
         if bus:
             threading.Thread(target=_keep_rosters, args=(engine, settings, bus, stop), name="roster-refresh", daemon=True).start()
+        threading.Thread(target=_watch_gates, args=(engine, settings, app.state.events, stop), name="gate-watch", daemon=True).start()
         try:
             yield
         finally:
@@ -76,8 +109,9 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(events.router)
     api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
-    for module in (auth, users, students, pickup, public):
+    for module in (auth, users, students, pickup, public, gates, billing):
         api.include_router(module.router)
+    api.include_router(gates.alerts_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
     for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes):
         api.include_router(module.router)

@@ -17,7 +17,8 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 
 from gateway import protocol
-from gateway.mqtt import BrokerAddress, make_client
+from gateway.feed import FeedFollower
+from gateway.mqtt import BrokerAddress, Connection, Inbound, Will
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,20 @@ class Outbox(Protocol):
 #: the fault a kiosk records for a message on central's topics that central's key does not verify
 UNVERIFIED = "unverified_from_central"
 FAULT_EVERY = 1.0  # seconds: at most one fault row a second under a flood; the rest are counted
+OFFSET_STEP_MS = 1000  # a clock offset that moved less than this since the last status is no change
 
 class SyncClient:
-    """Publishes the outbox at QoS 1 and keeps the roster copy current.
+    """Publishes the outbox at QoS 1, keeps the roster copy current, and says how the kiosk is.
 
     ``batch`` events go in one message when more than one is pending; at most ``window`` events
     are in flight beyond the last ack; with no ack progress for ``resend_after`` seconds the
     unacknowledged events are sent again (central stores by (kiosk, seq), so repeats are harmless).
+
+    The status (retained) goes out when something in it changes (queue, last seq written or acked,
+    roster version, clock offset by OFFSET_STEP_MS or more, reader state, the guard signed in, the
+    count of refused messages), at most once every ``status_gap`` seconds, and every
+    ``status_every`` seconds regardless. The will is small: ``online: false`` and the boot, signed;
+    the last values are those of the last status (docs/wire-protocol.md, "Status").
     """
 
     def __init__(
@@ -68,9 +76,13 @@ class SyncClient:
         window: int = 2000,
         resend_after: float = 5.0,
         status_every: float = 30.0,
+        status_gap: float = 1.0,
         on_roster: Callable[[], None] | None = None,
-        reader_state: Callable[[], str] | None = None,
+        reader_state: Callable[[], str | None] | None = None,
+        guard: Callable[[], str | None] | None = None,
         secret: bytes | None = None,
+        refused_retry: tuple[int, int] = (30, 300),
+        feed: FeedFollower | None = None,
     ) -> None:
         self.outbox = outbox
         #: the kiosk's secret: signs its status, whose clock pair central trusts only when signed
@@ -78,9 +90,13 @@ class SyncClient:
         self.school, self.kiosk = school, kiosk
         self.topics = topics or protocol.Topics()
         self.broker = broker
-        self.batch, self.window, self.resend_after, self.status_every = batch, window, resend_after, status_every
+        self.batch, self.window, self.resend_after = batch, window, resend_after
+        self.status_every, self.status_gap = status_every, status_gap
         self.on_roster = on_roster
         self.reader_state = reader_state
+        self.guard = guard
+        #: the school's feed (other gates' events): its messages are queued to it, never applied here
+        self.feed = feed
         #: the kiosk's wall clock minus central's, in ms, from the last ack (None until one came)
         self.clock_offset_ms: int | None = None
         # Acks and rosters are trusted only when central's own key verifies them: the broker's
@@ -93,40 +109,59 @@ class SyncClient:
         self._last_fault = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._connected = threading.Event()
         self._sent_upto = 0
         self._rewound_at: int | None = None
         self._last_progress = time.monotonic()
-        self._last_status = 0.0
+        self._last_status = float("-inf")
+        self._status_due = True
+        self._published: tuple | None = None
+        self._published_offset: int | None = None
         self._heard_central = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.client = make_client(f"sg-kiosk-{school}-{kiosk}", broker)
-        self.client.will_set(
-            self.topics.status(school, kiosk), self._status_payload(online=False), qos=1, retain=True
+        self.connection = Connection(
+            f"sg-kiosk-{school}-{kiosk}",
+            broker,
+            on_message=self._on_message,
+            on_connected=self._on_connect,
+            on_disconnected=self._on_disconnect,
+            will=Will(self.topics.status(school, kiosk), self._will_payload()),
+            refused_retry=refused_retry,
+            name=f"kiosk {school}/{kiosk}",
         )
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self.connection.subscribe(
+            [
+                (self.topics.ack(school, kiosk), 1),
+                (self.topics.roster(school), 1),
+                (self.topics.roster_delta(school), 1),
+            ]
+            + ([(self.topics.feed(school), 1)] if feed else [])
+        )
+
+    @property
+    def client(self) -> mqtt.Client:
+        return self.connection.client
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> SyncClient:
-        # connect_async + loop_start: the kiosk runs with no broker at all and connects when one
-        # appears; paho retries with backoff (reconnect_delay_set in make_client).
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
-        self.client.loop_start()
+        # The kiosk runs with no broker at all and connects when one appears (Connection.start).
+        if self.feed:
+            self.feed.start()
+        self.connection.start()
         self._thread = threading.Thread(target=self._run, name=f"sync-{self.kiosk}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop cleanly: the sender ends, an offline status with the last values goes out (when
+        connected), then DISCONNECT, so the broker does not send the will over it."""
         self._stop.set()
         self._wake.set()
         if self._thread:
             self._thread.join(5)
-        if self._connected.is_set():
-            info = self.client.publish(
+        if self.connection.connected.is_set():
+            info = self.connection.publish(
                 self.topics.status(self.school, self.kiosk), self._status_payload(online=False), qos=1, retain=True
             )
             # The broker may have gone a moment ago without paho noticing yet: then the will says
@@ -136,8 +171,9 @@ class SyncClient:
                     info.wait_for_publish(2)
                 except (RuntimeError, ValueError) as exc:
                     log.info("offline status not sent: %s", exc)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.connection.stop()
+        if self.feed:
+            self.feed.stop()
 
     def drop(self) -> None:
         """Lose the connection as a power cut would: no DISCONNECT, so the broker sends the will."""
@@ -145,51 +181,55 @@ class SyncClient:
         self._wake.set()
         if self._thread:
             self._thread.join(5)
-        self.client.loop_stop()
-        sock = self.client.socket()
-        if sock:
-            sock.close()
-        self._connected.clear()
+        self.connection.drop()
+        if self.feed:
+            self.feed.disconnected()
 
     def notify(self) -> None:
-        """A new event is in the outbox."""
+        """A new event is in the outbox (or something the status shows changed)."""
         self._wake.set()
 
     @property
     def online(self) -> bool:
-        return self._connected.is_set()
+        return self.connection.connected.is_set()
 
-    # --- paho callbacks (paho's network thread) -------------------------------------------------
+    @property
+    def refused_total(self) -> int:
+        """Messages from central refused since start: acks and rosters here, the feed's in the follower."""
+        return self.refused + (self.feed.refused if self.feed else 0)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("broker %s refused the kiosk: %s", self.broker, reason_code)
-            return
-        # Subscriptions are not kept across a clean session: subscribe on every connect.
-        client.subscribe(
-            [
-                (self.topics.ack(self.school, self.kiosk), 1),
-                (self.topics.roster(self.school), 1),
-                (self.topics.roster_delta(self.school), 1),
-            ]
-        )
+    @property
+    def problem(self) -> str | None:
+        """Why the broker will not have this kiosk ("login_refused", "refused", "subscription_refused"),
+        or None: offline without a problem is the network or the broker down."""
+        return self.connection.problem
+
+    # --- connection events (paho's network thread: flags only) ------------------------------------
+
+    def _on_connect(self) -> None:
         with self._lock:
             # Whatever was in flight on the old connection may be lost: send it again.
             self._sent_upto = self.outbox.acked
             self._last_progress = time.monotonic()
-        self._connected.set()
-        self._last_status = 0.0
+        self._status_due = True
         self._heard_central = False
         self._wake.set()
-        log.info("kiosk %s/%s connected to %s", self.school, self.kiosk, self.broker)
+        if self.feed:
+            self.feed.connected()  # queued: it catches up from its last place before the counts are trusted again
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._connected.clear()
-        log.info("kiosk %s/%s disconnected: %s", self.school, self.kiosk, reason_code)
+    def _on_disconnect(self) -> None:
+        if self.feed:
+            self.feed.disconnected()  # queued: the other gates are unknown from now
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+    # --- messages from central (Connection's worker thread, never paho's) -------------------------
+
+    def _on_message(self, message: Inbound) -> None:
         try:
             kind, school, _kiosk = self.topics.parse(message.topic)
+            if kind == "feed":
+                if self.feed:
+                    self.feed.offer(message.payload)  # verified and applied on the feed's own thread
+                return
             if kind == "roster" and not message.payload:
                 return  # a cleared retained message: nothing is applied
             if kind in ("ack", "roster", "roster/delta") and not self._verified(message):
@@ -213,7 +253,7 @@ class SyncClient:
         except Exception as exc:  # noqa: BLE001 - a bad message never stops the kiosk
             log.warning("ignored a bad message on %s: %s", message.topic, exc)
 
-    def _verified(self, message: mqtt.MQTTMessage) -> bool:
+    def _verified(self, message: Inbound) -> bool:
         """Whether central's key verifies the message; if not, a recorded fault (never an exception)."""
         try:
             protocol.unseal(message.payload, self.central_key)
@@ -222,7 +262,7 @@ class SyncClient:
             self._refuse(message, str(exc))
             return False
 
-    def _refuse(self, message: mqtt.MQTTMessage, reason: str) -> None:
+    def _refuse(self, message: Inbound, reason: str) -> None:
         self.refused += 1
         log.warning("refused a message on %s: %s", message.topic, reason)
         now = time.monotonic()
@@ -232,7 +272,8 @@ class SyncClient:
                 self.outbox.record_fault(UNVERIFIED, f"{message.topic}: {reason}", datetime.now(UTC))
             except Exception:  # noqa: BLE001 - a fault that cannot be stored is still refused and logged
                 log.exception("the refused message on %s could not be recorded", message.topic)
-        # Central hears the count in the next regular status, not one status per forgery.
+        # The count goes out with the next status, rate-limited by status_gap, not one per forgery.
+        self._wake.set()
 
     def _apply_ack(self, ack: protocol.Ack) -> None:
         if not self._heard_central:
@@ -240,7 +281,7 @@ class SyncClient:
             # before central subscribed, and central reads clocks only from live statuses: send one
             # now, or a kiosk draining a long offline backlog gives central no clock to correct it by.
             self._heard_central = True
-            self._last_status = 0.0
+            self._status_due = True
         server = datetime.fromisoformat(ack.server_time)
         self.clock_offset_ms = int((datetime.now(UTC) - server).total_seconds() * 1000)
         if ack.refused:
@@ -268,7 +309,6 @@ class SyncClient:
         self._wake.set()
 
     def _roster_changed(self) -> None:
-        self._last_status = 0.0
         self._wake.set()
         if self.on_roster:
             self.on_roster()
@@ -279,13 +319,12 @@ class SyncClient:
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            if not self._connected.is_set():
+            if not self.online:
                 continue
             try:
                 # Status first: on a fresh connection it tells central how this boot's monotonic
                 # clock maps onto central's before any offline events arrive.
-                if time.monotonic() - self._last_status >= self.status_every:
-                    self._publish_status()
+                self._maybe_publish_status()
                 self._send_some()
             except Exception:  # noqa: BLE001 - keep syncing; the outbox still has everything
                 log.exception("sync step failed")
@@ -315,24 +354,60 @@ class SyncClient:
         if len(rows) == self.batch:
             self._wake.set()
 
-    def _status_payload(self, *, online: bool) -> bytes:
-        status = protocol.Status(
+    def _shown(self) -> tuple:
+        """What a status shows that can change, cheap to read (no SQLite): a change sends a status.
+        The queue is last_seq - acked (the outbox holds exactly the seqs between)."""
+        offset, published = self.clock_offset_ms, self._published_offset
+        if offset is not None and published is not None and abs(offset - published) < OFFSET_STEP_MS:
+            offset = published  # the jitter of an ack's round trip is no change
+        return (
+            self.outbox.last_seq,
+            self.outbox.acked,
+            self.outbox.roster_version,
+            offset,
+            self.reader_state() if self.reader_state else None,
+            self.guard() if self.guard else None,
+            self.refused_total,
+        )
+
+    def _maybe_publish_status(self, now: float | None = None) -> bool:
+        """Publish the status if it is due (a connect, central heard first), changed (at most once a
+        ``status_gap``) or ``status_every`` old; whether it went out."""
+        now = time.monotonic() if now is None else now
+        shown = self._shown()
+        since = now - self._last_status
+        if not (self._status_due or since >= self.status_every or (shown != self._published and since >= self.status_gap)):
+            return False
+        info = self.connection.publish(
+            self.topics.status(self.school, self.kiosk), self._status_payload(online=True), qos=1, retain=True
+        )
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False  # not connected after all: the next connect sends one
+        self._last_status, self._published, self._status_due = now, shown, False
+        self._published_offset = shown[3]
+        return True
+
+    def _status(self, *, online: bool) -> protocol.Status:
+        return protocol.Status(
             v=1,
             online=online,
             queue=self.outbox.queue_depth(),
             last_seq=self.outbox.last_seq,
+            acked_seq=self.outbox.acked,
             roster_version=self.outbox.roster_version,
             at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             boot=self.outbox.boot,
             mono=self.outbox.mono(),
             clock_offset_ms=self.clock_offset_ms,
             reader=self.reader_state() if self.reader_state else None,
-            refused=self.refused or None,
+            guard=self.guard() if self.guard else None,
+            refused=self.refused_total or None,
         )
-        return protocol.status_payload(status, self.secret)
 
-    def _publish_status(self) -> None:
-        self._last_status = time.monotonic()
-        self.client.publish(
-            self.topics.status(self.school, self.kiosk), self._status_payload(online=True), qos=1, retain=True
-        )
+    def _status_payload(self, *, online: bool) -> bytes:
+        return protocol.status_payload(self._status(online=online), self.secret)
+
+    def _will_payload(self) -> bytes:
+        """The will: set once per connection, so it carries no value that changes; central and any
+        other reader keep the last values of the last status (docs/wire-protocol.md)."""
+        return protocol.status_payload(protocol.Status(v=1, online=False, boot=self.outbox.boot), self.secret)

@@ -55,7 +55,7 @@ class KioskLogin:
 
 @dataclass(frozen=True)
 class Bridge:
-    """Forward this school's events and status to a district broker; take acks and rosters back."""
+    """Forward this school's events and status to a district broker; take acks, rosters and the feed back."""
 
     address: str  # host:port
     username: str | None = None
@@ -151,6 +151,7 @@ def config_text(
                 f"topic {base}/+/ack in 1",
                 f"topic {base}/roster in 1",
                 f"topic {base}/roster/delta in 1",
+                f"topic {base}/feed in 1",  # the school's feed: central publishes, the school's gates read
             ]
     return "\n".join(lines) + "\n"
 
@@ -175,6 +176,9 @@ def acl_text(kiosks: Iterable[KioskLogin], *, prefix: str = protocol.DEFAULT_PRE
             f"topic read {base}/{k.kiosk}/ack",
             f"topic read {base}/roster",
             f"topic read {base}/roster/delta",
+            # The school's feed: every gate of the school reads it; only central writes it (a gate that
+            # could would tell the others a child had gone).
+            f"topic read {base}/feed",
             "",
         ]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 VERSION = 1
@@ -216,6 +217,10 @@ class Topics:
     def roster_delta(self, school: str) -> str:
         return f"{self.prefix}/{check_id(school, 'school')}/roster/delta"
 
+    def feed(self, school: str) -> str:
+        """The school's feed: every event central stored, in its order (central publishes, the school's kiosks read)."""
+        return f"{self.prefix}/{check_id(school, 'school')}/feed"
+
     def all_events(self) -> str:
         return f"{self.prefix}/+/+/events"
 
@@ -227,12 +232,14 @@ class Topics:
         return f"$share/{group}/{self.all_events()}"
 
     def parse(self, topic: str) -> tuple[str, str, str | None]:
-        """Return ``(kind, school, kiosk)``; kind is events, ack, status, roster or roster/delta."""
+        """Return ``(kind, school, kiosk)``; kind is events, ack, status, roster, roster/delta or feed."""
         if not topic.startswith(self.prefix + "/"):
             raise ProtocolError(f"topic {topic!r} is not under {self.prefix!r}")
         parts = topic[len(self.prefix) + 1 :].split("/")
         if len(parts) == 2 and parts[1] == "roster":
             return "roster", check_id(parts[0], "school"), None
+        if len(parts) == 2 and parts[1] == "feed":
+            return "feed", check_id(parts[0], "school"), None
         if len(parts) == 3 and parts[1:] == ["roster", "delta"]:
             return "roster/delta", check_id(parts[0], "school"), None
         if len(parts) == 3 and parts[2] in ("events", "ack", "status"):
@@ -510,12 +517,14 @@ class RosterGuardian(_Lenient):
 
 
 class RosterStaff(_Lenient):
-    """A staff member who may serve (third parties only once approved): taps in and out (P6.3)."""
+    """A staff member who may serve (third parties only once approved): taps in and out (P6.3).
+    ``guard``: may sign in at a gate kiosk as the guard on duty (a guard by kind, or allowed by the school)."""
 
     id: StrictStr
     name: StrictStr
     kind: StrictStr = ""
     cards: list[StrictStr] = []
+    guard: StrictBool = False
 
 
 class RosterSession(_Lenient):
@@ -577,6 +586,50 @@ class RosterDelta(_Lenient):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
 
 
+class FeedEvent(_Lenient):
+    """One event of a school's feed: what a gate needs of another gate's event (no card number, no
+    chain). ``pos`` is its place in the school's feed, given by central in the order it stored them."""
+
+    pos: Seq
+    id: StrictStr
+    kiosk: Ident
+    seq: Seq
+    kind: Kind
+    at: Time
+    student: Annotated[StrictStr, Field(max_length=64)] | None = None
+    guardian: Annotated[StrictStr, Field(max_length=64)] | None = None
+    staff: Annotated[StrictStr, Field(max_length=64)] | None = None
+    session: Annotated[StrictStr, Field(max_length=64)] | None = None
+    reason: Text | None = None
+    operator: Annotated[StrictStr, Field(max_length=64)] | None = None
+    note: Text | None = None
+
+
+#: The fields of a stored event that travel on the feed (and their names there).
+FEED_FIELDS = ("id", "kiosk", "seq", "kind", "at", "student", "guardian", "staff", "session", "reason", "operator", "note")
+
+
+class Feed(_Lenient):
+    """A run of a school's feed, signed by central: published on ``{school}/feed`` after each stored
+    batch, and the answer to a kiosk's catch-up (``after`` its last position). ``head`` is the
+    school's last position when it was sent: a kiosk whose last position is below it has more to fetch."""
+
+    v: Literal[1]
+    school: Ident
+    events: Annotated[list[FeedEvent], Field(max_length=MAX_BATCH)] = []
+    head: Count
+
+
+def feed_message(school: str, events: list[dict[str, Any]], head: int) -> dict[str, Any]:
+    """The feed message central signs and sends: each event with ``pos`` and ``FEED_FIELDS`` (None left out)."""
+    return {
+        "v": 1,
+        "school": school,
+        "head": head,
+        "events": [{k: v for k, v in e.items() if v is not None and (k == "pos" or k in FEED_FIELDS)} for e in events],
+    }
+
+
 COMPRESS_OVER = 16 * 1024  # bytes: a roster larger than this travels compressed
 
 
@@ -616,10 +669,12 @@ def parse_snapshot(payload: bytes) -> RosterSnapshot:
 class Status(_Lenient):
     v: Literal[1]
     online: StrictBool
-    queue: Count
-    last_seq: Count
-    roster_version: Count
-    at: Time
+    # Every status but the will carries these; the will (``online: false`` and the boot only) is
+    # set once per connection, so it leaves them out and readers keep the last values they had.
+    queue: Count | None = None
+    last_seq: Count | None = None
+    roster_version: Count | None = None
+    at: Time | None = None
     # Extensions (optional): the clock pair of the moment the status was sent, the kiosk's
     # estimate of (its wall clock - central's) from acks, and the card reader's state.
     boot: Seq | None = None
@@ -632,6 +687,21 @@ class Status(_Lenient):
     # Messages on central's topics (acks, rosters) this kiosk refused since it started because
     # central's key did not verify them: a forger at work on the broker.
     refused: Count | None = None
+    # Extensions (issue 13): the last seq central acknowledged, and the guard signed in at the
+    # console (a staff id), absent while nobody is.
+    acked_seq: Count | None = None
+    guard: Annotated[StrictStr, Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _values_unless_will(self) -> Status:
+        if self.online and None in (self.queue, self.last_seq, self.roster_version, self.at):
+            raise ValueError("an online status carries queue, last_seq, roster_version and at")
+        return self
+
+    @property
+    def is_will(self) -> bool:
+        """The small offline message the broker sends for a kiosk gone without a word: no values."""
+        return not self.online and self.at is None
 
 
 def status_payload(status: Status, secret: bytes | None) -> bytes:

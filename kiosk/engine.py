@@ -41,6 +41,9 @@ GONE_KINDS = ("pickup", "self_dismiss", "checkout")
 # central sees the guessing, offline too.
 MAX_WRONG_CODES = 5
 ID4 = re.compile(r"^[0-9]{3}[0-9Xx]$")
+# The note of a staff_on / staff_off event that signs a guard in at (out of) a gate's console: the
+# console's events then carry that guard as ``operator`` (P9.3, 门卫登记 names who was at the gate).
+GUARD_NOTE = "guard"
 
 
 @dataclass
@@ -57,6 +60,7 @@ class GateState:
     """What the kiosk knows of today beyond the roster: a fold of today's recorded events."""
 
     day: date
+    kiosk: str = ""  # this gate: whose signed-in guard is ``guard``
     checked_in: dict[str, str | None] = field(default_factory=dict)  # student -> session id (None: admitted by override)
     gone: dict[str, str] = field(default_factory=dict)  # student -> how they left (pickup, self_dismiss, checkout)
     on_duty: set[str] = field(default_factory=set)  # staff ids
@@ -66,9 +70,16 @@ class GateState:
     alerted: set[tuple[str, str, str, str]] = field(default_factory=set)
     last_tap: dict[str, datetime] = field(default_factory=dict)  # canonical uid -> last tap, for the debounce
     pending: list[Pending] = field(default_factory=list)  # first halves of pickup pairs, oldest first
+    guards: dict[str, str] = field(default_factory=dict)  # kiosk -> the guard signed in at its console
+    gates: dict[str, str] = field(default_factory=dict)  # student -> the gate (kiosk) the child came in through
 
     def on_site(self, student: str) -> bool:
         return student in self.checked_in and student not in self.gone
+
+    @property
+    def guard(self) -> str | None:
+        """The staff id of the guard signed in at this gate's console, or None."""
+        return self.guards.get(self.kiosk)
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,11 @@ def decide(roster: Roster, state: GateState, uid: str, now: datetime, rules: Rul
         return Decision("unknown_card", "attention", uid, event="unknown_card")
     role, person = found
     if role == "staff":
+        if roster.staff[person].guard:
+            # A guard's card signs them in at this gate's console, and the same card again out.
+            if state.guard == person:
+                return sign_out(state, uid)
+            return Decision("guard_signed_in", "allowed", uid, event="staff_on", staff=person, note=GUARD_NOTE)
         if person in state.on_duty:
             return Decision("staff_off", "allowed", uid, event="staff_off", staff=person)
         return Decision("staff_on", "allowed", uid, event="staff_on", staff=person)
@@ -305,6 +321,18 @@ def recheck(roster: Roster, state: GateState, decision: Decision, now: datetime)
     return Decision("code_wrong", "refused", reason="code_wrong", student=decision.student)
 
 
+def sign_out(state: GateState, card: str | None = None) -> Decision:
+    """The guard signed in at this gate's console signs out (a key, or their card again)."""
+    if state.guard is None:
+        raise ValueError("guard_none_signed_in")
+    return Decision("guard_signed_out", "allowed", card, event="staff_off", staff=state.guard, note=GUARD_NOTE)
+
+
+def may_confirm(state: GateState) -> bool:
+    """A pickup is confirmed only by a guard signed in at this gate: the event names who let the child go."""
+    return state.guard is not None
+
+
 def guard_refused(decision: Decision) -> Decision:
     """The guard refused a pickup the rules allowed (the person is not who the card says, …)."""
     return Decision("pickup_refused", "refused", decision.card, event="pickup_denied", student=decision.student,
@@ -374,13 +402,20 @@ def remember(state: GateState, decision: Decision, now: datetime, rules: Rules =
 
 
 def fold(state: GateState, event: dict[str, Any]) -> None:
-    """Apply one recorded event (just written, or replayed from today's log) to the state."""
+    """Apply one recorded event (just written, or replayed from today's log) to the state.
+
+    The other gates' events of the school's feed are folded the same way (the school's view): a child
+    checked in at any gate is on site, gone through any gate is gone; only a guard's sign-in stays with
+    the gate it was made at (``guards`` by the event's kiosk).
+    """
     kind, student = event["kind"], event.get("student")
     if kind == "checkin" or (kind == "override" and event.get("note") == "checkin"):
         state.checked_in.setdefault(student, event.get("session"))
+        state.gates.setdefault(student, event.get("kiosk", ""))
         state.gone.pop(student, None)
     elif kind == "override" and event.get("note") == "pickup" and student not in state.gone:
         state.checked_in.setdefault(student, None)  # in the guard's care at the gate, for the pickup
+        state.gates.setdefault(student, event.get("kiosk", ""))
     elif kind in GONE_KINDS and student:
         state.gone[student] = kind
         note = event.get("note") or ""
@@ -390,8 +425,12 @@ def fold(state: GateState, event: dict[str, Any]) -> None:
         state.wrong_codes[student] = state.wrong_codes.get(student, 0) + 1
     elif kind == "staff_on":
         state.on_duty.add(event["staff"])
+        if event.get("note") == GUARD_NOTE:
+            state.guards[event.get("kiosk", "")] = event["staff"]
     elif kind == "staff_off":
         state.on_duty.discard(event["staff"])
+        if event.get("note") == GUARD_NOTE and state.guards.get(event.get("kiosk", "")) == event["staff"]:
+            del state.guards[event.get("kiosk", "")]
     elif kind in ("visitor_in", "visitor_out"):
         details = json.loads(event.get("note") or "{}")
         if kind == "visitor_in":

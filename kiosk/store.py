@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ CREATE TABLE IF NOT EXISTS roster (id INTEGER PRIMARY KEY CHECK (id = 1), versio
 -- every event of a school-local day, kept after its ack: the gate's state is a fold of these
 CREATE TABLE IF NOT EXISTS daylog (seq INTEGER PRIMARY KEY, day TEXT NOT NULL, payload TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS daylog_day ON daylog (day);
+-- the other gates' events of the school's feed (central's order, ``pos``), folded into the day like
+-- the gate's own; ``meta.feed_pos`` is the last place up to which every event was received
+CREATE TABLE IF NOT EXISTS feed (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, kiosk TEXT NOT NULL, day TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS feed_day ON feed (day, pos);
 -- what the kiosk refused and why (a message claiming to be central's that did not verify, ...)
 CREATE TABLE IF NOT EXISTS fault (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
 """
@@ -79,6 +84,7 @@ class KioskStore:
         self._last_seq = int(self._meta("last_seq") or 0)
         self._last_hash = self._meta("last_hash") or ""
         self._acked = int(self._meta("acked") or 0)
+        self._feed_pos = int(self._meta("feed_pos") or 0)
         self.roster = self._load_roster()
 
     # --- plumbing --------------------------------------------------------------------------
@@ -237,7 +243,67 @@ class KioskStore:
         """Forget the day log before the last KEEP_DAYS days (the kiosk holds no more than the gate needs)."""
         cutoff = date.fromordinal(today.toordinal() - KEEP_DAYS).isoformat()
         with self._tx() as db:
+            db.execute("DELETE FROM feed WHERE day < ?", (cutoff,))
             return db.execute("DELETE FROM daylog WHERE day < ?", (cutoff,)).rowcount
+
+    # --- the school's feed: the other gates' events ------------------------------------------------
+
+    @property
+    def feed_pos(self) -> int:
+        """The last place of the school's feed up to which this kiosk has every event."""
+        return self._feed_pos
+
+    def add_feed(
+        self, entries: list[tuple[dict[str, Any], date]], *, since: date, over_gaps: bool = False,
+        heard_at: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Keep the other gates' feed events (each with its school-local day) and move the last place on.
+
+        Each event is kept once by its id; this kiosk's own events (it has them already) and events of
+        days before ``since`` only move the place on. The place moves only over contiguous positions:
+        an event past a gap is kept, but the place waits for the gap to be filled (``over_gaps``: it
+        does not wait; there is nobody to fill it from). ``heard_at`` is kept as when the other gates were
+        last heard from (after a restart, what is unknown is unknown since then). Returns the events
+        kept now for the first time, in feed order: the ones to fold.
+        """
+        added: list[dict[str, Any]] = []
+        with self._tx() as db:
+            pos = self._feed_pos
+            for event, day in sorted(entries, key=lambda e: e[0]["pos"]):
+                if event["kiosk"] != self.kiosk and day >= since and event["pos"] > self._feed_pos:
+                    inserted = db.execute(
+                        "INSERT OR IGNORE INTO feed (id, pos, kiosk, day, payload) VALUES (?, ?, ?, ?, ?)",
+                        (event["id"], event["pos"], event["kiosk"], day.isoformat(),
+                         protocol.canonical_json(event).decode()),
+                    ).rowcount
+                    if inserted:
+                        added.append(event)
+                if event["pos"] == pos + 1 or (over_gaps and event["pos"] > pos):
+                    pos = event["pos"]
+            # Events kept earlier past a gap this batch has now filled.
+            for (later,) in db.execute("SELECT pos FROM feed WHERE pos > ? ORDER BY pos", (pos,)).fetchall():
+                if later != pos + 1:
+                    break
+                pos = later
+            if pos != self._feed_pos:
+                self._set_meta("feed_pos", pos)
+            if heard_at is not None:
+                self._set_meta("feed_heard_at", heard_at.isoformat())
+        self._feed_pos = pos
+        return added
+
+    @property
+    def feed_heard_at(self) -> datetime | None:
+        """When the school's feed last brought this kiosk anything (kept across restarts)."""
+        with self._lock:
+            value = self._meta("feed_heard_at")
+        return datetime.fromisoformat(value) if value else None
+
+    def feed_events(self, day: date) -> list[dict[str, Any]]:
+        """The other gates' events of one school-local day, in feed order."""
+        with self._lock:
+            rows = self._db.execute("SELECT payload FROM feed WHERE day = ? ORDER BY pos", (day.isoformat(),)).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     # --- roster ------------------------------------------------------------------------------------
 
@@ -270,3 +336,63 @@ class KioskStore:
             return False
         self._save_roster(self.roster.with_delta(delta))
         return True
+
+
+# --- what an installer reads while the kiosk runs -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """A kiosk store as ``schoolgate kiosk status`` shows it."""
+
+    school: str
+    kiosk: str
+    queue: int  # events in the outbox, waiting for central's ack
+    last_seq: int  # the last event written
+    acked: int  # the last seq central acknowledged
+    roster_version: int  # 0: no roster received yet
+    roster_generated_at: datetime | None
+    roster_age_s: int | None  # seconds since central made the roster copy, at ``now``
+
+
+def read_status(path: str | Path, now: datetime) -> StoreStatus:
+    """Read a kiosk store without writing to it, while its kiosk runs or not.
+
+    The connection is read-only (``mode=ro``): it takes no write lock, so the running kiosk is never
+    kept from recording a tap; in WAL mode it sees every committed transaction (SQLite's WAL lets one
+    writer and readers run together). A file that is not there is an error, not a new empty store,
+    and nothing is created beside a stopped kiosk's store.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} is not a kiosk store")
+    # No write-ahead log beside it: the kiosk is stopped and everything is in the main file. A
+    # read-only connection would still create empty -wal and -shm files, owned by whoever runs this
+    # (root, say) and then unwritable by the kiosk; ``immutable`` opens the file alone. A kiosk that
+    # starts meanwhile writes to a new WAL, not to the main file, so what is read stays whole.
+    stopped = not Path(f"{path}-wal").exists()
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if stopped else ''}", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        with db:  # one read transaction: every number below is of the same moment
+            db.execute("BEGIN")
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            queue = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            roster = db.execute("SELECT version, json_extract(body, '$.generated_at') FROM roster WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} cannot be read as a kiosk store: {exc}") from None
+    finally:
+        db.close()
+    if "school" not in meta or "kiosk" not in meta:
+        raise StoreError(f"{path} is not a kiosk store")
+    generated = datetime.fromisoformat(roster[1].replace("Z", "+00:00")) if roster and roster[1] else None
+    return StoreStatus(
+        school=meta["school"],
+        kiosk=meta["kiosk"],
+        queue=queue,
+        last_seq=int(meta.get("last_seq", 0)),
+        acked=int(meta.get("acked", 0)),
+        roster_version=roster[0] if roster else 0,
+        roster_generated_at=generated,
+        roster_age_s=int((now - generated).total_seconds()) if generated else None,
+    )

@@ -172,6 +172,10 @@ def kiosk_run(
     if isinstance(card_reader, SimulatedReader):
         # The simulated reader taps what arrives on standard input, one "UID [TECH]" per line.
         threading.Thread(target=card_reader.feed, args=(sys.stdin,), name="sim-stdin", daemon=True).start()
+    # SIGTERM (systemd's stop) and Ctrl-C end the loop between taps: the tap in hand is decided,
+    # recorded and printed, then the reader closes, the offline status goes out, MQTT disconnects
+    # and the store closes; the exit code is 0.
+    _stop_on_signals(stop)
     try:
         gate.run(card_reader, sys.stdout, stop, alerts_every=5.0)
     except KeyboardInterrupt:
@@ -180,11 +184,98 @@ def kiosk_run(
         stop.set()
         card_reader.close()
         gate.close()
+        _say("kiosk_stopped", said, school=settings.school, kiosk=settings.kiosk)
+
+
+@kiosk_app.command("status")
+def kiosk_status(
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
+    school: Annotated[Optional[str], typer.Option(help="School id, when the folder holds stores of several kiosks.")] = None,
+    kiosk: Annotated[Optional[str], typer.Option(help="Kiosk id, when the folder holds stores of several kiosks.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    lang: LangOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """For an installer: the kiosk's outbox depth, last seq written and acknowledged, roster version
+    and age, read from its store without writing (the kiosk may be running)."""
+    from kiosk.config import KioskSettings
+    from kiosk.store import StoreError, read_status
+
+    from pydantic import ValidationError
+
+    said = _lang(lang)
+    folder = data_dir
+    if folder is None:
+        try:  # the kiosk's own settings (its config file, SCHOOLGATE_KIOSK_*) say where its store is
+            folder = KioskSettings.load(config, school=school, kiosk=kiosk).data_dir
+        except ValidationError:  # no school or kiosk configured here: the default folder
+            folder = KioskSettings.model_fields["data_dir"].default
+    if school and kiosk:
+        path = folder / f"{school}-{kiosk}.sqlite3"
+    else:
+        found = sorted(folder.glob("*.sqlite3")) if folder.is_dir() else []
+        if not found:
+            _fail("cli.kiosk_no_store", said, folder=str(folder))
+        if len(found) > 1:
+            _fail("cli.kiosk_many_stores", said, folder=str(folder), names=", ".join(p.name for p in found))
+        path = found[0]
+    try:
+        status = read_status(path, _now())
+    except StoreError as exc:
+        _fail("cli.kiosk_store_unreadable", said, problem=str(exc))
+    if as_json:
+        shown = dataclasses.asdict(status)
+        shown["roster_generated_at"] = status.roster_generated_at.isoformat() if status.roster_generated_at else None
+        typer.echo(json.dumps(shown, ensure_ascii=False))
+        return
+    typer.echo(t("cli.kiosk_status", said, school=status.school, kiosk=status.kiosk, queue=status.queue,
+                 last_seq=status.last_seq, acked=status.acked))
+    if status.roster_age_s is None:
+        typer.echo(t("cli.kiosk_status_no_roster", said))
+    else:
+        hours, minutes = divmod(max(status.roster_age_s, 0) // 60, 60)
+        typer.echo(t("cli.kiosk_status_roster", said, version=status.roster_version, hours=hours, minutes=minutes))
+
+
+def _now():
+    """The wall clock of the commands that show an age (a test replaces it)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    import signal
+
+    def handler(signum, frame) -> None:
+        logging.getLogger(__name__).info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def _exit_on_sigterm(console) -> None:
+    """SIGTERM quits the console as its quit key does: the app exits, then the same ``finally`` closes
+    the reader and the kiosk. ``call_from_thread`` must come from another thread than the app's, and
+    the handler runs on the app's (the main thread), so a short-lived thread carries it."""
+    import signal
+
+    def quit_console() -> None:
+        try:
+            console.call_from_thread(console.exit)
+        except RuntimeError as exc:  # the app is not running (yet, or any more): nothing to quit
+            logging.getLogger(__name__).warning("SIGTERM: the console was not running: %s", exc)
+
+    def handler(signum, frame) -> None:
+        threading.Thread(target=quit_console, name="sigterm", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _run_console(settings, lang: str) -> None:
     from hardware import ReaderError
-    from kiosk.console import open_reader, run_console
+    from kiosk.console import GateConsole, open_reader
     from kiosk.runtime import Kiosk
 
     try:
@@ -195,8 +286,10 @@ def _run_console(settings, lang: str) -> None:
     if gate.store.secret_created:
         _say("secret_created", lang, command=gate.register_command())
     gate.start()
+    console = GateConsole(gate, reader=card_reader, **wedge)
+    _exit_on_sigterm(console)
     try:
-        run_console(gate, card_reader, **wedge)
+        console.run()
     finally:
         if card_reader:
             card_reader.close()
@@ -331,6 +424,31 @@ def central_create_school(
     except LocalizedError as exc:
         _fail_with(exc, lang)
     typer.echo(json.dumps(made, ensure_ascii=False))
+
+
+@central_app.command("reconcile")
+def central_reconcile(
+    school: str = typer.Option(..., help="School id."),
+    day: str = typer.Option(..., help="The school's date, YYYY-MM-DD."),
+    config: ConfigOpt = None,
+) -> None:
+    """One day's sessions: expected, checked in, absent, gone, unresolved (a safety item), unexpected (JSON)."""
+    from datetime import date
+
+    from central.admin import reconcile
+    from central.core.config import Settings
+    from central.core.i18n import LocalizedError
+
+    lang = _lang()
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        _fail("cli.bad_day", lang, day=day)
+    try:
+        result = reconcile(Settings.load(config), school=school, day=when)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    typer.echo(json.dumps(result, ensure_ascii=False))
 
 
 @central_app.command("register-kiosk")
@@ -541,8 +659,9 @@ def demo(
 ) -> None:
     """Run broker, central and a kiosk on this machine with a generated demo school.
 
-    Without --headless the guard's console opens: keys 1-9 tap demo children, g a guardian of the
-    last child, b the barred guardian, t a teacher, u an unknown card; ? lists every key.
+    Without --headless the guard's console opens: d signs the guard in (needed to confirm a pickup),
+    keys 1-9 tap demo children, g a guardian of the last child, b the barred guardian, t a teacher,
+    u an unknown card; ? lists every key.
     """
     from schoolgate.demo import run_demo
 

@@ -124,19 +124,24 @@ def run_demo(*, headless: bool, timeout: float = 60.0, locale: str = "zh_CN") ->
 
 
 def _afternoon(school: DemoSchool, timeout: float) -> dict:
-    """Every child checks in; one guardian's pickup is confirmed by the guard; a barred guardian is refused."""
+    """The guard signs in; every child checks in; one guardian's pickup is confirmed by the guard; a barred
+    guardian is refused."""
     gate, roster = school.gate, school.gate.store.roster
     reader = SimulatedReader()
     stop = threading.Event()
-    shown: list[dict] = []
+    shown: list = []
     loop = threading.Thread(target=gate.run, args=(reader, _Null(), stop, shown.append), daemon=True)
     loop.start()
     try:
+        # The guard signs in at the console first: a pickup is confirmed only by a signed-in guard.
+        reader.present(next(m.cards[0] for m in roster.staff.values() if m.guard and m.cards))
+        _wait(lambda: len(shown) >= 1, timeout)
+        signed_in = shown[0].outcome == "guard_signed_in"
         children = {s.id: s.cards[0] for s in roster.students.values() if s.cards}
         for uid in children.values():
             reader.present(uid)
-        _wait(lambda: len(shown) >= len(children), timeout)
-        checked_in = sum(1 for d in shown if d["event"] == "checkin")
+        _wait(lambda: len(shown) >= 1 + len(children), timeout)
+        checked_in = sum(1 for d in shown if d.event == "checkin")
         allowed = next(g for g in roster.guardians.values() if g.cards and any(x.may_pick_up and not x.barred for x in g.links))
         child = next(x.student for x in allowed.links if x.may_pick_up and not x.barred)
         barred = next(g for g in roster.guardians.values() if g.cards and any(x.barred for x in g.links))
@@ -145,21 +150,22 @@ def _afternoon(school: DemoSchool, timeout: float) -> dict:
         time.sleep(gate.rules.debounce.total_seconds() + 0.1)  # a child's second tap is not a repeat
         for uid in taps:
             reader.present(uid)
-        _wait(lambda: len(shown) >= len(children) + len(taps), timeout)
+        _wait(lambda: len(shown) >= 1 + len(children) + len(taps), timeout)
     finally:
         stop.set()
         loop.join(5)
         reader.close()
-    asked = shown[len(children) + 1]
-    done = gate.confirm(asked["confirm"]) if asked.get("confirm") else asked
-    refused = shown[len(children) + 3]
+    asked = shown[1 + len(children) + 1]
+    done = gate.confirm(asked.confirm) if asked.confirm else asked
+    refused = shown[1 + len(children) + 3]
     return {
         "taps": len(shown),
+        "guard_signed_in": signed_in,
         "checked_in": checked_in,
-        "pickups": 1 if done.get("event") == "pickup" else 0,
-        "refused_barred": 1 if refused["outcome"] == "pickup_barred" else 0,
-        "events": sum(1 for d in shown if d["event"]) + (done.get("event") == "pickup"),
-        "ok": checked_in == len(children) and done.get("event") == "pickup" and refused["outcome"] == "pickup_barred",
+        "pickups": 1 if done.event == "pickup" else 0,
+        "refused_barred": 1 if refused.outcome == "pickup_barred" else 0,
+        "events": sum(1 for d in shown if d.event) + (done.event == "pickup"),
+        "ok": signed_in and checked_in == len(children) and done.event == "pickup" and refused.outcome == "pickup_barred",
     }
 
 

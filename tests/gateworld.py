@@ -15,6 +15,7 @@ DAY = date(2026, 11, 30)
 KEY = bytes(range(32))  # the kiosk's secret
 KIOSK = "k1"
 CODE = "123456"
+GUARD_CARD = "6B6B6B6B"  # 刘师傅 (st2), the school's guard: signs in at the gate's console
 
 
 def local(hhmm: str, day: date = DAY) -> datetime:
@@ -52,7 +53,8 @@ def snapshot(*, generated_at: str = "2026-11-30T00:00:00+00:00", version: int = 
             {"id": "g5", "name": "王某", "relation": "父亲", "phone_masked": "135****2222", "cards": ["99AABBCC"],
              "links": [{"student": "S1", "may_pick_up": False, "barred": True}]},
         ],
-        "staff": [{"id": "st1", "name": "李老师", "kind": "teacher", "cards": ["5A5A5A5A"]}],
+        "staff": [{"id": "st1", "name": "李老师", "kind": "teacher", "cards": ["5A5A5A5A"]},
+                  {"id": "st2", "name": "刘师傅", "kind": "guard", "cards": [GUARD_CARD], "guard": True}],
         "sessions": [
             {"id": "10", "group": "1", "group_name": "课后托管", "place": "教学楼201", "date": DAY.isoformat(),
              "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T09:20:00Z",
@@ -65,6 +67,13 @@ def snapshot(*, generated_at: str = "2026-11-30T00:00:00+00:00", version: int = 
              "digests": {KIOSK: pickup.code_digest(KEY, school="s1", verifier=KIOSK, student="S1", day=DAY, code=CODE)}},
         ],
     }
+
+
+def sign_in(gate) -> None:
+    """The guard taps their staff card at this gate: signed in, so pickups can be confirmed."""
+    from hardware import CardTap
+
+    assert gate.handle(CardTap(GUARD_CARD, "sim", "sim", gate.clock())).outcome == "guard_signed_in"
 
 
 def roster(**kwargs) -> Roster:

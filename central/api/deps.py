@@ -19,7 +19,9 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from central.accounts import access as accounts
+
 from central.accounts.access import Principal, Role
+from central.accounts import users
 from central.core import events
 from central.core.columns import MAX_ID
 from central.core.errors import Forbidden, Unauthenticated, status_of
@@ -49,7 +51,7 @@ def current_principal(
     # The service token (SCHOOLGATE_API_TOKEN) is for machines; empty turns it off.
     if service and hmac.compare_digest(credentials.credentials.encode(), service.encode()):
         return accounts.SERVICE
-    principal = accounts.principal_for_token(session, token=credentials.credentials)
+    principal = users.principal_for_token(session, token=credentials.credentials)
     if principal is None:
         raise _http(request, Unauthenticated("token_required"))
     return principal

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     """Sessions of today and this many following days go to kiosks, so a kiosk offline overnight still knows them."""
     roster_refresh_minutes: float = Field(10.0, gt=0)
     """How often every school's roster is rebuilt, so the sessions kiosks hold follow the days."""
+    gate_silent_minutes: float = Field(2.0, gt=0)
+    """A gate central has heard nothing from for this long while a session of its school runs is a
+    ``gate_silent`` safety incident (once per silence); checked every ``gate_check_seconds``."""
+    gate_check_seconds: float = Field(30.0, gt=0)
     ingest_partition: str | None = Field(None, pattern=r"^\d+/[1-9]\d*$")
     """``I/N``: this ingest worker stores the kiosks whose key hashes to I of N (one writer per
     kiosk, in order); the alternative to a shared subscription for several workers."""

@@ -36,6 +36,18 @@ class RosterChanged:
 
 
 @dataclass(frozen=True)
+class ChildAlertRaised:
+    """A gate raised an alert about a child in a session (absent, late pickup) that no gate of the
+    school had raised before: published by the ingest after its commit, once per child, session and kind."""
+
+    school_id: int
+    kind: str
+    student: str
+    session: str
+    kiosk: str
+
+
+@dataclass(frozen=True)
 class IncidentStored:
     """The ingest stored a safety incident (a broken chain, an unknown kiosk, a code used twice, ...);
     published by the ingest after its own commit (central/kiosks/ingest.py), once per incident."""

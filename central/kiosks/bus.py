@@ -9,8 +9,8 @@ import uuid
 import zlib
 
 import paho.mqtt.client as mqtt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.core import keys
 from central.core.config import Settings
@@ -18,7 +18,7 @@ from central.core.events import DomainEvents
 from central.kiosks import roster
 from central.kiosks.ingest import Ingest
 from gateway import protocol
-from gateway.mqtt import BrokerAddress, MqttError, make_client
+from gateway.mqtt import BrokerAddress, Connection, Inbound, MqttError
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,23 @@ class Bus:
             engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
             settings=settings, events=events,
         )
-        self.connected = threading.Event()
         # A shared subscription is MQTT 5: Mosquitto or EMQX, not the embedded broker.
-        self.client = make_client(f"sg-central-{os.getpid()}-{uuid.uuid4().hex[:6]}", broker, mqtt5=bool(shared_group))
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *a: self.connected.clear()
-        self.client.on_message = self._on_message
+        self.connection = Connection(
+            f"sg-central-{os.getpid()}-{uuid.uuid4().hex[:6]}", broker, mqtt5=bool(shared_group),
+            on_message=self._on_message, on_connected=self._on_connect, name="central",
+        )
+        wanted = [topics.all_events(), topics.all_status()]
+        if shared_group:
+            wanted = [f"$share/{shared_group}/{topic}" for topic in wanted]
+        self.connection.subscribe([(topic, 1) for topic in wanted])
+        self.connected = self.connection.connected
+        self.client = self.connection.client
 
-    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: Inbound) -> None:
+        # Connection's worker thread: the ingest queues it for its own writer thread.
         if self.partition and not self.mine(msg.topic):
             return
-        self.ingest.submit(msg.topic, msg.payload, bool(msg.retain))
+        self.ingest.submit(msg.topic, msg.payload, msg.retain)
 
     def mine(self, topic: str) -> bool:
         """Whether this worker's partition holds the kiosk of a topic (a bad topic: worker 0's)."""
@@ -91,34 +97,23 @@ class Bus:
 
     def start(self, wait: float = 10.0) -> Bus:
         self.ingest.start()
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
-        self.client.loop_start()
+        self.connection.start()
         if wait and not self.connected.wait(wait):
-            log.warning("central has no broker at %s yet; it keeps trying", self.broker)
+            log.warning("central has no broker at %s yet (%s); it keeps trying", self.broker,
+                        self.connection.problem_detail or "no answer")
         return self
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.connection.stop()
         self.ingest.stop()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("broker %s refused central: %s", self.broker, reason_code)
-            return
-        if self.shared_group:
-            group = self.shared_group
-            topics = [(f"$share/{group}/{self.topics.all_events()}", 1), (f"$share/{group}/{self.topics.all_status()}", 1)]
-        else:
-            topics = [(self.topics.all_events(), 1), (self.topics.all_status(), 1)]
-        client.subscribe(topics)
-        self.connected.set()
+    def _on_connect(self) -> None:
         # A broker without persistence forgets retained rosters when it restarts: retain them again.
         threading.Thread(target=self.republish_rosters, name="roster-republish", daemon=True).start()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Sign and publish one message as central (the one way out of central onto the broker)."""
-        info = self.client.publish(topic, protocol.seal(payload, self.signing_key), qos=1, retain=retain)
+        info = self.connection.publish(topic, protocol.seal(payload, self.signing_key), qos=1, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise MqttError(f"publish to {topic}: {mqtt.error_string(info.rc)}")
 
@@ -129,13 +124,12 @@ class Bus:
 def publish_once(
     broker: BrokerAddress, messages: list[tuple[str, bytes, bool]], *, signing_key: Ed25519PrivateKey, timeout: float = 10.0
 ) -> None:
-    """Publish a few messages as central, signed, from a short-lived client (the command line's import, register)."""
-    client = make_client(f"sg-cli-{os.getpid()}", broker)
-    client.connect(broker.host, broker.port, keepalive=30)
-    client.loop_start()
+    """Publish a few messages as central, signed, from a short-lived connection (the command line's
+    import, register); OSError or MqttError (a refused login named) when they cannot go out."""
+    connection = Connection(f"sg-cli-{os.getpid()}", broker, name="central (command line)").open(timeout)
     try:
         for topic, payload, retain in messages:
-            info = client.publish(topic, protocol.seal(payload, signing_key), qos=1, retain=retain)
+            info = connection.publish(topic, protocol.seal(payload, signing_key), qos=1, retain=retain)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as exc:  # the broker went away meanwhile
@@ -143,5 +137,4 @@ def publish_once(
             if not info.is_published():
                 raise MqttError(f"publish to {topic}: no PUBACK within {timeout} s")
     finally:
-        client.disconnect()
-        client.loop_stop()
+        connection.stop()

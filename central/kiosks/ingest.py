@@ -39,14 +39,13 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import DomainEvents, IncidentStored
-from central.kiosks import roster
+from central.core.events import ChildAlertRaised, DomainEvents, IncidentStored
+from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
 from central.pickup import codes as pickup
 from central.pickup.models import PickupCode
-from central.schools.models import Kiosk
-from central.schools.models import School
+from central.schools.models import Kiosk, School
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -139,6 +138,15 @@ class _Batch:
     # Set when this one-event message failed to store: its event is refused, with this reason.
     refuse_all: str | None = None
     plan: _IncidentPlan = field(default_factory=_IncidentPlan)
+    # For the school feeds: each school's head once placed, and the codes of the rows' schools and kiosks
+    heads: dict[int, int] = field(default_factory=dict)
+    school_codes: dict[int, str] = field(default_factory=dict)
+    kiosk_codes: dict[int, str] = field(default_factory=dict)
+    # For each gate's health: kiosks heard from, and kiosk id -> (its status's fields, online, retained)
+    seen: set[int] = field(default_factory=set)
+    # Child alerts no gate of the school had raised before (published once committed)
+    alerts: list[ChildAlertRaised] = field(default_factory=list)
+    statuses: dict[int, tuple[dict[str, Any], bool, bool]] = field(default_factory=dict)
 
     @property
     def received_ms(self) -> int:
@@ -305,10 +313,13 @@ class Ingest:
                 batch.arrived_ms = arrived[0] if arrived else batch.received_ms
                 self._one_message(conn, topic, payload, retained, batch)
             self._check_repeats(conn, batch)
+            batch.heads = feed.place(conn, batch.rows)  # takes each school's row lock until the commit
             for start in range(0, len(batch.rows), self.batch):
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
+            batch.alerts = alerts.record(conn, batch.rows, batch.kiosk_codes)
             for state in batch.touched.values():
                 self._write_kiosk(conn, state)
+            health.note(conn, seen=batch.seen, statuses=batch.statuses, at=batch.received_at)
             fresh = self._fresh(batch.incidents)
             if fresh:
                 self._write_incidents(conn, list(fresh.values()), batch.received_at, batch.plan)
@@ -334,10 +345,13 @@ class Ingest:
             # The ingest writes through a connection, not a Session: it publishes after its own commit.
             for incident in fresh.values():
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
+            for alert in batch.alerts:
+                self.events.publish(alert)
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
             log.warning("safety incident %s on %.300s: %.500s", incident.kind, incident.topic, incident.detail)
+        self._publish_feeds(batch)
         now = self.clock()
         for (school, kiosk), state in batch.touched.items():
             # school and kiosk bind the signed ack to its kiosk: one kiosk's ack replayed on another's
@@ -348,6 +362,18 @@ class Ingest:
             )
             state.gap = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
+
+    def _publish_feeds(self, batch: _Batch) -> None:
+        """Each school's stored events on its feed. The events are stored: a feed that cannot be sent
+        now is logged, and the school's gates fetch what they missed (they see a gap in the places)."""
+        for school_id, head in batch.heads.items():
+            code = batch.school_codes[school_id]
+            entries = [feed.entry(row, batch.kiosk_codes[row["kiosk_id"]]) for row in batch.rows if row["school_id"] == school_id]
+            try:
+                for message in feed.messages(code, entries, head):
+                    self.publish(self.topics.feed(code), protocol.canonical_json(message))
+            except Exception:  # noqa: BLE001 - the acks must still go out
+                log.exception("the feed of school %s could not be published up to %d", code, head)
 
     def _one_message(self, conn, topic: str, payload: bytes, retained: bool, batch: _Batch) -> None:
         text = payload[: PAYLOAD_KEPT * 4].decode("utf-8", "replace")
@@ -377,6 +403,8 @@ class Ingest:
             return
         batch.touched[school, kiosk] = state
         valid = [e for e in (self._check(conn, topic, school, kiosk, state, raw, batch) for raw in raws) if e]
+        if valid:
+            batch.seen.add(state.id)  # heard from: its own signed events (a forger's do not count)
         # Sample the clocks of the whole message first: its newest event was sent just now, so it
         # gives the tightest estimate for the older ones recorded offline. Only signed, valid events.
         for item in valid:
@@ -480,6 +508,7 @@ class Ingest:
         else:
             self._check_far(state, kiosk, event, at, topic, batch)
         batch.rows.append(event_row(event, digest, school_id=state.school_id, kiosk_id=state.id, at=at, received_at=batch.received_at))
+        batch.school_codes[state.school_id], batch.kiosk_codes[state.id] = school, kiosk
         if event.kind == "pickup" and event.note and event.note.startswith(CODE_NOTE):
             # When it happened on central's clock where the kiosk's boot is known: a kiosk's wall
             # clock may be far off, and the order of two uses must be right.
@@ -598,14 +627,18 @@ class Ingest:
     # --- clocks ------------------------------------------------------------------------------------
 
     def _status(self, conn, school: str, kiosk: str, payload: bytes, retained: bool, batch: _Batch) -> None:
-        if retained:
-            return  # an old retained status says nothing about the clock now
         try:
             status = protocol.parse_message(protocol.Status, payload)
         except protocol.ProtocolError:
             return  # status is advisory; a bad one is ignored, not an incident
         state = self._kiosk(conn, school, kiosk)
-        if state is None or status.boot is None or status.mono is None or status.sig is None:
+        if state is None:
+            return
+        # The gate's health, as it says (only the kiosk and central may publish on its status topic).
+        batch.statuses[state.id] = (protocol.decode(payload), status.online, retained)
+        if retained:
+            return  # an old retained status says nothing about the clock now
+        if status.boot is None or status.mono is None or status.sig is None:
             return
         # Anyone who may publish on the topic could move the clock map (a 5-hour mono shifts every
         # corrected time by 5 hours): only the kiosk's own signature makes the pair a sample.

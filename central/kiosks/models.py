@@ -12,7 +12,10 @@ from central.core.columns import utc_column
 
 
 class Event(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("kiosk_id", "seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("kiosk_id", "seq"),
+        sa.UniqueConstraint("school_id", "feed_pos", name="event_feed_pos"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)  # UUIDv7 from the kiosk
     school_id: int = Field(foreign_key="school.id", index=True)
@@ -37,6 +40,9 @@ class Event(SQLModel, table=True):
     prev: str = Field(max_length=64)
     hash: str = Field(max_length=64)
     sig: str = Field(max_length=64)
+    # Its place in the school's feed (1, 2, …: the order central stored the school's events), which every
+    # gate of the school follows (``School.feed_head`` is the last place given).
+    feed_pos: int | None = None
 
 
 class KioskClock(SQLModel, table=True):
@@ -71,3 +77,21 @@ class SafetyIncident(SQLModel, table=True):
     # How many incidents this row stands for: past a few of one kind and kiosk in a window, ingest
     # counts the rest on one row (invented kiosk names, forged seqs) instead of a row each.
     count: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
+
+
+class ChildAlert(SQLModel, table=True):
+    """An alert about one child in one session (absent after the start, still on site after the end),
+    stored once however many gates raise it: the first gate's event, and how many gates raised it."""
+
+    __tablename__ = "child_alert"
+    __table_args__ = (sa.UniqueConstraint("school_id", "kind", "student", "session", name="child_alert_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    kind: str = Field(max_length=32)  # absent, late_pickup
+    student: str = Field(max_length=64)  # the student number, as in the event
+    session: str = Field(max_length=64)
+    at: datetime = Field(sa_column=utc_column(nullable=False))  # the first gate's event time
+    kiosk: str = Field(max_length=64)  # the first gate to raise it
+    event_id: str = Field(max_length=36)
+    raised: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))  # gates (events) that raised it

@@ -117,11 +117,14 @@ def staff_id(staff_pk: int) -> str:
 
 def _staff(session: Session, school: School) -> list[dict[str, Any]]:
     """Staff who may serve now, with their cards: they tap in and out like students (P6.3).
-    Third-party staff appear only once their vendor is fully approved (P6.2)."""
+    Third-party staff appear only once their vendor is fully approved (P6.2). ``guard``: may sign in
+    at a gate kiosk as the guard on duty, whose staff id the gate's events carry as ``operator``."""
     cards = staff_service.cards_of(session, school=school)
     rows = session.exec(select(Staff).where(Staff.school_id == school.id).order_by(Staff.id))
     return [
-        {"id": staff_id(s.id), "name": s.name, "kind": s.kind, "cards": cards.get(s.id, [])}
+        # "guard" only where true: rosters of staff who may not sign in at a gate stay as they were.
+        {"id": staff_id(s.id), "name": s.name, "kind": s.kind, "cards": cards.get(s.id, []),
+         **({"guard": True} if staff_service.may_guard_gate(s) else {})}
         for s in rows
         if staff_service.may_serve(session, s)
     ]

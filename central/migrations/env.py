@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 # Every table, registered on SQLModel.metadata: each domain keeps its own in its models.py.
 import central.accounts.models  # noqa: F401
+import central.billing.models  # noqa: F401
 import central.core.audit  # noqa: F401 - the audit log
 import central.kiosks.models  # noqa: F401
 import central.pickup.models  # noqa: F401

@@ -138,8 +138,10 @@ class VendorPublic(VendorBase):
 
 class StaffBase(SQLModel):
     name: str = Field(min_length=1, max_length=100)
-    kind: str = Field(max_length=16)  # teacher, employee, volunteer, third_party (P6.1, P6.5)
+    kind: str = Field(max_length=16)  # teacher, employee, guard, volunteer, third_party (P6.1, P6.5, P9.3)
     phone: str = Field(default="", max_length=32)
+    # The school lets this person sign in at a gate kiosk as the guard on duty (a guard always may).
+    gate_guard: bool = False
 
 
 class StaffCreate(StaffBase):
@@ -150,6 +152,7 @@ class StaffUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=32)
     active: bool | None = None
+    gate_guard: bool | None = None
 
 
 class Staff(StaffBase, table=True):

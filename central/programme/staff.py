@@ -26,7 +26,7 @@ from central.programme.models import (
 )
 from central.schools.models import Card, School
 
-KINDS = ("teacher", "employee", "volunteer", "third_party")  # P6.1, P6.5
+KINDS = ("teacher", "employee", "guard", "volunteer", "third_party")  # P6.1, P6.5; guard: 门卫 (P9.3)
 VENDOR_STEPS = ("review_panel", "party_org", "district", "city")  # P6.2, in this order
 # P6.2: who records each step. The school's own two: its admin; the bureaus' two: a district account
 # (the city bureau's decision reaches the school through the district bureau). Role values of
@@ -155,6 +155,12 @@ def check_may_serve(session: Session, staff: Staff) -> None:
         if vendor is None or vendor.state != "approved":
             step = next_step(session, vendor) if vendor else VENDOR_STEPS[0]
             raise Conflict("staff.not_approved", name=staff.name, step=step or (vendor.state if vendor else ""))
+
+
+def may_guard_gate(staff: Staff) -> bool:
+    """Whether this person may sign in at a gate kiosk as the guard on duty (P9.3): a guard, or anyone
+    the school allows (``gate_guard``). The kiosk roster carries it; the gate enforces it."""
+    return staff.kind == "guard" or staff.gate_guard
 
 
 def may_serve(session: Session, staff: Staff) -> bool:

@@ -22,6 +22,9 @@ class School(SQLModel, table=True):
     roster_version: int = 0
     # The last published snapshot's people (JSON), from which the next delta is computed.
     roster_body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    # The last place given in the school's feed (kiosks.models.Event.feed_pos): taken with a row lock by
+    # the ingest, so the places follow the order the school's events were committed.
+    feed_head: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class SchoolClass(SQLModel, table=True):
@@ -95,3 +98,10 @@ class Kiosk(SQLModel, table=True):
     acked_seq: int = 0  # highest contiguous seq stored
     last_hash: str = Field(default="", max_length=64)  # event_hash of event acked_seq
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+    # The gate's health (central/kiosks/health.py): when central last heard from it, and its last status
+    # as sent (queue, seqs, roster version, clock offset, reader, guard), kept when it goes offline.
+    last_seen: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    online: bool | None = None
+    status: dict | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    status_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    silence_reported_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -69,7 +69,7 @@ MOVES = {
 
 # Modules made inside the packages after the move (the tables divided among the domains): a
 # ``central.accounts.models`` is one of them, not the old ``accounts`` module's attribute.
-LATER_MODULES = {"accounts": {"models"}, "pickup": {"models"}}
+LATER_MODULES = {"accounts": {"models", "users"}, "pickup": {"models"}}
 
 # Modules that stay at the top of central/: the entry points, which wire everything together.
 ENTRY_POINTS = ("main", "server", "admin", "demo")
@@ -86,8 +86,12 @@ PACKAGES = [
                 "cards, the kiosks registered at each school (`models.py`)"),
     ("programme", "calendar and sessions, interest groups (and the words P5.2 refuses in them), staff and "
                   "vendors, enrollment by consent, the public page"),
-    ("accounts", "users, roles, logins (`models.py`, `access.py`), and who may see or act for which child"),
+    ("accounts", "users and logins (`models.py`, `users.py`), roles, the caller and who may see or act for which child (`access.py`)"),
     ("pickup", "one-time pickup codes and photos (`models.py`, `codes.py`)"),
+    ("reconciliation", "who was expected, who came, who left and who is unresolved, per session and day "
+                       "(`daily.py`)"),
+    ("billing", "the money rules, pure and in integer fen (`rules.py`: the cap, exemptions, refunds, subsidy, "
+                "staff pay split; P7, P8.1)"),
     ("imports", "the roster import (CSV/XLSX): students, guardians, links, cards and applications in one transaction"),
     ("kiosks", "central's MQTT connection, the ingest, the roster kiosks copy, the kiosk registry's secrets, "
                "event log and incidents (`models.py`, `services.py`)"),
@@ -97,7 +101,7 @@ PACKAGES = [
 ]
 # The domain packages from the top down: a package imports only those below it (``|``: neither
 # imports the other). Each domain keeps its tables in its own ``models.py``.
-DOMAINS = ("imports | kiosks", "pickup", "accounts", "programme", "schools")
+DOMAINS = ("reconciliation", "billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
 
 SELF = "scripts/dev/relayout.py"
 SKIP = (SELF, "tests/test_relayout.py")  # they name the old modules on purpose
@@ -146,7 +150,7 @@ Inside `central/`, one package per domain:
 | `central/` itself | the entry points: {entry} (the FastAPI app, central served in a thread, the admin commands, the demo school) |
 
 Inside central, imports run entry points → `api` → domain packages → `core`, and the domains from the top
-down: `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
+down: `reconciliation` → `billing` → `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
 domain above it, and `core` imports no domain (contracts in `pyproject.toml`, checked with the others).
 
 Three conventions hold across the domains. A service names its school one way: the `School` row, as the
@@ -154,7 +158,7 @@ keyword `school=`. A route gets it from the path's `{{school}}` through `SchoolD
 after the caller's own school is checked, so another school's caller learns nothing of it), the command line
 through `schools.registry.get_school`. Only what takes a school as input names it by code:
 `registry.create_school`, the roster import (which may create the school), a new account's school
-(`accounts.access.create_user`) and the kiosks' wire (topics and signed HTTP). Services raise the errors of
+(`accounts.users.create_user`) and the kiosks' wire (topics and signed HTTP). Services raise the errors of
 `core/errors.py` (localized; the routes turn them into statuses). Times come from `core/clock.py`.
 {README_END}"""
 

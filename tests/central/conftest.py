@@ -16,12 +16,14 @@ from sgtest import fresh_postgres_database
 from sqlmodel import Session
 
 from central.accounts import access as accounts
+
+from central.accounts import users
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.schools.models import Kiosk
 from central.main import create_app
 from central.programme.models import Enrollment, InterestGroup, Staff
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
+from central.schools.models import Kiosk
 
 PASSWORD = "correct horse battery staple"
 SERVICE_TOKEN = "service-token-for-tests-0123456789"
@@ -114,7 +116,7 @@ def migrated_db(tmp_path_factory) -> Path:
 def world(request, tmp_path, monkeypatch, migrated_db) -> World:
     """SQLite by default; ``@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)`` for both."""
     # argon2's real cost is for production; tests need only the same code path.
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=256, parallelism=1))
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=256, parallelism=1))
     with ExitStack() as stack:
         if getattr(request, "param", "sqlite") == "postgres":
             database_url = stack.enter_context(fresh_postgres_database())
@@ -132,7 +134,7 @@ def _world(database_url: str):
         with w.session() as session:
             w.ids = _seed(session)
             for name, (role, school, guardian, staff) in USERS.items():
-                accounts.create_user(
+                users.create_user(
                     session, actor=accounts.CLI, username=name, password=PASSWORD, role=role, school=school,
                     guardian_id=w.ids.get(guardian), staff_id=w.ids.get(staff),
                 )

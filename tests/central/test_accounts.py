@@ -13,6 +13,8 @@ from argon2 import PasswordHasher
 from sqlmodel import select
 
 from central.accounts import access as accounts
+
+from central.accounts import users
 from central.accounts.models import AuthToken, LoginThrottle, User
 from central.core import clock
 from central.core.errors import Conflict, Forbidden, Invalid, Unauthenticated
@@ -95,7 +97,7 @@ def _service_login(world, username: str, password: str, *, source: str) -> bool:
     """One login through the service, in its own session, as a request from ``source`` would."""
     with world.session() as session:
         try:
-            accounts.login(
+            users.login(
                 session, username=username, password=password, ttl=timedelta(hours=1), max_failures=10,
                 lock_for=timedelta(minutes=15), source=source,
             )
@@ -107,14 +109,14 @@ def _service_login(world, username: str, password: str, *, source: str) -> bool:
 @pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_thirty_parallel_wrong_passwords_check_only_ten(world, monkeypatch):
     checked = []
-    real = accounts._verify_password
+    real = users._verify_password
 
     def counting(stored, password):
         if stored is not None:  # a real hash checked, not the dummy of a refused try
             checked.append(password)
         return real(stored, password)
 
-    monkeypatch.setattr(accounts, "_verify_password", counting)
+    monkeypatch.setattr(users, "_verify_password", counting)
     start = threading.Barrier(30)
 
     def guess(i: int) -> bool:
@@ -165,7 +167,7 @@ def test_a_locked_account_costs_one_password_check_like_an_unknown_name(world, m
             calls.append(hash)
             return super().verify(hash, password)
 
-    monkeypatch.setattr(accounts, "_hasher", Counting(time_cost=1, memory_cost=256, parallelism=1))
+    monkeypatch.setattr(users, "_hasher", Counting(time_cost=1, memory_cost=256, parallelism=1))
     for _ in range(10):
         _service_login(world, "guard1", WRONG, source="192.0.2.2")
     calls.clear()
@@ -187,7 +189,7 @@ def test_a_locked_account_costs_one_password_check_like_an_unknown_name(world, m
     ],
 )
 def test_the_source_of_a_login(address, source):
-    assert accounts.source_of(address) == source
+    assert users.source_of(address) == source
 
 
 def test_a_school_admin_manages_only_their_school_below_district(world):
@@ -218,14 +220,14 @@ def test_a_school_admin_manages_only_their_school_below_district(world):
 )
 def test_bad_accounts_are_refused_with_a_reason(world, fields, error):
     with world.session() as session, pytest.raises(error) as caught:
-        accounts.create_user(session, actor=accounts.CLI, **{"password": PASSWORD, **fields})
+        users.create_user(session, actor=accounts.CLI, **{"password": PASSWORD, **fields})
     assert caught.value.text("en")
 
 
 def test_only_managers_create_accounts(world):
     guard = accounts.Principal(role=accounts.Role.GUARD, username="guard1", user_id=1, school_id=world.ids["s1"], school_code="s1")
     with world.session() as session, pytest.raises(Forbidden):
-        accounts.create_user(session, actor=guard, username="new-one", password=PASSWORD, role="guard", school="s1")
+        users.create_user(session, actor=guard, username="new-one", password=PASSWORD, role="guard", school="s1")
 
 
 def test_wrong_body_is_a_422_in_fastapis_shape(world):

@@ -45,6 +45,11 @@ class Kiosk:
         return event
 
 
+def acks_into(acks: list[dict]):
+    """A publish callback that keeps the acks (the school feeds have tests of their own, test_feed.py)."""
+    return lambda topic, payload: acks.append(json.loads(payload)) if topic.endswith("/ack") else None
+
+
 @pytest.fixture
 def world(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
@@ -53,7 +58,7 @@ def world(tmp_path):
         registry.ensure_school(session, code="s1")
         services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
     acks: list[dict] = []
-    ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
+    ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
     yield engine, ingest, acks
     engine.dispose()
 
@@ -78,7 +83,7 @@ def send(ingest, *payloads: bytes, topic: str = TOPIC) -> None:
 def test_shared_mode_stores_what_the_bus_submits(world):
     engine, _, _ = world
     acks: list[dict] = []
-    shared = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)), shared=True)
+    shared = Ingest(engine, topics=TOPICS, publish=acks_into(acks), shared=True)
     k = Kiosk()
     send(shared, protocol.canonical_json(k.event()), protocol.canonical_json(k.event()))
     assert [seq for seq, _ in stored(engine)] == [1, 2] and acks[-1]["upto"] == 2
@@ -514,7 +519,7 @@ def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
                 registry.ensure_school(session, code="s1")
                 services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
             acks: list[dict] = []
-            ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: acks.append(json.loads(payload)))
+            ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
             k = Kiosk()
             good, poison, after = k.event(), forged(k, note="a\x00b"), k.event()
             send(ingest, protocol.canonical_json(good), b"\x00", protocol.canonical_json(poison), protocol.canonical_json(after))

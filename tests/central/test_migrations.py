@@ -14,6 +14,7 @@ from sgtest import fresh_postgres_database
 from sqlmodel import Session, SQLModel
 
 import central.accounts.models  # noqa: F401 - every domain's tables
+import central.billing.models  # noqa: F401
 import central.core.audit  # noqa: F401
 import central.kiosks.models  # noqa: F401
 import central.pickup.models  # noqa: F401
@@ -83,6 +84,23 @@ def _database(backend: str, tmp_path):
         yield f"sqlite:///{tmp_path / 'link.sqlite3'}"
 
 
+def _insert(conn, table: str, **values) -> int:
+    """One row, into the table as it is at the revision the database is at; its id."""
+    columns = ", ".join(values)
+    marks = ", ".join(f":{name}" for name in values)
+    conn.execute(sa.text(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), values)
+    return conn.execute(sa.text(f"SELECT max(id) FROM {table}")).scalar_one()
+
+
+def _people_at_an_old_revision(conn, *, guardians: int, code: str = "s1") -> tuple[int, int, list[int]]:
+    school = _insert(conn, "school", code=code, name="示范小学", timezone="Asia/Shanghai", roster_version=0, roster_body="")
+    klass = _insert(conn, "school_class", school_id=school, grade="三年级", name="1班")
+    child = _insert(conn, "student", school_id=school, class_id=klass, student_no="S1", name="学生",
+                    poverty_registered=False, may_leave_alone=False)
+    people = [_insert(conn, "guardian", school_id=school, name=f"家长{i}", phone="") for i in range(guardians)]
+    return school, child, people
+
+
 def _to(engine, revision: str, *, down: bool = False) -> None:
     cfg = alembic_config(engine)
     with engine.begin() as conn:
@@ -97,18 +115,9 @@ def test_0007_clears_pickup_on_barred_links_and_then_the_database_refuses_both(b
         engine = make_engine(url)
         try:
             _to(engine, "0006_custody")
-            with Session(engine) as session:
-                school = School(code="s1", name="示范小学")
-                session.add(school)
-                session.flush()
-                klass = SchoolClass(school_id=school.id, grade="三年级", name="1班")
-                session.add(klass)
-                session.flush()
-                child = Student(school_id=school.id, class_id=klass.id, student_no="S1", name="学生")
-                people = [Guardian(school_id=school.id, name=f"家长{i}") for i in range(4)]
-                session.add_all([child, *people])
-                session.commit()
-                child_id, g = child.id, [p.id for p in people]
+            # Rows written as the schema was then (the models describe the newest tables).
+            with engine.begin() as conn:
+                school_id, child_id, g = _people_at_an_old_revision(conn, guardians=4)
             link = GuardianLink.__table__
             row = {"student_id": child_id, "relation": ""}
             with engine.begin() as conn:  # what an old version, or a hand-made edit, could leave behind
@@ -135,3 +144,43 @@ def test_0007_clears_pickup_on_barred_links_and_then_the_database_refuses_both(b
                 conn.execute(sa.insert(link), [both])
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_0009_places_the_events_already_stored_in_each_schools_feed_in_the_order_received(backend, tmp_path):
+    with _database(backend, tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            _to(engine, "0008_staff_gate_guard")
+            with engine.begin() as conn:
+                s1, _, _ = _people_at_an_old_revision(conn, guardians=0, code="s1")
+                s2, _, _ = _people_at_an_old_revision(conn, guardians=0, code="s2")
+                at = "2030-09-02 08:00:00"
+                gates = {name: _insert(conn, "kiosk", school_id=school, code=name, secret="ab" * 32, acked_seq=0,
+                                       last_hash="", created_at=at) for name, school in (("a", s1), ("b", s1), ("c", s2))}
+                # (event id, kiosk, seq, received): gate b's first event reached central before gate a's.
+                stored = [("e1", "a", 1, "08:00:05"), ("e2", "b", 1, "08:00:01"), ("e3", "a", 2, "08:00:09"),
+                          ("e4", "c", 1, "08:00:02"), ("e5", "b", 2, "08:00:05")]
+                for event_id, gate, seq, received in stored:
+                    school = s2 if gate == "c" else s1
+                    _insert_event(conn, event_id, school, gates[gate], seq, f"2030-09-02 {received}")
+            _to(engine, "head")
+            with engine.connect() as conn:
+                places = dict(conn.execute(sa.text("SELECT id, feed_pos FROM event")).all())
+                heads = dict(conn.execute(sa.text("SELECT code, feed_head FROM school")).all())
+            # Same time (e1, e5 at 08:00:05): the kiosk's id, then seq, decide.
+            assert places == {"e2": 1, "e1": 2, "e5": 3, "e3": 4, "e4": 1}
+            assert heads == {"s1": 4, "s2": 1}
+            with pytest.raises(sa.exc.IntegrityError):  # one place, one event
+                with engine.begin() as conn:
+                    conn.execute(sa.text("UPDATE event SET feed_pos = 1 WHERE id = 'e1'"))
+            _to(engine, "0008_staff_gate_guard", down=True)
+        finally:
+            engine.dispose()
+
+
+def _insert_event(conn, event_id: str, school: int, kiosk: int, seq: int, received: str) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO event (id, school_id, kiosk_id, seq, kind, at, received_at, prev, hash, sig) "
+        "VALUES (:id, :school, :kiosk, :seq, 'checkin', :at, :at, '', '', '')"
+    ), {"id": event_id, "school": school, "kiosk": kiosk, "seq": seq, "at": received})

@@ -37,6 +37,7 @@ from PIL import Image
 from sqlmodel import select
 
 from central.accounts import access as accounts
+from central.accounts import users
 from central.accounts.access import Role
 from central.core import clock
 from central.core.i18n import t
@@ -146,6 +147,14 @@ MATRIX = {
     "GET /api/v1/kiosks/{school}/{kiosk}/photos": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
     "GET /api/v1/kiosks/{school}/{kiosk}/photos/{kind}/{ref}": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
     "GET /api/v1/kiosks/{school}/{kiosk}/pickup-codes": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
+    "GET /api/v1/kiosks/{school}/{kiosk}/feed": "D=401 A=401 T=401 G=401 F=401 P=401 -=401 | A=401 T=401 G=401 F=401 P=401",
+    # Each gate's health (issue 13): the guard on duty, the admin, the district.
+    "GET /api/v1/schools/{school}/kiosks": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
+    # Fees (P7.2): the school sets them; finance and the district read them.
+    "PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/fee-plans": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # The alerts about children the gates raised (a child's record: each read is logged).
+    "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").
@@ -190,7 +199,7 @@ class Matrix:
 
     def principal(self, user: str) -> accounts.Principal:
         with self.world.session() as session:
-            return accounts.principal_for_token(session, token=self.world.tokens[user])
+            return users.principal_for_token(session, token=self.world.tokens[user])
 
     def defaults(self) -> dict[str, object]:
         ids = self.ids
@@ -318,14 +327,14 @@ def matrix(world, monkeypatch) -> Matrix:
         ids["enrollmentA1"] = session.exec(select(Enrollment.id).where(Enrollment.student_id == ids["A1"])).one()
         session.commit()
         for name, (role, school, guardian, staff) in MORE_USERS.items():
-            user = accounts.create_user(
+            user = users.create_user(
                 session, actor=accounts.CLI, username=name, password=PASSWORD, role=role, school=school,
                 guardian_id=ids.get(guardian), staff_id=ids.get(staff),
             )
             ids[name] = user.id
-        schedule.add_term(
+        ids["term"] = schedule.add_term(
             session, school=session.get(School, s1), data=TermCreate(name="2030 秋", starts_on=date(2030, 8, 26), ends_on=date(2031, 1, 17)), actor="test"
-        )
+        ).id
         for season in ("summer", "winter"):
             schedule.set_dismissal(
                 session, school=session.get(School, s1), data=DismissalTimeCreate(grade="三年级", season=season, dismissal=time(16, 0)), actor="test"
@@ -426,6 +435,11 @@ def _holiday(m: Matrix, letter: str, user: str | None) -> Req:
 @request("DELETE /api/v1/schools/{school}/calendar/{day}")
 def _unmark(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"day": m.fresh_holiday()})
+
+
+@request("PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan")
+def _fee_plan(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"term_id": m.ids["term"]}, json={"kind": "monthly", "amount_fen": 8000})
 
 
 @request("PUT /api/v1/schools/{school}/dismissal-times")

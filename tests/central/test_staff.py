@@ -13,7 +13,7 @@ from central.core.errors import Conflict, Forbidden, Invalid
 from central.kiosks import roster
 from central.programme import schedule
 from central.programme import staff as staff_service
-from central.programme.models import DismissalTimeCreate, InterestGroupCreate, StaffCreate, TermCreate, VendorCreate
+from central.programme.models import DismissalTimeCreate, InterestGroupCreate, StaffCreate, StaffUpdate, TermCreate, VendorCreate
 from central.schools.models import Card, School, SchoolClass, Student
 
 SETTINGS = Settings()
@@ -166,4 +166,18 @@ def test_staff_kinds_vendor_rules_and_cards(db):
         staff_service.add_card(session, school=school, staff_id=teacher.id, uid="11223344", actor="a")
     assert roster.build_people(session, school)["staff"] == [
         {"id": f"st{teacher.id}", "name": "李老师", "kind": "teacher", "cards": ["0A0B0C0D"]}
+    ]
+
+
+def test_a_guard_and_staff_the_school_allows_may_sign_in_at_the_gate_and_the_kiosk_roster_says_so(db):
+    session, school = db
+    make = lambda name, kind: staff_service.create_staff(session, school=school, actor="a",  # noqa: E731
+                                                         data=StaffCreate(name=name, kind=kind))
+    guard, teacher, clerk = make("王师傅", "guard"), make("李老师", "teacher"), make("赵干事", "employee")
+    staff_service.update_staff(session, school=school, staff_id=clerk.id, data=StaffUpdate(gate_guard=True), actor="a")
+    assert [staff_service.may_guard_gate(s) for s in (guard, teacher, clerk)] == [True, False, True]
+    assert roster.build_people(session, school)["staff"] == [
+        {"id": f"st{guard.id}", "name": "王师傅", "kind": "guard", "cards": [], "guard": True},
+        {"id": f"st{teacher.id}", "name": "李老师", "kind": "teacher", "cards": []},
+        {"id": f"st{clerk.id}", "name": "赵干事", "kind": "employee", "cards": [], "guard": True},
     ]

@@ -193,7 +193,8 @@ def test_a_kiosk_writes_only_its_own_topics(broker):
         assert wait(lambda: central.suback)
         # Mosquitto 2.0.11 answers a denied QoS 1 publish with a v5 reason code that a 3.1.1
         # client takes for a protocol error and disconnects: one connection per attempt.
-        for topic in (f"{prefix}/s1/k2/events", f"{prefix}/s2/k1/events", f"{prefix}/s1/roster", f"{prefix}/s1/k2/status"):
+        for topic in (f"{prefix}/s1/k2/events", f"{prefix}/s2/k1/events", f"{prefix}/s1/roster", f"{prefix}/s1/k2/status",
+                      f"{prefix}/s1/feed"):
             forger = kiosk_peer(port, "s1", "k1")
             assert forger.connected.wait(5) and not forger.result.is_failure
             sent = forger.client.publish(topic, b"forged", qos=1)
@@ -245,6 +246,7 @@ def test_the_config_keeps_state_and_never_drops_queued_messages(tmp_path):
         assert line in conf.splitlines()
     bridged = mosquitto.config_text(tmp_path, port=1883, bind="127.0.0.1", bridge=mosquitto.Bridge("district:1883", schools=("s1",)))
     assert "topic sg/v1/s1/+/events out 1" in bridged and "topic sg/v1/s1/roster in 1" in bridged
+    assert "topic sg/v1/s1/feed in 1" in bridged  # the school's feed comes down to its gates
 
 
 def test_password_hash_matches_mosquitto_passwd(tmp_path):
@@ -290,3 +292,26 @@ def test_every_file_is_private_from_its_first_byte_and_replaced_not_rewritten(tm
     finally:
         for file in held.values():
             file.close()
+
+
+def test_every_gate_of_a_school_reads_its_feed_and_none_of_another_school(broker):
+    port, prefix = broker.kiosks, broker.prefix
+    central = Peer(broker.central, "central", CENTRAL_PASSWORD)
+    assert central.connected.wait(5)
+    k1, k2 = kiosk_peer(port, "s1", "k1"), kiosk_peer(port, "s1", "k2")
+    try:
+        for gate in (k1, k2):
+            assert gate.connected.wait(5)
+            gate.client.subscribe([(f"{prefix}/s2/feed", 1), (f"{prefix}/s1/feed", 1)])
+            assert wait(lambda: len(gate.suback) == 2)
+        # "s1" is the marker: published after s2's feed on the same connection (see the roster test).
+        central.client.publish(f"{prefix}/s2/feed", b"feed of s2", qos=1).wait_for_publish(5)
+        central.client.publish(f"{prefix}/s1/feed", b"feed of s1", qos=1).wait_for_publish(5)
+        for gate in (k1, k2):
+            assert wait(lambda: gate.received)
+            assert gate.received == [(f"{prefix}/s1/feed", b"feed of s1")]
+    finally:
+        central.close()
+        k1.close()
+        k2.close()
+

@@ -17,6 +17,7 @@ from central.server import CentralServer
 from gateway.mqtt import free_port
 from hardware import CardTap
 from kiosk.config import KioskSettings
+from kiosk.display import Shown
 from kiosk.runtime import Kiosk
 
 SECRET = "c1" * 32
@@ -24,7 +25,7 @@ SECRET = "c1" * 32
 
 
 
-def tap(gate: Kiosk, uid: str, at: datetime) -> dict:
+def tap(gate: Kiosk, uid: str, at: datetime) -> Shown:
     return gate.handle(CardTap(uid, "sim", "sim", at))
 
 

@@ -39,7 +39,7 @@ async def test_console_without_a_broker_keeps_deciding_and_drains_when_it_appear
                 reader.present(uid)
             # Recorded by the kiosk first, then shown by the console: wait for both.
             await until(pilot, lambda: gate.store.queue_depth() == 3 and len(app.recent) == 3, "three decisions recorded offline and shown")
-            assert [d["outcome"] for d in reversed(app.recent)] == ["staff_on", "unknown_card", "unknown_card"]
+            assert [d.outcome for d in reversed(app.recent)] == ["staff_on", "unknown_card", "unknown_card"]
             assert "离线" in footer(app) and "待上传 3" in footer(app)
             with broker:
                 create_school(settings, code="s1", name="s1")

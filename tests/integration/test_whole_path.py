@@ -171,8 +171,8 @@ def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_p
         for t in threads:
             t.join(5)
         gate.close()
-    assert [d["outcome"] for d in shown].count("checked_in") == 500
-    assert {d["card"] for d in shown if d["reader"].startswith("nfc:")} == set(UDP_CARDS)
+    assert [d.outcome for d in shown].count("checked_in") == 500
+    assert {d.card for d in shown if d.reader.startswith("nfc:")} == set(UDP_CARDS)
     assert len(events) == 500
     assert sorted(e["seq"] for e in events) == list(range(1, 501))
     assert {e["card"] for e in events} == set(cards)
@@ -353,7 +353,7 @@ def test_a_kiosk_on_first_boot_without_network_records_every_card_then_syncs(tmp
         from hardware import CardTap
 
         shown = [gate.handle(CardTap(uid, "sim", "sim", _now())) for uid in ("04A1B2C3", "0A0B0C0D", "01020304")]
-        assert [d["outcome"] for d in shown] == ["unknown_card"] * 3
+        assert [d.outcome for d in shown] == ["unknown_card"] * 3
         assert gate.store.queue_depth() == 3
         with broker:
             create_school(settings, code="first-boot", name="first-boot")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gateworld import CODE, KEY, Clock, local, snapshot
+from gateworld import CODE, GUARD_CARD, KEY, Clock, local, sign_in, snapshot
 from sgtest import pilot_until as until
 from textual import events
 from textual.widgets import Static
@@ -11,7 +11,7 @@ from textual.widgets import Static
 from gateway import protocol
 from hardware import SimulatedReader, cardnumber
 from kiosk.config import KioskSettings
-from kiosk.console import AlertsScreen, ConfirmPickup, GateConsole, SearchScreen, VisitorsScreen, open_reader
+from kiosk.console import AlertsScreen, ConfirmPickup, GateConsole, HelpScreen, SearchScreen, VisitorsScreen, open_reader
 from kiosk.runtime import Kiosk
 
 
@@ -79,7 +79,8 @@ async def checked_in(pilot, app, gate, reader, card="04A1B2C3"):
 
 
 async def pickup_asked(pilot, app, gate, reader, clock) -> None:
-    """S1 checks in; a moment later 王建国 taps, then S1: the confirmation is up."""
+    """The guard is signed in; S1 checks in; a moment later 王建国 taps, then S1: the confirmation is up."""
+    sign_in(gate)
     await checked_in(pilot, app, gate, reader)
     clock.advance(seconds=5)
     reader.present("DEADBEEF")
@@ -89,6 +90,7 @@ async def pickup_asked(pilot, app, gate, reader, clock) -> None:
 
 async def test_pickup_waits_for_enter_then_is_recorded(gate, reader, clock):
     app = GateConsole(gate, confirm_arm=0.0, reader=reader)
+    sign_in(gate)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         clock.advance(minutes=50)
@@ -137,6 +139,7 @@ async def test_barred_guardian_is_refused_in_red_with_an_alarm(gate, reader, clo
 
 async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, reader, clock):
     app = GateConsole(gate, confirm_arm=0.0, reader=reader)
+    sign_in(gate)
     async with app.run_test() as pilot:
         await checked_in(pilot, app, gate, reader)
         await pilot.press("slash")
@@ -159,7 +162,7 @@ async def test_one_time_code_is_used_once_and_refused_the_second_time(gate, read
         assert gate.store.day_events(gate.state.day)[-1]["note"] == "code:7"
         screen.query_one("#code").focus()
         await pilot.press(*CODE, "enter")
-        await until(pilot, lambda: app.recent[0]["outcome"] == "code_used", "the second use refused")
+        await until(pilot, lambda: app.recent[0].outcome == "code_used", "the second use refused")
         assert "refused" in banner(app)[0]
 
 
@@ -271,10 +274,10 @@ async def test_photos_from_the_cache_are_drawn_and_a_missing_one_is_a_placeholde
     app = GateConsole(gate, confirm_arm=0.0, reader=reader)
     async with app.run_test() as pilot:
         reader.present("04A1B2C3")
-        await until(pilot, lambda: app.recent and app.recent[0]["student"] == "S1", "S1's check-in")
+        await until(pilot, lambda: app.recent and app.recent[0].student == "S1", "S1's check-in")
         assert "▀" in str(app.main["photo"].render())
         reader.present("0000000A")
-        await until(pilot, lambda: app.recent[0]["student"] == "S4", "S4's check-in")
+        await until(pilot, lambda: app.recent[0].student == "S4", "S4's check-in")
         assert "无照片" in str(app.main["photo"].render())
 
 
@@ -356,10 +359,10 @@ async def test_a_custody_order_arriving_while_the_guard_looks_refuses_the_enter(
 async def test_override_pickup_of_a_child_not_seen_on_site_survives_a_restart(tmp_path, clock):
     gate = make_gate(tmp_path, clock)
     shown = gate.pickup("S1", "g1")
-    assert shown["outcome"] == "not_on_site" and shown["overridable"]
+    assert shown.outcome == "not_on_site" and shown.overridable
     asked = gate.override_pickup(shown, "孩子随家长从校医室过来")
-    assert asked["outcome"] == "pickup_allowed" and asked["confirm"]
-    gate.refuse(asked["confirm"])  # the guard changes their mind: the child stays in their care
+    assert asked.outcome == "pickup_allowed" and asked.confirm
+    gate.refuse(asked.confirm)  # the guard changes their mind: the child stays in their care
     before = gate.counts()
     gate.close()
     again = make_gate(tmp_path, clock)
@@ -374,12 +377,37 @@ async def test_override_pickup_of_a_child_not_seen_on_site_survives_a_restart(tm
 def test_a_code_pickup_overridden_for_a_child_not_on_site_records_the_code_and_the_person(tmp_path, clock):
     gate = make_gate(tmp_path, clock)
     try:
+        sign_in(gate)
         shown = gate.pickup_code("S1", CODE)
-        assert shown["outcome"] == "not_on_site" and shown["note"] == "code:7"
+        assert shown.outcome == "not_on_site" and shown.note == "code:7"
         asked = gate.override_pickup(shown, "舅舅持接送码，孩子在校医室")
-        done = gate.confirm(asked["confirm"])
+        done = gate.confirm(asked.confirm)
         event = gate.store.day_events(gate.state.day)[-1]
-        assert done["outcome"] == "pickup_done" and (event["kind"], event["note"]) == ("pickup", "code:7")
-        assert gate.pickup_code("S1", CODE)["outcome"] == "code_used"
+        assert done.outcome == "pickup_done" and (event["kind"], event["note"]) == ("pickup", "code:7")
+        assert gate.pickup_code("S1", CODE).outcome == "code_used"
     finally:
         gate.close()
+
+
+async def test_help_is_read_from_the_bindings(gate):
+    app = GateConsole(gate, confirm_arm=0.0)
+    async with app.run_test() as pilot:
+        app.bind("x", "rollcall", description="一个新键")  # a key added to the console shows in help by itself
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        text = str(app.screen.query_one(Static).render())
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        assert "x     一个新键" in lines
+        assert "/     查找学生 / 无卡接送 / 接送码" in lines and "q     退出" in lines
+        assert "Enter 确认放行" in lines and "Esc   拒绝" in lines  # the pickup modal's own bindings
+
+
+async def test_the_footer_and_counters_follow_the_kiosk_without_being_asked(gate, clock):
+    """The status watcher posts what changed: nothing on the UI thread asks the store."""
+    app = GateConsole(gate, confirm_arm=0.0, status_every=0.02, alert_every=3600)
+    async with app.run_test() as pilot:
+        assert "待上传 0" in str(app.main["sync"].render())
+        gate.visitor_in("刘师傅", "123X", "送货", "总务处")  # recorded behind the console's back
+        await until(pilot, lambda: "待上传 1" in str(app.main["sync"].render()), "the footer's queue")
+        clock.now = local("16:45")  # past session 10's and 11's absent times: S1, S2, S4 absent
+        await until(pilot, lambda: "缺勤 3" in str(app.main["counters"].render()), "the absent count")

@@ -5,7 +5,7 @@ name (issue 11, item 12)."""
 from __future__ import annotations
 
 import pytest
-from gateworld import CODE, KEY, Clock, local, snapshot
+from gateworld import CODE, KEY, Clock, local, sign_in, snapshot
 from sgtest import pilot_until as until
 from textual.widget import Widget
 
@@ -50,6 +50,7 @@ def gate(tmp_path, clock):
         clock=clock,
     )
     gate.store.apply_snapshot(protocol.RosterSnapshot.model_validate(marked_up_snapshot()))
+    sign_in(gate)
     yield gate
     gate.close()
 
@@ -88,7 +89,7 @@ async def test_main_screen_and_pickup_modal_show_names_as_typed(gate, reader, cl
 
         clock.advance(seconds=5)
         reader.present("99AABBCC")  # the barred guardian alone: their children listed in red
-        await until(pilot, lambda: app.recent and app.recent[0].get("guardian") == "g5", "the barred guardian's tap")
+        await until(pilot, lambda: app.recent and app.recent[0].guardian == "g5", "the barred guardian's tap")
         await pilot.pause()
         assert "注意！[black on black]王某被禁止接送" in on_screen(app.main["banner"])
         assert "[black on black]王某" in on_screen(app.main["details"])

@@ -1,12 +1,12 @@
-"""SVG snapshots (pytest-textual-snapshot) of the main screen, the pickup modal and the alerts screen,
-in zh_CN and en. After a deliberate change to the console: ``scripts/test tests/kiosk --snapshot-update``."""
+"""SVG snapshots (pytest-textual-snapshot) of the main screen (nobody signed in, and a guard on duty),
+the pickup modal and the alerts screen, in zh_CN and en. After a deliberate change to the console: ``scripts/test tests/kiosk --snapshot-update``."""
 
 from __future__ import annotations
 
 import pytest
 
 from gateway import protocol
-from gateworld import KEY, Clock, local, snapshot
+from gateworld import GUARD_CARD, KEY, Clock, local, snapshot
 from hardware import CardTap
 from kiosk.config import KioskSettings
 from kiosk.console import GateConsole
@@ -45,6 +45,12 @@ async def afternoon(pilot) -> None:
     await pilot.pause()
 
 
+async def guard_on_duty(pilot) -> None:
+    """刘师傅 signs in at this gate, then the afternoon: the footer names him."""
+    tap(pilot.app, GUARD_CARD)
+    await afternoon(pilot)
+
+
 async def pickup(pilot) -> None:
     app = pilot.app
     tap(app, "04A1B2C3")
@@ -65,6 +71,10 @@ async def alerts(pilot) -> None:
 
 def test_main_screen(console, snap_compare):
     assert snap_compare(console, run_before=afternoon, terminal_size=SIZE)
+
+
+def test_main_screen_with_a_guard_signed_in(console, snap_compare):
+    assert snap_compare(console, run_before=guard_on_duty, terminal_size=SIZE)
 
 
 def test_pickup_modal(console, snap_compare):

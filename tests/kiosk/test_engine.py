@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from gateworld import CODE, DAY, KEY, KIOSK, NOW, local, roster, snapshot
+from gateworld import CODE, DAY, GUARD_CARD, KEY, KIOSK, NOW, local, roster, snapshot
 from gateway import protocol
 from kiosk import engine
 from kiosk.roster import Roster
@@ -13,9 +13,9 @@ from kiosk.roster import Roster
 ROSTER = roster()
 
 
-def state(*, checked_in=None, gone=None, on_duty=(), pending=None, last_tap=None, used_codes=(), day=DAY):
-    s = engine.GateState(day=day, checked_in=dict(checked_in or {}), gone=dict(gone or {}), on_duty=set(on_duty),
-                         used_codes=set(used_codes))
+def state(*, checked_in=None, gone=None, on_duty=(), pending=None, last_tap=None, used_codes=(), day=DAY, guards=None):
+    s = engine.GateState(day=day, kiosk=KIOSK, checked_in=dict(checked_in or {}), gone=dict(gone or {}), on_duty=set(on_duty),
+                         used_codes=set(used_codes), guards=dict(guards or {}))
     for role, who, ago in [pending] if isinstance(pending, tuple) else pending or []:
         s.pending.append(engine.Pending(role, who, NOW - timedelta(seconds=ago)))
     for uid, ago in (last_tap or {}).items():
@@ -48,8 +48,20 @@ TAPS = {
     "checkin: a child who left today is told so": ("04A1B2C3", NOW, state(checked_in={"S1": "10"}, gone={"S1": "pickup"}), "already_left", "attention", None, {}),
     # unknown and staff
     "unknown card is recorded": ("01020304", NOW, state(), "unknown_card", "attention", "unknown_card", {}),
-    "staff: a staff card goes on duty": ("5A5A5A5A", NOW, state(), "staff_on", "allowed", "staff_on", {"staff": "st1"}),
+    "staff: a staff card goes on duty": ("5A5A5A5A", NOW, state(), "staff_on", "allowed", "staff_on", {"staff": "st1", "note": None}),
     "staff: the same card again goes off duty": ("5A5A5A5A", NOW, state(on_duty={"st1"}), "staff_off", "allowed", "staff_off", {}),
+    "staff: a teacher's card does not sign in at the gate, even with nobody signed in":
+        ("5A5A5A5A", NOW, state(guards={}), "staff_on", "allowed", "staff_on", {"note": None}),
+    # guards at the console
+    "guard: a guard's card signs them in at this gate":
+        (GUARD_CARD, NOW, state(), "guard_signed_in", "allowed", "staff_on", {"staff": "st2", "note": "guard"}),
+    "guard: the same card again signs them out":
+        (GUARD_CARD, NOW, state(on_duty={"st2"}, guards={KIOSK: "st2"}), "guard_signed_out", "allowed", "staff_off",
+         {"staff": "st2", "note": "guard", "card": GUARD_CARD}),
+    "guard: signed in at another gate, their card signs them in here":
+        (GUARD_CARD, NOW, state(on_duty={"st2"}, guards={"k2": "st2"}), "guard_signed_in", "allowed", "staff_on", {"staff": "st2"}),
+    "guard: another guard signed in here is replaced":
+        (GUARD_CARD, NOW, state(guards={KIOSK: "st9"}), "guard_signed_in", "allowed", "staff_on", {"staff": "st2"}),
     # pickup pairing
     "pickup: a guardian alone waits for the child": ("DEADBEEF", NOW, state(checked_in={"S1": "10"}), "guardian_waiting", "attention", None, {}),
     "pickup: guardian then child within 30 s asks the guard to confirm":
@@ -253,6 +265,27 @@ def test_fold_rebuilds_the_day():
     assert gate.checked_in == {"S1": "10", "S3": None} and gate.gone == {"S1": "pickup"}
     assert gate.used_codes == {"7"} and gate.on_duty == {"st1"}
     assert ("absent", "S2", "10", "") in gate.alerted
+
+
+def test_a_guard_is_signed_in_per_gate_and_only_their_own_sign_out_ends_it():
+    gate = state()
+    assert gate.guard is None and not engine.may_confirm(gate)
+    engine.fold(gate, {"kind": "staff_on", "staff": "st1", "kiosk": KIOSK, "at": "x"})  # a teacher on duty: no guard
+    assert gate.guard is None
+    engine.fold(gate, {"kind": "staff_on", "staff": "st2", "note": "guard", "kiosk": "k2", "at": "x"})  # at gate 2
+    assert gate.guard is None and gate.guards == {"k2": "st2"}
+    engine.fold(gate, {"kind": "staff_on", "staff": "st2", "note": "guard", "kiosk": KIOSK, "at": "x"})
+    assert gate.guard == "st2" and engine.may_confirm(gate) and gate.on_duty == {"st1", "st2"}
+    engine.fold(gate, {"kind": "staff_off", "staff": "st2", "note": "guard", "kiosk": "k2", "at": "x"})  # out at gate 2
+    assert gate.guard == "st2" and gate.guards == {KIOSK: "st2"}
+    engine.fold(gate, {"kind": "staff_off", "staff": "st9", "note": "guard", "kiosk": KIOSK, "at": "x"})  # not theirs
+    assert gate.guard == "st2"
+    out = engine.sign_out(gate)
+    assert (out.outcome, out.event, out.staff, out.note) == ("guard_signed_out", "staff_off", "st2", "guard")
+    engine.fold(gate, {"kind": "staff_off", "staff": "st2", "note": "guard", "kiosk": KIOSK, "at": "x"})
+    assert gate.guard is None and not engine.may_confirm(gate)
+    with pytest.raises(ValueError, match="guard_none_signed_in"):
+        engine.sign_out(gate)
 
 
 def test_visitors_sign_in_and_out():

@@ -191,5 +191,5 @@ def test_stopping_sync_after_the_broker_vanished_does_not_fail(tmp_path):
         while not client.online and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.online
-    client._connected.set()  # paho has not noticed the broker is gone yet
+    client.connection.connected.set()  # paho has not noticed the broker is gone yet
     client.stop()  # no exception: the will reports the kiosk offline

@@ -137,9 +137,10 @@ def test_demo_headless_prints_the_summary():
     result = schoolgate("demo", "--headless")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    # 60 check-ins; a pickup confirmed by the guard; a barred guardian (an alert) refused with their child (4 taps, 3 events)
-    assert summary["taps"] == 64 and summary["checked_in"] == 60
-    assert summary["events_at_central"] == 63 and summary["pickups"] == 1 and summary["refused_barred"] == 1
+    # the guard signs in (staff_on); 60 check-ins; a pickup confirmed by the guard; a barred guardian (an alert)
+    # refused with their child (4 taps, 3 events)
+    assert summary["taps"] == 65 and summary["guard_signed_in"] and summary["checked_in"] == 60
+    assert summary["events_at_central"] == 64 and summary["pickups"] == 1 and summary["refused_barred"] == 1
     # v1 is the import (nobody enrolled), v2 the consent chain that enrolls every demo student (P2.1).
     assert summary["outbox_left"] == 0 and summary["kiosk_roster_version"] >= 2 and summary["ok"]
 

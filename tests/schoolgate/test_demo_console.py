@@ -36,6 +36,9 @@ async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_
 
         try:
             async with app.run_test() as pilot:
+                await pilot.press("d")  # the guard signs in with their staff card
+                await until(pilot, lambda: gate.state.guard is not None, "the guard signed in")
+                assert "值守：王师傅" in str(app.main["sync"].render())
                 await pilot.press("1", "2", "3")
                 await until(pilot, lambda: kinds().count("checkin") == 3, "three check-ins")
                 assert "在校 3" in str(app.main["counters"].render())

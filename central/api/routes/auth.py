@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
-from central.accounts import access as accounts
+
 from central.accounts.access import Principal, Role
+from central.accounts import users
 from central.api.deps import ERROR_RESPONSES, SessionDep, bearer, require_role
 from central.core import clock
 
@@ -42,16 +43,16 @@ class MePublic(SQLModel):
 @public_router.post("/login")
 def login(body: LoginIn, request: Request, session: SessionDep) -> LoginOut:
     settings = request.app.state.settings
-    token, row, user = accounts.login(
+    token, row, user = users.login(
         session,
         username=body.username,
         password=body.password,
         ttl=timedelta(minutes=settings.token_ttl_minutes),
         max_failures=settings.login_max_failures,
         lock_for=timedelta(minutes=settings.login_lock_minutes),
-        source=accounts.source_of(request.client.host if request.client else None),
+        source=users.source_of(request.client.host if request.client else None),
     )
-    principal = accounts.principal_of(session, user)
+    principal = users.principal_of(session, user)
     return LoginOut(access_token=token, expires_at=clock.as_utc(row.expires_at), role=principal.role, school=principal.school_code)
 
 
@@ -62,7 +63,7 @@ EVERYONE = tuple(Role)
 def logout(
     session: SessionDep, request: Request, _: Annotated[Principal, Depends(require_role(*EVERYONE))], credentials=Depends(bearer)
 ) -> None:
-    accounts.logout(session, token=credentials.credentials)
+    users.logout(session, token=credentials.credentials)
 
 
 @router.get("/me")

@@ -1,4 +1,5 @@
-"""What kiosks fetch over HTTP, signed with their own secret (``gateway.photos``): photos and code digests.
+"""What kiosks fetch over HTTP, signed with their own secret (``gateway.photos``): photos, code digests
+and the school's feed after a place (a gate catching up with what the others saw).
 
 These routes sit beside ``/api/v1`` rather than behind its login: a kiosk is not a person and has
 no role, only the secret it shares with central.
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlmodel import SQLModel
 
 from central.api.deps import ERROR_RESPONSES, SessionDep
+from central.core import keys
+from central.kiosks import feed
 from central.pickup import codes as pickup
 from central.pickup.codes import KioskCaller
 from central.pickup.models import PhotoListed
+from gateway import protocol
 from gateway.photos import SIGNATURE_HEADER, TIME_HEADER
 
 router = APIRouter(prefix="/kiosks/{school}/{kiosk}", tags=["kiosks"], responses=ERROR_RESPONSES)
@@ -71,3 +75,22 @@ def get_photo(kind: str, ref: str, request: Request, session: SessionDep, caller
 def list_codes(session: SessionDep, caller: KioskDep) -> list[PickupCodeDigest]:
     """Live codes from today on, each as this kiosk's digest: no code ever leaves central."""
     return [PickupCodeDigest(**c) for c in pickup.kiosk_codes(session, school=caller.school, kiosk=caller.kiosk.code)]
+
+
+@router.get(
+    "/feed",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}, "description": "A run of the school's feed, signed by central"}},
+)
+def feed_after(
+    request: Request,
+    session: SessionDep,
+    caller: KioskDep,
+    after: Annotated[int, Query(ge=0, le=protocol.INT32, description="the last place the gate has")] = 0,
+    limit: Annotated[int, Query(ge=1, le=feed.PER_MESSAGE)] = feed.PER_MESSAGE,
+) -> Response:
+    """The school's events after place ``after`` (every gate's, this one's too), and the head: a gate
+    that was away reads on until it reaches the head. Signed by central like what it publishes."""
+    message = feed.after(session, school=caller.school, after=after, limit=limit)
+    key = keys.load_or_create(request.app.state.settings.signing_key_file)
+    return Response(protocol.seal(protocol.canonical_json(message), key), media_type="application/json")

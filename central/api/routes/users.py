@@ -11,7 +11,9 @@ from pydantic import Field
 from sqlmodel import SQLModel, select
 
 from central.accounts import access as accounts
+
 from central.accounts.access import Principal, Role
+from central.accounts import users
 from central.accounts.models import User
 from central.api.deps import MAX_ID, IdPath, SchoolDep, SessionDep, require_role
 from central.core import audit, clock
@@ -83,18 +85,18 @@ def _public(session, user: User) -> UserPublic:
 
 @router.post("/users", status_code=201)
 def create_user(body: UserCreate, session: SessionDep, principal: Admin) -> UserPublic:
-    user = accounts.create_user(session, actor=principal, **body.model_dump())
+    user = users.create_user(session, actor=principal, **body.model_dump())
     return _public(session, user)
 
 
 @router.get("/users")
 def list_users(session: SessionDep, principal: Admin) -> list[UserPublic]:
-    return [_public(session, u) for u in accounts.list_users(session, actor=principal)]
+    return [_public(session, u) for u in users.list_users(session, actor=principal)]
 
 
 @router.patch("/users/{user_id}")
 def update_user(user_id: IdPath, body: UserUpdate, session: SessionDep, principal: Admin) -> UserPublic:
-    user = accounts.update_user(session, actor=principal, user_id=user_id, active=body.active, password=body.password)
+    user = users.update_user(session, actor=principal, user_id=user_id, active=body.active, password=body.password)
     return _public(session, user)
 
 
