@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -73,25 +73,30 @@ def write_demo_roster(folder: Path, *, classes: int = 2, students: int = 60, gua
     return students_path, guardians_path
 
 
-def demo_start(now: datetime) -> time:
-    """Five minutes from ``now``, to the minute: the demo's dismissal, so that today's session opens
-    for check-in (from 30 minutes before its start) as the demo runs. 23:59 at the latest: still today."""
-    start = now.replace(second=0, microsecond=0) + timedelta(minutes=5)
-    return start.time() if start.date() == now.date() else time(23, 59)
+def demo_start(now: datetime) -> datetime:
+    """Five minutes after ``now`` (aware, in the school's zone), to the minute: the demo's dismissal and
+    its session's start, so that the session is open for check-in (from 30 minutes before its start)
+    as the demo runs. The session is on the school's date it starts on: from 23:55 that is tomorrow,
+    whose session the kiosk takes check-ins for at once and still holds after midnight."""
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=5)
 
 
-def demo_periods(now: datetime, start: time, settings) -> int:
+def demo_periods(now: datetime, start: datetime, settings) -> int:
     """Periods enough for a session from ``start`` to end an hour after ``now``, within P3.2's cap."""
-    begin = datetime.combine(now.date(), start, now.tzinfo)
-    minutes = 60 + (now.astimezone(UTC) - begin.astimezone(UTC)) / timedelta(minutes=1)  # in UTC, as sessions are
+    minutes = 60 + (now.astimezone(UTC) - start.astimezone(UTC)) / timedelta(minutes=1)  # in UTC, as sessions are
     return min(settings.max_periods, max(1, math.ceil(minutes / settings.period_minutes)))
 
 
-def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
+def enroll_demo_students(settings, *, school: str, actor: str = "demo", now: datetime | None = None):
     """Take every student of ``school`` through the whole consent chain (P2.1, P2.2) into one care group
-    with sessions on school days, as a school does in its first week: a term around today, dismissal
-    times, the notice, a teacher in charge, then application → review → approval → three signatures.
-    Dismissal is a few minutes from now, so that a session is open for check-in whenever the demo runs.
+    with sessions on school days, as a school does in its first week: a term around the session's day,
+    dismissal times, the notice, a teacher in charge, then application → review → approval → three
+    signatures. Dismissal is five minutes after ``now`` (``demo_start``), so that a session is open for
+    check-in whenever the demo runs.
+
+    ``now`` is the moment the demo runs (default: central's clock, read once): the session's day and
+    start and the roster's "today" all come from it, so a demo started a second before the school's
+    midnight does not plan one day and publish the next.
 
     Returns the roster change (published, or retained by central when it next connects).
     """
@@ -117,16 +122,18 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
     try:
         with Session(engine) as session:
             found = registry.get_school(session, school)
-            now = clock.local_now(found)
-            today, dismissal = now.date(), demo_start(now)
-            periods = demo_periods(now, dismissal, settings)
-            if schedule.Calendar(session, found).term(today) is None:
+            now = clock.to_local(now, found) if now is not None else clock.local_now(found)
+            starts = demo_start(now)
+            # The session's day: today, or tomorrow from 23:55 (the day of its start, see demo_start).
+            day, dismissal = starts.date(), starts.time()
+            periods = demo_periods(now, starts, settings)
+            if schedule.Calendar(session, found).term(day) is None:
                 schedule.add_term(session, school=found, actor=actor, data=TermCreate(
-                    name="演示学期", starts_on=today - timedelta(days=7), ends_on=today + timedelta(days=120)))
-            if today.isoweekday() > 5:
-                # So the demo runs on a weekend too: today is a make-up day (调休), a school day.
+                    name="演示学期", starts_on=day - timedelta(days=7), ends_on=day + timedelta(days=120)))
+            if day.isoweekday() > 5:
+                # So the demo runs on a weekend too: the session's day is a make-up day (调休), a school day.
                 schedule.set_calendar_day(session, school=found, actor=actor,
-                                          data=CalendarDayCreate(day=today, kind="makeup", note="演示调休"))
+                                          data=CalendarDayCreate(day=day, kind="makeup", note="演示调休"))
             grades = sorted(set(session.exec(select(SchoolClass.grade).where(SchoolClass.school_id == found.id))))
             for grade in grades:
                 for season in schedule.SEASONS:
@@ -148,11 +155,11 @@ def enroll_demo_students(settings, *, school: str, actor: str = "demo"):
                 group = groups.create_group(session, school=found, actor=actor, settings=settings, data=InterestGroupCreate(
                     name="课后托管", category="homework", capacity=max(1, len(students)), place="教学楼",
                     grades=grades, weekdays=[1, 2, 3, 4, 5], staff_id=teacher.id, periods=periods))
-            schedule.plan_sessions(session, school=found, start=today, end=today + timedelta(days=7), group_id=group.id,
+            schedule.plan_sessions(session, school=found, start=day, end=day + timedelta(days=7), group_id=group.id,
                                    actor=actor, settings=settings)
             enrollment.enroll_through_chain(session, school=found, student_ids=list(students), group_id=group.id,
                                             actor=actor, application="家长书面申请（演示）", school_signer="示范小学")
-            change = roster.refresh(session, found, settings=settings)
+            change = roster.refresh(session, found, settings=settings, today=now.date())
     finally:
         engine.dispose()
     publish_change(settings, change)

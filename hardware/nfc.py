@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import nfc
@@ -55,8 +55,10 @@ class NfcReader(Reader):
         interval: float = 0.05,
         release_after: float = 0.5,
         backoff: Backoff | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.spec = spec or f"nfc:{path}"
+        self.clock = clock or (lambda: datetime.now(UTC))  # stamps taps; a test passes its own, as to SimulatedReader
         self.path = path
         self.interval = interval
         self.release_after = release_after
@@ -211,7 +213,7 @@ class NfcReader(Reader):
             return None
         self._present_uid = uid
         log.debug("%s: card %s (%s) %s", self.spec, uid, tech, target)
-        return CardTap(uid=uid, tech=tech, reader=self.spec, read_at=datetime.now(UTC))
+        return CardTap(uid=uid, tech=tech, reader=self.spec, read_at=self.clock())
 
 
 # ACR122U "Bi-Color LED and Buzzer Control" (API manual 6.2): FF 00 40 P2 04 T1 T2 REP BUZ.

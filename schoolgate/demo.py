@@ -13,9 +13,10 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -57,8 +58,13 @@ class DemoSchool:
 
 
 @contextmanager
-def demo_school(*, timeout: float = 60.0, locale: str = "zh_CN") -> Iterator[DemoSchool]:
-    """A broker, central with the demo school enrolled, and a kiosk holding its roster."""
+def demo_school(
+    *, timeout: float = 60.0, locale: str = "zh_CN", clock: Callable[[], datetime] | None = None
+) -> Iterator[DemoSchool]:
+    """A broker, central with the demo school enrolled, and a kiosk holding its roster.
+
+    ``clock`` (aware, default the wall clock) is the kiosk's, and the demo's session is planned
+    from it; a test that passes one pins central's ``clock.utcnow`` to agree."""
     with tempfile.TemporaryDirectory(prefix="schoolgate-demo-") as tmp:
         folder = Path(tmp)
         # No anonymous clients: central logs in with a password made for this run, the kiosk with
@@ -77,11 +83,12 @@ def demo_school(*, timeout: float = 60.0, locale: str = "zh_CN") -> Iterator[Dem
             students_csv, guardians_csv = write_demo_roster(folder / "roster")
             import_files(settings, school=SCHOOL, students=students_csv, guardians=guardians_csv)
             # Imported students are not in the service: each goes through the consent chain first (P2.1).
-            enrolled = enroll_demo_students(settings, school=SCHOOL)
+            enrolled = enroll_demo_students(settings, school=SCHOOL, now=clock() if clock else None)
             version = enrolled.version if enrolled else 1
             log.info("central at %s (API token: %s)", central.url, settings.api_token.get_secret_value())
             gate = Kiosk(KioskSettings(school=SCHOOL, kiosk=KIOSK, data_dir=folder / "kiosk", secret=secret,
-                                       central_key=central_key(settings), mqtt_url=embedded.url, locale=locale)).start()
+                                       central_key=central_key(settings), mqtt_url=embedded.url, locale=locale),
+                         clock=clock).start()
             if not _wait(lambda: gate.store.roster.version >= version, timeout):
                 raise RuntimeError("the kiosk never received its roster")
             yield DemoSchool(settings, central, gate)

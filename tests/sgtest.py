@@ -1,4 +1,4 @@
-"""What tests in several folders share: the real servers and fresh databases on them.
+"""What tests in several folders share: the real servers and fresh databases on them, waiting, a clock.
 
 Mosquitto on 127.0.0.1:1883 and PostgreSQL on 127.0.0.1:5432 are skipped where they are not
 reachable, except under CI=true, where a skip would hide a failure: there they must run.
@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -48,6 +49,20 @@ def fresh_postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class RunningClock:
+    """A wall clock that reads ``start`` when made and runs on at the monotonic clock's pace.
+
+    For a test whose parts (central, a kiosk, its readers) must agree on the time of day and see
+    time pass while they work, whatever the machine's wall clock says: one instance is handed to
+    each (``Kiosk(clock=…)``, ``SimulatedReader(clock=…)``, central's ``clock.utcnow``)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self._began = start, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self._began)
 
 
 def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:

@@ -5,6 +5,7 @@ standing in for nfcpy's driver; everything else is real (a pty, nfcpy's udp radi
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import nfc.clf.acr122
@@ -44,14 +45,41 @@ def test_signal_rings_the_terminal_bell(pty, tone: str, count: int) -> None:
     reader = SimulatedReader()
     reader.bell = TerminalBell(os.fdopen(os.dup(term._slave), "w"))
 
-    started = time.monotonic()
     reader.signal(tone)
-    assert time.monotonic() - started < 0.05  # the kiosk never waits for a pattern
 
     heard, last = bells(term.master, 0.2 + 0.3 * count)
     assert heard == count
     if tone == "refused":
         assert last >= 2 * (0.3 + 0.1) - 0.05  # spaced out, not one burst of noise
+
+
+class StuckTerminal:
+    """A terminal whose writes hang until the test lets them go (``release``)."""
+
+    def __init__(self) -> None:
+        self.writing, self.release = threading.Event(), threading.Event()
+        self.waited_out = False
+
+    def write(self, text: str) -> int:
+        self.writing.set()
+        if not self.release.wait(2):
+            self.waited_out = True  # signal() itself was held up by the bell
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_signal_returns_while_the_pattern_still_plays() -> None:
+    # The kiosk never waits for a pattern: signal() is back while the bell's first write still
+    # hangs. No timing: a signal() that played the pattern itself would hang in that write.
+    terminal = StuckTerminal()
+    reader = SimulatedReader()
+    reader.bell = TerminalBell(terminal)
+    reader.signal("refused")
+    assert wait_until(terminal.writing.is_set, 5)
+    terminal.release.set()
+    assert not terminal.waited_out
 
 
 def test_unknown_tone_is_refused() -> None:
@@ -66,14 +94,15 @@ def test_no_terminal_no_bell() -> None:
 
 
 class FakeAcr122Chipset:
-    """Records what nfcpy's ACR122U chipset would send over USB."""
+    """Records what nfcpy's ACR122U chipset would send over USB; a transfer, like the real
+    reader's answer after playing, comes back only when the test lets it (``release``)."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self) -> None:
         self.sent: list[tuple[bytes, float]] = []
-        self.delay = delay
+        self.release = threading.Event()
 
     def ccid_xfr_block(self, data: bytearray, timeout: float = 0.1) -> bytearray:
-        time.sleep(self.delay)
+        self.release.wait(2)
         self.sent.append((bytes(data), timeout))
         return bytearray(b"\x90\x00")
 
@@ -90,12 +119,13 @@ def test_acr122u_plays_the_pattern_on_its_led_and_buzzer(udp_port: int, tone: st
     reader = NfcReader(f"udp:localhost:{udp_port}")
     real = reader._clf.device
     fake = nfc.clf.acr122.Device.__new__(nfc.clf.acr122.Device)
-    fake.chipset = FakeAcr122Chipset(delay=0.3)
+    fake.chipset = FakeAcr122Chipset()
     reader._clf.device = fake
     try:
-        started = time.monotonic()
         reader.signal(tone)
-        assert time.monotonic() - started < 0.1
+        # Back before the reader has answered: a signal() that waited would be back only after.
+        assert fake.chipset.sent == []
+        fake.chipset.release.set()
         assert wait_until(lambda: fake.chipset.sent, 2)
     finally:
         reader._clf.device = real
@@ -114,7 +144,9 @@ def test_readers_without_a_buzzer_ring_the_bell_even_mid_poll(udp_port: int, pty
     time.sleep(0.2)
     started = time.monotonic()
     reader.signal("attention")
-    assert time.monotonic() - started < 0.05
+    # Not held up by the poll, which keeps the device for a second (0.5 s leaves room for a
+    # slow thread start: under faketime one takes up to 0.2 s).
+    assert time.monotonic() - started < 0.5
     assert bells(term.master, 0.5)[0] == 2
 
 

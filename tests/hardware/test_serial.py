@@ -135,11 +135,24 @@ def test_version_byte_can_be_dropped_to_match_printed_numbers(pty) -> None:
     assert tap is not None and tap.uid == "00452D92"  # the printed 0004533650, --card-format decimal
 
 
+class CountedBackoff(Backoff):
+    """A Backoff that counts the delays asked of it: one per lost port and per failed reopen."""
+
+    def __init__(self, first: float, most: float) -> None:
+        super().__init__(first, most)
+        self.asked = 0
+
+    def next(self) -> float:
+        self.asked += 1
+        return super().next()
+
+
 def test_a_new_port_at_the_same_path_is_picked_up(pty, collect, tmp_path) -> None:
     first = pty()
     link = tmp_path / "ttyRFID"  # like a udev symlink that follows the USB adapter
     link.symlink_to(first.path)
-    reader = SerialReader(str(link), protocol="rdm6300", backoff=Backoff(first=0.05, most=0.2))
+    backoff = CountedBackoff(first=0.05, most=0.2)
+    reader = SerialReader(str(link), protocol="rdm6300", backoff=backoff)
     taps = collect(reader)
     first.write(frame("1A00452D92"))
     assert wait_until(lambda: taps.uids == ["1A00452D92"], 3)
@@ -147,7 +160,8 @@ def test_a_new_port_at_the_same_path_is_picked_up(pty, collect, tmp_path) -> Non
 
     first.close()  # unplugged
     assert wait_until(lambda: reader.state.startswith("reconnecting"), 3), reader.state
-    time.sleep(0.3)  # a few failed attempts at the dead path
+    # The loss, then two failed attempts at the dead path, before the new port appears.
+    assert wait_until(lambda: backoff.asked >= 3, 3), backoff.asked
     assert reader.state.startswith("reconnecting:")
 
     second = pty()  # plugged back in: the same path now leads to a new terminal

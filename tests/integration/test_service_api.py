@@ -8,14 +8,14 @@ The school's students and guardians come from the roster import, as in productio
 from __future__ import annotations
 
 import csv
-import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
-from sgtest import wait_for
+from sgtest import RunningClock, wait_for
 
 from central.admin import central_key, create_school, create_user, import_files, register_kiosk
+from central.core import clock
 from central.core.config import Settings
 from central.server import CentralServer
 from gateway.mqtt import free_port
@@ -23,6 +23,9 @@ from kiosk.config import KioskSettings
 from kiosk.runtime import Kiosk
 
 SECRET = "6b" * 32
+# The school's today: a Tuesday (10:00 in Asia/Shanghai when the test starts), whatever the wall clock says.
+TODAY = date(2026, 12, 1)
+TUESDAY_MORNING = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 
@@ -32,7 +35,9 @@ def ok(response: httpx.Response, status: int = 200) -> dict | list:
     return response.json()
 
 
-def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_follows(backend, tmp_path):
+def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_follows(backend, tmp_path, monkeypatch):
+    now = RunningClock(TUESDAY_MORNING)
+    monkeypatch.setattr(clock, "utcnow", now)  # central's one clock: its today is the calendar's below
     school = f"sch-{uuid.uuid4().hex[:8]}"
     settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url, topic_prefix=backend.topic_prefix)
     students = tmp_path / "students.csv"
@@ -48,7 +53,7 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
         import_files(settings, school=school, students=students, guardians=guardians)
         gate = Kiosk(KioskSettings(school=school, kiosk="gate-1", data_dir=tmp_path / "kiosk", secret=SECRET,
                                    mqtt_url=backend.kiosk_url, topic_prefix=backend.topic_prefix,
-                                   central_key=central_key(settings))).start()
+                                   central_key=central_key(settings)), clock=now).start()
         # The school's admin sets it up; the district (and the service token, which acts as it) only reads.
         create_user(settings, username=f"principal-{school}", password="a password for tests", role="school_admin",
                     school=school)
@@ -62,13 +67,11 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
             assert gate.store.roster.students["S1"].enrolled is False  # imported is not enrolled (P2.1)
 
             # The calendar: a term around today, the grade's dismissal in both seasons.
-            today = _today()
+            today = TODAY
             ok(api.post("/terms", json={"name": "本学期", "starts_on": str(today - timedelta(days=30)),
                                         "ends_on": str(today + timedelta(days=90))}), 201)
             for season in ("summer", "winter"):
                 ok(api.put("/dismissal-times", json={"grade": "三年级", "season": season, "dismissal": "16:00:00"}))
-            if today.isoweekday() > 5:  # a weekend run: make today a make-up day so a session exists
-                ok(api.put(f"/calendar/{today}", json={"day": str(today), "kind": "makeup"}))
 
             # Staff: a teacher in charge; a coach whose vendor still waits for the city bureau.
             teacher = ok(api.post("/staff", json={"name": "李老师", "kind": "teacher"}), 201)
@@ -140,10 +143,3 @@ def test_a_school_admin_takes_an_application_to_active_and_the_kiosk_roster_foll
         finally:
             api.close()
             gate.close()
-
-
-def _today():
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()

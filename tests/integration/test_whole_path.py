@@ -10,14 +10,16 @@ from __future__ import annotations
 import csv
 import threading
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sgtest import Broker, wait_for
+from sgtest import Broker, RunningClock, wait_for
 import paho.mqtt.client as mqtt
 import pytest
 
 from central.admin import central_key, create_school, import_files, register_kiosk
+from central.core import clock
 from central.core.config import Settings
 from central.demo import enroll_demo_students
 from central.server import CentralServer
@@ -30,6 +32,9 @@ from kiosk.runtime import Kiosk
 
 SECRET = "5a" * 32
 UDP_CARDS = ["04A1B2C3", "04112233445566", "08090A0B", "04D5E6F7A8B9C0"]
+# A Tuesday afternoon at the school (16:30 in Asia/Shanghai): the time of day the 500 taps happen at,
+# whatever the machine's clock says (scripts/test-at-midnight runs this at the school's midnight).
+TUESDAY_AFTERNOON = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
 
 
 
@@ -68,7 +73,7 @@ class World:
         """What registration hands a kiosk besides its secret: central's public key."""
         return central_key(self.settings)
 
-    def kiosk(self, kiosk: str = "gate-1", secret: str | None = SECRET, mqtt_url: str | None = None) -> Kiosk:
+    def kiosk(self, kiosk: str = "gate-1", secret: str | None = SECRET, mqtt_url: str | None = None, clock=None) -> Kiosk:
         return Kiosk(
             KioskSettings(
                 school=self.school,
@@ -79,7 +84,8 @@ class World:
                 mqtt_url=mqtt_url or self.backend.kiosk_url,
                 topic_prefix=self.backend.topic_prefix,
                 resend_after=2.0,
-            )
+            ),
+            clock=clock,
         ).start()
 
     def events(self, **params) -> list[dict]:
@@ -126,19 +132,24 @@ class _Null:
         pass
 
 
-def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_path):
+def test_500_taps_are_stored_exactly_once_and_the_outbox_ends_empty(world, tmp_path, monkeypatch):
+    # One clock for central, the kiosk and both readers: the demo's session, the kiosk's day and
+    # central's "today" (rosters, ingest) are the same afternoon's.
+    now = RunningClock(TUESDAY_AFTERNOON)
+    monkeypatch.setattr(clock, "utcnow", now)
     sim_cards = [f"{0x10000000 + i:08X}" for i in range(500 - len(UDP_CARDS))]
     cards = sim_cards + UDP_CARDS
     students = write_students(tmp_path / "students.csv", [(f"S{i:04d}", card) for i, card in enumerate(cards)])
     world.register()
     import_files(world.settings, school=world.school, students=students, guardians=None)
-    enrolled = enroll_demo_students(world.settings, school=world.school)  # P2.1: the consent chain, for all 500
-    gate = world.kiosk()
+    # P2.1: the consent chain, for all 500; the session starts at 16:35.
+    enrolled = enroll_demo_students(world.settings, school=world.school, now=now())
+    gate = world.kiosk(clock=now)
     stop = threading.Event()
     shown: list[dict] = []
     udp_port = free_udp_port()
-    nfc_reader = connect(f"nfc:udp:localhost:{udp_port}")
-    sim_reader = SimulatedReader()
+    nfc_reader = connect(f"nfc:udp:localhost:{udp_port}", clock=now)
+    sim_reader = SimulatedReader(clock=now)
     threads = [run_reader(gate, nfc_reader, shown, stop), run_reader(gate, sim_reader, shown, stop)]
     try:
         wait_for(lambda: gate.store.roster.version >= enrolled.version, what="the roster with the enrollments")

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from central.core import clock as central_clock
 from hardware import SimulatedReader
 from kiosk import engine
 from kiosk.console import ConfirmPickup, DemoKeys, GateConsole
 from schoolgate.demo import demo_school
+from sgtest import RunningClock
 from sgtest import pilot_until as until
 
+# A Tuesday afternoon at the school (16:30 in Asia/Shanghai), whatever the machine's clock says.
+TUESDAY_AFTERNOON = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
 
-async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_a_pickup():
-    with demo_school() as school:
+
+async def test_a_new_user_checks_in_sees_a_barred_guardian_refused_and_confirms_a_pickup(monkeypatch):
+    afternoon = RunningClock(TUESDAY_AFTERNOON)
+    monkeypatch.setattr(central_clock, "utcnow", afternoon)  # central's, for the demo's session and its roster
+    # The kiosk's and the reader's clock, moved on by hand past the repeat-tap debounce below.
+    later = [timedelta(0)]
+
+    def clock() -> datetime:
+        return afternoon() + later[0]
+
+    with demo_school(clock=clock) as school:
         gate = school.gate
-        # The kiosk's and the reader's clock, moved on by hand past the repeat-tap debounce below.
-        later = [timedelta(0)]
-
-        def clock() -> datetime:
-            return datetime.now(UTC) + later[0]
-
-        gate.clock = clock
         reader = SimulatedReader(clock=clock)
         keys = DemoKeys(reader, gate.store.roster)
         app = GateConsole(gate, reader=reader, demo=keys, confirm_arm=0.0)
