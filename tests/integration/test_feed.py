@@ -10,14 +10,16 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sgtest import wait_for
 
 from central.admin import central_key, create_school, import_files, register_kiosk
 from central.core.config import Settings
+from central.core.db import make_engine
 from central.demo import DEMO_GUARD_CARD, enroll_demo_students, write_demo_roster
 from central.server import CentralServer
 from gateway.feed import CURRENT
@@ -47,8 +49,8 @@ class School:
             register_kiosk(self.settings, school=self.code, kiosk=gate, secret=secret)
         self.gates: dict[str, Kiosk] = {}
 
-    def start(self, gate: str, mqtt_url: str | None = None) -> Kiosk:
-        kiosk = Kiosk(KioskSettings(
+    def start(self, gate: str, mqtt_url: str | None = None, clock=None) -> Kiosk:
+        kiosk = Kiosk(clock=clock, settings=KioskSettings(
             school=self.code, kiosk=gate, data_dir=self.tmp / gate, secret=SECRETS[gate],
             central_key=central_key(self.settings), mqtt_url=mqtt_url or self.backend.kiosk_url,
             topic_prefix=self.backend.topic_prefix, central_url=self.central.url, resend_after=2.0,
@@ -259,3 +261,34 @@ def test_a_forged_feed_message_is_refused_and_the_gate_goes_on(school):
     assert b.sync.online and b.feed.state == CURRENT
     faults = b.store.faults("unverified_from_central")
     assert faults and all(f["detail"].startswith(f"{topic}: ") for f in faults)
+
+
+def test_an_absent_child_is_alerted_once_for_the_school_whichever_gate_sees_it_first(school):
+    """Both gates' clocks past the session's absent time: gate A raises the absences, gate B learns them on
+    the feed and raises none of its own, and central keeps one alert per child."""
+    late = {"now": None}
+    a = school.start("gate-a", clock=lambda: late["now"] or datetime.now(UTC))
+    b = school.start("gate-b", clock=lambda: late["now"] or datetime.now(UTC))
+    session = min(a.roster.sessions.values(), key=lambda s: s.start)  # the demo's session, the first to start
+    enrolled = sorted(s.id for s in a.roster.students.values() if s.enrolled and session.group in s.groups)
+    late["now"] = datetime.fromisoformat(session.absent_after.replace("Z", "+00:00")) + timedelta(minutes=1)
+
+    raised = [shown.student for shown in a.check_alerts() if shown.reason == "absent"]
+    assert sorted(raised) == enrolled and enrolled
+    wait_for(lambda: caught_up(b, school.head()) and len(b.store.feed_events(b.state.day)) >= len(enrolled),
+             what="gate B to hear of gate A's alerts")
+    assert [shown for shown in b.check_alerts() if shown.reason == "absent"] == []  # known already: not again
+
+    engine = make_engine(school.settings.database_url)
+    try:
+        wait_for(lambda: _alerts(engine, school.code) == {(child, 1) for child in enrolled},
+                 what="central to keep one alert per child")
+    finally:
+        engine.dispose()
+
+
+def _alerts(engine, code: str) -> set[tuple[str, int]]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT a.student, a.raised FROM child_alert a JOIN school s ON s.id = a.school_id "
+            "WHERE s.code = :code AND a.kind = 'absent'"), {"code": code}).all())
