@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -121,19 +121,36 @@ def _console_rss(url: str, prefix: str, folder: str, secret: str, central_key: s
         stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
     )
     os.close(slave)
-    seen = b""
+    shown = threading.Event()
+
+    def drain() -> None:
+        # Read the terminal until the console closes it: a terminal nobody reads fills up, and then
+        # the console's next redraw blocks and it can no longer quit on SIGTERM.
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the console has exited and its side of the terminal is closed
+                return
+            if not chunk:
+                return
+            seen = (seen + chunk)[-4096:]
+            if "名单 v1".encode() in seen:
+                shown.set()
+
+    reader = threading.Thread(target=drain, name="pty-drain", daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 60
-        while "名单 v1".encode() not in seen:
+        while not shown.wait(0.2):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("kiosk_memory: the console never showed the roster")
-            if select.select([master], [], [], 0.2)[0]:
-                seen = (seen + os.read(master, 65536))[-4096:]
         time.sleep(1.0)
         return _rss_kb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(20)
+        reader.join(5)
         os.close(master)
 
 
