@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     """How far a kiosk's signed HTTP request time may be from central's clock."""
     fee_cap_fen: int = Field(10_000, ge=0)
     """P7.2: the most a school may charge per student per month, in fen (district setting; 100 CNY)."""
+    subsidy_per_child_month_fen: int = Field(0, ge=0)
+    """P7.1: the government subsidy per enrolled child per month, in fen (district setting; 0: none).
+    Each monthly statement carries it for its child (``rules.Subsidy``)."""
+    subsidy_per_period_fen: int = Field(0, ge=0)
+    """P7.1: the government subsidy per period served, in fen (district setting; 0: none)."""
     timezone: str = "Asia/Shanghai"
     """Default zone of a new school: times are stored in UTC and shown in the school's zone."""
     ingest_batch: int = 500

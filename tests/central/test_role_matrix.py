@@ -39,6 +39,7 @@ from sqlmodel import select
 from central.accounts import access as accounts
 from central.accounts import users
 from central.accounts.access import Role
+from central.billing.models import FeePlan
 from central.core import clock
 from central.core.i18n import t
 from central.pickup import codes as pickup
@@ -153,6 +154,12 @@ MATRIX = {
     # Fees (P7.2): the school sets them; finance and the district read them.
     "PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "GET /api/v1/schools/{school}/fee-plans": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # Monthly statements (issue 15): finance bills a month; finance and the school admin read them — each
+    # names children and shows the P7.3 flag, which no teacher, guard, guardian nor the district sees.
+    "POST /api/v1/schools/{school}/statements": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements/outstanding": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements.xlsx": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
 }
@@ -440,6 +447,23 @@ def _unmark(m: Matrix, letter: str, user: str | None) -> Req:
 @request("PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan")
 def _fee_plan(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"term_id": m.ids["term"]}, json={"kind": "monthly", "amount_fen": 8000})
+
+
+@request("POST /api/v1/schools/{school}/statements")
+def _bill(m: Matrix, letter: str, user: str | None) -> Req:
+    # September has the session of A1's group on the 16th; the term needs a fee plan to bill it.
+    with m.world.session() as session:
+        if session.exec(select(FeePlan).where(FeePlan.term_id == m.ids["term"])).first() is None:
+            session.add(FeePlan(school_id=m.ids["s1"], term_id=m.ids["term"], kind="monthly", amount_fen=8000, set_by="test"))
+            session.commit()
+    return Req(params={"month": "2030-09"})
+
+
+@request("GET /api/v1/schools/{school}/statements")
+@request("GET /api/v1/schools/{school}/statements/outstanding")
+@request("GET /api/v1/schools/{school}/statements.xlsx")
+def _statements(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"month": "2030-09"})
 
 
 @request("PUT /api/v1/schools/{school}/dismissal-times")
