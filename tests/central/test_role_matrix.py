@@ -160,6 +160,10 @@ MATRIX = {
     "GET /api/v1/schools/{school}/statements": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/statements/outstanding": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/statements.xlsx": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # Payments (issue 15): finance records and imports them; finance and the school admin see the unmatched.
+    "POST /api/v1/schools/{school}/payments": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/payments/import": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/payments/unmatched": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
 }
@@ -187,6 +191,7 @@ class Req:
     values: dict[str, object] = field(default_factory=dict)  # path parameters
     json: object = None
     files: dict | None = None
+    data: dict | None = None  # form fields beside ``files``
     params: dict | None = None
     token: str | None = None  # instead of the caller's own
 
@@ -466,6 +471,18 @@ def _statements(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"month": "2030-09"})
 
 
+@request("POST /api/v1/schools/{school}/payments")
+def _payment(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"reference": "SG203009-000001", "amount_fen": 8000, "paid_on": "2030-09-05", "channel": "cash"})
+
+
+@request("POST /api/v1/schools/{school}/payments/import")
+def _payments_file(m: Matrix, letter: str, user: str | None) -> Req:
+    csv = f"日期,金额,备注\n2030-09-05,80.00,SG203009-{m.n():06d}\n".encode()
+    return Req(files={"file": ("bank.csv", csv, "text/csv")},
+               data={"channel": "bank", "reference_column": "备注", "amount_column": "金额", "date_column": "日期"})
+
+
 @request("PUT /api/v1/schools/{school}/dismissal-times")
 def _dismissal(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(json={"grade": "三年级", "season": "summer", "dismissal": "16:00:00"})
@@ -614,7 +631,7 @@ def _answer(m: Matrix, route: str, letter: str, user: str | None) -> tuple[str, 
     url = re.sub(r"\{(\w+)\}", lambda hit: str(values[hit.group(1)]), path)
     token = req.token or (m.world.tokens[user] if user else None)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = m.world.client.request(method, url, headers=headers, json=req.json, files=req.files, params=req.params)
+    r = m.world.client.request(method, url, headers=headers, json=req.json, files=req.files, data=req.data, params=req.params)
     got = str(r.status_code)
     if r.status_code == 403:
         detail = r.json().get("detail")
