@@ -177,7 +177,8 @@ def grant_refund(session: Session, *, school: School, statement: Statement, refu
 # --- reading a school's month ----------------------------------------------------------------------
 
 
-def _utc_range(school: School, month: Month) -> tuple[datetime, datetime]:
+def utc_range(school: School, month: Month) -> tuple[datetime, datetime]:
+    """The month's first and the next month's first midnight at the school, in UTC."""
     zone = clock.zone(school)
     return (datetime.combine(month.first, time(0), zone).astimezone(UTC),
             datetime.combine(month.next_first, time(0), zone).astimezone(UTC))
@@ -194,7 +195,7 @@ def exempt_in_month(session: Session, *, school: School, month: Month, students:
     ``before`` of its first change after that (the current value if it never changed since), and a
     change to registered before the month's end counts too.
     """
-    start, end = _utc_range(school, month)
+    start, end = utc_range(school, month)
     ids = {f"student:{s.id}": s for s in students}
     changes: dict[int, list[tuple[datetime, bool, bool]]] = defaultdict(list)
     rows = session.exec(
@@ -264,7 +265,7 @@ def month_facts(session: Session, *, school: School, month: Month) -> tuple[dict
         return {}, {}
     students = {s.id: s for s in session.exec(select(Student).where(col(Student.id).in_(list(children))))}
     exempt = exempt_in_month(session, school=school, month=month, students=list(students.values()))
-    start, end = _utc_range(school, month)
+    start, end = utc_range(school, month)
     numbers = {s.student_no: s.id for s in students.values()}
     attended: dict[int, set[date]] = defaultdict(set)
     for student_no, at in session.exec(

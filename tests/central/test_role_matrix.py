@@ -164,6 +164,8 @@ MATRIX = {
     "POST /api/v1/schools/{school}/payments": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/payments/import": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/payments/unmatched": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # A month's reconciliation (issue 15): its lines name exempt children (P7.3), so finance and the admin only.
+    "GET /api/v1/schools/{school}/reconciliation/monthly": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
 }
@@ -467,6 +469,7 @@ def _bill(m: Matrix, letter: str, user: str | None) -> Req:
 @request("GET /api/v1/schools/{school}/statements")
 @request("GET /api/v1/schools/{school}/statements/outstanding")
 @request("GET /api/v1/schools/{school}/statements.xlsx")
+@request("GET /api/v1/schools/{school}/reconciliation/monthly")
 def _statements(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"month": "2030-09"})
 
