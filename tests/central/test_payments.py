@@ -134,6 +134,7 @@ def _import(world, text: str, *, txn: bool = True, lang: str = "en"):
                              data=form, files={"file": ("wechat.csv", text.encode(), "text/csv")})
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_payments_by_hand_and_from_a_file_are_matched_and_a_second_import_adds_nothing(world):
     _september(world)
     run = world.client.post("/api/v1/schools/s1/statements?month=2030-09&issue=true", headers=world.as_("finance1")).json()

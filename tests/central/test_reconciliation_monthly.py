@@ -82,6 +82,7 @@ def test_a_school_month_from_the_database(september):  # noqa: F811 - the fixtur
     assert got.counts == {"billed_not_attended": 3, "attended_not_billed": 1, "withdrawn": 1, "exempt": 1}
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_finance_reads_the_months_lines_in_its_language(world):
     _september(world)
     world.client.post("/api/v1/schools/s1/statements?month=2030-09", headers=world.as_("finance1"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from io import BytesIO
 
+import pytest
 from openpyxl import load_workbook
 
 from central.billing.models import FeePlan
@@ -33,6 +34,7 @@ def _september(world) -> None:
         session.commit()
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_finance_bills_a_month_and_the_admin_reads_it_and_what_is_owed(world):
     _september(world)
     made = world.client.post("/api/v1/schools/s1/statements?month=2030-09", headers=world.as_("finance1"))
