@@ -148,7 +148,7 @@ class BillingRun(SQLModel):
     unchanged: int = 0
     removed: int = 0  # drafts of children no longer in the service that month
     issued: int = 0
-    kept: list[str] = []  # issued statements whose charge would now differ: kept, listed for finance
+    kept: list[str] = []  # issued statements whose charge would now differ, or whose child left the month: listed
     refunds: list[str] = []  # issued statements that gained a P7.4 refund in this run
     children: int = 0
     exempt: int = 0

@@ -327,8 +327,9 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
     a child whose term has no fee plan refuses the whole run (a 409 naming the term).
 
     Idempotent: one statement per (school, child, month). A draft is worked out again; an issued one
-    keeps its charge (listed in ``kept`` if it would now differ) and only gains a refund a withdrawal
-    earned since (``refunds``); a draft of a child no longer in the service that month is removed.
+    keeps its charge (listed in ``kept`` if it would now differ, or if its child is no longer in the
+    month's service) and only gains a refund a withdrawal earned since (``refunds``); a draft of a child
+    no longer in the service that month is removed.
     """
     facts, students = month_facts(session, school=school, month=month)
     plans = _plans(session, school=school, month=month, facts=facts)
@@ -378,6 +379,8 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
         if row.state == DRAFT:
             session.delete(row)
             run.removed += 1
+        else:
+            run.kept.append(row.reference)  # issued, and the child is no longer in the month's service
     session.commit()
     run.statements = list_statements(session, school=school, month=month)
     for s in run.statements:

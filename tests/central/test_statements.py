@@ -368,3 +368,23 @@ def test_leaving_one_group_while_staying_in_another_is_no_withdrawal(september):
     s1 = next(s for s in _bill(engine).statements if s.student == "S1")
     # in service: football's 14 days to the 22nd, and art's Wednesday 25th and the make-up Saturday 28th
     assert (s1.charge_fen, s1.withdrawn_on, s1.refund_fen, s1.service_days, s1.days_in_service) == (8_000, None, 0, 21, 16)
+
+
+def test_a_child_out_of_the_whole_month_loses_a_draft_but_an_issued_statement_is_kept_and_listed(september):
+    engine, _, now, ids = september
+
+    def out_from_the_first(no: str) -> None:
+        with Session(engine) as session:
+            session.info["actor"] = "test"
+            consent.withdraw(session, school=registry.get_school(session, "s1"), enrollment_id=session.exec(
+                select(Enrollment.id).where(Enrollment.student_id == ids[no])).one(), request="开学前退出",
+                effective_on=d(1), actor="t")
+
+    _bill(engine)
+    out_from_the_first("S3")
+    run = _bill(engine, issue=True)
+    assert (run.removed, [s.student for s in run.statements]) == (1, ["S1", "S2", "S6"])
+    out_from_the_first("S6")
+    again = _bill(engine)
+    s6 = next(s for s in again.statements if s.student == "S6")
+    assert (again.removed, again.kept, s6.charge_fen) == (0, [s6.reference], 8_000)
