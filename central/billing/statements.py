@@ -337,6 +337,8 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
         select(Statement).where(Statement.school_id == school.id, Statement.month == month.key))}
     run = BillingRun(school=school.code, month=month.key)
     now = clock.utcnow()
+    made: list[Statement] = []  # new: their references wait for their ids
+    billed: list[Statement] = []
     for student_id, child in sorted(facts.items(), key=lambda kv: students[kv[0]].student_no):
         term, plan = plans[student_id]
         rule = rules.FeePlan(rules.PlanKind(plan.kind), plan.amount_fen)
@@ -351,9 +353,7 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
         row = existing.pop(student_id, None)
         if row is None:
             row = Statement(school_id=school.id, student_id=student_id, month=month.key, billed_by=actor, **worked)
-            session.add(row)
-            session.flush()
-            row.reference = reference(month, row.id)
+            made.append(row)
             run.created += 1
         elif row.state == DRAFT:
             if all(getattr(row, k) == v for k, v in worked.items()):
@@ -372,6 +372,11 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
             else:
                 run.unchanged += 1
         session.add(row)
+        billed.append(row)
+    session.flush()  # one flush for the new rows: their ids make their references
+    for row in made:
+        row.reference = reference(month, row.id)
+    for row in billed:
         if issue and row.state == DRAFT:
             issue_statement(session, school=school, statement=row, actor=actor)
             run.issued += 1
