@@ -58,6 +58,7 @@ from central.billing.models import (
 from central.core import clock
 from central.core.errors import Conflict, Invalid, Missing
 from central.kiosks.models import Event
+from central.kiosks.roster import staff_id as roster_staff_id
 from central.programme import staff as staff_service
 from central.programme.models import CareSession, DutyAssignment, Staff
 from central.schools.models import School
@@ -231,7 +232,7 @@ def month_days(month: str) -> tuple[date, date]:
 
 
 def _staff_pk(roster_id: str | None) -> int | None:
-    """The kiosks name staff ``st<id>`` (central/kiosks/roster.py ``staff_id``)."""
+    """The kiosks name staff ``st<id>`` (``roster_staff_id``); back to the row's id."""
     if roster_id and roster_id.startswith("st") and roster_id[2:].isdigit():
         return int(roster_id[2:])
     return None
@@ -304,7 +305,7 @@ def confirm_duty(
     zone = clock.zone(school)
     tapped = session.exec(
         select(Event.staff).where(
-            Event.school_id == school.id, col(Event.kind).in_(STAFF_TAPS), Event.staff == f"st{person.id}",
+            Event.school_id == school.id, col(Event.kind).in_(STAFF_TAPS), Event.staff == roster_staff_id(person.id),
             col(Event.at) >= datetime.combine(data.day, time(0), zone),
             col(Event.at) < datetime.combine(data.day + timedelta(days=1), time(0), zone),
         )
