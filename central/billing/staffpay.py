@@ -60,7 +60,7 @@ from central.core.errors import Conflict, Invalid, Missing
 from central.kiosks.models import Event
 from central.kiosks.roster import staff_id as roster_staff_id
 from central.programme import staff as staff_service
-from central.programme.models import CareSession, DutyAssignment, Staff
+from central.programme.models import CareSession, DutyAssignment, Staff, Term
 from central.schools.models import School
 
 PERIOD_MINUTES = 40  # P3.2, the glossary's 学时
@@ -279,6 +279,14 @@ def served_between(
                             confirmed=(staff_id, day) in confirmed, period_minutes=period_minutes)
         out[staff_id] += served
     return {k: v for k, v in out.items() if v.periods}
+
+
+def served_in_term(session: Session, *, school: School, term_id: int, period_minutes: int = PERIOD_MINUTES) -> dict[int, Served]:
+    """Periods served per staff id over one of the school's terms (P8.1 allows a term as the pay period)."""
+    term = session.get(Term, term_id)
+    if term is None or term.school_id != school.id:
+        raise Missing("term_missing", id=term_id)
+    return served_between(session, school=school, start=term.starts_on, end=term.ends_on, period_minutes=period_minutes)
 
 
 # --- the admin's confirmation of planned duty ----------------------------------------------------------

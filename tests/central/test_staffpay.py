@@ -13,8 +13,10 @@ from central.billing import staffpay
 from central.billing.staffpay import Served
 from central.core import clock
 from central.core.audit import AuditLog
+from central.core.errors import Missing
 from central.kiosks.models import Event
-from central.programme.models import CareSession, DutyAssignment, Staff
+from central.programme import schedule
+from central.programme.models import CareSession, DutyAssignment, Staff, TermCreate
 from central.schools.models import Kiosk, School
 
 MON, TUE, WED, SAT = date(2030, 9, 2), date(2030, 9, 3), date(2030, 9, 4), date(2030, 9, 7)
@@ -120,6 +122,20 @@ def lines(body) -> list[tuple]:
     return [(x["name"], x["periods"], x["periods_tapped"], x["periods_confirmed"], x["share_fen"], x["allowance_fen"]) for x in body["lines"]]
 
 
+def test_a_terms_periods_are_its_months_and_another_schools_term_is_not_found(month):
+    ids = month.ids
+    with month.session() as session:
+        s1, s2 = session.get(School, ids["s1"]), session.get(School, ids["s2"])
+        autumn = schedule.add_term(session, school=s1, actor="t", data=TermCreate(
+            name="2030 秋", starts_on=date(2030, 9, 3), ends_on=date(2031, 1, 17)))  # from Tuesday: Monday is not in it
+        theirs = schedule.add_term(session, school=s2, actor="t", data=TermCreate(
+            name="2030 秋", starts_on=date(2030, 8, 26), ends_on=date(2031, 1, 17)))
+        assert staffpay.served_in_term(session, school=s1, term_id=autumn.id) == {ids["staffA"]: Served(2, 0)}
+        with pytest.raises(Missing):
+            staffpay.served_in_term(session, school=s1, term_id=theirs.id)
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_the_pay_run_replaces_a_draft_and_is_final_once_confirmed(month):
     assert confirm(month, "staffA", WED).status_code == 201
     first = pay(month, 6_000, 1_000)  # 80 % of 7,000 = 5,600 over 7 periods; the volunteer apart

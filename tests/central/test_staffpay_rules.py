@@ -161,3 +161,21 @@ def test_the_split_adds_up_exactly_to_the_share(periods, fees, subsidy, share):
     total = sum(periods)
     for line in plan.lines:  # each within a fen of their exact part
         assert abs(line.share_fen * total - plan.pool_fen * line.served.periods) < total
+
+
+minutes = st.integers(-30, 200)
+
+
+@given(
+    taps=st.lists(st.tuples(minutes, st.sampled_from(["staff_on", "staff_off"])), max_size=8),
+    planned=st.sets(st.sampled_from([1, 2, 3])),
+    confirmed=st.booleans(),
+)
+def test_nobody_earns_more_periods_than_the_minutes_of_their_sessions_hold(taps, planned, confirmed):
+    """A and B run at once, C after them: whatever the taps, one person serves at most 4 periods that day
+    (two at a time, then two), and with a plan at most the periods of the planned sessions."""
+    served = day_served([A, B, C], planned, [StaffTap(at(m), kind) for m, kind in taps], confirmed=confirmed)
+    most = {frozenset(): 4, frozenset({1}): 2, frozenset({2}): 2, frozenset({3}): 2}.get(frozenset(planned), 4)
+    assert 0 <= served.periods <= most
+    if not confirmed or not planned:
+        assert served.confirmed == 0
