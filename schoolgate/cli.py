@@ -455,8 +455,8 @@ def central_reconcile(
 def central_pay_staff(
     school: str = typer.Option(..., help="School id."),
     month: str = typer.Option(..., help="The month, YYYY-MM."),
-    fee_income_fen: int = typer.Option(..., min=0, help="The month's fee income in fen (until statements are wired in)."),
-    subsidy_fen: int = typer.Option(0, min=0, help="The month's government subsidy in fen."),
+    fee_income_fen: int = typer.Option(..., help="The month's fee income in fen (until statements are wired in)."),
+    subsidy_fen: int = typer.Option(0, help="The month's government subsidy in fen."),
     as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
     config: ConfigOpt = None,
 ) -> None:

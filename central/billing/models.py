@@ -9,7 +9,9 @@ from sqlmodel import Field, SQLModel
 
 from central.billing.rules import PlanKind
 from central.core.clock import utcnow
-from central.core.columns import utc_column
+from central.core.columns import RowId, utc_column
+
+MAX_INCOME_FEN = 1_000_000_000
 
 
 class FeePlanIn(SQLModel):
@@ -72,7 +74,7 @@ class StaffPaySettingPublic(SQLModel):
 
 
 class DutyConfirmationIn(SQLModel):
-    staff_id: int = Field(ge=1)
+    staff_id: RowId
     day: date
     reason: str = Field(min_length=1, max_length=500)
 
@@ -152,9 +154,10 @@ class StaffPayLinePublic(SQLModel):
 
 
 class StaffPayIn(SQLModel):
-    # Until the statements are wired in at merge, the caller states the month's income.
-    fee_income_fen: int = Field(ge=0, le=10**12)
-    subsidy_fen: int = Field(default=0, ge=0, le=10**12)
+    # Until the statements are wired in at merge, the caller states the month's income. At most 10
+    # million CNY each, far above any school's month, so every sum stays inside the 32-bit columns.
+    fee_income_fen: int = Field(ge=0, le=MAX_INCOME_FEN)
+    subsidy_fen: int = Field(default=0, ge=0, le=MAX_INCOME_FEN)
 
 
 class StaffPayRunPublic(SQLModel):

@@ -44,6 +44,7 @@ from sqlmodel import Session, col, select
 
 from central.billing import rules
 from central.billing.models import (
+    MAX_INCOME_FEN,
     DutyConfirmation,
     DutyConfirmationIn,
     DutyConfirmationPublic,
@@ -378,6 +379,9 @@ def run_pay(
 ) -> StaffPayRunPublic:
     """The month's staff pay, stored: replaces the month's draft, refused once the month is confirmed."""
     start, end = month_days(month)
+    for amount in (fee_income_fen, subsidy_fen):
+        if not 0 <= amount <= MAX_INCOME_FEN:  # the command's options reach here unchecked
+            raise Invalid("staffpay.income", amount=amount, most=MAX_INCOME_FEN)
     _check_not_final(session, school, month)
     setting = get_setting(session, school=school)
     served = served_between(session, school=school, start=start, end=end, period_minutes=period_minutes)

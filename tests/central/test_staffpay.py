@@ -214,3 +214,6 @@ def test_the_command_works_the_month_out(month, tmp_path, monkeypatch):
     bad = CliRunner().invoke(app, ["--lang", "en", "central", "pay-staff", "--school", "s1", "--month", "2030-13",
                                    "--fee-income-fen", "5000"], catch_exceptions=False)
     assert (bad.exit_code, bad.stderr) == (2, "a month is YYYY-MM, not 2030-13\n")
+    negative = CliRunner().invoke(app, ["--lang", "en", "central", "pay-staff", "--school", "s1", "--month", "2030-09",
+                                        "--fee-income-fen", "5000", "--subsidy-fen", "-1"], catch_exceptions=False)
+    assert (negative.exit_code, negative.stderr) == (2, "an income is 0 to 1000000000 fen, not -1\n")
