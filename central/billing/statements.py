@@ -408,6 +408,39 @@ def issue_month(session: Session, *, school: School, month: Month, actor: str) -
     return len(rows)
 
 
+# --- the month's money, for staff pay (P8.1) and the annual report (P7.6) ------------------------------
+
+
+@dataclass(frozen=True)
+class MonthIncome:
+    """What a school's issued statements of a month add up to."""
+
+    charged_fen: int  # the charges issued
+    refunded_fen: int  # P7.4 refunds recorded on them
+    received_fen: int  # payments matched to them
+    subsidy_fen: int  # P7.1, per child
+    forgone_fen: int  # P7.3
+    children: int
+
+    @property
+    def fee_income_fen(self) -> int:
+        """Fee income as billed: what was charged less what P7.4 gives back."""
+        return self.charged_fen - self.refunded_fen
+
+
+def month_income(session: Session, *, school: School, month: Month) -> MonthIncome:
+    """The month's fee income and subsidy from its issued statements (drafts count for nothing): what
+    ``schoolgate central pay-staff`` is given by hand until the two are wired together."""
+    rows = session.exec(select(Statement).where(Statement.school_id == school.id, Statement.month == month.key,
+                                                Statement.state == ISSUED)).all()
+    paid = paid_by_statement(session, [s.id for s in rows])
+    return MonthIncome(
+        charged_fen=sum(s.charge_fen for s in rows), refunded_fen=sum(s.refund_fen for s in rows),
+        received_fen=sum(paid.values()), subsidy_fen=sum(s.subsidy_fen for s in rows),
+        forgone_fen=sum(s.forgone_fen for s in rows), children=len(rows),
+    )
+
+
 # --- reading statements --------------------------------------------------------------------------------
 
 

@@ -19,10 +19,12 @@ from central.billing.models import FeePlan, Statement
 from central.billing.statements import (
     ChildMonth,
     Month,
+    MonthIncome,
     Settlement,
     bill_child,
     bill_month,
     issue_month,
+    month_income,
     reference,
     settle,
 )
@@ -388,3 +390,19 @@ def test_a_child_out_of_the_whole_month_loses_a_draft_but_an_issued_statement_is
     again = _bill(engine)
     s6 = next(s for s in again.statements if s.student == "S6")
     assert (again.removed, again.kept, s6.charge_fen) == (0, [s6.reference], 8_000)
+
+
+def test_the_months_income_counts_issued_statements_only(september):
+    engine, *_ = september
+    _bill(engine, subsidy=rules.Subsidy(per_child_month_fen=2_000))
+    with Session(engine) as session:
+        school = registry.get_school(session, "s1")
+        assert month_income(session, school=school, month=Month(2030, 9)) == MonthIncome(0, 0, 0, 0, 0, 0)  # drafts
+    _bill(engine, issue=True, subsidy=rules.Subsidy(per_child_month_fen=2_000))
+    with Session(engine) as session:
+        school = registry.get_school(session, "s1")
+        income = month_income(session, school=school, month=Month(2030, 9))
+    # S1, S2 and S6 charged 8,000 each, S3 exempt (8,000 forgone); S2's refund 2,666; four subsidies of 2,000
+    assert income == MonthIncome(charged_fen=24_000, refunded_fen=2_666, received_fen=0, subsidy_fen=8_000,
+                                 forgone_fen=8_000, children=4)
+    assert income.fee_income_fen == 21_334
