@@ -3,7 +3,9 @@
 service and the reports fill them in.
 
 - Money arrives as integer fen and is shown as yuan with two decimals, formatted from the integer
-  (``divmod``), never through a float; an XLSX cell holds the yuan as an exact decimal number.
+  (``divmod``), never through a float. An XLSX amount is a number of yuan in a ``#,##0.00`` format:
+  spreadsheets hold numbers as doubles, and the double nearest the exact yuan gives the fen back
+  exactly (``round(value * 100)``) for any amount a school has.
 - Every label comes from the message catalogue (keys ``doc.*``), zh_CN unless the caller asks for en.
 - A PDF embeds the subset of a Chinese font it uses, so it reads the same on any phone or printer.
   The font is Debian's ``fonts-noto-cjk`` (Noto Sans CJK SC, found by fontconfig or at its known
@@ -102,7 +104,7 @@ def yuan(fen: int) -> str:
 
 
 def yuan_number(fen: int) -> Decimal:
-    """The exact decimal number of yuan for a spreadsheet cell: ``1005`` → ``Decimal('10.05')``."""
+    """The exact number of yuan for a spreadsheet cell: ``1005`` → ``Decimal('10.05')`` (stored as the nearest double)."""
     return Decimal(fen).scaleb(-2)
 
 
@@ -361,7 +363,7 @@ def _statement_page(pdf: _Pdf, doc: StatementDocument) -> None:
     pdf.set_font(_FAMILY, size=10.5)
     if doc.exempt:
         pdf.multi_cell(width, 6, t("doc.statement.exempt", loc, forgone=yuan(doc.forgone_fen)),
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                       align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(2)
 
     pdf.set_font(_FAMILY, size=12)
@@ -371,15 +373,15 @@ def _statement_page(pdf: _Pdf, doc: StatementDocument) -> None:
     pdf.set_font(_FAMILY, size=10.5)
     if doc.total_fen > 0:
         pdf.multi_cell(width, 6, t("doc.statement.how_to_pay", loc, reference=doc.reference),
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                       align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         for detail in doc.pay_to:
-            pdf.multi_cell(width, 6, detail, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.multi_cell(width, 6, detail, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     else:
-        pdf.multi_cell(width, 6, t("doc.statement.nothing_due", loc), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(width, 6, t("doc.statement.nothing_due", loc), align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
     pdf.set_font(_FAMILY, size=9)
     pdf.set_text_color(_GREY)
-    pdf.multi_cell(width, 5, t("doc.statement.footer", loc), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(width, 5, t("doc.statement.footer", loc), align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(0)
 
 
@@ -457,7 +459,7 @@ def table_pdf(
             pdf.ln(4)
             pdf.set_font(_FAMILY, size=9.5)
             for note in notes:
-                pdf.multi_cell(pdf.epw, 5.5, _text(note, locale), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                pdf.multi_cell(pdf.epw, 5.5, _text(note, locale), align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         return pdf.bytes()
 
 
