@@ -19,6 +19,7 @@ import openpyxl
 import pypdf
 import pypdfium2 as pdfium
 import pytest
+from sgtest import require_chinese_font
 from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 
@@ -39,6 +40,11 @@ from central.billing.documents import (
 from central.core.config import Settings
 from central.core.errors import Unavailable, status_of
 from central.core.i18n import Msg
+
+@pytest.fixture(autouse=True)
+def _chinese_font():
+    require_chinese_font()
+
 
 NOTO = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 
