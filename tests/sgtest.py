@@ -72,6 +72,21 @@ def _drop(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def require_chinese_font() -> None:
+    """Skip (or under CI=true fail) unless a Chinese font for the PDFs is installed (Debian's
+    fonts-noto-cjk; scripts/test installs it under CI=true)."""
+    from central.billing.documents import find_font
+    from central.core.errors import Unavailable
+
+    try:
+        find_font()
+    except Unavailable as exc:
+        message = f"needs a Chinese font for the PDFs (apt-get install fonts-noto-cjk): {exc.text('en')}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}, and a skip here would hide a failure")
+        pytest.skip(message)
+
+
 @contextmanager
 def fresh_postgres_database(*, migrated: bool = False) -> Iterator[str]:
     """The URL of a new database on the real server, dropped afterwards: empty, or with ``migrated``

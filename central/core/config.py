@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     Each monthly statement carries it for its child (``rules.Subsidy``)."""
     subsidy_per_period_fen: int = Field(0, ge=0)
     """P7.1: the government subsidy per period served, in fen (district setting; 0: none)."""
+    document_font: Path | None = None
+    """A font file for PDFs (statements, reports) with Chinese glyphs (TrueType or OpenType, ``.ttc``
+    too); unset, Noto Sans CJK SC from Debian's ``fonts-noto-cjk`` is found by fontconfig or at
+    ``/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc``."""
+    document_font_index: int | None = Field(None, ge=0)
+    """The face inside a font collection (``.ttc``); unset, the Simplified Chinese one (``… SC``)."""
     timezone: str = "Asia/Shanghai"
     """Default zone of a new school: times are stored in UTC and shown in the school's zone."""
     ingest_batch: int = 500

@@ -1,13 +1,13 @@
 """staff pay: the school's share setting, confirmations of planned duty, pay runs and their lines (issue 15, P8.1)
 
-Revision ID: 0016_staff_pay
+Revision ID: 0013_staff_pay
 Revises: 0012_fee_plan
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_staff_pay"
+revision = "0013_staff_pay"
 down_revision = "0012_fee_plan"
 branch_labels = None
 depends_on = None
