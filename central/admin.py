@@ -221,3 +221,18 @@ def reconcile(settings: Settings, *, school: str, day) -> dict:
             return daily.reconcile_day(session, school=registry.get_school(session, school), day=day)
     finally:
         engine.dispose()
+
+
+def pay_staff(settings: Settings, *, school: str, month: str, fee_income_fen: int, subsidy_fen: int):
+    """``schoolgate central pay-staff``: the month's staff pay run (central/billing/staffpay.py), stored."""
+    from central.billing import staffpay
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            return staffpay.run_pay(
+                session, school=registry.get_school(session, school), month=month, fee_income_fen=fee_income_fen,
+                subsidy_fen=subsidy_fen, actor="cli:pay-staff", period_minutes=settings.period_minutes,
+            )
+    finally:
+        engine.dispose()

@@ -17,6 +17,7 @@ from central.api.routes import (
     auth,
     billing,
     calendar,
+    duty,
     enrollments,
     events,
     gates,
@@ -29,6 +30,7 @@ from central.api.routes import (
     public,
     sessions,
     staff,
+    staff_pay,
     students,
     users,
     vendors,
@@ -110,7 +112,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(events.router)
     api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
-    for module in (auth, users, students, pickup, public, gates, billing, ledger):
+    for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, ledger):
         api.include_router(module.router)
     api.include_router(gates.alerts_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.

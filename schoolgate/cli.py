@@ -451,6 +451,37 @@ def central_reconcile(
     typer.echo(json.dumps(result, ensure_ascii=False))
 
 
+@central_app.command("pay-staff")
+def central_pay_staff(
+    school: str = typer.Option(..., help="School id."),
+    month: str = typer.Option(..., help="The month, YYYY-MM."),
+    fee_income_fen: int = typer.Option(..., help="The month's fee income in fen (until statements are wired in)."),
+    subsidy_fen: int = typer.Option(0, help="The month's government subsidy in fen."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
+    config: ConfigOpt = None,
+) -> None:
+    """The month's staff pay (P8.1): the school's share of fees + subsidy split by periods served,
+    volunteers' allowances apart; replaces the month's draft, refused once the month is confirmed."""
+    from central.admin import pay_staff
+    from central.core.config import Settings
+    from central.core.i18n import LocalizedError
+
+    lang = _lang()
+    try:
+        run = pay_staff(Settings.load(config), school=school, month=month, fee_income_fen=fee_income_fen, subsidy_fen=subsidy_fen)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    if as_json:
+        typer.echo(json.dumps(run.model_dump(mode="json"), ensure_ascii=False))
+        return
+    typer.echo(t("cli.staffpay_head", lang, school=run.school, month=run.month, state=run.state, pool=run.pool_fen,
+                 share=run.share_percent, fees=run.fee_income_fen, subsidy=run.subsidy_fen, periods=run.periods,
+                 allowance=run.allowance_fen))
+    for line in run.lines:
+        typer.echo(t("cli.staffpay_line", lang, name=line.name, kind=line.kind, periods=line.periods, tapped=line.periods_tapped,
+                     confirmed=line.periods_confirmed, share_fen=line.share_fen, allowance_fen=line.allowance_fen))
+
+
 @central_app.command("register-kiosk")
 def central_register_kiosk(
     school: str = typer.Option(..., help="School id (an existing school: `central create-school` makes one)."),

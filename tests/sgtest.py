@@ -6,6 +6,7 @@ reachable, except under CI=true, where a skip would hide a failure: there they m
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 import uuid
@@ -35,20 +36,72 @@ def require(*what: str) -> None:
         pytest.skip(message)
 
 
+def _database_url(name: str) -> str:
+    return urlunsplit(urlsplit(REAL_POSTGRES)._replace(path=f"/{name}"))
+
+
+_template: str | None = None  # this test process's migrated database, copied by fresh_postgres_database(migrated=True)
+
+
+def _migrated_template() -> str:
+    """A database at the newest schema, made once per test process (each xdist worker has its own)
+    and dropped at exit: copying it is much faster than running every migration for each test."""
+    global _template
+    if _template is None:
+        import psycopg
+
+        from central.core.db import make_engine, migrate
+
+        name = f"sgtest_template_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        atexit.register(_drop, name)
+        engine = make_engine(_database_url(name))
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()  # CREATE DATABASE … TEMPLATE needs nobody connected to the template
+        _template = name
+    return _template
+
+
+def _drop(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def require_chinese_font() -> None:
+    """Skip (or under CI=true fail) unless a Chinese font for the PDFs is installed (Debian's
+    fonts-noto-cjk; scripts/test installs it under CI=true)."""
+    from central.billing.documents import find_font
+    from central.core.errors import Unavailable
+
+    try:
+        find_font()
+    except Unavailable as exc:
+        message = f"needs a Chinese font for the PDFs (apt-get install fonts-noto-cjk): {exc.text('en')}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}, and a skip here would hide a failure")
+        pytest.skip(message)
+
+
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """The URL of a new, empty database on the real server, dropped afterwards."""
+def fresh_postgres_database(*, migrated: bool = False) -> Iterator[str]:
+    """The URL of a new database on the real server, dropped afterwards: empty, or with ``migrated``
+    already at the newest schema (a copy of one migrated database, as a new deployment would have)."""
     require("postgres")
     import psycopg
 
     name = f"sgtest_{uuid.uuid4().hex[:12]}"
+    template = f' TEMPLATE "{_migrated_template()}"' if migrated else ""
     with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{template}')
     try:
-        yield urlunsplit(urlsplit(REAL_POSTGRES)._replace(path=f"/{name}"))
+        yield _database_url(name)
     finally:
-        with psycopg.connect(REAL_POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop(name)
 
 
 class RunningClock:

@@ -1,13 +1,14 @@
-"""Billing's tables: a school's fee plan per term (P7.2) and the service fund's earmarked ledger (P7.5).
+"""Billing's tables: a school's fee plan per term (P7.2); staff pay: the share setting, duty confirmations,
+pay runs (P8.1); the service fund's earmarked ledger (P7.5).
 
 The ledger's two tables are append-only: the ORM refuses to update or delete a row of either (below),
-migration 0013 adds database triggers that refuse it too, and the hash chain (``ledger.verify``) tells
-whoever got past both. The rules of posting live in ``central/billing/ledger.py``.
+migration 0013_ledger adds database triggers that refuse it too, and the hash chain (``ledger.verify``)
+tells whoever got past both. The rules of posting live in ``central/billing/ledger.py``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -15,8 +16,10 @@ from sqlmodel import Field, Session, SQLModel
 
 from central.billing.rules import PlanKind
 from central.core.clock import utcnow
-from central.core.columns import utc_column
+from central.core.columns import RowId, utc_column
 from central.core.errors import Conflict
+
+MAX_INCOME_FEN = 1_000_000_000
 
 
 class FeePlanIn(SQLModel):
@@ -156,3 +159,135 @@ class SpendingIn(SQLModel):
 
 class ReverseIn(SQLModel):
     reason: str = Field(min_length=1, max_length=200)
+# --- staff pay (P8.1) ----------------------------------------------------------------------------
+
+
+class StaffPaySettingIn(SQLModel):
+    # P8.1: at least 80 % of (fee income + subsidy) goes to serving staff; a school may give more.
+    # Bounds are the rule's (rules.staff_pool), so a share below 80 % is refused with its own message.
+    share_percent: int = Field(default=80, description="% of (fee income + subsidy) paid to serving staff, 80 to 100")
+    volunteer_allowance_fen: int = Field(default=0, ge=0, le=100_000, description="a volunteer's allowance per period served (P6.5)")
+
+
+class StaffPaySetting(SQLModel, table=True):
+    """A school's staff pay setting; a school without a row pays 80 % and no volunteer allowance."""
+
+    __tablename__ = "staff_pay_setting"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", unique=True)
+    share_percent: int = 80
+    volunteer_allowance_fen: int = 0
+    set_by: str = Field(max_length=100)
+    set_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class StaffPaySettingPublic(SQLModel):
+    share_percent: int
+    volunteer_allowance_fen: int
+    set_by: str | None = None
+    set_at: datetime | None = None
+
+
+class DutyConfirmationIn(SQLModel):
+    staff_id: RowId
+    day: date
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DutyConfirmation(SQLModel, table=True):
+    """The school admin's word that a staff member served their planned duty on a day they did not tap
+    (a forgotten card, a gate down): it counts that day's planned sessions as served (P6.3, P8.1)."""
+
+    __tablename__ = "duty_confirmation"
+    __table_args__ = (sa.UniqueConstraint("staff_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    day: date  # the school's local date
+    reason: str = Field(max_length=500)
+    confirmed_by: str = Field(max_length=100)
+    confirmed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class DutyConfirmationPublic(SQLModel):
+    id: int
+    staff_id: int
+    day: date
+    reason: str
+    planned_periods: int
+    confirmed_by: str
+    confirmed_at: datetime
+
+
+class StaffPayRun(SQLModel, table=True):
+    """One school's staff pay for one month: the pool, and a line per staff member. Made again while
+    a draft (the month's records changed); final once confirmed."""
+
+    __tablename__ = "staff_pay_run"
+    __table_args__ = (sa.UniqueConstraint("school_id", "month"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    month: str = Field(max_length=7)  # YYYY-MM
+    state: str = Field(default="draft", max_length=16)  # draft, confirmed
+    fee_income_fen: int
+    subsidy_fen: int
+    share_percent: int
+    pool_fen: int  # share_percent % of (fee income + subsidy), split by periods
+    periods: int  # periods served by staff who share the pool
+    allowance_fen: int  # volunteers' allowances, paid apart from the pool
+    made_by: str = Field(max_length=100)
+    made_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+    confirmed_by: str | None = Field(default=None, max_length=100)
+    confirmed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class StaffPayLine(SQLModel, table=True):
+    __tablename__ = "staff_pay_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="staff_pay_run.id", index=True)
+    staff_id: int = Field(foreign_key="staff.id")
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)  # the staff member's kind (teacher, volunteer, …)
+    periods_tapped: int
+    periods_confirmed: int
+    share_fen: int  # their part of the pool (0 for a volunteer)
+    allowance_fen: int  # a volunteer's allowance (0 for everyone else)
+
+
+class StaffPayLinePublic(SQLModel):
+    staff_id: int
+    name: str
+    kind: str
+    periods: int
+    periods_tapped: int
+    periods_confirmed: int
+    share_fen: int
+    allowance_fen: int
+
+
+class StaffPayIn(SQLModel):
+    # Until the statements are wired in at merge, the caller states the month's income. At most 10
+    # million CNY each, far above any school's month, so every sum stays inside the 32-bit columns.
+    fee_income_fen: int = Field(ge=0, le=MAX_INCOME_FEN)
+    subsidy_fen: int = Field(default=0, ge=0, le=MAX_INCOME_FEN)
+
+
+class StaffPayRunPublic(SQLModel):
+    school: str
+    month: str
+    state: str
+    fee_income_fen: int
+    subsidy_fen: int
+    share_percent: int
+    pool_fen: int
+    periods: int
+    allowance_fen: int
+    made_by: str
+    made_at: datetime
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    lines: list[StaffPayLinePublic]

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     """How far a kiosk's signed HTTP request time may be from central's clock."""
     fee_cap_fen: int = Field(10_000, ge=0)
     """P7.2: the most a school may charge per student per month, in fen (district setting; 100 CNY)."""
+    document_font: Path | None = None
+    """A font file for PDFs (statements, reports) with Chinese glyphs (TrueType or OpenType, ``.ttc``
+    too); unset, Noto Sans CJK SC from Debian's ``fonts-noto-cjk`` is found by fontconfig or at
+    ``/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc``."""
+    document_font_index: int | None = Field(None, ge=0)
+    """The face inside a font collection (``.ttc``); unset, the Simplified Chinese one (``… SC``)."""
     timezone: str = "Asia/Shanghai"
     """Default zone of a new school: times are stored in UTC and shown in the school's zone."""
     ingest_batch: int = 500

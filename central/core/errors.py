@@ -29,7 +29,12 @@ class Conflict(LocalizedError):
     """The request clashes with the current state: a used code, a taken name (HTTP 409)."""
 
 
-STATUS = {Invalid: 422, Unauthenticated: 401, Forbidden: 403, Missing: 404, Conflict: 409}
+class Unavailable(LocalizedError):
+    """Central lacks something it needs for this, through no fault of the caller: a Chinese font to
+    write a PDF with (HTTP 503); the message names what is missing and how to provide it."""
+
+
+STATUS = {Invalid: 422, Unauthenticated: 401, Forbidden: 403, Missing: 404, Conflict: 409, Unavailable: 503}
 
 
 def status_of(exc: LocalizedError) -> int:

@@ -119,7 +119,7 @@ def world(request, tmp_path, monkeypatch, migrated_db) -> World:
     monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=256, parallelism=1))
     with ExitStack() as stack:
         if getattr(request, "param", "sqlite") == "postgres":
-            database_url = stack.enter_context(fresh_postgres_database())
+            database_url = stack.enter_context(fresh_postgres_database(migrated=True))
         else:
             shutil.copy(migrated_db, tmp_path / "central.sqlite3")
             database_url = f"sqlite:///{tmp_path / 'central.sqlite3'}"

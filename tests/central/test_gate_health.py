@@ -52,7 +52,7 @@ def central(request, tmp_path):
     with ExitStack() as stack:
         url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
         if request.param == "postgres":
-            url = stack.enter_context(fresh_postgres_database())
+            url = stack.enter_context(fresh_postgres_database(migrated=True))
         yield from _central(url)
 
 

@@ -17,7 +17,8 @@ EXAMPLES = 20
 # Every tag of the API: a new one is added here, so nothing escapes the contract.
 TAGS = {
     "health", "auth", "users", "students", "pickup", "kiosks", "public", "events",
-    "calendar", "enrollments", "groups", "guardian links", "notice", "roster", "sessions", "staff", "vendors", "billing", "ledger",
+    "calendar", "enrollments", "groups", "guardian links", "notice", "roster", "sessions", "staff", "vendors", "billing",
+    "staff pay", "duty", "ledger",
 }
 
 

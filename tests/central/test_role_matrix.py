@@ -40,6 +40,7 @@ from central.accounts import access as accounts
 from central.accounts import users
 from central.accounts.access import Role
 from central.billing import ledger
+from central.billing import staffpay
 from central.core import clock
 from central.core.i18n import t
 from central.pickup import codes as pickup
@@ -50,6 +51,7 @@ from central.programme.models import (
     CalendarDayCreate,
     CareSession,
     DismissalTimeCreate,
+    DutyAssignment,
     Enrollment,
     EnrollmentCreate,
     InterestGroup,
@@ -154,6 +156,14 @@ MATRIX = {
     # Fees (P7.2): the school sets them; finance and the district read them.
     "PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "GET /api/v1/schools/{school}/fee-plans": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # Staff pay (P8.1): finance works the month out; the school admin sets the share, confirms the month
+    # and confirms a day's planned duty; the district inspects. Colleagues' pay is not a teacher's or the gate's.
+    "POST /api/v1/schools/{school}/staff-pay": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/staff-pay": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/staff-pay/confirm": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/staff-pay/settings": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "PUT /api/v1/schools/{school}/staff-pay/settings": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/duty/confirmations": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
     # The service fund's ledger (P7.5): finance records spending and reverses entries; the school admin
@@ -266,6 +276,25 @@ class Matrix:
         with self.world.session() as session:
             schedule.assign_duty(session, school=session.get(School, self.ids["s1"]), session_id=self.ids["session"], staff_id=staff, actor="test")
         return staff
+
+    def fresh_past_duty(self) -> int:
+        """A new staff member on duty at a new group's session of 2030-09-02, before "today"; no taps."""
+        staff, group = self.fresh_staff(), self.fresh_group()
+        with self.world.session() as session:
+            care = CareSession(school_id=self.ids["s1"], group_id=group, day=date(2030, 9, 2), place="101", created_by="test",
+                               starts_at=datetime(2030, 9, 2, 8, 0, tzinfo=UTC), ends_at=datetime(2030, 9, 2, 9, 20, tzinfo=UTC))
+            session.add(care)
+            session.flush()
+            session.add(DutyAssignment(session_id=care.id, staff_id=staff, assigned_by="test"))
+            session.commit()
+        return staff
+
+    def fresh_pay_run(self) -> str:
+        """A draft pay run of s1 for a month of its own (no income, nobody served)."""
+        month = f"{2050 + self.n()}-01"
+        with self.world.session() as session:
+            staffpay.run_pay(session, school=session.get(School, self.ids["s1"]), month=month, fee_income_fen=0, subsidy_fen=0, actor="test")
+        return month
 
     def fresh_card(self) -> str:
         uid = f"0B{self.n():06X}"
@@ -465,6 +494,29 @@ def _spending(m: Matrix, letter: str, user: str | None) -> Req:
 @request("POST /api/v1/schools/{school}/ledger/{entry_id}/reverse")
 def _reverse(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"entry_id": m.fresh_entry()}, json={"reason": "发票作废"})
+@request("POST /api/v1/schools/{school}/staff-pay")
+def _pay_staff(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"month": "2030-08"}, json={"fee_income_fen": 0, "subsidy_fen": 0})
+
+
+@request("GET /api/v1/schools/{school}/staff-pay")
+def _staff_pay(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"month": m.fresh_pay_run()})
+
+
+@request("POST /api/v1/schools/{school}/staff-pay/confirm")
+def _confirm_pay(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"month": m.fresh_pay_run()})
+
+
+@request("PUT /api/v1/schools/{school}/staff-pay/settings")
+def _pay_setting(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"share_percent": 85, "volunteer_allowance_fen": 200})
+
+
+@request("POST /api/v1/schools/{school}/duty/confirmations")
+def _confirm_duty(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"staff_id": m.fresh_past_duty(), "day": "2030-09-02", "reason": "门禁故障，未刷卡"})
 
 
 @request("PUT /api/v1/schools/{school}/dismissal-times")

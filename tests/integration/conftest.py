@@ -38,7 +38,7 @@ def backend(request, tmp_path):
             broker.stop()
         return
     require("mosquitto", "postgres")
-    with fresh_postgres_database() as url:
+    with fresh_postgres_database(migrated=True) as url:
         yield Backend(request.param, REAL_MQTT, url, prefix)
 
 
@@ -48,12 +48,12 @@ def chaos_backend(request, tmp_path):
     if request.param == "embedded+sqlite":
         yield "embedded", f"sqlite:///{tmp_path / 'central.sqlite3'}"
         return
-    with fresh_postgres_database() as url:
+    with fresh_postgres_database(migrated=True) as url:
         yield "mosquitto", url
 
 
 @pytest.fixture
 def fresh_postgres():
-    """The URL of a new, empty PostgreSQL database."""
-    with fresh_postgres_database() as url:
+    """The URL of a new PostgreSQL database at the newest schema."""
+    with fresh_postgres_database(migrated=True) as url:
         yield url

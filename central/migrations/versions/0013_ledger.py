@@ -1,7 +1,7 @@
 """ledger: the school service fund's earmarked ledger, double-entry and hash-chained (issue 15, P7.5)
 
 Revision ID: 0013_ledger
-Revises: 0012_fee_plan
+Revises: 0013_staff_pay
 
 Both tables are append-only in the database too, like the audit log (0002): triggers refuse UPDATE and
 DELETE (and, on PostgreSQL, TRUNCATE). A correction is a reversing entry; the hash chain
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_ledger"
-down_revision = "0012_fee_plan"
+down_revision = "0013_staff_pay"
 branch_labels = None
 depends_on = None
 
