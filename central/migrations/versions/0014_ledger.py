@@ -1,6 +1,6 @@
 """ledger: the school service fund's earmarked ledger, double-entry and hash-chained (issue 15, P7.5)
 
-Revision ID: 0013_ledger
+Revision ID: 0014_ledger
 Revises: 0013_staff_pay
 
 Both tables are append-only in the database too, like the audit log (0002): triggers refuse UPDATE and
@@ -11,7 +11,7 @@ DELETE (and, on PostgreSQL, TRUNCATE). A correction is a reversing entry; the ha
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_ledger"
+revision = "0014_ledger"
 down_revision = "0013_staff_pay"
 branch_labels = None
 depends_on = None
