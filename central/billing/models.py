@@ -2,7 +2,7 @@
 pay runs (P8.1); the service fund's earmarked ledger (P7.5).
 
 The ledger's two tables are append-only: the ORM refuses to update or delete a row of either (below),
-migration 0013_ledger adds database triggers that refuse it too, and the hash chain (``ledger.verify``)
+migration 0014_ledger adds database triggers that refuse it too, and the hash chain (``ledger.verify``)
 tells whoever got past both. The rules of posting live in ``central/billing/ledger.py``.
 """
 
