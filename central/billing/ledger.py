@@ -99,7 +99,8 @@ RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # P7.4: income given back, owed (refunds_payable) or taken off what is owed; then paid out.
     "refund": (frozenset({"fee_income", "refunds_payable"}), frozenset({"refunds_payable", "receivable", "bank"})),
     "subsidy": (frozenset({"subsidy_receivable", "bank"}), frozenset({"subsidy_income", "subsidy_receivable"})),  # P7.1
-    "staff_pay": (frozenset({"staff_pay", "staff_pay_payable"}), frozenset({"staff_pay_payable", "bank"})),  # P8.1
+    # P8.1: a confirmed pay run owes the staff their shares and the volunteers their allowances; then paid out.
+    "staff_pay": (frozenset({"staff_pay", "volunteer_allowance", "staff_pay_payable"}), frozenset({"staff_pay_payable", "bank"})),
     "spending": (frozenset(SPENDING_CATEGORIES), frozenset({"bank"})),  # P7.5
 }
 KINDS = (*RULES, REVERSAL)
