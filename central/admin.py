@@ -158,6 +158,18 @@ def verify_audit(settings: Settings):
         engine.dispose()
 
 
+def verify_ledger(settings: Settings):
+    """Walk each school's ledger chain (central/billing/ledger.py); the verdict names each chain's first bad entry."""
+    from central.billing import ledger
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            return ledger.verify(session)
+    finally:
+        engine.dispose()
+
+
 def broker_logins(settings: Settings, **users: str) -> Logins:
     """Who may log in to the embedded broker: central, with the login in ``settings.mqtt_url``, any
     further ``users`` (name=password), and every kiosk registered in central's database.

@@ -24,6 +24,7 @@ from central.api.routes import (
     groups,
     guardian_links,
     kiosks,
+    ledger,
     notices,
     payments,
     pickup,
@@ -114,7 +115,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(events.router)
     api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
-    for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, statements, payments,
+    for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, ledger, statements, payments,
                    reconciliation):
         api.include_router(module.router)
     api.include_router(gates.alerts_router)

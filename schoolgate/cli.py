@@ -582,6 +582,37 @@ def central_verify_audit(config: ConfigOpt = None) -> None:
         raise typer.Exit(1)
 
 
+ledger_app = typer.Typer(help="The school service fund's earmarked ledger (P7.5).", no_args_is_help=True)
+central_app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+def central_ledger_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Check every school's ledger chain: exits 0 when intact, 1 naming each chain's first broken entry."""
+    from central.admin import verify_ledger
+    from central.core.config import Settings
+
+    lang = _lang()
+    verdict = verify_ledger(Settings.load(config))
+    if as_json:
+        typer.echo(json.dumps(verdict.as_dict(lang), ensure_ascii=False))
+    elif verdict.ok:
+        typer.echo(t("cli.ledger_intact", lang, entries=verdict.entries, schools=len(verdict.heads)))
+        for head in verdict.heads:
+            typer.echo(t("cli.ledger_head", lang, school=head.school, entries=head.entries, hash=head.hash))
+    else:
+        for bad in verdict.breaks:
+            if bad.seq is None:
+                typer.echo(t("cli.ledger_orphan", lang, reason=bad.text(lang)))
+            else:
+                typer.echo(t("cli.ledger_broken", lang, school=bad.school, seq=bad.seq, id=bad.entry_id, reason=bad.text(lang)))
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
 # --locale is the older spelling of --lang, kept for the installers' notes that use it.
 LocaleOpt = Annotated[Optional[str], typer.Option("--lang", "--locale", help="Language of the output: zh_CN or en.")]
 

@@ -42,7 +42,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
-from central.billing import rules
+from central.billing import ledger, rules
 from central.billing.models import (
     MAX_INCOME_FEN,
     DutyConfirmation,
@@ -432,6 +432,11 @@ def confirm_run(session: Session, *, school: School, month: str, actor: str) -> 
         raise Conflict("staffpay.final", month=month)
     run.state, run.confirmed_by, run.confirmed_at = CONFIRMED, actor, clock.utcnow()
     session.add(run)
+    # P7.5/P8.1: the fund now owes the month's pay; the entry commits with the confirmation or not at all.
+    owed = [ledger.Line(account, debit_fen=fen) for account, fen in (("staff_pay", run.pool_fen), ("volunteer_allowance", run.allowance_fen)) if fen]
+    if owed:
+        ledger.post(session, school=school, kind="staff_pay", ref=f"staff-pay-{month}", actor=actor, memo=month,
+                    lines=[*owed, ledger.Line("staff_pay_payable", credit_fen=run.pool_fen + run.allowance_fen)])
     session.commit()
     return _public(session, school, run)
 

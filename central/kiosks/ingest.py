@@ -666,6 +666,10 @@ class Ingest:
         if clock is None:
             state.clocks[boot] = Clock(base, dirty=True)
         elif base < clock.base_ms:
+            if clock.skew_reported_ms is not None:
+                # The reported skew on the better estimate: the kiosk's clock did not move, only what
+                # central knows of its boot did, so this alone must not report the skew again.
+                clock.skew_reported_ms += clock.base_ms - base
             clock.base_ms, clock.dirty = base, True
 
     def _check_far(self, state: KioskState, kiosk: str, event: protocol.Event, at: datetime, topic, batch) -> None:

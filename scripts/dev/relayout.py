@@ -91,7 +91,9 @@ PACKAGES = [
     ("reconciliation", "who was expected, who came, who left and who is unresolved, per session and day "
                        "(`daily.py`)"),
     ("billing", "the money rules, pure and in integer fen (`rules.py`: the cap, exemptions, refunds, subsidy, "
-                "staff pay split; P7, P8.1)"),
+                "staff pay split; P7, P8.1); statements and report tables as PDF and XLSX (`documents.py`); staff pay "
+                "by periods served (`staffpay.py`); the service fund's earmarked ledger (`ledger.py`, P7.5) and its "
+                "summary on the public page (`public.py`)"),
     ("imports", "the roster import (CSV/XLSX): students, guardians, links, cards and applications in one transaction"),
     ("kiosks", "central's MQTT connection, the ingest, the roster kiosks copy, the kiosk registry's secrets, "
                "event log and incidents (`models.py`, `services.py`)"),

@@ -150,6 +150,28 @@ def test_an_oversize_payload_is_an_incident_with_its_start_kept(world):
     assert kept.startswith('{"v":1,"batch":[') and len(kept) <= 4000
 
 
+def test_a_skew_is_reported_once_when_centrals_estimate_of_the_boot_only_gets_better(world):
+    """Offline events arrive first and put the kiosk's boot 50 s too late (they waited to be sent);
+    a live status then tightens the estimate, which moves the computed skew by 50 s — but the kiosk's
+    clock did not move, so there is no second incident. A real jump of its clock later is reported."""
+    engine, _, _ = world
+    now = datetime(2030, 9, 2, 8, 0, tzinfo=UTC)
+    arrival = [now]
+    ingest = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: None, clock=lambda: arrival[0])
+    k = Kiosk()
+    booted_by_its_clock = now + timedelta(days=3) - timedelta(seconds=100)  # its wall clock is 3 days fast
+    # Recorded at mono 50 s, sent at central's `now`: the first estimate of the boot is now - 50 s.
+    send(ingest, protocol.canonical_json(k.event(at=booted_by_its_clock + timedelta(seconds=50), mono=50_000)))
+    status = protocol.Status(v=1, online=True, queue=0, last_seq=1, roster_version=0, at=now.isoformat(), boot=1, mono=100_000)
+    ingest.process([(TOPICS.status("s1", "k1"), protocol.status_payload(status, bytes.fromhex(SECRET)), False)])
+    # The status was live: really booted at now - 100 s. The next event keeps the same clock.
+    send(ingest, protocol.canonical_json(k.event(at=booted_by_its_clock + timedelta(seconds=100), mono=100_000)))
+    assert incidents(engine) == ["clock_skew"]
+    # Someone sets the kiosk's clock a further hour ahead: that is news.
+    send(ingest, protocol.canonical_json(k.event(at=booted_by_its_clock + timedelta(hours=1, seconds=101), mono=101_000)))
+    assert incidents(engine) == ["clock_skew", "clock_skew"]
+
+
 def test_a_fast_kiosk_clock_is_reported_and_its_times_corrected(world, tmp_path):
     engine, ingest, _ = world
     k = Kiosk()

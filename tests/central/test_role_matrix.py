@@ -39,8 +39,9 @@ from sqlmodel import select
 from central.accounts import access as accounts
 from central.accounts import users
 from central.accounts.access import Role
-from central.billing.models import FeePlan
+from central.billing import ledger
 from central.billing import staffpay
+from central.billing.models import FeePlan
 from central.core import clock
 from central.core.i18n import t
 from central.pickup import codes as pickup
@@ -178,6 +179,12 @@ MATRIX = {
     "POST /api/v1/schools/{school}/duty/confirmations": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
+    # The service fund's ledger (P7.5): finance records spending and reverses entries; the school admin
+    # oversees the fund and the district inspects it, reading only.
+    "GET /api/v1/schools/{school}/ledger": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/ledger/balances": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/ledger/spending": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").
@@ -316,6 +323,14 @@ class Matrix:
                 staff_service.decide_step(session, school=session.get(School, self.ids["s1"]), vendor_id=vendor.id, step=step, approved=True, actor="test",
                                            role=staff_service.STEP_RECORDERS[step])
             return vendor.id
+
+    def fresh_entry(self) -> int:
+        """A spending of s1 not reversed yet."""
+        with self.world.session() as session:
+            entry = ledger.post(session, school=session.get(School, self.ids["s1"]), kind="spending", ref="", actor="test",
+                                category="training", lines=[ledger.Line("training", 1_000), ledger.Line("bank", credit_fen=1_000)])
+            session.commit()
+            return entry.id
 
     def fresh_holiday(self) -> str:
         day = date(2030, 11, 1 + self.n() % 28)
@@ -515,6 +530,14 @@ def _payments_file(m: Matrix, letter: str, user: str | None) -> Req:
                data={"channel": "bank", "reference_column": "备注", "amount_column": "金额", "date_column": "日期"})
 
 
+@request("POST /api/v1/schools/{school}/ledger/spending")
+def _spending(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"category": "training", "amount_fen": 3_000, "memo": "急救培训"})
+
+
+@request("POST /api/v1/schools/{school}/ledger/{entry_id}/reverse")
+def _reverse(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"entry_id": m.fresh_entry()}, json={"reason": "发票作废"})
 @request("POST /api/v1/schools/{school}/staff-pay")
 def _pay_staff(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"month": "2030-08"}, json={"fee_income_fen": 0, "subsidy_fen": 0})

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from central.billing import staffpay
+from central.billing import ledger, staffpay
 from central.billing.staffpay import Served
 from central.core import clock
 from central.core.audit import AuditLog
@@ -149,6 +149,11 @@ def test_the_pay_run_replaces_a_draft_and_is_final_once_confirmed(month):
     assert (read["fee_income_fen"], read["subsidy_fen"], read["made_by"]) == (7_000, 0, "user:finance1")
     done = month.client.post("/api/v1/schools/s1/staff-pay/confirm?month=2030-09", headers=month.as_("admin1"))
     assert (done.status_code, done.json()["state"], done.json()["confirmed_by"]) == (200, "confirmed", "user:admin1")
+    with month.session() as session:  # P7.5: the fund owes the confirmed pay, booked once, in its ledger
+        s1 = session.get(School, month.ids["s1"])
+        owed = ledger.balances(session, school=s1)
+        assert (owed["staff_pay"], owed["staff_pay_payable"]) == (5_600, 5_600)
+        assert ledger.verify(session).ok
     final = pay(month, 9_000)
     assert (final.status_code, msg(final)) == (409, "the staff pay of 2030-09 is confirmed and final")
     late = confirm(month, "staffA", date(2030, 9, 5))

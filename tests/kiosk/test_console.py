@@ -46,9 +46,12 @@ def reader(clock):
 
 def wedge(app: GateConsole, number: str) -> None:
     """A keyboard-wedge reader: the number and Enter arrive within milliseconds (pilot.press takes ~40 ms a key)."""
-    for char in number:
-        app.post_message(events.Key(char, char))
-    app.post_message(events.Key("enter", "\r"))
+    keys = [events.Key(char, char) for char in number] + [events.Key("enter", "\r")]
+    for i, key in enumerate(keys):
+        # A millisecond apart, as the reader types them, however long this test process was kept off
+        # the CPU between two of them (a loaded machine once spread a burst past the 50 ms gap).
+        key.time = keys[0].time + i / 1000
+        app.post_message(key)
 
 
 def kinds(gate: Kiosk) -> list[str]:

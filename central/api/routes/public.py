@@ -12,6 +12,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from central.accounts.access import Principal, Role
 from central.api.deps import SchoolDep, SessionDep, require_role
+from central.billing import public as fund
+from central.core import clock
 from central.core.errors import Missing
 from central.core.i18n import pick_locale
 from central.programme import public
@@ -28,14 +30,19 @@ _templates = Environment(
 
 @page_router.get("/public/{school}", response_class=HTMLResponse, responses={404: {"content": {"text/html": {}}}})
 def public_page(
-    school: str, request: Request, session: SessionDep, lang: Annotated[str | None, Query(max_length=16)] = None
+    school: str, request: Request, session: SessionDep, lang: Annotated[str | None, Query(max_length=16)] = None,
+    period: Annotated[str | None, Query(pattern=r"^20\d{2}(-(0[1-9]|1[0-2]))?$", description="YYYY or YYYY-MM: the service fund's period (default: this year to date)")] = None,
 ) -> HTMLResponse:
-    """P4.2: times, groups and content, safety measures, fee and how to apply; zh_CN, or en with ``?lang=en``."""
+    """P4.2: times, groups and content, safety measures, fee and how to apply; P7.5: the service fund's
+    income and spending per use for ``period``; zh_CN, or en with ``?lang=en``."""
     locale = pick_locale(lang, request.headers.get("accept-language"))
     try:
-        page = public.build_page(session, school=registry.get_school(session, school), locale=locale, settings=request.app.state.settings)
+        row = registry.get_school(session, school)
+        page = public.build_page(session, school=row, locale=locale, settings=request.app.state.settings)
     except Missing as exc:
         return HTMLResponse(f"<!doctype html><title>404</title><p>{escape(exc.text(locale))}</p>", status_code=404)
+    start, end = fund.period(period, today=clock.local_today(row))
+    page.sections.append(fund.section(session, school=row, locale=locale, start=start, end=end))
     html = _templates.get_template("public.html").render(page=page)
     return HTMLResponse(html, headers={"Content-Language": locale.replace("_", "-"), "Vary": "Accept-Language"})
 
