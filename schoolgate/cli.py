@@ -491,9 +491,8 @@ def central_report(
 ) -> None:
     """The school's annual report (P7.6): service days, groups, children, attendance, fees, subsidy,
     refunds, staff pay and its share, periods per staff member, safety incidents (JSON; --out writes a file)."""
-    import dataclasses
-
     from central.admin import annual_report
+    from central.reconciliation.annual import figures
     from central.core.config import Settings
     from central.core.i18n import LocalizedError
 
@@ -507,9 +506,7 @@ def central_report(
     if out is not None:
         typer.echo(t("cli.report_written", lang, path=str(out)))
         return
-    shown = dataclasses.asdict(report)
-    shown.update(attendance_permille=report.attendance_permille, staff_share_permille=report.staff_share_permille)
-    typer.echo(json.dumps(shown, ensure_ascii=False))
+    typer.echo(json.dumps(figures(report), ensure_ascii=False))
 
 
 @central_app.command("register-kiosk")

@@ -13,7 +13,7 @@ taken (the child checked in to that session) over all places.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, func, select
@@ -26,6 +26,13 @@ from central.core.i18n import Msg
 from central.kiosks.models import SafetyIncident
 from central.programme.models import CareSession, Staff
 from central.reconciliation.daily import reconcile_day
+from central.reconciliation.models import (
+    AnnualFiling,
+    AnnualFilingPublic,
+    AnnualReportOut,
+    DistrictRollup,
+    DistrictSchoolLine,
+)
 from central.schools.models import School, Student
 
 
@@ -150,3 +157,69 @@ def report_rows(report: AnnualReport) -> tuple[Msg, list[Msg], list[list]]:
     rows += [[Msg("report.staff_periods", {"name": s.name}), s.periods] for s in report.staff]
     title = Msg("report.title", {"school": report.school_name, "year": report.year})
     return title, [Msg("report.item"), Msg("report.value")], rows
+
+
+# --- filing (P7.6: every school reports before February; the district sees who has not) ---------------
+
+
+def due_on(year: int) -> date:
+    """P7.6: the year's report is due before February of the next year."""
+    return date(year + 1, 1, 31)
+
+
+def figures(report: AnnualReport) -> dict:
+    shown = asdict(report)
+    shown.update(attendance_permille=report.attendance_permille, staff_share_permille=report.staff_share_permille)
+    return shown
+
+
+def _filing(session: Session, school: School, year: int) -> AnnualFiling | None:
+    return session.exec(select(AnnualFiling).where(AnnualFiling.school_id == school.id, AnnualFiling.year == year)).first()
+
+
+def _filing_public(school: School, row: AnnualFiling) -> AnnualFilingPublic:
+    return AnnualFilingPublic(school=school.code, year=row.year, filed_by=row.filed_by, filed_at=clock.as_utc(row.filed_at),
+                              figures=row.figures)
+
+
+def read_report(session: Session, *, school: School, year: int) -> AnnualReportOut:
+    """The year's figures as of now, and what the school filed, if it has."""
+    row = _filing(session, school, year)
+    return AnnualReportOut(school=school.code, year=year, due_on=due_on(year).isoformat(),
+                           figures=figures(annual_report(session, school=school, year=year)),
+                           filed=_filing_public(school, row) if row else None)
+
+
+def file_report(session: Session, *, school: School, year: int, actor: str) -> AnnualFilingPublic:
+    """The school admin files the year's report: its figures as of now are kept. Filing again (a
+    correction) replaces them; the audit log keeps both."""
+    shown = figures(annual_report(session, school=school, year=year))
+    row = _filing(session, school, year) or AnnualFiling(school_id=school.id, year=year, figures=shown, filed_by=actor)
+    row.figures, row.filed_by, row.filed_at = shown, actor, clock.utcnow()
+    session.add(row)
+    session.commit()
+    return _filing_public(school, row)
+
+
+ROLLED_UP = ("service_days", "groups", "children", "exempt_children", "places", "attended", "unresolved",
+             "fee_income_fen", "subsidy_fen", "refunds_fen", "staff_pay_fen", "volunteer_allowance_fen")
+
+
+def district_rollup(session: Session, *, year: int) -> DistrictRollup:
+    """Every school's filing for the year, the schools that have not filed, and the sums of the filed."""
+    if not 2000 <= year <= 2100:
+        raise Invalid("report.year", year=year)
+    filings = {row.school_id: row for row in session.exec(select(AnnualFiling).where(AnnualFiling.year == year))}
+    lines, missing = [], []
+    totals = dict.fromkeys(ROLLED_UP, 0)
+    for school in session.exec(select(School).order_by(col(School.code))).all():
+        row = filings.get(school.id)
+        if row is None:
+            missing.append(school.code)
+            lines.append(DistrictSchoolLine(school=school.code, name=school.name, filed=False))
+            continue
+        for key in ROLLED_UP:
+            totals[key] += int(row.figures.get(key, 0))
+        lines.append(DistrictSchoolLine(school=school.code, name=school.name, filed=True,
+                                        filed_at=clock.as_utc(row.filed_at), figures=row.figures))
+    return DistrictRollup(year=year, due_on=due_on(year).isoformat(), schools=lines, not_filed=missing, totals=totals)

@@ -10,11 +10,13 @@ from datetime import UTC, date, datetime
 import openpyxl
 import pytest
 from sgtest import require_chinese_font
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from central.billing import documents, ledger
 from central.billing.ledger import Line
 from central.core import clock
+from central.core.audit import AuditLog
 from central.kiosks.models import Event, SafetyIncident
 from central.programme.models import CareSession, DutyAssignment
 from central.reconciliation import annual
@@ -66,16 +68,21 @@ def year(world, monkeypatch):
             SafetyIncident(school_id=ids["s1"], kiosk="gate-1", kind="clock_skew", detail="x", created_at=utc(NEXT_YEAR, 9)),
         ])
         s1 = session.get(School, ids["s1"])
-        monkeypatch.setattr(clock, "utcnow", lambda: utc(TUE, 10))  # the entries are booked in 2030
-        for kind, lines in (
-            ("statement", [Line("receivable", 20_000), Line("fee_income", credit_fen=20_000)]),
-            ("refund", [Line("fee_income", 1_234), Line("refunds_payable", credit_fen=1_234)]),
-            ("subsidy", [Line("subsidy_receivable", 5_000), Line("subsidy_income", credit_fen=5_000)]),
-            ("staff_pay", [Line("staff_pay", 16_000), Line("volunteer_allowance", 500), Line("staff_pay_payable", credit_fen=16_500)]),
-        ):
-            ledger.post(session, school=s1, kind=kind, ref=kind, lines=lines, actor="test")
+        with monkeypatch.context() as booking:
+            booking.setattr(clock, "utcnow", lambda: utc(TUE, 10))  # the entries are booked in 2030
+            book(session, s1)
         session.commit()
     return world
+
+
+def book(session, s1: School) -> None:
+    for kind, lines in (
+        ("statement", [Line("receivable", 20_000), Line("fee_income", credit_fen=20_000)]),
+        ("refund", [Line("fee_income", 1_234), Line("refunds_payable", credit_fen=1_234)]),
+        ("subsidy", [Line("subsidy_receivable", 5_000), Line("subsidy_income", credit_fen=5_000)]),
+        ("staff_pay", [Line("staff_pay", 16_000), Line("volunteer_allowance", 500), Line("staff_pay_payable", credit_fen=16_500)]),
+    ):
+        ledger.post(session, school=s1, kind=kind, ref=kind, lines=lines, actor="test")
 
 
 def report_of(world, year_: int = 2030) -> annual.AnnualReport:
@@ -127,3 +134,30 @@ def test_the_command_prints_json_and_writes_a_pdf(year, tmp_path, monkeypatch):
     assert pdf.read_bytes().startswith(b"%PDF")
     wrong = runner.invoke(app, ["central", "report", "--school", "s1", "--year", "2030", "--out", str(tmp_path / "r.doc")])
     assert wrong.exit_code != 0 and "r.doc" in wrong.output
+
+
+def test_the_school_files_and_the_district_sees_who_has_not(year):
+    c = year.client
+    got = c.get("/api/v1/schools/s1/annual-reports/2030", headers=year.as_("finance1"))
+    assert got.status_code == 200, got.text
+    before = got.json()
+    assert (before["due_on"], before["filed"], before["figures"]["attendance_permille"]) == ("2031-01-31", None, 666)
+    filed = c.post("/api/v1/schools/s1/annual-reports/2030", headers=year.as_("admin1"))
+    assert (filed.status_code, filed.json()["filed_by"], filed.json()["figures"]["fee_income_fen"]) == (201, "user:admin1", 18_766)
+    roll = c.get("/api/v1/district/annual-reports/2030", headers=year.as_("district")).json()
+    assert roll["not_filed"] == ["s2"]
+    assert [(s["school"], s["filed"]) for s in roll["schools"]] == [("s1", True), ("s2", False)]
+    assert (roll["totals"]["children"], roll["totals"]["fee_income_fen"], roll["totals"]["refunds_fen"]) == (2, 18_766, 1_234)
+    # What was filed stays as filed when the year's records change later; filing again takes the change.
+    with year.session() as session:
+        session.get(Student, year.ids["A1"]).poverty_registered = True
+        session.commit()
+    kept = c.get("/api/v1/schools/s1/annual-reports/2030", headers=year.as_("district")).json()
+    assert (kept["filed"]["figures"]["exempt_children"], kept["figures"]["exempt_children"]) == (1, 2)
+    again = c.post("/api/v1/schools/s1/annual-reports/2030", headers=year.as_("admin1"))
+    assert again.json()["figures"]["exempt_children"] == 2
+    with year.session() as session:
+        logged = session.exec(select(AuditLog).where(AuditLog.entity.like("annual_filing:%"))).all()
+    assert len(logged) == 2  # filed, filed again
+    bad = c.get("/api/v1/district/annual-reports/1999?lang=en", headers=year.as_("district"))
+    assert bad.status_code == 422
