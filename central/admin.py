@@ -241,6 +241,28 @@ def bill(settings: Settings, *, school: str, month: str, issue: bool = False):
         engine.dispose()
 
 
+def annual_report(settings: Settings, *, school: str, year: int, out: str | None = None, lang: str = "zh_CN"):
+    """``schoolgate central report``: the school's annual report (P7.6), and its XLSX or PDF at ``out``."""
+    from central.billing import documents
+    from central.reconciliation import annual
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            report = annual.annual_report(session, school=registry.get_school(session, school), year=year)
+    finally:
+        engine.dispose()
+    if out is not None:
+        title, header, rows = annual.report_rows(report)
+        if out.endswith(".pdf"):
+            data = documents.table_pdf(title, header, rows, locale=lang, font=documents.settings_font(settings))
+        else:
+            data = documents.table_xlsx(title, header, rows, locale=lang)
+        with open(out, "wb") as f:
+            f.write(data)
+    return report
+
+
 def pay_staff(settings: Settings, *, school: str, month: str, fee_income_fen: int, subsidy_fen: int):
     """``schoolgate central pay-staff``: the month's staff pay run (central/billing/staffpay.py), stored."""
     from central.billing import staffpay

@@ -30,6 +30,7 @@ from central.api.routes import (
     pickup,
     public,
     reconciliation,
+    reports,
     sessions,
     staff,
     staff_pay,
@@ -119,6 +120,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
                    reconciliation):
         api.include_router(module.router)
     api.include_router(gates.alerts_router)
+    api.include_router(reports.router)
+    api.include_router(reports.district_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
     for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes):
         api.include_router(module.router)

@@ -147,6 +147,12 @@ def code_problems(root: Path = ROOT, locale_dir: Path = LOCALE_DIR) -> tuple[lis
                 problems.append(Problem(where, f"{func}({first.value!r}): no such message in the catalogue"))
                 continue
             given = {kw.arg for kw in node.keywords}
+            if func == "Msg":  # Msg(key, {"name": …}): its parameters are a mapping, checked when written out
+                mapping = node.args[1] if len(node.args) > 1 else next((kw.value for kw in node.keywords if kw.arg == "params"), None)
+                if isinstance(mapping, ast.Dict):
+                    given = {k.value for k in mapping.keys if isinstance(k, ast.Constant)}
+                elif mapping is not None:
+                    given = {None}  # a mapping made at run time
             if func in ("Decision",) or None in given:  # a decision's fields, or **params: known at run time
                 continue
             missing = placeholders(texts[first.value]) - given

@@ -513,6 +513,33 @@ def central_pay_staff(
                      confirmed=line.periods_confirmed, share_fen=line.share_fen, allowance_fen=line.allowance_fen))
 
 
+@central_app.command("report")
+def central_report(
+    school: str = typer.Option(..., help="School id."),
+    year: int = typer.Option(..., help="The calendar year reported (P7.6: due before February of the next)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report to FILE.xlsx or FILE.pdf."),
+    config: ConfigOpt = None,
+) -> None:
+    """The school's annual report (P7.6): service days, groups, children, attendance, fees, subsidy,
+    refunds, staff pay and its share, periods per staff member, safety incidents (JSON; --out writes a file)."""
+    from central.admin import annual_report
+    from central.reconciliation.annual import figures
+    from central.core.config import Settings
+    from central.core.i18n import LocalizedError
+
+    lang = _lang()
+    if out is not None and out.suffix not in (".xlsx", ".pdf"):
+        _fail("cli.report_format", lang, path=str(out))
+    try:
+        report = annual_report(Settings.load(config), school=school, year=year, out=str(out) if out else None, lang=lang)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    if out is not None:
+        typer.echo(t("cli.report_written", lang, path=str(out)))
+        return
+    typer.echo(json.dumps(figures(report), ensure_ascii=False))
+
+
 @central_app.command("register-kiosk")
 def central_register_kiosk(
     school: str = typer.Option(..., help="School id (an existing school: `central create-school` makes one)."),

@@ -168,7 +168,8 @@ _AUDITED_TABLES = {
     "student", "guardian", "guardian_link", "card", "school_class", "kiosk",
     "term", "calendar_day", "dismissal_time", "notice", "notice_signature", "enrollment", "enrollment_step",
     "interest_group", "care_session", "duty_assignment", "staff", "staff_card", "vendor", "vendor_approval",
-    "fee_plan", "staff_pay_setting", "duty_confirmation", "staff_pay_run", "staff_pay_line", "statement", "payment",
+    "fee_plan", "staff_pay_setting", "duty_confirmation", "staff_pay_run", "staff_pay_line", "annual_filing",
+    "statement", "payment",
 }
 # secrets, and sync churn (a gate's health: central/kiosks/health.py)
 _NEVER_LOGGED = {"secret", "password_hash", "acked_seq", "last_hash", "last_seen", "online", "status", "status_at",

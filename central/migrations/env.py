@@ -11,6 +11,7 @@ import central.core.audit  # noqa: F401 - the audit log
 import central.kiosks.models  # noqa: F401
 import central.pickup.models  # noqa: F401
 import central.programme.models  # noqa: F401
+import central.reconciliation.models  # noqa: F401
 import central.schools.models  # noqa: F401
 
 config = context.config

@@ -19,6 +19,7 @@ import central.core.audit  # noqa: F401
 import central.kiosks.models  # noqa: F401
 import central.pickup.models  # noqa: F401
 import central.programme.models  # noqa: F401
+import central.reconciliation.models  # noqa: F401
 import central.schools.models  # noqa: F401
 from central.core.db import alembic_config, make_engine, migrate
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student

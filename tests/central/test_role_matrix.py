@@ -176,6 +176,9 @@ MATRIX = {
     "POST /api/v1/schools/{school}/staff-pay/confirm": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "GET /api/v1/schools/{school}/staff-pay/settings": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "PUT /api/v1/schools/{school}/staff-pay/settings": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/annual-reports/{year}": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/annual-reports/{year}": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/district/annual-reports/{year}": "D=200 A=R T=R G=R F=R P=R -=401 | A=R T=R G=R F=R P=R",
     "POST /api/v1/schools/{school}/duty/confirmations": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # The alerts about children the gates raised (a child's record: each read is logged).
     "GET /api/v1/schools/{school}/alerts": "D=200 A=200 T=R G=200 F=R P=R -=401 | A=S T=R G=S F=R P=R",
@@ -411,9 +414,10 @@ def matrix(world, monkeypatch) -> Matrix:
 REQUESTS = {}
 
 
-def request(route: str):
+def request(*routes: str):
     def register(make):
-        REQUESTS[route] = make
+        for route in routes:
+            REQUESTS[route] = make
         return make
 
     return register
@@ -538,6 +542,12 @@ def _spending(m: Matrix, letter: str, user: str | None) -> Req:
 @request("POST /api/v1/schools/{school}/ledger/{entry_id}/reverse")
 def _reverse(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"entry_id": m.fresh_entry()}, json={"reason": "发票作废"})
+@request("GET /api/v1/schools/{school}/annual-reports/{year}", "POST /api/v1/schools/{school}/annual-reports/{year}",
+         "GET /api/v1/district/annual-reports/{year}")
+def _annual_report(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"year": 2030})
+
+
 @request("POST /api/v1/schools/{school}/staff-pay")
 def _pay_staff(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"month": "2030-08"}, json={"fee_income_fen": 0, "subsidy_fen": 0})

@@ -1,14 +1,14 @@
 """statements and payments: a child's bill for a month, the money received, matched by reference (issue 15, P7)
 
 Revision ID: 0014_statement
-Revises: 0014_ledger
+Revises: 0015_annual_filing
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_statement"
-down_revision = "0014_ledger"
+down_revision = "0015_annual_filing"
 branch_labels = None
 depends_on = None
 
