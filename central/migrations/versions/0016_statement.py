@@ -1,13 +1,13 @@
 """statements and payments: a child's bill for a month, the money received, matched by reference (issue 15, P7)
 
-Revision ID: 0014_statement
+Revision ID: 0016_statement
 Revises: 0015_annual_filing
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_statement"
+revision = "0016_statement"
 down_revision = "0015_annual_filing"
 branch_labels = None
 depends_on = None
