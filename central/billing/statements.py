@@ -528,3 +528,25 @@ def statements_xlsx(rows: list[StatementPublic], *, month: Month, locale: str = 
     out = BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def statement_documents(rows: list[StatementPublic], *, school: School) -> list:
+    """The month's issued statements as documents for families (``documents.statements_pdf``): the
+    charge, and a P7.4 refund as a line of its own; drafts are not sent."""
+    from central.billing.documents import StatementDocument, StatementLine
+    from central.core.i18n import Msg
+
+    docs = []
+    for row in rows:
+        if row.state != ISSUED:
+            continue
+        month = Month.parse(row.month)
+        lines = [StatementLine(Msg("statement.line.fee", {"month": row.month}), row.charge_fen)]
+        if row.refund_fen:
+            lines.append(StatementLine(Msg("statement.line.refund", {"day": row.withdrawn_on}), -row.refund_fen))
+        docs.append(StatementDocument(
+            school_name=school.name, student_name=row.name, student_no=row.student, month=month.first,
+            reference=row.reference or "", lines=tuple(lines), exempt=row.exempt, forgone_fen=row.forgone_fen,
+        ))
+    return docs
+
