@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from central.core import clock
+from central.core.errors import Invalid
 from central.kiosks.models import Event
 from central.programme.models import CareSession, Enrollment, InterestGroup, enrollment_in_service
 from central.schools.models import School, Student
@@ -72,6 +73,8 @@ def reconcile_session(session_id: str, expected: Iterable[str], taps: Iterable[T
 
 def reconcile_day(session: Session, *, school: School, day: date) -> dict[str, Any]:
     """Every session of the school on ``day`` (its own date), reconciled."""
+    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):  # a day of no school year (and no datetime arithmetic)
+        raise Invalid("reconcile.day", day=day.isoformat())
     zone = clock.zone(school)
     start = datetime.combine(day, time(0), zone)
     rows = session.exec(

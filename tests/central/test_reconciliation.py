@@ -10,8 +10,9 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from central.accounts.models import ChildRead
 from central.core.db import make_engine, migrate
 from central.kiosks.models import Event
 from central.programme.models import CareSession, Enrollment, InterestGroup
@@ -132,3 +133,25 @@ def test_the_command_prints_the_day_as_json_and_refuses_a_bad_date(school_day, t
     assert unknown.returncode == 2 and "nosuch" in unknown.stderr
 
 
+
+
+def test_the_day_over_http_names_the_unresolved_and_logs_the_children_read(world):
+    ids = world.ids
+    with world.session() as session:
+        care = CareSession(school_id=ids["s1"], group_id=ids["groupA"], day=date(2030, 9, 2), starts_at=T0, ends_at=at(80),
+                           place="101", created_by="t")
+        session.add(care)
+        session.flush()
+        session.add(Event(id="h1", school_id=ids["s1"], kiosk_id=ids["gate-1"], seq=1, kind="checkin", at=at(1),
+                          received_at=at(1), student="A1", session=str(care.id), prev="", hash="", sig=""))
+        session.commit()
+    got = world.client.get("/api/v1/schools/s1/reconciliation/daily?day=2030-09-02", headers=world.as_("district"))
+    assert got.status_code == 200, got.text
+    assert (got.json()["unresolved"], got.json()["sessions"][0]["unresolved"]) == (1, ["A1"])
+    with world.session() as session:
+        reads = session.exec(select(ChildRead).where(ChildRead.what == "reconciliation")).all()
+    assert [(r.student_id, r.actor) for r in reads] == [(ids["A1"], "user:district")]
+    bad = world.client.get("/api/v1/schools/s1/reconciliation/daily?day=2030-13-01", headers=world.as_("finance1"))
+    assert bad.status_code == 422
+    far = world.client.get("/api/v1/schools/s1/reconciliation/daily?day=0001-01-01&lang=en", headers=world.as_("finance1"))
+    assert (far.status_code, far.json()["detail"][0]["msg"]) == (422, "the day must be between 2000-01-01 and 2100-12-31, not 0001-01-01")

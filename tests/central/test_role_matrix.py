@@ -170,6 +170,7 @@ MATRIX = {
     "GET /api/v1/schools/{school}/payments/unmatched": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # A month's reconciliation (issue 15): its lines name exempt children (P7.3), so finance and the admin only.
     "GET /api/v1/schools/{school}/reconciliation/monthly": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/reconciliation/daily": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # Staff pay (P8.1): finance works the month out; the school admin sets the share, confirms the month
     # and confirms a day's planned duty; the district inspects. Colleagues' pay is not a teacher's or the gate's.
     "POST /api/v1/schools/{school}/staff-pay": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
@@ -544,6 +545,11 @@ def _spending(m: Matrix, letter: str, user: str | None) -> Req:
 @request("POST /api/v1/schools/{school}/ledger/{entry_id}/reverse")
 def _reverse(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"entry_id": m.fresh_entry()}, json={"reason": "发票作废"})
+@request("GET /api/v1/schools/{school}/reconciliation/daily")
+def _daily(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"day": "2030-09-02"})
+
+
 @request("GET /api/v1/schools/{school}/annual-reports/{year}", "POST /api/v1/schools/{school}/annual-reports/{year}",
          "GET /api/v1/district/annual-reports/{year}")
 def _annual_report(m: Matrix, letter: str, user: str | None) -> Req:
