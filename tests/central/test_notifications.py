@@ -342,3 +342,23 @@ def test_consent_withdrawn_before_the_send_sends_nothing(school, receiver):
         assert outbox.dispatch_due(session, now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2))}) == 0
         assert session.exec(select(Notification.state)).one() == "parked"
     assert receiver.got == []
+
+
+def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(world):
+    """central/main.py: a ``ChildLeft`` published on the app's events stores the guardians' notifications,
+    and the school admin lists them over HTTP (what parked ones look like is shown above)."""
+    for guardian in ("gA", "gBarred"):
+        consent(world.engine, world.ids[guardian], "webhook", f"http://127.0.0.1:9/{guardian}", "en", HOOK_SECRET)
+    with Session(world.engine) as session:
+        s1 = session.exec(select(School).where(School.code == "s1")).one()
+        school_id = s1.id
+    world.client.app.state.events.publish(ChildLeft(school_id=school_id, event_id="e-1", kind="pickup", student="A1",
+                                                     guardian=f"g{world.ids['gA']}", kiosk="gate-1", at=AT))
+    listed = world.client.get("/api/v1/schools/s1/notifications", headers=world.as_("admin1"))
+    assert listed.status_code == 200
+    assert [(n["event_ref"], n["recipient"], n["channel"], n["state"], n["tries"]) for n in listed.json()] == [
+        ("event:e-1", f"g{world.ids['gA']}", "webhook", "pending", 0),
+    ]
+    assert world.client.get("/api/v1/schools/s1/notifications?state=parked", headers=world.as_("admin1")).json() == []
+    with Session(world.engine) as session:
+        assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by 父亲 at gate-1 at 2030-09-02 16:00."
