@@ -223,6 +223,24 @@ def reconcile(settings: Settings, *, school: str, day) -> dict:
         engine.dispose()
 
 
+def bill(settings: Settings, *, school: str, month: str, issue: bool = False):
+    """``schoolgate central bill``: the month's statements of one school (central/billing/statements.py)."""
+    from central.accounts.access import CLI
+    from central.billing import rules, statements
+
+    engine = open_db(settings)
+    try:
+        with Session(engine) as session:
+            session.info["actor"] = CLI
+            subsidy = rules.Subsidy(per_child_month_fen=settings.subsidy_per_child_month_fen,
+                                    per_period_fen=settings.subsidy_per_period_fen)
+            return statements.bill_month(session, school=registry.get_school(session, school),
+                                         month=statements.Month.parse(month), cap_fen=settings.fee_cap_fen,
+                                         subsidy=subsidy, actor=CLI, issue=issue)
+    finally:
+        engine.dispose()
+
+
 def annual_report(settings: Settings, *, school: str, year: int, out: str | None = None, lang: str = "zh_CN"):
     """``schoolgate central report``: the school's annual report (P7.6), and its XLSX or PDF at ``out``."""
     from central.billing import documents

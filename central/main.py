@@ -27,12 +27,15 @@ from central.api.routes import (
     ledger,
     notices,
     notifications,
+    payments,
     pickup,
     public,
+    reconciliation,
     reports,
     sessions,
     staff,
     staff_pay,
+    statements,
     students,
     users,
     vendors,
@@ -141,7 +144,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(events.router)
     api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
-    for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, ledger):
+    for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, ledger, statements, payments,
+                   reconciliation):
         api.include_router(module.router)
     api.include_router(gates.alerts_router)
     api.include_router(reports.router)

@@ -451,6 +451,37 @@ def central_reconcile(
     typer.echo(json.dumps(result, ensure_ascii=False))
 
 
+@central_app.command("bill")
+def central_bill(
+    school: str = typer.Option(..., help="School id."),
+    month: str = typer.Option(..., help="The month, YYYY-MM (the school's calendar)."),
+    issue: bool = typer.Option(False, "--issue", help="Issue the drafts: their references go to families."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statements as JSON instead of the summary."),
+    config: ConfigOpt = None,
+) -> None:
+    """The month's statements, one per child in the service: made as drafts, redone on a second run
+    (issued ones are kept); prints a summary, or the statements with --json."""
+    from central.admin import bill
+    from central.core.config import Settings
+    from central.core.i18n import LocalizedError
+
+    lang = _lang()
+    try:
+        run = bill(Settings.load(config), school=school, month=month, issue=issue)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    if as_json:
+        typer.echo(json.dumps([s.model_dump(mode="json") for s in run.statements], ensure_ascii=False))
+        return
+    yuan = lambda fen: f"{fen // 100}.{fen % 100:02d}"  # noqa: E731 - money shown exactly
+    typer.echo(t("cli.billed", lang, school=run.school, month=run.month, children=run.children, created=run.created,
+                 updated=run.updated, unchanged=run.unchanged, removed=run.removed, issued=run.issued,
+                 charge=yuan(run.charge_fen), forgone=yuan(run.forgone_fen), exempt=run.exempt,
+                 subsidy=yuan(run.subsidy_fen), refund=yuan(run.refund_fen)))
+    if run.kept:
+        typer.echo(t("cli.billed_kept", lang, references=", ".join(run.kept)))
+
+
 @central_app.command("pay-staff")
 def central_pay_staff(
     school: str = typer.Option(..., help="School id."),

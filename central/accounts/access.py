@@ -33,6 +33,10 @@ class Role(StrEnum):
 STAFF_ROLES = frozenset(Role) - {Role.GUARDIAN}
 # Roles that see every child of their school; a teacher and a guardian see fewer (see student_filter).
 SCHOOL_WIDE = frozenset({Role.DISTRICT, Role.SCHOOL_ADMIN, Role.GUARD, Role.FINANCE})
+# P7.3: whose family is registered poor (建档立卡) — and so every statement, exemption and money line
+# naming a child — is seen by finance and the school admin only: never a teacher, a guard, a guardian,
+# nor the district (which sees a school's totals, not its children's flags).
+POVERTY_READERS = frozenset({Role.SCHOOL_ADMIN, Role.FINANCE})
 # Enrollment states in which a group's teacher sees the child (applied ones too: they review them).
 TEACHER_VISIBLE_STATES = ("applied", "class_reviewed", "approved", "active")
 

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     """How far a kiosk's signed HTTP request time may be from central's clock."""
     fee_cap_fen: int = Field(10_000, ge=0)
     """P7.2: the most a school may charge per student per month, in fen (district setting; 100 CNY)."""
+    subsidy_per_child_month_fen: int = Field(0, ge=0)
+    """P7.1: the government subsidy per enrolled child per month, in fen (district setting; 0: none).
+    Each monthly statement carries it for its child (``rules.Subsidy``)."""
+    subsidy_per_period_fen: int = Field(0, ge=0)
+    """P7.1: the government subsidy per period served, in fen (district setting; 0: none)."""
     document_font: Path | None = None
     """A font file for PDFs (statements, reports) with Chinese glyphs (TrueType or OpenType, ``.ttc``
     too); unset, Noto Sans CJK SC from Debian's ``fonts-noto-cjk`` is found by fontconfig or at

@@ -41,6 +41,7 @@ from central.accounts import users
 from central.accounts.access import Role
 from central.billing import ledger
 from central.billing import staffpay
+from central.billing.models import FeePlan
 from central.core import clock
 from central.core.i18n import t
 from central.pickup import codes as pickup
@@ -156,6 +157,18 @@ MATRIX = {
     # Fees (P7.2): the school sets them; finance and the district read them.
     "PUT /api/v1/schools/{school}/terms/{term_id}/fee-plan": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "GET /api/v1/schools/{school}/fee-plans": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # Monthly statements (issue 15): finance bills a month; finance and the school admin read them — each
+    # names children and shows the P7.3 flag, which no teacher, guard, guardian nor the district sees.
+    "POST /api/v1/schools/{school}/statements": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements/outstanding": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements.xlsx": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # Payments (issue 15): finance records and imports them; finance and the school admin see the unmatched.
+    "POST /api/v1/schools/{school}/payments": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/payments/import": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/payments/unmatched": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # A month's reconciliation (issue 15): its lines name exempt children (P7.3), so finance and the admin only.
+    "GET /api/v1/schools/{school}/reconciliation/monthly": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # Staff pay (P8.1): finance works the month out; the school admin sets the share, confirms the month
     # and confirms a day's planned duty; the district inspects. Colleagues' pay is not a teacher's or the gate's.
     "POST /api/v1/schools/{school}/staff-pay": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
@@ -202,6 +215,7 @@ class Req:
     values: dict[str, object] = field(default_factory=dict)  # path parameters
     json: object = None
     files: dict | None = None
+    data: dict | None = None  # form fields beside ``files``
     params: dict | None = None
     token: str | None = None  # instead of the caller's own
 
@@ -492,6 +506,36 @@ def _fee_plan(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"term_id": m.ids["term"]}, json={"kind": "monthly", "amount_fen": 8000})
 
 
+@request("POST /api/v1/schools/{school}/statements")
+def _bill(m: Matrix, letter: str, user: str | None) -> Req:
+    # September has the session of A1's group on the 16th; the term needs a fee plan to bill it.
+    with m.world.session() as session:
+        if session.exec(select(FeePlan).where(FeePlan.term_id == m.ids["term"])).first() is None:
+            session.add(FeePlan(school_id=m.ids["s1"], term_id=m.ids["term"], kind="monthly", amount_fen=8000, set_by="test"))
+            session.commit()
+    return Req(params={"month": "2030-09"})
+
+
+@request("GET /api/v1/schools/{school}/statements")
+@request("GET /api/v1/schools/{school}/statements/outstanding")
+@request("GET /api/v1/schools/{school}/statements.xlsx")
+@request("GET /api/v1/schools/{school}/reconciliation/monthly")
+def _statements(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"month": "2030-09"})
+
+
+@request("POST /api/v1/schools/{school}/payments")
+def _payment(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"reference": "SG203009-000001", "amount_fen": 8000, "paid_on": "2030-09-05", "channel": "cash"})
+
+
+@request("POST /api/v1/schools/{school}/payments/import")
+def _payments_file(m: Matrix, letter: str, user: str | None) -> Req:
+    csv = f"日期,金额,备注\n2030-09-05,80.00,SG203009-{m.n():06d}\n".encode()
+    return Req(files={"file": ("bank.csv", csv, "text/csv")},
+               data={"channel": "bank", "reference_column": "备注", "amount_column": "金额", "date_column": "日期"})
+
+
 @request("POST /api/v1/schools/{school}/ledger/spending")
 def _spending(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(json={"category": "training", "amount_fen": 3_000, "memo": "急救培训"})
@@ -684,7 +728,7 @@ def _answer(m: Matrix, route: str, letter: str, user: str | None) -> tuple[str, 
     url = re.sub(r"\{(\w+)\}", lambda hit: str(values[hit.group(1)]), path)
     token = req.token or (m.world.tokens[user] if user else None)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = m.world.client.request(method, url, headers=headers, json=req.json, files=req.files, params=req.params)
+    r = m.world.client.request(method, url, headers=headers, json=req.json, files=req.files, data=req.data, params=req.params)
     got = str(r.status_code)
     if r.status_code == 403:
         detail = r.json().get("detail")

@@ -1,14 +1,14 @@
 """notification: the outbox of notifications to guardians, and each guardian's consent per channel (issue 16)
 
 Revision ID: 0017_notification
-Revises: 0015_annual_filing
+Revises: 0016_statement
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_notification"
-down_revision = "0015_annual_filing"
+down_revision = "0016_statement"
 branch_labels = None
 depends_on = None
 
