@@ -263,7 +263,8 @@ def annual_report(settings: Settings, *, school: str, year: int, out: str | None
     return report
 
 
-def pay_staff(settings: Settings, *, school: str, month: str, fee_income_fen: int, subsidy_fen: int):
+def pay_staff(settings: Settings, *, school: str, month: str, fee_income_fen: int | None = None,
+              subsidy_fen: int | None = None):
     """``schoolgate central pay-staff``: the month's staff pay run (central/billing/staffpay.py), stored."""
     from central.billing import staffpay
 

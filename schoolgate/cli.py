@@ -486,8 +486,8 @@ def central_bill(
 def central_pay_staff(
     school: str = typer.Option(..., help="School id."),
     month: str = typer.Option(..., help="The month, YYYY-MM."),
-    fee_income_fen: int = typer.Option(..., help="The month's fee income in fen (until statements are wired in)."),
-    subsidy_fen: int = typer.Option(0, help="The month's government subsidy in fen."),
+    fee_income_fen: Optional[int] = typer.Option(None, help="Fee income in fen, if more than the month's issued statements hold."),
+    subsidy_fen: Optional[int] = typer.Option(None, help="Subsidy in fen, if more than the month's issued statements hold."),
     as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
     config: ConfigOpt = None,
 ) -> None:

@@ -407,10 +407,11 @@ class StaffPayLinePublic(SQLModel):
 
 
 class StaffPayIn(SQLModel):
-    # Until the statements are wired in at merge, the caller states the month's income. At most 10
-    # million CNY each, far above any school's month, so every sum stays inside the 32-bit columns.
-    fee_income_fen: int = Field(ge=0, le=MAX_INCOME_FEN)
-    subsidy_fen: int = Field(default=0, ge=0, le=MAX_INCOME_FEN)
+    # The month's income is its issued statements'; a figure given here counts only where it is higher
+    # (P8.1: the share is of at least what the records show). At most 10 million CNY each, far above any
+    # school's month, so every sum stays inside the 32-bit columns.
+    fee_income_fen: int | None = Field(default=None, ge=0, le=MAX_INCOME_FEN)
+    subsidy_fen: int | None = Field(default=None, ge=0, le=MAX_INCOME_FEN)
 
 
 class StaffPayRunPublic(SQLModel):

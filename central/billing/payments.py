@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlmodel import Session, SQLModel, col, select
 
+from central.billing import ledger
 from central.billing.models import CHANNELS, Payment, PaymentIn, PaymentPublic, Statement
 from central.billing.statements import ISSUED
 from central.core import clock
@@ -190,6 +191,9 @@ def match_payment(session: Session, *, school: School, payment: Payment, stateme
     ``payment``, ref the statement's reference, ``payment.amount_fen``.)"""
     payment.statement_id, payment.matched_at = statement.id, clock.utcnow()
     session.add(payment)
+    if payment.amount_fen > 0:  # P7.5: the money is in the fund's bank account, no longer owed
+        ledger.post(session, school=school, kind="payment", ref=statement.reference, actor=actor, memo=payment.channel,
+                    lines=[ledger.Line("bank", payment.amount_fen), ledger.Line("receivable", credit_fen=payment.amount_fen)])
 
 
 def _statements_by_reference(session: Session, school: School, refs: set[str]) -> dict[str, Statement]:

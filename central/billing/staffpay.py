@@ -42,7 +42,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
-from central.billing import ledger, rules
+from central.billing import ledger, rules, statements
 from central.billing.models import (
     MAX_INCOME_FEN,
     DutyConfirmation,
@@ -374,14 +374,21 @@ def _check_not_final(session: Session, school: School, month: str) -> None:
 
 
 def run_pay(
-    session: Session, *, school: School, month: str, fee_income_fen: int, subsidy_fen: int, actor: str,
-    period_minutes: int = PERIOD_MINUTES,
+    session: Session, *, school: School, month: str, actor: str, fee_income_fen: int | None = None,
+    subsidy_fen: int | None = None, period_minutes: int = PERIOD_MINUTES,
 ) -> StaffPayRunPublic:
-    """The month's staff pay, stored: replaces the month's draft, refused once the month is confirmed."""
+    """The month's staff pay, stored: replaces the month's draft, refused once the month is confirmed.
+
+    The income is the month's issued statements' (fees less P7.4 refunds, and the subsidy on them). A
+    figure given by the caller counts only where it is higher (income the statements do not hold, such
+    as a subsidy paid per period): P8.1's share is of at least what the records show, never less."""
     start, end = month_days(month)
     for amount in (fee_income_fen, subsidy_fen):
-        if not 0 <= amount <= MAX_INCOME_FEN:  # the command's options reach here unchecked
+        if amount is not None and not 0 <= amount <= MAX_INCOME_FEN:  # the command's options reach here unchecked
             raise Invalid("staffpay.income", amount=amount, most=MAX_INCOME_FEN)
+    billed = statements.month_income(session, school=school, month=statements.Month.parse(month))
+    fee_income_fen = max(fee_income_fen or 0, billed.fee_income_fen)
+    subsidy_fen = max(subsidy_fen or 0, billed.subsidy_fen)
     _check_not_final(session, school, month)
     setting = get_setting(session, school=school)
     served = served_between(session, school=school, start=start, end=end, period_minutes=period_minutes)

@@ -37,7 +37,7 @@ from io import BytesIO
 from sqlmodel import Session, col, func, select
 
 from central.accounts.access import Principal, log_child_reads
-from central.billing import rules
+from central.billing import ledger, rules
 from central.billing.models import BillingRun, FeePlan, Payment, Statement, StatementPublic
 from central.core import clock
 from central.core.audit import AuditLog
@@ -158,6 +158,14 @@ def issue_statement(session: Session, *, school: School, statement: Statement, a
         raise Conflict("statement.not_draft", reference=statement.reference, state=statement.state)
     statement.state, statement.issued_by, statement.issued_at = ISSUED, actor, clock.utcnow()
     session.add(statement)
+    # P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue.
+    if statement.charge_fen > 0:
+        ledger.post(session, school=school, kind="statement", ref=statement.reference, actor=actor, memo=statement.month,
+                    lines=[ledger.Line("receivable", statement.charge_fen), ledger.Line("fee_income", credit_fen=statement.charge_fen)])
+    if statement.subsidy_fen > 0:
+        ledger.post(session, school=school, kind="subsidy", ref=statement.reference, actor=actor, memo=statement.month,
+                    lines=[ledger.Line("subsidy_receivable", statement.subsidy_fen),
+                           ledger.Line("subsidy_income", credit_fen=statement.subsidy_fen)])
 
 
 def grant_refund(session: Session, *, school: School, statement: Statement, refund_fen: int, withdrawn_on: date,
@@ -168,6 +176,12 @@ def grant_refund(session: Session, *, school: School, statement: Statement, refu
     added = refund_fen - statement.refund_fen
     if added <= 0:
         return 0
+    # P7.4 in the ledger: fee income given back — off what the family still owes, the rest owed back to them.
+    unpaid = statement.charge_fen - statement.refund_fen - paid_by_statement(session, [statement.id]).get(statement.id, 0)
+    off_owed = max(0, min(added, unpaid))
+    back = [ledger.Line(account, credit_fen=fen) for account, fen in (("receivable", off_owed), ("refunds_payable", added - off_owed)) if fen]
+    ledger.post(session, school=school, kind="refund", ref=statement.reference, actor=actor, memo=withdrawn_on.isoformat(),
+                lines=[ledger.Line("fee_income", added), *back])
     statement.refund_fen, statement.withdrawn_on, statement.updated_at = refund_fen, withdrawn_on, clock.utcnow()
     statement.billed_by = actor
     session.add(statement)
@@ -430,7 +444,7 @@ class MonthIncome:
 
 def month_income(session: Session, *, school: School, month: Month) -> MonthIncome:
     """The month's fee income and subsidy from its issued statements (drafts count for nothing): what
-    ``schoolgate central pay-staff`` is given by hand until the two are wired together."""
+    a month's staff pay is worked out from (``staffpay.run_pay``)."""
     rows = session.exec(select(Statement).where(Statement.school_id == school.id, Statement.month == month.key,
                                                 Statement.state == ISSUED)).all()
     paid = paid_by_statement(session, [s.id for s in rows])
@@ -514,3 +528,25 @@ def statements_xlsx(rows: list[StatementPublic], *, month: Month, locale: str = 
     out = BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def statement_documents(rows: list[StatementPublic], *, school: School) -> list:
+    """The month's issued statements as documents for families (``documents.statements_pdf``): the
+    charge, and a P7.4 refund as a line of its own; drafts are not sent."""
+    from central.billing.documents import StatementDocument, StatementLine
+    from central.core.i18n import Msg
+
+    docs = []
+    for row in rows:
+        if row.state != ISSUED:
+            continue
+        month = Month.parse(row.month)
+        lines = [StatementLine(Msg("statement.line.fee", {"month": row.month}), row.charge_fen)]
+        if row.refund_fen:
+            lines.append(StatementLine(Msg("statement.line.refund", {"day": row.withdrawn_on}), -row.refund_fen))
+        docs.append(StatementDocument(
+            school_name=school.name, student_name=row.name, student_no=row.student, month=month.first,
+            reference=row.reference or "", lines=tuple(lines), exempt=row.exempt, forgone_fen=row.forgone_fen,
+        ))
+    return docs
+

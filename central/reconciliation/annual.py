@@ -19,7 +19,8 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import Session, col, func, select
 
 from central.billing import ledger, staffpay
-from central.billing.models import LedgerEntry, LedgerLine
+from central.billing.models import LedgerEntry, LedgerLine, Statement
+from central.billing.statements import ISSUED
 from central.core import clock
 from central.core.errors import Invalid
 from central.core.i18n import Msg
@@ -52,6 +53,7 @@ class AnnualReport:
     groups: int = 0
     children: int = 0  # distinct children expected on at least one session of the year
     exempt_children: int = 0  # P7.3: among them, of registered poor families
+    forgone_fen: int = 0  # P7.3: what the exempt would have paid, on the year's issued statements
     places: int = 0  # expected child × session
     attended: int = 0  # of those places, checked in
     unresolved: int = 0  # checked in, no departure recorded: safety items of the year
@@ -102,6 +104,10 @@ def annual_report(session: Session, *, school: School, year: int) -> AnnualRepor
             select(func.count()).select_from(Student).where(
                 Student.school_id == school.id, col(Student.student_no).in_(children), col(Student.poverty_registered))
         ).one()
+    report.forgone_fen = int(session.exec(
+        select(func.coalesce(func.sum(Statement.forgone_fen), 0)).where(
+            Statement.school_id == school.id, Statement.state == ISSUED, col(Statement.month).like(f"{year}-%"))
+    ).one())
     summary = ledger.spending_summary(session, school=school, start=start, end=end)
     report.fee_income_fen, report.subsidy_fen = summary.income["fee_income"], summary.income["subsidy_income"]
     report.staff_pay_fen = summary.spent["staff_pay"]
@@ -143,6 +149,7 @@ def report_rows(report: AnnualReport) -> tuple[Msg, list[Msg], list[list]]:
         [Msg("report.groups"), report.groups],
         [Msg("report.children"), report.children],
         [Msg("report.exempt_children"), report.exempt_children],
+        [Msg("report.forgone"), Money(report.forgone_fen)],
         [Msg("report.attendance"), permille(report.attendance_permille)],
         [Msg("report.unresolved"), report.unresolved],
         [Msg("report.fee_income"), Money(report.fee_income_fen)],
@@ -201,7 +208,7 @@ def file_report(session: Session, *, school: School, year: int, actor: str) -> A
     return _filing_public(school, row)
 
 
-ROLLED_UP = ("service_days", "groups", "children", "exempt_children", "places", "attended", "unresolved",
+ROLLED_UP = ("service_days", "groups", "children", "exempt_children", "forgone_fen", "places", "attended", "unresolved",
              "fee_income_fen", "subsidy_fen", "refunds_fen", "staff_pay_fen", "volunteer_allowance_fen")
 
 

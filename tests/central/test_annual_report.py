@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 
 from central.billing import documents, ledger
 from central.billing.ledger import Line
+from central.billing.models import Statement
 from central.core import clock
 from central.core.audit import AuditLog
 from central.kiosks.models import Event, SafetyIncident
-from central.programme.models import CareSession, DutyAssignment
+from central.programme import schedule
+from central.programme.models import CareSession, DutyAssignment, TermCreate
 from central.reconciliation import annual
 from central.schools.models import School, Student
 from schoolgate.cli import app
@@ -68,6 +70,13 @@ def year(world, monkeypatch):
             SafetyIncident(school_id=ids["s1"], kiosk="gate-1", kind="clock_skew", detail="x", created_at=utc(NEXT_YEAR, 9)),
         ])
         s1 = session.get(School, ids["s1"])
+        term = schedule.add_term(session, school=s1, actor="t",
+                                 data=TermCreate(name="2030 秋", starts_on=date(2030, 9, 2), ends_on=date(2031, 1, 17)))
+        for student, month_, state in (("B1", "2030-09", "issued"), ("B1", "2030-10", "draft"), ("B1", "2031-01", "issued")):
+            session.add(Statement(school_id=ids["s1"], student_id=ids[student], month=month_, reference=f"SG-{month_}",
+                                  state=state, term_id=term.id, plan_kind="monthly", plan_amount_fen=8_000, cap_fen=10_000,
+                                  service_days=21, days_in_service=21, days_attended=0, exempt=True, charge_fen=0,
+                                  forgone_fen=8_000, billed_by="t"))
         with monkeypatch.context() as booking:
             booking.setattr(clock, "utcnow", lambda: utc(TUE, 10))  # the entries are booked in 2030
             book(session, s1)
@@ -93,6 +102,7 @@ def report_of(world, year_: int = 2030) -> annual.AnnualReport:
 def test_every_figure_of_the_year(year):
     r = report_of(year)
     assert (r.service_days, r.groups, r.children, r.exempt_children) == (2, 2, 2, 1)
+    assert r.forgone_fen == 8_000  # September's issued statement; October's draft and 2031 do not count
     # Places: A1 Monday, A1 Tuesday, B1 Monday; taken: A1 twice. 2/3 = 666 per mille, rounded down.
     assert (r.places, r.attended, r.attendance_permille, r.unresolved) == (3, 2, 666, 1)
     assert (r.fee_income_fen, r.refunds_fen, r.subsidy_fen) == (18_766, 1_234, 5_000)

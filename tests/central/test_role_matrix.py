@@ -163,6 +163,7 @@ MATRIX = {
     "GET /api/v1/schools/{school}/statements": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/statements/outstanding": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/statements.xlsx": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/statements.pdf": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     # Payments (issue 15): finance records and imports them; finance and the school admin see the unmatched.
     "POST /api/v1/schools/{school}/payments": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/payments/import": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
@@ -519,6 +520,7 @@ def _bill(m: Matrix, letter: str, user: str | None) -> Req:
 @request("GET /api/v1/schools/{school}/statements")
 @request("GET /api/v1/schools/{school}/statements/outstanding")
 @request("GET /api/v1/schools/{school}/statements.xlsx")
+@request("GET /api/v1/schools/{school}/statements.pdf")
 @request("GET /api/v1/schools/{school}/reconciliation/monthly")
 def _statements(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"month": "2030-09"})

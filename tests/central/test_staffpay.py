@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from central.billing import ledger, staffpay
+from central.billing.models import Statement
 from central.billing.staffpay import Served
 from central.core import clock
 from central.core.audit import AuditLog
@@ -169,6 +170,28 @@ def test_the_pay_run_replaces_a_draft_and_is_final_once_confirmed(month):
     assert (closed.status_code, msg(closed)) == (409, "the staff pay of 2030-09 is confirmed and final")
     with month.session() as session:
         assert len(session.exec(select(AuditLog).where(AuditLog.entity.like("staff_pay_run:%"))).all()) == 4  # made, remade (out, in), confirmed
+
+
+def test_the_income_is_the_months_issued_statements_and_a_lower_figure_given_does_not_count(month):
+    ids = month.ids
+    with month.session() as session:
+        term = schedule.add_term(session, school=session.get(School, ids["s1"]), actor="t",
+                                 data=TermCreate(name="2030 秋", starts_on=date(2030, 9, 2), ends_on=date(2031, 1, 17)))
+        for student, state, charge, refund, subsidy in (("A1", "issued", 8_000, 380, 500), ("B1", "issued", 8_000, 0, 500),
+                                                        ("C1", "draft", 8_000, 0, 500)):  # a draft counts for nothing
+            session.add(Statement(school_id=ids["s1"], student_id=ids[student], month="2030-09", reference=f"SG203009-{student}",
+                                  state=state, term_id=term.id, plan_kind="monthly", plan_amount_fen=8_000, cap_fen=10_000,
+                                  service_days=21, days_in_service=21, days_attended=20, charge_fen=charge, refund_fen=refund,
+                                  subsidy_fen=subsidy, billed_by="t"))
+        session.commit()
+    billed = month.client.post("/api/v1/schools/s1/staff-pay?month=2030-09", headers=month.as_("finance1"))
+    assert billed.status_code == 200, billed.text
+    # fees 8,000 + 8,000 - 380 = 15,620, subsidy 1,000: 80 % of 16,620 = 13,296
+    assert (billed.json()["fee_income_fen"], billed.json()["subsidy_fen"], billed.json()["pool_fen"]) == (15_620, 1_000, 13_296)
+    lower = pay(month, 1_000, 0)
+    assert (lower.json()["fee_income_fen"], lower.json()["pool_fen"]) == (15_620, 13_296)
+    higher = pay(month, 20_000, 0)  # income the statements do not hold counts too
+    assert (higher.json()["fee_income_fen"], higher.json()["subsidy_fen"], higher.json()["pool_fen"]) == (20_000, 1_000, 16_800)
 
 
 def test_the_share_is_the_schools_setting_and_never_below_80(month):

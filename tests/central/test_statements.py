@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from central.billing import rules
-from central.billing.models import FeePlan, Statement
+from central.billing import ledger, rules
+from central.billing.models import FeePlan, LedgerEntry, LedgerLine, Statement
 from central.billing.statements import (
     ChildMonth,
     Month,
@@ -307,6 +307,14 @@ def test_a_withdrawal_after_the_statement_was_issued_adds_its_refund_once(septem
     assert (s1.withdrawn_on, s1.refund_fen, s1.balance_fen) == (d(30), 380, 7_620)  # the last service day: 1 / 21
     assert run.refunds == [s1.reference]
     assert _bill(engine).refunds == []
+    with Session(engine) as session:  # P7.4 in the ledger: unpaid, so the refund comes off what is owed, once
+        entries = [(e.kind, e.ref) for e in session.exec(select(LedgerEntry).where(LedgerEntry.ref == s1.reference)
+                                                          .order_by(LedgerEntry.seq))]
+        assert entries == [("statement", s1.reference), ("refund", s1.reference)]
+        refund = session.exec(select(LedgerEntry).where(LedgerEntry.kind == "refund")).one()
+        lines = session.exec(select(LedgerLine).where(LedgerLine.entry_id == refund.id).order_by(LedgerLine.id)).all()
+        assert [(x.account, x.debit_fen, x.credit_fen) for x in lines] == [("fee_income", 380, 0), ("receivable", 0, 380)]
+        assert ledger.verify(session).ok
 
 
 def test_a_child_whose_term_has_no_fee_plan_refuses_the_run(september):

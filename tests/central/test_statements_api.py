@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from io import BytesIO
 
+import pypdfium2 as pdfium
 import pytest
 from openpyxl import load_workbook
+from sgtest import require_chinese_font
 
 from central.billing.models import FeePlan
 from central.programme.models import CareSession, Term
@@ -65,6 +67,19 @@ def test_the_xlsx_has_one_row_per_child_under_chinese_headers(world):
         ["B1", "学生B1", "按月", 1, 0, "是", 0, 80, 0, None, 0, 0, 0, "草稿"],
     ]
     assert rows[1][0].startswith("SG203009-") and sheet.cell(2, 8).number_format == "0.00"
+
+
+def test_the_families_pdf_holds_each_issued_statement_in_chinese(world):
+    require_chinese_font()
+    _september(world)
+    world.client.post("/api/v1/schools/s1/statements?month=2030-09&issue=true", headers=world.as_("finance1"))
+    got = world.client.get("/api/v1/schools/s1/statements.pdf?month=2030-09", headers=world.as_("admin1"))
+    assert (got.status_code, got.headers["content-type"]) == (200, "application/pdf")
+    pdf = pdfium.PdfDocument(got.content)
+    pages = ["".join(pdf[i].get_textpage().get_text_range().split()) for i in range(len(pdf))]
+    assert len(pages) == 2  # A1 and B1, one page each
+    assert "学生A1" in pages[0] and "课后服务费（2030-09）" in pages[0] and "¥80.00" in pages[0]
+    assert "学生B1" in pages[1] and "¥0.00" in pages[1]
 
 
 def test_a_month_that_is_no_month_is_refused(world):

@@ -21,10 +21,13 @@ Reader = Annotated[Principal, Depends(require_role("school_admin", "finance", "d
 
 
 @router.post("")
-def run_pay(school: SchoolDep, month: str, body: StaffPayIn, request: Request, session: SessionDep, user: Finance) -> StaffPayRunPublic:
+def run_pay(
+    school: SchoolDep, month: str, request: Request, session: SessionDep, user: Finance, body: StaffPayIn | None = None
+) -> StaffPayRunPublic:
     """Work out ``month``'s (YYYY-MM) staff pay: the pool (the school's share of fee income + subsidy,
-    as given in the body until statements are wired in) split by periods served, volunteers' allowances
-    apart. Replaces the month's draft; refused (409) once the month is confirmed."""
+    from the month's issued statements — a higher figure in the body counts instead) split by periods
+    served, volunteers' allowances apart. Replaces the month's draft; refused (409) once the month is confirmed."""
+    body = body or StaffPayIn()
     return staffpay.run_pay(session, school=school, month=month, fee_income_fen=body.fee_income_fen, subsidy_fen=body.subsidy_fen,
                             actor=user.label, period_minutes=request.app.state.settings.period_minutes)
 

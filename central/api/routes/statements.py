@@ -9,14 +9,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from central.accounts.access import POVERTY_READERS, Principal
 from central.api.deps import ERROR_RESPONSES, SchoolDep, SessionDep, require_role
-from central.billing import rules, statements
+from central.billing import documents, rules, statements
 from central.billing.models import BillingRun, StatementPublic
+from central.core.i18n import pick_locale
 
 router = APIRouter(prefix="/schools/{school}", tags=["statements"], responses=ERROR_RESPONSES)
 Finance = Annotated[Principal, Depends(require_role("finance"))]
 Reader = Annotated[Principal, Depends(require_role(*POVERTY_READERS))]
 MonthQuery = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, the school's calendar")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PDF = "application/pdf"
 
 
 @router.post("/statements")
@@ -50,3 +52,17 @@ def statements_xlsx(school: SchoolDep, month: MonthQuery, session: SessionDep, u
     rows = statements.list_statements(session, school=school, month=when, principal=user)
     return Response(statements.statements_xlsx(rows, month=when), media_type=XLSX, headers={
         "Content-Disposition": f'attachment; filename="statements-{school.code}-{when.key}.xlsx"'})
+
+
+@router.get("/statements.pdf", response_class=Response,
+            responses={200: {"content": {PDF: {}}, "description": "The month's issued statements, one A4 page each"}})
+def statements_pdf(school: SchoolDep, month: MonthQuery, request: Request, session: SessionDep, user: Reader) -> Response:
+    """The month's issued statements for the families, in Chinese (``?lang=en`` for English labels)."""
+    lang = pick_locale(request.query_params.get("lang"), request.headers.get("accept-language"))
+    when = statements.Month.parse(month)
+    rows = statements.list_statements(session, school=school, month=when, principal=user)
+    docs = statements.statement_documents(rows, school=school)
+    data = documents.statements_pdf(docs, locale=lang, font=documents.settings_font(request.app.state.settings))
+    return Response(data, media_type=PDF, headers={
+        "Content-Disposition": f'attachment; filename="statements-{school.code}-{when.key}.pdf"'})
+
