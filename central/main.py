@@ -26,6 +26,7 @@ from central.api.routes import (
     kiosks,
     ledger,
     notices,
+    notifications,
     payments,
     pickup,
     public,
@@ -43,10 +44,12 @@ from central.api.routes import roster as roster_routes
 from central.core import clock
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.events import DomainEvents, IncidentStored, RosterChanged
+from central.core.events import ChildLeft, DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
 from central.kiosks import health, roster
 from central.kiosks.bus import Bus
+from central.notifications import channels as notify_channels
+from central.notifications import outbox
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,28 @@ def _watch_gates(engine, settings: Settings, dispatcher: DomainEvents, stop: thr
             log.exception("checking the gates failed")
 
 
+def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
+    """The channels configured: the webhook always, SMS and email when their settings are given."""
+    found: dict[str, outbox.Channel] = {"webhook": notify_channels.Webhook()}
+    if settings.notify_sms_url:
+        found["sms"] = notify_channels.SmsGateway(settings.notify_sms_url)
+    if settings.notify_smtp_host:
+        found["email"] = notify_channels.Email(settings.notify_smtp_host, settings.notify_smtp_port, sender=settings.notify_email_from)
+    return found
+
+
+def _send_notifications(engine, settings: Settings, stop: threading.Event) -> None:
+    """Every ``notify_check_seconds``: send the notifications due (at least once, retried, parked)."""
+    channels = notification_channels(settings)
+    while not stop.wait(settings.notify_check_seconds):
+        try:
+            with Session(engine) as session:
+                while outbox.dispatch_due(session, now=clock.utcnow(), channels=channels) >= outbox.ROUND:
+                    pass
+        except Exception:  # noqa: BLE001 - the next round tries again; the outbox keeps them
+            log.exception("sending notifications failed")
+
+
 def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     engine = make_engine(settings.sqlalchemy_url)
 
@@ -87,6 +112,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         if bus:
             threading.Thread(target=_keep_rosters, args=(engine, settings, bus, stop), name="roster-refresh", daemon=True).start()
         threading.Thread(target=_watch_gates, args=(engine, settings, app.state.events, stop), name="gate-watch", daemon=True).start()
+        threading.Thread(target=_send_notifications, args=(engine, settings, stop), name="notify", daemon=True).start()
         try:
             yield
         finally:
@@ -101,6 +127,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # Domain events (central/core/events.py): services record them, subscribers get them after the commit.
     app.state.events = DomainEvents()
     app.state.events.subscribe(RosterChanged, on_roster_changed(app))
+    # A child picked up or walked out alone: the guardians' notifications stored in the outbox (issue 16).
+    app.state.events.subscribe(ChildLeft, outbox.on_child_left(engine))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:
@@ -123,7 +151,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(reports.router)
     api.include_router(reports.district_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
-    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes):
+    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(auth.public_router, prefix="/api/v1")

@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     """A gate central has heard nothing from for this long while a session of its school runs is a
     ``gate_silent`` safety incident (once per silence); checked every ``gate_check_seconds``."""
     gate_check_seconds: float = Field(30.0, gt=0)
+    notify_check_seconds: float = Field(2.0, gt=0)
+    """How often the outbox is looked at for notifications due (central/notifications/outbox.py)."""
+    notify_sms_url: str = ""
+    """The SMS gateway's URL template (``{to}``, ``{text}``, ``{id}``); empty: no SMS is sent (they wait)."""
+    notify_smtp_host: str = ""
+    """The SMTP server for email notifications; empty: no email is sent (they wait)."""
+    notify_smtp_port: int = Field(25, gt=0, lt=65536)
+    notify_email_from: str = "schoolgate@localhost"
     ingest_partition: str | None = Field(None, pattern=r"^\d+/[1-9]\d*$")
     """``I/N``: this ingest worker stores the kiosks whose key hashes to I of N (one writer per
     kiosk, in order); the alternative to a shared subscription for several workers."""

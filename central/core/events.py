@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,6 +58,20 @@ class IncidentStored:
     school_id: int | None = None  # None: the topic named no known school
     kiosk: str | None = None
     seq: int | None = None
+
+
+@dataclass(frozen=True)
+class ChildLeft:
+    """A gate's event that a child left was stored: picked up (``pickup``, by ``guardian``) or walked out
+    alone (``self_dismiss``); published by the ingest after its commit, once per stored event."""
+
+    school_id: int
+    event_id: str
+    kind: str
+    student: str
+    guardian: str | None
+    kiosk: str
+    at: datetime
 
 
 Handler = Callable[[Any], None]

@@ -39,7 +39,7 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import ChildAlertRaised, DomainEvents, IncidentStored
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, IncidentStored
 from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
@@ -151,6 +151,10 @@ class _Batch:
     @property
     def received_ms(self) -> int:
         return int(self.received_at.timestamp() * 1000)
+
+
+#: the stored events that tell a child's guardians their child left (published as ``ChildLeft``)
+LEAVING = ("pickup", "self_dismiss")
 
 
 class Ingest:
@@ -347,6 +351,11 @@ class Ingest:
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
             for alert in batch.alerts:
                 self.events.publish(alert)
+            for row in batch.rows:
+                if row["kind"] in LEAVING and row.get("student"):
+                    self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
+                                                  student=row["student"], guardian=row.get("guardian"),
+                                                  kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:

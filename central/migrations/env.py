@@ -9,6 +9,7 @@ import central.accounts.models  # noqa: F401
 import central.billing.models  # noqa: F401
 import central.core.audit  # noqa: F401 - the audit log
 import central.kiosks.models  # noqa: F401
+import central.notifications.models  # noqa: F401
 import central.pickup.models  # noqa: F401
 import central.programme.models  # noqa: F401
 import central.reconciliation.models  # noqa: F401

@@ -88,6 +88,9 @@ PACKAGES = [
                   "vendors, enrollment by consent, the public page"),
     ("accounts", "users and logins (`models.py`, `users.py`), roles, the caller and who may see or act for which child (`access.py`)"),
     ("pickup", "one-time pickup codes and photos (`models.py`, `codes.py`)"),
+    ("notifications", "what guardians hear about their child (issue 16): the outbox, stored before sent, retried and "
+                      "parked (`outbox.py`), fed by domain events; the channels, a signed webhook, an SMS gateway and "
+                      "email (`channels.py`); each guardian's consent per channel (`models.py`)"),
     ("reconciliation", "who was expected, who came, who left and who is unresolved, per session and day "
                        "(`daily.py`)"),
     ("billing", "the money rules, pure and in integer fen (`rules.py`: the cap, exemptions, refunds, subsidy, "
@@ -103,7 +106,7 @@ PACKAGES = [
 ]
 # The domain packages from the top down: a package imports only those below it (``|``: neither
 # imports the other). Each domain keeps its tables in its own ``models.py``.
-DOMAINS = ("reconciliation", "billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
+DOMAINS = ("notifications | reconciliation", "billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
 
 SELF = "scripts/dev/relayout.py"
 SKIP = (SELF, "tests/test_relayout.py")  # they name the old modules on purpose
@@ -152,7 +155,7 @@ Inside `central/`, one package per domain:
 | `central/` itself | the entry points: {entry} (the FastAPI app, central served in a thread, the admin commands, the demo school) |
 
 Inside central, imports run entry points → `api` → domain packages → `core`, and the domains from the top
-down: `reconciliation` → `billing` → `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
+down: `notifications` and `reconciliation` → `billing` → `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
 domain above it, and `core` imports no domain (contracts in `pyproject.toml`, checked with the others).
 
 Three conventions hold across the domains. A service names its school one way: the `School` row, as the

@@ -127,7 +127,8 @@ def world(request, tmp_path, monkeypatch, migrated_db) -> World:
 
 
 def _world(database_url: str):
-    settings = Settings(database_url=database_url, api_token=SERVICE_TOKEN)
+    # The outbox's sender thread waits an hour: tests send with outbox.dispatch_due and an injected now.
+    settings = Settings(database_url=database_url, api_token=SERVICE_TOKEN, notify_check_seconds=3600)
     app = create_app(settings, with_bus=False)
     with TestClient(app) as client:
         w = World(client, settings, app.state.engine)

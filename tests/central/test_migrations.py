@@ -17,6 +17,7 @@ import central.accounts.models  # noqa: F401 - every domain's tables
 import central.billing.models  # noqa: F401
 import central.core.audit  # noqa: F401
 import central.kiosks.models  # noqa: F401
+import central.notifications.models  # noqa: F401
 import central.pickup.models  # noqa: F401
 import central.programme.models  # noqa: F401
 import central.reconciliation.models  # noqa: F401

@@ -190,6 +190,8 @@ MATRIX = {
     "GET /api/v1/schools/{school}/ledger/balances": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/spending": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    # The notifications to guardians (issue 16): the school admin sees what was sent and what was parked.
+    "GET /api/v1/schools/{school}/notifications": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").
@@ -548,6 +550,11 @@ def _reverse(m: Matrix, letter: str, user: str | None) -> Req:
 @request("GET /api/v1/schools/{school}/reconciliation/daily")
 def _daily(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"day": "2030-09-02"})
+
+
+@request("GET /api/v1/schools/{school}/notifications")
+def _notifications(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"state": "parked"})
 
 
 @request("GET /api/v1/schools/{school}/annual-reports/{year}", "POST /api/v1/schools/{school}/annual-reports/{year}",

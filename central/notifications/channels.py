@@ -1,0 +1,90 @@
+"""The channels a notification goes out on: a signed webhook and an SMS HTTP gateway (httpx), email (SMTP).
+
+Each ``send`` raises on any failure (the outbox tries again) and passes the notification's id on as
+its idempotency key where the channel can carry one: the webhook's ``X-Schoolgate-Id`` header, the SMS
+gateway's ``{id}`` placeholder, the email's Message-ID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+from collections.abc import Callable
+from datetime import datetime
+from email.message import EmailMessage
+from urllib.parse import quote
+
+import httpx
+
+from central.core import clock
+from central.core.i18n import t
+from central.notifications.models import Notification
+
+TIMEOUT = 5.0
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 (hex) over ``timestamp``, a dot and the body: what ``X-Schoolgate-Signature`` carries.
+    A receiver recomputes it and refuses a timestamp too far from its own clock (a replay)."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def payload(notification: Notification) -> bytes:
+    return json.dumps(
+        {"id": notification.id, "event": notification.event_ref, "language": notification.language, "text": notification.body},
+        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+    ).encode()
+
+
+class Webhook:
+    """POST the notification as JSON to the subscription's URL, signed with its secret."""
+
+    def __init__(self, client: httpx.Client | None = None, *, now: Callable[[], datetime] = clock.utcnow) -> None:
+        self.client = client or httpx.Client(timeout=TIMEOUT)
+        self.now = now
+
+    def send(self, notification: Notification, *, secret: str) -> None:
+        if not secret:
+            raise ValueError("the webhook subscription has no secret")
+        body = payload(notification)
+        timestamp = str(int(self.now().timestamp()))
+        response = self.client.post(notification.address, content=body, headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Schoolgate-Id": str(notification.id),
+            "X-Schoolgate-Timestamp": timestamp,
+            "X-Schoolgate-Signature": signature(secret, timestamp, body),
+        })
+        response.raise_for_status()
+
+
+class SmsGateway:
+    """An SMS HTTP gateway: GET ``template`` with ``{to}``, ``{text}`` and ``{id}`` filled in (URL-quoted),
+    e.g. ``https://sms.example/send?to={to}&text={text}&ref={id}``. Any 2xx is taken as accepted."""
+
+    def __init__(self, template: str, client: httpx.Client | None = None) -> None:
+        self.template = template
+        self.client = client or httpx.Client(timeout=TIMEOUT)
+
+    def send(self, notification: Notification, *, secret: str) -> None:
+        url = self.template.format(to=quote(notification.address, safe=""), text=quote(notification.body, safe=""),
+                                   id=notification.id)
+        self.client.get(url).raise_for_status()
+
+
+class Email:
+    """Email over SMTP (stdlib): one message per notification, its Message-ID made of the notification id."""
+
+    def __init__(self, host: str, port: int, *, sender: str, timeout: float = TIMEOUT) -> None:
+        self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+
+    def send(self, notification: Notification, *, secret: str) -> None:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = notification.address
+        message["Subject"] = t("notify.subject", notification.language)
+        message["Message-ID"] = f"<notification-{notification.id}@{self.sender.rpartition('@')[2] or 'schoolgate'}>"
+        message.set_content(notification.body)
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            smtp.send_message(message)

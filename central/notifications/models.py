@@ -1,0 +1,58 @@
+"""The notification outbox and each guardian's consent per channel (issue 16)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from central.core.clock import utcnow
+from central.core.columns import utc_column
+
+#: the channels a notification may go out on
+CHANNELS = ("webhook", "sms", "email")
+STATES = ("pending", "sent", "parked")
+
+
+class GuardianChannel(SQLModel, table=True):
+    """A guardian's consent to hear on one channel, at one address, in one language: no row, nothing sent there.
+
+    ``secret`` signs the webhook channel's deliveries (HMAC-SHA256); empty on the others."""
+
+    __tablename__ = "guardian_channel"
+    __table_args__ = (sa.UniqueConstraint("guardian_id", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    guardian_id: int = Field(foreign_key="guardian.id", index=True)
+    channel: str = Field(max_length=16)
+    address: str = Field(max_length=500)  # a URL, a phone number, an email address
+    language: str = Field(default="zh_CN", max_length=8)
+    secret: str = Field(default="", max_length=128)
+    consented_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """One message to one recipient on one channel, stored before it is sent (the outbox).
+
+    ``event_ref`` names what happened (``event:<kiosk event id>``); stored once per event, recipient and channel."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("event_ref", "recipient", "channel", name="notification_once"),
+        sa.Index("ix_notification_due", "state", "next_try_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    event_ref: str = Field(max_length=80)
+    recipient: str = Field(max_length=64)  # g<guardian id>
+    channel: str = Field(max_length=16)
+    address: str = Field(max_length=500)
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    language: str = Field(max_length=8)
+    state: str = Field(default="pending", max_length=8)
+    tries: int = 0
+    next_try_at: datetime = Field(sa_column=utc_column(nullable=False))
+    last_error: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -1,0 +1,364 @@
+"""Guardians hear about their child (issue 16, first step): a pickup or a child walking out alone, stored at
+ingest, becomes one outbox row per guardian with the right to know and channel they consented to, and
+reaches real local servers — an HTTP receiver for the webhook and the SMS gateway, aiosmtpd for email."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import Session, select
+
+from central.core.db import make_engine, migrate
+from central.core.events import ChildLeft, DomainEvents
+from central.kiosks import services
+from central.kiosks.ingest import Ingest
+from central.notifications import channels, outbox
+from central.notifications.models import GuardianChannel, Notification
+from central.schools import registry
+from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
+from gateway import protocol
+
+TOPICS = protocol.Topics("sg/v1")
+AT = datetime(2030, 9, 2, 8, 0, tzinfo=UTC)  # 16:00 in Shanghai; the gate's events are AT + seq seconds
+SECRET = "71" * 32
+HOOK_SECRET = "a-webhook-subscription-secret"
+NOW = datetime(2030, 9, 2, 8, 0, 5, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """A real HTTP server in a thread that keeps every request (path, headers, body); started and stopped at will."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.got: list[tuple[str, dict[str, str], bytes]] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        got = self.got
+
+        class Handler(BaseHTTPRequestHandler):
+            def _keep(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                got.append((self.path, dict(self.headers), self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _keep
+
+            def log_message(self, *args) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def hooks(self, path: str) -> list[tuple[dict[str, str], dict]]:
+        return [(headers, json.loads(body)) for p, headers, body in self.got if p == path]
+
+    def sms(self) -> list[dict[str, str]]:
+        return [{k: v[0] for k, v in parse_qs(urlsplit(p).query).items()} for p, _, _ in self.got if p.startswith("/sms")]
+
+
+class Mailbox:
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.mails.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=email_policy)))
+        return "250 OK"
+
+    def __init__(self) -> None:
+        self.mails: list = []
+
+
+@pytest.fixture
+def receiver():
+    found = Receiver().start()
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def smtp():
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def school(tmp_path):
+    """School s1 (Asia/Shanghai), gate k1; 王小明 (S1) with mum (webhook, zh_CN), dad (SMS and email, en), a
+    barred parent who consented to everything, a parent who consented to nothing; 欧阳娜娜 (S2) and her
+    guardian, who consented to the webhook."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        s1 = registry.ensure_school(session, code="s1")
+        services.register_kiosk(session, school=s1, kiosk="k1", secret=SECRET)
+        klass = SchoolClass(school_id=s1.id, grade="3", name="3-2")
+        session.add(klass)
+        session.flush()
+        ming = Student(school_id=s1.id, class_id=klass.id, student_no="S1", name="王小明")
+        nana = Student(school_id=s1.id, class_id=klass.id, student_no="S2", name="欧阳娜娜")
+        people = {key: Guardian(school_id=s1.id, name=key, phone="13800000000") for key in ("mum", "dad", "barred", "silent", "other")}
+        session.add_all([ming, nana, *people.values()])
+        session.flush()
+        session.add_all([
+            GuardianLink(guardian_id=people["mum"].id, student_id=ming.id, relation="妈妈"),
+            GuardianLink(guardian_id=people["dad"].id, student_id=ming.id, relation="Dad"),
+            GuardianLink(guardian_id=people["barred"].id, student_id=ming.id, relation="父亲", barred=True, may_pick_up=False),
+            GuardianLink(guardian_id=people["silent"].id, student_id=ming.id, relation="奶奶"),
+            GuardianLink(guardian_id=people["other"].id, student_id=nana.id, relation="妈妈"),
+        ])
+        ids = {key: g.id for key, g in people.items()}
+        session.commit()
+    yield engine, ids
+    engine.dispose()
+
+
+def consent(engine, guardian: int, channel: str, address: str, language: str = "zh_CN", secret: str = "") -> None:
+    with Session(engine) as session:
+        session.add(GuardianChannel(guardian_id=guardian, channel=channel, address=address, language=language, secret=secret))
+        session.commit()
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.seq, self.prev = 0, ""
+
+    def event(self, **fields) -> tuple[str, bytes, bool]:
+        self.seq += 1
+        event = protocol.new_event(school="s1", kiosk="k1", seq=self.seq, prev=self.prev, at=AT + timedelta(seconds=self.seq),
+                                   kind=fields.pop("kind"), secret=bytes.fromhex(SECRET), **fields)
+        self.prev = protocol.event_hash(event)
+        return (TOPICS.events("s1", "k1"), protocol.canonical_json(event), False)
+
+
+def ingest_for(engine) -> Ingest:
+    """An ingest whose ``ChildLeft`` events reach the outbox, as central's app wires it (central/main.py)."""
+    events = DomainEvents()
+    events.subscribe(ChildLeft, outbox.on_child_left(engine, now=lambda: NOW))
+    return Ingest(engine, topics=TOPICS, publish=lambda *a, **k: None, events=events, clock=lambda: NOW)
+
+
+def outbox_rows(engine) -> list[tuple[str, str, str, str]]:
+    with Session(engine) as session:
+        return sorted((n.recipient, n.channel, n.state, n.body) for n in session.exec(select(Notification)))
+
+
+@pytest.mark.parametrize(("name", "given"), [
+    ("王小明", "小明"), ("李娜", "娜"), ("欧阳娜娜", "娜娜"), ("Anna Li", "Anna"), ("Tom", "Tom"),
+    ("  张三 ", "三"), ("阿依古丽·买买提", "阿依古丽·买买提"),
+])
+def test_the_given_name_drops_the_family_name(name, given):
+    assert outbox.given_name(name) == given
+
+
+def test_a_pickup_reaches_each_consenting_guardian_in_their_language_and_nobody_else(school, receiver, smtp):
+    engine, g = school
+    box, smtp_port = smtp
+    consent(engine, g["mum"], "webhook", receiver.url("/hook/mum"), "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "sms", "+8613900000001", "en")
+    consent(engine, g["dad"], "email", "dad@example.cn", "en")
+    for channel, address in (("webhook", receiver.url("/hook/barred")), ("sms", "+8613900000666"), ("email", "barred@example.cn")):
+        consent(engine, g["barred"], channel, address, "zh_CN", HOOK_SECRET)
+    consent(engine, g["other"], "webhook", receiver.url("/hook/other"), "zh_CN", HOOK_SECRET)
+
+    gate = Gate()
+    ingest_for(engine).process([gate.event(kind="pickup", student="S1", guardian=f"g{g['dad']}")])
+
+    sent = outbox.dispatch_due(Session(engine), now=NOW, channels={
+        "webhook": channels.Webhook(httpx.Client(timeout=2), now=lambda: NOW),
+        "sms": channels.SmsGateway(receiver.url("/sms?to={to}&text={text}&ref={id}"), httpx.Client(timeout=2)),
+        "email": channels.Email("127.0.0.1", smtp_port, sender="gate@school.example"),
+    })
+
+    assert sent == 3
+    zh = "小明已于 2030-09-02 16:00 在 k1 由Dad接走。"
+    en = "小明 was picked up by Dad at k1 at 2030-09-02 16:00."
+    [(headers, body)] = receiver.hooks("/hook/mum")
+    assert body["text"] == zh and body["language"] == "zh_CN"
+    # The signature: HMAC-SHA256 over timestamp "." body with the subscription's secret, recomputed here.
+    raw = [b for p, _, b in receiver.got if p == "/hook/mum"][0]
+    timestamp = headers["X-Schoolgate-Timestamp"]
+    assert timestamp == str(int(NOW.timestamp())) == "1914566405"
+    assert headers["X-Schoolgate-Signature"] == hmac.new(HOOK_SECRET.encode(), b"1914566405." + raw, hashlib.sha256).hexdigest()
+    assert headers["X-Schoolgate-Id"] == str(body["id"])
+    assert receiver.sms() == [{"to": "+8613900000001", "text": en, "ref": receiver.sms()[0]["ref"]}]
+    [(to, mail)] = box.mails
+    assert to == ["dad@example.cn"]
+    assert mail.get_content().strip() == en
+    assert mail["Subject"] == "Your child left school"
+    # Nothing for the barred parent, the other child's guardian, nor the one who consented to nothing.
+    assert receiver.hooks("/hook/barred") == [] and receiver.hooks("/hook/other") == []
+    assert {r[0] for r in outbox_rows(engine)} == {f"g{g['mum']}", f"g{g['dad']}"}
+    # No class, no phone number in what was sent.
+    assert all("3-2" not in t and "138" not in t for t in (zh, en))
+
+
+def test_a_child_walking_out_alone_is_told_and_an_event_handled_twice_is_stored_once(school, receiver):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", receiver.url("/hook/mum"), "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "webhook", receiver.url("/hook/dad"), "en", HOOK_SECRET)
+    ingest = ingest_for(engine)
+    gate = Gate()
+    ingest.process([gate.event(kind="self_dismiss", student="S1")])
+    # The same stored event told to the outbox again (a handler run twice): no second row.
+    with Session(engine) as session:
+        event_id = session.exec(select(Notification.event_ref)).first().removeprefix("event:")
+        s1 = session.exec(select(School)).first()
+        again = ChildLeft(school_id=s1.id, event_id=event_id, kind="self_dismiss", student="S1", guardian=None, kiosk="k1",
+                          at=AT + timedelta(seconds=1))
+        assert outbox.enqueue_child_left(session, school=s1, event=again, now=NOW) == 0
+
+    outbox.dispatch_due(Session(engine), now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2), now=lambda: NOW)})
+    outbox.dispatch_due(Session(engine), now=NOW + timedelta(days=1), channels={"webhook": channels.Webhook(httpx.Client(timeout=2))})
+
+    assert [b["text"] for _, b in receiver.hooks("/hook/mum")] == ["小明已于 2030-09-02 16:00 从 k1 独自离校。"]
+    assert [b["text"] for _, b in receiver.hooks("/hook/dad")] == ["小明 walked out alone at k1 at 2030-09-02 16:00."]
+
+
+def test_a_receiver_down_then_up_gets_every_message_once(school):
+    engine, g = school
+    down = Receiver()  # nothing listens on its port yet
+    consent(engine, g["mum"], "webhook", down.url("/hook/mum"), "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "webhook", down.url("/hook/dad"), "en", HOOK_SECRET)
+    gate = Gate()
+    ingest_for(engine).process([gate.event(kind="pickup", student="S1", guardian=f"g{g['mum']}"),
+                                gate.event(kind="self_dismiss", student="S1")])
+    hook = {"webhook": channels.Webhook(httpx.Client(timeout=2))}
+
+    def dispatch(at: datetime) -> int:
+        with Session(engine) as session:
+            return outbox.dispatch_due(session, now=at, channels=hook)
+
+    assert dispatch(NOW) == 0  # refused: 4 failed tries, each waits 30 s
+    assert dispatch(NOW + timedelta(seconds=29)) == 0
+    with Session(engine) as session:
+        rows = session.exec(select(Notification)).all()
+        assert [(n.state, n.tries) for n in rows] == [("pending", 1)] * 4
+        assert all(n.last_error.startswith("ConnectError") for n in rows)
+        assert all(n.next_try_at == NOW + timedelta(seconds=30) for n in rows)
+    assert dispatch(NOW + timedelta(seconds=30)) == 0  # second try, still down: next in 60 s
+    down.start()
+    try:
+        assert dispatch(NOW + timedelta(seconds=89)) == 0  # not due yet
+        assert dispatch(NOW + timedelta(seconds=90)) == 4
+        assert dispatch(NOW + timedelta(days=1)) == 0
+        texts = sorted(b["text"] for p in ("/hook/mum", "/hook/dad") for _, b in down.hooks(p))
+        assert texts == sorted([
+            "小明已于 2030-09-02 16:00 在 k1 由妈妈接走。", "小明已于 2030-09-02 16:00 从 k1 独自离校。",
+            "小明 was picked up by 妈妈 at k1 at 2030-09-02 16:00.", "小明 walked out alone at k1 at 2030-09-02 16:00.",
+        ])
+    finally:
+        down.stop()
+
+
+def test_after_the_last_try_a_notification_is_parked_and_the_admin_lists_it(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", Receiver().url("/hook/mum"), "zh_CN", HOOK_SECRET)  # never up
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    hook = {"webhook": channels.Webhook(httpx.Client(timeout=2))}
+    at = NOW
+    # Tries at 0, +30 s, +1, +2, +4, +8 min: the sixth failure parks it.
+    for wait in (0, 30, 60, 120, 240, 480):
+        at += timedelta(seconds=wait)
+        with Session(engine) as session:
+            assert outbox.dispatch_due(session, now=at - timedelta(seconds=1), channels=hook) == 0
+            assert session.exec(select(Notification.tries)).one() == (0 if wait == 0 else [30, 60, 120, 240, 480].index(wait) + 1)
+            outbox.dispatch_due(session, now=at, channels=hook)
+    with Session(engine) as session:
+        [n] = session.exec(select(Notification)).all()
+        assert (n.state, n.tries) == ("parked", 6)
+        s1 = session.exec(select(School)).first()
+        assert [p.id for p in outbox.listed(session, school=s1, state="parked")] == [n.id]
+        assert outbox.listed(session, school=s1, state="pending") == []
+        assert outbox.dispatch_due(session, now=at + timedelta(days=1), channels=hook) == 0
+
+
+class CrashAfterSending:
+    """Hands the notification to the webhook, then central dies before it records the send."""
+
+    def __init__(self) -> None:
+        self.hook = channels.Webhook(httpx.Client(timeout=2))
+
+    def send(self, notification, *, secret: str) -> None:
+        self.hook.send(notification, secret=secret)
+        raise SystemExit("central killed")
+
+
+def test_a_notification_in_flight_when_central_dies_is_sent_again_with_the_same_id(school, receiver):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", receiver.url("/hook/mum"), "zh_CN", HOOK_SECRET)
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    with pytest.raises(SystemExit), Session(engine) as session:
+        outbox.dispatch_due(session, now=NOW, channels={"webhook": CrashAfterSending()})
+    # A new central: the row is still pending, counted once, due after the first backoff.
+    with Session(engine) as session:
+        hook = {"webhook": channels.Webhook(httpx.Client(timeout=2))}
+        assert outbox.dispatch_due(session, now=NOW + timedelta(seconds=29), channels=hook) == 0
+        assert outbox.dispatch_due(session, now=NOW + timedelta(seconds=30), channels=hook) == 1
+        [n] = session.exec(select(Notification)).all()
+        assert (n.state, n.tries) == ("sent", 2)
+    ids = [headers["X-Schoolgate-Id"] for headers, _ in receiver.hooks("/hook/mum")]
+    assert ids == [str(n.id), str(n.id)]  # at least once; the receiver sees the same idempotency key
+
+
+def test_consent_withdrawn_before_the_send_sends_nothing(school, receiver):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", receiver.url("/hook/mum"), "zh_CN", HOOK_SECRET)
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    with Session(engine) as session:
+        session.delete(session.exec(select(GuardianChannel)).one())
+        session.commit()
+        assert outbox.dispatch_due(session, now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2))}) == 0
+        assert session.exec(select(Notification.state)).one() == "parked"
+    assert receiver.got == []
+
+
+def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(world):
+    """central/main.py: a ``ChildLeft`` published on the app's events stores the guardians' notifications,
+    and the school admin lists them over HTTP (what parked ones look like is shown above)."""
+    for guardian in ("gA", "gBarred"):
+        consent(world.engine, world.ids[guardian], "webhook", f"http://127.0.0.1:9/{guardian}", "en", HOOK_SECRET)
+    with Session(world.engine) as session:
+        s1 = session.exec(select(School).where(School.code == "s1")).one()
+        school_id = s1.id
+    world.client.app.state.events.publish(ChildLeft(school_id=school_id, event_id="e-1", kind="pickup", student="A1",
+                                                     guardian=f"g{world.ids['gA']}", kiosk="gate-1", at=AT))
+    listed = world.client.get("/api/v1/schools/s1/notifications", headers=world.as_("admin1"))
+    assert listed.status_code == 200
+    assert [(n["event_ref"], n["recipient"], n["channel"], n["state"], n["tries"]) for n in listed.json()] == [
+        ("event:e-1", f"g{world.ids['gA']}", "webhook", "pending", 0),
+    ]
+    assert world.client.get("/api/v1/schools/s1/notifications?state=parked", headers=world.as_("admin1")).json() == []
+    with Session(world.engine) as session:
+        assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by 父亲 at gate-1 at 2030-09-02 16:00."
