@@ -24,10 +24,16 @@ def env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, **extra}
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    # A test run started in the background (`cmd &` in a script) ignores SIGINT, and a program inherits
+    # that: the tool would never see the Ctrl-C this test sends. At an installer's terminal it does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "schoolgate", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), preexec_fn=_ctrl_c_as_at_a_terminal,
     )
 
 
