@@ -14,6 +14,7 @@ from central.api.deps import ERROR_RESPONSES, authorize, localized_error_handler
 from central.api.limits import RequestLimits
 from central.api.roster_sync import on_roster_changed
 from central.api.routes import (
+    absences,
     auth,
     billing,
     calendar,
@@ -153,6 +154,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
     for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications):
         api.include_router(module.router)
+    # Excused absences (请假, issue 14): the teacher's, shown on the live roster.
+    api.include_router(absences.router)
     app.include_router(api)
     app.include_router(auth.public_router, prefix="/api/v1")
     app.include_router(kiosks.router, prefix="/api/v1")
