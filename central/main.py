@@ -51,6 +51,7 @@ from central.kiosks import health, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import outbox
+from central.web import pages
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -160,4 +161,6 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app.include_router(auth.public_router, prefix="/api/v1")
     app.include_router(kiosks.router, prefix="/api/v1")
     app.include_router(public.page_router)
+    # The pages for people (issue 14): /login, /teacher, ... on the same services and roles (central/web).
+    pages.install(app)
     return app

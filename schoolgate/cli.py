@@ -333,7 +333,8 @@ def central_serve(
         except MqttError as exc:
             _fail("cli.broker_failed", lang, problem=_problem(exc, lang))
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # The pages' live streams never end on their own: a stop cuts them after 3 s (browsers reconnect).
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
     finally:
         if embedded:
             embedded.stop()

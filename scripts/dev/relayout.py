@@ -123,14 +123,15 @@ def contracts_block() -> str:
     entry = " : ".join(ENTRY_POINTS)
     return f'''{CONTRACTS_BEGIN}
 # Written by scripts/dev/relayout.py; change them there. Inside central, imports run
-# entry points -> api (routes) -> domain packages, top down -> core: no domain imports api or a
+# entry points -> web (pages) -> api (routes) -> domain packages, top down -> core: no domain imports api or a
 # domain above it, core imports no domain.
 [[tool.importlinter.contracts]]
-name = "central's layers: entry points, then api (routes), then the domain packages from the top down, then core"
+name = "central's layers: entry points, then web (pages), then api (routes), then the domain packages from the top down, then core"
 type = "layers"
 containers = ["central"]
 layers = [
     "{entry}",
+    "web",
     "api",
 {domains}
     "core",
