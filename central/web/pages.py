@@ -43,8 +43,8 @@ HERE = Path(__file__).resolve().parent
 REFRESH_SECONDS = 20.0
 #: who may open the live rosters (a teacher sees their groups'; the admin and the district every group)
 ROSTER_ROLES = frozenset({Role.TEACHER, Role.SCHOOL_ADMIN, Role.DISTRICT})
-#: roll call: everyone on site now, school-wide
-ROLLCALL_ROLES = frozenset({Role.SCHOOL_ADMIN, Role.GUARD, Role.TEACHER, Role.DISTRICT})
+#: roll call: every child on site now, school-wide: the roles that see every child of the school
+ROLLCALL_ROLES = frozenset({Role.SCHOOL_ADMIN, Role.GUARD, Role.DISTRICT})
 
 router = APIRouter(include_in_schema=False)
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
@@ -282,5 +282,46 @@ async def teacher_live(request: Request, school: Annotated[str | None, Query(max
                 school=here, excusable=principal.role in (Role.TEACHER, Role.SCHOOL_ADMIN), now=clock.utcnow(),
             )
             return html, here.feed_head
+
+    return _stream(request, row.id, fragment)
+
+
+# --- emergency roll call ----------------------------------------------------------------------------
+
+
+def _render_rollcall(db: Session, school: School, settings, locale: str) -> str:
+    call = live_roster.roll_call(db, school=school, day=clock.local_today(school), settings=settings, now=clock.utcnow())
+    return templates.get_template("_rollcall.html").render(_=lambda key, **params: t(key, locale, **params), call=call)
+
+
+@router.get("/rollcall")
+def rollcall(request: Request, db: DbDep, school: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+    """Emergency roll call: every child on site now at the school (from every gate), by group and place,
+    with the staff present; live and printable."""
+    principal = caller(request, db, ROLLCALL_ROLES)
+    row = school_of(db, principal, school)
+    body = _render_rollcall(db, row, request.app.state.settings, web_session.locale(request))
+    return render(request, "rollcall.html", principal=principal, school=row, day=clock.local_today(row), body=body,
+                  live_url=f"/rollcall/live?school={quote(row.code)}")
+
+
+@router.get("/rollcall/live")
+async def rollcall_live(request: Request, school: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    engine, settings = request.app.state.engine, request.app.state.settings
+    locale = web_session.locale(request)
+
+    def open_() -> School:
+        with Session(engine) as db:
+            principal = caller(request, db, ROLLCALL_ROLES)
+            return school_of(db, principal, school)
+
+    row = await run_in_threadpool(open_)
+
+    def fragment() -> tuple[str, int] | None:
+        with Session(engine) as db:
+            if web_session.principal(request, db) is None:
+                return None
+            here = db.get(School, row.id)
+            return _render_rollcall(db, here, settings, locale), here.feed_head
 
     return _stream(request, row.id, fragment)

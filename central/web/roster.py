@@ -90,6 +90,39 @@ def sessions_for(session: Session, *, principal: Principal, school: School, day:
     return list(session.exec(stmt.order_by(CareSession.starts_at, CareSession.id)))
 
 
+@dataclass
+class Moves:
+    """A school day's moves as the gates recorded them: each child's last (and when they came in last),
+    and which staff (``st{id}``) are in."""
+
+    last: dict[str, tuple[Event, str]] = field(default_factory=dict)
+    first_in: dict[str, tuple[Event, str]] = field(default_factory=dict)
+    staff_in: dict[str, bool] = field(default_factory=dict)
+
+    def on_site(self) -> dict[str, tuple[Event, str]]:
+        """Children on site now: student number -> (the check-in they are here since, its gate)."""
+        return {no: self.first_in.get(no, seen) for no, seen in self.last.items() if seen[0].kind == "checkin"}
+
+
+def day_moves(session: Session, *, school: School, day: date) -> Moves:
+    """Every move of the school's ``day`` at any gate, in the order they happened (then as the feed stored them)."""
+    start, end = day_bounds(school, day)
+    moves = Moves()
+    rows = session.exec(
+        select(Event, Kiosk.code).join(Kiosk, col(Kiosk.id) == Event.kiosk_id)
+        .where(Event.school_id == school.id, col(Event.kind).in_(MOVES), Event.at >= start, Event.at < end)
+        .order_by(col(Event.at), col(Event.feed_pos))
+    )
+    for event, gate in rows:
+        if event.kind in ("staff_on", "staff_off") and event.staff:
+            moves.staff_in[event.staff] = event.kind == "staff_on"
+        elif event.student:
+            if event.kind == "checkin" and (event.student not in moves.last or moves.last[event.student][0].kind in GONE):
+                moves.first_in[event.student] = (event, gate)  # back in after leaving: on site since then
+            moves.last[event.student] = (event, gate)
+    return moves
+
+
 def build(session: Session, *, school: School, rows: list[CareSession], settings: Settings, now: datetime) -> list[SessionRoster]:
     """The live roster of each session of ``rows`` (one school, one day) as of ``now``."""
     if not rows:
@@ -112,23 +145,8 @@ def build(session: Session, *, school: School, rows: list[CareSession], settings
     for d in session.exec(select(DutyAssignment).where(col(DutyAssignment.session_id).in_([r.id for r in rows])).order_by(DutyAssignment.staff_id)):
         duty[d.session_id].append(d.staff_id)
 
-    # Every move of the day, in the order the school's feed stored them: the last one tells.
-    start, end = day_bounds(school, day)
-    last: dict[str, tuple[Event, str]] = {}
-    first_in: dict[str, tuple[Event, str]] = {}
-    staff_in: dict[str, bool] = {}
-    moves = session.exec(
-        select(Event, Kiosk.code).join(Kiosk, col(Kiosk.id) == Event.kiosk_id)
-        .where(Event.school_id == school.id, col(Event.kind).in_(MOVES), Event.at >= start, Event.at < end)
-        .order_by(col(Event.at), col(Event.feed_pos))
-    )
-    for event, gate in moves:
-        if event.kind in ("staff_on", "staff_off") and event.staff:
-            staff_in[event.staff] = event.kind == "staff_on"
-        elif event.student:
-            if event.kind == "checkin" and (event.student not in last or last[event.student][0].kind in GONE):
-                first_in[event.student] = (event, gate)  # back in after leaving: on site since then
-            last[event.student] = (event, gate)
+    moves = day_moves(session, school=school, day=day)
+    last, first_in, staff_in = moves.last, moves.first_in, moves.staff_in
     takers = _takers(session, [e.guardian for e, _ in last.values() if e.kind == "pickup" and e.guardian])
 
     out = []
@@ -177,3 +195,51 @@ def _takers(session: Session, refs: list[str]) -> dict[tuple[str, int | None], t
     ):
         out[f"g{guardian.id}", link.student_id] = (guardian.name, link.relation)
     return out
+
+
+@dataclass
+class Place:
+    group: str  # "" for children on site outside any of the day's sessions
+    place: str
+    children: list[Child]
+    staff_on_duty: list[str]
+
+
+@dataclass
+class RollCall:
+    """Emergency roll call: every child on site now, by the session (group and place) they are in."""
+
+    places: list[Place]
+    staff_present: list[str]
+
+    @property
+    def total(self) -> int:
+        return sum(len(p.children) for p in self.places)
+
+
+def roll_call(session: Session, *, school: School, day: date, settings: Settings, now: datetime) -> RollCall:
+    """Every child of the school on site now, from every gate: by session (group and place), and those
+    on site outside the day's sessions last; with the staff present."""
+    rows = list(session.exec(
+        select(CareSession).where(CareSession.school_id == school.id, CareSession.day == day).order_by(CareSession.starts_at, CareSession.id)
+    ))
+    places, placed = [], set()
+    for r in build(session, school=school, rows=rows, settings=settings, now=now):
+        here = [c for c in r.children if c.state == "on_site" and c.student_no not in placed]
+        placed |= {c.student_no for c in here}
+        places.append(Place(group=r.group, place=r.place, children=here, staff_on_duty=r.staff_on_duty))
+    moves = day_moves(session, school=school, day=day)
+    tz = clock.zone(school)
+    rest = {no: seen for no, seen in moves.on_site().items() if no not in placed}
+    if rest:
+        classes = {c.id: f"{c.grade}{c.name}" for c in session.exec(select(SchoolClass).where(SchoolClass.school_id == school.id))}
+        found = session.exec(select(Student).where(Student.school_id == school.id, col(Student.student_no).in_(list(rest))))
+        others = [
+            Child(student_no=s.student_no, name=s.name, class_name=classes.get(s.class_id, ""), state="on_site",
+                  since=clock.as_utc(rest[s.student_no][0].at).astimezone(tz), gate=rest[s.student_no][1])
+            for s in sorted(found, key=lambda s: s.student_no)
+        ]
+        places.append(Place(group="", place="", children=others, staff_on_duty=[]))
+    names = {f"st{s.id}": s.name for s in session.exec(select(Staff).where(Staff.school_id == school.id))}
+    present = sorted(names.get(ref, ref) for ref, inside in moves.staff_in.items() if inside)
+    return RollCall(places=places, staff_present=present)

@@ -178,3 +178,27 @@ def test_static_files_ship_in_the_package(pages):
     css = pages.client.get("/static/app.css")
     assert css.status_code == 200 and "@media print" in css.text
     assert "EventSource" in pages.client.get("/static/live.js").text
+
+
+def test_the_roll_call_counts_every_child_on_site_from_every_gate(pages):
+    tap(pages, 1, "checkin", STARTS, student="A1")
+    tap(pages, 2, "checkin", STARTS + timedelta(minutes=1), student="B1")
+    tap(pages, 3, "checkin", STARTS + timedelta(minutes=2), student="C1")  # in no group with a session today
+    tap(pages, 4, "pickup", STARTS + timedelta(minutes=30), student="B1", guardian=f"g{pages.ids['gB']}")
+    tap(pages, 5, "staff_on", STARTS, staff=f"st{pages.ids['staffA']}")
+    pages.now["at"] = STARTS + timedelta(minutes=40)
+    log_in(pages.client, "guard1")
+    html = pages.client.get("/rollcall").text
+    assert states(html) == {"A1": "on_site", "C1": "on_site"}
+    assert 'data-total="2"' in html and "在校学生 2 人，在岗教职工 1 人" in html and "在岗教职工：staffA" in html
+    assert html.index('data-student="A1"') < html.index("不在今日场次中的在校学生") < html.index('data-student="C1"')
+
+
+def test_the_roll_call_is_for_those_who_see_the_whole_school(pages):
+    log_in(pages.client, "teacherA")
+    assert pages.client.get("/rollcall").status_code == 403
+    pages.client.cookies.clear()
+    log_in(pages.client, "admin2")
+    assert pages.client.get("/rollcall?school=s1").status_code == 404
+    assert pages.client.get("/rollcall/live?school=s1").status_code == 404
+    assert pages.client.get("/rollcall").status_code == 200  # their own school

@@ -72,6 +72,7 @@ class Gate:
             teacher = session.exec(select(Staff).where(Staff.school_id == school.id, Staff.name == "值班老师")).one()
         engine.dispose()
         create_user(self.settings, username="teacher", password=PASSWORD, role="teacher", school=self.code, staff_id=teacher.id)
+        create_user(self.settings, username="principal", password=PASSWORD, role="school_admin", school=self.code)
         self.gate = Kiosk(KioskSettings(
             school=self.code, kiosk="gate-1", data_dir=tmp / "gate-1", secret=SECRET, central_key=central_key(self.settings),
             mqtt_url=self.broker.url, topic_prefix=self.settings.topic_prefix, central_url=self.central.url, resend_after=2.0,
@@ -145,12 +146,12 @@ def artifacts(tmp_path_factory) -> Path:
     return folder
 
 
-def log_in(page, url: str, user: str = "teacher", password: str = PASSWORD) -> None:
-    page.goto(f"{url}/login")
+def log_in(page, url: str, user: str = "teacher", password: str = PASSWORD, lands: str = "/teacher") -> None:
+    page.goto(f"{url}/login?next={lands}")
     page.fill("#username", user)
     page.fill("#password", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/teacher")
+    page.wait_for_url(f"{url}{lands}")
 
 
 def row(page, student: str, state: str) -> str:
@@ -224,4 +225,22 @@ def test_the_open_roster_follows_the_gate_without_reload_and_survives_a_restart(
     page.wait_for_selector(row(page, child2, "on_site"), timeout=15000)
     page.wait_for_selector("#live-state.ok")
     assert page.evaluate("window.notReloaded") is True
+    page.close()
+
+
+def test_the_roll_call_is_live_and_printable(browser, school, artifacts):
+    *_, (child3, _name3, card3, *_rest) = school.families
+    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    url = school.central.url
+    log_in(page, url, user="principal", lands="/rollcall")
+    page.wait_for_selector("#live-state.ok")
+    before = int(page.get_attribute("#rollcall-total", "data-total"))
+    assert school.tap(card3).outcome == "checked_in"
+    page.wait_for_selector(f'#live tr[data-student="{child3}"]', timeout=5000)
+    assert int(page.get_attribute("#rollcall-total", "data-total")) == before + 1
+    page.screenshot(path=str(artifacts / "rollcall-390x844.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=str(artifacts / "rollcall-1280x800.png"), full_page=True)
+    page.emulate_media(media="print")
+    assert not page.locator("header.bar").is_visible()  # the printed sheet: no top bar, no buttons
     page.close()
