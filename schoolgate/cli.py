@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -722,18 +723,24 @@ def gateway_mosquitto_config(
     bind: str = typer.Option("0.0.0.0", help="Address of the kiosks' plain listener."),
     central_port: int = typer.Option(1884, help="Central's own listener port (central's login only; ingest workers share it)."),
     central_bind: str = typer.Option("127.0.0.1", help="Address of central's listener; widen it only for workers on other hosts."),
-    central_password: Optional[str] = typer.Option(None, help="Central's broker password; made here if absent."),
+    central_password: Optional[str] = typer.Option(
+        None, help="Central's broker password; else the one kept in OUT/central-password, else a new one (then kept)."),
     tls_cert: Optional[Path] = typer.Option(None, help="Certificate for a TLS listener on 8883."),
     tls_key: Optional[Path] = typer.Option(None, help="Key for the TLS listener."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA file for the TLS listener."),
     bridge: Optional[str] = typer.Option(None, help="host:port of a district broker to bridge to."),
     bridge_user: Optional[str] = typer.Option(None),
     bridge_password: Optional[str] = typer.Option(None),
-    user: Optional[str] = typer.Option(None, help="Account mosquitto runs as (e.g. mosquitto); it is given the files."),
+    user: str = typer.Option(
+        "mosquitto", help="Account mosquitto drops root for; run as root, the files are given to it (it must exist)."),
+    reload: bool = typer.Option(False, "--reload", help="Then send SIGHUP to the running mosquitto (its pid_file) to reread the logins."),
     config: ConfigOpt = None,
 ) -> None:
-    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central."""
-    import secrets
+    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central.
+
+    Run again after registering a kiosk, with --reload: the running broker rereads the logins
+    without a restart, and central's password stays the one made the first time."""
+    import pwd
 
     from central.admin import kiosk_logins
     from central.core.config import Settings
@@ -743,8 +750,13 @@ def gateway_mosquitto_config(
     settings = Settings.load(config)
     if bool(tls_cert) != bool(tls_key):
         _fail("cli.tls_pair", lang)
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            _fail("cli.mosquitto_user_missing", lang, user=user)
     logins = [mosquitto.KioskLogin(*row) for row in kiosk_logins(settings)]
-    password = central_password or secrets.token_urlsafe(24)
+    password = mosquitto.central_password(out, central_password)
     conf = mosquitto.write(
         out,
         kiosks=logins,
@@ -758,6 +770,14 @@ def gateway_mosquitto_config(
         central_port=central_port,
         central_bind=central_bind,
     )
+    reloaded = None
+    if reload:
+        try:
+            reloaded = mosquitto.reload(out)
+        except mosquitto.NotRunning as exc:
+            _fail("cli.mosquitto_not_running", lang, pid_file=str(exc))
+        except PermissionError:
+            _fail("cli.mosquitto_reload_denied", lang, pid_file=str(out / mosquitto.PID_FILE))
     central_host = "127.0.0.1" if central_bind in ("0.0.0.0", "::", "") else central_bind
     typer.echo(
         json.dumps(
@@ -765,6 +785,7 @@ def gateway_mosquitto_config(
                 "config": str(conf),
                 "kiosks": len(logins),
                 "run": f"mosquitto -c {conf}",
+                **({"reloaded_pid": reloaded} if reload else {}),
                 "central_mqtt_url": f"mqtt://central:{password}@{central_host}:{central_port}",
             }
         )
