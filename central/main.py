@@ -106,7 +106,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         migrate(engine)
         bus = None
         if with_bus:
-            bus = Bus.from_settings(engine, settings, events=app.state.events).start()
+            # In the background: HTTP answers at once even with the broker down (/healthz: mqtt false).
+            bus = Bus.from_settings(engine, settings, events=app.state.events).start(background=True)
         app.state.bus = bus
         stop = threading.Event()
         if bus:
