@@ -374,8 +374,11 @@ def central_migrate(config: ConfigOpt = None) -> None:
 
 @central_app.command("import")
 def central_import(
-    students: Annotated[Path, typer.Argument(help="Students file (CSV or XLSX).", exists=True, dir_okay=False)],
-    guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV or XLSX).", exists=True, dir_okay=False)] = None,
+    students: Annotated[Optional[Path], typer.Argument(help="Students file (CSV, XLSX or XLS).", exists=True, dir_okay=False)] = None,
+    guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV, XLSX or XLS).", exists=True, dir_okay=False)] = None,
+    guardians_file: Annotated[Optional[Path], typer.Option(
+        "--guardians", help="A guardians file, alone or with STUDENTS: links to students already stored in the school.",
+        exists=True, dir_okay=False)] = None,
     school: str = typer.Option(..., help="School id: 1-64 letters, digits, - or _. It must exist, unless --create-school."),
     create_school: bool = typer.Option(False, "--create-school", help="Create the school if it does not exist yet."),
     school_name: Optional[str] = typer.Option(None, help="The school's name, for a school --create-school makes."),
@@ -386,7 +389,9 @@ def central_import(
     )] = [],
     config: ConfigOpt = None,
 ) -> None:
-    """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
+    """Import students and guardians; a file with any bad row imports nothing and lists every bad row.
+
+    `import STUDENTS [GUARDIANS]`, or `import --guardians FILE` for guardians alone (the school must exist)."""
     from central.admin import card_formats, import_files
     from central.core.config import Settings
     from central.core.i18n import LocalizedError
@@ -394,6 +399,11 @@ def central_import(
 
     lang = _lang()
     _logging(False)
+    if guardians_file and guardians:
+        _fail("cli.import_two_guardians", lang)
+    guardians = guardians or guardians_file
+    if students is None and guardians is None:
+        _fail("cli.import_no_files", lang)
     try:
         result, change = import_files(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
