@@ -295,5 +295,7 @@ def write(
     for path, text in files.items():
         write_private(path, text, owner=owner)
     if owner:
+        # Mosquitto reads the files after dropping root: the folder (made 0700 under umask 077) is its too.
+        shutil.chown(out, owner)
         shutil.chown(out / "data", owner)
     return conf
