@@ -362,6 +362,11 @@ class Ingest:
                     self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
                                                   student=row["student"], guardian=row.get("guardian"),
                                                   kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
+        for row in batch.rows:
+            # One line per event stored (cards masked by the command line's log setup, schoolgate/logs.py).
+            kiosk = batch.kiosk_codes[row["kiosk_id"]]
+            log.info("stored event %s seq %d %s card %s student %s", kiosk, row["seq"], row["kind"], row.get("card"), row.get("student"),
+                     extra={"kiosk": kiosk, "seq": row["seq"], "kind": row["kind"], "event_id": row["id"]})
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
