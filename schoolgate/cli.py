@@ -371,6 +371,41 @@ def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogForma
         engine.dispose()
 
 
+@central_app.command("backup")
+def central_backup(
+    out: Annotated[Path, typer.Option("--out", help="The backup file to write (SQLite; for PostgreSQL use pg_dump).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Back up central's SQLite database with SQLite's online backup API: safe while central runs."""
+    from central.admin import backup_database
+    from central.core.config import Settings
+
+    lang = _lang()
+    try:
+        done = backup_database(Settings.load(config), out=out)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    _say("cli.backup_written", lang, **done)
+
+
+@central_app.command("restore")
+def central_restore(
+    source: Annotated[Path, typer.Option("--from", help="A backup written by `central backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a database that already holds data (stop central first).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Restore central's SQLite database from a backup, then migrate it to the newest schema."""
+    from central.admin import restore_database
+    from central.core.config import Settings
+
+    lang = _lang()
+    try:
+        done = restore_database(Settings.load(config), source=source, force=force)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    _say("cli.restored", lang, database=done["database"], source=done["from"])
+
+
 @central_app.command("migrate")
 def central_migrate(config: ConfigOpt = None) -> None:
     """Create or upgrade the central database schema."""
