@@ -8,6 +8,7 @@ JSON output stays as it is: it is for programs.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import logging
 import os
@@ -35,14 +36,20 @@ app.add_typer(gateway_app, name="gateway")
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with [kiosk] / [central] tables.")]
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("amqtt", "transitions", "uvicorn.access", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _logging(verbose: bool, fmt: str | LogFormat = "text") -> None:
+    """One line per record on standard error, text or JSON, with card UIDs, phones, tokens and
+    passwords masked (schoolgate/logs.py)."""
+    from schoolgate import logs
+
+    logs.setup(verbose=verbose, fmt=getattr(fmt, "value", fmt))
+
+
+class LogFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[LogFormat, typer.Option("--log-format", help="Log lines as text, or one JSON object each (json).")]
 
 
 LangOpt = Annotated[
@@ -96,6 +103,7 @@ def broker(
     host: str = typer.Option("127.0.0.1", help="Loopback address to listen on."),
     port: int = typer.Option(1883, help="TCP port."),
     config: ConfigOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run the embedded MQTT broker (amqtt, MQTT 3.1.1) until Ctrl-C. It takes no anonymous clients:
     central logs in as SCHOOLGATE_MQTT_URL says (mqtt://central:PASSWORD@…), each kiosk registered
@@ -106,7 +114,7 @@ def broker(
     from gateway.mqtt import MqttError
 
     lang = _lang()
-    _logging(False)
+    _logging(False, log_format)
     try:
         embedded = EmbeddedBroker(host, port, logins=broker_logins(Settings.load(config))).start()
     except MqttError as exc:
@@ -139,6 +147,7 @@ def kiosk_run(
     ] = None,
     config: ConfigOpt = None,
     verbose: bool = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run a kiosk: read cards, decide, keep every event in the outbox, sync to central."""
     from pydantic import ValidationError
@@ -149,7 +158,7 @@ def kiosk_run(
 
     said = _lang(lang)  # the command's own lines; the console and the decisions speak the kiosk's locale
     explicit = lang or _asked["lang"]
-    _logging(verbose)
+    _logging(verbose, log_format)
     try:
         settings = KioskSettings.load(
             config, school=school, kiosk=kiosk, reader=reader, data_dir=data_dir, mqtt_url=mqtt_url, secret=secret,
@@ -303,6 +312,7 @@ def central_serve(
     port: int = typer.Option(8000, help="HTTP port."),
     with_broker: bool = typer.Option(False, "--with-broker", help="Also run the embedded broker at SCHOOLGATE_MQTT_URL."),
     config: ConfigOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run the central server: API, MQTT ingest, roster publication."""
     import secrets
@@ -316,7 +326,7 @@ def central_serve(
     from gateway.mqtt import CENTRAL_USER, BrokerAddress, MqttError
 
     lang = _lang()
-    _logging(False)
+    _logging(False, log_format)
     settings = Settings.load(config)
     try:
         settings.check_bind(host)
@@ -334,20 +344,21 @@ def central_serve(
         except MqttError as exc:
             _fail("cli.broker_failed", lang, problem=_problem(exc, lang))
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # log_config=None: uvicorn's own lines go through the masked root handler, in the format asked.
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
     finally:
         if embedded:
             embedded.stop()
 
 
 @central_app.command("ingest")
-def central_ingest(config: ConfigOpt = None) -> None:
+def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
     from central.core.config import Settings
     from central.core.db import make_engine, migrate
     from central.kiosks.bus import Bus
 
-    _logging(False)
+    _logging(False, log_format)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
@@ -359,6 +370,41 @@ def central_ingest(config: ConfigOpt = None) -> None:
     finally:
         bus.stop()
         engine.dispose()
+
+
+@central_app.command("backup")
+def central_backup(
+    out: Annotated[Path, typer.Option("--out", help="The backup file to write (SQLite; for PostgreSQL use pg_dump).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Back up central's SQLite database with SQLite's online backup API: safe while central runs."""
+    from central.admin import backup_database
+    from central.core.config import Settings
+
+    lang = _lang()
+    try:
+        done = backup_database(Settings.load(config), out=out)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    _say("cli.backup_written", lang, **done)
+
+
+@central_app.command("restore")
+def central_restore(
+    source: Annotated[Path, typer.Option("--from", help="A backup written by `central backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a database that already holds data (stop central first).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Restore central's SQLite database from a backup, then migrate it to the newest schema."""
+    from central.admin import restore_database
+    from central.core.config import Settings
+
+    lang = _lang()
+    try:
+        done = restore_database(Settings.load(config), source=source, force=force)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    _say("cli.restored", lang, database=done["database"], source=done["from"])
 
 
 @central_app.command("migrate")
