@@ -77,6 +77,7 @@ CHART: dict[str, Side] = {
     "bank": Side.DEBIT,  # the fund's bank account and cash
     "receivable": Side.DEBIT,  # fees billed to families, not yet paid
     "subsidy_receivable": Side.DEBIT,  # government subsidy granted, not yet received (P7.1)
+    "suspense": Side.CREDIT,  # money received and not matched to a statement yet: whose it is, unknown
     "refunds_payable": Side.CREDIT,  # refunds owed to families (P7.4)
     "staff_pay_payable": Side.CREDIT,  # performance pay owed to staff (P8.1)
     "fee_income": Side.CREDIT,
@@ -95,7 +96,8 @@ REVERSAL = "reversal"
 # account only (``_allowed``) and pays from the bank.
 RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "statement": (frozenset({"receivable"}), frozenset({"fee_income"})),  # a month's fees billed
-    "payment": (frozenset({"bank"}), frozenset({"receivable"})),  # a family paid
+    # A family paid: matched at once, or held in suspense until finance matches it by hand.
+    "payment": (frozenset({"bank", "suspense"}), frozenset({"receivable", "suspense"})),
     # P7.4: income given back, owed (refunds_payable) or taken off what is owed; then paid out.
     "refund": (frozenset({"fee_income", "refunds_payable"}), frozenset({"refunds_payable", "receivable", "bank"})),
     "subsidy": (frozenset({"subsidy_receivable", "bank"}), frozenset({"subsidy_income", "subsidy_receivable"})),  # P7.1

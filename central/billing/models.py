@@ -177,6 +177,10 @@ class PaymentIn(SQLModel):
     payer: str = Field(default="", max_length=200)
 
 
+class MatchIn(SQLModel):
+    reference: str = Field(min_length=1, max_length=500, description="the issued statement's reference (SG202612-000123)")
+
+
 class PaymentPublic(SQLModel):
     id: int
     reference: str

@@ -43,7 +43,7 @@ def test_finance_records_spending_reads_it_back_and_reverses_it_once(world):
     balances = world.client.get(f"{URL}/balances?lang=en", headers=world.as_("finance1")).json()
     moved = {b["account"]: (b["label"], b["side"], b["balance_fen"]) for b in balances if b["balance_fen"]}
     assert moved == {"bank": ("bank and cash", "debit", -500), "volunteer_allowance": ("volunteer allowances", "debit", 500)}
-    assert len(balances) == 11
+    assert len(balances) == 12
 
 
 def test_a_management_fee_is_refused_by_name_and_nothing_is_recorded(world):
