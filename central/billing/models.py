@@ -298,6 +298,13 @@ class SpendingIn(SQLModel):
     ref: str = Field(default="", max_length=64, description="an invoice or voucher number")
 
 
+class PayoutIn(SQLModel):
+    payable: str = Field(max_length=32, description="staff_pay_payable (staff pay, P8.1) or refunds_payable (refunds, P7.4)")
+    amount_fen: int = Field(ge=1, le=10_000_000_000)
+    memo: str = Field(min_length=1, max_length=200)
+    ref: str = Field(default="", max_length=64, description="a bank transfer's number, a statement's reference")
+
+
 class ReverseIn(SQLModel):
     reason: str = Field(min_length=1, max_length=200)
 # --- staff pay (P8.1) ----------------------------------------------------------------------------

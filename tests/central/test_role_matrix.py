@@ -192,6 +192,7 @@ MATRIX = {
     "GET /api/v1/schools/{school}/ledger/balances": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/spending": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/ledger/payouts": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     # The notifications to guardians (issue 16): the school admin sees what was sent and what was parked.
     "GET /api/v1/schools/{school}/notifications": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
 }
@@ -565,6 +566,15 @@ def _match(m: Matrix, letter: str, user: str | None) -> Req:
 @request("POST /api/v1/schools/{school}/ledger/spending")
 def _spending(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(json={"category": "training", "amount_fen": 3_000, "memo": "急救培训"})
+
+
+@request("POST /api/v1/schools/{school}/ledger/payouts")
+def _payout(m: Matrix, letter: str, user: str | None) -> Req:
+    with m.world.session() as session:  # staff pay owed, so the payout is within what is owed
+        ledger.post(session, school=session.get(School, m.ids["s1"]), kind="staff_pay", ref="", actor="test",
+                    lines=[ledger.Line("staff_pay", 1_000), ledger.Line("staff_pay_payable", credit_fen=1_000)])
+        session.commit()
+    return Req(json={"payable": "staff_pay_payable", "amount_fen": 1_000, "memo": "九月绩效"})
 
 
 @request("POST /api/v1/schools/{school}/ledger/{entry_id}/reverse")
