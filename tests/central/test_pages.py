@@ -202,3 +202,13 @@ def test_the_roll_call_is_for_those_who_see_the_whole_school(pages):
     assert pages.client.get("/rollcall?school=s1").status_code == 404
     assert pages.client.get("/rollcall/live?school=s1").status_code == 404
     assert pages.client.get("/rollcall").status_code == 200  # their own school
+
+
+def test_the_home_page_lists_the_callers_pages_in_their_language(pages):
+    log_in(pages.client, "guard1")
+    html = pages.client.get("/").text
+    assert 'href="/rollcall"' in html and 'href="/teacher"' not in html
+    en = pages.client.get("/?lang=en")
+    assert en.headers["content-language"] == "en" and "Emergency roll call" in en.text
+    assert "Emergency roll call" in pages.client.get("/").text  # the choice is kept for the session
+    assert "Log out" in pages.client.get("/logout").text

@@ -35,7 +35,6 @@ from kiosk.runtime import Kiosk
 
 SECRET = "c3" * 32
 PASSWORD = "teacher-password-123"
-pytestmark = pytest.mark.real_services
 
 
 class _Null:
