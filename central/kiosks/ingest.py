@@ -86,6 +86,15 @@ class KioskState:
     gap: bool = False
     dirty: bool = False
     clocks: dict[int, Clock] = field(default_factory=dict)
+    read: int = -1  # acked_seq as stored when read (or last written): what the compare-and-set expects
+
+    def __post_init__(self) -> None:
+        if self.read < 0:
+            self.read = self.acked
+
+
+class StaleKiosk(Exception):
+    """A kiosk's acked_seq moved since this worker read it: its batch is rolled back and read again."""
 
 
 @dataclass(frozen=True)
@@ -254,10 +263,19 @@ class Ingest:
         to each message alone, then each event of a message alone, then a lone event refused (an incident, and the
         kiosk told), so that one message never holds back the others or its kiosk's chain."""
         try:
-            batch, fresh = self._store(messages)
+            try:
+                batch, fresh = self._store(messages)
+            except StaleKiosk:
+                # Another worker moved a kiosk on meanwhile: nothing was written; once more with
+                # every kiosk read afresh (its events are repeats now, acked again).
+                self._kiosks.clear()
+                batch, fresh = self._store(messages)
         except DB_DOWN:
             self._kiosks.clear()
             raise
+        except StaleKiosk:
+            self._kiosks.clear()
+            raise  # twice in a row: the kiosks resend, the next batch reads them afresh
         except Exception as exc:  # noqa: BLE001 - whatever it was, it is one message's fault
             self._kiosks.clear()
             if len(messages) > 1:
@@ -733,9 +751,18 @@ class Ingest:
 
     def _write_kiosk(self, conn, state: KioskState) -> None:
         if state.dirty:
-            conn.execute(
-                KIOSK.update().where(KIOSK.c.id == state.id).values(acked_seq=state.acked, last_hash=state.last_hash)
-            )
+            # Compare-and-set: the row moves only forward from what this worker read. A worker whose
+            # view is stale (another stored the kiosk's events since) matches no row, and its whole
+            # transaction is rolled back, so two workers never move acked_seq backwards nor store
+            # one seq twice (the event table's partitions cannot hold a unique (kiosk, seq) alone).
+            moved = conn.execute(
+                KIOSK.update()
+                .where(KIOSK.c.id == state.id, KIOSK.c.acked_seq == state.read)
+                .values(acked_seq=state.acked, last_hash=state.last_hash)
+            ).rowcount
+            if moved != 1:
+                raise StaleKiosk(f"kiosk {state.id}'s acked_seq is no longer {state.read}")
+            state.read = state.acked
             state.dirty = False
         for boot, clock in state.clocks.items():
             if not clock.dirty:
