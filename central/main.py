@@ -46,7 +46,7 @@ from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.events import ChildLeft, DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
-from central.kiosks import health, roster
+from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import outbox
@@ -104,6 +104,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         migrate(engine)
+        partitions.ensure(engine, now=clock.utcnow())  # PostgreSQL: this month's and the next ones'
         bus = None
         if with_bus:
             bus = Bus.from_settings(engine, settings, events=app.state.events).start()
