@@ -357,13 +357,16 @@ def central_serve(
 def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
     from central.core.config import Settings
+    from central.core import clock
     from central.core.db import make_engine, migrate
+    from central.kiosks import partitions
     from central.kiosks.bus import Bus
 
     _logging(False, log_format)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
+    partitions.ensure(engine, now=clock.utcnow())
     bus = Bus.from_settings(engine, settings).start()
     try:
         threading.Event().wait()
@@ -407,6 +410,29 @@ def central_restore(
     except LocalizedError as exc:
         _fail_with(exc, lang)
     _say("cli.restored", lang, database=done["database"], source=done["from"])
+
+
+@central_app.command("partitions")
+def central_partitions(
+    ahead: int = typer.Option(3, min=0, max=120, help="Months to make ahead of the current one."),
+    archive: bool = typer.Option(True, help="Detach months older than SCHOOLGATE_EVENT_RETENTION_YEARS into archive_ tables."),
+    config: ConfigOpt = None,
+) -> None:
+    """Make the event store's monthly partitions ahead and archive the months past retention (PostgreSQL; SQLite has none)."""
+    from central.admin import open_db
+    from central.core import clock
+    from central.core.config import Settings
+    from central.kiosks import partitions
+
+    settings = Settings.load(config)
+    engine = open_db(settings)
+    try:
+        now = clock.utcnow()
+        made = partitions.ensure(engine, ahead=ahead, now=now)
+        archived = partitions.archive_old(engine, years=settings.event_retention_years, now=now, actor="cli") if archive else []
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps({"made": made, "archived": [dataclasses.asdict(a) for a in archived]}))
 
 
 @central_app.command("migrate")
