@@ -1,14 +1,14 @@
 """pages: a child's absence on a day excused (请假) by the teacher or the school, with a note (issue 14)
 
 Revision ID: 0018_pages
-Revises: 0017_notification
+Revises: 0022_partitions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_pages"
-down_revision = "0017_notification"
+down_revision = "0022_partitions"
 branch_labels = None
 depends_on = None
 
