@@ -53,7 +53,7 @@ class Gate:
         self.broker = Broker(f"sqlite:///{tmp / 'central.sqlite3'}")
         self.settings = Settings(
             database_url=f"sqlite:///{tmp / 'central.sqlite3'}", mqtt_url=self.broker.central_url,
-            topic_prefix=f"sgtest-{uuid.uuid4().hex[:10]}/v1", session_secret="p" * 64,
+            topic_prefix=f"sgtest-{uuid.uuid4().hex[:10]}/v1", session_secret="p" * 64, signing_key_file=tmp / "signing.key",
         )
         self.broker.start()
         self.port = free_port()
