@@ -102,7 +102,7 @@ class ChildMonth:
     in_service: frozenset[date]  # of those, the days the child's enrollment held
     attended: frozenset[date]  # days the child checked in (any day; only service days in service count)
     exempt: bool = False  # P7.3 on any day of the month
-    withdrawn_on: date | None = None  # P7.4: first day out, the written request recorded, inside the month
+    withdrawn_on: date | None = None  # P7.4: first day out (the withdrawal date, a day served, is the day before)
 
 
 @dataclass(frozen=True)
