@@ -49,7 +49,7 @@ from central.core.db import make_engine, migrate
 from central.core.events import ChildLeft, DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
 from central.core.metrics import Metrics
-from central.kiosks import health, roster
+from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import outbox
@@ -107,9 +107,13 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         migrate(engine)
+        partitions.ensure(engine, now=clock.utcnow())  # PostgreSQL: this month's and the next ones'
         bus = None
         if with_bus:
-            bus = Bus.from_settings(engine, settings, events=app.state.events, metrics=app.state.metrics).start()
+            # In the background: HTTP answers at once even with the broker down (/healthz: mqtt false).
+            bus = Bus.from_settings(engine, settings, events=app.state.events, metrics=app.state.metrics).start(
+                background=True
+            )
         app.state.bus = bus
         stop = threading.Event()
         if bus:

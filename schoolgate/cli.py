@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import json
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -417,13 +418,16 @@ def central_serve(
 def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
     from central.core.config import Settings
+    from central.core import clock
     from central.core.db import make_engine, migrate
+    from central.kiosks import partitions
     from central.kiosks.bus import Bus
 
     _logging(False, log_format)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
+    partitions.ensure(engine, now=clock.utcnow())
     bus = Bus.from_settings(engine, settings).start()
     try:
         threading.Event().wait()
@@ -469,6 +473,29 @@ def central_restore(
     _say("cli.restored", lang, database=done["database"], source=done["from"])
 
 
+@central_app.command("partitions")
+def central_partitions(
+    ahead: int = typer.Option(3, min=0, max=120, help="Months to make ahead of the current one."),
+    archive: bool = typer.Option(True, help="Detach months older than SCHOOLGATE_EVENT_RETENTION_YEARS into archive_ tables."),
+    config: ConfigOpt = None,
+) -> None:
+    """Make the event store's monthly partitions ahead and archive the months past retention (PostgreSQL; SQLite has none)."""
+    from central.admin import open_db
+    from central.core import clock
+    from central.core.config import Settings
+    from central.kiosks import partitions
+
+    settings = Settings.load(config)
+    engine = open_db(settings)
+    try:
+        now = clock.utcnow()
+        made = partitions.ensure(engine, ahead=ahead, now=now)
+        archived = partitions.archive_old(engine, years=settings.event_retention_years, now=now, actor="cli") if archive else []
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps({"made": made, "archived": [dataclasses.asdict(a) for a in archived]}))
+
+
 @central_app.command("migrate")
 def central_migrate(config: ConfigOpt = None) -> None:
     """Create or upgrade the central database schema."""
@@ -482,8 +509,11 @@ def central_migrate(config: ConfigOpt = None) -> None:
 
 @central_app.command("import")
 def central_import(
-    students: Annotated[Path, typer.Argument(help="Students file (CSV or XLSX).", exists=True, dir_okay=False)],
-    guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV or XLSX).", exists=True, dir_okay=False)] = None,
+    students: Annotated[Optional[Path], typer.Argument(help="Students file (CSV, XLSX or XLS).", exists=True, dir_okay=False)] = None,
+    guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV, XLSX or XLS).", exists=True, dir_okay=False)] = None,
+    guardians_file: Annotated[Optional[Path], typer.Option(
+        "--guardians", help="A guardians file, alone or with STUDENTS: links to students already stored in the school.",
+        exists=True, dir_okay=False)] = None,
     school: str = typer.Option(..., help="School id: 1-64 letters, digits, - or _. It must exist, unless --create-school."),
     create_school: bool = typer.Option(False, "--create-school", help="Create the school if it does not exist yet."),
     school_name: Optional[str] = typer.Option(None, help="The school's name, for a school --create-school makes."),
@@ -494,7 +524,9 @@ def central_import(
     )] = [],
     config: ConfigOpt = None,
 ) -> None:
-    """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
+    """Import students and guardians; a file with any bad row imports nothing and lists every bad row.
+
+    `import STUDENTS [GUARDIANS]`, or `import --guardians FILE` for guardians alone (the school must exist)."""
     from central.admin import card_formats, import_files
     from central.core.config import Settings
     from central.core.i18n import LocalizedError
@@ -502,6 +534,11 @@ def central_import(
 
     lang = _lang()
     _logging(False)
+    if guardians_file and guardians:
+        _fail("cli.import_two_guardians", lang)
+    guardians = guardians or guardians_file
+    if students is None and guardians is None:
+        _fail("cli.import_no_files", lang)
     try:
         result, change = import_files(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
@@ -831,18 +868,24 @@ def gateway_mosquitto_config(
     bind: str = typer.Option("0.0.0.0", help="Address of the kiosks' plain listener."),
     central_port: int = typer.Option(1884, help="Central's own listener port (central's login only; ingest workers share it)."),
     central_bind: str = typer.Option("127.0.0.1", help="Address of central's listener; widen it only for workers on other hosts."),
-    central_password: Optional[str] = typer.Option(None, help="Central's broker password; made here if absent."),
+    central_password: Optional[str] = typer.Option(
+        None, help="Central's broker password; else the one kept in OUT/central-password, else a new one (then kept)."),
     tls_cert: Optional[Path] = typer.Option(None, help="Certificate for a TLS listener on 8883."),
     tls_key: Optional[Path] = typer.Option(None, help="Key for the TLS listener."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA file for the TLS listener."),
     bridge: Optional[str] = typer.Option(None, help="host:port of a district broker to bridge to."),
     bridge_user: Optional[str] = typer.Option(None),
     bridge_password: Optional[str] = typer.Option(None),
-    user: Optional[str] = typer.Option(None, help="Account mosquitto runs as (e.g. mosquitto); it is given the files."),
+    user: str = typer.Option(
+        "mosquitto", help="Account mosquitto drops root for; run as root, the files are given to it (it must exist)."),
+    reload: bool = typer.Option(False, "--reload", help="Then send SIGHUP to the running mosquitto (its pid_file) to reread the logins."),
     config: ConfigOpt = None,
 ) -> None:
-    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central."""
-    import secrets
+    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central.
+
+    Run again after registering a kiosk, with --reload: the running broker rereads the logins
+    without a restart, and central's password stays the one made the first time."""
+    import pwd
 
     from central.admin import kiosk_logins
     from central.core.config import Settings
@@ -852,8 +895,13 @@ def gateway_mosquitto_config(
     settings = Settings.load(config)
     if bool(tls_cert) != bool(tls_key):
         _fail("cli.tls_pair", lang)
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            _fail("cli.mosquitto_user_missing", lang, user=user)
     logins = [mosquitto.KioskLogin(*row) for row in kiosk_logins(settings)]
-    password = central_password or secrets.token_urlsafe(24)
+    password = mosquitto.central_password(out, central_password)
     conf = mosquitto.write(
         out,
         kiosks=logins,
@@ -867,6 +915,14 @@ def gateway_mosquitto_config(
         central_port=central_port,
         central_bind=central_bind,
     )
+    reloaded = None
+    if reload:
+        try:
+            reloaded = mosquitto.reload(out)
+        except mosquitto.NotRunning as exc:
+            _fail("cli.mosquitto_not_running", lang, pid_file=str(exc))
+        except PermissionError:
+            _fail("cli.mosquitto_reload_denied", lang, pid_file=str(out / mosquitto.PID_FILE))
     central_host = "127.0.0.1" if central_bind in ("0.0.0.0", "::", "") else central_bind
     typer.echo(
         json.dumps(
@@ -874,6 +930,7 @@ def gateway_mosquitto_config(
                 "config": str(conf),
                 "kiosks": len(logins),
                 "run": f"mosquitto -c {conf}",
+                **({"reloaded_pid": reloaded} if reload else {}),
                 "central_mqtt_url": f"mqtt://central:{password}@{central_host}:{central_port}",
             }
         )

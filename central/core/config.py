@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     ingest_shared_group: str | None = None
     """MQTT 5 shared subscription group (e.g. ``central``) for several ingest workers sharing the
     event stream; Mosquitto or EMQX with PostgreSQL only."""
+    event_retention_years: int = Field(2, ge=1, le=100)
+    """School years of events and incidents kept in the live tables on PostgreSQL: the current one and
+    the ones before it (2: the current and the previous; a school year starts on 1 September). Older
+    months are detached into ``archive_`` tables by ``schoolgate central partitions`` (audited)."""
     clock_skew_limit_s: float = 5.0
     """A kiosk wall clock further than this from central's is a safety incident."""
 

@@ -100,13 +100,23 @@ class Bus:
             metrics=metrics,
         )
 
-    def start(self, wait: float = 10.0) -> Bus:
+    def start(self, wait: float = 10.0, *, background: bool = False) -> Bus:
+        """Connect, waiting up to ``wait`` seconds for the broker; with ``background`` return at once
+        (central's HTTP must answer while the broker is away; /healthz says mqtt false meanwhile)
+        and log from a thread of its own if the broker has not answered within ``wait``."""
         self.ingest.start()
         self.connection.start()
+        if background:
+            if wait:
+                threading.Thread(target=self._warn_unless_connected, args=(wait,), name="bus-connect", daemon=True).start()
+        else:
+            self._warn_unless_connected(wait)
+        return self
+
+    def _warn_unless_connected(self, wait: float) -> None:
         if wait and not self.connected.wait(wait):
             log.warning("central has no broker at %s yet (%s); it keeps trying", self.broker,
                         self.connection.problem_detail or "no answer")
-        return self
 
     def stop(self) -> None:
         self.connection.stop()
