@@ -263,17 +263,17 @@ def annual_report(settings: Settings, *, school: str, year: int, out: str | None
     return report
 
 
-def pay_staff(settings: Settings, *, school: str, month: str, fee_income_fen: int | None = None,
+def pay_staff(settings: Settings, *, school: str, month: str | None = None, term_id: int | None = None, fee_income_fen: int | None = None,
               subsidy_fen: int | None = None):
-    """``schoolgate central pay-staff``: the month's staff pay run (central/billing/staffpay.py), stored."""
+    """``schoolgate central pay-staff``: the staff pay run of a month or a term (central/billing/staffpay.py), stored."""
     from central.billing import staffpay
 
     engine = open_db(settings)
     try:
         with Session(engine) as session:
             return staffpay.run_pay(
-                session, school=registry.get_school(session, school), month=month, fee_income_fen=fee_income_fen,
-                subsidy_fen=subsidy_fen, actor="cli:pay-staff", period_minutes=settings.period_minutes,
+                session, school=registry.get_school(session, school), month=month, term_id=term_id,
+                fee_income_fen=fee_income_fen, subsidy_fen=subsidy_fen, actor="cli:pay-staff", period_minutes=settings.period_minutes,
             )
     finally:
         engine.dispose()

@@ -633,27 +633,29 @@ def central_bill(
 @central_app.command("pay-staff")
 def central_pay_staff(
     school: str = typer.Option(..., help="School id."),
-    month: str = typer.Option(..., help="The month, YYYY-MM."),
+    month: Optional[str] = typer.Option(None, help="The month, YYYY-MM (or --term)."),
+    term: Optional[int] = typer.Option(None, help="The term's id, to pay for a term instead of a month."),
     fee_income_fen: Optional[int] = typer.Option(None, help="Fee income in fen, if more than the month's issued statements hold."),
     subsidy_fen: Optional[int] = typer.Option(None, help="Subsidy in fen, if more than the month's issued statements hold."),
     as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
     config: ConfigOpt = None,
 ) -> None:
-    """The month's staff pay (P8.1): the school's share of fees + subsidy split by periods served,
-    volunteers' allowances apart; replaces the month's draft, refused once the month is confirmed."""
+    """The staff pay (P8.1) of a month or a term: the school's share of fees + subsidy split by periods
+    served, volunteers' allowances apart; replaces the draft, refused once confirmed, and refused where a
+    confirmed run of another period shares a month with it."""
     from central.admin import pay_staff
     from central.core.config import Settings
     from central.core.i18n import LocalizedError
 
     lang = _lang()
     try:
-        run = pay_staff(Settings.load(config), school=school, month=month, fee_income_fen=fee_income_fen, subsidy_fen=subsidy_fen)
+        run = pay_staff(Settings.load(config), school=school, month=month, term_id=term, fee_income_fen=fee_income_fen, subsidy_fen=subsidy_fen)
     except LocalizedError as exc:
         _fail_with(exc, lang)
     if as_json:
         typer.echo(json.dumps(run.model_dump(mode="json"), ensure_ascii=False))
         return
-    typer.echo(t("cli.staffpay_head", lang, school=run.school, month=run.month, state=run.state, pool=run.pool_fen,
+    typer.echo(t("cli.staffpay_head", lang, school=run.school, month=run.month or run.term, state=run.state, pool=run.pool_fen,
                  share=run.share_percent, fees=run.fee_income_fen, subsidy=run.subsidy_fen, periods=run.periods,
                  allowance=run.allowance_fen))
     for line in run.lines:

@@ -370,15 +370,17 @@ class DutyConfirmationPublic(SQLModel):
 
 
 class StaffPayRun(SQLModel, table=True):
-    """One school's staff pay for one month: the pool, and a line per staff member. Made again while
-    a draft (the month's records changed); final once confirmed."""
+    """One school's staff pay for one month or one term (P8.1): the pool, and a line per staff member.
+    Made again while a draft (the records changed); final once confirmed. Exactly one of ``month`` and
+    ``term_id`` is set; a run is refused where a confirmed run of another period shares a month with it."""
 
     __tablename__ = "staff_pay_run"
-    __table_args__ = (sa.UniqueConstraint("school_id", "month"),)
+    __table_args__ = (sa.UniqueConstraint("school_id", "month"), sa.UniqueConstraint("school_id", "term_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)
-    month: str = Field(max_length=7)  # YYYY-MM
+    month: str | None = Field(default=None, max_length=7)  # YYYY-MM, for a month's run
+    term_id: int | None = Field(default=None, foreign_key="term.id")  # for a term's run
     state: str = Field(default="draft", max_length=16)  # draft, confirmed
     fee_income_fen: int
     subsidy_fen: int
@@ -427,7 +429,9 @@ class StaffPayIn(SQLModel):
 
 class StaffPayRunPublic(SQLModel):
     school: str
-    month: str
+    month: str | None  # a month's run
+    term_id: int | None = None  # a term's run
+    term: str | None = None  # the term's name
     state: str
     fee_income_fen: int
     subsidy_fen: int

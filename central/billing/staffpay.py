@@ -23,11 +23,14 @@ the day's last: presence is not assumed into later sessions, which the admin can
 who tapped. Nobody earns two periods for the same minutes: where periods overlap (concurrent sessions of
 someone without a plan), the earlier one counts and the overlapping ones do not.
 
-The pay run of a month: pool = ``rules.staff_pool`` (the school's share, default and least 80 %, of fee
+The pay run of a month, or of a term (P8.1 allows either): pool = ``rules.staff_pool`` (the school's share, default and least 80 %, of fee
 income + subsidy, rounded up), split by ``rules.split_by_periods`` (exact in fen, largest remainder) among
 staff who served, volunteers apart: a volunteer (``Staff.kind == "volunteer"``, P6.5) is paid the
 school's allowance per period, not a part of the share. Stored as a run with a line per person; made
-again while a draft, final once the school admin confirms it.
+again while a draft, final once the school admin confirms it. A term's income is the issued statements
+of every calendar month it touches. Nobody is paid twice: a run (made or confirmed) is refused where a
+confirmed run of another period shares a calendar month with it — a month and a term holding it, or two
+terms meeting inside a month; drafts of both may stand side by side until one of them is confirmed.
 
 The rules (``session_periods``, ``presence``, ``day_served``, ``plan_pay``) are pure; the rest reads and
 writes the database.
@@ -324,7 +327,7 @@ def confirm_duty(
     stmt = select(DutyConfirmation).where(DutyConfirmation.staff_id == person.id, DutyConfirmation.day == data.day)
     if session.exec(stmt).first() is not None:
         raise Conflict("staffpay.already_confirmed", name=person.name, day=data.day)
-    _check_not_final(session, school, f"{data.day:%Y-%m}")
+    _check_not_final(session, school, data.day)
     row = DutyConfirmation(school_id=school.id, staff_id=person.id, day=data.day, reason=data.reason, confirmed_by=actor)
     session.add(row)
     session.commit()
@@ -360,44 +363,124 @@ def set_setting(session: Session, *, school: School, data: StaffPaySettingIn, ac
     return get_setting(session, school=school)
 
 
-# --- the pay run ------------------------------------------------------------------------------------------
+# --- the pay run ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayPeriod:
+    """What a run pays for: a month (``month``) or one of the school's terms (``term_id``), its first and
+    last day, and the calendar months it touches (whose issued statements are its income)."""
+
+    month: str | None
+    term_id: int | None
+    start: date
+    end: date
+    label: str  # the month, or the term's name, as messages show it
+
+    @property
+    def months(self) -> list[str]:
+        out, day = [], self.start.replace(day=1)
+        while day <= self.end:
+            out.append(f"{day:%Y-%m}")
+            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        return out
+
+
+def month_period(month: str) -> PayPeriod:
+    start, end = month_days(month)
+    return PayPeriod(month, None, start, end, month)
+
+
+def term_period(session: Session, *, school: School, term_id: int) -> PayPeriod:
+    term = session.get(Term, term_id)
+    if term is None or term.school_id != school.id:
+        raise Missing("term_missing", id=term_id)
+    return PayPeriod(None, term.id, term.starts_on, term.ends_on, term.name)
 
 
 def _run(session: Session, school: School, month: str) -> StaffPayRun | None:
     return session.exec(select(StaffPayRun).where(StaffPayRun.school_id == school.id, StaffPayRun.month == month)).first()
 
 
-def _check_not_final(session: Session, school: School, month: str) -> None:
+def _run_of(session: Session, school: School, period: PayPeriod) -> StaffPayRun | None:
+    if period.month is not None:
+        return _run(session, school, period.month)
+    return session.exec(select(StaffPayRun).where(StaffPayRun.school_id == school.id, StaffPayRun.term_id == period.term_id)).first()
+
+
+def _period_of(session: Session, school: School, run: StaffPayRun) -> PayPeriod:
+    if run.month is not None:
+        return month_period(run.month)
+    return term_period(session, school=school, term_id=run.term_id)
+
+
+def _overlapping(session: Session, school: School, period: PayPeriod) -> list[PayPeriod]:
+    """The school's other confirmed runs sharing a calendar month with ``period``: a month's run and the
+    runs of the terms touching that month, a term's run and the runs of its months and of other terms
+    touching them. Their periods were paid (or their months' income shared) already."""
+    months = set(period.months)
+    out = []
+    for run in session.exec(select(StaffPayRun).where(StaffPayRun.school_id == school.id, StaffPayRun.state == CONFIRMED)):
+        if (run.month is not None and run.month == period.month) or (run.term_id is not None and run.term_id == period.term_id):
+            continue  # the run itself
+        other = _period_of(session, school, run)
+        if months & set(other.months):
+            out.append(other)
+    return out
+
+
+def _check_no_double_pay(session: Session, school: School, period: PayPeriod) -> None:
+    """P8.1, nobody paid twice: a month's run is refused where a term's run touching that month is
+    confirmed, a term's run where a run of one of its months (or of a term sharing one) is."""
+    for other in _overlapping(session, school, period):
+        raise Conflict("staffpay.overlap", period=period.label, other=other.label)
+
+
+def _check_not_final(session: Session, school: School, day: date) -> None:
+    """No confirmation of duty on a day whose pay is final: its month's run, or a run of a term holding it."""
+    month = f"{day:%Y-%m}"
     run = _run(session, school, month)
     if run is not None and run.state == CONFIRMED:
         raise Conflict("staffpay.final", month=month)
+    for run in session.exec(select(StaffPayRun).where(StaffPayRun.school_id == school.id, col(StaffPayRun.term_id).is_not(None),
+                                                      StaffPayRun.state == CONFIRMED)):
+        term = term_period(session, school=school, term_id=run.term_id)
+        if term.start <= day <= term.end:
+            raise Conflict("staffpay.final", month=term.label)
 
 
 def run_pay(
-    session: Session, *, school: School, month: str, actor: str, fee_income_fen: int | None = None,
-    subsidy_fen: int | None = None, period_minutes: int = PERIOD_MINUTES,
+    session: Session, *, school: School, month: str | None = None, term_id: int | None = None, actor: str,
+    fee_income_fen: int | None = None, subsidy_fen: int | None = None, period_minutes: int = PERIOD_MINUTES,
 ) -> StaffPayRunPublic:
-    """The month's staff pay, stored: replaces the month's draft, refused once the month is confirmed.
+    """The staff pay of a month (``month``) or a term (``term_id``), stored: replaces the period's draft,
+    refused once it is confirmed, and refused where a confirmed run of another period shares a month
+    with it (P8.1: nobody is paid twice for the same days, nor the same month's income shared twice).
 
-    The income is the month's issued statements' (fees less P7.4 refunds, and the subsidy on them). A
-    figure given by the caller counts only where it is higher (income the statements do not hold, such
-    as a subsidy paid per period): P8.1's share is of at least what the records show, never less."""
-    start, end = month_days(month)
+    The income is the period's issued statements' (fees less P7.4 refunds, and the subsidy on them), for
+    a term those of every month it touches. A figure given by the caller counts only where it is higher
+    (income the statements do not hold, such as a subsidy paid per period): P8.1's share is of at least
+    what the records show, never less."""
+    if (month is None) == (term_id is None):
+        raise Invalid("staffpay.period")
+    period = month_period(month) if month is not None else term_period(session, school=school, term_id=term_id)
     for amount in (fee_income_fen, subsidy_fen):
         if amount is not None and not 0 <= amount <= MAX_INCOME_FEN:  # the command's options reach here unchecked
             raise Invalid("staffpay.income", amount=amount, most=MAX_INCOME_FEN)
-    billed = statements.month_income(session, school=school, month=statements.Month.parse(month))
-    fee_income_fen = max(fee_income_fen or 0, billed.fee_income_fen)
-    subsidy_fen = max(subsidy_fen or 0, billed.subsidy_fen)
-    _check_not_final(session, school, month)
+    billed = [statements.month_income(session, school=school, month=statements.Month.parse(m)) for m in period.months]
+    fee_income_fen = max(fee_income_fen or 0, sum(b.fee_income_fen for b in billed))
+    subsidy_fen = max(subsidy_fen or 0, sum(b.subsidy_fen for b in billed))
+    old = _run_of(session, school, period)
+    if old is not None and old.state == CONFIRMED:
+        raise Conflict("staffpay.final", month=period.label)
+    _check_no_double_pay(session, school, period)
     setting = get_setting(session, school=school)
-    served = served_between(session, school=school, start=start, end=end, period_minutes=period_minutes)
+    served = served_between(session, school=school, start=period.start, end=period.end, period_minutes=period_minutes)
     people = session.exec(select(Staff).where(Staff.school_id == school.id, col(Staff.id).in_(list(served)))).all()
     plan = plan_pay(
         [Member(p.id, p.name, p.kind, served[p.id]) for p in people], fee_income_fen=fee_income_fen,
         subsidy_fen=subsidy_fen, share_percent=setting.share_percent, volunteer_allowance_fen=setting.volunteer_allowance_fen,
     )
-    old = _run(session, school, month)
     if old is not None:
         for line in session.exec(select(StaffPayLine).where(StaffPayLine.run_id == old.id)):
             session.delete(line)
@@ -405,7 +488,7 @@ def run_pay(
         session.delete(old)
         session.flush()
     run = StaffPayRun(
-        school_id=school.id, month=month, fee_income_fen=fee_income_fen, subsidy_fen=subsidy_fen,
+        school_id=school.id, month=period.month, term_id=period.term_id, fee_income_fen=fee_income_fen, subsidy_fen=subsidy_fen,
         share_percent=setting.share_percent, pool_fen=plan.pool_fen, periods=plan.periods,
         allowance_fen=plan.allowance_fen, made_by=actor,
     )
@@ -421,28 +504,38 @@ def run_pay(
     return _public(session, school, run)
 
 
-def get_run(session: Session, *, school: School, month: str) -> StaffPayRunPublic:
-    month_days(month)
-    run = _run(session, school, month)
+def _period(session: Session, school: School, month: str | None, term_id: int | None) -> PayPeriod:
+    if (month is None) == (term_id is None):
+        raise Invalid("staffpay.period")
+    return month_period(month) if month is not None else term_period(session, school=school, term_id=term_id)
+
+
+def get_run(session: Session, *, school: School, month: str | None = None, term_id: int | None = None) -> StaffPayRunPublic:
+    period = _period(session, school, month, term_id)
+    run = _run_of(session, school, period)
     if run is None:
-        raise Missing("staffpay.no_run", month=month)
+        raise Missing("staffpay.no_run", month=period.label)
     return _public(session, school, run)
 
 
-def confirm_run(session: Session, *, school: School, month: str, actor: str) -> StaffPayRunPublic:
-    """The school admin confirms the month's pay: final from now on (no re-run, no more confirmations)."""
-    month_days(month)
-    run = _run(session, school, month)
+def confirm_run(session: Session, *, school: School, month: str | None = None, term_id: int | None = None,
+                actor: str) -> StaffPayRunPublic:
+    """The school admin confirms the pay of a month or a term: final from now on (no re-run, no more
+    confirmations of duty in it). Refused where a confirmed run of another period shares a month with it."""
+    period = _period(session, school, month, term_id)
+    run = _run_of(session, school, period)
     if run is None:
-        raise Missing("staffpay.no_run", month=month)
+        raise Missing("staffpay.no_run", month=period.label)
     if run.state == CONFIRMED:
-        raise Conflict("staffpay.final", month=month)
+        raise Conflict("staffpay.final", month=period.label)
+    _check_no_double_pay(session, school, period)
     run.state, run.confirmed_by, run.confirmed_at = CONFIRMED, actor, clock.utcnow()
     session.add(run)
-    # P7.5/P8.1: the fund now owes the month's pay; the entry commits with the confirmation or not at all.
+    # P7.5/P8.1: the fund now owes the period's pay; the entry commits with the confirmation or not at all.
     owed = [ledger.Line(account, debit_fen=fen) for account, fen in (("staff_pay", run.pool_fen), ("volunteer_allowance", run.allowance_fen)) if fen]
     if owed:
-        ledger.post(session, school=school, kind="staff_pay", ref=f"staff-pay-{month}", actor=actor, memo=month,
+        ref = f"staff-pay-{period.month}" if period.month is not None else f"staff-pay-term-{period.term_id}"
+        ledger.post(session, school=school, kind="staff_pay", ref=ref, actor=actor, memo=period.label,
                     lines=[*owed, ledger.Line("staff_pay_payable", credit_fen=run.pool_fen + run.allowance_fen)])
     session.commit()
     return _public(session, school, run)
@@ -451,7 +544,8 @@ def confirm_run(session: Session, *, school: School, month: str, actor: str) -> 
 def _public(session: Session, school: School, run: StaffPayRun) -> StaffPayRunPublic:
     lines = session.exec(select(StaffPayLine).where(StaffPayLine.run_id == run.id).order_by(col(StaffPayLine.staff_id))).all()
     return StaffPayRunPublic(
-        school=school.code, month=run.month, state=run.state, fee_income_fen=run.fee_income_fen, subsidy_fen=run.subsidy_fen,
+        school=school.code, month=run.month, term_id=run.term_id,
+        term=term_period(session, school=school, term_id=run.term_id).label if run.term_id is not None else None, state=run.state, fee_income_fen=run.fee_income_fen, subsidy_fen=run.subsidy_fen,
         share_percent=run.share_percent, pool_fen=run.pool_fen, periods=run.periods, allowance_fen=run.allowance_fen,
         made_by=run.made_by, made_at=clock.as_utc(run.made_at), confirmed_by=run.confirmed_by,
         confirmed_at=clock.as_utc(run.confirmed_at) if run.confirmed_at else None,

@@ -178,6 +178,9 @@ MATRIX = {
     "POST /api/v1/schools/{school}/staff-pay": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/staff-pay": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/staff-pay/confirm": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/staff-pay/terms/{term_id}": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
+    "GET /api/v1/schools/{school}/staff-pay/terms/{term_id}": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/staff-pay/terms/{term_id}/confirm": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "GET /api/v1/schools/{school}/staff-pay/settings": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "PUT /api/v1/schools/{school}/staff-pay/settings": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "GET /api/v1/schools/{school}/annual-reports/{year}": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
@@ -323,6 +326,20 @@ class Matrix:
         with self.world.session() as session:
             staffpay.run_pay(session, school=session.get(School, self.ids["s1"]), month=month, fee_income_fen=0, subsidy_fen=0, actor="test")
         return month
+
+    def fresh_term(self) -> int:
+        """A term of s1 of its own (a year far ahead), with nothing paid in it."""
+        year = 2100 + self.n()
+        with self.world.session() as session:
+            return schedule.add_term(session, school=session.get(School, self.ids["s1"]), actor="test", data=TermCreate(
+                name=f"{year} 秋", starts_on=date(year, 9, 1), ends_on=date(year + 1, 1, 15))).id
+
+    def fresh_term_pay_run(self) -> int:
+        """A draft pay run of a fresh term of s1 (no income, nobody served)."""
+        term_id = self.fresh_term()
+        with self.world.session() as session:
+            staffpay.run_pay(session, school=session.get(School, self.ids["s1"]), term_id=term_id, fee_income_fen=0, subsidy_fen=0, actor="test")
+        return term_id
 
     def fresh_card(self) -> str:
         uid = f"0B{self.n():06X}"
@@ -623,6 +640,16 @@ def _staff_pay(m: Matrix, letter: str, user: str | None) -> Req:
 @request("POST /api/v1/schools/{school}/staff-pay/confirm")
 def _confirm_pay(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"month": m.fresh_pay_run()})
+
+
+@request("POST /api/v1/schools/{school}/staff-pay/terms/{term_id}")
+def _pay_staff_term(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"term_id": m.fresh_term()}, json={"fee_income_fen": 0, "subsidy_fen": 0})
+
+
+@request("GET /api/v1/schools/{school}/staff-pay/terms/{term_id}", "POST /api/v1/schools/{school}/staff-pay/terms/{term_id}/confirm")
+def _term_pay(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"term_id": m.fresh_term_pay_run()})
 
 
 @request("PUT /api/v1/schools/{school}/staff-pay/settings")

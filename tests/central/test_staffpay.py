@@ -245,3 +245,107 @@ def test_the_command_works_the_month_out(month, tmp_path, monkeypatch):
     negative = CliRunner().invoke(app, ["--lang", "en", "central", "pay-staff", "--school", "s1", "--month", "2030-09",
                                         "--fee-income-fen", "5000", "--subsidy-fen", "-1"], catch_exceptions=False)
     assert (negative.exit_code, negative.stderr) == (2, "an income is 0 to 1000000000 fen, not -1\n")
+
+
+# --- a term as the pay period (P8.1) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def autumn(month):
+    """A term of s1 from Tuesday 2030-09-03 to 2030-10-31 (September and October), with an issued
+    statement in each of its months: fees 8,000 + 6,000 - 380 refunded, subsidy 500."""
+    ids = month.ids
+    with month.session() as session:
+        term = schedule.add_term(session, school=session.get(School, ids["s1"]), actor="t",
+                                 data=TermCreate(name="2030 秋", starts_on=date(2030, 9, 3), ends_on=date(2030, 10, 31)))
+        for student, key, charge, refund, subsidy in (("A1", "2030-09", 8_000, 380, 500), ("B1", "2030-10", 6_000, 0, 0)):
+            session.add(Statement(school_id=ids["s1"], student_id=ids[student], month=key, reference=f"SG{key}-{student}",
+                                  state="issued", term_id=term.id, plan_kind="monthly", plan_amount_fen=8_000, cap_fen=10_000,
+                                  service_days=21, days_in_service=21, days_attended=20, charge_fen=charge, refund_fen=refund,
+                                  subsidy_fen=subsidy, billed_by="t"))
+        session.commit()
+        ids["autumn"] = term.id
+    return month
+
+
+def pay_term(world, user: str = "finance1", **body):
+    return world.client.post(f"/api/v1/schools/s1/staff-pay/terms/{world.ids['autumn']}?lang=en", headers=world.as_(user), json=body)
+
+
+def confirm_term(world):
+    return world.client.post(f"/api/v1/schools/s1/staff-pay/terms/{world.ids['autumn']}/confirm?lang=en", headers=world.as_("admin1"))
+
+
+def confirm_month(world, month: str = "2030-09"):
+    return world.client.post(f"/api/v1/schools/s1/staff-pay/confirm?month={month}&lang=en", headers=world.as_("admin1"))
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_a_terms_pay_is_its_months_income_shared_by_the_periods_of_its_days(autumn):
+    made = pay_term(autumn)
+    assert made.status_code == 200, made.text
+    body = made.json()
+    # fees 8,000 - 380 + 6,000 = 13,620, subsidy 500: 80 % of 14,120 = 11,296; Monday 2030-09-02 is not in
+    # the term, so only staffA's Tuesday (2 periods) counts: staffB and the volunteer served on Monday alone.
+    assert (body["month"], body["term_id"], body["term"], body["state"]) == (None, autumn.ids["autumn"], "2030 秋", "draft")
+    assert (body["fee_income_fen"], body["subsidy_fen"], body["pool_fen"], body["periods"]) == (13_620, 500, 11_296, 2)
+    assert lines(body) == [("staffA", 2, 2, 0, 11_296, 0)]
+    read = autumn.client.get(f"/api/v1/schools/s1/staff-pay/terms/{autumn.ids['autumn']}", headers=autumn.as_("district")).json()
+    assert read["pool_fen"] == 11_296
+    done = confirm_term(autumn)
+    assert (done.status_code, done.json()["state"]) == (200, "confirmed")
+    with autumn.session() as session:  # booked once, under the term's own reference
+        s1 = session.get(School, autumn.ids["s1"])
+        assert (ledger.balances(session, school=s1)["staff_pay"], ledger.verify(session).ok) == (11_296, True)
+    again = pay_term(autumn)
+    assert (again.status_code, msg(again)) == (409, "the staff pay of 2030 秋 is confirmed and final")
+    late = confirm(autumn, "staffA", WED)  # a day of the confirmed term: its pay is final
+    assert (late.status_code, msg(late)) == (409, "the staff pay of 2030 秋 is confirmed and final")
+
+
+def test_a_confirmed_term_refuses_a_run_of_its_months_and_a_draft_of_one_cannot_be_confirmed(autumn):
+    draft = pay(autumn, 0)  # drafts of both may stand side by side...
+    assert draft.status_code == 200, draft.text
+    assert pay_term(autumn).status_code == 200
+    assert confirm_term(autumn).status_code == 200  # ...until one of them is confirmed
+    refused = pay(autumn, 0)
+    assert (refused.status_code, msg(refused)) == (
+        409, "the staff pay of 2030 秋 is confirmed and shares a month with 2030-09: nobody is paid twice (P8.1)")
+    unconfirmed = confirm_month(autumn)
+    assert (unconfirmed.status_code, msg(unconfirmed)) == (
+        409, "the staff pay of 2030 秋 is confirmed and shares a month with 2030-09: nobody is paid twice (P8.1)")
+    october = autumn.client.post("/api/v1/schools/s1/staff-pay?month=2030-10&lang=en", headers=autumn.as_("finance1"))
+    assert october.status_code == 409  # every month the term touches, not only its first
+    november = autumn.client.post("/api/v1/schools/s1/staff-pay?month=2030-11&lang=en", headers=autumn.as_("finance1"),
+                                  json={"fee_income_fen": 0})
+    assert november.status_code == 200, november.text  # outside the term
+    with autumn.session() as session:
+        assert ledger.balances(session, school=session.get(School, autumn.ids["s1"]))["staff_pay"] == 11_296  # the term's, once
+
+
+def test_a_confirmed_month_refuses_a_run_of_a_term_holding_it(autumn):
+    assert pay(autumn, 5_000).status_code == 200
+    assert confirm_month(autumn).status_code == 200
+    refused = pay_term(autumn)
+    assert (refused.status_code, msg(refused)) == (
+        409, "the staff pay of 2030-09 is confirmed and shares a month with 2030 秋: nobody is paid twice (P8.1)")
+    missing = autumn.client.get(f"/api/v1/schools/s1/staff-pay/terms/{autumn.ids['autumn']}?lang=en", headers=autumn.as_("finance1"))
+    assert (missing.status_code, msg(missing)) == (404, "no staff pay has been worked out for 2030 秋")
+
+
+def test_the_command_works_a_term_out(autumn, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from schoolgate.cli import app
+
+    monkeypatch.setenv("SCHOOLGATE_DATABASE_URL", autumn.settings.database_url)
+    monkeypatch.setenv("SCHOOLGATE_SIGNING_KEY_FILE", str(tmp_path / "k.pem"))
+    done = CliRunner().invoke(app, ["central", "pay-staff", "--school", "s1", "--term", str(autumn.ids["autumn"]), "--json"],
+                              catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.stdout)
+    assert (body["term"], body["pool_fen"], body["made_by"]) == ("2030 秋", 11_296, "cli:pay-staff")
+    both = CliRunner().invoke(app, ["--lang", "en", "central", "pay-staff", "--school", "s1", "--month", "2030-09",
+                                    "--term", str(autumn.ids["autumn"])], catch_exceptions=False)
+    assert both.exit_code != 0
+    assert "staff pay is worked out for a month or for a term: give one of them" in both.output

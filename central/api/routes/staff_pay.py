@@ -1,4 +1,4 @@
-"""Staff pay (P8.1): the month's pay run by periods served, the admin's confirmation that makes it
+"""Staff pay (P8.1): the pay run of a month or a term by periods served, the admin's confirmation that makes it
 final, and the school's share setting (at least 80 %)."""
 
 from __future__ import annotations
@@ -41,6 +41,29 @@ def get_pay(school: SchoolDep, month: str, session: SessionDep, user: Reader) ->
 def confirm_pay(school: SchoolDep, month: str, session: SessionDep, user: Admin) -> StaffPayRunPublic:
     """The school admin confirms the month's pay run: final, never worked out again."""
     return staffpay.confirm_run(session, school=school, month=month, actor=user.label)
+
+
+@router.post("/terms/{term_id}")
+def run_term_pay(
+    school: SchoolDep, term_id: int, request: Request, session: SessionDep, user: Finance, body: StaffPayIn | None = None
+) -> StaffPayRunPublic:
+    """Work out a term's staff pay (P8.1 allows a term as the pay period): the income of every month the
+    term touches, the periods served over its days. Refused (409) once confirmed, and where a confirmed
+    run of a month it touches (or of another term sharing a month) exists: nobody is paid twice."""
+    body = body or StaffPayIn()
+    return staffpay.run_pay(session, school=school, term_id=term_id, fee_income_fen=body.fee_income_fen,
+                            subsidy_fen=body.subsidy_fen, actor=user.label, period_minutes=request.app.state.settings.period_minutes)
+
+
+@router.get("/terms/{term_id}")
+def get_term_pay(school: SchoolDep, term_id: int, session: SessionDep, user: Reader) -> StaffPayRunPublic:
+    return staffpay.get_run(session, school=school, term_id=term_id)
+
+
+@router.post("/terms/{term_id}/confirm")
+def confirm_term_pay(school: SchoolDep, term_id: int, session: SessionDep, user: Admin) -> StaffPayRunPublic:
+    """The school admin confirms the term's pay run: final; refused (409) where a month it touches is paid."""
+    return staffpay.confirm_run(session, school=school, term_id=term_id, actor=user.label)
 
 
 @router.get("/settings")
