@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from io import BytesIO
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from central.accounts.access import Principal, log_child_reads
@@ -168,7 +169,11 @@ def _issue(session: Session, statement: Statement, actor: str) -> list[ledger.Po
         raise Conflict("statement.not_draft", reference=statement.reference, state=statement.state)
     statement.state, statement.issued_by, statement.issued_at = ISSUED, actor, clock.utcnow()
     session.add(statement)
-    # P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue.
+    return _postings(statement)
+
+
+def _postings(statement: Statement) -> list[ledger.Posting]:
+    """P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue."""
     out = []
     if statement.charge_fen > 0:
         out.append(ledger.Posting("statement", statement.reference, memo=statement.month, lines=[
@@ -363,7 +368,7 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
         select(Statement).where(Statement.school_id == school.id, Statement.month == month.key))}
     run = BillingRun(school=school.code, month=month.key)
     now = clock.utcnow()
-    made: list[Statement] = []  # new: their references wait for their ids
+    fresh: list[dict] = []  # what the new statements hold
     billed: list[Statement] = []
     for student_id, child in sorted(facts.items(), key=lambda kv: students[kv[0]].student_no):
         term, plan = plans[student_id]
@@ -378,9 +383,9 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
         }
         row = existing.pop(student_id, None)
         if row is None:
-            row = Statement(school_id=school.id, student_id=student_id, month=month.key, billed_by=actor, **worked)
-            made.append(row)
+            fresh.append(worked | {"student_id": student_id})  # made below, in this order
             run.created += 1
+            continue
         elif row.state == DRAFT:
             if all(getattr(row, k) == v for k, v in worked.items()):
                 run.unchanged += 1
@@ -399,13 +404,28 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
                 run.unchanged += 1
         session.add(row)
         billed.append(row)
-    session.flush()  # one flush for the new rows: their ids make their references
+    # The new rows: issued as they are made when the run issues (no second write of each), their ids
+    # drawn from the sequence on PostgreSQL so that the reference goes in with the insert; elsewhere one
+    # flush gives the ids and the references follow.
+    state = {"state": ISSUED, "issued_by": actor, "issued_at": now} if issue else {}
+    made = [Statement(school_id=school.id, month=month.key, billed_by=actor, **worked, **state) for worked in fresh]
+    if made and session.get_bind().dialect.name == "postgresql":
+        ids = session.execute(sa.text("SELECT nextval(pg_get_serial_sequence('statement', 'id')) FROM generate_series(1, :n)"),
+                              {"n": len(made)}).scalars().all()
+        for row, statement_id in zip(made, ids):
+            row.id, row.reference = statement_id, reference(month, statement_id)
+    session.add_all(made)
+    session.flush()
     for row in made:
-        row.reference = reference(month, row.id)
+        if row.reference is None:
+            row.reference = reference(month, row.id)
     if issue:
         drafts = [row for row in billed if row.state == DRAFT]
-        issue_statements(session, school=school, rows=drafts, actor=actor)
-        run.issued += len(drafts)
+        new = {id(row) for row in made}
+        postings = [p for row in sorted(drafts + made, key=lambda row: students[row.student_id].student_no)
+                    for p in (_postings(row) if id(row) in new else _issue(session, row, actor))]
+        ledger.post_many(session, school=school, postings=postings, actor=actor)  # as issue_statements, in student order
+        run.issued += len(drafts) + len(made)
     for row in existing.values():
         if row.state == DRAFT:
             session.delete(row)
