@@ -44,7 +44,7 @@ from central.api.routes import roster as roster_routes
 from central.core import clock
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.events import ChildLeft, DomainEvents, IncidentStored, RosterChanged
+from central.core.events import DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
 from central.kiosks import health, roster
 from central.kiosks.bus import Bus
@@ -127,8 +127,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # Domain events (central/core/events.py): services record them, subscribers get them after the commit.
     app.state.events = DomainEvents()
     app.state.events.subscribe(RosterChanged, on_roster_changed(app))
-    # A child picked up or walked out alone: the guardians' notifications stored in the outbox (issue 16).
-    app.state.events.subscribe(ChildLeft, outbox.on_child_left(engine))
+    # What the gates stored, absences, one-time codes: the guardians' notifications stored in the outbox (issue 16).
+    outbox.subscribe(app.state.events, engine)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:

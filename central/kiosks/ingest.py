@@ -39,7 +39,7 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, IncidentStored
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, GateEventsStored, IncidentStored
 from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
@@ -153,8 +153,8 @@ class _Batch:
         return int(self.received_at.timestamp() * 1000)
 
 
-#: the stored events that tell a child's guardians their child left (published as ``ChildLeft``)
-LEAVING = ("pickup", "self_dismiss")
+#: the stored events a child's guardians may hear of (published, a batch at a time, as ``GateEventsStored``)
+TOLD = ("pickup", "self_dismiss", "checkin", "pickup_denied")
 
 
 class Ingest:
@@ -351,11 +351,14 @@ class Ingest:
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
             for alert in batch.alerts:
                 self.events.publish(alert)
-            for row in batch.rows:
-                if row["kind"] in LEAVING and row.get("student"):
-                    self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
-                                                  student=row["student"], guardian=row.get("guardian"),
-                                                  kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
+            told = tuple(
+                ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"], student=row["student"],
+                          guardian=row.get("guardian"), kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"],
+                          note=row.get("note"), reason=row.get("reason"))
+                for row in batch.rows if row["kind"] in TOLD and row.get("student")
+            )
+            if told:
+                self.events.publish(GateEventsStored(told))
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from central.core import clock
-from central.core.i18n import t
+from central.core.i18n import has, t
 from central.notifications.models import Notification
 
 TIMEOUT = 5.0
@@ -33,9 +33,16 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def payload(notification: Notification) -> bytes:
     return json.dumps(
-        {"id": notification.id, "event": notification.event_ref, "language": notification.language, "text": notification.body},
+        {"id": notification.id, "event": notification.event_ref, "kind": notification.kind,
+         "language": notification.language, "text": notification.body},
         ensure_ascii=False, sort_keys=True, separators=(",", ":"),
     ).encode()
+
+
+def subject(notification: Notification) -> str:
+    """An email's subject: what the message is about, in its language."""
+    key = f"notify.subject.{notification.kind}"
+    return t(key if has(key) else "notify.subject", notification.language)
 
 
 class Webhook:
@@ -83,7 +90,7 @@ class Email:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = notification.address
-        message["Subject"] = t("notify.subject", notification.language)
+        message["Subject"] = subject(notification)
         message["Message-ID"] = f"<notification-{notification.id}@{self.sender.rpartition('@')[2] or 'schoolgate'}>"
         message.set_content(notification.body)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:

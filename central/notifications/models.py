@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -46,6 +46,7 @@ class Notification(SQLModel, table=True):
     school_id: int = Field(foreign_key="school.id", index=True)
     event_ref: str = Field(max_length=80)
     recipient: str = Field(max_length=64)  # g<guardian id>
+    kind: str = Field(default="", max_length=24, sa_column_kwargs={"server_default": ""})  # one of EVENT_KINDS
     channel: str = Field(max_length=16)
     address: str = Field(max_length=500)
     body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
@@ -56,3 +57,26 @@ class Notification(SQLModel, table=True):
     last_error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+#: what a guardian may hear about; ``checked_in`` only when they asked for it (``NotifyPreference``)
+EVENT_KINDS = ("picked_up", "left_alone", "checked_in", "absent", "code_issued", "code_used",
+               "late_pickup", "barred_attempt")
+#: told unless the guardian turned them off; ``checked_in`` is the one a guardian turns on
+DEFAULT_EVENTS = tuple(k for k in EVENT_KINDS if k != "checked_in")
+#: safety messages: never held by quiet hours, never turned off
+SAFETY_EVENTS = ("late_pickup", "barred_attempt", "absent")
+
+
+class NotifyPreference(SQLModel, table=True):
+    """A guardian's choices: which events (``events``; None: ``DEFAULT_EVENTS``), which of their consented
+    channels (``channels``; None: all), and quiet hours in the school's zone (safety messages ignore them)."""
+
+    __tablename__ = "notify_preference"
+
+    id: int | None = Field(default=None, primary_key=True)
+    guardian_id: int = Field(foreign_key="guardian.id", unique=True)
+    events: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    channels: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    quiet_from: time | None = None
+    quiet_until: time | None = None

@@ -9,7 +9,7 @@ import hmac
 import json
 import socket
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,11 +21,14 @@ from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
-from central.core.events import ChildLeft, DomainEvents
+from central.core import clock
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents
 from central.kiosks import services
 from central.kiosks.ingest import Ingest
 from central.notifications import channels, outbox
-from central.notifications.models import GuardianChannel, Notification
+from central.notifications.models import GuardianChannel, Notification, NotifyPreference
+from central.pickup.models import PickupCode
+from central.programme.models import CareSession
 from central.schools import registry
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 from gateway import protocol
@@ -163,9 +166,9 @@ class Gate:
 
 
 def ingest_for(engine) -> Ingest:
-    """An ingest whose ``ChildLeft`` events reach the outbox, as central's app wires it (central/main.py)."""
+    """An ingest whose stored gate events reach the outbox, as central's app wires it (central/main.py)."""
     events = DomainEvents()
-    events.subscribe(ChildLeft, outbox.on_child_left(engine, now=lambda: NOW))
+    outbox.subscribe(events, engine, now=lambda: NOW)
     return Ingest(engine, topics=TOPICS, publish=lambda *a, **k: None, events=events, clock=lambda: NOW)
 
 
@@ -202,8 +205,8 @@ def test_a_pickup_reaches_each_consenting_guardian_in_their_language_and_nobody_
     })
 
     assert sent == 3
-    zh = "小明已于 2030-09-02 16:00 在 k1 由Dad接走。"
-    en = "小明 was picked up by Dad at k1 at 2030-09-02 16:00."
+    zh = "小明已于 2030-09-02 16:00 在 k1 由爸爸接走。"  # "Dad" as recorded, read in Chinese
+    en = "小明 was picked up by father at k1 at 2030-09-02 16:00."  # "Dad" as recorded, read in English
     [(headers, body)] = receiver.hooks("/hook/mum")
     assert body["text"] == zh and body["language"] == "zh_CN"
     # The signature: HMAC-SHA256 over timestamp "." body with the subscription's secret, recomputed here.
@@ -276,7 +279,7 @@ def test_a_receiver_down_then_up_gets_every_message_once(school):
         texts = sorted(b["text"] for p in ("/hook/mum", "/hook/dad") for _, b in down.hooks(p))
         assert texts == sorted([
             "小明已于 2030-09-02 16:00 在 k1 由妈妈接走。", "小明已于 2030-09-02 16:00 从 k1 独自离校。",
-            "小明 was picked up by 妈妈 at k1 at 2030-09-02 16:00.", "小明 walked out alone at k1 at 2030-09-02 16:00.",
+            "小明 was picked up by mother at k1 at 2030-09-02 16:00.", "小明 walked out alone at k1 at 2030-09-02 16:00.",
         ])
     finally:
         down.stop()
@@ -361,4 +364,141 @@ def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(wo
     ]
     assert world.client.get("/api/v1/schools/s1/notifications?state=parked", headers=world.as_("admin1")).json() == []
     with Session(world.engine) as session:
-        assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by 父亲 at gate-1 at 2030-09-02 16:00."
+        assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by father at gate-1 at 2030-09-02 16:00."
+
+
+# --- issue 16, second step: the other messages -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("relation", "language", "shown"), [
+    ("妈妈", "en", "mother"), ("妈妈", "zh_CN", "妈妈"), ("Dad", "zh_CN", "爸爸"), ("Dad", "en", "father"),
+    ("外婆", "en", "grandmother"), ("干妈", "en", "a guardian"), ("干妈", "zh_CN", "干妈"), ("Godfather", "en", "Godfather"),
+])
+def test_the_relation_is_shown_in_the_readers_language(relation, language, shown):
+    assert outbox.relation_text(relation, language) == shown
+
+
+def prefer(engine, guardian: int, **fields) -> None:
+    with Session(engine) as session:
+        session.add(NotifyPreference(guardian_id=guardian, **fields))
+        session.commit()
+
+
+def test_a_check_in_reaches_only_the_guardians_who_asked_for_it(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "webhook", "http://127.0.0.1:9/dad", "en", HOOK_SECRET)
+    consent(engine, g["barred"], "webhook", "http://127.0.0.1:9/barred", "en", HOOK_SECRET)
+    prefer(engine, g["mum"], events=["checked_in", "picked_up"])
+    prefer(engine, g["barred"], events=["checked_in"])
+    ingest_for(engine).process([Gate().event(kind="checkin", student="S1")])
+    assert outbox_rows(engine) == [(f"g{g['mum']}", "webhook", "pending", "小明已于 2030-09-02 16:00 在 k1 签到。")]
+    with Session(engine) as session:
+        assert session.exec(select(Notification.kind)).one() == "checked_in"
+
+
+def test_a_barred_persons_attempt_tells_the_guardians_at_once_even_in_their_quiet_hours(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "en", HOOK_SECRET)
+    consent(engine, g["barred"], "webhook", "http://127.0.0.1:9/barred", "en", HOOK_SECRET)
+    # 16:00 in Shanghai is within mum's quiet hours, and she turned everything off: safety goes anyway.
+    prefer(engine, g["mum"], events=[], quiet_from=time(15, 0), quiet_until=time(17, 0))
+    gate = Gate()
+    ingest_for(engine).process([gate.event(kind="pickup_denied", student="S1", guardian=f"g{g['barred']}", reason="barred"),
+                                gate.event(kind="pickup_denied", student="S1", reason="not_linked"),
+                                gate.event(kind="checkin", student="S1")])
+    with Session(engine) as session:
+        [n] = session.exec(select(Notification)).all()
+    assert (n.recipient, n.kind, n.next_try_at) == (f"g{g['mum']}", "barred_attempt", NOW)
+    assert n.body == "Someone barred from picking up 小明 tried to at k1 at 2030-09-02 16:00; the child was not handed over."
+
+
+def test_quiet_hours_hold_a_message_until_they_end_in_the_schools_zone(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "webhook", "http://127.0.0.1:9/dad", "en", HOOK_SECRET)
+    prefer(engine, g["mum"], quiet_from=time(15, 30), quiet_until=time(16, 30))  # NOW is 16:00:05 in Shanghai
+    prefer(engine, g["dad"], quiet_from=time(22, 0), quiet_until=time(7, 0))  # over midnight; not now
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    with Session(engine) as session:
+        due = {n.recipient: clock.as_utc(n.next_try_at) for n in session.exec(select(Notification))}
+    assert due == {f"g{g['mum']}": datetime(2030, 9, 2, 8, 30, tzinfo=UTC), f"g{g['dad']}": NOW}
+
+
+def test_a_guardian_chooses_the_channels(school):
+    engine, g = school
+    consent(engine, g["dad"], "sms", "+8613900000001", "en")
+    consent(engine, g["dad"], "email", "dad@example.cn", "en")
+    prefer(engine, g["dad"], channels=["email"])
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    assert [(r[0], r[1]) for r in outbox_rows(engine)] == [(f"g{g['dad']}", "email")]
+
+
+def care_session(world) -> int:
+    with world.session() as session:
+        s1 = session.exec(select(School).where(School.code == "s1")).one()
+        care = CareSession(school_id=s1.id, group_id=world.ids["groupA"], day=AT.date(), starts_at=AT,
+                           ends_at=AT + timedelta(hours=1), place="101教室", created_by="test")
+        session.add(care)
+        session.commit()
+        return care.id
+
+
+def test_an_absence_not_excused_tells_the_guardians_once(world, monkeypatch):
+    """No excuse table on main yet: every absence a gate raises is taken as not excused (outbox.excused)."""
+    monkeypatch.setattr(clock, "utcnow", lambda: NOW)
+    consent(world.engine, world.ids["gA"], "webhook", "http://127.0.0.1:9/gA", "en", HOOK_SECRET)
+    consent(world.engine, world.ids["gBarred"], "webhook", "http://127.0.0.1:9/gBarred", "en", HOOK_SECRET)
+    consent(world.engine, world.ids["gB"], "webhook", "http://127.0.0.1:9/gB", "en", HOOK_SECRET)
+    care = care_session(world)
+    s1 = world.ids["s1"]
+    for _ in range(2):  # told twice (a handler run again): stored once
+        world.client.app.state.events.publish(ChildAlertRaised(s1, "absent", "A1", str(care), "gate-1"))
+    world.client.app.state.events.publish(ChildAlertRaised(s1, "late_pickup", "A1", str(care), "gate-1"))
+    world.client.app.state.events.publish(ChildAlertRaised(s1, "absent", "A1", "999", "gate-1"))  # no such session
+    with world.session() as session:
+        rows = [(n.recipient, n.kind, n.event_ref, n.body) for n in session.exec(select(Notification))]
+    assert rows == [(f"g{world.ids['gA']}", "absent", f"absent:{care}:{world.ids['A1']}",
+                     "学生A1 had not checked in for 101教室 by 10 minutes after the start (2030-09-02 16:00).")]
+
+
+def test_a_one_time_code_issued_and_used_tells_the_childs_guardians_without_the_code(world, monkeypatch):
+    monkeypatch.setattr(clock, "local_today", lambda school: date(2030, 9, 2))  # the logins need the real time
+    consent(world.engine, world.ids["gA"], "webhook", "http://127.0.0.1:9/gA", "zh_CN", HOOK_SECRET)
+    consent(world.engine, world.ids["gBarred"], "webhook", "http://127.0.0.1:9/gBarred", "zh_CN", HOOK_SECRET)
+    consent(world.engine, world.ids["gB"], "webhook", "http://127.0.0.1:9/gB", "zh_CN", HOOK_SECRET)
+    issued = world.client.post("/api/v1/schools/s1/pickup-codes", headers=world.as_("parentA"),
+                               json={"student": "A1", "day": "2030-09-02", "person": "张阿姨"})
+    assert issued.status_code == 201, issued.text
+    code, code_id = issued.json()["code"], issued.json()["id"]
+    used = world.client.post("/api/v1/schools/s1/pickup-codes/redeem", headers=world.as_("guard1"),
+                             json={"student": "A1", "code": code})
+    assert used.status_code == 200, used.text
+    with world.session() as session:
+        rows = [(n.recipient, n.kind, n.event_ref, n.body) for n in session.exec(select(Notification).order_by(Notification.id))]
+        s1 = session.exec(select(School).where(School.code == "s1")).one()
+        when = clock.to_local(session.get(PickupCode, code_id).used_at, s1).strftime("%Y-%m-%d %H:%M")
+    ga = f"g{world.ids['gA']}"
+    assert rows == [
+        (ga, "code_issued", f"pickup_code:{code_id}:issued", "已为学生A1签发 2030-09-02 的一次性接送码，接送人：张阿姨。"),
+        (ga, "code_used", f"pickup_code:{code_id}:used", f"学生A1的一次性接送码（接送人：张阿姨）已于 {when} 在 示范小学 使用。"),
+    ]
+    assert all(code not in body for *_, body in rows)
+
+
+def test_a_code_used_at_a_gate_is_told_with_the_pickup(school):
+    engine, g = school
+    consent(engine, g["dad"], "webhook", "http://127.0.0.1:9/dad", "en", HOOK_SECRET)
+    with Session(engine) as session:
+        s1 = session.exec(select(School)).one()
+        ming = session.exec(select(Student).where(Student.student_no == "S1")).one()
+        code = PickupCode(school_id=s1.id, student_id=ming.id, day=AT.date(), person="Aunt Zhang", code_hash="x",
+                          issued_by="user:parent", issued_at=AT)
+        session.add(code)
+        session.commit()
+        code_id = code.id
+    ingest_for(engine).process([Gate().event(kind="pickup", student="S1", note=f"code:{code_id}")])
+    assert [(r[0], r[3]) for r in outbox_rows(engine)] == [
+        (f"g{g['dad']}", "The one-time pickup code for 小明 (for Aunt Zhang) was used at k1 at 2030-09-02 16:00."),
+        (f"g{g['dad']}", "小明 was picked up by a guardian at k1 at 2030-09-02 16:00."),
+    ]

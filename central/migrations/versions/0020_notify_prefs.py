@@ -1,0 +1,34 @@
+"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices (events, channels, quiet hours) (issue 16)
+
+Revision ID: 0020_notify_prefs
+Revises: 0017_notification
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020_notify_prefs"
+down_revision = "0017_notification"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("notification", sa.Column("kind", sa.String(length=24), server_default="", nullable=False))
+    op.create_table(
+        "notify_preference",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("guardian_id", sa.Integer(), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=True),
+        sa.Column("channels", sa.JSON(), nullable=True),
+        sa.Column("quiet_from", sa.Time(), nullable=True),
+        sa.Column("quiet_until", sa.Time(), nullable=True),
+        sa.ForeignKeyConstraint(["guardian_id"], ["guardian.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("guardian_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("notify_preference")
+    op.drop_column("notification", "kind")
