@@ -49,7 +49,7 @@ from central.core.i18n import LocalizedError
 from central.kiosks import health, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
-from central.notifications import outbox
+from central.notifications import ladder, outbox
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,13 @@ def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
 
 
 def _send_notifications(engine, settings: Settings, stop: threading.Event) -> None:
-    """Every ``notify_check_seconds``: send the notifications due (at least once, retried, parked)."""
+    """Every ``notify_check_seconds``: take the late-pickup ladder's steps due, send the notifications due
+    (at least once, retried, parked)."""
     channels = notification_channels(settings)
     while not stop.wait(settings.notify_check_seconds):
         try:
             with Session(engine) as session:
+                ladder.escalate(session, now=clock.utcnow(), grace=timedelta(minutes=settings.pickup_grace_minutes))
                 while outbox.dispatch_due(session, now=clock.utcnow(), channels=channels) >= outbox.ROUND:
                     pass
         except Exception:  # noqa: BLE001 - the next round tries again; the outbox keeps them

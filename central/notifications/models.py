@@ -80,3 +80,18 @@ class NotifyPreference(SQLModel, table=True):
     channels: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
     quiet_from: time | None = None
     quiet_until: time | None = None
+
+
+class EmergencyContact(SQLModel, table=True):
+    """Someone to call about a child when the guardians do not come (the late-pickup ladder's second step),
+    on one channel they agreed to (``consented_at``), in one language."""
+
+    __tablename__ = "emergency_contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    name: str = Field(max_length=100)
+    channel: str = Field(max_length=16)
+    address: str = Field(max_length=500)
+    language: str = Field(default="zh_CN", max_length=8)
+    consented_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

@@ -39,6 +39,7 @@ from central.notifications.models import (
     Notification,
     NotifyPreference,
 )
+from central.kiosks.models import SafetyIncident
 from central.pickup.models import PickupCode
 from central.programme.models import CareSession
 from central.schools.links import link_acts_on
@@ -264,6 +265,21 @@ def happenings_of(session: Session, school: School, events: list[ChildLeft]) -> 
     return found
 
 
+def _barred_incidents(session: Session, *, school: School, happenings: list[Happening], now: datetime) -> int:
+    """A barred person's attempt is a safety incident for the school admin, at once (once per gate event)."""
+    found = 0
+    for h in happenings:
+        if h.kind != "barred_attempt":
+            continue
+        detail = f"{h.ref}: a person barred by a custody order tried to pick up student #{h.student_id} at {h.where}"
+        if session.exec(select(SafetyIncident.id).where(SafetyIncident.school_id == school.id,
+                                                        SafetyIncident.kind == "barred_attempt",
+                                                        col(SafetyIncident.detail).startswith(f"{h.ref}:"))).first() is None:
+            session.add(SafetyIncident(school_id=school.id, kiosk=h.where, kind="barred_attempt", detail=detail, created_at=now))
+            found += 1
+    return found
+
+
 def enqueue_child_left(session: Session, *, school: School, event: ChildLeft, now: datetime) -> int:
     """Store the notifications one stored gate event calls for; returns how many were new. Commits."""
     return enqueue(session, school=school, happenings=happenings_of(session, school, [event]), now=now)
@@ -275,11 +291,14 @@ def enqueue_gate_events(session: Session, *, events: list[ChildLeft], now: datet
     by_school: dict[int, list[ChildLeft]] = {}
     for e in events:
         by_school.setdefault(e.school_id, []).append(e)
+    incidents = 0
     for school_id, some in by_school.items():
         school = session.get(School, school_id)
         if school is not None:
-            rows += guardian_rows(session, school=school, happenings=happenings_of(session, school, some), now=now)
-    new = store(session, rows)
+            happenings = happenings_of(session, school, some)
+            rows += guardian_rows(session, school=school, happenings=happenings, now=now)
+            incidents += _barred_incidents(session, school=school, happenings=happenings, now=now)
+    new = store(session, rows) + incidents
     session.commit()
     return new
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
@@ -25,10 +26,11 @@ from central.core import clock
 from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents
 from central.kiosks import services
 from central.kiosks.ingest import Ingest
-from central.notifications import channels, outbox
-from central.notifications.models import GuardianChannel, Notification, NotifyPreference
+from central.notifications import channels, ladder, outbox
+from central.kiosks.models import SafetyIncident
+from central.notifications.models import EmergencyContact, GuardianChannel, Notification, NotifyPreference
 from central.pickup.models import PickupCode
-from central.programme.models import CareSession
+from central.programme.models import CareSession, DutyAssignment, InterestGroup, Staff
 from central.schools import registry
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 from gateway import protocol
@@ -502,3 +504,96 @@ def test_a_code_used_at_a_gate_is_told_with_the_pickup(school):
         (f"g{g['dad']}", "The one-time pickup code for 小明 (for Aunt Zhang) was used at k1 at 2030-09-02 16:00."),
         (f"g{g['dad']}", "小明 was picked up by a guardian at k1 at 2030-09-02 16:00."),
     ]
+
+
+# --- the late-pickup ladder, on an injected clock ----------------------------------------------------
+
+GRACE = timedelta(minutes=15)
+
+
+def ladder_school(engine, g) -> int:
+    """A session of 3-2's homework club ending at AT + 10 min (overdue at AT + 25 min), its teacher with a
+    phone on file, a duty volunteer without one; 小明's emergency contact (SMS, en)."""
+    with Session(engine) as session:
+        s1 = session.exec(select(School)).one()
+        teacher = Staff(school_id=s1.id, name="李老师", kind="teacher", phone="13600000001", created_by="t")
+        helper = Staff(school_id=s1.id, name="志愿者", kind="volunteer", phone="", created_by="t")
+        session.add_all([teacher, helper])
+        session.flush()
+        group = InterestGroup(school_id=s1.id, name="作业班", category="homework", capacity=30, place="101",
+                              grades=["3"], weekdays=[1], staff_id=teacher.id, created_by="t")
+        session.add(group)
+        session.flush()
+        care = CareSession(school_id=s1.id, group_id=group.id, day=AT.date(), starts_at=AT - timedelta(hours=1),
+                           ends_at=AT + timedelta(minutes=10), place="101教室", created_by="t")
+        session.add(care)
+        session.flush()
+        session.add(DutyAssignment(session_id=care.id, staff_id=helper.id, assigned_by="t"))
+        ming = session.exec(select(Student).where(Student.student_no == "S1")).one()
+        session.add(EmergencyContact(student_id=ming.id, name="Uncle Li", channel="sms", address="+8613500000009", language="en"))
+        session.commit()
+        return care.id
+
+
+def rungs(engine) -> list[tuple[str, str, str]]:
+    with Session(engine) as session:
+        told = [(n.event_ref.rsplit(":", 1)[1], n.recipient, n.body) for n in session.exec(select(Notification).order_by(Notification.id))]
+        told += [("3", "incident", i.kind) for i in session.exec(select(SafetyIncident))]
+    return told
+
+
+def climb(engine, at: datetime) -> int:
+    with Session(engine) as session:
+        return ladder.escalate(session, now=at, grace=GRACE)
+
+
+def test_a_late_pickup_climbs_the_ladder_a_step_each_ten_minutes(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    consent(engine, g["barred"], "webhook", "http://127.0.0.1:9/barred", "zh_CN", HOOK_SECRET)
+    care = ladder_school(engine, g)
+    gate = Gate()
+    ingest_for(engine).process([gate.event(kind="checkin", student="S1", session=str(care)),
+                                gate.event(kind="checkin", student="S2", session=str(care)),
+                                gate.event(kind="pickup", student="S2", guardian=f"g{g['other']}")])
+    with Session(engine) as session:
+        session.exec(sa.delete(Notification))  # the check-ins and S2's pickup: not what this test is about
+        session.commit()
+    overdue = AT + timedelta(minutes=25)
+    assert climb(engine, overdue - timedelta(seconds=1)) == 0
+    assert climb(engine, overdue) == 1
+    assert rungs(engine) == [("1", f"g{g['mum']}", "小明仍未被接走（101教室，2030-09-02 16:10 已结束）。")]
+    assert climb(engine, overdue + timedelta(minutes=9)) == 0  # step 1 once
+    assert climb(engine, overdue + timedelta(minutes=10)) == 2
+    contact = ("小明 has not been picked up from 101教室 (the session ended at 2030-09-02 16:10) and the guardians "
+               "have not come; please help.")
+    teacher = "小明仍未被接走（101教室，2030-09-02 16:10 已结束），监护人尚未到达，请协助。"
+    assert [(r[0], r[1][0], r[2]) for r in rungs(engine)[1:]] == [("2", "e", contact), ("2", "s", teacher)]
+    assert climb(engine, overdue + timedelta(minutes=20)) == 1
+    assert climb(engine, overdue + timedelta(minutes=40)) == 0
+    assert rungs(engine)[-1] == ("3", "incident", "late_pickup_unresolved")
+
+
+def test_the_ladder_stops_once_the_child_is_picked_up(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    care = ladder_school(engine, g)
+    ingest = ingest_for(engine)
+    gate = Gate()
+    ingest.process([gate.event(kind="checkin", student="S1", session=str(care))])
+    overdue = AT + timedelta(minutes=25)
+    assert climb(engine, overdue) == 1
+    ingest.process([gate.event(kind="pickup", student="S1", guardian=f"g{g['mum']}")])
+    assert climb(engine, overdue + timedelta(minutes=10)) == 0
+    assert climb(engine, overdue + timedelta(minutes=20)) == 0
+    assert [r[0] for r in rungs(engine) if r[0] in ("1", "2", "3")] == ["1"]
+
+
+def test_a_barred_persons_attempt_is_a_safety_incident_for_the_admin_at_once(school):
+    engine, g = school
+    gate = Gate()
+    event = gate.event(kind="pickup_denied", student="S1", guardian=f"g{g['barred']}", reason="barred")
+    ingest_for(engine).process([event])
+    ingest_for(engine).process([event])  # the same event again: one incident
+    with Session(engine) as session:
+        assert [(i.kind, i.kiosk) for i in session.exec(select(SafetyIncident))] == [("barred_attempt", "k1")]

@@ -1,4 +1,4 @@
-"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices (events, channels, quiet hours) (issue 16)
+"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices, the children's emergency contacts (events, channels, quiet hours) (issue 16)
 
 Revision ID: 0020_notify_prefs
 Revises: 0017_notification
@@ -27,8 +27,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("guardian_id"),
     )
+    op.create_table(
+        "emergency_contact",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("student_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("address", sa.String(length=500), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("consented_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["student_id"], ["student.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_emergency_contact_student_id", "emergency_contact", ["student_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_emergency_contact_student_id", table_name="emergency_contact")
+    op.drop_table("emergency_contact")
     op.drop_table("notify_preference")
     op.drop_column("notification", "kind")
