@@ -77,8 +77,10 @@ def _watch_gates(engine, settings: Settings, dispatcher: DomainEvents, stop: thr
 
 
 def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
-    """The channels configured: the webhook always, SMS and email when their settings are given."""
-    found: dict[str, outbox.Channel] = {"webhook": notify_channels.Webhook()}
+    """The channels configured: the webhook and the WeCom and DingTalk robots always (their URLs are each
+    school's, ``SchoolChannel``), SMS and email when their settings are given."""
+    found: dict[str, outbox.Channel] = {"webhook": notify_channels.Webhook(), "wecom": notify_channels.WeCom(),
+                                        "dingtalk": notify_channels.DingTalk()}
     if settings.notify_sms_url:
         found["sms"] = notify_channels.SmsGateway(settings.notify_sms_url)
     if settings.notify_smtp_host:

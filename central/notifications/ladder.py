@@ -1,8 +1,9 @@
 """The late-pickup ladder (issue 16): a child still on site after the session's end plus the pickup grace.
 
 At the end plus grace the child's guardians are told; ``STEP`` later the child's emergency contacts and the
-teacher in charge (the group's staff member and the session's duty staff, by SMS to their phone on file);
-another ``STEP`` later a safety incident for the school admin. Each step is taken only while the child is
+teacher in charge (the group's staff member and the session's duty staff, by SMS to their phone on file,
+and the school's staff channels); another ``STEP`` later a safety incident and a message on the school's admin
+channels. Each step is taken only while the child is
 still not picked up (no ``pickup``, ``self_dismiss`` or ``checkout`` event after the check-in), and once:
 its outbox rows are keyed ``late:<session>:<student>:<step>``, the incident by its detail.
 
@@ -76,6 +77,8 @@ def _contact_rows(session: Session, *, school: School, care: CareSession, studen
         for s in session.exec(select(Staff).where(col(Staff.id).in_(staff_ids)).order_by(col(Staff.id))):
             if s.phone:
                 rows.append(row(f"s{s.id}", "sms", s.phone, "zh_CN"))
+    rows += outbox.school_rows(session, school=school, audience="staff", ref=ref, kind="late_pickup",
+                               key="notify.late_pickup_contact", now=now, name=name, place=care.place, time=when)
     return rows
 
 
@@ -106,6 +109,10 @@ def escalate(session: Session, *, now: datetime, grace: timedelta) -> int:
                 if known is None:
                     session.add(SafetyIncident(school_id=school.id, kiosk=None, kind=INCIDENT, detail=detail, created_at=now))
                     new += 1
+                new += outbox.store(session, outbox.school_rows(
+                    session, school=school, audience="admin", ref=f"{ref}:3", kind="late_pickup",
+                    key="notify.late_pickup_admin", now=now, name=outbox.given_name(student.name), place=care.place,
+                    time=clock.to_local(care.ends_at, school).strftime("%Y-%m-%d %H:%M")))
             session.commit()
     return new
 

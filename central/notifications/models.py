@@ -11,7 +11,9 @@ from central.core.clock import utcnow
 from central.core.columns import utc_column
 
 #: the channels a notification may go out on
-CHANNELS = ("webhook", "sms", "email")
+CHANNELS = ("webhook", "sms", "email", "wecom", "dingtalk")
+#: who a school's channel speaks to: the school admin(s), or the staff (the teacher in charge)
+AUDIENCES = ("admin", "staff")
 STATES = ("pending", "sent", "parked")
 
 
@@ -95,3 +97,20 @@ class EmergencyContact(SQLModel, table=True):
     address: str = Field(max_length=500)
     language: str = Field(default="zh_CN", max_length=8)
     consented_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class SchoolChannel(SQLModel, table=True):
+    """A school's own channel for its people (a WeCom group robot, a DingTalk robot, a webhook): what the
+    school admin (``audience`` admin) or the staff in charge (staff) hear — a barred person's attempt, the
+    late-pickup ladder. ``secret`` signs (DingTalk, webhook)."""
+
+    __tablename__ = "school_channel"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    channel: str = Field(max_length=16)
+    audience: str = Field(default="admin", max_length=8)
+    address: str = Field(max_length=500)
+    secret: str = Field(default="", max_length=128)
+    language: str = Field(default="zh_CN", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

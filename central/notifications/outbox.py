@@ -38,6 +38,7 @@ from central.notifications.models import (
     GuardianChannel,
     Notification,
     NotifyPreference,
+    SchoolChannel,
 )
 from central.kiosks.models import SafetyIncident
 from central.pickup.models import PickupCode
@@ -265,8 +266,22 @@ def happenings_of(session: Session, school: School, events: list[ChildLeft]) -> 
     return found
 
 
+def school_rows(session: Session, *, school: School, audience: str, ref: str, kind: str, key: str, now: datetime,
+                **params: object) -> list[dict]:
+    """Outbox rows for the school's own channels (``SchoolChannel``) for ``audience``: text ``key`` with ``params``."""
+    rows = []
+    for c in session.exec(select(SchoolChannel).where(SchoolChannel.school_id == school.id, SchoolChannel.audience == audience)
+                          .order_by(col(SchoolChannel.id))):
+        language = _language(c.language)
+        rows.append({"school_id": school.id, "event_ref": ref, "recipient": f"c{c.id}", "kind": kind, "channel": c.channel,
+                     "address": c.address, "language": language, "body": t(key, language, **params), "state": "pending",
+                     "tries": 0, "next_try_at": now, "last_error": "", "created_at": now})
+    return rows
+
+
 def _barred_incidents(session: Session, *, school: School, happenings: list[Happening], now: datetime) -> int:
-    """A barred person's attempt is a safety incident for the school admin, at once (once per gate event)."""
+    """A barred person's attempt is a safety incident for the school admin and a message on the school's
+    admin channels, at once (once per gate event)."""
     found = 0
     for h in happenings:
         if h.kind != "barred_attempt":
@@ -277,6 +292,11 @@ def _barred_incidents(session: Session, *, school: School, happenings: list[Happ
                                                         col(SafetyIncident.detail).startswith(f"{h.ref}:"))).first() is None:
             session.add(SafetyIncident(school_id=school.id, kiosk=h.where, kind="barred_attempt", detail=detail, created_at=now))
             found += 1
+        student = session.get(Student, h.student_id)
+        found += store(session, school_rows(
+            session, school=school, audience="admin", ref=h.ref, kind=h.kind, key="notify.barred_attempt_admin", now=now,
+            name=given_name(student.name) if student else "", gate=h.where,
+            time=clock.to_local(h.at, school).strftime("%Y-%m-%d %H:%M")))
     return found
 
 
@@ -366,6 +386,14 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
                 session.commit()
                 continue
             secret = consent.secret
+        elif notification.recipient.startswith("c"):
+            own = session.get(SchoolChannel, int(notification.recipient[1:]))
+            if own is None or own.school_id != notification.school_id:  # the school removed it since
+                notification.state, notification.last_error = "parked", "channel removed"
+                session.add(notification)
+                session.commit()
+                continue
+            secret = own.secret
         try:
             channels[notification.channel].send(notification, secret=secret)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed try

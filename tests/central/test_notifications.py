@@ -4,6 +4,7 @@ reaches real local servers — an HTTP receiver for the webhook and the SMS gate
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -13,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -28,7 +29,13 @@ from central.kiosks import services
 from central.kiosks.ingest import Ingest
 from central.notifications import channels, ladder, outbox
 from central.kiosks.models import SafetyIncident
-from central.notifications.models import EmergencyContact, GuardianChannel, Notification, NotifyPreference
+from central.notifications.models import (
+    EmergencyContact,
+    GuardianChannel,
+    Notification,
+    NotifyPreference,
+    SchoolChannel,
+)
 from central.pickup.models import PickupCode
 from central.programme.models import CareSession, DutyAssignment, InterestGroup, Staff
 from central.schools import registry
@@ -51,21 +58,24 @@ def free_port() -> int:
 class Receiver:
     """A real HTTP server in a thread that keeps every request (path, headers, body); started and stopped at will."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, answer=lambda path: b"") -> None:
         self.port = port or free_port()
         self.got: list[tuple[str, dict[str, str], bytes]] = []
         self.server: ThreadingHTTPServer | None = None
+        self.answer = answer  # the body answered to a path (the robots answer JSON)
 
     def start(self) -> Receiver:
-        got = self.got
+        got, answer = self.got, self.answer
 
         class Handler(BaseHTTPRequestHandler):
             def _keep(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 got.append((self.path, dict(self.headers), self.rfile.read(length)))
+                body = answer(self.path)
                 self.send_response(200)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             do_GET = do_POST = _keep
 
@@ -597,3 +607,85 @@ def test_a_barred_persons_attempt_is_a_safety_incident_for_the_admin_at_once(sch
     ingest_for(engine).process([event])  # the same event again: one incident
     with Session(engine) as session:
         assert [(i.kind, i.kiosk) for i in session.exec(select(SafetyIncident))] == [("barred_attempt", "k1")]
+
+
+# --- the school's own channels: a WeCom group robot, a DingTalk robot ---------------------------------
+
+
+def robot_answer(path: str) -> bytes:
+    if "bad" in path:  # as WeCom answers an invalid key: 200, and an errcode
+        return json.dumps({"errcode": 93000, "errmsg": "invalid webhook url"}).encode()
+    return b'{"errcode":0,"errmsg":"ok"}'
+
+
+@pytest.fixture
+def robots():
+    found = Receiver(answer=robot_answer).start()
+    yield found
+    found.stop()
+
+
+def school_channel(engine, **fields) -> int:
+    with Session(engine) as session:
+        row = SchoolChannel(school_id=session.exec(select(School)).first().id, **fields)
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def robot_channels():
+    return {"wecom": channels.WeCom(httpx.Client(timeout=2)),
+            "dingtalk": channels.DingTalk(httpx.Client(timeout=2), now=lambda: NOW)}
+
+
+def test_a_barred_attempt_reaches_the_admins_wecom_and_dingtalk_robots_at_once(school, robots):
+    engine, g = school
+    wecom = school_channel(engine, channel="wecom", audience="admin", address=robots.url("/cgi-bin/webhook/send?key=K1"))
+    ding = school_channel(engine, channel="dingtalk", audience="admin", address=robots.url("/robot/send?access_token=T1"),
+                          secret="SEC-ding", language="en")
+    school_channel(engine, channel="wecom", audience="staff", address=robots.url("/staff"))  # not for this
+    ingest_for(engine).process([Gate().event(kind="pickup_denied", student="S1", guardian=f"g{g['barred']}", reason="barred")])
+    with Session(engine) as session:
+        assert outbox.dispatch_due(session, now=NOW, channels=robot_channels()) == 2
+    [(path1, headers1, body1), (path2, _, body2)] = sorted(robots.got)
+    assert path1 == "/cgi-bin/webhook/send?key=K1"
+    assert json.loads(body1) == {"msgtype": "text", "text": {
+        "content": "2030-09-02 16:00 在 k1：受监护禁令限制的人试图接走小明，未予交接。"}}
+    # DingTalk's signature by hand: timestamp in ms, HMAC-SHA256(secret, "<timestamp>\n<secret>"), base64, URL-quoted.
+    timestamp = "1914566405000"
+    sign = base64.b64encode(hmac.new(b"SEC-ding", f"{timestamp}\nSEC-ding".encode(), hashlib.sha256).digest()).decode()
+    assert path2 == f"/robot/send?access_token=T1&timestamp={timestamp}&sign={quote(sign, safe='')}"
+    assert json.loads(body2)["text"]["content"] == (
+        "2030-09-02 16:00 at k1: a person barred by a custody order tried to pick up 小明; the child was not handed over.")
+    with Session(engine) as session:
+        assert sorted(n.recipient for n in session.exec(select(Notification))) == [f"c{wecom}", f"c{ding}"]
+
+
+def test_a_robot_answering_an_errcode_is_a_failed_try_and_a_removed_channel_is_parked(school, robots):
+    engine, g = school
+    bad = school_channel(engine, channel="wecom", audience="admin", address=robots.url("/bad?key=x"))
+    gone = school_channel(engine, channel="dingtalk", audience="admin", address=robots.url("/robot/send?access_token=T"))
+    ingest_for(engine).process([Gate().event(kind="pickup_denied", student="S1", reason="barred")])
+    with Session(engine) as session:
+        session.delete(session.get(SchoolChannel, gone))
+        session.commit()
+        assert outbox.dispatch_due(session, now=NOW, channels=robot_channels()) == 0
+        states = {n.recipient: (n.state, n.last_error) for n in session.exec(select(Notification))}
+    assert states == {f"c{bad}": ("pending", "RuntimeError: errcode 93000: invalid webhook url"),
+                      f"c{gone}": ("parked", "channel removed")}
+
+
+def test_the_ladder_tells_the_staff_channel_then_the_admin_channel(school, robots):
+    engine, g = school
+    staff = school_channel(engine, channel="wecom", audience="staff", address=robots.url("/staff"))
+    admin = school_channel(engine, channel="wecom", audience="admin", address=robots.url("/admin"))
+    care = ladder_school(engine, g)
+    ingest_for(engine).process([Gate().event(kind="checkin", student="S1", session=str(care))])
+    overdue = AT + timedelta(minutes=25)
+    climb(engine, overdue + timedelta(minutes=10))
+    with Session(engine) as session:
+        assert {n.recipient for n in session.exec(select(Notification).where(Notification.recipient.startswith("c")))} == {f"c{staff}"}
+    climb(engine, overdue + timedelta(minutes=20))
+    with Session(engine) as session:
+        [n] = session.exec(select(Notification).where(Notification.recipient == f"c{admin}")).all()
+    assert n.body == "小明仍未被接走（101教室，2030-09-02 16:10 已结束），已记录安全事件。"

@@ -1,4 +1,4 @@
-"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices, the children's emergency contacts (events, channels, quiet hours) (issue 16)
+"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices, the children's emergency contacts, each school's own channels (WeCom, DingTalk) (events, channels, quiet hours) (issue 16)
 
 Revision ID: 0020_notify_prefs
 Revises: 0017_notification
@@ -40,9 +40,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_emergency_contact_student_id", "emergency_contact", ["student_id"])
+    op.create_table(
+        "school_channel",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("audience", sa.String(length=8), nullable=False),
+        sa.Column("address", sa.String(length=500), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["school_id"], ["school.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_school_channel_school_id", "school_channel", ["school_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_school_channel_school_id", table_name="school_channel")
+    op.drop_table("school_channel")
     op.drop_index("ix_emergency_contact_student_id", table_name="emergency_contact")
     op.drop_table("emergency_contact")
     op.drop_table("notify_preference")
