@@ -27,6 +27,7 @@ from central.api.routes import (
     ledger,
     notices,
     notifications,
+    notify_settings,
     payments,
     pickup,
     public,
@@ -155,7 +156,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(reports.router)
     api.include_router(reports.district_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
-    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications):
+    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications,
+                   notify_settings):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(auth.public_router, prefix="/api/v1")

@@ -689,3 +689,50 @@ def test_the_ladder_tells_the_staff_channel_then_the_admin_channel(school, robot
     with Session(engine) as session:
         [n] = session.exec(select(Notification).where(Notification.recipient == f"c{admin}")).all()
     assert n.body == "小明仍未被接走（101教室，2030-09-02 16:10 已结束），已记录安全事件。"
+
+
+# --- a guardian's choices and consents over the API ---------------------------------------------------
+
+
+def test_a_guardian_consents_chooses_and_withdraws_and_the_admin_sees_it(world, monkeypatch):
+    monkeypatch.setattr(clock, "local_today", lambda school: date(2030, 9, 2))
+    me = "/api/v1/schools/s1/me/notifications"
+    parent = world.as_("parentA")
+    put = world.client.put(f"{me}/consents/sms", headers=parent, json={"address": "+8613900000001", "language": "en"})
+    assert put.status_code == 200, put.text
+    assert [(c["channel"], c["address"], c["language"]) for c in put.json()["consents"]] == [("sms", "+8613900000001", "en")]
+    assert world.client.put(f"{me}/consents/webhook", headers=parent, json={"address": "https://x.example/h"}).status_code == 422
+    assert world.client.put(f"{me}/consents/wecom", headers=parent, json={"address": "x"}).status_code == 422
+    chosen = world.client.put(me, headers=parent, json={"events": ["checked_in", "picked_up"], "quiet_from": "21:00:00",
+                                                        "quiet_until": "07:00:00"})
+    assert chosen.status_code == 200, chosen.text
+    assert (chosen.json()["events"], chosen.json()["quiet_from"], chosen.json()["quiet_until"]) == (
+        ["checked_in", "picked_up"], "21:00:00", "07:00:00")
+    bad = world.client.put(me, headers=parent, json={"events": ["gossip"]})
+    assert bad.status_code == 422 and "gossip" in bad.json()["detail"][0]["msg"]
+    assert world.client.put(me, headers=parent, json={"quiet_from": "21:00:00"}).status_code == 422
+    # The admin sees the same; another school's guardian id is not found.
+    seen = world.client.get(f"/api/v1/schools/s1/notification-preferences/{world.ids['gA']}", headers=world.as_("admin1"))
+    assert seen.json()["events"] == ["checked_in", "picked_up"] and seen.json()["consents"][0]["channel"] == "sms"
+    # What the guardian chose is what the outbox does: a check-in now reaches gA's SMS.
+    world.client.app.state.events.publish(ChildLeft(school_id=world.ids["s1"], event_id="e-9", kind="checkin", student="A1",
+                                                     guardian=None, kiosk="gate-1", at=AT))
+    with world.session() as session:
+        assert [(n.kind, n.channel) for n in session.exec(select(Notification))] == [("checked_in", "sms")]
+    assert world.client.delete(f"{me}/consents/sms", headers=parent).status_code == 204
+    assert world.client.get(me, headers=parent).json()["consents"] == []
+
+
+def test_the_admin_keeps_the_schools_own_channels_and_their_secrets_are_never_shown(world):
+    admin = world.as_("admin1")
+    url = "/api/v1/schools/s1/notification-channels"
+    added = world.client.post(url, headers=admin, json={"channel": "dingtalk", "audience": "staff", "secret": "S",
+                                                        "address": "https://oapi.dingtalk.com/robot/send?access_token=t"})
+    assert added.status_code == 201, added.text
+    assert added.json() == {"id": added.json()["id"], "channel": "dingtalk", "audience": "staff", "language": "zh_CN",
+                            "address": "https://oapi.dingtalk.com/robot/send?access_token=t", "signed": True}
+    assert world.client.post(url, headers=admin, json={"channel": "fax", "address": "x"}).status_code == 422
+    assert world.client.get(url, headers=world.as_("admin2")).status_code == 403
+    assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 204
+    assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 404
+    assert world.client.get(url, headers=admin).json() == []
