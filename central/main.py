@@ -89,11 +89,21 @@ def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
     return found
 
 
-def _send_notifications(engine, settings: Settings, stop: threading.Event) -> None:
+def _send_notifications(engine, settings: Settings, stop: threading.Event, wake: threading.Event) -> None:
     """Every ``notify_check_seconds``: take the late-pickup ladder's steps due, send the notifications due
     (at least once, retried, parked)."""
     channels = notification_channels(settings)
-    while not stop.wait(settings.notify_check_seconds):
+    try:
+        with Session(engine) as session:
+            outbox.recover(session, now=clock.utcnow())  # what a crash left: stored, and due again
+    except Exception:  # noqa: BLE001 - sending goes on; the next start tries again
+        log.exception("recovering the outbox failed")
+    while not stop.is_set():
+        # Woken as soon as the outbox stores something (no wait for the next round), else every round.
+        wake.wait(settings.notify_check_seconds)
+        wake.clear()
+        if stop.is_set():
+            break
         try:
             with Session(engine) as session:
                 ladder.escalate(session, now=clock.utcnow(), grace=timedelta(minutes=settings.pickup_grace_minutes))
@@ -117,11 +127,14 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         if bus:
             threading.Thread(target=_keep_rosters, args=(engine, settings, bus, stop), name="roster-refresh", daemon=True).start()
         threading.Thread(target=_watch_gates, args=(engine, settings, app.state.events, stop), name="gate-watch", daemon=True).start()
-        threading.Thread(target=_send_notifications, args=(engine, settings, stop), name="notify", daemon=True).start()
+        if settings.notify_send:
+            threading.Thread(target=_send_notifications, args=(engine, settings, stop, app.state.notify_wake),
+                             name="notify", daemon=True).start()
         try:
             yield
         finally:
             stop.set()
+            app.state.notify_wake.set()
             if bus:
                 bus.stop()
             engine.dispose()
@@ -133,7 +146,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app.state.events = DomainEvents()
     app.state.events.subscribe(RosterChanged, on_roster_changed(app))
     # What the gates stored, absences, one-time codes: the guardians' notifications stored in the outbox (issue 16).
-    outbox.subscribe(app.state.events, engine)
+    app.state.notify_wake = threading.Event()  # set when the outbox stored something: the sender goes at once
+    outbox.subscribe(app.state.events, engine, wake=app.state.notify_wake.set)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:

@@ -153,7 +153,8 @@ class _Batch:
         return int(self.received_at.timestamp() * 1000)
 
 
-#: the stored events a child's guardians may hear of (published, a batch at a time, as ``GateEventsStored``)
+#: the stored events a child's guardians may hear of (published, a batch at a time, as ``GateEventsStored``);
+#: the same as central/notifications/outbox.py's TOLD, which recovers them after a crash
 TOLD = ("pickup", "self_dismiss", "checkin", "pickup_denied")
 
 

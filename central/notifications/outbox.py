@@ -40,20 +40,26 @@ from central.notifications.models import (
     NotifyPreference,
     SchoolChannel,
 )
-from central.kiosks.models import SafetyIncident
+from central.kiosks.models import Event, SafetyIncident
 from central.pickup.models import PickupCode
 from central.programme.models import CareSession
 from central.schools.links import link_acts_on
-from central.schools.models import GuardianLink, School, Student
+from central.schools.models import GuardianLink, Kiosk, School, Student
 
 log = logging.getLogger(__name__)
 
+#: the stored gate events the guardians may hear of (the ingest publishes them as ``GateEventsStored``)
+TOLD = ("pickup", "self_dismiss", "checkin", "pickup_denied")
 #: tries before a notification is parked (the admin sees it)
 MAX_TRIES = 6
 #: the wait after the first failed try; doubled after each further one (30 s, 1, 2, 4, 8 min)
 FIRST_BACKOFF = timedelta(seconds=30)
 #: how many due notifications one round sends at most
 ROUND = 200
+#: ``last_error`` of a notification claimed and being sent: still there at a start, central died mid-send
+IN_FLIGHT = "in flight"
+#: how far back ``recover`` looks for stored gate events without their notifications
+RECOVER_SINCE = timedelta(hours=24)
 
 
 class Channel(Protocol):
@@ -370,7 +376,7 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
         claimed = session.execute(
             sa.update(Notification)
             .where(Notification.id == notification_id, Notification.state == "pending", Notification.tries == tries)
-            .values(tries=tries + 1, next_try_at=now + backoff(tries + 1))
+            .values(tries=tries + 1, next_try_at=now + backoff(tries + 1), last_error=IN_FLIGHT)
         ).rowcount
         session.commit()
         if not claimed:
@@ -482,3 +488,29 @@ def subscribe(events: DomainEvents, engine: sa.Engine, *, now: Callable[[], date
     events.subscribe(ChildAlertRaised, on_alert)
     events.subscribe(CodeIssued, on_code)
     events.subscribe(CodeUsed, on_code)
+
+
+def recover(session: Session, *, now: datetime, since: timedelta = RECOVER_SINCE) -> tuple[int, int]:
+    """At central's start, before it sends: close the windows a crash leaves.
+
+    - A gate event stored in the last ``since`` whose notifications were never stored (central died between
+      the ingest's commit and the outbox's): stored now (once per event, recipient and channel, as always).
+    - A notification in flight when central died (claimed, never marked): due at once, sent again with the
+      same id — the channel's idempotency key — instead of after its backoff.
+
+    Returns (notifications stored, notifications made due). Commits. Run by one central at its start (a second
+    central's in-flight sends would be repeated, under the same idempotency key)."""
+    rows = session.exec(select(Event).where(col(Event.at) >= now - since, col(Event.kind).in_(TOLD),
+                                            col(Event.student).is_not(None)).order_by(col(Event.at))).all()
+    codes = dict(session.exec(select(Kiosk.id, Kiosk.code).where(col(Kiosk.id).in_({e.kiosk_id for e in rows}))).all()) if rows else {}
+    events = [ChildLeft(school_id=e.school_id, event_id=e.id, kind=e.kind, student=e.student, guardian=e.guardian,
+                        kiosk=codes.get(e.kiosk_id, ""), at=clock.as_utc(e.at), note=e.note, reason=e.reason) for e in rows]
+    stored = enqueue_gate_events(session, events=events, now=now) if events else 0
+    due = session.execute(
+        sa.update(Notification).where(Notification.state == "pending", Notification.last_error == IN_FLIGHT)
+        .values(next_try_at=now)
+    ).rowcount
+    session.commit()
+    if stored or due:
+        log.warning("outbox recovered: %d notifications stored, %d in flight made due", stored, due)
+    return stored, due
