@@ -40,6 +40,7 @@ from central.api.routes import (
     students,
     users,
     vendors,
+    webhooks,
 )
 from central.api.routes import roster as roster_routes
 from central.core import clock
@@ -171,9 +172,10 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(reports.district_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
     for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications,
-                   notify_settings):
+                   notify_settings, webhooks):
         api.include_router(module.router)
     app.include_router(api)
+    webhooks.document(app)
     app.include_router(auth.public_router, prefix="/api/v1")
     app.include_router(kiosks.router, prefix="/api/v1")
     app.include_router(public.page_router)

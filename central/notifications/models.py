@@ -57,6 +57,7 @@ class Notification(SQLModel, table=True):
     tries: int = 0
     next_try_at: datetime = Field(sa_column=utc_column(nullable=False))
     last_error: str = Field(default="", max_length=500)
+    answer: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})  # the receiver's last answer
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
@@ -113,4 +114,19 @@ class SchoolChannel(SQLModel, table=True):
     address: str = Field(max_length=500)
     secret: str = Field(default="", max_length=128)
     language: str = Field(default="zh_CN", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """An integrator's URL (the school's own systems) subscribed by the school admin to event ``kinds``: each
+    delivery is an outbox row (recipient ``w<id>``), signed with ``secret`` (HMAC-SHA256, with a timestamp)."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    url: str = Field(max_length=500)
+    kinds: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    secret: str = Field(max_length=128)
+    created_by: str = Field(default="", max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

@@ -11,6 +11,7 @@ due again after its backoff and is sent again (at least once), carrying its id a
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from central.notifications.models import (
     Notification,
     NotifyPreference,
     SchoolChannel,
+    WebhookSubscription,
 )
 from central.kiosks.models import Event, SafetyIncident
 from central.pickup.models import PickupCode
@@ -63,8 +65,8 @@ RECOVER_SINCE = timedelta(hours=24)
 
 
 class Channel(Protocol):
-    def send(self, notification: Notification, *, secret: str) -> None:
-        """Hand ``notification`` over; raise on any failure (it is tried again)."""
+    def send(self, notification: Notification, *, secret: str) -> str | None:
+        """Hand ``notification`` over; raise on any failure (it is tried again); may return the receiver's answer."""
 
 
 def given_name(name: str) -> str:
@@ -231,6 +233,33 @@ def guardian_rows(session: Session, *, school: School, happenings: list[Happenin
                     "body": compose(h, child=student.name, relation=relation, school=school, language=language),
                     "state": "pending", "tries": 0, "next_try_at": due, "last_error": "", "created_at": now,
                 })
+    return rows + subscription_rows(session, school=school, happenings=happenings, students=students, now=now)
+
+
+def webhook_payload(happening: Happening, *, school: School, student: Student) -> str:
+    """What an integrator's webhook receives (``WebhookPayload`` in the OpenAPI): the school's own systems
+    know the child by number; no name, photo or phone number."""
+    return json.dumps({
+        "event": happening.ref, "kind": happening.kind, "school": school.code, "student": student.student_no,
+        "at": clock.as_utc(happening.at).isoformat(timespec="seconds").replace("+00:00", "Z"), "where": happening.where,
+    }, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def subscription_rows(session: Session, *, school: School, happenings: list[Happening], students: dict[int, Student],
+                      now: datetime) -> list[dict]:
+    """One delivery per happening and integrator subscribed to its kind (``WebhookSubscription``)."""
+    subscriptions = session.exec(select(WebhookSubscription).where(WebhookSubscription.school_id == school.id)).all()
+    rows = []
+    for h in happenings:
+        student = students.get(h.student_id)
+        if student is None:
+            continue
+        for sub in subscriptions:
+            if h.kind in sub.kinds:
+                rows.append({"school_id": school.id, "event_ref": h.ref, "recipient": f"w{sub.id}", "kind": h.kind,
+                             "channel": "webhook", "address": sub.url, "language": "zh_CN",
+                             "body": webhook_payload(h, school=school, student=student), "state": "pending", "tries": 0,
+                             "next_try_at": now, "last_error": "", "created_at": now})
     return rows
 
 
@@ -392,6 +421,14 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
                 session.commit()
                 continue
             secret = consent.secret
+        elif notification.recipient.startswith("w"):
+            subscription = session.get(WebhookSubscription, int(notification.recipient[1:]))
+            if subscription is None or subscription.school_id != notification.school_id:  # unsubscribed since
+                notification.state, notification.last_error = "parked", "subscription removed"
+                session.add(notification)
+                session.commit()
+                continue
+            secret = subscription.secret
         elif notification.recipient.startswith("c"):
             own = session.get(SchoolChannel, int(notification.recipient[1:]))
             if own is None or own.school_id != notification.school_id:  # the school removed it since
@@ -401,15 +438,18 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
                 continue
             secret = own.secret
         try:
-            channels[notification.channel].send(notification, secret=secret)
+            answer = channels[notification.channel].send(notification, secret=secret)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed try
             notification.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            response = getattr(exc, "response", None)
+            notification.answer = f"{response.status_code} {response.text[:200]}".strip()[:300] if response is not None else ""
             if notification.tries >= MAX_TRIES:
                 notification.state = "parked"
             log.warning("notification %s on %s failed (try %d): %s", notification.id, notification.channel,
                         notification.tries, notification.last_error)
         else:
             notification.state, notification.sent_at, notification.last_error = "sent", now, ""
+            notification.answer = answer[:300] if isinstance(answer, str) else ""
             sent += 1
         session.add(notification)
         session.commit()

@@ -736,3 +736,43 @@ def test_the_admin_keeps_the_schools_own_channels_and_their_secrets_are_never_sh
     assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 204
     assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 404
     assert world.client.get(url, headers=admin).json() == []
+
+
+# --- integrators' webhooks -------------------------------------------------------------------------------
+
+
+def test_an_integrator_subscribes_gets_signed_deliveries_and_reads_their_answers(world, receiver):
+    admin = world.as_("admin1")
+    made = world.client.post("/api/v1/schools/s1/webhooks", headers=admin,
+                             json={"url": receiver.url("/erp"), "kinds": ["picked_up", "barred_attempt"]})
+    assert made.status_code == 201, made.text
+    sub, secret = made.json()["id"], made.json()["secret"]
+    assert len(secret) == 64 and "secret" not in world.client.get("/api/v1/schools/s1/webhooks", headers=admin).json()[0]
+    assert world.client.post("/api/v1/schools/s1/webhooks", headers=admin,
+                              json={"url": receiver.url("/erp"), "kinds": ["gossip"]}).status_code == 422
+    events = world.client.app.state.events
+    events.publish(ChildLeft(school_id=world.ids["s1"], event_id="e-1", kind="pickup", student="A1", guardian=None,
+                             kiosk="gate-1", at=AT))
+    events.publish(ChildLeft(school_id=world.ids["s1"], event_id="e-2", kind="checkin", student="A1", guardian=None,
+                             kiosk="gate-1", at=AT))  # not subscribed
+    with world.session() as session:
+        assert outbox.dispatch_due(session, now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2), now=lambda: NOW)}) == 1
+    [(path, headers, raw)] = receiver.got
+    assert json.loads(raw) == {"event": "event:e-1", "kind": "picked_up", "school": "s1", "student": "A1",
+                               "at": "2030-09-02T08:00:00Z", "where": "gate-1"}
+    assert headers["X-Schoolgate-Signature"] == hmac.new(secret.encode(), b"1914566405." + raw, hashlib.sha256).hexdigest()
+    listed = world.client.get(f"/api/v1/schools/s1/webhooks/{sub}/deliveries", headers=admin).json()
+    assert [(d["event_ref"], d["state"], d["tries"], d["answer"]) for d in listed] == [("event:e-1", "sent", 1, "200")]
+    assert world.client.get(f"/api/v1/schools/s1/webhooks/{sub}/deliveries", headers=world.as_("admin2")).status_code == 403
+    # Unsubscribed: what still waits is parked, nothing more is stored.
+    assert world.client.delete(f"/api/v1/schools/s1/webhooks/{sub}", headers=admin).status_code == 204
+    assert world.client.get(f"/api/v1/schools/s1/webhooks/{sub}/deliveries", headers=admin).status_code == 404
+
+
+def test_the_openapi_documents_the_webhook_payload(world):
+    spec = world.client.get("/openapi.json").json()
+    hook = spec["webhooks"]["schoolgate-event"]["post"]
+    schema = hook["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/WebhookPayload")
+    assert set(spec["components"]["schemas"]["WebhookPayload"]["properties"]) == {"event", "kind", "school", "student", "at", "where"}
+    assert "X-Schoolgate-Signature" in hook["description"]

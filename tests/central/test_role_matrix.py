@@ -44,7 +44,7 @@ from central.billing import staffpay
 from central.billing.models import FeePlan
 from central.core import clock
 from central.core.i18n import t
-from central.notifications.models import SchoolChannel
+from central.notifications.models import SchoolChannel, WebhookSubscription
 from central.pickup import codes as pickup
 from central.programme import enrollment as consent
 from central.programme import schedule
@@ -203,6 +203,11 @@ MATRIX = {
     "GET /api/v1/schools/{school}/notification-channels": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "POST /api/v1/schools/{school}/notification-channels": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "DELETE /api/v1/schools/{school}/notification-channels/{channel_id}": "D=R A=204 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    # Integrators' webhooks: the school admin subscribes and reads the deliveries.
+    "GET /api/v1/schools/{school}/webhooks": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/webhooks": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "DELETE /api/v1/schools/{school}/webhooks/{subscription_id}": "D=R A=204 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/webhooks/{subscription_id}/deliveries": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").
@@ -596,6 +601,21 @@ def _set_guardian_notifications(m: Matrix, letter: str, user: str | None) -> Req
 @request("GET /api/v1/schools/{school}/notification-channels", "POST /api/v1/schools/{school}/notification-channels")
 def _notification_channels(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(json={"channel": "wecom", "address": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"})
+
+
+@request("GET /api/v1/schools/{school}/webhooks", "POST /api/v1/schools/{school}/webhooks")
+def _webhooks(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"url": "https://erp.school.example/hook", "kinds": ["picked_up"]})
+
+
+@request("DELETE /api/v1/schools/{school}/webhooks/{subscription_id}",
+         "GET /api/v1/schools/{school}/webhooks/{subscription_id}/deliveries")
+def _webhook(m: Matrix, letter: str, user: str | None) -> Req:
+    with m.world.session() as session:
+        row = WebhookSubscription(school_id=m.ids["s1"], url="https://erp.school.example/hook", kinds=["picked_up"], secret="s")
+        session.add(row)
+        session.commit()
+        return Req(values={"subscription_id": row.id})
 
 
 @request("DELETE /api/v1/schools/{school}/notification-channels/{channel_id}")

@@ -1,4 +1,4 @@
-"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices, the children's emergency contacts, each school's own channels (WeCom, DingTalk) (events, channels, quiet hours) (issue 16)
+"""notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices, the children's emergency contacts, each school's own channels (WeCom, DingTalk), integrators' webhook subscriptions and each delivery's answer (events, channels, quiet hours) (issue 16)
 
 Revision ID: 0020_notify_prefs
 Revises: 0017_notification
@@ -54,9 +54,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_school_channel_school_id", "school_channel", ["school_id"])
+    op.add_column("notification", sa.Column("answer", sa.String(length=300), server_default="", nullable=False))
+    op.create_table(
+        "webhook_subscription",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.Column("url", sa.String(length=500), nullable=False),
+        sa.Column("kinds", sa.JSON(), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["school_id"], ["school.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_webhook_subscription_school_id", "webhook_subscription", ["school_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_subscription_school_id", table_name="webhook_subscription")
+    op.drop_table("webhook_subscription")
+    op.drop_column("notification", "answer")
     op.drop_index("ix_school_channel_school_id", table_name="school_channel")
     op.drop_table("school_channel")
     op.drop_index("ix_emergency_contact_student_id", table_name="emergency_contact")
