@@ -1,14 +1,14 @@
 """notify_prefs: what a notification is about (``notification.kind``), each guardian's notification choices, the children's emergency contacts, each school's own channels (WeCom, DingTalk), integrators' webhook subscriptions and each delivery's answer (events, channels, quiet hours) (issue 16)
 
 Revision ID: 0020_notify_prefs
-Revises: 0017_notification
+Revises: 0022_partitions (written on 0017_notification; re-chained after main's 0022 at the merge)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_notify_prefs"
-down_revision = "0017_notification"
+down_revision = "0022_partitions"
 branch_labels = None
 depends_on = None
 
