@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -58,6 +59,10 @@ MAX_TRIES = 6
 FIRST_BACKOFF = timedelta(seconds=30)
 #: how many due notifications one round sends at most
 ROUND = 200
+#: claimed and recorded together (one commit each way); a crash resends at most this many, each under its id
+CHUNK = 50
+#: sends at once
+SENDERS = 8
 #: ``last_error`` of a notification claimed and being sent: still there at a start, central died mid-send
 IN_FLIGHT = "in flight"
 #: how far back ``recover`` looks for stored gate events without their notifications
@@ -384,75 +389,92 @@ def on_gate_events(engine: sa.Engine, *, now: Callable[[], datetime] = clock.utc
     return handle
 
 
+def _secret(session: Session, notification: Notification) -> tuple[str, str]:
+    """(the secret that signs for the recipient, why it may no longer be sent — empty when it may)."""
+    kind, key = notification.recipient[:1], notification.recipient[1:]
+    if kind == "g":
+        consent = session.exec(select(GuardianChannel).where(
+            GuardianChannel.guardian_id == int(key), GuardianChannel.channel == notification.channel)).first()
+        return ("", "consent withdrawn") if consent is None else (consent.secret, "")
+    if kind == "w":
+        subscription = session.get(WebhookSubscription, int(key))
+        if subscription is None or subscription.school_id != notification.school_id:
+            return "", "subscription removed"
+        return subscription.secret, ""
+    if kind == "c":
+        own = session.get(SchoolChannel, int(key))
+        if own is None or own.school_id != notification.school_id:
+            return "", "channel removed"
+        return own.secret, ""
+    return "", ""
+
+
 def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Channel]) -> int:
     """Send the notifications due at ``now`` on the channels given; returns how many were sent.
 
-    Each one: the try counted and the next try set, committed; sent; marked sent (or its error kept,
-    parked after ``MAX_TRIES``), committed. A channel not given leaves its notifications waiting."""
+    A chunk at a time (``CHUNK``): the tries counted, the next tries set and the rows marked in flight, in one
+    commit; sent, ``SENDERS`` at once; each marked sent (or its error kept, parked after ``MAX_TRIES``), in one
+    commit. A crash between the two commits sends that chunk's notifications again, each under its own id (the
+    idempotency key), never one that was recorded as sent. A channel not given leaves its notifications waiting."""
     due = session.exec(
-        select(Notification.id)
+        select(Notification.id, Notification.tries)
         .where(Notification.state == "pending", col(Notification.next_try_at) <= now,
                col(Notification.channel).in_(list(channels)))
         .order_by(col(Notification.next_try_at), col(Notification.id))
         .limit(ROUND)
     ).all()
     sent = 0
-    for notification_id in due:
-        notification = session.get(Notification, notification_id)
-        tries = notification.tries
-        # Claim it: the try counted and the next one set before the send (a crash mid-send: due again
-        # after the backoff, sent again); a dispatcher that counted it first wins.
-        claimed = session.execute(
+    for start in range(0, len(due), CHUNK):
+        sent += _dispatch_chunk(session, due[start : start + CHUNK], now=now, channels=channels)
+    return sent
+
+
+def _dispatch_chunk(session: Session, due, *, now: datetime, channels: Mapping[str, Channel]) -> int:
+    claimed = []
+    for notification_id, tries in due:
+        # Claim it: the try counted and the next one set before the send (a crash mid-send: due again,
+        # sent again); a dispatcher that counted it first wins.
+        if session.execute(
             sa.update(Notification)
             .where(Notification.id == notification_id, Notification.state == "pending", Notification.tries == tries)
             .values(tries=tries + 1, next_try_at=now + backoff(tries + 1), last_error=IN_FLIGHT)
-        ).rowcount
-        session.commit()
-        if not claimed:
-            continue
-        session.refresh(notification)
-        secret = ""
-        if notification.recipient.startswith("g"):
-            consent = session.exec(select(GuardianChannel).where(
-                GuardianChannel.guardian_id == int(notification.recipient[1:]), GuardianChannel.channel == notification.channel)).first()
-            if consent is None:  # consent withdrawn since: nothing goes out
-                notification.state, notification.last_error = "parked", "consent withdrawn"
-                session.add(notification)
-                session.commit()
-                continue
-            secret = consent.secret
-        elif notification.recipient.startswith("w"):
-            subscription = session.get(WebhookSubscription, int(notification.recipient[1:]))
-            if subscription is None or subscription.school_id != notification.school_id:  # unsubscribed since
-                notification.state, notification.last_error = "parked", "subscription removed"
-                session.add(notification)
-                session.commit()
-                continue
-            secret = subscription.secret
-        elif notification.recipient.startswith("c"):
-            own = session.get(SchoolChannel, int(notification.recipient[1:]))
-            if own is None or own.school_id != notification.school_id:  # the school removed it since
-                notification.state, notification.last_error = "parked", "channel removed"
-                session.add(notification)
-                session.commit()
-                continue
-            secret = own.secret
-        try:
-            answer = channels[notification.channel].send(notification, secret=secret)
-        except Exception as exc:  # noqa: BLE001 - any failure is a failed try
-            notification.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        ).rowcount:
+            claimed.append(notification_id)
+    session.commit()
+    if not claimed:
+        return 0
+    rows = session.exec(select(Notification).where(col(Notification.id).in_(claimed)).order_by(col(Notification.id))
+                        .execution_options(populate_existing=True)).all()
+    keys = {n.id: _secret(session, n) for n in rows}
+    for n in rows:
+        if keys[n.id][1]:  # consent withdrawn, channel or subscription removed since: nothing goes out
+            n.state, n.last_error = "parked", keys[n.id][1]
+    to_send = [n for n in rows if not keys[n.id][1]]
+    results: dict[int, tuple[object, Exception | None]] = {}
+    if to_send:
+        with ThreadPoolExecutor(max_workers=min(SENDERS, len(to_send))) as pool:
+            futures = {n.id: pool.submit(channels[n.channel].send, n, secret=keys[n.id][0]) for n in to_send}
+            for n in to_send:
+                try:
+                    results[n.id] = (futures[n.id].result(), None)
+                except Exception as exc:  # noqa: BLE001 - any failure is a failed try (a BaseException: a crash)
+                    results[n.id] = (None, exc)
+    sent = 0
+    for n in to_send:
+        answer, exc = results[n.id]
+        if exc is not None:
+            n.last_error = f"{type(exc).__name__}: {exc}"[:500]
             response = getattr(exc, "response", None)
-            notification.answer = f"{response.status_code} {response.text[:200]}".strip()[:300] if response is not None else ""
-            if notification.tries >= MAX_TRIES:
-                notification.state = "parked"
-            log.warning("notification %s on %s failed (try %d): %s", notification.id, notification.channel,
-                        notification.tries, notification.last_error)
+            n.answer = f"{response.status_code} {response.text[:200]}".strip()[:300] if response is not None else ""
+            if n.tries >= MAX_TRIES:
+                n.state = "parked"
+            log.warning("notification %s on %s failed (try %d): %s", n.id, n.channel, n.tries, n.last_error)
         else:
-            notification.state, notification.sent_at, notification.last_error = "sent", now, ""
-            notification.answer = answer[:300] if isinstance(answer, str) else ""
+            n.state, n.sent_at, n.last_error = "sent", now, ""
+            n.answer = answer[:300] if isinstance(answer, str) else ""
             sent += 1
-        session.add(notification)
-        session.commit()
+    session.add_all(rows)
+    session.commit()
     return sent
 
 
