@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     api_token: SecretStr = SecretStr(DEV_API_TOKEN)
     """Service token for machines (scripts, the demo): a bearer token acting with the district role.
     Empty turns it off; people log in as users (``POST /api/v1/auth/login``)."""
+    metrics_token: SecretStr = SecretStr("")
+    """Bearer token a Prometheus scraper presents at ``/metrics``; empty: ``/metrics`` answers only
+    clients on this machine (loopback), anyone else gets 403."""
     token_ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60)
     """Lifetime of a login token; 12 hours covers one school day."""
     login_max_failures: int = Field(10, ge=3)
