@@ -4,11 +4,10 @@ list's order, under keys that do not move."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from central.core import clock
 from central.kiosks import health, services
@@ -19,7 +18,7 @@ from central.safety import items as safety
 from central.schools import registry
 from gateway import protocol
 
-from .conftest import KIOSK_SECRET
+from .conftest import KIOSK_SECRET, PASSWORD, USERS
 
 TOPICS = protocol.Topics("sg/v1")
 NOW = datetime(2030, 9, 2, 9, 0, tzinfo=UTC)  # 17:00 in Shanghai, Monday 2030-09-02
@@ -93,6 +92,9 @@ class Site:
 @pytest.fixture
 def site(world, monkeypatch) -> Site:
     monkeypatch.setattr(clock, "utcnow", lambda: NOW)  # "today" for the codes' roster, the review steps
+    for user in USERS:  # logged in again on the pinned clock: the fixture's tokens were issued at the real time
+        answer = world.client.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD})
+        world.tokens[user] = answer.json()["access_token"]
     return Site(world)
 
 
