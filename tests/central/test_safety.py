@@ -7,11 +7,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from central.core import clock
 from central.kiosks import health, services
 from central.kiosks.ingest import Ingest
+from central.kiosks.models import SafetyIncident
 from central.pickup.models import PickupCode
 from central.programme.models import CareSession
 from central.safety import items as safety
@@ -129,6 +132,7 @@ def fill(site: Site) -> None:
         health.report_silent(session, now=NOW + timedelta(minutes=10), limit=timedelta(minutes=2))  # gate-1 and gate-2
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_each_kind_of_item_comes_from_what_central_stores_in_the_lists_order(site):
     fill(site)
     got = [(i.kind, i.reason, i.kiosk, i.student) for i in site.items()]
@@ -159,6 +163,7 @@ def test_each_kind_of_item_comes_from_what_central_stores_in_the_lists_order(sit
     assert all(i.state == "open" and i.review is None for i in site.items())
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_the_filters_keep_a_day_a_kind_a_gate_and_a_child(site):
     fill(site)
     assert [i.reason for i in site.items(child="A1")] == ["barred", "not_linked"]
@@ -219,3 +224,42 @@ def test_a_cursor_this_module_did_not_make_is_refused(world):
             safety.list_items(session, school=s1, filters=safety.Filters(kinds=("nosuch",)))
         with pytest.raises(safety.Invalid):
             safety.list_items(session, school=s1, filters=safety.Filters(day=date(1999, 12, 31)))
+
+
+# --- paging, as a property: whatever arrives between pages, no item is skipped or repeated ---------
+
+_schools = iter(range(1, 10**6))
+
+
+@settings(max_examples=25, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    first=st.lists(st.tuples(st.sampled_from(sorted(safety.INCIDENT_KINDS)), st.integers(0, 3)), max_size=12),
+    arriving=st.lists(st.lists(st.tuples(st.sampled_from(sorted(safety.INCIDENT_KINDS)), st.integers(-1, 4)), max_size=3), max_size=6),
+    limit=st.integers(1, 4),
+)
+def test_pages_never_skip_or_repeat_an_item_whatever_arrives_between_them(world, first, arriving, limit):
+    """Incidents of every kind, many at the same second (the id breaks the tie), more stored after each page."""
+    with world.session() as session:
+        school = registry.ensure_school(session, code=f"h{next(_schools)}")
+
+        def store(rows):
+            for kind, minute in rows:
+                session.add(SafetyIncident(school_id=school.id, kiosk="gate-1", kind=kind, detail="x",
+                                           created_at=NOW + timedelta(minutes=minute)))
+            session.commit()
+
+        store(first)
+        before = [i.key for i in safety.all_items(session, school=school)]
+        seen, cursor, pages = [], None, iter(arriving)
+        for _ in range(100):
+            page = safety.list_items(session, school=school, cursor=cursor, limit=limit)
+            seen += [i.key for i in page.items]
+            if page.next is None:
+                break
+            cursor = page.next
+            store(next(pages, []))
+        assert len(seen) == len(set(seen))
+        assert set(before) <= set(seen)
+        everything = [i.key for i in safety.all_items(session, school=school)]
+        assert [k for k in everything if k in set(seen)] == seen

@@ -51,6 +51,7 @@ def test_the_admin_and_the_district_read_the_list_page_by_page(site, world):
         ("barred", "A1", "学生A1", "open"), ("not_linked", "A1", "学生A1", "open")]
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_new_items_between_pages_never_make_a_page_skip_or_repeat_one(site, world):
     """Explicit interleaving: after each page, items arrive before the cursor, at it and after it."""
     fill(site)
