@@ -277,3 +277,20 @@ def pay_staff(settings: Settings, *, school: str, month: str, fee_income_fen: in
             )
     finally:
         engine.dispose()
+
+
+def backup_database(settings: Settings, *, out: Path) -> dict:
+    """An online backup of central's SQLite database into ``out`` (central/core/backup.py), safe while central runs."""
+    from central.core import backup
+
+    return backup.backup(settings.sqlalchemy_url, out)
+
+
+def restore_database(settings: Settings, *, source: Path, force: bool = False) -> dict:
+    """Write a backup into central's SQLite database, then bring its schema to the newest migration
+    (a backup made by an older release is upgraded as an old database would be)."""
+    from central.core import backup
+
+    done = backup.restore(settings.sqlalchemy_url, source, force=force)
+    open_db(settings).dispose()
+    return done

@@ -12,6 +12,8 @@ from sqlmodel import Session
 
 from central.api.deps import ERROR_RESPONSES, authorize, localized_error_handler
 from central.api.limits import RequestLimits
+from central.api.metrics import HttpTimer, StateCollector
+from central.api.metrics import router as metrics_router
 from central.api.roster_sync import on_roster_changed
 from central.api.routes import (
     auth,
@@ -47,7 +49,8 @@ from central.core.config import Settings
 from central.core.db import make_engine, migrate
 from central.core.events import ChildLeft, DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
-from central.kiosks import health, roster
+from central.core.metrics import Metrics
+from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import outbox
@@ -105,9 +108,13 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         migrate(engine)
+        partitions.ensure(engine, now=clock.utcnow())  # PostgreSQL: this month's and the next ones'
         bus = None
         if with_bus:
-            bus = Bus.from_settings(engine, settings, events=app.state.events).start()
+            # In the background: HTTP answers at once even with the broker down (/healthz: mqtt false).
+            bus = Bus.from_settings(engine, settings, events=app.state.events, metrics=app.state.metrics).start(
+                background=True
+            )
         app.state.bus = bus
         stop = threading.Event()
         if bus:
@@ -125,6 +132,9 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app = FastAPI(title="schoolgate central", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    # /metrics (central/api/metrics.py): the ingest's and the HTTP layer's counters, and state read at each scrape.
+    app.state.metrics = Metrics()
+    app.state.metrics.registry.register(StateCollector(engine, settings))
     # Domain events (central/core/events.py): services record them, subscribers get them after the commit.
     app.state.events = DomainEvents()
     app.state.events.subscribe(RosterChanged, on_roster_changed(app))
@@ -139,6 +149,8 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app.add_exception_handler(LocalizedError, localized_error_handler)
     # Bodies are bounded and text is NUL-free before any route or parser reads them (issue 11).
     app.add_middleware(RequestLimits, settings=settings)
+    # Outermost: a request refused by the limits is timed too.
+    app.add_middleware(HttpTimer, metrics=app.state.metrics)
     # Every /api/v1 route needs a login and a role (central/api/deps.py), except logging in itself and
     # the kiosks' routes, which are signed with the kiosk's secret instead; the public page needs neither.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
@@ -158,4 +170,5 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app.include_router(auth.public_router, prefix="/api/v1")
     app.include_router(kiosks.router, prefix="/api/v1")
     app.include_router(public.page_router)
+    app.include_router(metrics_router)
     return app

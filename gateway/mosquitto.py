@@ -18,7 +18,11 @@ What it sets and why (ARCHITECTURE.md, "Delivery"; measured: with the defaults a
 - every file is written 0600 from its first byte (a temporary file beside it, then an atomic
   rename): the config may hold the bridge's ``remote_password``, the others the logins;
 - ``set_tcp_nodelay true``: a tap reaches central in milliseconds, not after a delayed ACK;
-- optional TLS listener and an optional bridge to a district broker.
+- optional TLS listener and an optional bridge to a district broker;
+- ``pid_file`` in the output folder: ``reload`` sends the running broker SIGHUP, which rereads the
+  password files and ACLs, so a kiosk registered after the broker started logs in without a restart;
+- central's password is kept beside the files (``central-password``, 0600): writing the files again
+  keeps it, so central's ``SCHOOLGATE_MQTT_URL`` stays valid.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import base64
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,6 +79,43 @@ class Tls:
 
 
 CENTRAL_PORT = 1884  # central's own listener, beside the kiosks' 1883
+PID_FILE = "data/mosquitto.pid"  # in data/, which mosquitto owns: it writes the file after dropping root
+CENTRAL_PASSWORD_FILE = "central-password"
+
+
+def central_password(out: Path, given: str | None = None) -> str:
+    """Central's broker password: ``given``, else the one kept in ``out``, else a new one; kept in
+    ``out`` (0600) so writing the files again does not change it."""
+    kept = out / CENTRAL_PASSWORD_FILE
+    if given is None and kept.exists():
+        stored = kept.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored
+    password = given or secrets.token_urlsafe(24)
+    out.mkdir(parents=True, exist_ok=True)
+    write_private(kept, password + "\n")
+    return password
+
+
+class NotRunning(Exception):
+    """No Mosquitto to reload: no pid file, or no process with its pid."""
+
+
+def reload(out: Path) -> int:
+    """Send SIGHUP to the Mosquitto started with ``out``'s configuration; returns its pid.
+
+    Mosquitto rereads its configuration, password files and ACLs on SIGHUP, keeping every
+    connection: a kiosk registered since it started can log in afterwards."""
+    pid_path = out / PID_FILE
+    try:
+        pid = int(pid_path.read_text().strip())
+    except (FileNotFoundError, ValueError) as exc:
+        raise NotRunning(str(pid_path)) from exc
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError as exc:
+        raise NotRunning(str(pid_path)) from exc
+    return pid
 
 
 def config_text(
@@ -98,6 +141,8 @@ def config_text(
     lines = [
         "# Written by `schoolgate gateway mosquitto-config`; regenerate rather than edit.",
         *([f"user {user}"] if user else []),
+        "# `schoolgate gateway mosquitto-config --reload` sends SIGHUP to this process to reread the logins.",
+        f"pid_file {out / PID_FILE}",
         "# Each listener has its own logins: central's holds central alone, the kiosks' the kiosks alone.",
         "per_listener_settings true",
         "",
@@ -250,5 +295,7 @@ def write(
     for path, text in files.items():
         write_private(path, text, owner=owner)
     if owner:
+        # Mosquitto reads the files after dropping root: the folder (made 0700 under umask 077) is its too.
+        shutil.chown(out, owner)
         shutil.chown(out / "data", owner)
     return conf

@@ -19,6 +19,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -103,14 +104,64 @@ class ProtocolError(ValueError):
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8, no NaN: the bytes that are hashed and signed."""
+    """Sorted keys, no spaces, UTF-8, no NaN: the bytes that are hashed and signed.
+
+    What every message holds (objects with string keys, lists, strings, 64-bit integers, booleans,
+    null) goes through orjson, which writes exactly these bytes about ten times faster. Anything
+    else (a float, NaN included, which orjson would write as ``null``; a key that is not a string;
+    a datetime or UUID orjson would accept; a subclass) takes the standard library's way, which
+    writes it or refuses it as it always did."""
+    if _plain(obj):
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate: json decides
+            pass
+    return _canonical_json_stdlib(obj)
+
+
+def _canonical_json_stdlib(obj: Any) -> bytes:
+    """The definition of canonical JSON; ``canonical_json`` must give the same bytes or the same error."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_STR = frozenset({str})
+
+
+def _plain(obj: Any) -> bool:
+    """Whether ``obj`` holds only dicts with ``str`` keys, lists, tuples and the exact types
+    ``str``, ``int``, ``bool`` and None (no floats, no subclasses), nested at most MAX_DEPTH deep;
+    without recursion, and a flat event costs one type check a field."""
+    scalars = _SCALARS
+    if type(obj) is dict and set(map(type, obj)) <= _STR and set(map(type, obj.values())) <= scalars:
+        return True  # a flat object (an event, an ack): no walk
+    stack = [(obj, 0)]
+    while stack:
+        item, level = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if level >= MAX_DEPTH:
+                return False
+            for key, value in item.items():
+                if type(key) is not str:
+                    return False
+                if type(value) not in scalars:
+                    stack.append((value, level + 1))
+        elif kind is list or kind is tuple:
+            if level >= MAX_DEPTH:
+                return False
+            for value in item:
+                if type(value) not in scalars:
+                    stack.append((value, level + 1))
+        elif kind not in scalars:
+            return False
+    return True
 
 
 def sign(fields: dict[str, Any], secret: bytes) -> str:
     """Hex HMAC-SHA256 over the canonical JSON of every field but ``sig``."""
     body = {k: v for k, v in fields.items() if k != "sig"}
-    return hmac.new(secret, canonical_json(body), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, canonical_json(body), "sha256").hex()
 
 
 def verify(event: dict[str, Any], secret: bytes) -> bool:
@@ -172,6 +223,21 @@ def unseal(payload: bytes, key: Ed25519PublicKey | None) -> dict[str, Any]:
     except InvalidSignature:
         raise ProtocolError("central signature does not verify: the message is forged or altered") from None
     return data
+
+
+def verify_wire(wire: bytes, sig: Any, secret: bytes) -> bool:
+    """``verify`` for an event already written as canonical JSON (``wire``, ``sig`` included), which
+    central needs anyway for the chain hash: the signed bytes are ``wire`` without its ``"sig"``
+    member, so neither the body nor its JSON is built again. A ``sig`` key is never the first of an
+    event (``at`` sorts before it), and a quote inside a string is escaped, so the member appears
+    once; anything else is checked the long way."""
+    if not isinstance(sig, str) or not _HEX64_RE.fullmatch(sig):
+        return False
+    member = b',"sig":"' + sig.encode() + b'"'
+    if wire.count(member) != 1:
+        return verify(decode(wire), secret)
+    body = wire.replace(member, b"", 1)
+    return hmac.compare_digest(hmac.digest(secret, body, "sha256").hex(), sig)
 
 
 def event_hash(event: dict[str, Any]) -> str:

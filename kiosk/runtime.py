@@ -211,6 +211,11 @@ class Kiosk:
         event = self.store.record(decision.event, now, day=self.state.day, operator=operator,
                                   **decision.event_fields())
         engine.fold(self.state, event)
+        # One line per event recorded (the card masked by the command line's log setup).
+        log.info(
+            "event seq %d %s card %s student %s", event["seq"], event["kind"], event.get("card"), event.get("student"),
+            extra={"seq": event["seq"], "kind": event["kind"], "event_id": event["id"]},
+        )
         if self.sync:
             self.sync.notify()
         return event

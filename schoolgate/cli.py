@@ -8,8 +8,10 @@ JSON output stays as it is: it is for programs.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -34,14 +36,20 @@ app.add_typer(gateway_app, name="gateway")
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with [kiosk] / [central] tables.")]
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("amqtt", "transitions", "uvicorn.access", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _logging(verbose: bool, fmt: str | LogFormat = "text") -> None:
+    """One line per record on standard error, text or JSON, with card UIDs, phones, tokens and
+    passwords masked (schoolgate/logs.py)."""
+    from schoolgate import logs
+
+    logs.setup(verbose=verbose, fmt=getattr(fmt, "value", fmt))
+
+
+class LogFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[LogFormat, typer.Option("--log-format", help="Log lines as text, or one JSON object each (json).")]
 
 
 LangOpt = Annotated[
@@ -95,6 +103,7 @@ def broker(
     host: str = typer.Option("127.0.0.1", help="Loopback address to listen on."),
     port: int = typer.Option(1883, help="TCP port."),
     config: ConfigOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run the embedded MQTT broker (amqtt, MQTT 3.1.1) until Ctrl-C. It takes no anonymous clients:
     central logs in as SCHOOLGATE_MQTT_URL says (mqtt://central:PASSWORD@…), each kiosk registered
@@ -105,7 +114,7 @@ def broker(
     from gateway.mqtt import MqttError
 
     lang = _lang()
-    _logging(False)
+    _logging(False, log_format)
     try:
         embedded = EmbeddedBroker(host, port, logins=broker_logins(Settings.load(config))).start()
     except MqttError as exc:
@@ -138,6 +147,7 @@ def kiosk_run(
     ] = None,
     config: ConfigOpt = None,
     verbose: bool = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run a kiosk: read cards, decide, keep every event in the outbox, sync to central."""
     from pydantic import ValidationError
@@ -148,7 +158,7 @@ def kiosk_run(
 
     said = _lang(lang)  # the command's own lines; the console and the decisions speak the kiosk's locale
     explicit = lang or _asked["lang"]
-    _logging(verbose)
+    _logging(verbose, log_format)
     try:
         settings = KioskSettings.load(
             config, school=school, kiosk=kiosk, reader=reader, data_dir=data_dir, mqtt_url=mqtt_url, secret=secret,
@@ -302,6 +312,7 @@ def central_serve(
     port: int = typer.Option(8000, help="HTTP port."),
     with_broker: bool = typer.Option(False, "--with-broker", help="Also run the embedded broker at SCHOOLGATE_MQTT_URL."),
     config: ConfigOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run the central server: API, MQTT ingest, roster publication."""
     import secrets
@@ -315,7 +326,7 @@ def central_serve(
     from gateway.mqtt import CENTRAL_USER, BrokerAddress, MqttError
 
     lang = _lang()
-    _logging(False)
+    _logging(False, log_format)
     settings = Settings.load(config)
     try:
         settings.check_bind(host)
@@ -333,23 +344,27 @@ def central_serve(
         except MqttError as exc:
             _fail("cli.broker_failed", lang, problem=_problem(exc, lang))
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # log_config=None: uvicorn's own lines go through the masked root handler, in the format asked.
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
     finally:
         if embedded:
             embedded.stop()
 
 
 @central_app.command("ingest")
-def central_ingest(config: ConfigOpt = None) -> None:
+def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogFormat.text) -> None:
     """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
     from central.core.config import Settings
+    from central.core import clock
     from central.core.db import make_engine, migrate
+    from central.kiosks import partitions
     from central.kiosks.bus import Bus
 
-    _logging(False)
+    _logging(False, log_format)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
+    partitions.ensure(engine, now=clock.utcnow())
     bus = Bus.from_settings(engine, settings).start()
     try:
         threading.Event().wait()
@@ -358,6 +373,64 @@ def central_ingest(config: ConfigOpt = None) -> None:
     finally:
         bus.stop()
         engine.dispose()
+
+
+@central_app.command("backup")
+def central_backup(
+    out: Annotated[Path, typer.Option("--out", help="The backup file to write (SQLite; for PostgreSQL use pg_dump).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Back up central's SQLite database with SQLite's online backup API: safe while central runs."""
+    from central.admin import backup_database
+    from central.core.config import Settings
+
+    lang = _lang()
+    try:
+        done = backup_database(Settings.load(config), out=out)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    _say("cli.backup_written", lang, **done)
+
+
+@central_app.command("restore")
+def central_restore(
+    source: Annotated[Path, typer.Option("--from", help="A backup written by `central backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a database that already holds data (stop central first).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Restore central's SQLite database from a backup, then migrate it to the newest schema."""
+    from central.admin import restore_database
+    from central.core.config import Settings
+
+    lang = _lang()
+    try:
+        done = restore_database(Settings.load(config), source=source, force=force)
+    except LocalizedError as exc:
+        _fail_with(exc, lang)
+    _say("cli.restored", lang, database=done["database"], source=done["from"])
+
+
+@central_app.command("partitions")
+def central_partitions(
+    ahead: int = typer.Option(3, min=0, max=120, help="Months to make ahead of the current one."),
+    archive: bool = typer.Option(True, help="Detach months older than SCHOOLGATE_EVENT_RETENTION_YEARS into archive_ tables."),
+    config: ConfigOpt = None,
+) -> None:
+    """Make the event store's monthly partitions ahead and archive the months past retention (PostgreSQL; SQLite has none)."""
+    from central.admin import open_db
+    from central.core import clock
+    from central.core.config import Settings
+    from central.kiosks import partitions
+
+    settings = Settings.load(config)
+    engine = open_db(settings)
+    try:
+        now = clock.utcnow()
+        made = partitions.ensure(engine, ahead=ahead, now=now)
+        archived = partitions.archive_old(engine, years=settings.event_retention_years, now=now, actor="cli") if archive else []
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps({"made": made, "archived": [dataclasses.asdict(a) for a in archived]}))
 
 
 @central_app.command("migrate")
@@ -373,8 +446,11 @@ def central_migrate(config: ConfigOpt = None) -> None:
 
 @central_app.command("import")
 def central_import(
-    students: Annotated[Path, typer.Argument(help="Students file (CSV or XLSX).", exists=True, dir_okay=False)],
-    guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV or XLSX).", exists=True, dir_okay=False)] = None,
+    students: Annotated[Optional[Path], typer.Argument(help="Students file (CSV, XLSX or XLS).", exists=True, dir_okay=False)] = None,
+    guardians: Annotated[Optional[Path], typer.Argument(help="Guardians file (CSV, XLSX or XLS).", exists=True, dir_okay=False)] = None,
+    guardians_file: Annotated[Optional[Path], typer.Option(
+        "--guardians", help="A guardians file, alone or with STUDENTS: links to students already stored in the school.",
+        exists=True, dir_okay=False)] = None,
     school: str = typer.Option(..., help="School id: 1-64 letters, digits, - or _. It must exist, unless --create-school."),
     create_school: bool = typer.Option(False, "--create-school", help="Create the school if it does not exist yet."),
     school_name: Optional[str] = typer.Option(None, help="The school's name, for a school --create-school makes."),
@@ -385,7 +461,9 @@ def central_import(
     )] = [],
     config: ConfigOpt = None,
 ) -> None:
-    """Import students and guardians; a file with any bad row imports nothing and lists every bad row."""
+    """Import students and guardians; a file with any bad row imports nothing and lists every bad row.
+
+    `import STUDENTS [GUARDIANS]`, or `import --guardians FILE` for guardians alone (the school must exist)."""
     from central.admin import card_formats, import_files
     from central.core.config import Settings
     from central.core.i18n import LocalizedError
@@ -393,6 +471,11 @@ def central_import(
 
     lang = _lang()
     _logging(False)
+    if guardians_file and guardians:
+        _fail("cli.import_two_guardians", lang)
+    guardians = guardians or guardians_file
+    if students is None and guardians is None:
+        _fail("cli.import_no_files", lang)
     try:
         result, change = import_files(
             Settings.load(config), school=school, students=students, guardians=guardians, school_name=school_name,
@@ -722,18 +805,24 @@ def gateway_mosquitto_config(
     bind: str = typer.Option("0.0.0.0", help="Address of the kiosks' plain listener."),
     central_port: int = typer.Option(1884, help="Central's own listener port (central's login only; ingest workers share it)."),
     central_bind: str = typer.Option("127.0.0.1", help="Address of central's listener; widen it only for workers on other hosts."),
-    central_password: Optional[str] = typer.Option(None, help="Central's broker password; made here if absent."),
+    central_password: Optional[str] = typer.Option(
+        None, help="Central's broker password; else the one kept in OUT/central-password, else a new one (then kept)."),
     tls_cert: Optional[Path] = typer.Option(None, help="Certificate for a TLS listener on 8883."),
     tls_key: Optional[Path] = typer.Option(None, help="Key for the TLS listener."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA file for the TLS listener."),
     bridge: Optional[str] = typer.Option(None, help="host:port of a district broker to bridge to."),
     bridge_user: Optional[str] = typer.Option(None),
     bridge_password: Optional[str] = typer.Option(None),
-    user: Optional[str] = typer.Option(None, help="Account mosquitto runs as (e.g. mosquitto); it is given the files."),
+    user: str = typer.Option(
+        "mosquitto", help="Account mosquitto drops root for; run as root, the files are given to it (it must exist)."),
+    reload: bool = typer.Option(False, "--reload", help="Then send SIGHUP to the running mosquitto (its pid_file) to reread the logins."),
     config: ConfigOpt = None,
 ) -> None:
-    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central."""
-    import secrets
+    """Write a Mosquitto configuration with a login and ACL for every kiosk registered at central.
+
+    Run again after registering a kiosk, with --reload: the running broker rereads the logins
+    without a restart, and central's password stays the one made the first time."""
+    import pwd
 
     from central.admin import kiosk_logins
     from central.core.config import Settings
@@ -743,8 +832,13 @@ def gateway_mosquitto_config(
     settings = Settings.load(config)
     if bool(tls_cert) != bool(tls_key):
         _fail("cli.tls_pair", lang)
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            _fail("cli.mosquitto_user_missing", lang, user=user)
     logins = [mosquitto.KioskLogin(*row) for row in kiosk_logins(settings)]
-    password = central_password or secrets.token_urlsafe(24)
+    password = mosquitto.central_password(out, central_password)
     conf = mosquitto.write(
         out,
         kiosks=logins,
@@ -758,6 +852,14 @@ def gateway_mosquitto_config(
         central_port=central_port,
         central_bind=central_bind,
     )
+    reloaded = None
+    if reload:
+        try:
+            reloaded = mosquitto.reload(out)
+        except mosquitto.NotRunning as exc:
+            _fail("cli.mosquitto_not_running", lang, pid_file=str(exc))
+        except PermissionError:
+            _fail("cli.mosquitto_reload_denied", lang, pid_file=str(out / mosquitto.PID_FILE))
     central_host = "127.0.0.1" if central_bind in ("0.0.0.0", "::", "") else central_bind
     typer.echo(
         json.dumps(
@@ -765,6 +867,7 @@ def gateway_mosquitto_config(
                 "config": str(conf),
                 "kiosks": len(logins),
                 "run": f"mosquitto -c {conf}",
+                **({"reloaded_pid": reloaded} if reload else {}),
                 "central_mqtt_url": f"mqtt://central:{password}@{central_host}:{central_port}",
             }
         )

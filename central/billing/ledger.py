@@ -52,6 +52,7 @@ from central.billing.models import (
     LedgerLine,
     LedgerPage,
     LineIn,
+    PayoutIn,
     ReverseIn,
     SpendingIn,
 )
@@ -77,6 +78,7 @@ CHART: dict[str, Side] = {
     "bank": Side.DEBIT,  # the fund's bank account and cash
     "receivable": Side.DEBIT,  # fees billed to families, not yet paid
     "subsidy_receivable": Side.DEBIT,  # government subsidy granted, not yet received (P7.1)
+    "suspense": Side.CREDIT,  # money received and not matched to a statement yet: whose it is, unknown
     "refunds_payable": Side.CREDIT,  # refunds owed to families (P7.4)
     "staff_pay_payable": Side.CREDIT,  # performance pay owed to staff (P8.1)
     "fee_income": Side.CREDIT,
@@ -95,7 +97,8 @@ REVERSAL = "reversal"
 # account only (``_allowed``) and pays from the bank.
 RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "statement": (frozenset({"receivable"}), frozenset({"fee_income"})),  # a month's fees billed
-    "payment": (frozenset({"bank"}), frozenset({"receivable"})),  # a family paid
+    # A family paid: matched at once, or held in suspense until finance matches it by hand.
+    "payment": (frozenset({"bank", "suspense"}), frozenset({"receivable", "suspense"})),
     # P7.4: income given back, owed (refunds_payable) or taken off what is owed; then paid out.
     "refund": (frozenset({"fee_income", "refunds_payable"}), frozenset({"refunds_payable", "receivable", "bank"})),
     "subsidy": (frozenset({"subsidy_receivable", "bank"}), frozenset({"subsidy_income", "subsidy_receivable"})),  # P7.1
@@ -230,11 +233,16 @@ def reverse(session: Session, *, school: School, entry_id: int, actor: str, reas
                    actor=actor, lines=lines, reverses=original)
 
 
-def _append(session: Session, *, school: School, kind: str, ref: str, memo: str, category: str | None, actor: str,
-            lines: Sequence[Line], reverses: LedgerEntry | None = None) -> LedgerEntry:
+def _lock(session: Session, school: School) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # The school's writers take turns at its tail; SQLite has one writer, and UNIQUE(school_id, seq) holds.
+        # Held to the transaction's end, and taken again by the same transaction at no cost.
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key, :school)"), {"key": _PG_LOCK_KEY, "school": school.id})
+
+
+def _append(session: Session, *, school: School, kind: str, ref: str, memo: str, category: str | None, actor: str,
+            lines: Sequence[Line], reverses: LedgerEntry | None = None) -> LedgerEntry:
+    _lock(session, school)
     tail = session.exec(
         select(LedgerEntry.seq, LedgerEntry.hash).where(LedgerEntry.school_id == school.id)
         .order_by(col(LedgerEntry.seq).desc()).limit(1)
@@ -317,6 +325,26 @@ def record_spending(session: Session, *, school: School, data: SpendingIn, actor
     """Finance records money paid from the bank for one of P7.5's uses; anything else is refused by name."""
     entry = post(session, school=school, kind="spending", ref=data.ref, memo=data.memo, category=data.category, actor=actor,
                  lines=[Line(data.category, debit_fen=data.amount_fen), Line("bank", credit_fen=data.amount_fen)])
+    session.commit()
+    return _committed(session, entry)
+
+
+# What is paid out of the bank to settle what the fund owes, and the entry kind that books it.
+PAYABLES = {"staff_pay_payable": "staff_pay", "refunds_payable": "refund"}
+
+
+def record_payout(session: Session, *, school: School, data: PayoutIn, actor: str) -> LedgerEntryPublic:
+    """Finance records money paid from the bank to settle what the fund owes: staff pay a confirmed run
+    booked (P8.1), or refunds owed to families (P7.4). Refused beyond what the account owes now (read
+    under the school's ledger lock, so two payouts at once cannot both take the last of it)."""
+    if data.payable not in PAYABLES:
+        raise Invalid("billing.payout_account", account=data.payable, accounts=Items(tuple(PAYABLES)))
+    _lock(session, school)
+    owed = balances(session, school=school)[data.payable]
+    if data.amount_fen > owed:
+        raise Conflict("billing.payout_beyond", amount=data.amount_fen, owed=owed, account=Msg(f"billing.account.{data.payable}"))
+    entry = post(session, school=school, kind=PAYABLES[data.payable], ref=data.ref, memo=data.memo, actor=actor,
+                 lines=[Line(data.payable, debit_fen=data.amount_fen), Line("bank", credit_fen=data.amount_fen)])
     session.commit()
     return _committed(session, entry)
 

@@ -177,6 +177,10 @@ class PaymentIn(SQLModel):
     payer: str = Field(default="", max_length=200)
 
 
+class MatchIn(SQLModel):
+    reference: str = Field(min_length=1, max_length=500, description="the issued statement's reference (SG202612-000123)")
+
+
 class PaymentPublic(SQLModel):
     id: int
     reference: str
@@ -292,6 +296,13 @@ class SpendingIn(SQLModel):
     amount_fen: int = Field(ge=1, le=10_000_000_000)
     memo: str = Field(min_length=1, max_length=200)
     ref: str = Field(default="", max_length=64, description="an invoice or voucher number")
+
+
+class PayoutIn(SQLModel):
+    payable: str = Field(max_length=32, description="staff_pay_payable (staff pay, P8.1) or refunds_payable (refunds, P7.4)")
+    amount_fen: int = Field(ge=1, le=10_000_000_000)
+    memo: str = Field(min_length=1, max_length=200)
+    ref: str = Field(default="", max_length=64, description="a bank transfer's number, a statement's reference")
 
 
 class ReverseIn(SQLModel):

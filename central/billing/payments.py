@@ -13,7 +13,9 @@ WeChat Pay / Alipay statement file, and matched to a statement by its reference.
   an issued statement of the school matches (a draft's reference was never given to anyone). What does
   not match is listed as unmatched.
 
-``match_payment`` is the money event "payment matched": the ledger posts there.
+``match_payment`` is the money event "payment matched": the ledger posts there. A payment that matches
+nothing is money in the bank whose statement is not known yet: ``hold_in_suspense`` books it to the
+fund's ``suspense`` account, and ``match_by_hand`` (finance) moves it from there onto a statement.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from decimal import Decimal, InvalidOperation
 from sqlmodel import Session, SQLModel, col, select
 
 from central.billing import ledger
-from central.billing.models import CHANNELS, Payment, PaymentIn, PaymentPublic, Statement
+from central.billing.models import CHANNELS, LedgerEntry, Payment, PaymentIn, PaymentPublic, Statement
 from central.billing.statements import ISSUED
 from central.core import clock
-from central.core.errors import Invalid
+from central.core.errors import Conflict, Invalid, Missing
 from central.core.i18n import t
 from central.schools.models import School
 
@@ -186,14 +188,59 @@ def read_statement_file(data: bytes, mapping: ColumnMapping) -> tuple[list[FileR
 # --- recording and matching ------------------------------------------------------------------------------
 
 
-def match_payment(session: Session, *, school: School, payment: Payment, statement: Statement, actor: str) -> None:
+def suspense_ref(payment: Payment) -> str:
+    """The ledger's ref of a payment received and not matched yet (booked to ``suspense``)."""
+    return f"payment:{payment.id}"
+
+
+def match_payment(session: Session, *, school: School, payment: Payment, statement: Statement, actor: str,
+                  held: bool = False) -> None:
     """Money event "payment matched": the payment settles (part of) the statement. (Ledger: kind
-    ``payment``, ref the statement's reference, ``payment.amount_fen``.)"""
+    ``payment``, ref the statement's reference, ``payment.amount_fen``: from the bank as it arrives, or
+    out of ``suspense`` where it was ``held`` since it came in unmatched.)"""
     payment.statement_id, payment.matched_at = statement.id, clock.utcnow()
     session.add(payment)
     if payment.amount_fen > 0:  # P7.5: the money is in the fund's bank account, no longer owed
+        source = "suspense" if held else "bank"
         ledger.post(session, school=school, kind="payment", ref=statement.reference, actor=actor, memo=payment.channel,
-                    lines=[ledger.Line("bank", payment.amount_fen), ledger.Line("receivable", credit_fen=payment.amount_fen)])
+                    lines=[ledger.Line(source, payment.amount_fen), ledger.Line("receivable", credit_fen=payment.amount_fen)])
+
+
+def hold_in_suspense(session: Session, *, school: School, payment: Payment, actor: str) -> None:
+    """Money event "payment received, not matched": it is in the bank, and whose it is waits in
+    ``suspense`` until finance matches it (``match_by_hand``). (Ledger: kind ``payment``, ref
+    ``payment:<id>``.)"""
+    if payment.amount_fen > 0:
+        ledger.post(session, school=school, kind="payment", ref=suspense_ref(payment), actor=actor, memo=payment.channel,
+                    lines=[ledger.Line("bank", payment.amount_fen), ledger.Line("suspense", credit_fen=payment.amount_fen)])
+
+
+def _held(session: Session, school: School, payment: Payment) -> bool:
+    """Whether the payment sits in suspense (a payment stored before suspense was kept never went in)."""
+    return session.exec(select(LedgerEntry.id).where(
+        LedgerEntry.school_id == school.id, LedgerEntry.kind == "payment", LedgerEntry.ref == suspense_ref(payment))).first() is not None
+
+
+def match_by_hand(session: Session, *, school: School, payment_id: int, reference: str, actor: str) -> PaymentPublic:
+    """Finance matches a payment that matched nothing (a memo with a typo, a name for a reference) to an
+    issued statement of the school: it moves out of suspense onto the statement. Refused: a payment of
+    no such id at the school (404), one already matched (409), a reference that is no issued statement
+    of the school (404, or 409 for a draft). The payment's change is audited with the actor."""
+    payment = session.get(Payment, payment_id)
+    if payment is None or payment.school_id != school.id:
+        raise Missing("payment.missing", id=payment_id)
+    if payment.statement_id is not None:
+        raise Conflict("payment.matched_already", id=payment_id)
+    ref = find_reference(reference) or reference.strip().upper()
+    statement = session.exec(select(Statement).where(Statement.school_id == school.id, Statement.reference == ref)).first()
+    if statement is None:
+        raise Missing("payment.no_statement", reference=reference.strip())
+    if statement.state != ISSUED:
+        raise Conflict("payment.statement_draft", reference=statement.reference)
+    match_payment(session, school=school, payment=payment, statement=statement, actor=actor,
+                  held=_held(session, school, payment))
+    session.commit()
+    return public(session, [payment])[0]
 
 
 def _statements_by_reference(session: Session, school: School, refs: set[str]) -> dict[str, Statement]:
@@ -213,6 +260,8 @@ def _match(session: Session, school: School, payments: list[Payment], actor: str
         if statement is not None:
             match_payment(session, school=school, payment=payment, statement=statement, actor=actor)
             matched += 1
+        else:
+            hold_in_suspense(session, school=school, payment=payment, actor=actor)
     return matched
 
 

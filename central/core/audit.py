@@ -246,10 +246,14 @@ def _write_changes(session: Session) -> None:
     if not queued:
         return
     actor = session.info.get("actor", "system")
+    # One row per row made in this transaction: its create row shows it as committed (``_state`` is read
+    # now), so a change made before the commit (a statement's reference, set once the insert gave it its
+    # id) is already in it and is not a second row.
+    created = {id(obj) for verb, _, obj, _ in queued if verb == "create"}
     entries = []
     for verb, table, obj, before in queued:
         after = None if verb == "delete" else _state(obj)
-        if verb == "update" and before == after:
+        if verb == "update" and (before == after or id(obj) in created):
             continue
         key = (after or before or {}).get("id")
         school_id = (after or before or {}).get("school_id")

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     api_token: SecretStr = SecretStr(DEV_API_TOKEN)
     """Service token for machines (scripts, the demo): a bearer token acting with the district role.
     Empty turns it off; people log in as users (``POST /api/v1/auth/login``)."""
+    metrics_token: SecretStr = SecretStr("")
+    """Bearer token a Prometheus scraper presents at ``/metrics``; empty: ``/metrics`` answers only
+    clients on this machine (loopback), anyone else gets 403."""
     token_ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60)
     """Lifetime of a login token; 12 hours covers one school day."""
     login_max_failures: int = Field(10, ge=3)
@@ -118,6 +121,10 @@ class Settings(BaseSettings):
     ingest_shared_group: str | None = None
     """MQTT 5 shared subscription group (e.g. ``central``) for several ingest workers sharing the
     event stream; Mosquitto or EMQX with PostgreSQL only."""
+    event_retention_years: int = Field(2, ge=1, le=100)
+    """School years of events and incidents kept in the live tables on PostgreSQL: the current one and
+    the ones before it (2: the current and the previous; a school year starts on 1 September). Older
+    months are detached into ``archive_`` tables by ``schoolgate central partitions`` (audited)."""
     clock_skew_limit_s: float = 5.0
     """A kiosk wall clock further than this from central's is a safety incident."""
 

@@ -1,4 +1,4 @@
-"""Roster import: a school's students and guardians from CSV or XLSX (ARCHITECTURE.md "Roster import").
+"""Roster import: a school's students and guardians from CSV, XLSX or legacy XLS (ARCHITECTURE.md "Roster import").
 
 All or nothing: the school (its id, and whether it exists or the import may create it) and every
 row of both files are checked before anything is written, and a single bad row refuses the whole
@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 import openpyxl
+import xlrd
 from openpyxl.utils import get_column_letter
 from sqlmodel import Session, select
 
@@ -32,7 +33,8 @@ STUDENT_HEADERS = {"学号": "student_no", "姓名": "name", "年级": "grade", 
                    "建档立卡": "poverty_registered", "自行离校": "may_leave_alone", "报名": "applied"}
 GUARDIAN_HEADERS = {"姓名": "name", "关系": "relation", "手机": "phone", "卡号": "card", "学生学号": "student_no",
                     "可接送": "may_pick_up", "禁止接送": "barred", "自行离校": "may_leave_alone"}
-OPTIONAL_COLUMNS = {"may_leave_alone", "applied"}
+# 建档立卡 may be absent: a new student is then not registered, a stored one keeps what is stored.
+OPTIONAL_COLUMNS = {"may_leave_alone", "applied", "poverty_registered"}
 # Column widths of central/schools/models.py, checked here so a long cell is a row error, not a DB error.
 LIMITS = {"student_no": 32, "name": 100, "grade": 32, "class": 64, "relation": 32}
 TRUE = {"是", "yes", "y", "true", "1"}
@@ -96,7 +98,24 @@ def _read_rows(path: Path) -> list[list[str]]:
             return [[_cell_text(v) for v in r] for r in book.worksheets[0].iter_rows(values_only=True)]
         finally:
             book.close()
-    raise ValueError(f"unsupported file type {suffix or '(none)'!r}: use .csv or .xlsx")
+    if suffix == ".xls":
+        return _read_xls(path)
+    raise ValueError(f"unsupported file type {suffix or '(none)'!r}: use .csv, .xlsx or .xls")
+
+
+def _read_xls(path: Path) -> list[list[str]]:
+    """The first sheet of a legacy Excel 97-2003 workbook (BIFF, still common in Chinese schools)."""
+    book = xlrd.open_workbook(str(path), on_demand=True)
+    try:
+        sheet = book.sheet_by_index(0)
+        rows = []
+        for r in range(sheet.nrows):
+            # xlrd gives numbers as floats and booleans as 0/1 (their cell type says which).
+            rows.append([_cell_text(bool(c.value) if c.ctype == xlrd.XL_CELL_BOOLEAN else c.value)
+                         for c in sheet.row(r)])
+        return rows
+    finally:
+        book.release_resources()
 
 
 def _cell_text(value: object) -> str:
@@ -178,7 +197,7 @@ class _StudentRow:
     grade: str
     class_name: str
     card: str
-    poverty_registered: bool
+    poverty_registered: bool | None  # None: the file has no 建档立卡 column
     may_leave_alone: bool
     applied: bool = False  # the guardian's written application is in: record it, never more (P2.1)
 
@@ -199,7 +218,8 @@ class _GuardianRow:
 def _student(c: _Cells) -> _StudentRow:
     return _StudentRow(c.row, c.text("student_no", required=True), c.text("name", required=True),
                        c.text("grade", required=True), c.text("class", required=True), c.card(),
-                       c.flag("poverty_registered", False), c.flag("may_leave_alone", False), c.flag("applied", False))
+                       c.flag("poverty_registered", False) if "poverty_registered" in c.headers else None,
+                       c.flag("may_leave_alone", False), c.flag("applied", False))
 
 
 def _guardian(c: _Cells) -> _GuardianRow:
@@ -411,7 +431,9 @@ def _write(session: Session, code: str, school: School | None, school_name: str 
             result.students_created += 1
         else:
             result.students_updated += 1
-        student.name, student.class_id, student.poverty_registered = s.name, klass.id, s.poverty_registered
+        student.name, student.class_id = s.name, klass.id
+        if s.poverty_registered is not None:  # without the column a new student is not, a stored one keeps it
+            student.poverty_registered = s.poverty_registered
         student.may_leave_alone = s.may_leave_alone
         session.add(student)
     # P9.4: written permission to leave alone may come on any guardian's row instead.

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central.core import keys
 from central.core.config import Settings
 from central.core.events import DomainEvents
+from central.core.metrics import Metrics
 from central.kiosks import roster
 from central.kiosks.ingest import Ingest
 from gateway import protocol
@@ -37,6 +38,7 @@ class Bus:
         settings: Settings | None = None,
         signing_key: Ed25519PrivateKey | None = None,
         events: DomainEvents | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         # Everything central publishes is signed with its own key (acks, rosters, deltas): kiosks
@@ -51,7 +53,7 @@ class Bus:
         self.partition = partition
         self.ingest = Ingest(
             engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
-            settings=settings, events=events,
+            settings=settings, events=events, metrics=metrics,
         )
         # A shared subscription is MQTT 5: Mosquitto or EMQX, not the embedded broker.
         self.connection = Connection(
@@ -81,7 +83,9 @@ class Bus:
         return zlib.crc32(f"{school}/{kiosk}".encode()) % count == index
 
     @classmethod
-    def from_settings(cls, engine: sa.Engine, settings, *, events: DomainEvents | None = None) -> Bus:
+    def from_settings(
+        cls, engine: sa.Engine, settings, *, events: DomainEvents | None = None, metrics: Metrics | None = None
+    ) -> Bus:
         """The bus as central's settings describe it (``central.core.config.Settings``)."""
         return cls(
             engine,
@@ -93,15 +97,26 @@ class Bus:
             partition=settings.partition,
             settings=settings,
             events=events,
+            metrics=metrics,
         )
 
-    def start(self, wait: float = 10.0) -> Bus:
+    def start(self, wait: float = 10.0, *, background: bool = False) -> Bus:
+        """Connect, waiting up to ``wait`` seconds for the broker; with ``background`` return at once
+        (central's HTTP must answer while the broker is away; /healthz says mqtt false meanwhile)
+        and log from a thread of its own if the broker has not answered within ``wait``."""
         self.ingest.start()
         self.connection.start()
+        if background:
+            if wait:
+                threading.Thread(target=self._warn_unless_connected, args=(wait,), name="bus-connect", daemon=True).start()
+        else:
+            self._warn_unless_connected(wait)
+        return self
+
+    def _warn_unless_connected(self, wait: float) -> None:
         if wait and not self.connected.wait(wait):
             log.warning("central has no broker at %s yet (%s); it keeps trying", self.broker,
                         self.connection.problem_detail or "no answer")
-        return self
 
     def stop(self) -> None:
         self.connection.stop()

@@ -24,6 +24,7 @@ stored the code is marked used and the school's roster, which carried it, is pub
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -40,6 +41,7 @@ from sqlmodel import Session, col
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
 from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, IncidentStored
+from central.core.metrics import Metrics
 from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
 from central.kiosks.services import corrected_time
@@ -85,6 +87,15 @@ class KioskState:
     gap: bool = False
     dirty: bool = False
     clocks: dict[int, Clock] = field(default_factory=dict)
+    read: int = -1  # acked_seq as stored when read (or last written): what the compare-and-set expects
+
+    def __post_init__(self) -> None:
+        if self.read < 0:
+            self.read = self.acked
+
+
+class StaleKiosk(Exception):
+    """A kiosk's acked_seq moved since this worker read it: its batch is rolled back and read again."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,7 @@ class _Checked:
     prev: str
     event: protocol.Event | None
     refused: str | None = None
+    wire: bytes | None = None  # the event's canonical JSON, written once for the signature and the hash
 
 
 @dataclass
@@ -171,8 +183,11 @@ class Ingest:
         settings: Settings | None = None,
         clock: Callable[[], datetime] | None = None,
         events: DomainEvents | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        #: the app's counters (``/metrics``): events stored and their lag, counted after each commit
+        self.metrics = metrics
         # "Now" for arrival times, skew and range checks, acks and incidents; a test pins it.
         self.clock = clock or (lambda: central_clock.utcnow())  # follows a patch of clock.utcnow
         #: the app's domain events: each stored safety incident is published as ``IncidentStored``
@@ -252,10 +267,19 @@ class Ingest:
         to each message alone, then each event of a message alone, then a lone event refused (an incident, and the
         kiosk told), so that one message never holds back the others or its kiosk's chain."""
         try:
-            batch, fresh = self._store(messages)
+            try:
+                batch, fresh = self._store(messages)
+            except StaleKiosk:
+                # Another worker moved a kiosk on meanwhile: nothing was written; once more with
+                # every kiosk read afresh (its events are repeats now, acked again).
+                self._kiosks.clear()
+                batch, fresh = self._store(messages)
         except DB_DOWN:
             self._kiosks.clear()
             raise
+        except StaleKiosk:
+            self._kiosks.clear()
+            raise  # twice in a row: the kiosks resend, the next batch reads them afresh
         except Exception as exc:  # noqa: BLE001 - whatever it was, it is one message's fault
             self._kiosks.clear()
             if len(messages) > 1:
@@ -345,6 +369,8 @@ class Ingest:
         while len(self._reported) > 10_000:
             self._reported.popitem(last=False)
         self.stored += len(batch.rows)
+        if self.metrics is not None and batch.rows:
+            self.metrics.observe_stored(batch.rows, self.clock())
         if self.events is not None:
             # The ingest writes through a connection, not a Session: it publishes after its own commit.
             for incident in fresh.values():
@@ -356,6 +382,11 @@ class Ingest:
                     self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
                                                   student=row["student"], guardian=row.get("guardian"),
                                                   kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
+        for row in batch.rows:
+            # One line per event stored (cards masked by the command line's log setup, schoolgate/logs.py).
+            kiosk = batch.kiosk_codes[row["kiosk_id"]]
+            log.info("stored event %s seq %d %s card %s student %s", kiosk, row["seq"], row["kind"], row.get("card"), row.get("student"),
+                     extra={"kiosk": kiosk, "seq": row["seq"], "kind": row["kind"], "event_id": row["id"]})
         if self.on_stored and batch.rows:
             self.on_stored(batch.rows)
         for incident in batch.incidents:
@@ -443,13 +474,14 @@ class Ingest:
         if (event.school, event.kiosk) != (school, kiosk):
             incident("topic_mismatch", f"event of {event.school}/{event.kiosk} arrived on {topic}", event.seq)
             return None
-        if not self._verify(conn, state, raw):
+        wire = protocol.canonical_json(raw)
+        if not protocol.verify_wire(wire, event.sig, state.secret) and not self._verify(conn, state, raw):
             incident("bad_signature", f"seq {event.seq}: the HMAC does not match kiosk {kiosk}'s secret", event.seq)
             return None
         if event.seq > state.acked + MAX_AHEAD:
             incident("seq_out_of_range", f"seq {event.seq} is over {MAX_AHEAD} past the last stored ({state.acked})", event.seq)
             return None
-        return _Checked(raw, event.seq, event.prev, event)
+        return _Checked(raw, event.seq, event.prev, event, wire=wire)
 
     def _verify(self, conn, state: KioskState, fields: dict[str, Any]) -> bool:
         """Whether the kiosk's secret signed these fields (``sig``)."""
@@ -476,11 +508,12 @@ class Ingest:
 
     def _apply(self, topic, school, kiosk, state, item: _Checked, batch: _Batch) -> None:
         raw, seq, event = item.raw, item.seq, item.event
-        digest = protocol.event_hash(raw)
+        wire = item.wire if item.wire is not None else protocol.canonical_json(raw)
+        digest = hashlib.sha256(wire).hexdigest()  # protocol.event_hash(raw), from the bytes written once
         if seq <= state.acked:
             # Stored (or refused) before: a resend or a duplicated delivery (the ack says so
             # again), unless the content differs, which is a conflict to look at.
-            batch.repeats.append((state, kiosk, seq, digest, topic, protocol.canonical_json(raw).decode()))
+            batch.repeats.append((state, kiosk, seq, digest, topic, wire.decode()))
             return
         if seq > state.acked + 1:
             state.gap = True  # an earlier seq went missing on the way: ask for it again
@@ -491,7 +524,7 @@ class Ingest:
                     "broken_chain",
                     f"seq {seq}: prev does not match the hash of seq {state.acked}",
                     topic,
-                    protocol.canonical_json(raw).decode(),
+                    wire.decode(),
                     state.school_id,
                     kiosk,
                     seq,
@@ -505,7 +538,7 @@ class Ingest:
             batch.incidents.append(
                 Incident(
                     "refused_event", f"seq {seq} refused, kiosk told in its ack: {refused}", topic,
-                    protocol.canonical_json(raw).decode(), state.school_id, kiosk, seq,
+                    wire.decode(), state.school_id, kiosk, seq,
                 )
             )
             batch.refused.setdefault((school, kiosk), []).append(seq)
@@ -729,9 +762,18 @@ class Ingest:
 
     def _write_kiosk(self, conn, state: KioskState) -> None:
         if state.dirty:
-            conn.execute(
-                KIOSK.update().where(KIOSK.c.id == state.id).values(acked_seq=state.acked, last_hash=state.last_hash)
-            )
+            # Compare-and-set: the row moves only forward from what this worker read. A worker whose
+            # view is stale (another stored the kiosk's events since) matches no row, and its whole
+            # transaction is rolled back, so two workers never move acked_seq backwards nor store
+            # one seq twice (the event table's partitions cannot hold a unique (kiosk, seq) alone).
+            moved = conn.execute(
+                KIOSK.update()
+                .where(KIOSK.c.id == state.id, KIOSK.c.acked_seq == state.read)
+                .values(acked_seq=state.acked, last_hash=state.last_hash)
+            ).rowcount
+            if moved != 1:
+                raise StaleKiosk(f"kiosk {state.id}'s acked_seq is no longer {state.read}")
+            state.read = state.acked
             state.dirty = False
         for boot, clock in state.clocks.items():
             if not clock.dirty:

@@ -15,6 +15,10 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("kiosk_id", "seq"),
         sa.UniqueConstraint("school_id", "feed_pos", name="event_feed_pos"),
+        # The reads of the pages: a school's day, a child's history (a kiosk's seqs: the unique key).
+        # On PostgreSQL the table is partitioned by month of ``at`` (central/kiosks/partitions.py).
+        sa.Index("ix_event_school_at", "school_id", "at"),
+        sa.Index("ix_event_school_student_at", "school_id", "student", "at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)  # UUIDv7 from the kiosk
@@ -64,6 +68,8 @@ class KioskClock(SQLModel, table=True):
 
 class SafetyIncident(SQLModel, table=True):
     __tablename__ = "safety_incident"
+    # On PostgreSQL partitioned by month of ``created_at`` (central/kiosks/partitions.py).
+    __table_args__ = (sa.Index("ix_safety_incident_school_created", "school_id", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     school_id: int | None = Field(default=None, foreign_key="school.id", index=True)

@@ -164,3 +164,29 @@ def test_a_school_created_and_a_kiosk_secret_set_and_changed_are_audited_without
         assert first not in everything and "5e" * 32 not in everything
         assert audit.verify(session).ok
     engine.dispose()
+
+
+def test_a_row_made_and_changed_in_one_transaction_is_one_create_row_showing_it_as_committed(tmp_path):
+    # A statement's reference is set after the insert gave it its id, in the same transaction: the
+    # log has one row for it, a create holding the reference, not a create and an update.
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    migrate(engine)
+    with Session(engine) as session:
+        school = registry.ensure_school(session, code="s1")
+        guardian = Guardian(school_id=school.id, name="王父", phone="13800138000")
+        session.add(guardian)
+        session.flush()
+        guardian.phone = f"1390013{guardian.id:04d}"
+        session.add(guardian)
+        session.flush()
+        session.commit()
+        logged = [(r.action, r.entity) for r in rows(session) if r.entity.startswith("guardian:")]
+        assert logged == [("guardian.create", f"guardian:{guardian.id}")]
+        (row,) = [r for r in rows(session) if r.entity.startswith("guardian:")]
+        assert json.loads(row.before) is None and json.loads(row.after)["phone"] == f"1390013{guardian.id:04d}"
+        guardian.phone = "13700137000"  # a later transaction's change is its own row again
+        session.add(guardian)
+        session.commit()
+        assert [r.action for r in rows(session) if r.entity.startswith("guardian:")] == ["guardian.create", "guardian.update"]
+        assert audit.verify(session).ok
+    engine.dispose()

@@ -351,3 +351,44 @@ def test_a_school_id_kiosks_cannot_use_refuses_the_import_before_anything_is_wri
     assert_nothing_written(session)
     with Session(session.get_bind()) as other:  # nothing committed either
         assert other.exec(select(School)).all() == []
+
+
+# --- legacy .xls and the optional 建档立卡 column (issue 18) ------------------------------
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "roster"  # made by tests/fixtures/make_xls.py
+
+
+def test_legacy_xls_pair_with_numeric_and_boolean_cells(session):
+    result = run(session, FIXTURES / "学生.xls", FIXTURES / "家长.xls")
+    assert (result.students_created, result.guardians_created, result.links, result.cards) == (2, 1, 2, 3)
+    students = {s.student_no: s for s in session.exec(select(Student))}
+    assert set(students) == {"1001", "1002"}  # 1001.0 as Excel stores it, read as the number it is
+    assert (students["1001"].poverty_registered, students["1002"].poverty_registered) == (False, True)  # 否; a TRUE cell
+    assert {c.uid for c in session.exec(select(Card))} == {"12345678", "04A1B2C4", "87654321"}
+    assert session.exec(select(Guardian)).one().phone == "13800138000"
+    assert all(link.may_pick_up and not link.barred for link in session.exec(select(GuardianLink)))
+
+
+def test_a_bad_xls_row_imports_nothing_and_says_why(session):
+    errors = rejected(session, FIXTURES / "学生-错误.xls", None)
+    assert [(e.file, e.row, e.column) for e in errors] == [("学生-错误.xls", 3, "姓名"), ("学生-错误.xls", 4, "建档立卡")]
+    assert errors[0].reason == "is empty" and errors[1].reason == "'也许' is not yes/no (是/否)"
+
+
+def test_without_the_poverty_column_new_students_are_not_registered_and_stored_ones_keep_theirs(session):
+    run(session, FIXTURES / "学生.xls", None)  # 1001 否, 1002 是
+    stored = session.exec(select(Student).where(Student.student_no == "1001")).one()
+    stored.poverty_registered = True  # registered since, say by a later file
+    session.add(stored)
+    session.commit()
+    result = run(session, FIXTURES / "学生-无建档立卡.xls", None)  # 1001 again, 1003 new; no 建档立卡 column
+    assert (result.students_created, result.students_updated) == (1, 1)
+    flags = {s.student_no: s.poverty_registered for s in session.exec(select(Student))}
+    assert flags == {"1001": True, "1002": True, "1003": False}
+
+
+def test_an_empty_poverty_cell_still_means_no(session, tmp_path):
+    run(session, FIXTURES / "学生.xls", None)
+    students = write_csv(tmp_path / "s.csv", S_ZH, [["1002", "张小红", "一年级", "1班", "", ""]])
+    run(session, students, None)
+    assert session.exec(select(Student).where(Student.student_no == "1002")).one().poverty_registered is False

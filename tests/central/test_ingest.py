@@ -642,3 +642,39 @@ def test_an_incident_is_bounded_in_size_whatever_the_payload(world):
         detail, payload = conn.execute(sa.text("SELECT detail, payload FROM safety_incident")).one()
     assert incidents(engine) == ["malformed_payload"]
     assert detail.startswith("bad event seq='99999") and len(detail) == 1000 and len(payload) == 4000
+
+
+def test_a_worker_with_a_stale_view_never_moves_acked_seq_back_nor_stores_a_seq_twice(world):
+    """Two workers, one kiosk (a misconfigured partition, a rebalance): the one that read the kiosk
+    before the other stored its events finds acked_seq moved, rolls back, reads again, and acks."""
+    engine, first, _ = world
+    acks: list[dict] = []
+    second = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
+    k = Kiosk()
+    events = [k.event() for _ in range(5)]
+    send(second, protocol.canonical_json(events[0]))  # the second worker read the kiosk at seq 1
+    send(first, *(protocol.canonical_json(e) for e in events[1:]))  # the first stores 2-5
+    send(second, *(protocol.canonical_json(e) for e in events[1:3]))  # a duplicate delivery of 2-3
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT acked_seq FROM kiosk")).scalar() == 5
+    assert [seq for seq, _ in stored(engine)] == [1, 2, 3, 4, 5]
+    assert acks[-1]["upto"] == 5 and "resend_from" not in acks[-1]
+    assert incidents(engine) == []
+
+
+def test_a_stale_worker_refusing_an_event_again_does_not_move_acked_seq_back(world):
+    """A refused event writes no row, so no unique constraint stops a stale worker: before the
+    compare-and-set it wrote acked_seq 2 over 4, and the kiosk's chain went back."""
+    engine, first, _ = world
+    acks: list[dict] = []
+    second = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
+    k = Kiosk()
+    one, poison, three, four = k.event(), forged(k, kind="teleport"), k.event(), k.event()
+    send(second, protocol.canonical_json(one))  # the second worker read the kiosk at seq 1
+    send(first, *(protocol.canonical_json(e) for e in (poison, three, four)))  # 2 refused, 3-4 stored
+    send(second, protocol.canonical_json(poison))  # the kiosk resends 2 and it reaches the stale worker
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT acked_seq FROM kiosk")).scalar() == 4
+    assert [seq for seq, _ in stored(engine)] == [1, 3, 4]
+    assert acks[-1]["upto"] == 4 and "refused" not in acks[-1]
+    assert incidents(engine) == ["refused_event"]

@@ -84,7 +84,7 @@ def test_entries_are_posted_chained_and_replayed_into_balances(engine):
         assert [(line.line_no, line.account, line.debit_fen, line.credit_fen) for line in stored] == [
             (1, "training", 3_000, 0), (2, "bank", 0, 3_000)]
         assert ledger.balances(session, school=school(session)) == {
-            "bank": 5_000, "receivable": 0, "subsidy_receivable": 0, "refunds_payable": 0, "staff_pay_payable": 0,
+            "bank": 5_000, "receivable": 0, "subsidy_receivable": 0, "suspense": 0, "refunds_payable": 0, "staff_pay_payable": 0,
             "fee_income": 8_000, "subsidy_income": 0, "staff_pay": 0, "volunteer_allowance": 0, "training": 3_000,
             "other_service_cost": 0,
         }

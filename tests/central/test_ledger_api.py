@@ -43,7 +43,7 @@ def test_finance_records_spending_reads_it_back_and_reverses_it_once(world):
     balances = world.client.get(f"{URL}/balances?lang=en", headers=world.as_("finance1")).json()
     moved = {b["account"]: (b["label"], b["side"], b["balance_fen"]) for b in balances if b["balance_fen"]}
     assert moved == {"bank": ("bank and cash", "debit", -500), "volunteer_allowance": ("volunteer allowances", "debit", 500)}
-    assert len(balances) == 11
+    assert len(balances) == 12
 
 
 def test_a_management_fee_is_refused_by_name_and_nothing_is_recorded(world):
@@ -73,6 +73,7 @@ def test_no_route_changes_or_removes_an_entry(world):
     assert {route for route in _app_routes(world.client.app) if "/ledger" in route} == {
         "GET /api/v1/schools/{school}/ledger", "GET /api/v1/schools/{school}/ledger/balances",
         "POST /api/v1/schools/{school}/ledger/spending", "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse",
+        "POST /api/v1/schools/{school}/ledger/payouts",  # a new entry, bank out for what is owed
     }
 
 
@@ -102,3 +103,40 @@ def test_the_public_page_shows_income_and_spending_per_use_and_nothing_personal(
     chinese = world.client.get("/public/s1", params={"period": "2030"}).text
     assert "服务费专户收支公示（2030-01-01 至 2030-12-31）" in chinese and "培训费：99.00 元" in chinese and "支出合计：239.50 元" in chinese
     assert world.client.get("/public/s1", params={"period": "2030-13"}).status_code == 422
+
+
+def _owe(world, *lines: Line, kind: str) -> None:
+    with world.session() as session:
+        ledger.post(session, school=registry.get_school(session, "s1"), kind=kind, ref="", actor="test", lines=list(lines))
+        session.commit()
+
+
+def test_finance_pays_out_staff_pay_and_refunds_owed_and_never_more_than_is_owed(world):
+    # A confirmed pay run owes the staff 60.00; a withdrawal owes a family 26.66 (fee income given back).
+    _owe(world, Line("staff_pay", 6_000), Line("staff_pay_payable", credit_fen=6_000), kind="staff_pay")
+    _owe(world, Line("fee_income", 2_666), Line("refunds_payable", credit_fen=2_666), kind="refund")
+    pay = world.client.post(f"{URL}/payouts", headers=world.as_("finance1"),
+                            json={"payable": "staff_pay_payable", "amount_fen": 4_000, "memo": "九月绩效 第一批", "ref": "转账 77"})
+    assert pay.status_code == 201, pay.text
+    assert (pay.json()["kind"], pay.json()["ref"], pay.json()["lines"]) == ("staff_pay", "转账 77", [
+        {"account": "staff_pay_payable", "debit_fen": 4_000, "credit_fen": 0},
+        {"account": "bank", "debit_fen": 0, "credit_fen": 4_000}])
+    beyond = world.client.post(f"{URL}/payouts?lang=en", headers=world.as_("finance1"),
+                               json={"payable": "staff_pay_payable", "amount_fen": 2_001, "memo": "九月绩效 第二批"})
+    assert (beyond.status_code, beyond.json()["detail"]) == (
+        409, "paying out 2001 fen is more than is owed on staff pay payable: 2000 fen")
+    rest = world.client.post(f"{URL}/payouts", headers=world.as_("finance1"),
+                             json={"payable": "staff_pay_payable", "amount_fen": 2_000, "memo": "九月绩效 第二批"})
+    assert rest.status_code == 201, rest.text
+    back = world.client.post(f"{URL}/payouts", headers=world.as_("finance1"),
+                             json={"payable": "refunds_payable", "amount_fen": 2_666, "memo": "退费 学生S2", "ref": "SG203009-000002"})
+    assert (back.status_code, back.json()["kind"]) == (201, "refund")
+    twice = world.client.post(f"{URL}/payouts?lang=en", headers=world.as_("finance1"),
+                              json={"payable": "refunds_payable", "amount_fen": 1, "memo": "退费 再退"})
+    assert (twice.status_code, twice.json()["detail"]) == (409, "paying out 1 fen is more than is owed on refunds payable to families: 0 fen")
+    balances = {b["account"]: b["balance_fen"] for b in world.client.get(f"{URL}/balances", headers=world.as_("finance1")).json()}
+    assert (balances["staff_pay_payable"], balances["refunds_payable"], balances["bank"]) == (0, 0, -(6_000 + 2_666))
+    other = world.client.post(f"{URL}/payouts?lang=en", headers=world.as_("finance1"),
+                              json={"payable": "fee_income", "amount_fen": 1, "memo": "管理费"})
+    assert other.status_code == 422 and other.json()["detail"][0]["msg"] == (
+        "fee_income is nothing the fund pays out: staff_pay_payable, refunds_payable")

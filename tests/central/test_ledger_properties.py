@@ -25,10 +25,10 @@ from central.schools import registry
 
 # Written out here, not read from the code under test.
 DEBIT_SIDE = {"bank", "receivable", "subsidy_receivable", "staff_pay", "volunteer_allowance", "training", "other_service_cost"}
-CREDIT_SIDE = {"refunds_payable", "staff_pay_payable", "fee_income", "subsidy_income"}
+CREDIT_SIDE = {"suspense", "refunds_payable", "staff_pay_payable", "fee_income", "subsidy_income"}
 USES = {  # kind -> (accounts it may debit, accounts it may credit)
     "statement": (["receivable"], ["fee_income"]),
-    "payment": (["bank"], ["receivable"]),
+    "payment": (["bank", "suspense"], ["receivable", "suspense"]),
     "refund": (["fee_income", "refunds_payable"], ["refunds_payable", "receivable", "bank"]),
     "subsidy": (["subsidy_receivable", "bank"], ["subsidy_income", "subsidy_receivable"]),
     "staff_pay": (["staff_pay", "staff_pay_payable"], ["staff_pay_payable", "bank"]),

@@ -24,6 +24,7 @@ import central.reconciliation.models  # noqa: F401
 import central.safety.models  # noqa: F401
 import central.schools.models  # noqa: F401
 from central.core.db import alembic_config, make_engine, migrate
+from central.kiosks import partitions
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 
 
@@ -32,10 +33,27 @@ def drift(url: str) -> list:
     try:
         migrate(engine)
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            return compare_metadata(context, SQLModel.metadata)
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": _not_a_partition})
+            return [d for d in compare_metadata(context, SQLModel.metadata) if not _partition_key(d)]
     finally:
         engine.dispose()
+
+
+def _not_a_partition(name, type_, _parents) -> bool:
+    """The months of PostgreSQL's partitioned tables are tables of their own: the models describe the parent."""
+    return not (type_ == "table" and partitions.is_partition_name(name))
+
+
+def _partition_key(diff) -> bool:
+    """A model's unique key held with the partition column added on a partitioned table (and only that)."""
+    if not (isinstance(diff, tuple) and diff[0] in ("add_constraint", "remove_constraint")):
+        return False
+    constraint = diff[1]
+    if not isinstance(constraint, sa.UniqueConstraint) or constraint.table.name not in partitions.PG_UNIQUE:
+        return False
+    keys = partitions.PG_UNIQUE[constraint.table.name]
+    columns = tuple(c.name for c in constraint.columns)
+    return columns in keys if diff[0] == "add_constraint" else columns in keys.values()
 
 
 def check_drift(url: str) -> dict:

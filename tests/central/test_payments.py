@@ -160,11 +160,12 @@ def test_payments_by_hand_and_from_a_file_are_matched_and_a_second_import_adds_n
     assert (a1["paid_fen"], a1["balance_fen"]) == (8_000, 0)
     assert world.client.get("/api/v1/schools/s1/statements/outstanding?month=2030-09", headers=world.as_("finance1")).json() == []
     # P7.5: the fund's ledger holds the issued charges as owed and the matched 80.00 as in the bank; the
-    # unmatched payment is not booked until it is matched (the ledger has no account for unknown money).
+    # unmatched 1,000.50 is in the bank too, and in suspense until someone finds whose it is.
     charged = sum(s["charge_fen"] for s in run["statements"])
     balances = {b["account"]: b["balance_fen"] for b in
                 world.client.get("/api/v1/schools/s1/ledger/balances", headers=world.as_("finance1")).json()}
-    assert (balances["bank"], balances["fee_income"], balances["receivable"]) == (8_000, charged, charged - 8_000)
+    assert (balances["bank"], balances["suspense"], balances["fee_income"], balances["receivable"]) == (
+        8_000 + 100_050, 100_050, charged, charged - 8_000)
 
 
 def test_a_file_without_transaction_ids_imported_twice_adds_nothing(world):
@@ -191,3 +192,57 @@ def test_a_line_csv_cannot_read_refuses_the_file_naming_the_line():
     with pytest.raises(Invalid) as refused:
         read_statement_file(huge, ColumnMapping(reference="a", amount="b", date="c"))
     assert refused.value.text("en") == "line 2 cannot be read: field larger than field limit (131072)"
+
+
+def _balances(world) -> dict[str, int]:
+    return {b["account"]: b["balance_fen"] for b in
+            world.client.get("/api/v1/schools/s1/ledger/balances", headers=world.as_("finance1")).json()}
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_an_unmatched_payment_waits_in_suspense_until_finance_matches_it_by_hand(world):
+    import json
+
+    from sqlmodel import select
+
+    from central.core.audit import AuditLog
+
+    _september(world)
+    run = world.client.post("/api/v1/schools/s1/statements?month=2030-09&issue=true", headers=world.as_("finance1")).json()
+    ref = next(s["reference"] for s in run["statements"] if s["student"] == "A1")
+    paid = world.client.post("/api/v1/schools/s1/payments", headers=world.as_("finance1"), json={
+        "reference": "王小明课后服务费", "amount_fen": 8_000, "paid_on": "2030-09-03", "channel": "bank", "payer": "王父"}).json()
+    assert paid["statement"] is None
+    assert (lambda b: (b["bank"], b["suspense"], b["receivable"]))(_balances(world)) == (8_000, 8_000, 8_000)
+    url = f"/api/v1/schools/s1/payments/{paid['id']}/match?lang=en"
+    refused = world.client.post(url, headers=world.as_("finance1"), json={"reference": "SG203009-999999"})
+    assert (refused.status_code, refused.json()["detail"]) == (404, "no statement of this school has the reference SG203009-999999")
+    matched = world.client.post(url, headers=world.as_("finance1"), json={"reference": ref.lower()})
+    assert matched.status_code == 200, matched.text
+    assert (matched.json()["statement"], matched.json()["amount_fen"]) == (ref, 8_000)
+    # out of suspense onto the statement: the bank keeps the money, the family owes nothing more
+    assert (lambda b: (b["bank"], b["suspense"], b["receivable"]))(_balances(world)) == (8_000, 0, 0)
+    assert world.client.get("/api/v1/schools/s1/payments/unmatched", headers=world.as_("finance1")).json() == []
+    again = world.client.post(url, headers=world.as_("finance1"), json={"reference": ref})
+    assert (again.status_code, again.json()["detail"]) == (409, f"payment {paid['id']} is already matched to a statement")
+    missing = world.client.post("/api/v1/schools/s1/payments/999999/match?lang=en", headers=world.as_("finance1"),
+                                json={"reference": ref})
+    assert (missing.status_code, missing.json()["detail"]) == (404, "there is no payment 999999 at this school")
+    with world.session() as session:
+        (row,) = session.exec(select(AuditLog).where(AuditLog.entity == f"payment:{paid['id']}",
+                                                     AuditLog.action == "payment.update")).all()
+    assert row.actor == "user:finance1"
+    assert (json.loads(row.before)["statement_id"], json.loads(row.after)["statement_id"]) == (
+        None, next(s["id"] for s in run["statements"] if s["student"] == "A1"))
+
+
+def test_a_draft_takes_no_payment_by_hand(world):
+    _september(world)
+    run = world.client.post("/api/v1/schools/s1/statements?month=2030-09", headers=world.as_("finance1")).json()
+    paid = world.client.post("/api/v1/schools/s1/payments", headers=world.as_("finance1"), json={
+        "reference": "x", "amount_fen": 8_000, "paid_on": "2030-09-03", "channel": "cash"}).json()
+    draft = run["statements"][0]["reference"]
+    refused = world.client.post(f"/api/v1/schools/s1/payments/{paid['id']}/match?lang=en", headers=world.as_("finance1"),
+                                json={"reference": draft})
+    assert (refused.status_code, refused.json()["detail"]) == (
+        409, f"statement {draft} is a draft: only an issued statement takes a payment")

@@ -41,7 +41,7 @@ from central.accounts import users
 from central.accounts.access import Role
 from central.billing import ledger
 from central.billing import staffpay
-from central.billing.models import FeePlan
+from central.billing.models import FeePlan, Payment, Statement
 from central.core import clock
 from central.core.i18n import t
 from central.kiosks.models import SafetyIncident
@@ -169,6 +169,8 @@ MATRIX = {
     "POST /api/v1/schools/{school}/payments": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/payments/import": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/payments/unmatched": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
+    # Matching a payment by hand moves money out of suspense: finance's alone.
+    "POST /api/v1/schools/{school}/payments/{payment_id}/match": "D=R A=R T=R G=R F=200 P=R -=401 | A=R T=R G=R F=S P=R",
     # A month's reconciliation (issue 15): its lines name exempt children (P7.3), so finance and the admin only.
     "GET /api/v1/schools/{school}/reconciliation/monthly": "D=R A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "GET /api/v1/schools/{school}/reconciliation/daily": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
@@ -191,6 +193,7 @@ MATRIX = {
     "GET /api/v1/schools/{school}/ledger/balances": "D=200 A=200 T=R G=R F=200 P=R -=401 | A=S T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/spending": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    "POST /api/v1/schools/{school}/ledger/payouts": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     # The safety list (issue 14): the principal reads and reviews; the district reads every school's and
     # reviews none (it inspects); teachers, guards, finance and guardians: no (docs/safety.md).
     "GET /api/v1/schools/{school}/safety/items": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
@@ -340,6 +343,21 @@ class Matrix:
                 staff_service.decide_step(session, school=session.get(School, self.ids["s1"]), vendor_id=vendor.id, step=step, approved=True, actor="test",
                                            role=staff_service.STEP_RECORDERS[step])
             return vendor.id
+
+    def fresh_unmatched(self) -> tuple[int, str]:
+        """A payment to s1 that matched nothing, and an issued statement of A1's (a month of its own) to match it to."""
+        n = self.n()
+        with self.world.session() as session:
+            statement = Statement(school_id=self.ids["s1"], student_id=self.ids["A1"], month=f"{2100 + n}-01", state="issued",
+                                  term_id=self.ids["term"], plan_kind="monthly", plan_amount_fen=8000, cap_fen=10_000,
+                                  service_days=1, days_in_service=1, days_attended=0, charge_fen=8000, billed_by="test")
+            payment = Payment(school_id=self.ids["s1"], reference="王小明课后服务费", amount_fen=8000, paid_on=date(2030, 9, 5),
+                              channel="bank", recorded_by="test")
+            session.add_all([statement, payment])
+            session.flush()
+            statement.reference = f"SG{2100 + n}01-{statement.id:06d}"
+            session.commit()
+            return payment.id, statement.reference
 
     def fresh_entry(self) -> int:
         """A spending of s1 not reversed yet."""
@@ -549,9 +567,24 @@ def _payments_file(m: Matrix, letter: str, user: str | None) -> Req:
                data={"channel": "bank", "reference_column": "备注", "amount_column": "金额", "date_column": "日期"})
 
 
+@request("POST /api/v1/schools/{school}/payments/{payment_id}/match")
+def _match(m: Matrix, letter: str, user: str | None) -> Req:
+    payment, reference = m.fresh_unmatched()
+    return Req(values={"payment_id": payment}, json={"reference": reference})
+
+
 @request("POST /api/v1/schools/{school}/ledger/spending")
 def _spending(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(json={"category": "training", "amount_fen": 3_000, "memo": "急救培训"})
+
+
+@request("POST /api/v1/schools/{school}/ledger/payouts")
+def _payout(m: Matrix, letter: str, user: str | None) -> Req:
+    with m.world.session() as session:  # staff pay owed, so the payout is within what is owed
+        ledger.post(session, school=session.get(School, m.ids["s1"]), kind="staff_pay", ref="", actor="test",
+                    lines=[ledger.Line("staff_pay", 1_000), ledger.Line("staff_pay_payable", credit_fen=1_000)])
+        session.commit()
+    return Req(json={"payable": "staff_pay_payable", "amount_fen": 1_000, "memo": "九月绩效"})
 
 
 @request("POST /api/v1/schools/{school}/ledger/{entry_id}/reverse")

@@ -414,3 +414,16 @@ def test_the_months_income_counts_issued_statements_only(september):
     assert income == MonthIncome(charged_fen=24_000, refunded_fen=2_666, received_fen=0, subsidy_fen=8_000,
                                  forgone_fen=8_000, children=4)
     assert income.fee_income_fen == 21_334
+
+
+def test_each_new_statement_is_one_audit_row_a_create_holding_its_reference(september):
+    from central.core.audit import AuditLog
+
+    engine, *_ = september
+    run = _bill(engine)
+    with Session(engine) as session:
+        logged = session.exec(select(AuditLog.action, AuditLog.entity, AuditLog.after)
+                              .where(AuditLog.action.startswith("statement."))).all()
+    assert sorted((action, entity) for action, entity, _ in logged) == sorted(
+        ("statement.create", f"statement:{s.id}") for s in run.statements)
+    assert {json.loads(after)["reference"] for *_, after in logged} == {s.reference for s in run.statements}

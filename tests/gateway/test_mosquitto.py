@@ -317,3 +317,109 @@ def test_every_gate_of_a_school_reads_its_feed_and_none_of_another_school(broker
         k1.close()
         k2.close()
 
+
+
+def _schoolgate(*args: str, db: str) -> subprocess.CompletedProcess:
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
+    env["SCHOOLGATE_DATABASE_URL"] = db
+    result = subprocess.run([sys.executable, "-m", "schoolgate", *args], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_kiosk_registered_after_mosquitto_started_logs_in_after_a_reload(tmp_path):
+    """Run again, mosquitto-config keeps central's password; --reload sends the running Mosquitto
+    SIGHUP (its pid_file) and a kiosk registered after it started logs in, without a restart."""
+    import json
+
+    require_mosquitto()
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    out = tmp_path / "mq"
+    ports = [str(free_port()), str(free_port())]
+    options = ("--out", str(out), "--port", ports[0], "--bind", "127.0.0.1", "--central-port", ports[1],
+               "--user", getpass.getuser())
+    _schoolgate("central", "create-school", "s1", "--name", "示范小学", db=db)
+    gate1 = json.loads(_schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", db=db).stdout)
+    first = json.loads(_schoolgate("gateway", "mosquitto-config", *options, db=db).stdout)
+    assert stat.S_IMODE((out / "central-password").stat().st_mode) == 0o600
+    proc = subprocess.Popen([MOSQUITTO, "-c", first["config"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_reachable("127.0.0.1", int(ports[0]), timeout=10)
+        assert wait(lambda: (out / mosquitto.PID_FILE).exists() and (out / mosquitto.PID_FILE).read_text().strip() == str(proc.pid))
+        gate2 = json.loads(_schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-2", db=db).stdout)
+        late = Peer(int(ports[0]), *kiosk_credentials("s1", "gate-2", gate2["secret"]))
+        try:
+            assert late.connected.wait(5) and late.result.is_failure  # not in the files mosquitto read at its start
+        finally:
+            late.close()
+        again = json.loads(_schoolgate("gateway", "mosquitto-config", *options, "--reload", db=db).stdout)
+        assert again["central_mqtt_url"] == first["central_mqtt_url"]  # central's login still holds
+        assert again["kiosks"] == 2 and again["reloaded_pid"] == proc.pid
+        password = first["central_mqtt_url"].split(":")[2].split("@")[0]
+        peers = [Peer(int(ports[0]), *kiosk_credentials("s1", "gate-2", gate2["secret"])),
+                 Peer(int(ports[0]), *kiosk_credentials("s1", "gate-1", gate1["secret"])),
+                 Peer(int(ports[1]), "central", password)]
+        try:
+            # SIGHUP is handled between two turns of mosquitto's loop: a refusal before it is retried.
+            assert wait(lambda: all(p.result is not None and not p.result.is_failure for p in peers), timeout=10), \
+                [p.result for p in peers]
+        finally:
+            for peer in peers:
+                peer.close()
+        assert proc.poll() is None  # the same process: reloaded, not restarted
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_reload_without_a_running_mosquitto_says_so(tmp_path):
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, "SCHOOLGATE_DATABASE_URL": db,
+           "LANG": "en_US.UTF-8"}
+    result = subprocess.run([sys.executable, "-m", "schoolgate", "gateway", "mosquitto-config", "--out", str(tmp_path / "mq"),
+                             "--user", getpass.getuser(), "--reload"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "No running mosquitto to reload" in result.stderr, result.stderr
+
+
+def test_as_root_the_printed_run_command_starts_mosquitto_as_its_own_account(tmp_path_factory):
+    """The default --user mosquitto: root gives it the files, mosquitto drops root for it and reads them."""
+    import json
+    import pwd
+    import tempfile
+
+    require_mosquitto()
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the run command is the one an installer runs as root")
+    try:
+        account = pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.skip("needs the account mosquitto (Debian package mosquitto)")
+    # A folder the account can reach (pytest's are private to root).
+    top = Path(tempfile.mkdtemp(prefix="sg-mq-"))
+    top.chmod(0o755)
+    try:
+        db = f"sqlite:///{top / 'c.sqlite3'}"
+        port = free_port()
+        _schoolgate("central", "create-school", "s1", "--name", "示范小学", db=db)
+        gate = json.loads(_schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-1", db=db).stdout)
+        printed = json.loads(_schoolgate("gateway", "mosquitto-config", "--out", str(top / "mq"), "--port", str(port),
+                                         "--bind", "127.0.0.1", "--central-port", str(free_port()), db=db).stdout)
+        assert (top / "mq" / "passwd").stat().st_uid == account.pw_uid
+        proc = subprocess.Popen(printed["run"].split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_reachable("127.0.0.1", port, timeout=10)
+            peer = Peer(port, *kiosk_credentials("s1", "gate-1", gate["secret"]))
+            try:
+                assert peer.connected.wait(5) and not peer.result.is_failure, peer.result
+            finally:
+                peer.close()
+            assert wait(lambda: Path(f"/proc/{proc.pid}/status").read_text().count(f"Uid:\t{account.pw_uid}") == 1)
+        finally:
+            proc.kill()
+            proc.wait(10)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

@@ -254,3 +254,21 @@ def test_central_serve_on_an_open_address_refuses_the_default_token():
     done = schoolgate("central", "serve", "--host", "0.0.0.0", "--port", str(free_port()))
     assert done.returncode == 2
     assert "拒绝在 0.0.0.0 上监听" in done.stderr and "SCHOOLGATE_API_TOKEN" in done.stderr
+
+
+def test_import_takes_legacy_xls_and_a_guardians_file_alone(tmp_path):
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "roster"
+    env = dict(SCHOOLGATE_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}", SCHOOLGATE_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
+               SCHOOLGATE_SIGNING_KEY_FILE=str(tmp_path / "signing.key"), LANG="en_US.UTF-8")
+    assert schoolgate("central", "create-school", "s1", "--name", "示范小学", **env).returncode == 0
+    students = schoolgate("central", "import", str(fixtures / "学生.xls"), "--school", "s1", **env)
+    assert students.returncode == 0, students.stderr
+    assert json.loads(students.stdout)["imported"]["students_created"] == 2
+    alone = schoolgate("central", "import", "--guardians", str(fixtures / "家长.xls"), "--school", "s1", **env)
+    assert alone.returncode == 0, alone.stderr
+    imported = json.loads(alone.stdout)["imported"]
+    assert (imported["students_created"], imported["guardians_created"], imported["links"]) == (0, 1, 2)
+    nothing = schoolgate("central", "import", "--school", "s1", **env)
+    assert nothing.returncode == 2 and "No file to import" in nothing.stderr

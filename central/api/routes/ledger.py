@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SchoolDep, SessionDep, require_role
 from central.billing import ledger
-from central.billing.models import BalancePublic, LedgerEntryPublic, LedgerPage, ReverseIn, SpendingIn
+from central.billing.models import BalancePublic, LedgerEntryPublic, LedgerPage, PayoutIn, ReverseIn, SpendingIn
 from central.core.i18n import pick_locale
 
 router = APIRouter(prefix="/schools/{school}/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
@@ -40,6 +40,13 @@ def list_balances(school: SchoolDep, request: Request, session: SessionDep, user
 def record_spending(school: SchoolDep, body: SpendingIn, session: SessionDep, user: Finance) -> LedgerEntryPublic:
     """Money paid from the bank for one of P7.5's uses; any other category (a "management fee") is refused."""
     return ledger.record_spending(session, school=school, data=body, actor=user.label)
+
+
+@router.post("/payouts", status_code=status.HTTP_201_CREATED)
+def record_payout(school: SchoolDep, body: PayoutIn, session: SessionDep, user: Finance) -> LedgerEntryPublic:
+    """Money paid from the bank for what the fund owes: staff pay (``staff_pay_payable``) or refunds to
+    families (``refunds_payable``); more than the account owes is refused (409)."""
+    return ledger.record_payout(session, school=school, data=body, actor=user.label)
 
 
 @router.post("/{entry_id}/reverse", status_code=status.HTTP_201_CREATED)

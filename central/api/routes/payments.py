@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
 
 from central.accounts.access import POVERTY_READERS, Principal
-from central.api.deps import ERROR_RESPONSES, SchoolDep, SessionDep, require_role
+from central.api.deps import ERROR_RESPONSES, IdPath, SchoolDep, SessionDep, require_role
 from central.billing import payments
-from central.billing.models import PaymentIn, PaymentPublic
+from central.billing.models import MatchIn, PaymentIn, PaymentPublic
 from central.core.i18n import pick_locale
 
 router = APIRouter(prefix="/schools/{school}", tags=["payments"], responses=ERROR_RESPONSES)
@@ -49,3 +49,10 @@ def import_payments(
 @router.get("/payments/unmatched")
 def unmatched(school: SchoolDep, session: SessionDep, user: Reader) -> list[PaymentPublic]:
     return payments.unmatched(session, school=school)
+
+
+@router.post("/payments/{payment_id}/match")
+def match_payment(school: SchoolDep, payment_id: IdPath, body: MatchIn, session: SessionDep, user: Finance) -> PaymentPublic:
+    """Finance matches a payment that matched nothing to an issued statement by hand: it leaves the
+    fund's suspense account for the statement. A payment already matched is refused (409)."""
+    return payments.match_by_hand(session, school=school, payment_id=payment_id, reference=body.reference, actor=user.label)

@@ -1,14 +1,14 @@
 """safety: the review steps of a school's safety items (issue 14)
 
 Revision ID: 0019_safety
-Revises: 0017_notification
+Revises: 0022_partitions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_safety"
-down_revision = "0017_notification"
+down_revision = "0022_partitions"
 branch_labels = None
 depends_on = None
 
