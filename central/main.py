@@ -16,6 +16,7 @@ from central.api.metrics import HttpTimer, StateCollector
 from central.api.metrics import router as metrics_router
 from central.api.roster_sync import on_roster_changed
 from central.api.routes import (
+    absences,
     auth,
     billing,
     calendar,
@@ -54,6 +55,7 @@ from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import outbox
+from central.web import pages
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -166,9 +168,13 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
     for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications):
         api.include_router(module.router)
+    # Excused absences (请假, issue 14): the teacher's, shown on the live roster.
+    api.include_router(absences.router)
     app.include_router(api)
     app.include_router(auth.public_router, prefix="/api/v1")
     app.include_router(kiosks.router, prefix="/api/v1")
     app.include_router(public.page_router)
     app.include_router(metrics_router)
+    # The pages for people (issue 14): /login, /teacher, ... on the same services and roles (central/web).
+    pages.install(app)
     return app

@@ -15,7 +15,10 @@ class CentralServer:
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(
+            # The pages' live streams (central/web) never end on their own: cut after 1 s at a stop.
+            self.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1,
+        ))
         self.url = f"http://{host}:{port}"
         self._thread: threading.Thread | None = None
 

@@ -345,7 +345,9 @@ def central_serve(
             _fail("cli.broker_failed", lang, problem=_problem(exc, lang))
     try:
         # log_config=None: uvicorn's own lines go through the masked root handler, in the format asked.
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
+        # The pages' live streams never end on their own: a stop cuts them after 3 s (browsers reconnect).
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None,
+                    timeout_graceful_shutdown=3)
     finally:
         if embedded:
             embedded.stop()

@@ -87,6 +87,26 @@ def require_chinese_font() -> None:
         pytest.skip(message)
 
 
+def require_chromium() -> str:
+    """The Chromium to drive with Playwright (Debian's ``chromium``): skip saying why where there is none,
+    or Playwright is missing; under CI=true fail instead, since a skip there would hide a failure."""
+    import importlib.util
+    import shutil
+
+    found = shutil.which("chromium")
+    missing = []
+    if found is None:
+        missing.append("Chromium (apt-get install chromium fonts-noto-cjk)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("Playwright for Python (the test extra)")
+    if missing:
+        message = f"the browser tests need {' and '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}, and a skip here would hide a failure")
+        pytest.skip(message)
+    return found
+
+
 @contextmanager
 def fresh_postgres_database(*, migrated: bool = False) -> Iterator[str]:
     """The URL of a new database on the real server, dropped afterwards: empty, or with ``migrated``

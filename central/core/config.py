@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     months are detached into ``archive_`` tables by ``schoolgate central partitions`` (audited)."""
     clock_skew_limit_s: float = 5.0
     """A kiosk wall clock further than this from central's is a safety incident."""
+    session_secret: SecretStr = SecretStr("")
+    """Signs the pages' session cookie (central/web). Empty: a secret made on first use and kept in
+    ``session_secret_file``, so logins survive a restart."""
+    session_secret_file: Path = Path("var/central/session.secret")
+    session_cookie_secure: bool = False
+    """Send the pages' session cookie over HTTPS only: set it to true wherever central is served over HTTPS."""
 
     @model_validator(mode="after")
     def _one_way_to_share_ingest(self) -> Settings:

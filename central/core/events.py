@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +72,24 @@ class ChildLeft:
     guardian: str | None
     kiosk: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class FeedAdvanced:
+    """The ingest stored events of a school: its feed's head is now ``head`` (central/kiosks/feed.py);
+    published after the ingest's commit, once per school and stored batch. The live pages follow it."""
+
+    school_id: int
+    head: int
+
+
+@dataclass(frozen=True)
+class AbsenceExcused:
+    """A child's absence on a day was excused (请假) or its note changed (central/programme/excuses.py)."""
+
+    school_id: int
+    student_id: int
+    day: date
 
 
 Handler = Callable[[Any], None]

@@ -8,6 +8,7 @@ verify. Losing the file means registering every kiosk's central key again.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -53,3 +54,24 @@ def load_or_create(path: Path) -> Ed25519PrivateKey:
 def public_hex(path: Path) -> str:
     """The public key kiosks are given (64 hex digits), making the key first if need be."""
     return protocol.public_key_hex(load_or_create(path))
+
+
+def session_secret(path: Path) -> str:
+    """The pages' session secret (central/web) from ``path``, made there first if there is none
+    (64 hex digits, mode 0600; two processes at once make one, as for the signing key)."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+                f.flush()
+                os.fsync(f.fileno())
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise SigningKeyError(f"the session secret in {path} is shorter than 32 characters")
+    return secret

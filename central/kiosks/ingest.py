@@ -40,7 +40,7 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, IncidentStored
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, FeedAdvanced, IncidentStored
 from central.core.metrics import Metrics
 from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
@@ -382,6 +382,9 @@ class Ingest:
                     self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
                                                   student=row["student"], guardian=row.get("guardian"),
                                                   kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
+            # The school's feed moved on: the live pages (central/web) show what the gates saw.
+            for school_id, head in batch.heads.items():
+                self.events.publish(FeedAdvanced(school_id=school_id, head=head))
         for row in batch.rows:
             # One line per event stored (cards masked by the command line's log setup, schoolgate/logs.py).
             kiosk = batch.kiosk_codes[row["kiosk_id"]]

@@ -424,3 +424,19 @@ class PublicProfile(PublicProfileBase, table=True):
     school_id: int = Field(foreign_key="school.id", primary_key=True)
     updated_by: str = Field(max_length=100)
     updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class AbsenceExcuse(SQLModel, table=True):
+    """A child's absence on one school day excused (请假): marked by the teacher or the school with a note
+    (central/programme/excuses.py). The live roster shows the child absent and excused."""
+
+    __tablename__ = "absence_excuse"
+    __table_args__ = (sa.UniqueConstraint("student_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    day: date = Field(index=True)  # the school's local date
+    note: str = Field(default="", max_length=500)
+    by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

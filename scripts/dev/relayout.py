@@ -85,7 +85,7 @@ PACKAGES = [
                 "students, classes, guardians, the links between them and when a link acts (`links.py`, P9.4), "
                 "cards, the kiosks registered at each school (`models.py`)"),
     ("programme", "calendar and sessions, interest groups (and the words P5.2 refuses in them), staff and "
-                  "vendors, enrollment by consent, the public page"),
+                  "vendors, enrollment by consent, excused absences (`excuses.py`), the public page"),
     ("accounts", "users and logins (`models.py`, `users.py`), roles, the caller and who may see or act for which child (`access.py`)"),
     ("pickup", "one-time pickup codes and photos (`models.py`, `codes.py`)"),
     ("notifications", "what guardians hear about their child (issue 16): the outbox, stored before sent, retried and "
@@ -105,6 +105,9 @@ PACKAGES = [
                "event log and incidents (`models.py`, `services.py`)"),
     ("api", "the HTTP routes, one resource per file, what every request passes (login, roles, limits), "
             "and the roster publisher (`roster_sync.py`, subscribed to `RosterChanged`)"),
+    ("web", "the pages for people (issue 14, docs/pages.md): server-rendered HTML (`templates/`, `static/`, "
+            "shipped in the package) over the same services and roles as `api`, the session cookie and CSRF "
+            "(`session.py`), the live roster (`roster.py`) pushed by Server-Sent Events (`live.py`, `pages.py`)"),
     ("migrations", "Alembic migrations"),
 ]
 # The domain packages from the top down: a package imports only those below it (``|``: neither
@@ -126,14 +129,15 @@ def contracts_block() -> str:
     entry = " : ".join(ENTRY_POINTS)
     return f'''{CONTRACTS_BEGIN}
 # Written by scripts/dev/relayout.py; change them there. Inside central, imports run
-# entry points -> api (routes) -> domain packages, top down -> core: no domain imports api or a
+# entry points -> web (pages) -> api (routes) -> domain packages, top down -> core: no domain imports api or a
 # domain above it, core imports no domain.
 [[tool.importlinter.contracts]]
-name = "central's layers: entry points, then api (routes), then the domain packages from the top down, then core"
+name = "central's layers: entry points, then web (pages), then api (routes), then the domain packages from the top down, then core"
 type = "layers"
 containers = ["central"]
 layers = [
     "{entry}",
+    "web",
     "api",
 {domains}
     "core",
@@ -157,7 +161,7 @@ Inside `central/`, one package per domain:
 {rows}
 | `central/` itself | the entry points: {entry} (the FastAPI app, central served in a thread, the admin commands, the demo school) |
 
-Inside central, imports run entry points → `api` → domain packages → `core`, and the domains from the top
+Inside central, imports run entry points → `web` → `api` → domain packages → `core`, and the domains from the top
 down: `notifications` and `reconciliation` → `billing` → `imports` and `kiosks` → `pickup` → `accounts` → `programme` → `schools`. No domain imports `api` or a
 domain above it, and `core` imports no domain (contracts in `pyproject.toml`, checked with the others).
 

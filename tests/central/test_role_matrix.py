@@ -205,6 +205,10 @@ MATRIX = {
     "POST /api/v1/schools/{school}/safety/items/{item}/close": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # The notifications to guardians (issue 16): the school admin sees what was sent and what was parked.
     "GET /api/v1/schools/{school}/notifications": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    # Excused absences (请假, issue 14): the teacher of the child's group or the school marks them; the
+    # district reads them; the live roster shows them.
+    "PUT /api/v1/schools/{school}/students/{student}/absences/{day}": "D=R A=200 T=200 G=R F=R P=R -=401 | A=S T=S G=R F=R P=R",
+    "GET /api/v1/schools/{school}/absences": "D=200 A=200 T=200 G=R F=R P=R -=401 | A=S T=S G=R F=R P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").
@@ -524,6 +528,16 @@ def _term(m: Matrix, letter: str, user: str | None) -> Req:
 @request("PUT /api/v1/schools/{school}/calendar/{day}")
 def _holiday(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(values={"day": "2030-10-01"}, json={"day": "2030-10-01", "kind": "holiday", "note": "国庆"})
+
+
+@request("PUT /api/v1/schools/{school}/students/{student}/absences/{day}")
+def _excuse(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"day": "2030-10-08"}, json={"note": "发烧请假"})
+
+
+@request("GET /api/v1/schools/{school}/absences")
+def _excused(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(params={"day": "2030-10-08"})
 
 
 @request("DELETE /api/v1/schools/{school}/calendar/{day}")

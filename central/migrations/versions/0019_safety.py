@@ -1,14 +1,14 @@
 """safety: the review steps of a school's safety items (issue 14)
 
 Revision ID: 0019_safety
-Revises: 0022_partitions
+Revises: 0018_pages
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_safety"
-down_revision = "0022_partitions"
+down_revision = "0018_pages"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,43 @@
+// The live roster: Server-Sent Events from the server replace the roster in place, without a reload.
+// The browser reconnects by itself after a drop; the server then sends the whole roster again, so
+// nothing missed stays missing. If the browser gives up (it closed the stream), we open a new one.
+(function () {
+  var box = document.getElementById("live");
+  var state = document.getElementById("live-state");
+  if (!box || !window.EventSource) return;
+  var src = box.getAttribute("data-src");
+  var source = null;
+  function show(ok) {
+    state.className = "live " + (ok ? "ok" : "lost");
+    state.textContent = state.getAttribute(ok ? "data-ok" : "data-lost");
+  }
+  function keepTyping() {
+    // Someone typing an excuse note: keep their text across an update.
+    var typed = {};
+    box.querySelectorAll("form.excuse").forEach(function (f) {
+      var note = f.querySelector("input[name=note]");
+      if (note && note.value) typed[f.querySelector("input[name=student]").value] = note.value;
+    });
+    return typed;
+  }
+  function open() {
+    source = new EventSource(src);
+    source.addEventListener("open", function () { show(true); });
+    source.addEventListener("roster", function (e) {
+      var typed = keepTyping();
+      box.innerHTML = JSON.parse(e.data).html;
+      Object.keys(typed).forEach(function (student) {
+        var input = box.querySelector("form.excuse input[name=student][value='" + student + "']");
+        if (input) input.parentNode.querySelector("input[name=note]").value = typed[student];
+      });
+      box.setAttribute("data-updated", String(Date.now()));
+      show(true);
+    });
+    source.addEventListener("logout", function () { source.close(); window.location.href = "/login"; });
+    source.addEventListener("error", function () {
+      show(false);
+      if (source.readyState === EventSource.CLOSED) { setTimeout(open, 1000); }
+    });
+  }
+  open();
+})();
