@@ -9,6 +9,8 @@ Where each kind of item comes from, and its key:
 - ``override``: a guard let a child through what the rules refused, with the typed reason; ``event:<id>``
 - ``late_pickup``: a child still on site after the end plus grace (the child alert, once however many
   gates raised it); ``alert:<id>``
+- ``unexcused_absence``: a child expected who never came (the ``absent`` child alert) on a day with no
+  excuse (``absence_excuse``, 请假); ``alert:<id>``
 - ``unknown_card``: a card no roster knows was tapped at a gate; ``event:<id>``
 - ``bad_signature``: a message signed with another key than the gate's; ``incident:<id>``
 - ``clock_skew``: a gate's clock off central's (``clock_skew`` and ``time_out_of_range`` incidents); ``incident:<id>``
@@ -18,7 +20,7 @@ Where each kind of item comes from, and its key:
   (one key per silence: when the gate comes back the item leaves the list, its review stays).
 
 The order: by *section* (``SECTIONS``: refused pickups by reason with barred first, then code misuse,
-overrides, late pickups, unknown cards, bad signatures, clock skew, silent and offline gates), then
+overrides, late pickups, unexcused absences, unknown cards, bad signatures, clock skew, silent and offline gates), then
 newest first, then the key. Every part of that order is fixed when the item is stored, so a page's
 cursor (the last item's section, time and id) never skips or repeats an item, whatever arrives
 between two pages: an item stored later lands either before the cursor (on the next first page) or
@@ -41,13 +43,14 @@ from sqlmodel import Session, col, select
 from central.core import clock
 from central.core.errors import Conflict, Invalid, Missing
 from central.kiosks.models import ChildAlert, Event, SafetyIncident
+from central.programme.models import AbsenceExcuse
 from central.safety.models import STEPS, SafetyReview
 from central.schools.models import Kiosk, School, Student
 
 #: the reasons of ``pickup_denied`` (docs/wire-protocol.md), in the order a principal reads them
 REFUSALS = ("barred", "code_issuer_barred", "not_linked", "not_allowed", "link_not_valid",
             "code_issuer_not_allowed", "guard_refused", "code_locked", "code_wrong")
-KINDS = ("pickup_refused", "code_reused", "code_revoked", "override", "late_pickup", "unknown_card",
+KINDS = ("pickup_refused", "code_reused", "code_revoked", "override", "late_pickup", "unexcused_absence", "unknown_card",
          "bad_signature", "clock_skew", "gate_silent", "gate_offline")
 #: incident kinds as the ingest stores them -> the item's kind
 INCIDENT_KINDS = {
@@ -193,6 +196,36 @@ def _late_pickups(session: Session, school: School, f: Filters, after, limit: in
     return [_alert_item(a) for a in rows]
 
 
+def _unexcused_absences(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
+    """Absent alerts (a child expected at a session who never came) whose day carries no excuse (请假).
+    Excused ones are passed over batch by batch, so a page is never short while more remain."""
+    out: list[Item] = []
+    cursor = None if after is None else (after[0], int(after[1]))
+    while len(out) < limit:
+        stmt = select(ChildAlert).where(ChildAlert.school_id == school.id, ChildAlert.kind == "absent",
+                                        _after(col(ChildAlert.at), col(ChildAlert.id), cursor))
+        if f.gate is not None:
+            stmt = stmt.where(ChildAlert.kiosk == f.gate)
+        if f.child is not None:
+            stmt = stmt.where(ChildAlert.student == f.child)
+        if f.day is not None:
+            start, end = _day_range(school, f.day)
+            stmt = stmt.where(col(ChildAlert.at) >= start, col(ChildAlert.at) < end)
+        rows = session.exec(stmt.order_by(col(ChildAlert.at).desc(), col(ChildAlert.id)).limit(limit)).all()
+        if not rows:
+            break
+        ids = dict(session.exec(select(Student.student_no, Student.id).where(
+            Student.school_id == school.id, col(Student.student_no).in_({a.student for a in rows}))).all())
+        days = {clock.to_local(a.at, school).date() for a in rows}
+        excused = set(session.exec(select(AbsenceExcuse.student_id, AbsenceExcuse.day).where(
+            AbsenceExcuse.school_id == school.id, col(AbsenceExcuse.day).in_(days))).all())
+        for a in rows:
+            if (ids.get(a.student), clock.to_local(a.at, school).date()) not in excused:
+                out.append(replace(_alert_item(a), kind="unexcused_absence", reason="absent"))
+        cursor = (clock.as_utc(rows[-1].at), rows[-1].id)
+    return out[:limit]
+
+
 def _gate_key(code: str, last_seen: datetime) -> str:
     return f"gate:{code}:{int(clock.as_utc(last_seen).timestamp() * 1000)}"
 
@@ -225,6 +258,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("code_revoked", _incidents("code_revoked")),
     Section("override", _events("override", "override")),
     Section("late_pickup", _late_pickups),
+    Section("unexcused_absence", _unexcused_absences),
     Section("unknown_card", _events("unknown_card", "unknown_card")),
     Section("bad_signature", _incidents("bad_signature")),
     Section("clock_skew", _incidents("clock_skew")),
@@ -257,7 +291,7 @@ def decode_cursor(cursor: str) -> tuple[int, datetime, str]:
         raise Invalid("safety.cursor") from None
 
 
-_INTEGER_IDS = {s.fetch for s in SECTIONS if s.kind in INCIDENT_KINDS.values() or s.kind == "late_pickup"}
+_INTEGER_IDS = {s.fetch for s in SECTIONS if s.kind in INCIDENT_KINDS.values() or s.kind in ("late_pickup", "unexcused_absence")}
 
 
 # --- the list, one item, the review --------------------------------------------------------------------
@@ -375,9 +409,12 @@ def _find(session: Session, *, school: School, key: str) -> Item | None:
                 return None
             return _incident_item(incident)
         alert = session.get(ChildAlert, int(ref))
-        if alert is None or alert.school_id != school.id or alert.kind != "late_pickup":
+        if alert is None or alert.school_id != school.id:
             return None
-        return _alert_item(alert)
+        if alert.kind == "absent":  # an item while its day has no excuse
+            found = _unexcused_absences(session, school, Filters(child=alert.student), (clock.as_utc(alert.at), str(alert.id - 1)), 1)
+            return found[0] if found and found[0].key == key else None
+        return _alert_item(alert) if alert.kind == "late_pickup" else None
     if source == "gate":
         code, _, _ms = ref.rpartition(":")
         return next((i for i in _offline_gates(session, school, Filters(gate=code), None, 10) if i.key == key), None)

@@ -16,9 +16,11 @@ from central.kiosks import health, services
 from central.kiosks.ingest import Ingest
 from central.kiosks.models import SafetyIncident
 from central.pickup.models import PickupCode
+from central.programme import excuses
 from central.programme.models import CareSession
 from central.safety import items as safety
 from central.schools import registry
+from central.schools.models import Student
 from gateway import protocol
 
 from .conftest import KIOSK_SECRET, PASSWORD, USERS
@@ -113,7 +115,7 @@ def fill(site: Site) -> None:
     site.send(g1, g1.event("alert", -18, student="B1", session="7", reason="late_pickup"))
     site.send(g2, g2.event("alert", -17, student="B1", session="7", reason="late_pickup"))  # the same alert: one item
     site.send(g1, g1.event("alert", -16, reason="offline", note="2030-09-02T08:30:00+00:00"))
-    site.send(g1, g1.event("alert", -15, student="A1", session="7", reason="absent"))  # not an item (yet)
+    site.send(g1, g1.event("alert", -15, student="A1", session="7", reason="absent"))  # no excuse: an item
     site.send(g1, g1.forged(-14))  # bad_signature
     site.clock.now = NOW + timedelta(seconds=1)
     # A wall clock 61 s behind: the event's mono (0 ms since boot, just now) says it is now.
@@ -144,6 +146,7 @@ def test_each_kind_of_item_comes_from_what_central_stores_in_the_lists_order(sit
         ("code_revoked", "pickup_code_revoked", "gate-1", None),
         ("override", "家长电话确认", "gate-1", "B1"),
         ("late_pickup", "late_pickup", "gate-1", "B1"),  # raised by two gates: one item, the first gate's
+        ("unexcused_absence", "absent", "gate-1", "A1"),
         ("unknown_card", None, "gate-1", None),
         ("bad_signature", "bad_signature", "gate-1", None),
         ("clock_skew", "clock_skew", "gate-2", None),
@@ -166,11 +169,11 @@ def test_each_kind_of_item_comes_from_what_central_stores_in_the_lists_order(sit
 @pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_the_filters_keep_a_day_a_kind_a_gate_and_a_child(site):
     fill(site)
-    assert [i.reason for i in site.items(child="A1")] == ["barred", "not_linked"]
+    assert [i.reason for i in site.items(child="A1")] == ["barred", "not_linked", "absent"]
     assert [i.kind for i in site.items(kinds=("override", "unknown_card"))] == ["override", "unknown_card"]
     assert {i.kiosk for i in site.items(gate="gate-2")} == {"gate-2"}
     assert [i.kind for i in site.items(gate="gate-2")] == ["code_reused", "clock_skew", "gate_silent", "gate_offline"]
-    assert len(site.items(day=DAY)) == 14 and site.items(day=DAY + timedelta(days=1)) == []
+    assert len(site.items(day=DAY)) == 15 and site.items(day=DAY + timedelta(days=1)) == []
     # 00:30 Shanghai on the 3rd is 16:30Z on the 2nd: the school's day, not UTC's
     site.send(site.g1, site.g1.event("unknown_card", 7 * 60 + 30, card="LATE"))
     assert [i.card for i in site.items(day=DAY + timedelta(days=1))] == ["LATE"]
@@ -263,3 +266,27 @@ def test_pages_never_skip_or_repeat_an_item_whatever_arrives_between_them(world,
         assert set(before) <= set(seen)
         everything = [i.key for i in safety.all_items(session, school=school)]
         assert [k for k in everything if k in set(seen)] == seen
+
+
+def test_an_absence_is_an_item_until_its_day_is_excused(site, world):
+    g1 = site.g1
+    site.send(g1, g1.event("alert", -15, student="A1", session="7", reason="absent"))
+    site.send(g1, g1.event("alert", -14, student="B1", session="7", reason="absent"))
+    site.send(site.g2, site.g2.event("alert", -13, student="B1", session="7", reason="absent"))  # the same absence
+    assert [(i.kind, i.student, i.count) for i in site.items()] == [("unexcused_absence", "B1", 2), ("unexcused_absence", "A1", 1)]
+    with world.session() as session:
+        s1 = registry.get_school(session, "s1")
+        b1 = session.get(Student, world.ids["B1"])
+        key = next(i.key for i in site.items() if i.student == "B1")
+        assert safety.get_item(session, school=s1, key=key).kind == "unexcused_absence"
+        excuses.excuse(session, school=s1, student=b1, day=DAY - timedelta(days=1), note="前一天的假", by_user_id=None)
+        assert [i.student for i in site.items(kinds=("unexcused_absence",))] == ["B1", "A1"]  # another day's excuse
+        excuses.excuse(session, school=s1, student=b1, day=DAY, note="病假", by_user_id=None)
+        assert [i.student for i in site.items(kinds=("unexcused_absence",))] == ["A1"]
+        with pytest.raises(safety.Missing):
+            safety.get_item(session, school=s1, key=key)
+    # a page of one is never short while an unexcused absence remains behind an excused one
+    with world.session() as session:
+        page = safety.list_items(session, school=registry.get_school(session, "s1"), limit=1,
+                                 filters=safety.Filters(kinds=("unexcused_absence",)))
+        assert [i.student for i in page.items] == ["A1"] and page.next is None

@@ -25,7 +25,7 @@ from central.schools.models import School
 router = APIRouter(prefix="/schools/{school}/safety", tags=["safety"], responses=ERROR_RESPONSES)
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district"))]
 Admin = Annotated[Principal, Depends(require_role("school_admin"))]
-Kind = Literal["pickup_refused", "code_reused", "code_revoked", "override", "late_pickup", "unknown_card",
+Kind = Literal["pickup_refused", "code_reused", "code_revoked", "override", "late_pickup", "unexcused_absence", "unknown_card",
                "bad_signature", "clock_skew", "gate_silent", "gate_offline"]
 GateQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a gate (kiosk id)")]
 ChildQuery = Annotated[str | None, Query(min_length=1, max_length=32, description="a student number")]
