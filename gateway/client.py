@@ -288,6 +288,12 @@ class SyncClient:
             # Central refused these of our own events as malformed; the ack covers them so the
             # chain goes on; central keeps them as refused_event incidents, the kiosk's log names them.
             log.error("central refused events %s of this kiosk as malformed (see its safety incidents)", ack.refused)
+        resume = getattr(self.outbox, "resume", None)
+        if resume is not None:
+            # After a restore from a backup: central's head says where this kiosk goes on from.
+            moved = resume(ack.head, ack.head_hash)
+            if moved or ack.head is not None:
+                log.info("central holds up to seq %s; %d event(s) recorded since the restore renumbered after it", ack.head, moved)
         dropped = 0
         if ack.upto > self.outbox.acked:
             try:
@@ -340,6 +346,10 @@ class SyncClient:
             if room <= 0:
                 return
             rows = self.outbox.pending(self._sent_upto, min(self.batch, room))
+            hold = getattr(self.outbox, "hold_after", None)
+            if hold is not None:
+                # Restored from a backup: what was recorded since waits for central's head (Outbox.resume).
+                rows = [row for row in rows if row[0] <= hold]
             if not rows:
                 return
             events = [protocol.decode(payload.encode()) for _, payload in rows]

@@ -548,6 +548,11 @@ class Ack(_Lenient):
     # Seqs of this kiosk's own events (signed, in their chain) that central refused as malformed:
     # covered by ``upto`` all the same, so the chain moves on past them; the kiosk records a fault.
     refused: Annotated[list[Seq], Field(max_length=MAX_BATCH)] = []
+    # The highest seq central holds for this kiosk and that event's hash, sent when the kiosk shows
+    # it knows less (a resend of a stored seq, a status behind central): a kiosk restored from an old
+    # backup resumes its numbering and its chain after them. Older kiosks ignore both.
+    head: Count | None = None
+    head_hash: Annotated[StrictStr, Field(pattern=_HEX64_RE.pattern)] | None = None
 
 
 class RosterLink(_Lenient):

@@ -8,6 +8,7 @@ One connection is shared by the kiosk loop and the sync client's threads behind 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ CREATE INDEX IF NOT EXISTS feed_day ON feed (day, pos);
 -- what the kiosk refused and why (a message claiming to be central's that did not verify, ...)
 CREATE TABLE IF NOT EXISTS fault (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
 """
+RESTORED = "restored_seq"  # meta: set by restore_store, the last seq of the backup, until central names its head
 KEEP_DAYS = 31  # days of the day log kept on the kiosk; central holds the history
 KEEP_FAULTS = 200  # fault rows kept: a flood of forged messages must not fill the SD card
 FAULT_DETAIL = 500  # characters of a fault's detail kept
@@ -85,6 +87,8 @@ class KioskStore:
         self._last_hash = self._meta("last_hash") or ""
         self._acked = int(self._meta("acked") or 0)
         self._feed_pos = int(self._meta("feed_pos") or 0)
+        restored = self._meta(RESTORED)
+        self._restored = int(restored) if restored is not None else None
         self.roster = self._load_roster()
 
     # --- plumbing --------------------------------------------------------------------------
@@ -194,6 +198,54 @@ class KioskStore:
     @property
     def acked(self) -> int:
         return self._acked
+
+    # --- after a restore from a backup ------------------------------------------------------------
+
+    @property
+    def hold_after(self) -> int | None:
+        """Restored from a backup and central not heard since: the events recorded after the backup's
+        last seq are held back (central may hold other events under those seqs), else None."""
+        return self._restored
+
+    def resume(self, head: int | None, head_hash: str | None) -> int:
+        """Central's first ack after a restore: where to go on from. Returns the events renumbered.
+
+        ``head`` past the backup's last seq means central holds events this store lost with the
+        restore, under seqs this store would use again: every one of them up to ``head`` is
+        delivered (the outbox's old rows included), and the events recorded since the restore are
+        numbered after ``head``, chained onto ``head_hash`` and signed again (ids kept), so none is
+        sent twice, none collides, and none is lost. Any ack ends the hold; one without ``head``
+        (an older central) leaves the numbering as it was.
+        """
+        if self._restored is None:
+            return 0
+        moved = 0
+        with self._lock:
+            restored = self._restored
+            with self._tx() as db:
+                if head is not None and head_hash and head > restored:
+                    rows = db.execute("SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq", (restored,)).fetchall()
+                    days = dict(db.execute("SELECT seq, day FROM daylog WHERE seq > ?", (restored,)).fetchall())
+                    db.execute("DELETE FROM outbox")  # seqs <= restored: central holds up to head, past them
+                    db.execute("DELETE FROM daylog WHERE seq > ?", (restored,))
+                    seq, prev = head, head_hash
+                    for old, payload in rows:
+                        event = json.loads(payload)
+                        seq += 1
+                        event.update(seq=seq, prev=prev)
+                        event["sig"] = protocol.sign(event, self._secret)
+                        text = protocol.canonical_json(event).decode()
+                        db.execute("INSERT INTO outbox (seq, id, payload) VALUES (?, ?, ?)", (seq, event["id"], text))
+                        if old in days:
+                            db.execute("INSERT INTO daylog (seq, day, payload) VALUES (?, ?, ?)", (seq, days[old], text))
+                        prev = protocol.event_hash(event)
+                        moved += 1
+                    for key, value in (("last_seq", seq), ("last_hash", prev), ("acked", head)):
+                        self._set_meta(key, value)
+                    self._last_seq, self._last_hash, self._acked = seq, prev, head
+                db.execute("DELETE FROM meta WHERE key = ?", (RESTORED,))
+            self._restored = None
+        return moved
 
     @property
     def last_seq(self) -> int:
@@ -396,3 +448,65 @@ def read_status(path: str | Path, now: datetime) -> StoreStatus:
         roster_generated_at=generated,
         roster_age_s=int((now - generated).total_seconds()) if generated else None,
     )
+
+
+# --- backup and restore of a kiosk store ----------------------------------------------------------
+
+
+def store_identity(path: str | Path) -> tuple[str, str, int]:
+    """(school, kiosk, last seq) of a kiosk store or backup, read-only; ``StoreError`` for anything else."""
+    status = read_status(path, datetime.now().astimezone())
+    return status.school, status.kiosk, status.last_seq
+
+
+def backup_store(path: str | Path, out: str | Path) -> tuple[str, str, int]:
+    """Copy a kiosk store into ``out`` with SQLite's online backup API (safe while the kiosk runs: a
+    committed state, the tap being recorded waits at most one step). Returns (school, kiosk, last seq)."""
+    path, out = Path(path), Path(out)
+    store_identity(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.unlink(missing_ok=True)
+    # The store holds the kiosk's secret and the roster's names and cards: owner only.
+    os.close(os.open(partial, os.O_CREAT | os.O_WRONLY, 0o600))
+    source = sqlite3.connect(path, timeout=30)
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target, pages=1024)
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    os.replace(partial, out)
+    return store_identity(out)
+
+
+def restore_store(backup: str | Path, folder: str | Path, *, force: bool = False) -> tuple[Path, str, str, int]:
+    """Write a backup into the kiosk store of its school and kiosk in ``folder`` (the kiosk stopped),
+    marked as restored: its first ack from central says where to go on from (``KioskStore.resume``).
+    A store that is there already is overwritten only with ``force``. Returns (path, school, kiosk, last seq)."""
+    school, kiosk, last_seq = store_identity(backup)
+    path = Path(folder) / f"{school}-{kiosk}.sqlite3"
+    if path.exists() and not force:
+        raise StoreError(f"{path} exists: stop the kiosk and add --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    source = sqlite3.connect(f"{Path(backup).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(path, timeout=30)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=WAL")
+            with target:
+                target.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (RESTORED, str(last_seq)))
+        finally:
+            target.close()
+    finally:
+        source.close()
+    return path, school, kiosk, last_seq

@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -245,6 +246,68 @@ def kiosk_status(
     else:
         hours, minutes = divmod(max(status.roster_age_s, 0) // 60, 60)
         typer.echo(t("cli.kiosk_status_roster", said, version=status.roster_version, hours=hours, minutes=minutes))
+
+
+@kiosk_app.command("backup")
+def kiosk_backup(
+    out: Annotated[Path, typer.Option("--out", help="The backup file to write.")],
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
+    school: Annotated[Optional[str], typer.Option(help="School id, when the folder holds stores of several kiosks.")] = None,
+    kiosk: Annotated[Optional[str], typer.Option(help="Kiosk id, when the folder holds stores of several kiosks.")] = None,
+    lang: LangOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Back up the kiosk's store (SQLite's online backup API: safe while the kiosk runs)."""
+    from kiosk.config import KioskSettings
+    from kiosk.store import StoreError, backup_store
+
+    from pydantic import ValidationError
+
+    said = _lang(lang)
+    folder = data_dir
+    if folder is None:
+        try:
+            folder = KioskSettings.load(config, school=school, kiosk=kiosk).data_dir
+        except ValidationError:
+            folder = KioskSettings.model_fields["data_dir"].default
+    found = [folder / f"{school}-{kiosk}.sqlite3"] if school and kiosk else (sorted(folder.glob("*.sqlite3")) if folder.is_dir() else [])
+    if not found:
+        _fail("cli.kiosk_no_store", said, folder=str(folder))
+    if len(found) > 1:
+        _fail("cli.kiosk_many_stores", said, folder=str(folder), names=", ".join(p.name for p in found))
+    try:
+        got_school, got_kiosk, last_seq = backup_store(found[0], out)
+    except (StoreError, OSError) as exc:
+        _fail("cli.kiosk_store_unreadable", said, problem=str(exc))
+    _say("cli.kiosk_backup_written", said, school=got_school, kiosk=got_kiosk, out=str(out), last_seq=last_seq)
+
+
+@kiosk_app.command("restore")
+def kiosk_restore(
+    source: Annotated[Path, typer.Option("--from", help="A backup written by `kiosk backup`.")],
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the kiosk's SQLite store.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the kiosk's store (stop the kiosk first).")] = False,
+    lang: LangOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Restore the kiosk's store from a backup; on its next connection central says where to go on from."""
+    from kiosk.config import KioskSettings
+    from kiosk.store import StoreError, restore_store
+
+    from pydantic import ValidationError
+
+    said = _lang(lang)
+    folder = data_dir
+    if folder is None:
+        try:
+            folder = KioskSettings.load(config).data_dir
+        except ValidationError:
+            folder = KioskSettings.model_fields["data_dir"].default
+    try:
+        path, school, kiosk, last_seq = restore_store(source, folder, force=force)
+    except (StoreError, OSError, sqlite3.DatabaseError) as exc:
+        _fail("cli.kiosk_store_unreadable", said, problem=str(exc))
+    _say("cli.kiosk_restored", said, school=school, kiosk=kiosk, path=str(path), last_seq=last_seq)
 
 
 def _now():

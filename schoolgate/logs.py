@@ -67,7 +67,8 @@ class RedactingFormatter(logging.Formatter):
 
 
 # What every LogRecord has; anything else on a record came in ``extra=`` and goes into the JSON.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# uvicorn's ``color_message`` is its message again with terminal colours: not for a JSON line.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

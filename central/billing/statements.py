@@ -102,7 +102,7 @@ class ChildMonth:
     in_service: frozenset[date]  # of those, the days the child's enrollment held
     attended: frozenset[date]  # days the child checked in (any day; only service days in service count)
     exempt: bool = False  # P7.3 on any day of the month
-    withdrawn_on: date | None = None  # P7.4: first day out, the written request recorded, inside the month
+    withdrawn_on: date | None = None  # P7.4: first day out (the withdrawal date, a day served, is the day before)
 
 
 @dataclass(frozen=True)
@@ -154,18 +154,30 @@ def settle(*, charge_fen: int, refund_fen: int, paid_fen: int) -> Settlement:
 def issue_statement(session: Session, *, school: School, statement: Statement, actor: str) -> None:
     """Money event "statement issued": the charge is owed from now on and the reference may be given
     to the family. (Ledger: kind ``statement``, ref the statement's reference, ``charge_fen``.)"""
+    ledger.post_many(session, school=school, postings=_issue(session, statement, actor), actor=actor)
+
+
+def issue_statements(session: Session, *, school: School, rows: list[Statement], actor: str) -> None:
+    """``issue_statement`` for many, their ledger entries posted in one batch (``ledger.post_many``)."""
+    postings = [p for row in rows for p in _issue(session, row, actor)]
+    ledger.post_many(session, school=school, postings=postings, actor=actor)
+
+
+def _issue(session: Session, statement: Statement, actor: str) -> list[ledger.Posting]:
     if statement.state != DRAFT:
         raise Conflict("statement.not_draft", reference=statement.reference, state=statement.state)
     statement.state, statement.issued_by, statement.issued_at = ISSUED, actor, clock.utcnow()
     session.add(statement)
     # P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue.
+    out = []
     if statement.charge_fen > 0:
-        ledger.post(session, school=school, kind="statement", ref=statement.reference, actor=actor, memo=statement.month,
-                    lines=[ledger.Line("receivable", statement.charge_fen), ledger.Line("fee_income", credit_fen=statement.charge_fen)])
+        out.append(ledger.Posting("statement", statement.reference, memo=statement.month, lines=[
+            ledger.Line("receivable", statement.charge_fen), ledger.Line("fee_income", credit_fen=statement.charge_fen)]))
     if statement.subsidy_fen > 0:
-        ledger.post(session, school=school, kind="subsidy", ref=statement.reference, actor=actor, memo=statement.month,
-                    lines=[ledger.Line("subsidy_receivable", statement.subsidy_fen),
-                           ledger.Line("subsidy_income", credit_fen=statement.subsidy_fen)])
+        out.append(ledger.Posting("subsidy", statement.reference, memo=statement.month, lines=[
+            ledger.Line("subsidy_receivable", statement.subsidy_fen),
+            ledger.Line("subsidy_income", credit_fen=statement.subsidy_fen)]))
+    return out
 
 
 def grant_refund(session: Session, *, school: School, statement: Statement, refund_fen: int, withdrawn_on: date,
@@ -390,10 +402,10 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
     session.flush()  # one flush for the new rows: their ids make their references
     for row in made:
         row.reference = reference(month, row.id)
-    for row in billed:
-        if issue and row.state == DRAFT:
-            issue_statement(session, school=school, statement=row, actor=actor)
-            run.issued += 1
+    if issue:
+        drafts = [row for row in billed if row.state == DRAFT]
+        issue_statements(session, school=school, rows=drafts, actor=actor)
+        run.issued += len(drafts)
     for row in existing.values():
         if row.state == DRAFT:
             session.delete(row)
@@ -416,8 +428,7 @@ def issue_month(session: Session, *, school: School, month: Month, actor: str) -
     """Issue every draft statement of the month; returns how many."""
     rows = session.exec(select(Statement).where(Statement.school_id == school.id, Statement.month == month.key,
                                                 Statement.state == DRAFT)).all()
-    for row in rows:
-        issue_statement(session, school=school, statement=row, actor=actor)
+    issue_statements(session, school=school, rows=list(rows), actor=actor)
     session.commit()
     return len(rows)
 

@@ -40,7 +40,7 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, FeedAdvanced, IncidentStored
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, FeedAdvanced, GateEventsStored, IncidentStored
 from central.core.metrics import Metrics
 from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
@@ -87,6 +87,10 @@ class KioskState:
     gap: bool = False
     dirty: bool = False
     clocks: dict[int, Clock] = field(default_factory=dict)
+    # The kiosk showed it knows less than central holds (it resent a stored seq, or its status
+    # said less was acked): its next ack names central's head, where a kiosk restored from an old
+    # backup resumes (docs/wire-protocol.md, "A kiosk restored from a backup").
+    behind: bool = False
     read: int = -1  # acked_seq as stored when read (or last written): what the compare-and-set expects
 
     def __post_init__(self) -> None:
@@ -165,8 +169,9 @@ class _Batch:
         return int(self.received_at.timestamp() * 1000)
 
 
-#: the stored events that tell a child's guardians their child left (published as ``ChildLeft``)
-LEAVING = ("pickup", "self_dismiss")
+#: the stored events a child's guardians may hear of (published, a batch at a time, as ``GateEventsStored``);
+#: the same as central/notifications/outbox.py's TOLD, which recovers them after a crash
+TOLD = ("pickup", "self_dismiss", "checkin", "pickup_denied")
 
 
 class Ingest:
@@ -377,11 +382,14 @@ class Ingest:
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
             for alert in batch.alerts:
                 self.events.publish(alert)
-            for row in batch.rows:
-                if row["kind"] in LEAVING and row.get("student"):
-                    self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
-                                                  student=row["student"], guardian=row.get("guardian"),
-                                                  kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
+            told = tuple(
+                ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"], student=row["student"],
+                          guardian=row.get("guardian"), kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"],
+                          note=row.get("note"), reason=row.get("reason"))
+                for row in batch.rows if row["kind"] in TOLD and row.get("student")
+            )
+            if told:
+                self.events.publish(GateEventsStored(told))
             # The school's feed moved on: the live pages (central/web) show what the gates saw.
             for school_id, head in batch.heads.items():
                 self.events.publish(FeedAdvanced(school_id=school_id, head=head))
@@ -402,8 +410,9 @@ class Ingest:
             ack = ack_message(
                 school=school, kiosk=kiosk, upto=state.acked, server_time=now,
                 resend_from=state.acked + 1 if state.gap else None, refused=batch.refused.get((school, kiosk), ()),
+                head=(state.acked, state.last_hash) if state.behind else None,
             )
-            state.gap = False
+            state.gap = state.behind = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
 
     def _publish_feeds(self, batch: _Batch) -> None:
@@ -517,6 +526,7 @@ class Ingest:
             # Stored (or refused) before: a resend or a duplicated delivery (the ack says so
             # again), unless the content differs, which is a conflict to look at.
             batch.repeats.append((state, kiosk, seq, digest, topic, wire.decode()))
+            state.behind = True
             return
         if seq > state.acked + 1:
             state.gap = True  # an earlier seq went missing on the way: ask for it again
@@ -691,6 +701,9 @@ class Ingest:
             log.warning("ignored a status of kiosk %s/%s whose signature does not verify", school, kiosk)
             return
         self._sample(conn, state, status.boot, status.mono, batch.arrived_ms)
+        said = status.acked_seq if status.acked_seq is not None else status.last_seq
+        if said is not None and said < state.acked:
+            state.behind = True
         batch.touched.setdefault((school, kiosk), state)
 
     def _clock(self, conn, state: KioskState, boot: int) -> Clock | None:
@@ -902,15 +915,18 @@ class Ingest:
 
 def ack_message(
     *, school: str, kiosk: str, upto: int, server_time: datetime, resend_from: int | None = None,
-    refused: list[int] | tuple = (),
+    refused: list[int] | tuple = (), head: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     """The one place an ack is built: a plain dict of every field, so that a signature over all of
-    them can be added to it. ``refused`` lists the kiosk's own events refused as malformed."""
+    them can be added to it. ``refused`` lists the kiosk's own events refused as malformed; ``head``
+    is the highest seq central holds for the kiosk and its hash, for a kiosk that knows less."""
     ack: dict[str, Any] = {"v": 1, "school": school, "kiosk": kiosk, "upto": upto, "server_time": server_time.isoformat(timespec="milliseconds")}
     if resend_from is not None:
         ack["resend_from"] = resend_from
     if refused:
         ack["refused"] = sorted(refused)
+    if head is not None:
+        ack["head"], ack["head_hash"] = head
     return ack
 
 

@@ -366,3 +366,27 @@ def test_the_spending_summary_counts_a_period_of_the_schools_dates(engine, monke
     assert september.spent == {"staff_pay": 6_400, "volunteer_allowance": 0, "training": 0, "other_service_cost": 1_250}
     assert september.income == {"fee_income": 8_000, "subsidy_income": 0}
     assert september.total_spent == 7_650
+
+
+def test_entries_posted_in_one_batch_chain_as_posted_one_by_one_and_a_bad_one_refuses_the_lot(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        s1 = school(session)
+        batch = [ledger.Posting("statement", f"SG203009-{n:06d}", [Line("receivable", 8_000), Line("fee_income", credit_fen=8_000)],
+                                memo="2030-09") for n in (1, 2, 3)]
+        batch.append(ledger.Posting("subsidy", "SG203009-000003", [Line("subsidy_receivable", 2_000), Line("subsidy_income", credit_fen=2_000)]))
+        rows = ledger.post_many(session, school=s1, postings=batch, actor="finance1")
+        session.commit()
+        assert [(e.seq, e.kind, e.ref) for e in rows] == [
+            (1, "statement", "SG203009-000001"), (2, "statement", "SG203009-000002"), (3, "statement", "SG203009-000003"),
+            (4, "subsidy", "SG203009-000003")]
+        assert [e.prev_hash for e in rows] == ["", rows[0].hash, rows[1].hash, rows[2].hash]
+        one = ledger.post(session, school=s1, kind="payment", ref="SG203009-000001", actor="finance1",
+                          lines=[Line("bank", 8_000), Line("receivable", credit_fen=8_000)])
+        assert (one.seq, one.prev_hash) == (5, rows[3].hash)  # one by one goes on from the batch's tail
+        session.commit()
+        assert ledger.verify(session).ok
+        assert (ledger.balances(session, school=s1)["receivable"], ledger.balances(session, school=s1)["fee_income"]) == (16_000, 24_000)
+        bad = [batch[0], ledger.Posting("spending", "x", [Line("bank", 1), Line("fee_income", credit_fen=1)], category="management_fee")]
+        with pytest.raises(Invalid):
+            ledger.post_many(session, school=s1, postings=bad, actor="finance1")
+        assert session.exec(select(LedgerEntry).where(LedgerEntry.school_id == s1.id)).all()[-1].seq == 5

@@ -75,6 +75,9 @@ def child(*, in_service=SEPTEMBER, attended=(), exempt=False, withdrawn_on=None)
         (child(), MONTHLY, 10_000, 8_000, 0, 0),
         (child(in_service=UNTIL_22, withdrawn_on=d(23)), MONTHLY, 10_000, 8_000, 0, 2_666),  # 8000 x 7 / 21 = 2666.67
         (child(in_service=SEPTEMBER - {d(30)}, withdrawn_on=d(30)), MONTHLY, 10_000, 8_000, 0, 380),  # 8000 / 21 = 380.95
+        # P7.4's withdrawal date is the last day served and counts as served: on the last service day
+        # (Mon 30 Sep), out from 1 October, nothing of September is left to give back.
+        (child(withdrawn_on=date(2030, 10, 1)), MONTHLY, 10_000, 8_000, 0, 0),
         (child(in_service=SEPTEMBER - {d(28), d(30)}, withdrawn_on=d(28)), MONTHLY, 10_000, 8_000, 0, 761),  # 2 / 21: 761.90
         (child(exempt=True, attended={d(2), d(3)}), MONTHLY, 10_000, 0, 8_000, 0),
         (child(exempt=True, in_service=UNTIL_22, withdrawn_on=d(23)), MONTHLY, 10_000, 0, 8_000, 0),  # paid nothing, nothing back
@@ -85,8 +88,9 @@ def child(*, in_service=SEPTEMBER, attended=(), exempt=False, withdrawn_on=None)
         (child(attended=SEPTEMBER), rules.FeePlan(rules.PlanKind.PER_DAY, 435), 9_000, 9_000, 0, 0),  # 21 x 435 = 9135
         (child(exempt=True, attended={d(2), d(3), d(4)}), PER_DAY, 10_000, 0, 1_200, 0),
     ],
-    ids=["monthly", "withdrawn from the 23rd (make-up day after)", "withdrawn on the last service day",
-         "withdrawn on the make-up day", "exempt", "exempt and withdrawn", "a plan at the cap", "cap lowered later",
+    ids=["monthly", "withdrawn from the 23rd (make-up day after)", "out from the last service day (withdrawn on the 28th)",
+         "withdrawal on the last service day: refund 0",
+         "out from the make-up day (withdrawn on the 27th)", "exempt", "exempt and withdrawn", "a plan at the cap", "cap lowered later",
          "per day attended", "per day, withdrawn: no refund", "per day passing a lower cap", "exempt per day: forgone"],
 )
 def test_a_childs_month(facts, plan, cap, charge, forgone, refund):
@@ -427,3 +431,16 @@ def test_each_new_statement_is_one_audit_row_a_create_holding_its_reference(sept
     assert sorted((action, entity) for action, entity, _ in logged) == sorted(
         ("statement.create", f"statement:{s.id}") for s in run.statements)
     assert {json.loads(after)["reference"] for *_, after in logged} == {s.reference for s in run.statements}
+
+
+def test_a_withdrawal_on_the_last_service_day_refunds_nothing_of_the_month(september):
+    # P7.4's withdrawal date counts as a day served: the family's request to stop after Mon 30 September,
+    # the month's last service day, is recorded as out from 1 October. September is owed in full.
+    engine, _, now, ids = september
+    with Session(engine) as session:
+        session.info["actor"] = "test"
+        consent.withdraw(session, school=registry.get_school(session, "s1"), enrollment_id=session.exec(
+            select(Enrollment.id).where(Enrollment.student_id == ids["S1"])).one(), request="家长书面申请：9月30日后退出",
+            effective_on=date(2030, 10, 1), actor="t")
+    s1 = next(s for s in _bill(engine).statements if s.student == "S1")
+    assert (s1.charge_fen, s1.withdrawn_on, s1.refund_fen, s1.days_in_service) == (8_000, None, 0, 21)

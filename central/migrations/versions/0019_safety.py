@@ -1,14 +1,14 @@
 """safety: the review steps of a school's safety items (issue 14)
 
 Revision ID: 0019_safety
-Revises: 0018_pages
+Revises: 0020_notify_prefs
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_safety"
-down_revision = "0018_pages"
+down_revision = "0020_notify_prefs"
 branch_labels = None
 depends_on = None
 
