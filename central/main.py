@@ -36,6 +36,7 @@ from central.api.routes import (
     public,
     reconciliation,
     reports,
+    safety,
     sessions,
     staff,
     staff_pay,
@@ -179,7 +180,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
     for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, ledger, statements, payments,
-                   reconciliation):
+                   reconciliation, safety):
         api.include_router(module.router)
     api.include_router(gates.alerts_router)
     api.include_router(reports.router)

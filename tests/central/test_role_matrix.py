@@ -44,6 +44,7 @@ from central.billing import staffpay
 from central.billing.models import FeePlan, Payment, Statement
 from central.core import clock
 from central.core.i18n import t
+from central.kiosks.models import SafetyIncident
 from central.notifications.models import SchoolChannel, WebhookSubscription
 from central.pickup import codes as pickup
 from central.programme import enrollment as consent
@@ -194,6 +195,15 @@ MATRIX = {
     "POST /api/v1/schools/{school}/ledger/spending": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/payouts": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    # The safety list (issue 14): the principal reads and reviews; the district reads every school's and
+    # reviews none (it inspects); teachers, guards, finance and guardians: no (docs/safety.md).
+    "GET /api/v1/schools/{school}/safety/items": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/safety/items.csv": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/safety/items.xlsx": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/safety/items/{item}": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/safety/items/{item}/acknowledge": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/safety/items/{item}/follow-up": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/safety/items/{item}/close": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # The notifications to guardians (issue 16): the school admin sees what was sent and what was parked.
     "GET /api/v1/schools/{school}/notifications": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # Excused absences (请假, issue 14): the teacher of the child's group or the school marks them; the
@@ -613,6 +623,17 @@ def _reverse(m: Matrix, letter: str, user: str | None) -> Req:
 @request("GET /api/v1/schools/{school}/reconciliation/daily")
 def _daily(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"day": "2030-09-02"})
+
+
+@request("GET /api/v1/schools/{school}/safety/items/{item}", "POST /api/v1/schools/{school}/safety/items/{item}/acknowledge",
+         "POST /api/v1/schools/{school}/safety/items/{item}/follow-up", "POST /api/v1/schools/{school}/safety/items/{item}/close")
+def _safety_item(m: Matrix, letter: str, user: str | None) -> Req:
+    """A new item for each call (a closed one takes no more steps): a bad signature at s1's gate."""
+    with m.world.session() as session:
+        row = SafetyIncident(school_id=m.ids["s1"], kiosk="gate-1", kind="bad_signature", detail="seq 1: the HMAC does not match")
+        session.add(row)
+        session.commit()
+        return Req(values={"item": f"incident:{row.id}"}, json={"note": "已核实"})
 
 
 @request("GET /api/v1/schools/{school}/notifications")
