@@ -2,14 +2,14 @@
 empty on a term's run (issue 15)
 
 Revision ID: 0021_money
-Revises: 0018_pages
+Revises: 0019_safety
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0021_money"
-down_revision = "0018_pages"
+down_revision = "0019_safety"
 branch_labels = None
 depends_on = None
 
