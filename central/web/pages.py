@@ -68,8 +68,11 @@ class LoginNeeded(Exception):
 
 def install(app: FastAPI) -> None:
     """Mount the pages on central's app: routes, static files, the session cookie, the live hub."""
+    from central.web import family  # its routes use this module's helpers
+
     app.state.live = Hub().attach(app.state.events)
     app.include_router(router)
+    app.include_router(family.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(LoginNeeded, _login_needed)
@@ -128,6 +131,8 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def _home_of(principal: Principal) -> str:
+    if principal.role is Role.GUARDIAN:
+        return "/guardian"
     return "/teacher" if principal.role in ROSTER_ROLES else "/"
 
 
@@ -191,7 +196,7 @@ def logout(request: Request, db: DbDep, csrf: Annotated[str, Form(max_length=100
 def home(request: Request, db: DbDep) -> Response:
     principal = caller(request, db)
     return render(request, "home.html", principal=principal, roster=principal.role in ROSTER_ROLES,
-                  rollcall=principal.role in ROLLCALL_ROLES)
+                  rollcall=principal.role in ROLLCALL_ROLES, family=principal.role is Role.GUARDIAN)
 
 
 # --- the teacher's live roster ------------------------------------------------------------------
