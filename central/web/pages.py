@@ -68,11 +68,8 @@ class LoginNeeded(Exception):
 
 def install(app: FastAPI) -> None:
     """Mount the pages on central's app: routes, static files, the session cookie, the live hub."""
-    from central.web import family  # its routes use this module's helpers
-
     app.state.live = Hub().attach(app.state.events)
     app.include_router(router)
-    app.include_router(family.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(LoginNeeded, _login_needed)
