@@ -54,7 +54,7 @@ from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import outbox
-from central.web import family, pages
+from central.web import admin_kiosks, family, pages
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -177,4 +177,5 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # The pages for people (issue 14): /login, /teacher, ... on the same services and roles (central/web).
     pages.install(app)
     app.include_router(family.router)  # /guardian (on pages' helpers)
+    app.include_router(admin_kiosks.router)  # /admin/kiosks
     return app

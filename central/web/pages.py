@@ -193,7 +193,8 @@ def logout(request: Request, db: DbDep, csrf: Annotated[str, Form(max_length=100
 def home(request: Request, db: DbDep) -> Response:
     principal = caller(request, db)
     return render(request, "home.html", principal=principal, roster=principal.role in ROSTER_ROLES,
-                  rollcall=principal.role in ROLLCALL_ROLES, family=principal.role is Role.GUARDIAN)
+                  rollcall=principal.role in ROLLCALL_ROLES, family=principal.role is Role.GUARDIAN,
+                  kiosks=principal.role in (Role.SCHOOL_ADMIN, Role.DISTRICT) and bool(principal.school_code))
 
 
 # --- the teacher's live roster ------------------------------------------------------------------
