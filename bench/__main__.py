@@ -6,7 +6,7 @@ import importlib
 
 from bench.common import parse_args
 
-BENCHES = ("tap_decision", "ingest", "tap_to_central", "gate_to_gate", "dismissal", "kiosk_memory", "scale_out")
+BENCHES = ("tap_decision", "ingest", "tap_to_central", "gate_to_gate", "dismissal", "kiosk_memory", "scale_out", "notify", "city")
 
 
 def main() -> None:

@@ -30,11 +30,13 @@ from central.api.routes import (
     ledger,
     notices,
     notifications,
+    notify_settings,
     payments,
     pickup,
     public,
     reconciliation,
     reports,
+    safety,
     sessions,
     staff,
     staff_pay,
@@ -42,18 +44,19 @@ from central.api.routes import (
     students,
     users,
     vendors,
+    webhooks,
 )
 from central.api.routes import roster as roster_routes
 from central.core import clock
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.events import ChildLeft, DomainEvents, IncidentStored, RosterChanged
+from central.core.events import DomainEvents, IncidentStored, RosterChanged
 from central.core.i18n import LocalizedError
 from central.core.metrics import Metrics
 from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
-from central.notifications import outbox
+from central.notifications import ladder, outbox
 from central.web import admin_kiosks, family, pages
 from gateway import protocol
 
@@ -82,8 +85,10 @@ def _watch_gates(engine, settings: Settings, dispatcher: DomainEvents, stop: thr
 
 
 def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
-    """The channels configured: the webhook always, SMS and email when their settings are given."""
-    found: dict[str, outbox.Channel] = {"webhook": notify_channels.Webhook()}
+    """The channels configured: the webhook and the WeCom and DingTalk robots always (their URLs are each
+    school's, ``SchoolChannel``), SMS and email when their settings are given."""
+    found: dict[str, outbox.Channel] = {"webhook": notify_channels.Webhook(), "wecom": notify_channels.WeCom(),
+                                        "dingtalk": notify_channels.DingTalk()}
     if settings.notify_sms_url:
         found["sms"] = notify_channels.SmsGateway(settings.notify_sms_url)
     if settings.notify_smtp_host:
@@ -91,12 +96,24 @@ def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
     return found
 
 
-def _send_notifications(engine, settings: Settings, stop: threading.Event) -> None:
-    """Every ``notify_check_seconds``: send the notifications due (at least once, retried, parked)."""
+def _send_notifications(engine, settings: Settings, stop: threading.Event, wake: threading.Event) -> None:
+    """Every ``notify_check_seconds``: take the late-pickup ladder's steps due, send the notifications due
+    (at least once, retried, parked)."""
     channels = notification_channels(settings)
-    while not stop.wait(settings.notify_check_seconds):
+    try:
+        with Session(engine) as session:
+            outbox.recover(session, now=clock.utcnow())  # what a crash left: stored, and due again
+    except Exception:  # noqa: BLE001 - sending goes on; the next start tries again
+        log.exception("recovering the outbox failed")
+    while not stop.is_set():
+        # Woken as soon as the outbox stores something (no wait for the next round), else every round.
+        wake.wait(settings.notify_check_seconds)
+        wake.clear()
+        if stop.is_set():
+            break
         try:
             with Session(engine) as session:
+                ladder.escalate(session, now=clock.utcnow(), grace=timedelta(minutes=settings.pickup_grace_minutes))
                 while outbox.dispatch_due(session, now=clock.utcnow(), channels=channels) >= outbox.ROUND:
                     pass
         except Exception:  # noqa: BLE001 - the next round tries again; the outbox keeps them
@@ -121,11 +138,14 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         if bus:
             threading.Thread(target=_keep_rosters, args=(engine, settings, bus, stop), name="roster-refresh", daemon=True).start()
         threading.Thread(target=_watch_gates, args=(engine, settings, app.state.events, stop), name="gate-watch", daemon=True).start()
-        threading.Thread(target=_send_notifications, args=(engine, settings, stop), name="notify", daemon=True).start()
+        if settings.notify_send:
+            threading.Thread(target=_send_notifications, args=(engine, settings, stop, app.state.notify_wake),
+                             name="notify", daemon=True).start()
         try:
             yield
         finally:
             stop.set()
+            app.state.notify_wake.set()
             if bus:
                 bus.stop()
             engine.dispose()
@@ -139,8 +159,9 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     # Domain events (central/core/events.py): services record them, subscribers get them after the commit.
     app.state.events = DomainEvents()
     app.state.events.subscribe(RosterChanged, on_roster_changed(app))
-    # A child picked up or walked out alone: the guardians' notifications stored in the outbox (issue 16).
-    app.state.events.subscribe(ChildLeft, outbox.on_child_left(engine))
+    # What the gates stored, absences, one-time codes: the guardians' notifications stored in the outbox (issue 16).
+    app.state.notify_wake = threading.Event()  # set when the outbox stored something: the sender goes at once
+    outbox.subscribe(app.state.events, engine, wake=app.state.notify_wake.set)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:
@@ -159,17 +180,19 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     api.include_router(events.district_router)
     # Users and roles, children's records, pickup codes and photos, the public profile (issue 3, part B).
     for module in (auth, users, students, pickup, public, gates, billing, staff_pay, duty, ledger, statements, payments,
-                   reconciliation):
+                   reconciliation, safety):
         api.include_router(module.router)
     api.include_router(gates.alerts_router)
     api.include_router(reports.router)
     api.include_router(reports.district_router)
     # The service (issue 3): calendar, groups, sessions, staff, vendors, the notice, enrollment, links, roster.
-    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications):
+    for module in (calendar, groups, sessions, staff, vendors, notices, enrollments, guardian_links, roster_routes, notifications,
+                   notify_settings, webhooks):
         api.include_router(module.router)
     # Excused absences (请假, issue 14): the teacher's, shown on the live roster.
     api.include_router(absences.router)
     app.include_router(api)
+    webhooks.document(app)
     app.include_router(auth.public_router, prefix="/api/v1")
     app.include_router(kiosks.router, prefix="/api/v1")
     app.include_router(public.page_router)

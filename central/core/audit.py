@@ -169,7 +169,8 @@ _AUDITED_TABLES = {
     "term", "calendar_day", "dismissal_time", "notice", "notice_signature", "enrollment", "enrollment_step",
     "interest_group", "care_session", "duty_assignment", "staff", "staff_card", "vendor", "vendor_approval",
     "fee_plan", "staff_pay_setting", "duty_confirmation", "staff_pay_run", "staff_pay_line", "annual_filing",
-    "statement", "payment", "absence_excuse",
+    "statement", "payment", "absence_excuse", "guardian_channel", "notify_preference", "school_channel",
+    "emergency_contact", "webhook_subscription", "safety_review",
 }
 # secrets, and sync churn (a gate's health: central/kiosks/health.py)
 _NEVER_LOGGED = {"secret", "password_hash", "acked_seq", "last_hash", "last_seen", "online", "status", "status_at",

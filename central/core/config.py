@@ -108,7 +108,10 @@ class Settings(BaseSettings):
     ``gate_silent`` safety incident (once per silence); checked every ``gate_check_seconds``."""
     gate_check_seconds: float = Field(30.0, gt=0)
     notify_check_seconds: float = Field(2.0, gt=0)
-    """How often the outbox is looked at for notifications due (central/notifications/outbox.py)."""
+    """How often the outbox is looked at for notifications due (central/notifications/outbox.py); a new
+    notification wakes the sender at once."""
+    notify_send: bool = True
+    """False: central stores notifications but never sends them (tests send with ``outbox.dispatch_due``)."""
     notify_sms_url: str = ""
     """The SMS gateway's URL template (``{to}``, ``{text}``, ``{id}``); empty: no SMS is sent (they wait)."""
     notify_smtp_host: str = ""

@@ -62,8 +62,9 @@ class IncidentStored:
 
 @dataclass(frozen=True)
 class ChildLeft:
-    """A gate's event that a child left was stored: picked up (``pickup``, by ``guardian``) or walked out
-    alone (``self_dismiss``); published by the ingest after its commit, once per stored event."""
+    """A stored gate event about a child that the child's guardians may hear of: picked up (``pickup``, by
+    ``guardian``; ``note`` ``code:<id>`` when a one-time code was used), walked out alone (``self_dismiss``),
+    checked in (``checkin``), a pickup refused (``pickup_denied``, ``reason`` ``barred``: a custody bar)."""
 
     school_id: int
     event_id: str
@@ -72,6 +73,32 @@ class ChildLeft:
     guardian: str | None
     kiosk: str
     at: datetime
+    note: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GateEventsStored:
+    """The ingest stored a batch of gate events about children (``ChildLeft``, in the batch's order);
+    published after its commit, once per batch, so that their notifications are stored in one go."""
+
+    events: tuple[ChildLeft, ...]
+
+
+@dataclass(frozen=True)
+class CodeIssued:
+    """A one-time pickup code was issued (central/pickup/codes.py): the child's guardians are told."""
+
+    school_id: int
+    code_id: int
+
+
+@dataclass(frozen=True)
+class CodeUsed:
+    """A one-time pickup code was used up online (a guard at central); a gate's use comes as its pickup event."""
+
+    school_id: int
+    code_id: int
 
 
 @dataclass(frozen=True)

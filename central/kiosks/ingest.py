@@ -40,7 +40,7 @@ from sqlmodel import Session, col
 
 from central.core import clock as central_clock  # not `clock`: that name is each boot's Clock here
 from central.core.config import Settings
-from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, FeedAdvanced, IncidentStored
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents, FeedAdvanced, GateEventsStored, IncidentStored
 from central.core.metrics import Metrics
 from central.kiosks import alerts, feed, health, roster
 from central.kiosks.models import Event, KioskClock, SafetyIncident
@@ -169,8 +169,9 @@ class _Batch:
         return int(self.received_at.timestamp() * 1000)
 
 
-#: the stored events that tell a child's guardians their child left (published as ``ChildLeft``)
-LEAVING = ("pickup", "self_dismiss")
+#: the stored events a child's guardians may hear of (published, a batch at a time, as ``GateEventsStored``);
+#: the same as central/notifications/outbox.py's TOLD, which recovers them after a crash
+TOLD = ("pickup", "self_dismiss", "checkin", "pickup_denied")
 
 
 class Ingest:
@@ -381,11 +382,14 @@ class Ingest:
                 self.events.publish(IncidentStored(incident.kind, incident.detail, incident.school_id, incident.kiosk, incident.seq))
             for alert in batch.alerts:
                 self.events.publish(alert)
-            for row in batch.rows:
-                if row["kind"] in LEAVING and row.get("student"):
-                    self.events.publish(ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"],
-                                                  student=row["student"], guardian=row.get("guardian"),
-                                                  kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"]))
+            told = tuple(
+                ChildLeft(school_id=row["school_id"], event_id=row["id"], kind=row["kind"], student=row["student"],
+                          guardian=row.get("guardian"), kiosk=batch.kiosk_codes[row["kiosk_id"]], at=row["at"],
+                          note=row.get("note"), reason=row.get("reason"))
+                for row in batch.rows if row["kind"] in TOLD and row.get("student")
+            )
+            if told:
+                self.events.publish(GateEventsStored(told))
             # The school's feed moved on: the live pages (central/web) show what the gates saw.
             for school_id, head in batch.heads.items():
                 self.events.publish(FeedAdvanced(school_id=school_id, head=head))

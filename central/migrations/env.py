@@ -13,6 +13,7 @@ import central.notifications.models  # noqa: F401
 import central.pickup.models  # noqa: F401
 import central.programme.models  # noqa: F401
 import central.reconciliation.models  # noqa: F401
+import central.safety.models  # noqa: F401
 import central.schools.models  # noqa: F401
 
 config = context.config

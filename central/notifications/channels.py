@@ -1,4 +1,5 @@
-"""The channels a notification goes out on: a signed webhook and an SMS HTTP gateway (httpx), email (SMTP).
+"""The channels a notification goes out on: a signed webhook, an SMS HTTP gateway, a WeCom group robot and a
+DingTalk robot (httpx, their JSON as their documentation gives it), email (SMTP).
 
 Each ``send`` raises on any failure (the outbox tries again) and passes the notification's id on as
 its idempotency key where the channel can carry one: the webhook's ``X-Schoolgate-Id`` header, the SMS
@@ -7,6 +8,7 @@ gateway's ``{id}`` placeholder, the email's Message-ID.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -19,7 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from central.core import clock
-from central.core.i18n import t
+from central.core.i18n import has, t
 from central.notifications.models import Notification
 
 TIMEOUT = 5.0
@@ -33,9 +35,16 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def payload(notification: Notification) -> bytes:
     return json.dumps(
-        {"id": notification.id, "event": notification.event_ref, "language": notification.language, "text": notification.body},
+        {"id": notification.id, "event": notification.event_ref, "kind": notification.kind,
+         "language": notification.language, "text": notification.body},
         ensure_ascii=False, sort_keys=True, separators=(",", ":"),
     ).encode()
+
+
+def subject(notification: Notification) -> str:
+    """An email's subject: what the message is about, in its language."""
+    key = f"notify.subject.{notification.kind}"
+    return t(key if has(key) else "notify.subject", notification.language)
 
 
 class Webhook:
@@ -45,10 +54,11 @@ class Webhook:
         self.client = client or httpx.Client(timeout=TIMEOUT)
         self.now = now
 
-    def send(self, notification: Notification, *, secret: str) -> None:
+    def send(self, notification: Notification, *, secret: str) -> str:
         if not secret:
             raise ValueError("the webhook subscription has no secret")
-        body = payload(notification)
+        # An integrator's delivery (recipient w<id>) carries its JSON payload as stored; a guardian's is made here.
+        body = notification.body.encode() if notification.recipient.startswith("w") else payload(notification)
         timestamp = str(int(self.now().timestamp()))
         response = self.client.post(notification.address, content=body, headers={
             "Content-Type": "application/json; charset=utf-8",
@@ -57,6 +67,7 @@ class Webhook:
             "X-Schoolgate-Signature": signature(secret, timestamp, body),
         })
         response.raise_for_status()
+        return f"{response.status_code} {response.text[:200]}".strip()
 
 
 class SmsGateway:
@@ -83,8 +94,59 @@ class Email:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = notification.address
-        message["Subject"] = t("notify.subject", notification.language)
+        message["Subject"] = subject(notification)
         message["Message-ID"] = f"<notification-{notification.id}@{self.sender.rpartition('@')[2] or 'schoolgate'}>"
         message.set_content(notification.body)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             smtp.send_message(message)
+
+
+def _robot_answer(response: httpx.Response) -> None:
+    """WeCom and DingTalk answer 200 with ``{"errcode": 0, ...}``; any other errcode is a failure."""
+    response.raise_for_status()
+    try:
+        answer = response.json()
+    except ValueError as exc:
+        raise RuntimeError(f"not JSON: {response.text[:200]}") from exc
+    if answer.get("errcode", 0) != 0:
+        raise RuntimeError(f"errcode {answer.get('errcode')}: {answer.get('errmsg', '')}"[:300])
+
+
+def robot_text(notification: Notification) -> bytes:
+    """The text message both robots take: ``{"msgtype": "text", "text": {"content": ...}}``."""
+    return json.dumps({"msgtype": "text", "text": {"content": notification.body}}, ensure_ascii=False).encode()
+
+
+class WeCom:
+    """A WeCom (企业微信) group robot: POST the text message to its webhook URL (``…/cgi-bin/webhook/send?key=…``)."""
+
+    def __init__(self, client: httpx.Client | None = None) -> None:
+        self.client = client or httpx.Client(timeout=TIMEOUT)
+
+    def send(self, notification: Notification, *, secret: str) -> None:
+        _robot_answer(self.client.post(notification.address, content=robot_text(notification),
+                                       headers={"Content-Type": "application/json; charset=utf-8"}))
+
+
+def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
+    """DingTalk's robot signature: base64 of HMAC-SHA256 keyed by the secret over ``timestamp + "\\n" + secret``."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class DingTalk:
+    """A DingTalk robot: POST the text message to its webhook URL (``…/robot/send?access_token=…``), with
+    ``timestamp`` (ms) and ``sign`` added when the robot has a signing secret."""
+
+    def __init__(self, client: httpx.Client | None = None, *, now: Callable[[], datetime] = clock.utcnow) -> None:
+        self.client = client or httpx.Client(timeout=TIMEOUT)
+        self.now = now
+
+    def send(self, notification: Notification, *, secret: str) -> None:
+        url = notification.address
+        if secret:
+            timestamp = int(self.now().timestamp() * 1000)
+            joiner = "&" if "?" in url else "?"
+            url = f"{url}{joiner}timestamp={timestamp}&sign={quote(dingtalk_sign(secret, timestamp), safe='')}"
+        _robot_answer(self.client.post(url, content=robot_text(notification),
+                                       headers={"Content-Type": "application/json; charset=utf-8"}))

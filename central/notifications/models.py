@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -11,7 +11,9 @@ from central.core.clock import utcnow
 from central.core.columns import utc_column
 
 #: the channels a notification may go out on
-CHANNELS = ("webhook", "sms", "email")
+CHANNELS = ("webhook", "sms", "email", "wecom", "dingtalk")
+#: who a school's channel speaks to: the school admin(s), or the staff (the teacher in charge)
+AUDIENCES = ("admin", "staff")
 STATES = ("pending", "sent", "parked")
 
 
@@ -46,6 +48,7 @@ class Notification(SQLModel, table=True):
     school_id: int = Field(foreign_key="school.id", index=True)
     event_ref: str = Field(max_length=80)
     recipient: str = Field(max_length=64)  # g<guardian id>
+    kind: str = Field(default="", max_length=24, sa_column_kwargs={"server_default": ""})  # one of EVENT_KINDS
     channel: str = Field(max_length=16)
     address: str = Field(max_length=500)
     body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
@@ -54,5 +57,76 @@ class Notification(SQLModel, table=True):
     tries: int = 0
     next_try_at: datetime = Field(sa_column=utc_column(nullable=False))
     last_error: str = Field(default="", max_length=500)
+    answer: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})  # the receiver's last answer
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+#: what a guardian may hear about; ``checked_in`` only when they asked for it (``NotifyPreference``)
+EVENT_KINDS = ("picked_up", "left_alone", "checked_in", "absent", "code_issued", "code_used",
+               "late_pickup", "barred_attempt")
+#: told unless the guardian turned them off; ``checked_in`` is the one a guardian turns on
+DEFAULT_EVENTS = tuple(k for k in EVENT_KINDS if k != "checked_in")
+#: safety messages: never held by quiet hours, never turned off
+SAFETY_EVENTS = ("late_pickup", "barred_attempt", "absent")
+
+
+class NotifyPreference(SQLModel, table=True):
+    """A guardian's choices: which events (``events``; None: ``DEFAULT_EVENTS``), which of their consented
+    channels (``channels``; None: all), and quiet hours in the school's zone (safety messages ignore them)."""
+
+    __tablename__ = "notify_preference"
+
+    id: int | None = Field(default=None, primary_key=True)
+    guardian_id: int = Field(foreign_key="guardian.id", unique=True)
+    events: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    channels: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    quiet_from: time | None = None
+    quiet_until: time | None = None
+
+
+class EmergencyContact(SQLModel, table=True):
+    """Someone to call about a child when the guardians do not come (the late-pickup ladder's second step),
+    on one channel they agreed to (``consented_at``), in one language."""
+
+    __tablename__ = "emergency_contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    name: str = Field(max_length=100)
+    channel: str = Field(max_length=16)
+    address: str = Field(max_length=500)
+    language: str = Field(default="zh_CN", max_length=8)
+    consented_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class SchoolChannel(SQLModel, table=True):
+    """A school's own channel for its people (a WeCom group robot, a DingTalk robot, a webhook): what the
+    school admin (``audience`` admin) or the staff in charge (staff) hear — a barred person's attempt, the
+    late-pickup ladder. ``secret`` signs (DingTalk, webhook)."""
+
+    __tablename__ = "school_channel"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    channel: str = Field(max_length=16)
+    audience: str = Field(default="admin", max_length=8)
+    address: str = Field(max_length=500)
+    secret: str = Field(default="", max_length=128)
+    language: str = Field(default="zh_CN", max_length=8)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """An integrator's URL (the school's own systems) subscribed by the school admin to event ``kinds``: each
+    delivery is an outbox row (recipient ``w<id>``), signed with ``secret`` (HMAC-SHA256, with a timestamp)."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    url: str = Field(max_length=500)
+    kinds: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    secret: str = Field(max_length=128)
+    created_by: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

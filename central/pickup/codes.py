@@ -30,7 +30,7 @@ from central.accounts import access as accounts
 from central.accounts.access import Principal, Role
 from central.core import audit, clock
 from central.core.errors import Conflict, Forbidden, Invalid, Missing, Unauthenticated
-from central.core.events import RosterChanged, record
+from central.core.events import CodeIssued, CodeUsed, RosterChanged, record
 from central.pickup.models import (
     Photo,
     PhotoListed,
@@ -201,6 +201,7 @@ def issue_code(
     session.flush()
     audit.record(session, actor=principal, action="pickup_code.issue", entity=f"pickup_code:{row.id}", after=_audit_view(row), school_id=school.id)
     record(session, RosterChanged(school.id))  # live codes travel in the roster (digests only)
+    record(session, CodeIssued(school.id, row.id))  # the child's guardians are told (issue 16)
     session.commit()
     session.refresh(row)
     return PickupCodeIssued(**_public(row, child.student_no).model_dump(), code=code)
@@ -295,6 +296,7 @@ def redeem_code(session: Session, *, principal: Principal, school: School, stude
     session.refresh(hit)
     audit.record(session, actor=principal, action="pickup_code.redeem", entity=f"pickup_code:{hit.id}", before=before, after=_audit_view(hit), school_id=school.id)
     record(session, RosterChanged(school.id))
+    record(session, CodeUsed(school.id, hit.id))
     session.commit()
     return _public(hit, child.student_no)
 

@@ -91,6 +91,9 @@ PACKAGES = [
     ("notifications", "what guardians hear about their child (issue 16): the outbox, stored before sent, retried and "
                       "parked (`outbox.py`), fed by domain events; the channels, a signed webhook, an SMS gateway and "
                       "email (`channels.py`); each guardian's consent per channel (`models.py`)"),
+    ("safety", "one list of what a principal must review, read from the events, incidents, child alerts and "
+               "gates' health central keeps, each item under a stable key (`items.py`); its review steps, "
+               "acknowledged, follow-up, closed, each a row, audited (`models.py`)"),
     ("reconciliation", "who was expected, who came, who left and who is unresolved, per session and day "
                        "(`daily.py`)"),
     ("billing", "the money rules, pure and in integer fen (`rules.py`: the cap, exemptions, refunds, subsidy, "
@@ -109,7 +112,7 @@ PACKAGES = [
 ]
 # The domain packages from the top down: a package imports only those below it (``|``: neither
 # imports the other). Each domain keeps its tables in its own ``models.py``.
-DOMAINS = ("notifications | reconciliation", "billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
+DOMAINS = ("notifications | reconciliation | safety", "billing", "imports | kiosks", "pickup", "accounts", "programme", "schools")
 
 SELF = "scripts/dev/relayout.py"
 SKIP = (SELF, "tests/test_relayout.py")  # they name the old modules on purpose

@@ -127,8 +127,8 @@ def world(request, tmp_path, monkeypatch, migrated_db) -> World:
 
 
 def _world(database_url: str):
-    # The outbox's sender thread waits an hour: tests send with outbox.dispatch_due and an injected now.
-    settings = Settings(database_url=database_url, api_token=SERVICE_TOKEN, notify_check_seconds=3600)
+    # No sender thread: tests send with outbox.dispatch_due and an injected now.
+    settings = Settings(database_url=database_url, api_token=SERVICE_TOKEN, notify_check_seconds=3600, notify_send=False)
     app = create_app(settings, with_bus=False)
     with TestClient(app) as client:
         w = World(client, settings, app.state.engine)

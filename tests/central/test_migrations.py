@@ -21,6 +21,7 @@ import central.notifications.models  # noqa: F401
 import central.pickup.models  # noqa: F401
 import central.programme.models  # noqa: F401
 import central.reconciliation.models  # noqa: F401
+import central.safety.models  # noqa: F401
 import central.schools.models  # noqa: F401
 from central.core.db import alembic_config, make_engine, migrate
 from central.kiosks import partitions

@@ -4,28 +4,41 @@ reaches real local servers — an HTTP receiver for the webhook and the SMS gate
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import socket
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
-from central.core.events import ChildLeft, DomainEvents
+from central.core import clock
+from central.core.events import ChildAlertRaised, ChildLeft, DomainEvents
 from central.kiosks import services
 from central.kiosks.ingest import Ingest
-from central.notifications import channels, outbox
-from central.notifications.models import GuardianChannel, Notification
+from central.notifications import channels, ladder, outbox
+from central.kiosks.models import SafetyIncident
+from central.notifications.models import (
+    EmergencyContact,
+    GuardianChannel,
+    Notification,
+    NotifyPreference,
+    SchoolChannel,
+)
+from central.pickup.models import PickupCode
+from central.programme import excuses
+from central.programme.models import CareSession, DutyAssignment, InterestGroup, Staff
 from central.schools import registry
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 from gateway import protocol
@@ -46,21 +59,24 @@ def free_port() -> int:
 class Receiver:
     """A real HTTP server in a thread that keeps every request (path, headers, body); started and stopped at will."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, answer=lambda path: b"") -> None:
         self.port = port or free_port()
         self.got: list[tuple[str, dict[str, str], bytes]] = []
         self.server: ThreadingHTTPServer | None = None
+        self.answer = answer  # the body answered to a path (the robots answer JSON)
 
     def start(self) -> Receiver:
-        got = self.got
+        got, answer = self.got, self.answer
 
         class Handler(BaseHTTPRequestHandler):
             def _keep(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 got.append((self.path, dict(self.headers), self.rfile.read(length)))
+                body = answer(self.path)
                 self.send_response(200)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             do_GET = do_POST = _keep
 
@@ -163,9 +179,9 @@ class Gate:
 
 
 def ingest_for(engine) -> Ingest:
-    """An ingest whose ``ChildLeft`` events reach the outbox, as central's app wires it (central/main.py)."""
+    """An ingest whose stored gate events reach the outbox, as central's app wires it (central/main.py)."""
     events = DomainEvents()
-    events.subscribe(ChildLeft, outbox.on_child_left(engine, now=lambda: NOW))
+    outbox.subscribe(events, engine, now=lambda: NOW)
     return Ingest(engine, topics=TOPICS, publish=lambda *a, **k: None, events=events, clock=lambda: NOW)
 
 
@@ -202,8 +218,8 @@ def test_a_pickup_reaches_each_consenting_guardian_in_their_language_and_nobody_
     })
 
     assert sent == 3
-    zh = "小明已于 2030-09-02 16:00 在 k1 由Dad接走。"
-    en = "小明 was picked up by Dad at k1 at 2030-09-02 16:00."
+    zh = "小明已于 2030-09-02 16:00 在 k1 由爸爸接走。"  # "Dad" as recorded, read in Chinese
+    en = "小明 was picked up by father at k1 at 2030-09-02 16:00."  # "Dad" as recorded, read in English
     [(headers, body)] = receiver.hooks("/hook/mum")
     assert body["text"] == zh and body["language"] == "zh_CN"
     # The signature: HMAC-SHA256 over timestamp "." body with the subscription's secret, recomputed here.
@@ -276,7 +292,7 @@ def test_a_receiver_down_then_up_gets_every_message_once(school):
         texts = sorted(b["text"] for p in ("/hook/mum", "/hook/dad") for _, b in down.hooks(p))
         assert texts == sorted([
             "小明已于 2030-09-02 16:00 在 k1 由妈妈接走。", "小明已于 2030-09-02 16:00 从 k1 独自离校。",
-            "小明 was picked up by 妈妈 at k1 at 2030-09-02 16:00.", "小明 walked out alone at k1 at 2030-09-02 16:00.",
+            "小明 was picked up by mother at k1 at 2030-09-02 16:00.", "小明 walked out alone at k1 at 2030-09-02 16:00.",
         ])
     finally:
         down.stop()
@@ -361,4 +377,417 @@ def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(wo
     ]
     assert world.client.get("/api/v1/schools/s1/notifications?state=parked", headers=world.as_("admin1")).json() == []
     with Session(world.engine) as session:
-        assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by 父亲 at gate-1 at 2030-09-02 16:00."
+        assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by father at gate-1 at 2030-09-02 16:00."
+
+
+# --- issue 16, second step: the other messages -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("relation", "language", "shown"), [
+    ("妈妈", "en", "mother"), ("妈妈", "zh_CN", "妈妈"), ("Dad", "zh_CN", "爸爸"), ("Dad", "en", "father"),
+    ("外婆", "en", "grandmother"), ("干妈", "en", "a guardian"), ("干妈", "zh_CN", "干妈"), ("Godfather", "en", "Godfather"),
+])
+def test_the_relation_is_shown_in_the_readers_language(relation, language, shown):
+    assert outbox.relation_text(relation, language) == shown
+
+
+def prefer(engine, guardian: int, **fields) -> None:
+    with Session(engine) as session:
+        session.add(NotifyPreference(guardian_id=guardian, **fields))
+        session.commit()
+
+
+def test_a_check_in_reaches_only_the_guardians_who_asked_for_it(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "webhook", "http://127.0.0.1:9/dad", "en", HOOK_SECRET)
+    consent(engine, g["barred"], "webhook", "http://127.0.0.1:9/barred", "en", HOOK_SECRET)
+    prefer(engine, g["mum"], events=["checked_in", "picked_up"])
+    prefer(engine, g["barred"], events=["checked_in"])
+    ingest_for(engine).process([Gate().event(kind="checkin", student="S1")])
+    assert outbox_rows(engine) == [(f"g{g['mum']}", "webhook", "pending", "小明已于 2030-09-02 16:00 在 k1 签到。")]
+    with Session(engine) as session:
+        assert session.exec(select(Notification.kind)).one() == "checked_in"
+
+
+def test_a_barred_persons_attempt_tells_the_guardians_at_once_even_in_their_quiet_hours(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "en", HOOK_SECRET)
+    consent(engine, g["barred"], "webhook", "http://127.0.0.1:9/barred", "en", HOOK_SECRET)
+    # 16:00 in Shanghai is within mum's quiet hours, and she turned everything off: safety goes anyway.
+    prefer(engine, g["mum"], events=[], quiet_from=time(15, 0), quiet_until=time(17, 0))
+    gate = Gate()
+    ingest_for(engine).process([gate.event(kind="pickup_denied", student="S1", guardian=f"g{g['barred']}", reason="barred"),
+                                gate.event(kind="pickup_denied", student="S1", reason="not_linked"),
+                                gate.event(kind="checkin", student="S1")])
+    with Session(engine) as session:
+        [n] = session.exec(select(Notification)).all()
+    assert (n.recipient, n.kind, n.next_try_at) == (f"g{g['mum']}", "barred_attempt", NOW)
+    assert n.body == "Someone barred from picking up 小明 tried to at k1 at 2030-09-02 16:00; the child was not handed over."
+
+
+def test_quiet_hours_hold_a_message_until_they_end_in_the_schools_zone(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    consent(engine, g["dad"], "webhook", "http://127.0.0.1:9/dad", "en", HOOK_SECRET)
+    prefer(engine, g["mum"], quiet_from=time(15, 30), quiet_until=time(16, 30))  # NOW is 16:00:05 in Shanghai
+    prefer(engine, g["dad"], quiet_from=time(22, 0), quiet_until=time(7, 0))  # over midnight; not now
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    with Session(engine) as session:
+        due = {n.recipient: clock.as_utc(n.next_try_at) for n in session.exec(select(Notification))}
+    assert due == {f"g{g['mum']}": datetime(2030, 9, 2, 8, 30, tzinfo=UTC), f"g{g['dad']}": NOW}
+
+
+def test_a_guardian_chooses_the_channels(school):
+    engine, g = school
+    consent(engine, g["dad"], "sms", "+8613900000001", "en")
+    consent(engine, g["dad"], "email", "dad@example.cn", "en")
+    prefer(engine, g["dad"], channels=["email"])
+    ingest_for(engine).process([Gate().event(kind="self_dismiss", student="S1")])
+    assert [(r[0], r[1]) for r in outbox_rows(engine)] == [(f"g{g['dad']}", "email")]
+
+
+def care_session(world) -> int:
+    with world.session() as session:
+        s1 = session.exec(select(School).where(School.code == "s1")).one()
+        care = CareSession(school_id=s1.id, group_id=world.ids["groupA"], day=AT.date(), starts_at=AT,
+                           ends_at=AT + timedelta(hours=1), place="101教室", created_by="test")
+        session.add(care)
+        session.commit()
+        return care.id
+
+
+def test_an_absence_not_excused_tells_the_guardians_once(world, monkeypatch):
+    monkeypatch.setattr(clock, "utcnow", lambda: NOW)
+    consent(world.engine, world.ids["gA"], "webhook", "http://127.0.0.1:9/gA", "en", HOOK_SECRET)
+    consent(world.engine, world.ids["gBarred"], "webhook", "http://127.0.0.1:9/gBarred", "en", HOOK_SECRET)
+    consent(world.engine, world.ids["gB"], "webhook", "http://127.0.0.1:9/gB", "en", HOOK_SECRET)
+    care = care_session(world)
+    s1 = world.ids["s1"]
+    for _ in range(2):  # told twice (a handler run again): stored once
+        world.client.app.state.events.publish(ChildAlertRaised(s1, "absent", "A1", str(care), "gate-1"))
+    world.client.app.state.events.publish(ChildAlertRaised(s1, "late_pickup", "A1", str(care), "gate-1"))
+    world.client.app.state.events.publish(ChildAlertRaised(s1, "absent", "A1", "999", "gate-1"))  # no such session
+    with world.session() as session:
+        rows = [(n.recipient, n.kind, n.event_ref, n.body) for n in session.exec(select(Notification))]
+    assert rows == [(f"g{world.ids['gA']}", "absent", f"absent:{care}:{world.ids['A1']}",
+                     "学生A1 had not checked in for 101教室 by 10 minutes after the start (2030-09-02 16:00).")]
+
+
+def test_an_excused_absence_tells_nobody(world, monkeypatch):
+    """请假: the teacher (or the guardian) excused the day, so the gate's "absent" is no news to anyone."""
+    monkeypatch.setattr(clock, "utcnow", lambda: NOW)
+    consent(world.engine, world.ids["gA"], "webhook", "http://127.0.0.1:9/gA", "en", HOOK_SECRET)
+    care = care_session(world)
+    with world.session() as session:
+        day = session.get(CareSession, care).day
+        student = session.get(Student, world.ids["A1"])
+        excuses.excuse(session, school=session.get(School, student.school_id), student=student, day=day,
+                       note="看牙医", by_user_id=None)
+    world.client.app.state.events.publish(ChildAlertRaised(world.ids["s1"], "absent", "A1", str(care), "gate-1"))
+    with world.session() as session:
+        assert session.exec(select(Notification)).all() == []
+
+
+def test_a_one_time_code_issued_and_used_tells_the_childs_guardians_without_the_code(world, monkeypatch):
+    monkeypatch.setattr(clock, "local_today", lambda school: date(2030, 9, 2))  # the logins need the real time
+    consent(world.engine, world.ids["gA"], "webhook", "http://127.0.0.1:9/gA", "zh_CN", HOOK_SECRET)
+    consent(world.engine, world.ids["gBarred"], "webhook", "http://127.0.0.1:9/gBarred", "zh_CN", HOOK_SECRET)
+    consent(world.engine, world.ids["gB"], "webhook", "http://127.0.0.1:9/gB", "zh_CN", HOOK_SECRET)
+    issued = world.client.post("/api/v1/schools/s1/pickup-codes", headers=world.as_("parentA"),
+                               json={"student": "A1", "day": "2030-09-02", "person": "张阿姨"})
+    assert issued.status_code == 201, issued.text
+    code, code_id = issued.json()["code"], issued.json()["id"]
+    used = world.client.post("/api/v1/schools/s1/pickup-codes/redeem", headers=world.as_("guard1"),
+                             json={"student": "A1", "code": code})
+    assert used.status_code == 200, used.text
+    with world.session() as session:
+        rows = [(n.recipient, n.kind, n.event_ref, n.body) for n in session.exec(select(Notification).order_by(Notification.id))]
+        s1 = session.exec(select(School).where(School.code == "s1")).one()
+        when = clock.to_local(session.get(PickupCode, code_id).used_at, s1).strftime("%Y-%m-%d %H:%M")
+    ga = f"g{world.ids['gA']}"
+    assert rows == [
+        (ga, "code_issued", f"pickup_code:{code_id}:issued", "已为学生A1签发 2030-09-02 的一次性接送码，接送人：张阿姨。"),
+        (ga, "code_used", f"pickup_code:{code_id}:used", f"学生A1的一次性接送码（接送人：张阿姨）已于 {when} 在 示范小学 使用。"),
+    ]
+    assert all(code not in body for *_, body in rows)
+
+
+def test_a_code_used_at_a_gate_is_told_with_the_pickup(school):
+    engine, g = school
+    consent(engine, g["dad"], "webhook", "http://127.0.0.1:9/dad", "en", HOOK_SECRET)
+    with Session(engine) as session:
+        s1 = session.exec(select(School)).one()
+        ming = session.exec(select(Student).where(Student.student_no == "S1")).one()
+        code = PickupCode(school_id=s1.id, student_id=ming.id, day=AT.date(), person="Aunt Zhang", code_hash="x",
+                          issued_by="user:parent", issued_at=AT)
+        session.add(code)
+        session.commit()
+        code_id = code.id
+    ingest_for(engine).process([Gate().event(kind="pickup", student="S1", note=f"code:{code_id}")])
+    assert [(r[0], r[3]) for r in outbox_rows(engine)] == [
+        (f"g{g['dad']}", "The one-time pickup code for 小明 (for Aunt Zhang) was used at k1 at 2030-09-02 16:00."),
+        (f"g{g['dad']}", "小明 was picked up by a guardian at k1 at 2030-09-02 16:00."),
+    ]
+
+
+# --- the late-pickup ladder, on an injected clock ----------------------------------------------------
+
+GRACE = timedelta(minutes=15)
+
+
+def ladder_school(engine, g) -> int:
+    """A session of 3-2's homework club ending at AT + 10 min (overdue at AT + 25 min), its teacher with a
+    phone on file, a duty volunteer without one; 小明's emergency contact (SMS, en)."""
+    with Session(engine) as session:
+        s1 = session.exec(select(School)).one()
+        teacher = Staff(school_id=s1.id, name="李老师", kind="teacher", phone="13600000001", created_by="t")
+        helper = Staff(school_id=s1.id, name="志愿者", kind="volunteer", phone="", created_by="t")
+        session.add_all([teacher, helper])
+        session.flush()
+        group = InterestGroup(school_id=s1.id, name="作业班", category="homework", capacity=30, place="101",
+                              grades=["3"], weekdays=[1], staff_id=teacher.id, created_by="t")
+        session.add(group)
+        session.flush()
+        care = CareSession(school_id=s1.id, group_id=group.id, day=AT.date(), starts_at=AT - timedelta(hours=1),
+                           ends_at=AT + timedelta(minutes=10), place="101教室", created_by="t")
+        session.add(care)
+        session.flush()
+        session.add(DutyAssignment(session_id=care.id, staff_id=helper.id, assigned_by="t"))
+        ming = session.exec(select(Student).where(Student.student_no == "S1")).one()
+        session.add(EmergencyContact(student_id=ming.id, name="Uncle Li", channel="sms", address="+8613500000009", language="en"))
+        session.commit()
+        return care.id
+
+
+def rungs(engine) -> list[tuple[str, str, str]]:
+    with Session(engine) as session:
+        told = [(n.event_ref.rsplit(":", 1)[1], n.recipient, n.body) for n in session.exec(select(Notification).order_by(Notification.id))]
+        told += [("3", "incident", i.kind) for i in session.exec(select(SafetyIncident))]
+    return told
+
+
+def climb(engine, at: datetime) -> int:
+    with Session(engine) as session:
+        return ladder.escalate(session, now=at, grace=GRACE)
+
+
+def test_a_late_pickup_climbs_the_ladder_a_step_each_ten_minutes(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    consent(engine, g["barred"], "webhook", "http://127.0.0.1:9/barred", "zh_CN", HOOK_SECRET)
+    care = ladder_school(engine, g)
+    gate = Gate()
+    ingest_for(engine).process([gate.event(kind="checkin", student="S1", session=str(care)),
+                                gate.event(kind="checkin", student="S2", session=str(care)),
+                                gate.event(kind="pickup", student="S2", guardian=f"g{g['other']}")])
+    with Session(engine) as session:
+        session.exec(sa.delete(Notification))  # the check-ins and S2's pickup: not what this test is about
+        session.commit()
+    overdue = AT + timedelta(minutes=25)
+    assert climb(engine, overdue - timedelta(seconds=1)) == 0
+    assert climb(engine, overdue) == 1
+    assert rungs(engine) == [("1", f"g{g['mum']}", "小明仍未被接走（101教室，2030-09-02 16:10 已结束）。")]
+    assert climb(engine, overdue + timedelta(minutes=9)) == 0  # step 1 once
+    assert climb(engine, overdue + timedelta(minutes=10)) == 2
+    contact = ("小明 has not been picked up from 101教室 (the session ended at 2030-09-02 16:10) and the guardians "
+               "have not come; please help.")
+    teacher = "小明仍未被接走（101教室，2030-09-02 16:10 已结束），监护人尚未到达，请协助。"
+    assert [(r[0], r[1][0], r[2]) for r in rungs(engine)[1:]] == [("2", "e", contact), ("2", "s", teacher)]
+    assert climb(engine, overdue + timedelta(minutes=20)) == 1
+    assert climb(engine, overdue + timedelta(minutes=40)) == 0
+    assert rungs(engine)[-1] == ("3", "incident", "late_pickup_unresolved")
+
+
+def test_the_ladder_stops_once_the_child_is_picked_up(school):
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/mum", "zh_CN", HOOK_SECRET)
+    care = ladder_school(engine, g)
+    ingest = ingest_for(engine)
+    gate = Gate()
+    ingest.process([gate.event(kind="checkin", student="S1", session=str(care))])
+    overdue = AT + timedelta(minutes=25)
+    assert climb(engine, overdue) == 1
+    ingest.process([gate.event(kind="pickup", student="S1", guardian=f"g{g['mum']}")])
+    assert climb(engine, overdue + timedelta(minutes=10)) == 0
+    assert climb(engine, overdue + timedelta(minutes=20)) == 0
+    assert [r[0] for r in rungs(engine) if r[0] in ("1", "2", "3")] == ["1"]
+
+
+def test_a_barred_persons_attempt_is_a_safety_incident_for_the_admin_at_once(school):
+    engine, g = school
+    gate = Gate()
+    event = gate.event(kind="pickup_denied", student="S1", guardian=f"g{g['barred']}", reason="barred")
+    ingest_for(engine).process([event])
+    ingest_for(engine).process([event])  # the same event again: one incident
+    with Session(engine) as session:
+        assert [(i.kind, i.kiosk) for i in session.exec(select(SafetyIncident))] == [("barred_attempt", "k1")]
+
+
+# --- the school's own channels: a WeCom group robot, a DingTalk robot ---------------------------------
+
+
+def robot_answer(path: str) -> bytes:
+    if "bad" in path:  # as WeCom answers an invalid key: 200, and an errcode
+        return json.dumps({"errcode": 93000, "errmsg": "invalid webhook url"}).encode()
+    return b'{"errcode":0,"errmsg":"ok"}'
+
+
+@pytest.fixture
+def robots():
+    found = Receiver(answer=robot_answer).start()
+    yield found
+    found.stop()
+
+
+def school_channel(engine, **fields) -> int:
+    with Session(engine) as session:
+        row = SchoolChannel(school_id=session.exec(select(School)).first().id, **fields)
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def robot_channels():
+    return {"wecom": channels.WeCom(httpx.Client(timeout=2)),
+            "dingtalk": channels.DingTalk(httpx.Client(timeout=2), now=lambda: NOW)}
+
+
+def test_a_barred_attempt_reaches_the_admins_wecom_and_dingtalk_robots_at_once(school, robots):
+    engine, g = school
+    wecom = school_channel(engine, channel="wecom", audience="admin", address=robots.url("/cgi-bin/webhook/send?key=K1"))
+    ding = school_channel(engine, channel="dingtalk", audience="admin", address=robots.url("/robot/send?access_token=T1"),
+                          secret="SEC-ding", language="en")
+    school_channel(engine, channel="wecom", audience="staff", address=robots.url("/staff"))  # not for this
+    ingest_for(engine).process([Gate().event(kind="pickup_denied", student="S1", guardian=f"g{g['barred']}", reason="barred")])
+    with Session(engine) as session:
+        assert outbox.dispatch_due(session, now=NOW, channels=robot_channels()) == 2
+    [(path1, headers1, body1), (path2, _, body2)] = sorted(robots.got)
+    assert path1 == "/cgi-bin/webhook/send?key=K1"
+    assert json.loads(body1) == {"msgtype": "text", "text": {
+        "content": "2030-09-02 16:00 在 k1：受监护禁令限制的人试图接走小明，未予交接。"}}
+    # DingTalk's signature by hand: timestamp in ms, HMAC-SHA256(secret, "<timestamp>\n<secret>"), base64, URL-quoted.
+    timestamp = "1914566405000"
+    sign = base64.b64encode(hmac.new(b"SEC-ding", f"{timestamp}\nSEC-ding".encode(), hashlib.sha256).digest()).decode()
+    assert path2 == f"/robot/send?access_token=T1&timestamp={timestamp}&sign={quote(sign, safe='')}"
+    assert json.loads(body2)["text"]["content"] == (
+        "2030-09-02 16:00 at k1: a person barred by a custody order tried to pick up 小明; the child was not handed over.")
+    with Session(engine) as session:
+        assert sorted(n.recipient for n in session.exec(select(Notification))) == [f"c{wecom}", f"c{ding}"]
+
+
+def test_a_robot_answering_an_errcode_is_a_failed_try_and_a_removed_channel_is_parked(school, robots):
+    engine, g = school
+    bad = school_channel(engine, channel="wecom", audience="admin", address=robots.url("/bad?key=x"))
+    gone = school_channel(engine, channel="dingtalk", audience="admin", address=robots.url("/robot/send?access_token=T"))
+    ingest_for(engine).process([Gate().event(kind="pickup_denied", student="S1", reason="barred")])
+    with Session(engine) as session:
+        session.delete(session.get(SchoolChannel, gone))
+        session.commit()
+        assert outbox.dispatch_due(session, now=NOW, channels=robot_channels()) == 0
+        states = {n.recipient: (n.state, n.last_error) for n in session.exec(select(Notification))}
+    assert states == {f"c{bad}": ("pending", "RuntimeError: errcode 93000: invalid webhook url"),
+                      f"c{gone}": ("parked", "channel removed")}
+
+
+def test_the_ladder_tells_the_staff_channel_then_the_admin_channel(school, robots):
+    engine, g = school
+    staff = school_channel(engine, channel="wecom", audience="staff", address=robots.url("/staff"))
+    admin = school_channel(engine, channel="wecom", audience="admin", address=robots.url("/admin"))
+    care = ladder_school(engine, g)
+    ingest_for(engine).process([Gate().event(kind="checkin", student="S1", session=str(care))])
+    overdue = AT + timedelta(minutes=25)
+    climb(engine, overdue + timedelta(minutes=10))
+    with Session(engine) as session:
+        assert {n.recipient for n in session.exec(select(Notification).where(Notification.recipient.startswith("c")))} == {f"c{staff}"}
+    climb(engine, overdue + timedelta(minutes=20))
+    with Session(engine) as session:
+        [n] = session.exec(select(Notification).where(Notification.recipient == f"c{admin}")).all()
+    assert n.body == "小明仍未被接走（101教室，2030-09-02 16:10 已结束），已记录安全事件。"
+
+
+# --- a guardian's choices and consents over the API ---------------------------------------------------
+
+
+def test_a_guardian_consents_chooses_and_withdraws_and_the_admin_sees_it(world, monkeypatch):
+    monkeypatch.setattr(clock, "local_today", lambda school: date(2030, 9, 2))
+    me = "/api/v1/schools/s1/me/notifications"
+    parent = world.as_("parentA")
+    put = world.client.put(f"{me}/consents/sms", headers=parent, json={"address": "+8613900000001", "language": "en"})
+    assert put.status_code == 200, put.text
+    assert [(c["channel"], c["address"], c["language"]) for c in put.json()["consents"]] == [("sms", "+8613900000001", "en")]
+    assert world.client.put(f"{me}/consents/webhook", headers=parent, json={"address": "https://x.example/h"}).status_code == 422
+    assert world.client.put(f"{me}/consents/wecom", headers=parent, json={"address": "x"}).status_code == 422
+    chosen = world.client.put(me, headers=parent, json={"events": ["checked_in", "picked_up"], "quiet_from": "21:00:00",
+                                                        "quiet_until": "07:00:00"})
+    assert chosen.status_code == 200, chosen.text
+    assert (chosen.json()["events"], chosen.json()["quiet_from"], chosen.json()["quiet_until"]) == (
+        ["checked_in", "picked_up"], "21:00:00", "07:00:00")
+    bad = world.client.put(me, headers=parent, json={"events": ["gossip"]})
+    assert bad.status_code == 422 and "gossip" in bad.json()["detail"][0]["msg"]
+    assert world.client.put(me, headers=parent, json={"quiet_from": "21:00:00"}).status_code == 422
+    # The admin sees the same; another school's guardian id is not found.
+    seen = world.client.get(f"/api/v1/schools/s1/notification-preferences/{world.ids['gA']}", headers=world.as_("admin1"))
+    assert seen.json()["events"] == ["checked_in", "picked_up"] and seen.json()["consents"][0]["channel"] == "sms"
+    # What the guardian chose is what the outbox does: a check-in now reaches gA's SMS.
+    world.client.app.state.events.publish(ChildLeft(school_id=world.ids["s1"], event_id="e-9", kind="checkin", student="A1",
+                                                     guardian=None, kiosk="gate-1", at=AT))
+    with world.session() as session:
+        assert [(n.kind, n.channel) for n in session.exec(select(Notification))] == [("checked_in", "sms")]
+    assert world.client.delete(f"{me}/consents/sms", headers=parent).status_code == 204
+    assert world.client.get(me, headers=parent).json()["consents"] == []
+
+
+def test_the_admin_keeps_the_schools_own_channels_and_their_secrets_are_never_shown(world):
+    admin = world.as_("admin1")
+    url = "/api/v1/schools/s1/notification-channels"
+    added = world.client.post(url, headers=admin, json={"channel": "dingtalk", "audience": "staff", "secret": "S",
+                                                        "address": "https://oapi.dingtalk.com/robot/send?access_token=t"})
+    assert added.status_code == 201, added.text
+    assert added.json() == {"id": added.json()["id"], "channel": "dingtalk", "audience": "staff", "language": "zh_CN",
+                            "address": "https://oapi.dingtalk.com/robot/send?access_token=t", "signed": True}
+    assert world.client.post(url, headers=admin, json={"channel": "fax", "address": "x"}).status_code == 422
+    assert world.client.get(url, headers=world.as_("admin2")).status_code == 403
+    assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 204
+    assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 404
+    assert world.client.get(url, headers=admin).json() == []
+
+
+# --- integrators' webhooks -------------------------------------------------------------------------------
+
+
+def test_an_integrator_subscribes_gets_signed_deliveries_and_reads_their_answers(world, receiver):
+    admin = world.as_("admin1")
+    made = world.client.post("/api/v1/schools/s1/webhooks", headers=admin,
+                             json={"url": receiver.url("/erp"), "kinds": ["picked_up", "barred_attempt"]})
+    assert made.status_code == 201, made.text
+    sub, secret = made.json()["id"], made.json()["secret"]
+    assert len(secret) == 64 and "secret" not in world.client.get("/api/v1/schools/s1/webhooks", headers=admin).json()[0]
+    assert world.client.post("/api/v1/schools/s1/webhooks", headers=admin,
+                              json={"url": receiver.url("/erp"), "kinds": ["gossip"]}).status_code == 422
+    events = world.client.app.state.events
+    events.publish(ChildLeft(school_id=world.ids["s1"], event_id="e-1", kind="pickup", student="A1", guardian=None,
+                             kiosk="gate-1", at=AT))
+    events.publish(ChildLeft(school_id=world.ids["s1"], event_id="e-2", kind="checkin", student="A1", guardian=None,
+                             kiosk="gate-1", at=AT))  # not subscribed
+    with world.session() as session:
+        assert outbox.dispatch_due(session, now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2), now=lambda: NOW)}) == 1
+    [(path, headers, raw)] = receiver.got
+    assert json.loads(raw) == {"event": "event:e-1", "kind": "picked_up", "school": "s1", "student": "A1",
+                               "at": "2030-09-02T08:00:00Z", "where": "gate-1"}
+    assert headers["X-Schoolgate-Signature"] == hmac.new(secret.encode(), b"1914566405." + raw, hashlib.sha256).hexdigest()
+    listed = world.client.get(f"/api/v1/schools/s1/webhooks/{sub}/deliveries", headers=admin).json()
+    assert [(d["event_ref"], d["state"], d["tries"], d["answer"]) for d in listed] == [("event:e-1", "sent", 1, "200")]
+    assert world.client.get(f"/api/v1/schools/s1/webhooks/{sub}/deliveries", headers=world.as_("admin2")).status_code == 403
+    # Unsubscribed: what still waits is parked, nothing more is stored.
+    assert world.client.delete(f"/api/v1/schools/s1/webhooks/{sub}", headers=admin).status_code == 204
+    assert world.client.get(f"/api/v1/schools/s1/webhooks/{sub}/deliveries", headers=admin).status_code == 404
+
+
+def test_the_openapi_documents_the_webhook_payload(world):
+    spec = world.client.get("/openapi.json").json()
+    hook = spec["webhooks"]["schoolgate-event"]["post"]
+    schema = hook["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/WebhookPayload")
+    assert set(spec["components"]["schemas"]["WebhookPayload"]["properties"]) == {"event", "kind", "school", "student", "at", "where"}
+    assert "X-Schoolgate-Signature" in hook["description"]

@@ -19,7 +19,7 @@ TAGS = {
     "health", "auth", "users", "students", "pickup", "kiosks", "public", "events",
     "calendar", "enrollments", "groups", "guardian links", "notice", "roster", "sessions", "staff", "vendors", "billing",
     "statements", "payments", "reconciliation",
-    "staff pay", "duty", "ledger", "reports", "notifications", "absences",
+    "staff pay", "duty", "ledger", "reports", "notifications", "absences", "webhooks", "safety",
 }
 
 

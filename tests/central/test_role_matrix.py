@@ -44,6 +44,8 @@ from central.billing import staffpay
 from central.billing.models import FeePlan, Payment, Statement
 from central.core import clock
 from central.core.i18n import t
+from central.kiosks.models import SafetyIncident
+from central.notifications.models import SchoolChannel, WebhookSubscription
 from central.pickup import codes as pickup
 from central.programme import enrollment as consent
 from central.programme import schedule
@@ -193,12 +195,36 @@ MATRIX = {
     "POST /api/v1/schools/{school}/ledger/spending": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/{entry_id}/reverse": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
     "POST /api/v1/schools/{school}/ledger/payouts": "D=R A=R T=R G=R F=201 P=R -=401 | A=R T=R G=R F=S P=R",
+    # The safety list (issue 14): the principal reads and reviews; the district reads every school's and
+    # reviews none (it inspects); teachers, guards, finance and guardians: no (docs/safety.md).
+    "GET /api/v1/schools/{school}/safety/items": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/safety/items.csv": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/safety/items.xlsx": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/safety/items/{item}": "D=200 A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/safety/items/{item}/acknowledge": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/safety/items/{item}/follow-up": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/safety/items/{item}/close": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # The notifications to guardians (issue 16): the school admin sees what was sent and what was parked.
     "GET /api/v1/schools/{school}/notifications": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # Excused absences (请假, issue 14): the teacher of the child's group or the school marks them; the
     # district reads them; the live roster shows them.
     "PUT /api/v1/schools/{school}/students/{student}/absences/{day}": "D=R A=200 T=200 G=R F=R P=R -=401 | A=S T=S G=R F=R P=R",
     "GET /api/v1/schools/{school}/absences": "D=200 A=200 T=200 G=R F=R P=R -=401 | A=S T=S G=R F=R P=R",
+    # A guardian's own choices and consents (issue 16); the admin sees and records choices, and the school's channels.
+    "GET /api/v1/schools/{school}/me/notifications": "D=R A=R T=R G=R F=R P=200 -=401 | A=R T=R G=R F=R P=S",
+    "PUT /api/v1/schools/{school}/me/notifications": "D=R A=R T=R G=R F=R P=200 -=401 | A=R T=R G=R F=R P=S",
+    "PUT /api/v1/schools/{school}/me/notifications/consents/{channel}": "D=R A=R T=R G=R F=R P=200 -=401 | A=R T=R G=R F=R P=S",
+    "DELETE /api/v1/schools/{school}/me/notifications/consents/{channel}": "D=R A=R T=R G=R F=R P=204 -=401 | A=R T=R G=R F=R P=S",
+    "GET /api/v1/schools/{school}/notification-preferences/{guardian_id}": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "PUT /api/v1/schools/{school}/notification-preferences/{guardian_id}": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/notification-channels": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/notification-channels": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "DELETE /api/v1/schools/{school}/notification-channels/{channel_id}": "D=R A=204 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    # Integrators' webhooks: the school admin subscribes and reads the deliveries.
+    "GET /api/v1/schools/{school}/webhooks": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/webhooks": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "DELETE /api/v1/schools/{school}/webhooks/{subscription_id}": "D=R A=204 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/webhooks/{subscription_id}/deliveries": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
 }
 
 # Who makes each call: the letter's account at s1 (left of "|") and at s2 (right of "|").
@@ -599,9 +625,74 @@ def _daily(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"day": "2030-09-02"})
 
 
+@request("GET /api/v1/schools/{school}/safety/items/{item}", "POST /api/v1/schools/{school}/safety/items/{item}/acknowledge",
+         "POST /api/v1/schools/{school}/safety/items/{item}/follow-up", "POST /api/v1/schools/{school}/safety/items/{item}/close")
+def _safety_item(m: Matrix, letter: str, user: str | None) -> Req:
+    """A new item for each call (a closed one takes no more steps): a bad signature at s1's gate."""
+    with m.world.session() as session:
+        row = SafetyIncident(school_id=m.ids["s1"], kiosk="gate-1", kind="bad_signature", detail="seq 1: the HMAC does not match")
+        session.add(row)
+        session.commit()
+        return Req(values={"item": f"incident:{row.id}"}, json={"note": "已核实"})
+
+
 @request("GET /api/v1/schools/{school}/notifications")
 def _notifications(m: Matrix, letter: str, user: str | None) -> Req:
     return Req(params={"state": "parked"})
+
+
+@request("GET /api/v1/schools/{school}/me/notifications", "DELETE /api/v1/schools/{school}/me/notifications/consents/{channel}")
+def _my_notifications(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"channel": "sms"})
+
+
+@request("PUT /api/v1/schools/{school}/me/notifications")
+def _set_my_notifications(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"events": ["picked_up", "checked_in"], "quiet_from": "21:00:00", "quiet_until": "07:00:00"})
+
+
+@request("PUT /api/v1/schools/{school}/me/notifications/consents/{channel}")
+def _consent(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"channel": "sms"}, json={"address": "+8613900000001", "language": "en"})
+
+
+@request("GET /api/v1/schools/{school}/notification-preferences/{guardian_id}")
+def _guardian_notifications(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"guardian_id": m.ids["gA"]})
+
+
+@request("PUT /api/v1/schools/{school}/notification-preferences/{guardian_id}")
+def _set_guardian_notifications(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(values={"guardian_id": m.ids["gA"]}, json={"channels": ["sms"]})
+
+
+@request("GET /api/v1/schools/{school}/notification-channels", "POST /api/v1/schools/{school}/notification-channels")
+def _notification_channels(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"channel": "wecom", "address": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"})
+
+
+@request("GET /api/v1/schools/{school}/webhooks", "POST /api/v1/schools/{school}/webhooks")
+def _webhooks(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"url": "https://erp.school.example/hook", "kinds": ["picked_up"]})
+
+
+@request("DELETE /api/v1/schools/{school}/webhooks/{subscription_id}",
+         "GET /api/v1/schools/{school}/webhooks/{subscription_id}/deliveries")
+def _webhook(m: Matrix, letter: str, user: str | None) -> Req:
+    with m.world.session() as session:
+        row = WebhookSubscription(school_id=m.ids["s1"], url="https://erp.school.example/hook", kinds=["picked_up"], secret="s")
+        session.add(row)
+        session.commit()
+        return Req(values={"subscription_id": row.id})
+
+
+@request("DELETE /api/v1/schools/{school}/notification-channels/{channel_id}")
+def _remove_channel(m: Matrix, letter: str, user: str | None) -> Req:
+    with m.world.session() as session:
+        row = SchoolChannel(school_id=m.ids["s1"], channel="wecom", address="https://example.invalid/k")
+        session.add(row)
+        session.commit()
+        return Req(values={"channel_id": row.id})
 
 
 @request("GET /api/v1/schools/{school}/annual-reports/{year}", "POST /api/v1/schools/{school}/annual-reports/{year}",

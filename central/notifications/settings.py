@@ -1,0 +1,156 @@
+"""Who hears what (issue 16): a guardian's choices and consents, each school's own channels — read and changed
+by the guardian (``/me/notifications``) and by the school admin."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from central.core import clock
+from central.core.errors import Invalid, Missing
+from central.notifications.models import (
+    AUDIENCES,
+    CHANNELS,
+    DEFAULT_EVENTS,
+    EVENT_KINDS,
+    GuardianChannel,
+    NotifyPreference,
+    SchoolChannel,
+)
+from central.schools.models import Guardian, School
+
+#: the channels a guardian may consent to (the robots speak to a school's groups, not to one person)
+GUARDIAN_CHANNELS = ("webhook", "sms", "email")
+
+
+class ConsentIn(BaseModel):
+    address: str = Field(min_length=1, max_length=500)
+    language: str = Field(default="zh_CN", pattern=r"^(zh_CN|en)$")
+    secret: str = Field(default="", max_length=128)  # the webhook's signing secret
+
+
+class ConsentOut(BaseModel):
+    channel: str
+    address: str
+    language: str
+    consented_at: datetime
+
+
+class PreferencesIn(BaseModel):
+    events: list[str] | None = None  # None: the default (everything but checked_in)
+    channels: list[str] | None = None  # None: every channel consented to
+    quiet_from: time | None = None
+    quiet_until: time | None = None
+
+
+class PreferencesOut(PreferencesIn):
+    guardian_id: int
+    events: list[str]
+    consents: list[ConsentOut]
+
+
+class SchoolChannelIn(BaseModel):
+    channel: str = Field(pattern=r"^(wecom|dingtalk|webhook|sms|email)$")
+    audience: str = Field(default="admin", pattern=r"^(admin|staff)$")
+    address: str = Field(min_length=1, max_length=500)
+    secret: str = Field(default="", max_length=128)
+    language: str = Field(default="zh_CN", pattern=r"^(zh_CN|en)$")
+
+
+class SchoolChannelOut(BaseModel):
+    id: int
+    channel: str
+    audience: str
+    address: str
+    language: str
+    signed: bool  # a secret is set (never shown)
+
+
+def guardian_of(session: Session, *, school: School, guardian_id: int) -> Guardian:
+    found = session.get(Guardian, guardian_id)
+    if found is None or found.school_id != school.id:
+        raise Missing("notify.guardian_missing", guardian=guardian_id)
+    return found
+
+
+def preferences(session: Session, *, guardian: Guardian) -> PreferencesOut:
+    pref = session.exec(select(NotifyPreference).where(NotifyPreference.guardian_id == guardian.id)).first()
+    consents = session.exec(select(GuardianChannel).where(GuardianChannel.guardian_id == guardian.id)
+                            .order_by(col(GuardianChannel.channel))).all()
+    return PreferencesOut(
+        guardian_id=guardian.id,
+        events=list(DEFAULT_EVENTS if pref is None or pref.events is None else pref.events),
+        channels=None if pref is None else pref.channels,
+        quiet_from=None if pref is None else pref.quiet_from, quiet_until=None if pref is None else pref.quiet_until,
+        consents=[ConsentOut(channel=c.channel, address=c.address, language=c.language,
+                             consented_at=clock.as_utc(c.consented_at)) for c in consents],
+    )
+
+
+def set_preferences(session: Session, *, guardian: Guardian, body: PreferencesIn) -> PreferencesOut:
+    unknown = sorted(set(body.events or ()) - set(EVENT_KINDS)) + sorted(set(body.channels or ()) - set(CHANNELS))
+    if unknown:
+        raise Invalid("notify.unknown_choice", names=", ".join(unknown))
+    if (body.quiet_from is None) != (body.quiet_until is None):
+        raise Invalid("notify.quiet_both")
+    pref = session.exec(select(NotifyPreference).where(NotifyPreference.guardian_id == guardian.id)).first()
+    pref = pref or NotifyPreference(guardian_id=guardian.id)
+    pref.events = None if body.events is None else sorted(set(body.events))
+    pref.channels = None if body.channels is None else sorted(set(body.channels))
+    pref.quiet_from, pref.quiet_until = body.quiet_from, body.quiet_until
+    session.add(pref)
+    session.commit()
+    return preferences(session, guardian=guardian)
+
+
+def consent(session: Session, *, guardian: Guardian, channel: str, body: ConsentIn) -> PreferencesOut:
+    """Record the guardian's consent to hear on ``channel`` at ``address`` (replacing an earlier one)."""
+    if channel not in GUARDIAN_CHANNELS:
+        raise Invalid("notify.unknown_choice", names=channel)
+    if channel == "webhook" and not body.secret:
+        raise Invalid("notify.webhook_secret")
+    row = session.exec(select(GuardianChannel).where(GuardianChannel.guardian_id == guardian.id,
+                                                     GuardianChannel.channel == channel)).first()
+    row = row or GuardianChannel(guardian_id=guardian.id, channel=channel, address=body.address)
+    row.address, row.language, row.secret, row.consented_at = body.address, body.language, body.secret, clock.utcnow()
+    session.add(row)
+    session.commit()
+    return preferences(session, guardian=guardian)
+
+
+def withdraw(session: Session, *, guardian: Guardian, channel: str) -> None:
+    """Withdraw the consent: nothing more goes there, not even what waits in the outbox (parked when due)."""
+    row = session.exec(select(GuardianChannel).where(GuardianChannel.guardian_id == guardian.id,
+                                                     GuardianChannel.channel == channel)).first()
+    if row is not None:
+        session.delete(row)
+        session.commit()
+
+
+def _channel_out(c: SchoolChannel) -> SchoolChannelOut:
+    return SchoolChannelOut(id=c.id, channel=c.channel, audience=c.audience, address=c.address, language=c.language,
+                            signed=bool(c.secret))
+
+
+def school_channels(session: Session, *, school: School) -> list[SchoolChannelOut]:
+    rows = session.exec(select(SchoolChannel).where(SchoolChannel.school_id == school.id).order_by(col(SchoolChannel.id)))
+    return [_channel_out(c) for c in rows]
+
+
+def add_school_channel(session: Session, *, school: School, body: SchoolChannelIn) -> SchoolChannelOut:
+    if body.audience not in AUDIENCES:
+        raise Invalid("notify.unknown_choice", names=body.audience)
+    row = SchoolChannel(school_id=school.id, **body.model_dump())
+    session.add(row)
+    session.commit()
+    return _channel_out(row)
+
+
+def remove_school_channel(session: Session, *, school: School, channel_id: int) -> None:
+    row = session.get(SchoolChannel, channel_id)
+    if row is None or row.school_id != school.id:
+        raise Missing("notify.channel_missing", id=channel_id)
+    session.delete(row)
+    session.commit()
