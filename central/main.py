@@ -57,7 +57,7 @@ from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import ladder, outbox
-from central.web import admin_kiosks, family, pages
+from central.web import admin_kiosks, district, family, pages
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -201,4 +201,5 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     pages.install(app)
     app.include_router(family.router)  # /guardian (on pages' helpers)
     app.include_router(admin_kiosks.router)  # /admin/kiosks
+    app.include_router(district.router)  # /district
     return app
