@@ -22,6 +22,7 @@ PAGES = [
     ("teacher", "/teacher"),
     ("principal", "/rollcall"),
     ("principal", "/admin/kiosks"),
+    ("principal", "/admin/safety"),
     ("principal", "/"),
     ("parent", "/guardian"),
     ("district", "/district"),

@@ -111,3 +111,30 @@ def test_the_admins_gate_page(browser, school, artifacts):
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(artifacts / "admin-kiosks-390x844.png"), full_page=True)
     page.close()
+
+
+def test_the_district_and_safety_pages(browser, school, artifacts):
+    """Screenshots of /district and /admin/safety (a refused pickup on the list), acknowledged from the page."""
+    create_user(school.settings, username="district", password=PASSWORD, role="district")
+    url = school.central.url
+    assert school.tap("04BADBADBAD001").outcome == "unknown_card"  # a card nobody holds: an item of the list
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    log_in(page, url, user="district", lands="/district")
+    page.wait_for_selector(f'tr[data-school="{school.code}"]')
+    page.screenshot(path=str(artifacts / "district-1280x800.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts / "district-390x844.png"), full_page=True)
+    page.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    log_in(page, url, user="principal", lands="/admin/safety")
+    wait_for(lambda: page.reload() is not None and page.locator('section.item[data-kind="unknown_card"]').count() > 0, timeout=10,
+             what="the unknown card on the safety list")
+    page.screenshot(path=str(artifacts / "admin-safety-1280x800.png"), full_page=True)
+    item = page.locator('section.item[data-kind="unknown_card"]').first
+    item.locator('input[name="note"]').fill("已核实：访客卡")
+    with page.expect_navigation():
+        item.locator('button[value="acknowledge"]').click()
+    assert page.locator('section.item[data-kind="unknown_card"][data-state="acknowledged"]').count() >= 1
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts / "admin-safety-390x844.png"), full_page=True)
+    page.close()
