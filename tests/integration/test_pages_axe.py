@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sgtest import wait_for
 from sqlmodel import Session, col, select
 
 from central.admin import create_user
 from central.core.db import make_engine
+from central.kiosks.models import Event
 from central.schools.models import Guardian, School
 
 from .test_pages_browser import PASSWORD, browser, log_in, school  # noqa: F401  (fixtures)
@@ -35,9 +37,16 @@ def accounts(school):
     with Session(engine) as db:
         row = db.exec(select(School).where(School.code == school.code)).one()
         guardian = db.exec(select(Guardian).where(Guardian.school_id == row.id).order_by(col(Guardian.id))).first()
-    engine.dispose()
     create_user(school.settings, username="parent", password=PASSWORD, role="guardian", school=school.code, guardian_id=guardian.id)
     create_user(school.settings, username="district", password=PASSWORD, role="district")
+    assert school.tap("04BADBADBAD002").outcome == "unknown_card"  # /admin/safety with an item and its review form
+
+    def stored() -> bool:
+        with Session(engine) as db:
+            return db.exec(select(Event).where(Event.kind == "unknown_card")).first() is not None
+
+    wait_for(stored, timeout=10, what="the unknown card stored at central")
+    engine.dispose()
     return school
 
 
