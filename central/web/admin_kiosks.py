@@ -20,6 +20,7 @@ from central.core import clock, keys
 from central.core.config import Settings
 from central.core.i18n import t
 from central.kiosks import health, services
+from central.programme.models import Staff
 from central.schools.models import Kiosk, School
 from central.web import session as web_session
 from central.web.pages import DbDep, caller, check_csrf, render, school_of
@@ -55,7 +56,9 @@ def _page(request: Request, db: Session, principal: Principal, school: School, *
     now = clock.utcnow()
     gates = health.gates(db, school=school, now=now, limit=timedelta(minutes=settings.gate_silent_minutes))
     tz = clock.zone(school)
+    staff = {f"st{s.id}": s.name for s in db.exec(select(Staff).where(Staff.school_id == school.id))}
     for gate in gates:
+        gate["guard_name"] = staff.get(gate["guard"] or "", gate["guard"])  # the gate says "st{id}"
         gate["last_seen_local"] = gate["last_seen"].astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if gate["last_seen"] else ""
     return render(request, "kiosks.html", status=status, principal=principal, school=school, gates=gates, error=error, made=made,
                   kiosk=kiosk, may_register=principal.role in REGISTRARS)
