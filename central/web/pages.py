@@ -128,6 +128,10 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def _home_of(principal: Principal) -> str:
+    if principal.role is Role.GUARDIAN:
+        return "/guardian"
+    if principal.role is Role.DISTRICT:
+        return "/district"
     return "/teacher" if principal.role in ROSTER_ROLES else "/"
 
 
@@ -191,7 +195,9 @@ def logout(request: Request, db: DbDep, csrf: Annotated[str, Form(max_length=100
 def home(request: Request, db: DbDep) -> Response:
     principal = caller(request, db)
     return render(request, "home.html", principal=principal, roster=principal.role in ROSTER_ROLES,
-                  rollcall=principal.role in ROLLCALL_ROLES)
+                  rollcall=principal.role in ROLLCALL_ROLES, family=principal.role is Role.GUARDIAN, district=principal.role is Role.DISTRICT,
+                  kiosks=principal.role in (Role.SCHOOL_ADMIN, Role.DISTRICT) and bool(principal.school_code),
+                  safety=principal.role is Role.SCHOOL_ADMIN)
 
 
 # --- the teacher's live roster ------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""/district without a browser (issue 14): every school with today's counts, open safety items, ratio
+warnings, fees above the cap, vendors waiting for the district's step; for the district only."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from central.billing.models import FeePlan
+from central.kiosks.models import SafetyIncident
+from central.programme import staff as staff_service
+from central.programme.models import Term, VendorCreate
+from central.schools.models import School
+
+from .conftest import PASSWORD
+from .test_pages import STARTS, csrf_of, log_in, pages, tap  # noqa: F401  (pages: the fixture)
+
+
+def cells(html: str, school: str) -> dict[str, str]:
+    row = re.search(rf'<tr data-school="{school}">(.*?)</tr>', html, re.S).group(1)
+    return {k: re.sub(r"\s+", " ", v).strip() for k, v in re.findall(r'data-field="(\w+)"[^>]*>(.*?)</td>', row, re.S)}
+
+
+def test_the_district_sees_every_school_today(pages):
+    pages.now["at"] = STARTS + timedelta(minutes=20)  # 16:20: the sessions started 20 minutes ago
+    tap(pages, 1, "checkin", STARTS, student="A1")  # B1 is not in: absent
+    with pages.session() as session:
+        s1 = session.get(School, pages.ids["s1"])
+        session.add(SafetyIncident(school_id=s1.id, kiosk="gate-1", kind="bad_signature", detail="x", created_at=pages.now["at"]))
+        session.add(SafetyIncident(school_id=s1.id, kiosk="gate-1", kind="bad_signature", detail="old",
+                                   created_at=pages.now["at"] - timedelta(days=2)))  # not today
+        term = Term(school_id=s1.id, name="秋季", starts_on=date(2030, 9, 1), ends_on=date(2031, 1, 20), created_by="test")
+        session.add(term)
+        session.flush()
+        session.add(FeePlan(school_id=s1.id, term_id=term.id, kind="per_day", amount_fen=500, set_by="test"))  # 23 × 5 > 100 yuan
+        session.commit()
+        waiting = staff_service.create_vendor(session, school=s1, data=VendorCreate(name="乐高机构"), actor="admin1")
+        done = staff_service.create_vendor(session, school=s1, data=VendorCreate(name="书法社"), actor="admin1")
+        for step in ("review_panel", "party_org"):
+            staff_service.decide_step(session, school=s1, vendor_id=waiting.id, step=step, approved=True, actor="admin1", role="school_admin")
+        staff_service.decide_step(session, school=s1, vendor_id=done.id, step="review_panel", approved=True, actor="admin1", role="school_admin")
+    log_in(pages.client, "district")
+    html = pages.client.get("/district").text
+    assert cells(html, "s1") == {
+        # B1 absent; today's incident (not the one of two days ago); groupA: A1 on site, its staff not in
+        "expected": "2", "on_site": "1", "gone": "0", "absent": "1", "open_items": "1",
+        "ratio": "groupA 16:00", "fees": "收费方案 每天 5.00 元（按月最多天数计超限）", "vendors": "乐高机构",
+    }
+    assert cells(html, "s2") == {"expected": "0", "on_site": "0", "gone": "0", "absent": "0", "open_items": "0", "ratio": "—",
+                                 "fees": "—", "vendors": "—"}
+    assert "收费上限：每生每月 100.00 元" in html
+
+
+def test_the_district_page_is_the_districts(pages):
+    for user in ("admin1", "teacherA", "parentA"):
+        pages.client.cookies.clear()
+        log_in(pages.client, user)
+        assert pages.client.get("/district").status_code == 403, user
+    pages.client.cookies.clear()
+    page = pages.client.get("/login")
+    r = pages.client.post("/login", data={"username": "district", "password": PASSWORD, "csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert r.headers["location"] == "/district"
