@@ -206,8 +206,13 @@ async def test_late_pickup_alert_appears_at_its_time(gate, reader, clock):
                     "the late-pickup alert event")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AlertsScreen), "the alerts screen")
-        rows = [str(app.screen.query_one("#alerts").get_row_at(i)[1]) for i in range(app.screen.query_one("#alerts").row_count)]
-        assert any("超时未接" in row and "王子涵" in row for row in rows)
+
+        def rows() -> list[str]:
+            table = app.screen.query_one("#alerts")
+            return [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+
+        # The screen fills its table once mounted: on a loaded machine that can come a frame after the screen.
+        await until(pilot, lambda: any("超时未接" in row and "王子涵" in row for row in rows()), "the late-pickup row")
 
 
 async def test_keyboard_wedge_burst_is_a_tap_and_slow_typing_is_not(gate, clock):
