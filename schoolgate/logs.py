@@ -105,12 +105,26 @@ def _masked(value: Any) -> Any:
     return redact(str(value))
 
 
+class _StandardError(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a line is written, not as it was at set-up: a command run
+    in-process (a test's CliRunner) swaps standard error and closes its own, while the ingest's threads
+    go on logging."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup(*, verbose: bool = False, fmt: str = "text", stream=None) -> logging.Handler:
     """Log to standard error (or ``stream``) in ``fmt`` (``text`` or ``json``), masked; returns the
     handler. Replaces the root logger's handlers, so calling it again changes the format."""
     if fmt not in FORMATS:
         raise ValueError(f"log format {fmt!r}: text or json")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
     handler.setFormatter(JsonFormatter() if fmt == "json" else RedactingFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

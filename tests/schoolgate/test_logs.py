@@ -53,6 +53,25 @@ def assert_clean(text: str) -> None:
         assert secret not in text, f"{secret!r} in {text!r}"
 
 
+def test_standard_error_is_the_one_in_place_when_a_line_is_written(monkeypatch):
+    """A command run in-process (a test's CliRunner) swaps sys.stderr and closes its own afterwards, while
+    threads it started (the ingest) go on logging: their lines go to the standard error of the moment."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        logs.setup()
+        logging.getLogger("central.kiosks.ingest").info("stored event gate-1 seq 1")
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("central.kiosks.ingest").info("stored event gate-1 seq 2")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert second.getvalue().endswith("INFO central.kiosks.ingest: stored event gate-1 seq 2\n")
+
+
 def test_text_lines_are_masked(logged):
     lines = logged("text")
     assert_clean("\n".join(lines))
