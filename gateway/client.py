@@ -111,6 +111,7 @@ class SyncClient:
         self._stop = threading.Event()
         self._sent_upto = 0
         self._rewound_at: int | None = None
+        self._lost_told: int | None = None  # the resend_from of acked seqs last logged as lost at central
         self._last_progress = time.monotonic()
         self._last_status = float("-inf")
         self._status_due = True
@@ -300,6 +301,15 @@ class SyncClient:
                 dropped = self.outbox.ack(ack.upto)
             except Exception as exc:  # noqa: BLE001 - an ack past what we wrote deletes nothing
                 log.error("refused an ack up to %d: %s", ack.upto, exc)
+        if ack.resend_from is not None and ack.resend_from <= self.outbox.acked and not self._status_due:
+            # Central asks again for events it acknowledged before: it lost them (restored from an
+            # older backup), and they are gone from this outbox. The signed status names what it
+            # acknowledged, and central goes on after it (docs/wire-protocol.md).
+            if self._lost_told != ack.resend_from:
+                log.error("central asks again for seqs from %d, which it acknowledged up to %d: it has lost them",
+                          ack.resend_from, self.outbox.acked)
+                self._lost_told = ack.resend_from
+            self._status_due = True
         with self._lock:
             if dropped:
                 self._last_progress = time.monotonic()

@@ -67,6 +67,10 @@ DB_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionE
 SEQLESS_QUIET = 600.0  # seconds an incident without a seq stays quiet after it was stored
 MAX_AHEAD = 100_000  # a seq this far past the last stored one is not a gap but a fault
 CODE_NOTE = "code:"  # a pickup event's note naming the one-time code used
+# last_hash after central found it had lost a kiosk's events it once acknowledged (restored from an
+# older backup): the kiosk's next event is taken with whatever prev it carries, its signature still
+# checked, and the chain goes on from it. Never a hash (64 hex digits) nor "" (no event yet).
+BRIDGE = "lost"
 
 
 @dataclass
@@ -410,7 +414,7 @@ class Ingest:
             ack = ack_message(
                 school=school, kiosk=kiosk, upto=state.acked, server_time=now,
                 resend_from=state.acked + 1 if state.gap else None, refused=batch.refused.get((school, kiosk), ()),
-                head=(state.acked, state.last_hash) if state.behind else None,
+                head=(state.acked, state.last_hash) if state.behind and state.last_hash != BRIDGE else None,
             )
             state.gap = state.behind = False
             self.publish(self.topics.ack(school, kiosk), protocol.canonical_json(ack))
@@ -531,7 +535,7 @@ class Ingest:
         if seq > state.acked + 1:
             state.gap = True  # an earlier seq went missing on the way: ask for it again
             return
-        if item.prev != state.last_hash:
+        if item.prev != state.last_hash and state.last_hash != BRIDGE:
             batch.incidents.append(
                 Incident(
                     "broken_chain",
@@ -704,7 +708,34 @@ class Ingest:
         said = status.acked_seq if status.acked_seq is not None else status.last_seq
         if said is not None and said < state.acked:
             state.behind = True
+        if status.acked_seq is not None and status.acked_seq > state.acked:
+            self._lost_at_central(state, kiosk, status.acked_seq, batch)
         batch.touched.setdefault((school, kiosk), state)
+
+    def _lost_at_central(self, state: KioskState, kiosk: str, acked: int, batch: _Batch) -> None:
+        """The kiosk, in a status signed with its secret, says central acknowledged its events up to
+        ``acked``, past what central holds: central lost them (its database was restored from an
+        older backup) and the kiosk, told they were stored, deleted them. Nobody can send them again;
+        waiting for them would hold back every event the gate records from now on. So the loss is a
+        safety incident naming the seqs, and the chain goes on after ``acked`` (``BRIDGE``).
+
+        A worker whose view of the kiosk is stale (another stored those seqs meanwhile) gets here
+        too; its compare-and-set at the commit fails, and the batch is read again with the kiosk's
+        row as it is (``StaleKiosk``), where nothing is missing any more."""
+        first = state.acked + 1
+        batch.incidents.append(
+            Incident(
+                "events_lost",
+                f"central holds kiosk {kiosk}'s events up to seq {state.acked} but acknowledged them up to "
+                f"seq {acked} (the kiosk's signed status says so): seqs {first}-{acked} were lost at central "
+                f"(restored from an older backup?) and the kiosk no longer has them; its events go on from "
+                f"seq {acked + 1}",
+                "", "", state.school_id, kiosk, acked,
+            )
+        )
+        # gap: the ack names resend_from = acked + 1, so a kiosk already past it sends its next
+        # events again at once instead of after its resend timeout.
+        state.acked, state.last_hash, state.dirty, state.gap = acked, BRIDGE, True, True
 
     def _clock(self, conn, state: KioskState, boot: int) -> Clock | None:
         clock = state.clocks.get(boot)

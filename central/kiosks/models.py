@@ -75,7 +75,7 @@ class SafetyIncident(SQLModel, table=True):
     school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
     kiosk: str | None = Field(default=None, max_length=64)
     seq: int | None = None
-    kind: str = Field(max_length=32)  # malformed_payload, bad_signature, broken_chain, unknown_kiosk, …
+    kind: str = Field(max_length=32)  # malformed_payload, bad_signature, broken_chain, events_lost, unknown_kiosk, …
     detail: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     topic: str = Field(default="", max_length=300)
     payload: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))

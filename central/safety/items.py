@@ -13,6 +13,8 @@ Where each kind of item comes from, and its key:
   excuse (``absence_excuse``, 请假); ``alert:<id>``
 - ``unknown_card``: a card no roster knows was tapped at a gate; ``event:<id>``
 - ``bad_signature``: a message signed with another key than the gate's; ``incident:<id>``
+- ``events_lost``: events of a gate that central acknowledged and then lost (its database restored from
+  an older backup); the gate no longer has them (the ingest's ``events_lost``); ``incident:<id>``
 - ``clock_skew``: a gate's clock off central's (``clock_skew`` and ``time_out_of_range`` incidents); ``incident:<id>``
 - ``gate_silent``: nothing heard from a gate while a session ran (``gate_silent`` incidents); ``incident:<id>``
 - ``gate_offline``: a gate that said it had lost central (its ``alert`` event, reason ``offline``),
@@ -20,7 +22,7 @@ Where each kind of item comes from, and its key:
   (one key per silence: when the gate comes back the item leaves the list, its review stays).
 
 The order: by *section* (``SECTIONS``: refused pickups by reason with barred first, then code misuse,
-overrides, late pickups, unexcused absences, unknown cards, bad signatures, clock skew, silent and offline gates), then
+overrides, late pickups, unexcused absences, unknown cards, bad signatures, events lost at central, clock skew, silent and offline gates), then
 newest first, then the key. Every part of that order is fixed when the item is stored, so a page's
 cursor (the last item's section, time and id) never skips or repeats an item, whatever arrives
 between two pages: an item stored later lands either before the cursor (on the next first page) or
@@ -51,10 +53,11 @@ from central.schools.models import Kiosk, School, Student
 REFUSALS = ("barred", "code_issuer_barred", "not_linked", "not_allowed", "link_not_valid",
             "code_issuer_not_allowed", "guard_refused", "code_locked", "code_wrong")
 KINDS = ("pickup_refused", "code_reused", "code_revoked", "override", "late_pickup", "unexcused_absence", "unknown_card",
-         "bad_signature", "clock_skew", "gate_silent", "gate_offline")
+         "bad_signature", "events_lost", "clock_skew", "gate_silent", "gate_offline")
 #: incident kinds as the ingest stores them -> the item's kind
 INCIDENT_KINDS = {
     "pickup_code_reused": "code_reused", "pickup_code_revoked": "code_revoked", "bad_signature": "bad_signature",
+    "events_lost": "events_lost",
     "clock_skew": "clock_skew", "time_out_of_range": "clock_skew", "gate_silent": "gate_silent",
 }
 MAX_PAGE = 500
@@ -261,6 +264,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("unexcused_absence", _unexcused_absences),
     Section("unknown_card", _events("unknown_card", "unknown_card")),
     Section("bad_signature", _incidents("bad_signature")),
+    Section("events_lost", _incidents("events_lost")),
     Section("clock_skew", _incidents("clock_skew")),
     Section("gate_silent", _incidents("gate_silent")),
     Section("gate_offline", _events("alert", "gate_offline", ("offline",))),

@@ -678,3 +678,45 @@ def test_a_stale_worker_refusing_an_event_again_does_not_move_acked_seq_back(wor
     assert [seq for seq, _ in stored(engine)] == [1, 3, 4]
     assert acks[-1]["upto"] == 4 and "refused" not in acks[-1]
     assert incidents(engine) == ["refused_event"]
+
+
+def test_only_the_kiosks_own_status_tells_central_it_lost_acknowledged_events(world):
+    """A central restored from an older backup holds seqs 1-3 of a kiosk that it acknowledged up to
+    7 (gone from the kiosk). The kiosk's signed status says so: the loss is one incident, and the
+    chain goes on after 7. An unsigned or forged status, or a worker with a stale view, moves nothing."""
+    engine, ingest, acks = world
+    topic = TOPICS.status("s1", "k1")
+    k = Kiosk()
+    events = [k.event() for _ in range(9)]
+    send(ingest, *(protocol.canonical_json(e) for e in events[:3]))
+    stale = Ingest(engine, topics=TOPICS, publish=lambda topic, payload: None)
+    send(stale, protocol.canonical_json(events[0]))  # this worker read the kiosk at seq 3
+    forged = _status(60_000, acked_seq=7)
+    ingest.process([(topic, protocol.dump(forged), False)])
+    ingest.process([(topic, protocol.status_payload(forged, bytes.fromhex("00" * 32)), False)])
+    assert incidents(engine) == []
+    def acked() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT acked_seq FROM kiosk")).scalar()
+
+    assert acked() == 3
+    # seq 4 reaches the live worker first; the stale one then hears a status of 4 acked.
+    send(ingest, protocol.canonical_json(events[3]))
+    stale.process([(topic, protocol.status_payload(_status(60_000, acked_seq=4), bytes.fromhex(SECRET)), False)])
+    assert incidents(engine) == [] and acked() == 4
+    # The genuine case: acknowledged up to 7, held up to 4.
+    ingest.process([(topic, protocol.status_payload(_status(60_000, acked_seq=7), bytes.fromhex(SECRET)), False)])
+    assert incidents(engine) == ["events_lost"] and acked() == 7
+    with engine.connect() as conn:
+        detail, seq = conn.execute(sa.text("SELECT detail, seq FROM safety_incident")).one()
+    assert seq == 7 and "seqs 5-7" in detail
+    assert (acks[-1]["upto"], acks[-1]["resend_from"]) == (7, 8)
+    # seq 8 chains onto 7, which central never saw: taken. seq 9 is checked against 8 again.
+    send(ingest, protocol.canonical_json(events[7]))
+    broken = dict(events[8], prev="ab" * 32)
+    broken["sig"] = protocol.sign(broken, bytes.fromhex(SECRET))
+    send(ingest, protocol.canonical_json(broken))
+    assert [seq for seq, _ in stored(engine)] == [1, 2, 3, 4, 8]
+    assert incidents(engine) == ["events_lost", "broken_chain"]
+    send(ingest, protocol.canonical_json(events[8]))
+    assert [seq for seq, _ in stored(engine)] == [1, 2, 3, 4, 8, 9]

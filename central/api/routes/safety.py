@@ -26,7 +26,7 @@ router = APIRouter(prefix="/schools/{school}/safety", tags=["safety"], responses
 Reader = Annotated[Principal, Depends(require_role("school_admin", "district"))]
 Admin = Annotated[Principal, Depends(require_role("school_admin"))]
 Kind = Literal["pickup_refused", "code_reused", "code_revoked", "override", "late_pickup", "unexcused_absence", "unknown_card",
-               "bad_signature", "clock_skew", "gate_silent", "gate_offline"]
+               "bad_signature", "events_lost", "clock_skew", "gate_silent", "gate_offline"]
 GateQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="a gate (kiosk id)")]
 ChildQuery = Annotated[str | None, Query(min_length=1, max_length=32, description="a student number")]
 KindQuery = Annotated[list[Kind] | None, Query(description="repeat for several kinds")]
@@ -94,7 +94,7 @@ def list_items(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
 ) -> SafetyPage:
     """Refused pickups by reason (barred first), code misuse, overrides, late pickups, unknown cards, bad
-    signatures, clock skew, silent and offline gates; newest first within each. The next page: ``cursor``
+    signatures, events central lost (restored from an older backup), clock skew, silent and offline gates; newest first within each. The next page: ``cursor``
     = the ``next`` of this one (it never skips or repeats an item, whatever arrives in between)."""
     page = service.list_items(session, school=school, filters=_filters(day, kind, gate, child), cursor=cursor, limit=limit)
     _logged(session, user, school, page.items)
