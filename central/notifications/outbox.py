@@ -37,6 +37,7 @@ from central.core.i18n import LOCALES, t
 from central.notifications.models import (
     DEFAULT_EVENTS,
     SAFETY_EVENTS,
+    EmergencyContact,
     GuardianChannel,
     Notification,
     NotifyPreference,
@@ -392,8 +393,9 @@ def on_gate_events(engine: sa.Engine, *, now: Callable[[], datetime] = clock.utc
 
 def _secrets(session: Session, rows: list[Notification]) -> dict[int, tuple[str, str]]:
     """Per notification: (the secret that signs for its recipient, why it may no longer be sent — empty when it
-    may). Three queries for a whole chunk: the guardians' consents, the subscriptions, the school's channels."""
-    wanted: dict[str, set[int]] = {"g": set(), "w": set(), "c": set()}
+    may). One query per kind of recipient for a whole chunk: the guardians' consents, the subscriptions, the
+    school's channels, the emergency contacts (staff, ``s<id>``: reached on the phone on file, always)."""
+    wanted: dict[str, set[int]] = {"g": set(), "w": set(), "c": set(), "e": set()}
     for n in rows:
         kind, key = n.recipient[:1], n.recipient[1:]
         if kind in wanted and key.isdigit():
@@ -404,6 +406,8 @@ def _secrets(session: Session, rows: list[Notification]) -> dict[int, tuple[str,
         select(WebhookSubscription).where(col(WebhookSubscription.id).in_(wanted["w"])))} if wanted["w"] else {}
     own = {c.id: c for c in session.exec(
         select(SchoolChannel).where(col(SchoolChannel.id).in_(wanted["c"])))} if wanted["c"] else {}
+    contacts = set(session.exec(select(EmergencyContact.id).where(
+        col(EmergencyContact.id).in_(wanted["e"])))) if wanted["e"] else set()
     found: dict[int, tuple[str, str]] = {}
     for n in rows:
         kind, key = n.recipient[:1], n.recipient[1:]
@@ -419,6 +423,8 @@ def _secrets(session: Session, rows: list[Notification]) -> dict[int, tuple[str,
             channel = own.get(number)
             ok = channel is not None and channel.school_id == n.school_id
             found[n.id] = (channel.secret, "") if ok else ("", "channel removed")
+        elif kind == "e":  # an emergency contact removed (their consent withdrawn): nothing goes out
+            found[n.id] = ("", "") if number in contacts else ("", "contact removed")
         else:
             found[n.id] = ("", "")
     return found

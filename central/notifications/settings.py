@@ -3,6 +3,7 @@ by the guardian (``/me/notifications``) and by the school admin."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time
 
 from pydantic import BaseModel, Field
@@ -15,14 +16,17 @@ from central.notifications.models import (
     CHANNELS,
     DEFAULT_EVENTS,
     EVENT_KINDS,
+    EmergencyContact,
     GuardianChannel,
     NotifyPreference,
     SchoolChannel,
 )
-from central.schools.models import Guardian, School
+from central.schools.models import Guardian, School, Student
 
 #: the channels a guardian may consent to (the robots speak to a school's groups, not to one person)
 GUARDIAN_CHANNELS = ("webhook", "sms", "email")
+#: the channels an emergency contact is reached on (a person, no signing secret: SMS or email)
+CONTACT_CHANNELS = ("sms", "email")
 
 
 class ConsentIn(BaseModel):
@@ -152,5 +156,66 @@ def remove_school_channel(session: Session, *, school: School, channel_id: int) 
     row = session.get(SchoolChannel, channel_id)
     if row is None or row.school_id != school.id:
         raise Missing("notify.channel_missing", id=channel_id)
+    session.delete(row)
+    session.commit()
+
+
+# --- a child's emergency contacts (the late-pickup ladder's second step) -------------------------------------
+
+
+class EmergencyContactIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    channel: str = Field(pattern=r"^(sms|email)$")
+    address: str = Field(min_length=1, max_length=500)  # a phone number (sms), an email address (email)
+    language: str = Field(default="zh_CN", pattern=r"^(zh_CN|en)$")
+    consented: bool = Field(description="the contact agreed to be told about the child on this channel (on paper)")
+
+
+class EmergencyContactOut(BaseModel):
+    id: int
+    name: str
+    channel: str
+    address: str
+    language: str
+    consented_at: datetime
+
+
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _contact_out(c: EmergencyContact) -> EmergencyContactOut:
+    return EmergencyContactOut(id=c.id, name=c.name, channel=c.channel, address=c.address, language=c.language,
+                               consented_at=clock.as_utc(c.consented_at))
+
+
+def emergency_contacts(session: Session, *, student: Student) -> list[EmergencyContactOut]:
+    rows = session.exec(select(EmergencyContact).where(EmergencyContact.student_id == student.id)
+                        .order_by(col(EmergencyContact.id)))
+    return [_contact_out(c) for c in rows]
+
+
+def add_emergency_contact(session: Session, *, student: Student, body: EmergencyContactIn) -> EmergencyContactOut:
+    """Record a child's emergency contact, with the contact's consent to be told on that channel (no consent,
+    nothing recorded: the child's data goes nowhere its person did not agree to)."""
+    if not body.consented:
+        raise Invalid("notify.contact_consent", name=body.name)
+    address = body.address.strip()
+    if body.channel == "sms" and not PHONE.match(address):
+        raise Invalid("notify.contact_phone", address=address)
+    if body.channel == "email" and not EMAIL.match(address):
+        raise Invalid("notify.contact_email", address=address)
+    row = EmergencyContact(student_id=student.id, name=body.name.strip(), channel=body.channel, address=address,
+                           language=body.language, consented_at=clock.utcnow())
+    session.add(row)
+    session.commit()
+    return _contact_out(row)
+
+
+def remove_emergency_contact(session: Session, *, student: Student, contact_id: int) -> None:
+    """Remove the contact (or their consent withdrawn): what still waits for them is parked, not sent."""
+    row = session.get(EmergencyContact, contact_id)
+    if row is None or row.student_id != student.id:
+        raise Missing("notify.contact_missing", id=contact_id)
     session.delete(row)
     session.commit()

@@ -753,6 +753,54 @@ def test_the_admin_keeps_the_schools_own_channels_and_their_secrets_are_never_sh
     assert world.client.get(url, headers=admin).json() == []
 
 
+def test_the_admin_records_a_childs_emergency_contacts_only_with_their_consent(world):
+    admin = world.as_("admin1")
+    url = "/api/v1/schools/s1/students/A1/emergency-contacts"
+    uncle = {"name": "Uncle Li", "channel": "sms", "address": "+8613500000009", "language": "en", "consented": True}
+    refused = world.client.post(url, headers=admin, json={**uncle, "consented": False})
+    assert refused.status_code == 422 and "Uncle Li" in refused.json()["detail"][0]["msg"]
+    bad_phone = world.client.post(url, headers=admin, json={**uncle, "address": "call me"})
+    assert bad_phone.status_code == 422 and "call me" in bad_phone.json()["detail"][0]["msg"]
+    assert world.client.post(url, headers=admin, json={**uncle, "channel": "email", "address": "li.example"}).status_code == 422
+    assert world.client.post(url, headers=admin, json={**uncle, "channel": "wecom"}).status_code == 422
+    made = world.client.post(url, headers=admin, json=uncle)
+    assert made.status_code == 201, made.text
+    contact = made.json()["id"]
+    assert [(c["name"], c["channel"], c["address"], c["language"]) for c in world.client.get(url, headers=admin).json()] == [
+        ("Uncle Li", "sms", "+8613500000009", "en")]
+    # Another school's admin, another school's child, a guardian: not theirs.
+    assert world.client.get(url, headers=world.as_("admin2")).status_code == 403
+    assert world.client.get(url, headers=world.as_("parentA")).status_code == 403
+    assert world.client.get("/api/v1/schools/s1/students/X1/emergency-contacts", headers=admin).status_code == 404
+    assert world.client.delete(f"/api/v1/schools/s1/students/B1/emergency-contacts/{contact}", headers=admin).status_code == 404
+    assert world.client.delete(f"{url}/{contact}", headers=admin).status_code == 204
+    assert world.client.get(url, headers=admin).json() == []
+
+
+def test_a_removed_emergency_contact_gets_nothing_that_still_waited(school, receiver):
+    engine, g = school
+    with Session(engine) as session:
+        s1 = session.exec(select(School)).one()
+        ming = session.exec(select(Student).where(Student.student_no == "S1")).one()
+        kept = EmergencyContact(student_id=ming.id, name="Uncle Li", channel="sms", address="+8613500000009")
+        gone = EmergencyContact(student_id=ming.id, name="Aunt Wu", channel="sms", address="+8613500000008")
+        session.add_all([kept, gone])
+        session.flush()
+        outbox.store(session, [{"school_id": s1.id, "event_ref": "late:1:1:2", "recipient": f"e{c.id}", "kind": "late_pickup",
+                                "channel": "sms", "address": c.address, "language": "zh_CN", "body": "小明仍未被接走",
+                                "state": "pending", "tries": 0, "next_try_at": NOW, "last_error": "", "created_at": NOW}
+                               for c in (kept, gone)])
+        session.delete(gone)
+        session.commit()
+        gone_id = gone.id
+        sms = channels.SmsGateway(receiver.url("/sms?to={to}&text={text}&ref={id}"), httpx.Client(timeout=2))
+        assert outbox.dispatch_due(session, now=NOW, channels={"sms": sms}) == 1
+    assert [m["to"] for m in receiver.sms()] == ["+8613500000009"]
+    with Session(engine) as session:
+        [parked] = session.exec(select(Notification).where(Notification.state == "parked")).all()
+    assert (parked.recipient, parked.last_error) == (f"e{gone_id}", "contact removed")
+
+
 # --- integrators' webhooks -------------------------------------------------------------------------------
 
 
