@@ -42,8 +42,10 @@ from central.notifications.models import (
     Notification,
     NotifyPreference,
     SchoolChannel,
+    SchoolNotifySettings,
     WebhookSubscription,
 )
+from central.notifications import channels as notify_channels
 from central.kiosks.models import Event, SafetyIncident
 from central.pickup.models import PickupCode
 from central.programme import excuses
@@ -436,11 +438,19 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
     A chunk at a time (``CHUNK``): the tries counted, the next tries set and the rows marked in flight, in one
     commit; sent, ``SENDERS`` at once; each marked sent (or its error kept, parked after ``MAX_TRIES``), in one
     commit. A crash between the two commits sends that chunk's notifications again, each under its own id (the
-    idempotency key), never one that was recorded as sent. A channel not given leaves its notifications waiting."""
+    idempotency key), never one that was recorded as sent. A school's own SMS gateway or mail server
+    (``own_channels``) takes the place of the one given; a channel neither given nor the school's own leaves its
+    notifications waiting."""
+    own = own_channels(session)
+    by_channel: dict[str, set[int]] = {}
+    for school_id, channel in own:
+        by_channel.setdefault(channel, set()).add(school_id)
+    goes = sa.or_(col(Notification.channel).in_(list(channels)),
+                  *(sa.and_(Notification.channel == channel, col(Notification.school_id).in_(schools))
+                    for channel, schools in by_channel.items()))
     due = session.exec(
         select(Notification.id, Notification.tries)
-        .where(Notification.state == "pending", col(Notification.next_try_at) <= now,
-               col(Notification.channel).in_(list(channels)))
+        .where(Notification.state == "pending", col(Notification.next_try_at) <= now, goes)
         .order_by(col(Notification.next_try_at), col(Notification.id))
         .limit(ROUND)
     ).all()
@@ -449,7 +459,7 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
     sent = 0
     with ThreadPoolExecutor(max_workers=min(SENDERS, len(due)), thread_name_prefix="notify-send") as pool:
         for start in range(0, len(due), CHUNK):
-            sent += _dispatch_chunk(session, due[start : start + CHUNK], now=now, channels=channels, pool=pool)
+            sent += _dispatch_chunk(session, due[start : start + CHUNK], now=now, channels=channels, own=own, pool=pool)
     return sent
 
 
@@ -472,8 +482,21 @@ def _claim(session: Session, due, *, now: datetime) -> list[int]:
     return sorted(claimed)
 
 
+def own_channels(session: Session) -> dict[tuple[int, str], Channel]:
+    """The schools' own SMS gateways and mail servers (``SchoolNotifySettings``), by (school, channel): they
+    take the place of central's for that school's notifications."""
+    own: dict[tuple[int, str], Channel] = {}
+    for s in session.exec(select(SchoolNotifySettings)):
+        if s.sms_url:
+            own[(s.school_id, "sms")] = notify_channels.school_sms(s.sms_url)
+        if s.smtp_host:
+            own[(s.school_id, "email")] = notify_channels.school_email(s.smtp_host, s.smtp_port, s.email_from,
+                                                                       s.smtp_starttls, s.smtp_user, s.smtp_password)
+    return own
+
+
 def _dispatch_chunk(session: Session, due, *, now: datetime, channels: Mapping[str, Channel],
-                    pool: ThreadPoolExecutor) -> int:
+                    own: Mapping[tuple[int, str], Channel], pool: ThreadPoolExecutor) -> int:
     claimed = _claim(session, due, now=now)
     if not claimed:
         return 0
@@ -485,7 +508,8 @@ def _dispatch_chunk(session: Session, due, *, now: datetime, channels: Mapping[s
         if keys[n.id][1]:  # consent withdrawn, channel or subscription removed since: nothing goes out
             changes.append({"id": n.id, "state": "parked", "last_error": keys[n.id][1]})
     to_send = [n for n in rows if not keys[n.id][1]]
-    futures = {n.id: pool.submit(channels[n.channel].send, n, secret=keys[n.id][0]) for n in to_send}
+    futures = {n.id: pool.submit((own.get((n.school_id, n.channel)) or channels[n.channel]).send, n, secret=keys[n.id][0])
+               for n in to_send}
     sent = 0
     for n in to_send:
         try:
@@ -500,17 +524,13 @@ def _dispatch_chunk(session: Session, due, *, now: datetime, channels: Mapping[s
             changes.append({"id": n.id, "state": "sent", "sent_at": now, "last_error": "",
                             "answer": answer[:300] if isinstance(answer, str) else ""})
             sent += 1
-    # One executemany per shape of change (by primary key), one commit for the chunk.
-    by_shape: dict[tuple[str, ...], list[dict]] = {}
+    # One UPDATE per distinct change (most of a chunk: "sent", answer "200"), one commit for the chunk.
+    by_values: dict[tuple, list[int]] = {}
     for change in changes:
-        by_shape.setdefault(tuple(sorted(change)), []).append(change)
+        by_values.setdefault(tuple(sorted((k, v) for k, v in change.items() if k != "id")), []).append(change["id"])
     table = Notification.__table__
-    for shape, some in by_shape.items():
-        session.execute(
-            sa.update(table).where(table.c.id == sa.bindparam("_id"))
-            .values({k: sa.bindparam(k) for k in shape if k != "id"}),
-            [{**{k: v for k, v in c.items() if k != "id"}, "_id": c["id"]} for c in some],
-        )
+    for values, ids in by_values.items():
+        session.execute(sa.update(table).where(table.c.id.in_(ids)).values(dict(values)))
     session.commit()
     session.expire_all()
     return sent

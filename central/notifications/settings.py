@@ -20,6 +20,7 @@ from central.notifications.models import (
     GuardianChannel,
     NotifyPreference,
     SchoolChannel,
+    SchoolNotifySettings,
 )
 from central.schools.models import Guardian, School, Student
 
@@ -219,3 +220,67 @@ def remove_emergency_contact(session: Session, *, student: Student, contact_id: 
         raise Missing("notify.contact_missing", id=contact_id)
     session.delete(row)
     session.commit()
+
+
+# --- a school's own SMS gateway and mail server ---------------------------------------------------------------
+
+
+class SchoolNotifyIn(BaseModel):
+    sms_url: str = Field(default="", max_length=500, description="GET template with {to}, {text}, {id}; empty: central's")
+    smtp_host: str = Field(default="", max_length=200, description="empty: central's mail server")
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_starttls: bool = False
+    smtp_user: str = Field(default="", max_length=200)
+    smtp_password: str | None = Field(default=None, max_length=200, description="None: keep the one stored")
+    email_from: str = Field(default="", max_length=200)
+
+
+class SchoolNotifyOut(BaseModel):
+    sms_url: str
+    smtp_host: str
+    smtp_port: int
+    smtp_starttls: bool
+    smtp_user: str
+    smtp_password_set: bool  # the password is never shown
+    email_from: str
+
+
+def _notify_out(row: SchoolNotifySettings | None) -> SchoolNotifyOut:
+    row = row or SchoolNotifySettings(school_id=0)
+    return SchoolNotifyOut(sms_url=row.sms_url, smtp_host=row.smtp_host, smtp_port=row.smtp_port,
+                           smtp_starttls=row.smtp_starttls, smtp_user=row.smtp_user,
+                           smtp_password_set=bool(row.smtp_password), email_from=row.email_from)
+
+
+def school_notify(session: Session, *, school: School) -> SchoolNotifyOut:
+    return _notify_out(session.exec(select(SchoolNotifySettings).where(SchoolNotifySettings.school_id == school.id)).first())
+
+
+def check_sms_template(url: str) -> None:
+    """An SMS gateway template: an http(s) URL naming ``{to}`` and ``{text}``, and no placeholder but those and ``{id}``."""
+    if not url.startswith(("http://", "https://")):
+        raise Invalid("notify.sms_url", url=url)
+    try:
+        url.format(to="", text="", id=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise Invalid("notify.sms_placeholder", url=url, what=str(exc)) from exc
+    if "{to}" not in url or "{text}" not in url:
+        raise Invalid("notify.sms_placeholder", url=url, what="{to}, {text}")
+
+
+def set_school_notify(session: Session, *, school: School, body: SchoolNotifyIn) -> SchoolNotifyOut:
+    """Set the school's own SMS gateway and mail server (empty: central's); checked before anything is kept."""
+    sms_url, host = body.sms_url.strip(), body.smtp_host.strip()
+    if sms_url:
+        check_sms_template(sms_url)
+    if host and not EMAIL.match(body.email_from.strip()):
+        raise Invalid("notify.email_from", address=body.email_from)
+    row = session.exec(select(SchoolNotifySettings).where(SchoolNotifySettings.school_id == school.id)).first()
+    row = row or SchoolNotifySettings(school_id=school.id)
+    row.sms_url, row.smtp_host, row.smtp_port, row.smtp_starttls = sms_url, host, body.smtp_port, body.smtp_starttls
+    row.smtp_user, row.email_from, row.updated_at = body.smtp_user.strip(), body.email_from.strip(), clock.utcnow()
+    if body.smtp_password is not None:
+        row.smtp_password = body.smtp_password
+    session.add(row)
+    session.commit()
+    return _notify_out(row)

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
@@ -35,6 +36,7 @@ from central.notifications.models import (
     Notification,
     NotifyPreference,
     SchoolChannel,
+    SchoolNotifySettings,
 )
 from central.pickup.models import PickupCode
 from central.programme import excuses
@@ -799,6 +801,64 @@ def test_a_removed_emergency_contact_gets_nothing_that_still_waited(school, rece
     with Session(engine) as session:
         [parked] = session.exec(select(Notification).where(Notification.state == "parked")).all()
     assert (parked.recipient, parked.last_error) == (f"e{gone_id}", "contact removed")
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_schools_own_sms_gateway_and_mail_server_carry_its_messages(school, receiver):
+    engine, g = school
+    consent(engine, g["dad"], "sms", "+8613900000001", "en")
+    consent(engine, g["dad"], "email", "dad@example.cn", "en")
+    box, logins = Mailbox(), []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"school", b"pw"))
+
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        with Session(engine) as session:
+            s1 = session.exec(select(School)).one()
+            session.add(SchoolNotifySettings(school_id=s1.id, sms_url=receiver.url("/own-sms?to={to}&text={text}&ref={id}"),
+                                             smtp_host="127.0.0.1", smtp_port=controller.port, smtp_user="school",
+                                             smtp_password="pw", email_from="gate@s1.example"))
+            session.commit()
+        ingest_for(engine).process([Gate().event(kind="pickup", student="S1", guardian=f"g{g['dad']}")])
+        # Central has neither an SMS gateway nor a mail server of its own: the school's carry its messages.
+        with Session(engine) as session:
+            assert outbox.dispatch_due(session, now=NOW, channels={}) == 2
+    finally:
+        controller.stop()
+    en = "小明 was picked up by father at k1 at 2030-09-02 16:00."
+    [(path, _, _)] = receiver.got
+    query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+    assert (urlsplit(path).path, query["to"], query["text"]) == ("/own-sms", "+8613900000001", en)
+    [(to, mail)] = box.mails
+    assert (to, mail["From"], mail.get_content().strip()) == (["dad@example.cn"], "gate@s1.example", en)
+    assert logins == [(b"school", b"pw")]
+
+
+def test_the_admin_sets_the_schools_own_gateway_and_mail_server_checked_and_the_password_never_shown(world):
+    admin = world.as_("admin1")
+    url = "/api/v1/schools/s1/notification-settings"
+    assert world.client.get(url, headers=admin).json()["sms_url"] == ""
+    for sms_url, named in (("ftp://sms.example/{to}/{text}", "ftp://sms.example"), ("https://sms.example/?to={to}", "{text}"),
+                           ("https://sms.example/?to={to}&t={text}&k={key}", "key")):
+        bad = world.client.put(url, headers=admin, json={"sms_url": sms_url})
+        assert bad.status_code == 422 and named in bad.json()["detail"][0]["msg"], bad.text
+    bad = world.client.put(url, headers=admin, json={"smtp_host": "mail.s1.example", "email_from": "gate"})
+    assert bad.status_code == 422 and "gate" in bad.json()["detail"][0]["msg"]
+    good = {"sms_url": "https://sms.example/send?to={to}&text={text}&ref={id}", "smtp_host": "mail.s1.example",
+            "smtp_port": 587, "smtp_starttls": True, "smtp_user": "gate", "smtp_password": "pw", "email_from": "gate@s1.example"}
+    put = world.client.put(url, headers=admin, json=good)
+    assert put.status_code == 200, put.text
+    assert put.json() == {**{k: v for k, v in good.items() if k != "smtp_password"}, "smtp_password_set": True}
+    # Changed without a password: the stored one is kept; never shown.
+    again = world.client.put(url, headers=admin, json={**good, "smtp_password": None, "smtp_port": 465})
+    assert (again.json()["smtp_port"], again.json()["smtp_password_set"]) == (465, True)
+    assert "pw" not in world.client.get(url, headers=admin).text
+    assert world.client.get(url, headers=world.as_("admin2")).status_code == 403
 
 
 # --- integrators' webhooks -------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from central.notifications.settings import (
     PreferencesOut,
     SchoolChannelIn,
     SchoolChannelOut,
+    SchoolNotifyIn,
+    SchoolNotifyOut,
 )
 
 router = APIRouter(prefix="/schools/{school}", tags=["notifications"], responses=ERROR_RESPONSES)
@@ -103,3 +105,14 @@ def remove_emergency_contact(school: SchoolDep, student: str, contact_id: IdPath
     """Remove a contact (or their consent withdrawn): what still waits for them is parked, never sent."""
     child = find_student(session, principal=user, school=school, student_no=student)
     service.remove_emergency_contact(session, student=child, contact_id=contact_id)
+
+
+@router.get("/notification-settings")
+def school_notify(school: SchoolDep, session: SessionDep, user: Admin) -> SchoolNotifyOut:
+    """The school's own SMS gateway and mail server (empty: central's); the SMTP password is never shown."""
+    return service.school_notify(session, school=school)
+
+
+@router.put("/notification-settings")
+def set_school_notify(school: SchoolDep, body: SchoolNotifyIn, session: SessionDep, user: Admin) -> SchoolNotifyOut:
+    return service.set_school_notify(session, school=school, body=body)
