@@ -33,6 +33,7 @@ from central.core.events import (
     CodeIssued,
     CodeUsed,
 )
+from central.core.errors import Conflict, Missing
 from central.core.i18n import LOCALES, t
 from central.notifications.models import (
     DEFAULT_EVENTS,
@@ -542,6 +543,21 @@ def listed(session: Session, *, school: School, state: str | None = None) -> lis
     if state is not None:
         stmt = stmt.where(Notification.state == state)
     return list(session.exec(stmt.order_by(col(Notification.id).desc()).limit(500)))
+
+
+def resend(session: Session, *, school: School, notification_id: int, now: datetime) -> Notification:
+    """The admin sends a parked notification again (the receiver is back, the address corrected): pending,
+    due at once, its tries counted afresh, under the same id (the idempotency key). Its consent, channel or
+    subscription is checked again at the send: one parked for a withdrawn consent is parked again. Commits."""
+    n = session.get(Notification, notification_id)
+    if n is None or n.school_id != school.id:
+        raise Missing("notify.notification_missing", id=notification_id)
+    if n.state != "parked":
+        raise Conflict("notify.not_parked", id=notification_id, state=n.state)
+    n.state, n.tries, n.next_try_at, n.last_error = "pending", 0, now, ""
+    session.add(n)
+    session.commit()
+    return n
 
 
 def excused(session: Session, *, student: Student, day: date) -> bool:

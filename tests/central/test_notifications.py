@@ -382,6 +382,37 @@ def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(wo
         assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by father at gate-1 at 2030-09-02 16:00."
 
 
+def test_the_admin_sends_a_parked_notification_again_under_its_id_and_a_withdrawn_consent_still_holds(world, receiver):
+    consent(world.engine, world.ids["gA"], "webhook", receiver.url("/hook/gA"), "en", HOOK_SECRET)
+    consent(world.engine, world.ids["gB"], "webhook", receiver.url("/hook/gB"), "en", HOOK_SECRET)
+    events = world.client.app.state.events
+    for event_id, student in (("e-1", "A1"), ("e-2", "B1")):
+        events.publish(ChildLeft(school_id=world.ids["s1"], event_id=event_id, kind="self_dismiss", student=student,
+                                 guardian=None, kiosk="gate-1", at=AT))
+    with world.session() as session:  # both gave up after their last try (as the parking test above shows)
+        session.execute(sa.update(Notification).values(state="parked", tries=6, last_error="ConnectError: refused"))
+        session.commit()
+        ids = {n.recipient: n.id for n in session.exec(select(Notification))}
+    mine, theirs = ids[f"g{world.ids['gA']}"], ids[f"g{world.ids['gB']}"]
+    admin, url = world.as_("admin1"), "/api/v1/schools/s1/notifications"
+    again = world.client.post(f"{url}/{mine}/resend", headers=admin)
+    assert again.status_code == 200, again.text
+    assert (again.json()["state"], again.json()["tries"], again.json()["last_error"]) == ("pending", 0, "")
+    assert world.client.post(f"{url}/{mine}/resend", headers=admin).status_code == 409  # not parked now
+    assert world.client.post(f"{url}/999999/resend", headers=admin).status_code == 404
+    assert world.client.post(f"{url}/{mine}/resend", headers=world.as_("admin2")).status_code == 403
+    # gB withdrew the consent since: sent again, it is parked again, nothing goes out.
+    assert world.client.delete("/api/v1/schools/s1/me/notifications/consents/webhook", headers=world.as_("parentB")).status_code == 204
+    assert world.client.post(f"{url}/{theirs}/resend", headers=admin).status_code == 200
+    with world.session() as session:
+        assert outbox.dispatch_due(session, now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2))}) == 1
+    [(headers, body)] = receiver.hooks("/hook/gA")
+    assert headers["X-Schoolgate-Id"] == str(mine) and body["text"] == "学生A1 walked out alone at gate-1 at 2030-09-02 16:00."
+    assert receiver.hooks("/hook/gB") == []
+    parked = world.client.get(f"{url}?state=parked", headers=admin).json()
+    assert [(n["id"], n["last_error"]) for n in parked] == [(theirs, "consent withdrawn")]
+
+
 # --- issue 16, second step: the other messages -------------------------------------------------------
 
 
