@@ -382,6 +382,7 @@ def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(wo
         assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by father at gate-1 at 2030-09-02 16:00."
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)  # the claim's UPDATE … RETURNING on both
 def test_the_admin_sends_a_parked_notification_again_under_its_id_and_a_withdrawn_consent_still_holds(world, receiver):
     consent(world.engine, world.ids["gA"], "webhook", receiver.url("/hook/gA"), "en", HOOK_SECRET)
     consent(world.engine, world.ids["gB"], "webhook", receiver.url("/hook/gB"), "en", HOOK_SECRET)
