@@ -9,8 +9,8 @@ In-process, SQLite, a real local HTTP receiver standing in for the webhook chann
   ingest being handed the tap to the receiver getting the message. Target p99 <= 5 s with the real peak
   (2,000 children in 15 minutes); ``speed`` compresses the peak to keep the run short (x10: 2,000 in 90 s).
   The MQTT hop before the ingest is not in it (bench/tap_to_central.py measures that).
-- ``drain``: ``drain`` notifications already stored, sent by ``dispatch_due`` rounds to the receiver.
-  Target >= 200/s.
+- ``drain``: ``drain`` notifications already stored, sent by ``dispatch_due`` rounds to the receiver, on SQLite
+  and (full size, when reachable) PostgreSQL. Target >= 200/s.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session, select
 
-from bench.common import emit, machine, ms, parse_args, percentile
+from bench.common import available, database, emit, machine, ms, parse_args, percentile
 from central.core.db import make_engine, migrate
 from central.core.events import DomainEvents
 from central.kiosks import services
@@ -36,8 +36,8 @@ from central.schools import registry
 from central.schools.models import Guardian, GuardianLink, SchoolClass, Student
 from gateway import protocol
 
-FULL = {"children": 2000, "peak_s": 90.0, "speed": 10, "gates": 4, "drain": 4000}
-TINY = {"children": 40, "peak_s": 2.0, "speed": 450, "gates": 2, "drain": 200}
+FULL = {"children": 2000, "peak_s": 90.0, "speed": 10, "gates": 4, "drain": 4000, "dbs": ("sqlite", "postgres")}
+TINY = {"children": 40, "peak_s": 2.0, "speed": 450, "gates": 2, "drain": 200, "dbs": ("sqlite",)}
 SECRET = "71" * 32
 TOPICS = protocol.Topics("sg/v1")
 
@@ -147,9 +147,14 @@ def latency(tmp: Path, *, children: int, peak_s: float, speed: int, gates: int, 
     engine.dispose()
 
 
-def drain(tmp: Path, *, drain: int, **_) -> None:
+def drain(tmp: Path, *, drain: int, db: str = "sqlite", **_) -> None:
+    with database(db) as url:
+        _drain(url, drain=drain, db=db)
+
+
+def _drain(url: str, *, drain: int, db: str) -> None:
     receiver = Receiver()
-    engine = make_engine(f"sqlite:///{tmp / 'drain.sqlite3'}")
+    engine = make_engine(url)
     migrate(engine)
     school(engine, children=1, gates=1, url=receiver.url)
     now = datetime.now(UTC)
@@ -169,7 +174,7 @@ def drain(tmp: Path, *, drain: int, **_) -> None:
     took = time.perf_counter() - t0
     with Session(engine) as session:
         sent = len(session.exec(select(Notification.id).where(Notification.state == "sent")).all())
-    emit("notify", "outbox_drain", round(sent / took, 1), "notifications/s", count=drain, sent=sent, db="sqlite",
+    emit("notify", "outbox_drain", round(sent / took, 1), "notifications/s", count=drain, sent=sent, db=db,
          channel="webhook", **machine())
     receiver.stop()
     engine.dispose()
@@ -178,7 +183,9 @@ def drain(tmp: Path, *, drain: int, **_) -> None:
 def run(**size) -> None:
     size = {**FULL, **size}
     with tempfile.TemporaryDirectory() as tmp:
-        drain(Path(tmp), **size)
+        for db in size["dbs"]:
+            if available(db):
+                drain(Path(tmp), db=db, **size)
         latency(Path(tmp), **size)
 
 

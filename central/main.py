@@ -86,13 +86,16 @@ def _watch_gates(engine, settings: Settings, dispatcher: DomainEvents, stop: thr
 
 def notification_channels(settings: Settings) -> dict[str, outbox.Channel]:
     """The channels configured: the webhook and the WeCom and DingTalk robots always (their URLs are each
-    school's, ``SchoolChannel``), SMS and email when their settings are given."""
+    school's, ``SchoolChannel``), SMS and email when their settings are given (a school's own SMS gateway and
+    mail server, ``SchoolNotifySettings``, are taken by the outbox for that school's notifications)."""
     found: dict[str, outbox.Channel] = {"webhook": notify_channels.Webhook(), "wecom": notify_channels.WeCom(),
                                         "dingtalk": notify_channels.DingTalk()}
     if settings.notify_sms_url:
         found["sms"] = notify_channels.SmsGateway(settings.notify_sms_url)
     if settings.notify_smtp_host:
-        found["email"] = notify_channels.Email(settings.notify_smtp_host, settings.notify_smtp_port, sender=settings.notify_email_from)
+        found["email"] = notify_channels.Email(settings.notify_smtp_host, settings.notify_smtp_port, sender=settings.notify_email_from,
+                                               starttls=settings.notify_smtp_starttls, user=settings.notify_smtp_user,
+                                               password=settings.notify_smtp_password)
     return found
 
 

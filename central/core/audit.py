@@ -170,10 +170,10 @@ _AUDITED_TABLES = {
     "interest_group", "care_session", "duty_assignment", "staff", "staff_card", "vendor", "vendor_approval",
     "fee_plan", "staff_pay_setting", "duty_confirmation", "staff_pay_run", "staff_pay_line", "annual_filing",
     "statement", "payment", "absence_excuse", "guardian_channel", "notify_preference", "school_channel",
-    "emergency_contact", "webhook_subscription", "safety_review",
+    "emergency_contact", "webhook_subscription", "safety_review", "school_notify_settings",
 }
 # secrets, and sync churn (a gate's health: central/kiosks/health.py)
-_NEVER_LOGGED = {"secret", "password_hash", "acked_seq", "last_hash", "last_seen", "online", "status", "status_at",
+_NEVER_LOGGED = {"secret", "password_hash", "smtp_password", "acked_seq", "last_hash", "last_seen", "online", "status", "status_at",
                  "silence_reported_at"}
 
 

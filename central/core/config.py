@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     notify_smtp_host: str = ""
     """The SMTP server for email notifications; empty: no email is sent (they wait)."""
     notify_smtp_port: int = Field(25, gt=0, lt=65536)
+    notify_smtp_starttls: bool = False
+    notify_smtp_user: str = ""
+    """A login at the SMTP server (with ``notify_smtp_password``); empty: none. A school may set its own
+    SMS gateway and mail server (``PUT /schools/{s}/notification-settings``)."""
+    notify_smtp_password: str = ""
     notify_email_from: str = "schoolgate@localhost"
     ingest_partition: str | None = Field(None, pattern=r"^\d+/[1-9]\d*$")
     """``I/N``: this ingest worker stores the kiosks whose key hashes to I of N (one writer per

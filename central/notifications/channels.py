@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import json
 import smtplib
+import ssl
 from collections.abc import Callable
+from functools import lru_cache
 from datetime import datetime
 from email.message import EmailMessage
 from urllib.parse import quote
@@ -85,10 +87,13 @@ class SmsGateway:
 
 
 class Email:
-    """Email over SMTP (stdlib): one message per notification, its Message-ID made of the notification id."""
+    """Email over SMTP (stdlib): one message per notification, its Message-ID made of the notification id;
+    STARTTLS and a login when the server asks for them."""
 
-    def __init__(self, host: str, port: int, *, sender: str, timeout: float = TIMEOUT) -> None:
+    def __init__(self, host: str, port: int, *, sender: str, timeout: float = TIMEOUT, starttls: bool = False,
+                 user: str = "", password: str = "") -> None:
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self.starttls, self.user, self.password = starttls, user, password
 
     def send(self, notification: Notification, *, secret: str) -> None:
         message = EmailMessage()
@@ -98,6 +103,10 @@ class Email:
         message["Message-ID"] = f"<notification-{notification.id}@{self.sender.rpartition('@')[2] or 'schoolgate'}>"
         message.set_content(notification.body)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.user:
+                smtp.login(self.user, self.password)
             smtp.send_message(message)
 
 
@@ -150,3 +159,15 @@ class DingTalk:
             url = f"{url}{joiner}timestamp={timestamp}&sign={quote(dingtalk_sign(secret, timestamp), safe='')}"
         _robot_answer(self.client.post(url, content=robot_text(notification),
                                        headers={"Content-Type": "application/json; charset=utf-8"}))
+
+
+@lru_cache(maxsize=256)
+def school_sms(template: str) -> SmsGateway:
+    """A school's own SMS gateway (``SchoolNotifySettings.sms_url``): one per template, its connections kept."""
+    return SmsGateway(template)
+
+
+@lru_cache(maxsize=256)
+def school_email(host: str, port: int, sender: str, starttls: bool, user: str, password: str) -> Email:
+    """A school's own mail server (``SchoolNotifySettings.smtp_*``)."""
+    return Email(host, port, sender=sender, starttls=starttls, user=user, password=password)

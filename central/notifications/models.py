@@ -130,3 +130,22 @@ class WebhookSubscription(SQLModel, table=True):
     secret: str = Field(max_length=128)
     created_by: str = Field(default="", max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))
+
+
+class SchoolNotifySettings(SQLModel, table=True):
+    """A school's own SMS gateway and mail server (issue 16, "settings per school"): where set, the school's SMS
+    and email notifications go through them instead of central's (``notify_sms_url``, ``notify_smtp_*``).
+    ``sms_url``: a template with ``{to}``, ``{text}`` and ``{id}``; ``smtp_password`` is never shown."""
+
+    __tablename__ = "school_notify_settings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", unique=True)
+    sms_url: str = Field(default="", max_length=500)
+    smtp_host: str = Field(default="", max_length=200)
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str = Field(default="", max_length=200)
+    smtp_password: str = Field(default="", max_length=200)
+    email_from: str = Field(default="", max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column(nullable=False))

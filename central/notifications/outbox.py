@@ -33,16 +33,20 @@ from central.core.events import (
     CodeIssued,
     CodeUsed,
 )
+from central.core.errors import Conflict, Missing
 from central.core.i18n import LOCALES, t
 from central.notifications.models import (
     DEFAULT_EVENTS,
     SAFETY_EVENTS,
+    EmergencyContact,
     GuardianChannel,
     Notification,
     NotifyPreference,
     SchoolChannel,
+    SchoolNotifySettings,
     WebhookSubscription,
 )
+from central.notifications import channels as notify_channels
 from central.kiosks.models import Event, SafetyIncident
 from central.pickup.models import PickupCode
 from central.programme import excuses
@@ -390,24 +394,43 @@ def on_gate_events(engine: sa.Engine, *, now: Callable[[], datetime] = clock.utc
     return handle
 
 
-def _secret(session: Session, notification: Notification) -> tuple[str, str]:
-    """(the secret that signs for the recipient, why it may no longer be sent — empty when it may)."""
-    kind, key = notification.recipient[:1], notification.recipient[1:]
-    if kind == "g":
-        consent = session.exec(select(GuardianChannel).where(
-            GuardianChannel.guardian_id == int(key), GuardianChannel.channel == notification.channel)).first()
-        return ("", "consent withdrawn") if consent is None else (consent.secret, "")
-    if kind == "w":
-        subscription = session.get(WebhookSubscription, int(key))
-        if subscription is None or subscription.school_id != notification.school_id:
-            return "", "subscription removed"
-        return subscription.secret, ""
-    if kind == "c":
-        own = session.get(SchoolChannel, int(key))
-        if own is None or own.school_id != notification.school_id:
-            return "", "channel removed"
-        return own.secret, ""
-    return "", ""
+def _secrets(session: Session, rows: list[Notification]) -> dict[int, tuple[str, str]]:
+    """Per notification: (the secret that signs for its recipient, why it may no longer be sent — empty when it
+    may). One query per kind of recipient for a whole chunk: the guardians' consents, the subscriptions, the
+    school's channels, the emergency contacts (staff, ``s<id>``: reached on the phone on file, always)."""
+    wanted: dict[str, set[int]] = {"g": set(), "w": set(), "c": set(), "e": set()}
+    for n in rows:
+        kind, key = n.recipient[:1], n.recipient[1:]
+        if kind in wanted and key.isdigit():
+            wanted[kind].add(int(key))
+    consents = {(c.guardian_id, c.channel): c.secret for c in session.exec(
+        select(GuardianChannel).where(col(GuardianChannel.guardian_id).in_(wanted["g"])))} if wanted["g"] else {}
+    subscriptions = {s.id: s for s in session.exec(
+        select(WebhookSubscription).where(col(WebhookSubscription.id).in_(wanted["w"])))} if wanted["w"] else {}
+    own = {c.id: c for c in session.exec(
+        select(SchoolChannel).where(col(SchoolChannel.id).in_(wanted["c"])))} if wanted["c"] else {}
+    contacts = set(session.exec(select(EmergencyContact.id).where(
+        col(EmergencyContact.id).in_(wanted["e"])))) if wanted["e"] else set()
+    found: dict[int, tuple[str, str]] = {}
+    for n in rows:
+        kind, key = n.recipient[:1], n.recipient[1:]
+        number = int(key) if key.isdigit() else -1
+        if kind == "g":
+            secret = consents.get((number, n.channel))
+            found[n.id] = ("", "consent withdrawn") if secret is None else (secret, "")
+        elif kind == "w":
+            subscription = subscriptions.get(number)
+            ok = subscription is not None and subscription.school_id == n.school_id
+            found[n.id] = (subscription.secret, "") if ok else ("", "subscription removed")
+        elif kind == "c":
+            channel = own.get(number)
+            ok = channel is not None and channel.school_id == n.school_id
+            found[n.id] = (channel.secret, "") if ok else ("", "channel removed")
+        elif kind == "e":  # an emergency contact removed (their consent withdrawn): nothing goes out
+            found[n.id] = ("", "") if number in contacts else ("", "contact removed")
+        else:
+            found[n.id] = ("", "")
+    return found
 
 
 def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Channel]) -> int:
@@ -416,66 +439,101 @@ def dispatch_due(session: Session, *, now: datetime, channels: Mapping[str, Chan
     A chunk at a time (``CHUNK``): the tries counted, the next tries set and the rows marked in flight, in one
     commit; sent, ``SENDERS`` at once; each marked sent (or its error kept, parked after ``MAX_TRIES``), in one
     commit. A crash between the two commits sends that chunk's notifications again, each under its own id (the
-    idempotency key), never one that was recorded as sent. A channel not given leaves its notifications waiting."""
+    idempotency key), never one that was recorded as sent. A school's own SMS gateway or mail server
+    (``own_channels``) takes the place of the one given; a channel neither given nor the school's own leaves its
+    notifications waiting."""
+    own = own_channels(session)
+    by_channel: dict[str, set[int]] = {}
+    for school_id, channel in own:
+        by_channel.setdefault(channel, set()).add(school_id)
+    goes = sa.or_(col(Notification.channel).in_(list(channels)),
+                  *(sa.and_(Notification.channel == channel, col(Notification.school_id).in_(schools))
+                    for channel, schools in by_channel.items()))
     due = session.exec(
         select(Notification.id, Notification.tries)
-        .where(Notification.state == "pending", col(Notification.next_try_at) <= now,
-               col(Notification.channel).in_(list(channels)))
+        .where(Notification.state == "pending", col(Notification.next_try_at) <= now, goes)
         .order_by(col(Notification.next_try_at), col(Notification.id))
         .limit(ROUND)
     ).all()
+    if not due:
+        return 0
     sent = 0
-    for start in range(0, len(due), CHUNK):
-        sent += _dispatch_chunk(session, due[start : start + CHUNK], now=now, channels=channels)
+    with ThreadPoolExecutor(max_workers=min(SENDERS, len(due)), thread_name_prefix="notify-send") as pool:
+        for start in range(0, len(due), CHUNK):
+            sent += _dispatch_chunk(session, due[start : start + CHUNK], now=now, channels=channels, own=own, pool=pool)
     return sent
 
 
-def _dispatch_chunk(session: Session, due, *, now: datetime, channels: Mapping[str, Channel]) -> int:
-    claimed = []
+def _claim(session: Session, due, *, now: datetime) -> list[int]:
+    """Count the try and set the next one before the send (a crash mid-send: due again, sent again), one UPDATE
+    per number of tries so far; a row another dispatcher counted first (its tries moved on) is not claimed."""
+    by_tries: dict[int, list[int]] = {}
     for notification_id, tries in due:
-        # Claim it: the try counted and the next one set before the send (a crash mid-send: due again,
-        # sent again); a dispatcher that counted it first wins.
-        if session.execute(
-            sa.update(Notification)
-            .where(Notification.id == notification_id, Notification.state == "pending", Notification.tries == tries)
+        by_tries.setdefault(tries, []).append(notification_id)
+    claimed: list[int] = []
+    for tries, ids in by_tries.items():
+        claimed += session.execute(
+            sa.update(Notification.__table__)
+            .where(Notification.__table__.c.id.in_(ids), Notification.__table__.c.state == "pending",
+                   Notification.__table__.c.tries == tries)
             .values(tries=tries + 1, next_try_at=now + backoff(tries + 1), last_error=IN_FLIGHT)
-        ).rowcount:
-            claimed.append(notification_id)
+            .returning(Notification.__table__.c.id)
+        ).scalars().all()
     session.commit()
+    return sorted(claimed)
+
+
+def own_channels(session: Session) -> dict[tuple[int, str], Channel]:
+    """The schools' own SMS gateways and mail servers (``SchoolNotifySettings``), by (school, channel): they
+    take the place of central's for that school's notifications."""
+    own: dict[tuple[int, str], Channel] = {}
+    for s in session.exec(select(SchoolNotifySettings)):
+        if s.sms_url:
+            own[(s.school_id, "sms")] = notify_channels.school_sms(s.sms_url)
+        if s.smtp_host:
+            own[(s.school_id, "email")] = notify_channels.school_email(s.smtp_host, s.smtp_port, s.email_from,
+                                                                       s.smtp_starttls, s.smtp_user, s.smtp_password)
+    return own
+
+
+def _dispatch_chunk(session: Session, due, *, now: datetime, channels: Mapping[str, Channel],
+                    own: Mapping[tuple[int, str], Channel], pool: ThreadPoolExecutor) -> int:
+    claimed = _claim(session, due, now=now)
     if not claimed:
         return 0
     rows = session.exec(select(Notification).where(col(Notification.id).in_(claimed)).order_by(col(Notification.id))
                         .execution_options(populate_existing=True)).all()
-    keys = {n.id: _secret(session, n) for n in rows}
+    keys = _secrets(session, rows)
+    changes: list[dict] = []
     for n in rows:
         if keys[n.id][1]:  # consent withdrawn, channel or subscription removed since: nothing goes out
-            n.state, n.last_error = "parked", keys[n.id][1]
+            changes.append({"id": n.id, "state": "parked", "last_error": keys[n.id][1]})
     to_send = [n for n in rows if not keys[n.id][1]]
-    results: dict[int, tuple[object, Exception | None]] = {}
-    if to_send:
-        with ThreadPoolExecutor(max_workers=min(SENDERS, len(to_send))) as pool:
-            futures = {n.id: pool.submit(channels[n.channel].send, n, secret=keys[n.id][0]) for n in to_send}
-            for n in to_send:
-                try:
-                    results[n.id] = (futures[n.id].result(), None)
-                except Exception as exc:  # noqa: BLE001 - any failure is a failed try (a BaseException: a crash)
-                    results[n.id] = (None, exc)
+    futures = {n.id: pool.submit((own.get((n.school_id, n.channel)) or channels[n.channel]).send, n, secret=keys[n.id][0])
+               for n in to_send}
     sent = 0
     for n in to_send:
-        answer, exc = results[n.id]
-        if exc is not None:
-            n.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        try:
+            answer = futures[n.id].result()
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed try (a BaseException: a crash)
+            error = f"{type(exc).__name__}: {exc}"[:500]
             response = getattr(exc, "response", None)
-            n.answer = f"{response.status_code} {response.text[:200]}".strip()[:300] if response is not None else ""
-            if n.tries >= MAX_TRIES:
-                n.state = "parked"
-            log.warning("notification %s on %s failed (try %d): %s", n.id, n.channel, n.tries, n.last_error)
+            changes.append({"id": n.id, "last_error": error, "state": "parked" if n.tries >= MAX_TRIES else "pending",
+                            "answer": f"{response.status_code} {response.text[:200]}".strip()[:300] if response is not None else ""})
+            log.warning("notification %s on %s failed (try %d): %s", n.id, n.channel, n.tries, error)
         else:
-            n.state, n.sent_at, n.last_error = "sent", now, ""
-            n.answer = answer[:300] if isinstance(answer, str) else ""
+            changes.append({"id": n.id, "state": "sent", "sent_at": now, "last_error": "",
+                            "answer": answer[:300] if isinstance(answer, str) else ""})
             sent += 1
-    session.add_all(rows)
+    # One UPDATE per distinct change (most of a chunk: "sent", answer "200"), one commit for the chunk.
+    by_values: dict[tuple, list[int]] = {}
+    for change in changes:
+        by_values.setdefault(tuple(sorted((k, v) for k, v in change.items() if k != "id")), []).append(change["id"])
+    table = Notification.__table__
+    for values, ids in by_values.items():
+        session.execute(sa.update(table).where(table.c.id.in_(ids)).values(dict(values)))
     session.commit()
+    session.expire_all()
     return sent
 
 
@@ -485,6 +543,21 @@ def listed(session: Session, *, school: School, state: str | None = None) -> lis
     if state is not None:
         stmt = stmt.where(Notification.state == state)
     return list(session.exec(stmt.order_by(col(Notification.id).desc()).limit(500)))
+
+
+def resend(session: Session, *, school: School, notification_id: int, now: datetime) -> Notification:
+    """The admin sends a parked notification again (the receiver is back, the address corrected): pending,
+    due at once, its tries counted afresh, under the same id (the idempotency key). Its consent, channel or
+    subscription is checked again at the send: one parked for a withdrawn consent is parked again. Commits."""
+    n = session.get(Notification, notification_id)
+    if n is None or n.school_id != school.id:
+        raise Missing("notify.notification_missing", id=notification_id)
+    if n.state != "parked":
+        raise Conflict("notify.not_parked", id=notification_id, state=n.state)
+    n.state, n.tries, n.next_try_at, n.last_error = "pending", 0, now, ""
+    session.add(n)
+    session.commit()
+    return n
 
 
 def excused(session: Session, *, student: Student, day: date) -> bool:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
@@ -35,6 +36,7 @@ from central.notifications.models import (
     Notification,
     NotifyPreference,
     SchoolChannel,
+    SchoolNotifySettings,
 )
 from central.pickup.models import PickupCode
 from central.programme import excuses
@@ -378,6 +380,38 @@ def test_central_wires_the_outbox_to_its_domain_events_and_the_admin_reads_it(wo
     assert world.client.get("/api/v1/schools/s1/notifications?state=parked", headers=world.as_("admin1")).json() == []
     with Session(world.engine) as session:
         assert session.exec(select(Notification.body)).one() == "学生A1 was picked up by father at gate-1 at 2030-09-02 16:00."
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)  # the claim's UPDATE … RETURNING on both
+def test_the_admin_sends_a_parked_notification_again_under_its_id_and_a_withdrawn_consent_still_holds(world, receiver):
+    consent(world.engine, world.ids["gA"], "webhook", receiver.url("/hook/gA"), "en", HOOK_SECRET)
+    consent(world.engine, world.ids["gB"], "webhook", receiver.url("/hook/gB"), "en", HOOK_SECRET)
+    events = world.client.app.state.events
+    for event_id, student in (("e-1", "A1"), ("e-2", "B1")):
+        events.publish(ChildLeft(school_id=world.ids["s1"], event_id=event_id, kind="self_dismiss", student=student,
+                                 guardian=None, kiosk="gate-1", at=AT))
+    with world.session() as session:  # both gave up after their last try (as the parking test above shows)
+        session.execute(sa.update(Notification).values(state="parked", tries=6, last_error="ConnectError: refused"))
+        session.commit()
+        ids = {n.recipient: n.id for n in session.exec(select(Notification))}
+    mine, theirs = ids[f"g{world.ids['gA']}"], ids[f"g{world.ids['gB']}"]
+    admin, url = world.as_("admin1"), "/api/v1/schools/s1/notifications"
+    again = world.client.post(f"{url}/{mine}/resend", headers=admin)
+    assert again.status_code == 200, again.text
+    assert (again.json()["state"], again.json()["tries"], again.json()["last_error"]) == ("pending", 0, "")
+    assert world.client.post(f"{url}/{mine}/resend", headers=admin).status_code == 409  # not parked now
+    assert world.client.post(f"{url}/999999/resend", headers=admin).status_code == 404
+    assert world.client.post(f"{url}/{mine}/resend", headers=world.as_("admin2")).status_code == 403
+    # gB withdrew the consent since: sent again, it is parked again, nothing goes out.
+    assert world.client.delete("/api/v1/schools/s1/me/notifications/consents/webhook", headers=world.as_("parentB")).status_code == 204
+    assert world.client.post(f"{url}/{theirs}/resend", headers=admin).status_code == 200
+    with world.session() as session:
+        assert outbox.dispatch_due(session, now=NOW, channels={"webhook": channels.Webhook(httpx.Client(timeout=2))}) == 1
+    [(headers, body)] = receiver.hooks("/hook/gA")
+    assert headers["X-Schoolgate-Id"] == str(mine) and body["text"] == "学生A1 walked out alone at gate-1 at 2030-09-02 16:00."
+    assert receiver.hooks("/hook/gB") == []
+    parked = world.client.get(f"{url}?state=parked", headers=admin).json()
+    assert [(n["id"], n["last_error"]) for n in parked] == [(theirs, "consent withdrawn")]
 
 
 # --- issue 16, second step: the other messages -------------------------------------------------------
@@ -751,6 +785,112 @@ def test_the_admin_keeps_the_schools_own_channels_and_their_secrets_are_never_sh
     assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 204
     assert world.client.delete(f"{url}/{added.json()['id']}", headers=admin).status_code == 404
     assert world.client.get(url, headers=admin).json() == []
+
+
+def test_the_admin_records_a_childs_emergency_contacts_only_with_their_consent(world):
+    admin = world.as_("admin1")
+    url = "/api/v1/schools/s1/students/A1/emergency-contacts"
+    uncle = {"name": "Uncle Li", "channel": "sms", "address": "+8613500000009", "language": "en", "consented": True}
+    refused = world.client.post(url, headers=admin, json={**uncle, "consented": False})
+    assert refused.status_code == 422 and "Uncle Li" in refused.json()["detail"][0]["msg"]
+    bad_phone = world.client.post(url, headers=admin, json={**uncle, "address": "call me"})
+    assert bad_phone.status_code == 422 and "call me" in bad_phone.json()["detail"][0]["msg"]
+    assert world.client.post(url, headers=admin, json={**uncle, "channel": "email", "address": "li.example"}).status_code == 422
+    assert world.client.post(url, headers=admin, json={**uncle, "channel": "wecom"}).status_code == 422
+    made = world.client.post(url, headers=admin, json=uncle)
+    assert made.status_code == 201, made.text
+    contact = made.json()["id"]
+    assert [(c["name"], c["channel"], c["address"], c["language"]) for c in world.client.get(url, headers=admin).json()] == [
+        ("Uncle Li", "sms", "+8613500000009", "en")]
+    # Another school's admin, another school's child, a guardian: not theirs.
+    assert world.client.get(url, headers=world.as_("admin2")).status_code == 403
+    assert world.client.get(url, headers=world.as_("parentA")).status_code == 403
+    assert world.client.get("/api/v1/schools/s1/students/X1/emergency-contacts", headers=admin).status_code == 404
+    assert world.client.delete(f"/api/v1/schools/s1/students/B1/emergency-contacts/{contact}", headers=admin).status_code == 404
+    assert world.client.delete(f"{url}/{contact}", headers=admin).status_code == 204
+    assert world.client.get(url, headers=admin).json() == []
+
+
+def test_a_removed_emergency_contact_gets_nothing_that_still_waited(school, receiver):
+    engine, g = school
+    with Session(engine) as session:
+        s1 = session.exec(select(School)).one()
+        ming = session.exec(select(Student).where(Student.student_no == "S1")).one()
+        kept = EmergencyContact(student_id=ming.id, name="Uncle Li", channel="sms", address="+8613500000009")
+        gone = EmergencyContact(student_id=ming.id, name="Aunt Wu", channel="sms", address="+8613500000008")
+        session.add_all([kept, gone])
+        session.flush()
+        outbox.store(session, [{"school_id": s1.id, "event_ref": "late:1:1:2", "recipient": f"e{c.id}", "kind": "late_pickup",
+                                "channel": "sms", "address": c.address, "language": "zh_CN", "body": "小明仍未被接走",
+                                "state": "pending", "tries": 0, "next_try_at": NOW, "last_error": "", "created_at": NOW}
+                               for c in (kept, gone)])
+        session.delete(gone)
+        session.commit()
+        gone_id = gone.id
+        sms = channels.SmsGateway(receiver.url("/sms?to={to}&text={text}&ref={id}"), httpx.Client(timeout=2))
+        assert outbox.dispatch_due(session, now=NOW, channels={"sms": sms}) == 1
+    assert [m["to"] for m in receiver.sms()] == ["+8613500000009"]
+    with Session(engine) as session:
+        [parked] = session.exec(select(Notification).where(Notification.state == "parked")).all()
+    assert (parked.recipient, parked.last_error) == (f"e{gone_id}", "contact removed")
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_schools_own_sms_gateway_and_mail_server_carry_its_messages(school, receiver):
+    engine, g = school
+    consent(engine, g["dad"], "sms", "+8613900000001", "en")
+    consent(engine, g["dad"], "email", "dad@example.cn", "en")
+    box, logins = Mailbox(), []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"school", b"pw"))
+
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        with Session(engine) as session:
+            s1 = session.exec(select(School)).one()
+            session.add(SchoolNotifySettings(school_id=s1.id, sms_url=receiver.url("/own-sms?to={to}&text={text}&ref={id}"),
+                                             smtp_host="127.0.0.1", smtp_port=controller.port, smtp_user="school",
+                                             smtp_password="pw", email_from="gate@s1.example"))
+            session.commit()
+        ingest_for(engine).process([Gate().event(kind="pickup", student="S1", guardian=f"g{g['dad']}")])
+        # Central has neither an SMS gateway nor a mail server of its own: the school's carry its messages.
+        with Session(engine) as session:
+            assert outbox.dispatch_due(session, now=NOW, channels={}) == 2
+    finally:
+        controller.stop()
+    en = "小明 was picked up by father at k1 at 2030-09-02 16:00."
+    [(path, _, _)] = receiver.got
+    query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+    assert (urlsplit(path).path, query["to"], query["text"]) == ("/own-sms", "+8613900000001", en)
+    [(to, mail)] = box.mails
+    assert (to, mail["From"], mail.get_content().strip()) == (["dad@example.cn"], "gate@s1.example", en)
+    assert logins == [(b"school", b"pw")]
+
+
+def test_the_admin_sets_the_schools_own_gateway_and_mail_server_checked_and_the_password_never_shown(world):
+    admin = world.as_("admin1")
+    url = "/api/v1/schools/s1/notification-settings"
+    assert world.client.get(url, headers=admin).json()["sms_url"] == ""
+    for sms_url, named in (("ftp://sms.example/{to}/{text}", "ftp://sms.example"), ("https://sms.example/?to={to}", "{text}"),
+                           ("https://sms.example/?to={to}&t={text}&k={key}", "key")):
+        bad = world.client.put(url, headers=admin, json={"sms_url": sms_url})
+        assert bad.status_code == 422 and named in bad.json()["detail"][0]["msg"], bad.text
+    bad = world.client.put(url, headers=admin, json={"smtp_host": "mail.s1.example", "email_from": "gate"})
+    assert bad.status_code == 422 and "gate" in bad.json()["detail"][0]["msg"]
+    good = {"sms_url": "https://sms.example/send?to={to}&text={text}&ref={id}", "smtp_host": "mail.s1.example",
+            "smtp_port": 587, "smtp_starttls": True, "smtp_user": "gate", "smtp_password": "pw", "email_from": "gate@s1.example"}
+    put = world.client.put(url, headers=admin, json=good)
+    assert put.status_code == 200, put.text
+    assert put.json() == {**{k: v for k, v in good.items() if k != "smtp_password"}, "smtp_password_set": True}
+    # Changed without a password: the stored one is kept; never shown.
+    again = world.client.put(url, headers=admin, json={**good, "smtp_password": None, "smtp_port": 465})
+    assert (again.json()["smtp_port"], again.json()["smtp_password_set"]) == (465, True)
+    assert "pw" not in world.client.get(url, headers=admin).text
+    assert world.client.get(url, headers=world.as_("admin2")).status_code == 403
 
 
 # --- integrators' webhooks -------------------------------------------------------------------------------

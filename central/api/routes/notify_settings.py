@@ -10,12 +10,17 @@ from fastapi import APIRouter, Depends
 from central.accounts.access import Principal
 from central.api.deps import ERROR_RESPONSES, IdPath, SchoolDep, SessionDep, require_role
 from central.notifications import settings as service
+from central.accounts.access import find_student
 from central.notifications.settings import (
     ConsentIn,
+    EmergencyContactIn,
+    EmergencyContactOut,
     PreferencesIn,
     PreferencesOut,
     SchoolChannelIn,
     SchoolChannelOut,
+    SchoolNotifyIn,
+    SchoolNotifyOut,
 )
 
 router = APIRouter(prefix="/schools/{school}", tags=["notifications"], responses=ERROR_RESPONSES)
@@ -77,3 +82,37 @@ def add_channel(school: SchoolDep, body: SchoolChannelIn, session: SessionDep, u
 @router.delete("/notification-channels/{channel_id}", status_code=204)
 def remove_channel(school: SchoolDep, channel_id: IdPath, session: SessionDep, user: Admin) -> None:
     service.remove_school_channel(session, school=school, channel_id=channel_id)
+
+
+@router.get("/students/{student}/emergency-contacts")
+def list_emergency_contacts(school: SchoolDep, student: str, session: SessionDep, user: Admin) -> list[EmergencyContactOut]:
+    """The child's emergency contacts: told 10 minutes after the guardians when nobody comes (the late-pickup ladder)."""
+    child = find_student(session, principal=user, school=school, student_no=student)
+    return service.emergency_contacts(session, student=child)
+
+
+@router.post("/students/{student}/emergency-contacts", status_code=201)
+def add_emergency_contact(
+    school: SchoolDep, student: str, body: EmergencyContactIn, session: SessionDep, user: Admin
+) -> EmergencyContactOut:
+    """Record an emergency contact who agreed (``consented``) to be told on this channel (SMS or email)."""
+    child = find_student(session, principal=user, school=school, student_no=student)
+    return service.add_emergency_contact(session, student=child, body=body)
+
+
+@router.delete("/students/{student}/emergency-contacts/{contact_id}", status_code=204)
+def remove_emergency_contact(school: SchoolDep, student: str, contact_id: IdPath, session: SessionDep, user: Admin) -> None:
+    """Remove a contact (or their consent withdrawn): what still waits for them is parked, never sent."""
+    child = find_student(session, principal=user, school=school, student_no=student)
+    service.remove_emergency_contact(session, student=child, contact_id=contact_id)
+
+
+@router.get("/notification-settings")
+def school_notify(school: SchoolDep, session: SessionDep, user: Admin) -> SchoolNotifyOut:
+    """The school's own SMS gateway and mail server (empty: central's); the SMTP password is never shown."""
+    return service.school_notify(session, school=school)
+
+
+@router.put("/notification-settings")
+def set_school_notify(school: SchoolDep, body: SchoolNotifyIn, session: SessionDep, user: Admin) -> SchoolNotifyOut:
+    return service.set_school_notify(session, school=school, body=body)
