@@ -196,7 +196,13 @@ def seal(payload: bytes, key: Ed25519PrivateKey) -> bytes:
     """
     if not payload:
         return payload
-    data = decode(payload)
+    try:
+        # Central's own JSON, read back (orjson: a sixth of the time json takes; central signs a
+        # message per gate and school of every stored batch); what orjson does not read (an int past
+        # 64 bits, say) goes through the checked decoder and is refused or read as before.
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        data = decode(payload)
     if not isinstance(data, dict):
         raise ProtocolError(f"only a JSON object can be signed, not {type(data).__name__}")
     body = {k: v for k, v in data.items() if k != "sig"}

@@ -37,19 +37,21 @@ def place(conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[int, int]:
     by_school: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         by_school.setdefault(row["school_id"], []).append(row)
-    heads = {}
-    for school_id in sorted(by_school):
-        mine = by_school[school_id]
-        head = conn.execute(
-            sa.update(SCHOOL)
-            .where(SCHOOL.c.id == school_id)
-            .values(feed_head=SCHOOL.c.feed_head + len(mine))
-            .returning(SCHOOL.c.feed_head)
-        ).scalar_one()
+    if not by_school:
+        return {}
+    order = sorted(by_school)
+    # One statement executed for many (psycopg pipelines it: one round trip, not one a school), then
+    # the heads read back: the rows stay locked by this transaction's update until it commits.
+    conn.execute(
+        sa.update(SCHOOL).where(SCHOOL.c.id == sa.bindparam("s_id")).values(feed_head=SCHOOL.c.feed_head + sa.bindparam("s_n")),
+        [{"s_id": school_id, "s_n": len(by_school[school_id])} for school_id in order],
+    )
+    heads = dict(conn.execute(sa.select(SCHOOL.c.id, SCHOOL.c.feed_head).where(SCHOOL.c.id.in_(order))).all())
+    for school_id in order:
+        mine, head = by_school[school_id], heads[school_id]
         for offset, row in enumerate(mine):
             row["feed_pos"] = head - len(mine) + 1 + offset
-        heads[school_id] = head
-    return heads
+    return {school_id: heads[school_id] for school_id in order}
 
 
 def entry(row: dict[str, Any], kiosk: str) -> dict[str, Any]:

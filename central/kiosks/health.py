@@ -51,8 +51,9 @@ def note(conn: sa.Connection, *, seen: set[int], statuses: dict[int, tuple[dict[
     """Record, in the ingest's transaction, the gates heard from and their statuses (kiosk id ->
     (the status's fields, online, retained)). A retained status is an old one: its values are kept
     if none newer is, but it says nothing of when the gate was last heard from."""
-    for kiosk_id in sorted(seen | {k for k, (_, _, retained) in statuses.items() if not retained}):
-        conn.execute(KIOSK.update().where(KIOSK.c.id == kiosk_id).values(last_seen=at))
+    heard = sorted(seen | {k for k, (_, _, retained) in statuses.items() if not retained})
+    if heard:  # one statement executed for many: a city's batch hears from hundreds of gates
+        conn.execute(KIOSK.update().where(KIOSK.c.id == sa.bindparam("k_id")).values(last_seen=at), [{"k_id": k} for k in heard])
     for kiosk_id, (fields, online, retained) in sorted(statuses.items()):
         query = KIOSK.update().where(KIOSK.c.id == kiosk_id)
         if is_will(fields):

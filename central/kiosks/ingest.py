@@ -56,6 +56,7 @@ EVENT = Event.__table__
 KIOSK = Kiosk.__table__
 CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
+SCHOOL = School.__table__
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
 DETAIL_KEPT = 1000  # characters of an incident's detail (an exception's text can be anything)
 WINDOW_S = 600.0  # seconds of one window of incident bookkeeping
@@ -344,8 +345,9 @@ class Ingest:
         batch = _Batch(self.clock(), refuse_all=refuse_all)
         self._roll_window()
         with self.engine.begin() as conn:
-            if self.shared:
-                self._lock_kiosks(conn, messages)
+            # The batch's kiosks read in one query (locked when workers share the stream), not one
+            # round trip each: in a city every message of a batch may be a different gate.
+            self._load_kiosks(conn, messages, lock=self.shared)
             for topic, payload, retained, *arrived in messages:
                 batch.arrived_ms = arrived[0] if arrived else batch.received_ms
                 self._one_message(conn, topic, payload, retained, batch)
@@ -354,8 +356,7 @@ class Ingest:
             for start in range(0, len(batch.rows), self.batch):
                 conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
             batch.alerts = alerts.record(conn, batch.rows, batch.kiosk_codes)
-            for state in batch.touched.values():
-                self._write_kiosk(conn, state)
+            self._write_kiosks(conn, list(batch.touched.values()))
             health.note(conn, seen=batch.seen, statuses=batch.statuses, at=batch.received_at)
             fresh = self._fresh(batch.incidents)
             if fresh:
@@ -807,21 +808,31 @@ class Ingest:
 
     # --- writes and lookups ------------------------------------------------------------------------
 
-    def _write_kiosk(self, conn, state: KioskState) -> None:
-        if state.dirty:
-            # Compare-and-set: the row moves only forward from what this worker read. A worker whose
+    def _write_kiosks(self, conn, states: list[KioskState]) -> None:
+        """Move the kiosks' ``acked_seq`` and ``last_hash`` on, all in one statement executed for many
+        (psycopg pipelines it: one round trip, not one per gate), in id order (two workers never wait
+        on each other in a circle), and their clocks."""
+        dirty = sorted((state for state in states if state.dirty), key=lambda state: state.id)
+        if dirty:
+            # Compare-and-set: each row moves only forward from what this worker read. A worker whose
             # view is stale (another stored the kiosk's events since) matches no row, and its whole
             # transaction is rolled back, so two workers never move acked_seq backwards nor store
             # one seq twice (the event table's partitions cannot hold a unique (kiosk, seq) alone).
             moved = conn.execute(
                 KIOSK.update()
-                .where(KIOSK.c.id == state.id, KIOSK.c.acked_seq == state.read)
-                .values(acked_seq=state.acked, last_hash=state.last_hash)
+                .where(KIOSK.c.id == sa.bindparam("k_id"), KIOSK.c.acked_seq == sa.bindparam("k_read"))
+                .values(acked_seq=sa.bindparam("k_acked"), last_hash=sa.bindparam("k_hash")),
+                [{"k_id": s.id, "k_read": s.read, "k_acked": s.acked, "k_hash": s.last_hash} for s in dirty],
             ).rowcount
-            if moved != 1:
-                raise StaleKiosk(f"kiosk {state.id}'s acked_seq is no longer {state.read}")
-            state.read = state.acked
-            state.dirty = False
+            if moved != len(dirty):
+                raise StaleKiosk(f"{len(dirty) - moved} of kiosks {[s.id for s in dirty]} moved on since they were read")
+            for state in dirty:
+                state.read = state.acked
+                state.dirty = False
+        for state in states:
+            self._write_clocks(conn, state)
+
+    def _write_clocks(self, conn, state: KioskState) -> None:
         for boot, clock in state.clocks.items():
             if not clock.dirty:
                 continue
@@ -833,20 +844,33 @@ class Ingest:
                 clock.known = True
             clock.dirty = False
 
-    def _lock_kiosks(self, conn, messages: list[tuple[str, bytes, bool]]) -> None:
-        """Lock the rows of the kiosks in this batch, in one order (no deadlock between workers),
-        and read them afresh: another worker may have stored their events since."""
-        self._kiosks.clear()
+    def _load_kiosks(self, conn, messages: list[tuple], *, lock: bool) -> None:
+        """Read the batch's kiosks not known yet in one query. With ``lock`` (workers share the
+        stream) every kiosk of the batch is read afresh and its row locked, in id order (no deadlock
+        between workers): another worker may have stored its events since."""
+        if lock:
+            self._kiosks.clear()
         keys = set()
         for topic, *_rest in messages:
             try:
                 _kind, school, kiosk = self.topics.parse(topic)
             except protocol.ProtocolError:
                 continue
-            if kiosk is not None:
+            if kiosk is not None and (school, kiosk) not in self._kiosks:
                 keys.add((school, kiosk))
-        for school, kiosk in sorted(keys):
-            self._kiosk(conn, school, kiosk, lock=True)
+        if not keys:
+            return
+        stmt = (
+            sa.select(SCHOOL.c.code.label("school"), SCHOOL.c.id.label("school_id"), KIOSK.c.code.label("kiosk"), KIOSK.c.id,
+                      KIOSK.c.secret, KIOSK.c.acked_seq, KIOSK.c.last_hash)
+            .join(SCHOOL, SCHOOL.c.id == KIOSK.c.school_id)
+            .where(sa.tuple_(SCHOOL.c.code, KIOSK.c.code).in_(sorted(keys)))
+            .order_by(KIOSK.c.id)
+        )
+        for row in conn.execute(stmt.with_for_update(of=KIOSK) if lock else stmt):
+            self._schools[row.school] = row.school_id
+            self._kiosks[row.school, row.kiosk] = KioskState(
+                row.id, row.school_id, bytes.fromhex(row.secret), row.acked_seq, row.last_hash)
 
     def _school_id(self, conn, code: str) -> int | None:
         if code not in self._schools:

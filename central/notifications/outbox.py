@@ -284,12 +284,14 @@ def _guardian_id(ref: str | None) -> int | None:
     return int(ref[1:]) if ref and ref.startswith("g") and ref[1:].isdigit() else None
 
 
-def happenings_of(session: Session, school: School, events: list[ChildLeft]) -> list[Happening]:
+def happenings_of(session: Session, school: School, events: list[ChildLeft], *, ids: dict[str, int] | None = None) -> list[Happening]:
     """The happenings a batch of stored gate events calls for: a pickup (and the one-time code it used), a
-    walk-out, a check-in, a barred person's attempt."""
-    numbers = {e.student for e in events if e.student}
-    ids = dict(session.exec(select(Student.student_no, Student.id).where(
-        Student.school_id == school.id, col(Student.student_no).in_(numbers))).all()) if numbers else {}
+    walk-out, a check-in, a barred person's attempt. ``ids``: the school's student numbers -> ids, when
+    the caller read them already (for many schools at once)."""
+    if ids is None:
+        numbers = {e.student for e in events if e.student}
+        ids = dict(session.exec(select(Student.student_no, Student.id).where(
+            Student.school_id == school.id, col(Student.student_no).in_(numbers))).all()) if numbers else {}
     found = []
     for e in events:
         student_id = ids.get(e.student)
@@ -357,10 +359,21 @@ def enqueue_gate_events(session: Session, *, events: list[ChildLeft], now: datet
     for e in events:
         by_school.setdefault(e.school_id, []).append(e)
     incidents = 0
+    # The schools and their children's ids in one query each, not two a school: in a city one batch of
+    # the ingest holds events of hundreds of schools, and this runs before the batch is acked.
+    schools = {school.id: school for school in session.exec(select(School).where(col(School.id).in_(by_school)))}
+    numbers = {e.student for e in events if e.student}
+    ids: dict[int, dict[str, int]] = {school_id: {} for school_id in by_school}
+    if numbers:
+        for school_id, number, student_id in session.exec(
+            select(Student.school_id, Student.student_no, Student.id)
+            .where(col(Student.school_id).in_(by_school), col(Student.student_no).in_(numbers))
+        ):
+            ids[school_id][number] = student_id
     for school_id, some in by_school.items():
-        school = session.get(School, school_id)
+        school = schools.get(school_id)
         if school is not None:
-            happenings = happenings_of(session, school, some)
+            happenings = happenings_of(session, school, some, ids=ids[school_id])
             rows += guardian_rows(session, school=school, happenings=happenings, now=now)
             incidents += _barred_incidents(session, school=school, happenings=happenings, now=now)
     new = store(session, rows) + incidents

@@ -106,11 +106,11 @@ def test_a_replayed_seq_with_other_content_is_a_conflict(world):
 def database_gone(ingest, monkeypatch):
     """While inside: the ingest's write of a kiosk's state fails as a database that went away does."""
 
-    def broken(conn, state):
+    def broken(conn, states):
         raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest, "_write_kiosk", broken)
+        patch.setattr(ingest, "_write_kiosks", broken)
         yield
 
 

@@ -128,8 +128,8 @@ def test_a_resent_event_collides_and_an_update_cannot_give_two_events_one_seq_or
             conn.execute(sa.text("UPDATE event SET feed_pos = 1 WHERE seq = 2"))
 
 
-def _signed(seq: int, prev: str, at: datetime, **fields) -> dict:
-    return protocol.new_event(school="s1", kiosk="k1", seq=seq, prev=prev, at=at, kind="checkin",
+def _signed(seq: int, prev: str, at: datetime, kiosk: str = "k1", **fields) -> dict:
+    return protocol.new_event(school="s1", kiosk=kiosk, seq=seq, prev=prev, at=at, kind="checkin",
                               secret=bytes.fromhex(SECRET), **fields)
 
 
@@ -153,6 +153,31 @@ def test_two_workers_racing_on_one_kiosk_store_every_seq_once_across_months(pg):
     assert [tuple(r) for r in rows] == [(1, 1), (2, 1), (3, 1)] and duplicated == 0
     assert acked == 3 and acks[-1]["upto"] == 3
     assert set(_where(pg)) == {"event_p202612", "event_p202701"}
+
+
+def test_a_batch_with_one_stale_kiosk_among_fresh_ones_is_stored_again_with_every_seq_once(pg):
+    """The kiosks of a batch move on in one statement: one kiosk moved on by another worker fails the
+    whole batch (not only that kiosk's row), which is read afresh and stored again."""
+    partitions.ensure(pg, ahead=1, now=NOW)
+    with Session(pg) as session:
+        services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k2", secret=SECRET)
+    acks: list[dict] = []
+    publish = lambda topic, payload: acks.append(json.loads(payload)) if topic.endswith("/ack") else None  # noqa: E731
+    first, second = (Ingest(pg, topics=TOPICS, publish=publish) for _ in range(2))
+    one, other = _signed(1, "", NOW), _signed(1, "", NOW, kiosk="k2")
+    first.process([(TOPIC, protocol.canonical_json(one), False), (TOPICS.events("s1", "k2"), protocol.canonical_json(other), False)])
+    two = _signed(2, protocol.event_hash(one), NOW)
+    second.process([(TOPIC, protocol.canonical_json(two), False)])  # first's view of k1 is stale now
+    again = _signed(2, protocol.event_hash(one), NOW + timedelta(days=40))  # k1's seq 2 again, another month
+    next_other = _signed(2, protocol.event_hash(other), NOW, kiosk="k2")
+    first.process([(TOPIC, protocol.canonical_json(again), False), (TOPICS.events("s1", "k2"), protocol.canonical_json(next_other), False)])
+    with pg.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT k.code, e.seq, count(*) FROM event e JOIN kiosk k ON k.id = e.kiosk_id GROUP BY 1, 2 ORDER BY 1, 2")).all()
+        acked = dict(conn.execute(sa.text("SELECT code, acked_seq FROM kiosk")).all())
+    assert [tuple(r) for r in rows] == [("k1", 1, 1), ("k1", 2, 1), ("k2", 1, 1), ("k2", 2, 1)]
+    assert acked == {"k1": 2, "k2": 2}
+    assert {(a["kiosk"], a["upto"]) for a in acks[-2:]} == {("k1", 2), ("k2", 2)}
 
 
 def test_the_command_makes_months_ahead_and_archives_past_retention(pg, monkeypatch):
