@@ -224,6 +224,17 @@ def test_the_open_roster_follows_the_gate_without_reload_and_survives_a_restart(
     page.wait_for_selector(row(page, child2, "on_site"), timeout=15000)
     page.wait_for_selector("#live-state.ok")
     assert page.evaluate("window.notReloaded") is True
+
+    # The roster the stream sent (rendered once for every page alike) carries this page's own form token:
+    # a child's absence excused from it is accepted, and the page shows it.
+    assert len(school.families) >= 4
+    child4 = school.families[2][0]
+    form = page.locator(f'#live tr[data-student="{child4}"] form.excuse')
+    form.locator('input[name="note"]').fill("家长来电：发烧")
+    with page.expect_navigation():
+        form.locator("button").click()
+    assert "家长来电：发烧" in page.inner_text(f'#live tr[data-student="{child4}"]')
+    assert page.locator(f'#live tr[data-student="{child4}"] .excused').count() == 1
     page.close()
 
 
