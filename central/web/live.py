@@ -17,6 +17,8 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from central.core.events import AbsenceExcused, DomainEvents, FeedAdvanced
 
 
@@ -83,25 +85,19 @@ class Shared:
             found = self._made.get(key)
         return found[1] if found and found[0] > time.monotonic() else None
 
-    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """Made, or made now by this caller, or by another caller this one waits for (a worker thread)."""
+    def _claim(self, key: Hashable) -> tuple[Any, Future | None, bool]:
+        """(fresh value or None, the future to wait for or to fulfil, whether this caller makes it)."""
         with self._lock:
             found = self._made.get(key)
             if found and found[0] > time.monotonic():
-                return found[1]
+                return found[1], None, False
             future = self._making.get(key)
-            mine = future is None
-            if mine:
+            if future is None:
                 future = self._making[key] = Future()
-        if not mine:
-            return future.result()
-        try:
-            value = make()
-        except BaseException as exc:
-            with self._lock:
-                del self._making[key]
-            future.set_exception(exc)
-            raise
+                return None, future, True
+            return None, future, False
+
+    def _keep(self, key: Hashable, future: Future, value: Any) -> None:
         with self._lock:
             del self._making[key]
             self.renders += 1
@@ -111,4 +107,50 @@ class Shared:
             if len(self._made) < self.keep and value is not None:
                 self._made[key] = (now + self.ttl, value)
         future.set_result(value)
-        return value
+
+    def _drop(self, key: Hashable, future: Future, exc: BaseException) -> None:
+        with self._lock:
+            del self._making[key]
+        if isinstance(exc, Exception):
+            future.set_exception(exc)
+        else:  # the maker's page went away meanwhile: the waiters make it themselves
+            future.set_result(None)
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """Made, or made now by this caller, or by another caller this one waits for (a worker thread)."""
+        while True:
+            value, future, mine = self._claim(key)
+            if future is None:
+                return value
+            if not mine:
+                value = future.result()
+                if value is not None:
+                    return value
+                continue
+            try:
+                value = make()
+            except BaseException as exc:
+                self._drop(key, future, exc)
+                raise
+            self._keep(key, future, value)
+            return value
+
+    async def aget(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``get`` for a page's loop: the maker renders in a worker thread, the other pages wait in the loop
+        (a thousand pages woken by one tap hold no thread while one renders for them all)."""
+        while True:
+            value, future, mine = self._claim(key)
+            if future is None:
+                return value
+            if not mine:
+                value = await asyncio.wrap_future(future)
+                if value is not None:
+                    return value
+                continue
+            try:
+                value = await run_in_threadpool(make)
+            except BaseException as exc:
+                self._drop(key, future, exc)
+                raise
+            self._keep(key, future, value)
+            return value

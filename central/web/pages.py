@@ -269,14 +269,19 @@ def _stream(request: Request, school_id: int, key: tuple, fragment: Callable[[],
         try:
             yield "retry: 1000\n\n"
             check = False  # checked as the stream opened
+            last = None
             while True:
                 entry[1].clear()  # before reading: a change during the read wakes the next round
                 if check and not await run_in_threadpool(logged_in):  # logged out meanwhile, or the login expired
                     yield "event: logout\ndata: {}\n\n"
                     return
                 which = (*key, hub.generation(school_id))
-                data, head = shared.peek(which) or await run_in_threadpool(shared.get, which, made)
-                yield f"id: {head}\nevent: roster\ndata: {data.replace(CSRF_SLOT, csrf)}\n\n"
+                data, head = await shared.aget(which, made)
+                if data == last:
+                    yield ":\n\n"  # nothing new this round (a comment keeps the connection alive)
+                else:
+                    last = data
+                    yield f"id: {head}\nevent: roster\ndata: {data.replace(CSRF_SLOT, csrf)}\n\n"
                 try:
                     # Not all at once: pages opened together would otherwise refresh (and check their
                     # logins) together every round, and a tap then would wait behind them all.

@@ -46,3 +46,19 @@ def test_a_change_makes_a_new_key_and_a_failed_render_is_not_kept():
     except RuntimeError:
         pass
     assert shared.peek(("rollcall", 5, 9)) is None and shared.get(("rollcall", 5, 9), lambda: ("again", 3)) == ("again", 3)
+
+
+def test_pages_in_the_loop_wait_without_a_thread_and_share_one_render():
+    import asyncio
+
+    shared, calls = Shared(ttl=60), []
+
+    def make():
+        calls.append(1)
+        return ("<table/>", 3)
+
+    async def pages():
+        return await asyncio.gather(*(shared.aget(("teacher", 2, 1), make) for _ in range(200)))
+
+    assert asyncio.run(pages()) == [("<table/>", 3)] * 200
+    assert calls == [1]

@@ -25,6 +25,8 @@ PAGES = [
     ("principal", "/rollcall"),
     ("principal", "/admin/kiosks"),
     ("principal", "/admin/safety"),
+    ("principal", "/admin/import"),
+    ("principal", "/admin/enrollments"),
     ("principal", "/"),
     ("parent", "/guardian"),
     ("district", "/district"),
