@@ -27,6 +27,7 @@ PAGES = [
     ("principal", "/admin/safety"),
     ("principal", "/admin/import"),
     ("principal", "/admin/enrollments"),
+    ("principal", "/charts/attendance"),
     ("principal", "/"),
     ("parent", "/guardian"),
     ("district", "/district"),
