@@ -78,6 +78,11 @@ class ImportResult:
 # --- reading ------------------------------------------------------------------------------
 
 
+def read_rows(path: Path) -> list[list[str]]:
+    """The cells of a CSV, XLSX or XLS file (its first sheet) as text, header first: what the import reads."""
+    return _read_rows(path)
+
+
 def _read_rows(path: Path) -> list[list[str]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import random
+import re
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -35,7 +37,7 @@ from central.schools import registry
 from central.schools.models import School
 from central.web import roster as live_roster
 from central.web import session as web_session
-from central.web.live import Hub
+from central.web.live import Hub, Shared
 
 HERE = Path(__file__).resolve().parent
 #: how long a live page's stream waits for a change before it sends the roster again anyway (the clock
@@ -69,6 +71,8 @@ class LoginNeeded(Exception):
 def install(app: FastAPI) -> None:
     """Mount the pages on central's app: routes, static files, the session cookie, the live hub."""
     app.state.live = Hub().attach(app.state.events)
+    app.state.live_shared = Shared()
+    app.state.live_logins = Shared(ttl=5.0, keep=4096)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(PageError, _page_error)
@@ -237,32 +241,70 @@ def excuse(
     return RedirectResponse(f"/teacher?school={quote(row.code)}", status_code=303)
 
 
-def _stream(request: Request, school_id: int, fragment) -> StreamingResponse:
+#: where a shared rendering of a roster has the page's own form token (central/web/live.py ``Shared``)
+CSRF_SLOT = "@@csrf-slot@@"
+INDENT = re.compile(r"\n\s+")
+
+
+def _stream(request: Request, school_id: int, key: tuple, fragment: Callable[[], tuple[str, int]],
+            logged_in: Callable[[], bool]) -> StreamingResponse:
     """Server-Sent Events: the fragment now, then again at every change of the school's roster (or every
     REFRESH_SECONDS). A browser that lost the stream reconnects by itself and is sent the whole fragment
-    first, so it has missed nothing; ``id`` is the school's feed head it shows."""
+    first, so it has missed nothing; ``id`` is the school's feed head it shows.
+
+    ``fragment`` is made once for all the open pages of one ``key`` and the school's generation (``Shared``),
+    with CSRF_SLOT where each page's own token goes. The login is checked at each REFRESH_SECONDS round (not
+    at each change: a tap wakes every open page at once): a page of a login that ended gets ``logout``."""
     hub: Hub = request.app.state.live
+    shared: Shared = request.app.state.live_shared
+    csrf = request.session.get("csrf", "")
+
+    def made() -> tuple[str, int]:
+        html, head = fragment()
+        # Sent to every open page: no indentation, and Chinese as UTF-8 (not six bytes of \\uXXXX a character).
+        return json.dumps({"html": INDENT.sub("\n", html)}, ensure_ascii=False), head
 
     async def stream() -> AsyncIterator[str]:
         entry = hub.watch(school_id)
         try:
             yield "retry: 1000\n\n"
+            check = False  # checked as the stream opened
+            last = None
             while True:
                 entry[1].clear()  # before reading: a change during the read wakes the next round
-                shown = await run_in_threadpool(fragment)
-                if shown is None:  # logged out meanwhile, or the login expired
+                if check and not await run_in_threadpool(logged_in):  # logged out meanwhile, or the login expired
                     yield "event: logout\ndata: {}\n\n"
                     return
-                html, head = shown
-                yield f"id: {head}\nevent: roster\ndata: {json.dumps({'html': html})}\n\n"
+                which = (*key, hub.generation(school_id))
+                data, head = await shared.aget(which, made)
+                if data == last:
+                    yield ":\n\n"  # nothing new this round (a comment keeps the connection alive)
+                else:
+                    last = data
+                    yield f"id: {head}\nevent: roster\ndata: {data.replace(CSRF_SLOT, csrf)}\n\n"
                 try:
-                    await asyncio.wait_for(entry[1].wait(), timeout=REFRESH_SECONDS)
+                    # Not all at once: pages opened together would otherwise refresh (and check their
+                    # logins) together every round, and a tap then would wait behind them all.
+                    await asyncio.wait_for(entry[1].wait(), timeout=REFRESH_SECONDS * random.uniform(0.75, 1.25))
+                    check = False
                 except TimeoutError:
-                    pass
+                    check = True
         finally:
             hub.forget(school_id, entry)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _logged_in(request: Request, engine) -> Callable[[], bool]:
+    """Whether the page's login still holds: asked once for all the pages of one session every few seconds."""
+    token = request.session.get("token", "")
+    logins: Shared = request.app.state.live_logins
+
+    def check() -> bool:
+        with Session(engine) as db:
+            return web_session.principal(request, db) is not None
+
+    return lambda: logins.get(("login", token), check)
 
 
 @router.get("/teacher/live")
@@ -276,20 +318,23 @@ async def teacher_live(request: Request, school: Annotated[str | None, Query(max
             return principal, school_of(db, principal, school)
 
     principal, row = await run_in_threadpool(open_)
+    excusable = principal.role in (Role.TEACHER, Role.SCHOOL_ADMIN)
 
-    def fragment() -> tuple[str, int] | None:
+    def fragment() -> tuple[str, int]:
         with Session(engine) as db:
-            if web_session.principal(request, db) is None:
-                return None
             here = db.get(School, row.id)
             day, rosters = _rosters(db, principal, here, settings)
             html = templates.get_template("_rosters.html").render(
-                _=lambda key, **params: t(key, locale, **params), rosters=rosters, csrf=request.session.get("csrf", ""),
-                school=here, excusable=principal.role in (Role.TEACHER, Role.SCHOOL_ADMIN), now=clock.utcnow(),
+                _=lambda key, **params: t(key, locale, **params), rosters=rosters, csrf=CSRF_SLOT,
+                school=here, excusable=excusable, now=clock.utcnow(),
             )
             return html, here.feed_head
 
-    return _stream(request, row.id, fragment)
+    # What the roster shows depends on the school, whose groups (a teacher's own; every group for the
+    # others), the language and whether the excuse forms are there: pages alike share one rendering.
+    reach = principal.user_id if principal.role is Role.TEACHER else None
+    key = ("teacher", row.id, reach, principal.role.value, excusable, locale)
+    return _stream(request, row.id, key, fragment, _logged_in(request, engine))
 
 
 # --- emergency roll call ----------------------------------------------------------------------------
@@ -323,11 +368,9 @@ async def rollcall_live(request: Request, school: Annotated[str | None, Query(ma
 
     row = await run_in_threadpool(open_)
 
-    def fragment() -> tuple[str, int] | None:
+    def fragment() -> tuple[str, int]:
         with Session(engine) as db:
-            if web_session.principal(request, db) is None:
-                return None
             here = db.get(School, row.id)
             return _render_rollcall(db, here, settings, locale), here.feed_head
 
-    return _stream(request, row.id, fragment)
+    return _stream(request, row.id, ("rollcall", row.id, locale), fragment, _logged_in(request, engine))

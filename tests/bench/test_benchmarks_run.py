@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHES = ["tap_decision", "ingest", "tap_to_central", "gate_to_gate", "dismissal", "kiosk_memory", "scale_out", "notify", "city", "district"]
+BENCHES = ["tap_decision", "ingest", "tap_to_central", "gate_to_gate", "dismissal", "kiosk_memory", "scale_out", "notify", "city", "district", "live_rosters"]
 
 
 @pytest.mark.parametrize("name", BENCHES)

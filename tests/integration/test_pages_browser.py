@@ -163,6 +163,9 @@ def test_login_csrf_and_logout(browser, school, artifacts):
     page.goto(f"{url}/teacher")
     assert page.url == f"{url}/login?next=/teacher"
     page.screenshot(path=str(artifacts / "login-390x844.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=str(artifacts / "login-1280x800.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
     page.fill("#username", "teacher")
     page.fill("#password", "wrong password")
     page.click("button[type=submit]")
@@ -224,6 +227,17 @@ def test_the_open_roster_follows_the_gate_without_reload_and_survives_a_restart(
     page.wait_for_selector(row(page, child2, "on_site"), timeout=15000)
     page.wait_for_selector("#live-state.ok")
     assert page.evaluate("window.notReloaded") is True
+
+    # The roster the stream sent (rendered once for every page alike) carries this page's own form token:
+    # a child's absence excused from it is accepted, and the page shows it.
+    assert len(school.families) >= 4
+    child4 = school.families[2][0]
+    form = page.locator(f'#live tr[data-student="{child4}"] form.excuse')
+    form.locator('input[name="note"]').fill("家长来电：发烧")
+    with page.expect_navigation():
+        form.locator("button").click()
+    assert "家长来电：发烧" in page.inner_text(f'#live tr[data-student="{child4}"]')
+    assert page.locator(f'#live tr[data-student="{child4}"] .excused').count() == 1
     page.close()
 
 
@@ -242,4 +256,36 @@ def test_the_roll_call_is_live_and_printable(browser, school, artifacts):
     page.screenshot(path=str(artifacts / "rollcall-1280x800.png"), full_page=True)
     page.emulate_media(media="print")
     assert not page.locator("header.bar").is_visible()  # the printed sheet: no top bar, no buttons
+    page.close()
+
+
+def test_the_admin_imports_a_roster_on_the_page_and_reviews_the_enrollment_queue(browser, school, artifacts, tmp_path):
+    """/admin/import: a file chosen in the browser, previewed (nothing written), confirmed; then /admin/enrollments."""
+    students = tmp_path / "学生.csv"
+    students.write_text("学号,姓名,年级,班级,卡号\nP-NEW-1,页面新生,一年级,9班,04ABCDEF01\n", encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    url = school.central.url
+    log_in(page, url, user="principal", lands="/admin/import")
+    page.set_input_files('input[name="students"]', str(students))
+    with page.expect_navigation():
+        page.click("#import-preview-button")
+    assert page.inner_text('dd[data-count="students_created"]') == "1" and "页面新生" in page.inner_text("#import-preview")
+    page.screenshot(path=str(artifacts / "admin-import-1280x800.png"), full_page=True)
+    with page.expect_navigation():
+        page.click("#import-confirm")
+    page.wait_for_selector("#import-done")
+    # The gates' roster follows: the new child is on the gate (not enrolled yet: enrollment is the way in).
+    wait_for(lambda: "P-NEW-1" in school.gate.roster.students, timeout=10, what="the imported child in the gate's roster")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts / "admin-import-390x844.png"), full_page=True)
+    page.goto(f"{url}/admin/enrollments")
+    page.wait_for_selector("#notice")
+    page.screenshot(path=str(artifacts / "admin-enrollments-390x844.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=str(artifacts / "admin-enrollments-1280x800.png"), full_page=True)
+    page.goto(f"{url}/charts/attendance")  # today's session drawn (the children tapped in above)
+    page.wait_for_selector("#attendance-chart g[data-day]")
+    page.screenshot(path=str(artifacts / "charts-attendance-1280x800.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts / "charts-attendance-390x844.png"), full_page=True)
     page.close()

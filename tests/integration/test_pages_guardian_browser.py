@@ -11,10 +11,12 @@ from sgtest import wait_for
 from sqlmodel import Session, col, select
 
 from central.admin import create_user
+from central.core.audit import AuditLog
 from central.core.db import make_engine
 from central.demo import DEMO_GUARD_CARD
 from central.programme import enrollment
 from central.programme.models import Enrollment
+from central.safety.models import SafetyReview
 from central.schools.models import Card, Guardian, GuardianLink, School, Student
 
 from .test_pages_browser import PASSWORD, artifacts, browser, log_in, school  # noqa: F401  (fixtures)
@@ -114,7 +116,8 @@ def test_the_admins_gate_page(browser, school, artifacts):
 
 
 def test_the_district_and_safety_pages(browser, school, artifacts):
-    """Screenshots of /district and /admin/safety (a refused pickup on the list), acknowledged from the page."""
+    """Screenshots of /district and /admin/safety; a barred guardian refused at the gate is on the list first, the
+    principal acknowledges it on the page and the audit log names them and the time."""
     create_user(school.settings, username="district", password=PASSWORD, role="district")
     url = school.central.url
     assert school.tap("04BADBADBAD001").outcome == "unknown_card"  # a card nobody holds: an item of the list
@@ -125,16 +128,31 @@ def test_the_district_and_safety_pages(browser, school, artifacts):
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(artifacts / "district-390x844.png"), full_page=True)
     page.close()
+    # A barred guardian at the gate (a custody order): their card, then the child's — refused loudly.
+    barred = next(g for g in school.gate.roster.guardians.values() if g.links and g.cards and all(link.barred for link in g.links))
+    child = school.gate.roster.students[barred.links[0].student]
+    assert school.tap(barred.cards[0]).outcome == "guardian_barred"
+    assert school.tap(child.cards[0]).outcome == "pickup_barred"
     page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     log_in(page, url, user="principal", lands="/admin/safety")
-    wait_for(lambda: page.reload() is not None and page.locator('section.item[data-kind="unknown_card"]').count() > 0, timeout=10,
-             what="the unknown card on the safety list")
+    wait_for(lambda: page.reload() is not None and page.locator('section.item[data-kind="pickup_refused"]').count() > 0, timeout=10,
+             what="the barred attempt on the safety list")
+    assert page.locator("section.item").first.get_attribute("data-kind") == "pickup_refused"  # barred first
     page.screenshot(path=str(artifacts / "admin-safety-1280x800.png"), full_page=True)
-    item = page.locator('section.item[data-kind="unknown_card"]').first
-    item.locator('input[name="note"]').fill("已核实：访客卡")
+    item = page.locator('section.item[data-kind="pickup_refused"]').first
+    key = item.get_attribute("data-item")
+    item.locator('input[name="note"]').fill("已核实：法院禁令，已通知监护人")
     with page.expect_navigation():
         item.locator('button[value="acknowledge"]').click()
-    assert page.locator('section.item[data-kind="unknown_card"][data-state="acknowledged"]').count() >= 1
+    assert page.locator(f'section.item[data-item="{key}"][data-state="acknowledged"]').count() == 1
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(artifacts / "admin-safety-390x844.png"), full_page=True)
     page.close()
+    # The audit log says who acknowledged it and when.
+    engine = make_engine(school.settings.sqlalchemy_url)
+    with Session(engine) as db:
+        logged = db.exec(select(AuditLog).where(col(AuditLog.entity).like("safety_review:%"))).all()
+        step = db.exec(select(SafetyReview).where(SafetyReview.item == key)).one()
+    engine.dispose()
+    assert [(row.actor, key in row.after, "已核实：法院禁令" in row.after) for row in logged] == [("user:principal", True, True)]
+    assert (step.by, step.step) == ("user:principal", "acknowledge") and logged[0].at >= step.at  # who, and when
