@@ -188,11 +188,18 @@ class _Made(NamedTuple):
 
 
 def _postings(statement: Statement | _Made) -> list[ledger.Posting]:
-    """P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue."""
+    """P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue,
+    and a P7.4 refund the statement already holds (the child left before the month was billed) as
+    ``grant_refund`` books one found later: fee income given back, off what the family owes (nothing
+    can have been paid on a statement not yet issued). So the ledger's fee income is the issued
+    statements' charges less their refunds, however the refund came."""
     out = []
     if statement.charge_fen > 0:
         out.append(ledger.Posting("statement", statement.reference, memo=statement.month, lines=[
             ledger.Line("receivable", statement.charge_fen), ledger.Line("fee_income", credit_fen=statement.charge_fen)]))
+    if statement.refund_fen > 0:
+        out.append(ledger.Posting("refund", statement.reference, memo=statement.withdrawn_on.isoformat(), lines=[
+            ledger.Line("fee_income", statement.refund_fen), ledger.Line("receivable", credit_fen=statement.refund_fen)]))
     if statement.subsidy_fen > 0:
         out.append(ledger.Posting("subsidy", statement.reference, memo=statement.month, lines=[
             ledger.Line("subsidy_receivable", statement.subsidy_fen),
