@@ -9,6 +9,7 @@ the figures time billing and reconciliation only. Targets: the district month �
 day ≤ 1 s.
 
     python -m bench.district            # 100 schools × 1,000 children, 22 service days
+    python -m bench.district --schools 5   # a part of the district: bill_per_school_seconds × 100 estimates it
     python -m bench.district --tiny     # a size that only shows it still works (CI)
 """
 
@@ -19,7 +20,7 @@ import time as timer
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
-from bench.common import available, database, emit, machine, parse_args
+from bench.common import available, database, emit, machine
 
 MONTH = "2030-10"
 ZONE = "Asia/Shanghai"  # UTC+8 all year
@@ -212,8 +213,14 @@ TINY = dict(schools=2, children=40, groups=4, days=3, repeat=1)  # a size that o
 
 
 def main() -> None:
-    args = parse_args(__doc__)
-    run(**TINY) if args.tiny else run()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="run at a size that only shows it works (CI)")
+    parser.add_argument("--schools", type=int, default=100, help="schools in the district (a part of it, to measure per school)")
+    parser.add_argument("--children", type=int, default=1_000, help="children a school")
+    args = parser.parse_args()
+    run(**TINY) if args.tiny else run(schools=args.schools, children=args.children)
 
 
 if __name__ == "__main__":

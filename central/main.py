@@ -57,7 +57,7 @@ from central.kiosks import health, partitions, roster
 from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import ladder, outbox
-from central.web import admin_kiosks, admin_setup, charts, district, family, pages, safety_list
+from central.web import admin_kiosks, admin_setup, charts, district, family, finance, pages, safety_list
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -208,4 +208,5 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app.include_router(charts.router)  # /charts/attendance
     app.include_router(district.router)  # /district
     app.include_router(safety_list.router)  # /admin/safety
+    app.include_router(finance.router)  # /finance
     return app

@@ -57,6 +57,7 @@ from central.billing.models import (
     SpendingIn,
 )
 from central.core import clock
+from central.core.bulk import copy_rows
 from central.core.errors import Conflict, Invalid, Missing
 from central.core.i18n import Items, Msg, t
 from central.schools.models import School
@@ -243,8 +244,8 @@ def post_many(session: Session, *, school: School, postings: Sequence[Posting], 
     breaks a rule refuses the lot and nothing is added. Not committed.
 
     On PostgreSQL the rows skip the ORM: their ids are drawn from the sequence in one query and both
-    tables are written by the driver's pipelined ``executemany`` (bench/district.py: the ORM's objects and
-    its multi-row statements cost seconds a school); elsewhere the ORM inserts them."""
+    tables are written with COPY (``bulk.copy_rows``; bench/district.py: the ORM's objects and its
+    multi-row statements cost seconds a school); elsewhere the ORM inserts them."""
     for p in postings:
         check_entry(kind=p.kind, lines=p.lines, category=p.category, ref=p.ref, memo=p.memo, actor=actor)
     if not postings:
@@ -268,17 +269,13 @@ def post_many(session: Session, *, school: School, postings: Sequence[Posting], 
     if session.get_bind().dialect.name == "postgresql":
         ids = [row[0] for row in session.execute(
             sa.text("SELECT nextval(pg_get_serial_sequence('ledger_entry', 'id')) FROM generate_series(1, :n)"), {"n": len(postings)})]
-        raw = session.connection().connection.driver_connection
-        with raw.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ledger_entry (id, school_id, seq, kind, ref, memo, category, reverses_id, actor, at, prev_hash, hash)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s)",
-                [(i, school.id, s, p.kind, p.ref, p.memo, p.category, actor, at, before, digest)
-                 for i, p, (s, before, digest) in zip(ids, postings, chained)])
-            cur.executemany(
-                "INSERT INTO ledger_line (entry_id, line_no, account, debit_fen, credit_fen) VALUES (%s, %s, %s, %s, %s)",
-                [(i, number, line.account, line.debit_fen, line.credit_fen)
-                 for i, p in zip(ids, postings) for number, line in enumerate(p.lines, start=1)])
+        copy_rows(session, "ledger_entry", ("id", "school_id", "seq", "kind", "ref", "memo", "category", "reverses_id", "actor", "at",
+                                            "prev_hash", "hash"),
+                  ((i, school.id, s, p.kind, p.ref, p.memo, p.category, None, actor, at, before, digest)
+                   for i, p, (s, before, digest) in zip(ids, postings, chained)))
+        copy_rows(session, "ledger_line", ("entry_id", "line_no", "account", "debit_fen", "credit_fen"),
+                  ((i, number, line.account, line.debit_fen, line.credit_fen)
+                   for i, p in zip(ids, postings) for number, line in enumerate(p.lines, start=1)))
     else:
         rows = [LedgerEntry(school_id=school.id, seq=s, kind=p.kind, ref=p.ref, memo=p.memo, category=p.category, actor=actor,
                             at=at, prev_hash=before, hash=digest) for p, (s, before, digest) in zip(postings, chained)]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from io import BytesIO
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -40,8 +41,9 @@ from sqlmodel import Session, col, func, select
 from central.accounts.access import Principal, log_child_reads
 from central.billing import ledger, rules
 from central.billing.models import BillingRun, FeePlan, Payment, Statement, StatementPublic
-from central.core import clock
+from central.core import audit, clock
 from central.core.audit import AuditLog
+from central.core.bulk import copy_rows
 from central.core.errors import Conflict, Invalid
 from central.core.i18n import t
 from central.kiosks.models import Event
@@ -172,12 +174,32 @@ def _issue(session: Session, statement: Statement, actor: str) -> list[ledger.Po
     return _postings(statement)
 
 
-def _postings(statement: Statement) -> list[ledger.Posting]:
-    """P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue."""
+class _Made(NamedTuple):
+    """A statement a run wrote past the ORM (PostgreSQL), as much of it as its ledger entries need."""
+
+    id: int
+    student_id: int
+    reference: str
+    month: str
+    charge_fen: int
+    subsidy_fen: int
+    refund_fen: int
+    withdrawn_on: date | None
+
+
+def _postings(statement: Statement | _Made) -> list[ledger.Posting]:
+    """P7.5: the fund's ledger books the charge (and the month's subsidy for the child) with the issue,
+    and a P7.4 refund the statement already holds (the child left before the month was billed) as
+    ``grant_refund`` books one found later: fee income given back, off what the family owes (nothing
+    can have been paid on a statement not yet issued). So the ledger's fee income is the issued
+    statements' charges less their refunds, however the refund came."""
     out = []
     if statement.charge_fen > 0:
         out.append(ledger.Posting("statement", statement.reference, memo=statement.month, lines=[
             ledger.Line("receivable", statement.charge_fen), ledger.Line("fee_income", credit_fen=statement.charge_fen)]))
+    if statement.refund_fen > 0:
+        out.append(ledger.Posting("refund", statement.reference, memo=statement.withdrawn_on.isoformat(), lines=[
+            ledger.Line("fee_income", statement.refund_fen), ledger.Line("receivable", credit_fen=statement.refund_fen)]))
     if statement.subsidy_fen > 0:
         out.append(ledger.Posting("subsidy", statement.reference, memo=statement.month, lines=[
             ledger.Line("subsidy_receivable", statement.subsidy_fen),
@@ -219,7 +241,7 @@ def _local_date(school: School, at: datetime) -> date:
     return clock.as_utc(at).astimezone(clock.zone(school)).date()
 
 
-def exempt_in_month(session: Session, *, school: School, month: Month, students: list[Student]) -> set[int]:
+def exempt_in_month(session: Session, *, school: School, month: Month, students: list[StudentRow]) -> set[int]:
     """P7.3 for the whole month: the children whose family was registered on any day of it.
 
     The flag's history is the audit log of the student's row: its value when the month began is the
@@ -257,7 +279,16 @@ class _Child:
     in_service: set[date]
 
 
-def month_facts(session: Session, *, school: School, month: Month) -> tuple[dict[int, ChildMonth], dict[int, Student]]:
+class StudentRow(NamedTuple):
+    """What billing reads of a child's row."""
+
+    id: int
+    student_no: str
+    name: str
+    poverty_registered: bool
+
+
+def month_facts(session: Session, *, school: School, month: Month) -> tuple[dict[int, ChildMonth], dict[int, StudentRow]]:
     """Every child in the service in ``month`` (on at least one service day), as ``ChildMonth``."""
     group_days: dict[int, set[date]] = defaultdict(set)
     for group_id, day in session.exec(
@@ -265,18 +296,25 @@ def month_facts(session: Session, *, school: School, month: Month) -> tuple[dict
         .where(CareSession.school_id == school.id, CareSession.day >= month.first, CareSession.day <= month.last)
     ):
         group_days[group_id].add(day)
-    by_day: dict[date, set[int]] = defaultdict(set)
-    for group_id, days in group_days.items():
-        for day in days:
-            by_day[day].add(group_id)
     held: dict[int, tuple[int, int, set[date]]] = {}  # enrollment -> (student, group, days it held)
-    for day, groups in sorted(by_day.items()):
-        # The one question every reader of "who is in" asks (programme/models.py), day by day.
-        for eid, student_id, group_id in session.exec(
-            select(Enrollment.id, Enrollment.student_id, Enrollment.group_id)
-            .where(Enrollment.school_id == school.id, col(Enrollment.group_id).in_(sorted(groups)), enrollment_in_service(day))
-        ):
-            held.setdefault(eid, (student_id, group_id, set()))[2].add(day)
+    # The one question every reader of "who is in" asks (programme/models.py), asked of every session
+    # day of the month in one grouped query: per enrollment, the first and the last of its group's
+    # session days it held and how many it held. When that count is every session day of the group
+    # between the two (the case of every enrollment today), those are its days; else its days are read.
+    held_on = (Enrollment.school_id == school.id, CareSession.school_id == school.id, CareSession.day >= month.first,
+               CareSession.day <= month.last, enrollment_in_service(CareSession.day))
+    on_group = (col(CareSession.group_id) == Enrollment.group_id)
+    conn = session.connection()
+    for eid, student_id, group_id, first, last, count in conn.execute(
+        sa.select(Enrollment.id, Enrollment.student_id, Enrollment.group_id, func.min(CareSession.day),
+                  func.max(CareSession.day), func.count(sa.distinct(CareSession.day)))
+        .join(CareSession, on_group).where(*held_on).group_by(Enrollment.id, Enrollment.student_id, Enrollment.group_id)
+    ):
+        days = {day for day in group_days[group_id] if first <= day <= last}
+        if len(days) != count:
+            days = set(conn.execute(sa.select(CareSession.day).distinct().join(Enrollment, on_group)
+                                    .where(Enrollment.id == eid, *held_on)).scalars())
+        held[eid] = (student_id, group_id, days)
     if held:
         # An enrollment is in from the day it became active (an enrollment made before steps were kept has none).
         for eid, at in session.exec(
@@ -294,18 +332,25 @@ def month_facts(session: Session, *, school: School, month: Month) -> tuple[dict
             child.in_service |= days
     if not children:
         return {}, {}
-    students = {s.id: s for s in session.exec(select(Student).where(col(Student.id).in_(list(children))))}
+    # Columns, not Student objects (a thousand a school cost half a second in a district's month).
+    students = {row.id: StudentRow(*row) for row in session.connection().execute(
+        sa.select(Student.id, Student.student_no, Student.name, Student.poverty_registered).where(col(Student.id).in_(list(children))))}
     exempt = exempt_in_month(session, school=school, month=month, students=list(students.values()))
     start, end = utc_range(school, month)
     numbers = {s.student_no: s.id for s in students.values()}
     attended: dict[int, set[date]] = defaultdict(set)
-    for student_no, at in session.exec(
-        select(Event.student, Event.at).where(
-            Event.school_id == school.id, col(Event.at) >= start, col(Event.at) < end,
-            col(Event.kind).in_(ARRIVALS), col(Event.student).in_(list(numbers)),
-        )
-    ):
-        attended[numbers[student_no]].add(_local_date(school, at))
+    arrivals = (Event.school_id == school.id, col(Event.at) >= start, col(Event.at) < end, col(Event.kind).in_(ARRIVALS),
+                col(Event.student).in_(list(numbers)))
+    if session.get_bind().dialect.name == "postgresql":
+        # The school-local dates worked out and made distinct by the database (the zone's rules are
+        # PostgreSQL's tz database, the same IANA rules as zoneinfo's): one row a child and day.
+        local = sa.cast(sa.func.timezone(clock.zone(school).key, Event.at), sa.Date)
+        for student_no, day in session.connection().execute(sa.select(Event.student, local).where(*arrivals)
+                                                            .group_by(Event.student, local)):
+            attended[numbers[student_no]].add(day)
+    else:
+        for student_no, at in session.exec(select(Event.student, Event.at).where(*arrivals)):
+            attended[numbers[student_no]].add(_local_date(school, at))
     # P7.4: a withdrawal by written request, effective inside the month, that left an active enrollment.
     left_active = select(EnrollmentStep.enrollment_id).where(EnrollmentStep.from_state == "active",
                                                             EnrollmentStep.to_state == "withdrawn")
@@ -404,20 +449,34 @@ def bill_month(session: Session, *, school: School, month: Month, cap_fen: int, 
                 run.unchanged += 1
         session.add(row)
         billed.append(row)
-    # The new rows: issued as they are made when the run issues (no second write of each), their ids
-    # drawn from the sequence on PostgreSQL so that the reference goes in with the insert; elsewhere one
-    # flush gives the ids and the references follow.
-    state = {"state": ISSUED, "issued_by": actor, "issued_at": now} if issue else {}
-    made = [Statement(school_id=school.id, month=month.key, billed_by=actor, **worked, **state) for worked in fresh]
-    if made and session.get_bind().dialect.name == "postgresql":
+    # The new rows: issued as they are made when the run issues (no second write of each). On PostgreSQL
+    # they skip the ORM (bench/district.py: a thousand Statement objects and their flush cost about a
+    # second a school): ids drawn from the sequence so that the reference goes in with the insert, the
+    # rows written with COPY, and each logged as the commit logs a row the
+    # ORM made (audit.queue_created). Elsewhere the ORM makes them, one flush gives the ids and the
+    # references follow.
+    state = {"state": ISSUED, "issued_by": actor, "issued_at": now} if issue else {"state": DRAFT, "issued_by": None, "issued_at": None}
+    made: list = []
+    if fresh and session.get_bind().dialect.name == "postgresql":
         ids = session.execute(sa.text("SELECT nextval(pg_get_serial_sequence('statement', 'id')) FROM generate_series(1, :n)"),
-                              {"n": len(made)}).scalars().all()
-        for row, statement_id in zip(made, ids):
-            row.id, row.reference = statement_id, reference(month, statement_id)
-    session.add_all(made)
-    session.flush()
-    for row in made:
-        if row.reference is None:
+                              {"n": len(fresh)}).scalars().all()
+        rows = [{"id": statement_id, "school_id": school.id, "month": month.key, "reference": reference(month, statement_id),
+                 "billed_by": actor, "created_at": now, "updated_at": now, **worked, **state}
+                for worked, statement_id in zip(fresh, ids)]
+        if set(rows[0]) != set(Statement.model_fields):  # a column added to Statement must be written here too
+            raise AssertionError(f"statement columns: {sorted(set(Statement.model_fields) ^ set(rows[0]))}")
+        session.flush()  # what the ORM holds goes first, as its own flush would have sent it
+        names = list(rows[0])
+        copy_rows(session, "statement", names, (tuple(row[name] for name in names) for row in rows))
+        for row in rows:
+            audit.queue_created(session, "statement", row)
+        made = [_Made(row["id"], row["student_id"], row["reference"], row["month"], row["charge_fen"], row["subsidy_fen"],
+                      row["refund_fen"], row["withdrawn_on"]) for row in rows]
+    elif fresh:
+        made = [Statement(school_id=school.id, month=month.key, billed_by=actor, **worked, **state) for worked in fresh]
+        session.add_all(made)
+        session.flush()
+        for row in made:
             row.reference = reference(month, row.id)
     if issue:
         drafts = [row for row in billed if row.state == DRAFT]
@@ -502,25 +561,27 @@ def list_statements(session: Session, *, school: School, month: Month, principal
                     outstanding_only: bool = False) -> list[StatementPublic]:
     """The month's statements by student number, with what was paid and where each stands. A member of
     staff's read of the children's records is logged (``principal``)."""
-    rows = session.exec(
-        select(Statement, Student).join(Student, col(Student.id) == Statement.student_id)
+    # Columns, not ORM objects: a district's month reads a thousand statements a school (bench/district.py).
+    rows = session.execute(
+        sa.select(*Statement.__table__.columns, Student.student_no.label("student"), Student.name.label("name"))
+        .join(Student, col(Student.id) == Statement.student_id)
         .where(Statement.school_id == school.id, Statement.month == month.key).order_by(Student.student_no)
-    ).all()
-    paid = paid_by_statement(session, [s.id for s, _ in rows])
+    ).mappings().all()
+    paid = paid_by_statement(session, [row["id"] for row in rows])
     out = []
-    for row, student in rows:
-        money = settle(charge_fen=row.charge_fen, refund_fen=row.refund_fen, paid_fen=paid.get(row.id, 0))
-        if outstanding_only and (row.state != ISSUED or money.balance_fen == 0):
+    for row in rows:
+        money = settle(charge_fen=row["charge_fen"], refund_fen=row["refund_fen"], paid_fen=paid.get(row["id"], 0))
+        if outstanding_only and (row["state"] != ISSUED or money.balance_fen == 0):
             continue
-        out.append(StatementPublic.model_validate(row, update={
-            "student": student.student_no, "name": student.name, "paid_fen": paid.get(row.id, 0),
-            "balance_fen": money.balance_fen, "refund_payable_fen": money.refund_payable_fen,
-            "overpaid_fen": money.overpaid_fen,
+        out.append(StatementPublic.model_validate({
+            **row, "paid_fen": paid.get(row["id"], 0), "balance_fen": money.balance_fen,
+            "refund_payable_fen": money.refund_payable_fen, "overpaid_fen": money.overpaid_fen,
         }))
-    if principal is not None:
-        shown = {s.student for s in out}
-        log_child_reads(session, principal=principal, students=[st for _, st in rows if st.student_no in shown],
-                        what="statements")
+    if principal is not None and out:
+        out_ids = {s.id for s in out}
+        shown = {row["student_id"] for row in rows if row["id"] in out_ids}
+        students = session.exec(select(Student).where(col(Student.id).in_(shown)).order_by(Student.student_no)).all()
+        log_child_reads(session, principal=principal, students=list(students), what="statements")
     return out
 
 

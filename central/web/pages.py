@@ -201,7 +201,7 @@ def home(request: Request, db: DbDep) -> Response:
     return render(request, "home.html", principal=principal, roster=principal.role in ROSTER_ROLES,
                   rollcall=principal.role in ROLLCALL_ROLES, family=principal.role is Role.GUARDIAN, district=principal.role is Role.DISTRICT,
                   kiosks=principal.role in (Role.SCHOOL_ADMIN, Role.DISTRICT) and bool(principal.school_code),
-                  safety=principal.role is Role.SCHOOL_ADMIN)
+                  safety=principal.role is Role.SCHOOL_ADMIN, finance=principal.role in accounts.POVERTY_READERS and bool(principal.school_code))
 
 
 # --- the teacher's live roster ------------------------------------------------------------------

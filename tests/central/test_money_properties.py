@@ -164,3 +164,36 @@ def test_the_staff_split_sums_exactly_to_the_share(fee, subsidy, percent, period
     for name, p in periods.items():
         assert abs(split[name] * total - pool * p) < total  # each within a fen of their exact part
         assert p or split[name] == 0
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(kids=st.lists(st.tuples(st.booleans(), st.none() | st.sampled_from(DAYS[1:])), min_size=1, max_size=6),
+       plan=plans, cap=st.integers(0, 12_000))
+def test_the_ledgers_fee_income_is_the_statements_charge_less_refund_when_children_left_before_the_month_was_billed(
+        engine, kids, plan, cap):
+    # Each kid: (exempt, first day out or None). A child that left by written request before the month
+    # was billed has its P7.4 refund on its statement from the start; issuing books it with the charge.
+    kind, amount = plan
+    with Session(engine) as session:
+        session.info["actor"] = "finance"
+        school, students = _school_month(session, kids=[{"exempt": exempt, "attended": frozenset(DAYS[:2])}
+                                                        for exempt, _ in kids], kind=kind, amount=amount)
+        for student, (_, out) in zip(students, kids):
+            if out is None:
+                continue
+            enrollment = session.exec(select(Enrollment).where(Enrollment.student_id == student.id)).one()
+            enrollment.state, enrollment.withdrawn_on, enrollment.withdrawal_request = "withdrawn", out, "家长书面申请"
+            session.add(enrollment)
+            session.add(EnrollmentStep(enrollment_id=enrollment.id, from_state="active", to_state="withdrawn", actor="t",
+                                       at=ACTIVE_SINCE))
+        session.commit()
+        run = bill_month(session, school=school, month=SEPTEMBER, cap_fen=cap, subsidy=rules.Subsidy(), actor="finance",
+                         issue=True)
+        # 8 service days; out from DAYS[k]: DAYS[k:] are given back on a monthly plan — 8 - k of 8 days
+        for s, (_, out) in zip(run.statements, kids):
+            left = 0 if out is None else len(DAYS) - DAYS.index(out)
+            assert s.refund_fen == (s.charge_fen * left // len(DAYS) if kind is rules.PlanKind.MONTHLY else 0)
+        balances = ledger.balances(session, school=school)
+        assert balances["fee_income"] == sum(s.charge_fen - s.refund_fen for s in run.statements)
+        assert balances["receivable"] == balances["fee_income"]  # nothing paid yet: what is owed is the income
+        assert ledger.verify(session).ok
