@@ -123,6 +123,15 @@ def _send_notifications(engine, settings: Settings, stop: threading.Event, wake:
             log.exception("sending notifications failed")
 
 
+def ingest_worker(engine, settings: Settings) -> Bus:
+    """The bus of an ingest worker without HTTP (``schoolgate central ingest``), not yet started: what it
+    stores reaches the guardians' notification outbox as ``central serve``'s own ingest does (its
+    sender sends them at its next round), so no event waits for a restart to be told."""
+    events = DomainEvents()
+    outbox.subscribe(events, engine)
+    return Bus.from_settings(engine, settings, events=events)
+
+
 def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     engine = make_engine(settings.sqlalchemy_url)
 

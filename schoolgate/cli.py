@@ -423,14 +423,14 @@ def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogForma
     from central.core import clock
     from central.core.db import make_engine, migrate
     from central.kiosks import partitions
-    from central.kiosks.bus import Bus
+    from central.main import ingest_worker
 
     _logging(False, log_format)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     partitions.ensure(engine, now=clock.utcnow())
-    bus = Bus.from_settings(engine, settings).start()
+    bus = ingest_worker(engine, settings).start()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

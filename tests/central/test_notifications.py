@@ -8,7 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes
@@ -17,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
+import paho.mqtt.publish as paho_publish
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
@@ -44,6 +48,7 @@ from central.programme.models import CareSession, DutyAssignment, InterestGroup,
 from central.schools import registry
 from central.schools.models import Guardian, GuardianLink, School, SchoolClass, Student
 from gateway import protocol
+from sgtest import Broker, wait_for
 
 TOPICS = protocol.Topics("sg/v1")
 AT = datetime(2030, 9, 2, 8, 0, tzinfo=UTC)  # 16:00 in Shanghai; the gate's events are AT + seq seconds
@@ -931,3 +936,34 @@ def test_the_openapi_documents_the_webhook_payload(world):
     assert schema["$ref"].endswith("/WebhookPayload")
     assert set(spec["components"]["schemas"]["WebhookPayload"]["properties"]) == {"event", "kind", "school", "student", "at", "where"}
     assert "X-Schoolgate-Signature" in hook["description"]
+
+
+def test_a_separate_ingest_worker_stores_the_guardians_notifications_for_what_it_stores(school, tmp_path):
+    """``schoolgate central ingest`` (a district's extra worker, docs/scale.md), a real process on the
+    embedded broker: a pickup it stores is in the outbox for the guardian at once, for ``central
+    serve``'s sender to send; before, it reached the outbox only when central serve next started."""
+    engine, g = school
+    consent(engine, g["mum"], "webhook", "http://127.0.0.1:9/hook/mum", "zh_CN", HOOK_SECRET)
+    url = str(engine.url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}
+    with Broker(url) as broker:
+        env.update(SCHOOLGATE_DATABASE_URL=url, SCHOOLGATE_MQTT_URL=broker.central_url, SCHOOLGATE_TOPIC_PREFIX="sg/v1",
+                   SCHOOLGATE_SIGNING_KEY_FILE=str(tmp_path / "signing.key"))
+        worker = subprocess.Popen([sys.executable, "-m", "schoolgate", "central", "ingest"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            topic, payload, _ = Gate().event(kind="pickup", student="S1", guardian=f"g{g['mum']}")
+            host, port = broker.probe_url.rsplit("@", 1)[1].split(":")
+            user, password = broker.probe_url.split("//", 1)[1].split("@", 1)[0].split(":")
+            # Published again until stored: the worker may not have subscribed yet (a kiosk resends so too).
+            def stored() -> bool:
+                paho_publish.single(topic, payload, qos=1, hostname=host, port=int(port), auth={"username": user, "password": password})
+                with engine.connect() as conn:
+                    return conn.execute(sa.text("SELECT count(*) FROM notification")).scalar() > 0
+            wait_for(stored, what="the worker's pickup in the notification outbox")
+        finally:
+            worker.terminate()
+            _, err = worker.communicate(timeout=30)
+    rows = outbox_rows(engine)
+    assert [(r, c, s) for r, c, s, _ in rows] == [(f"g{g['mum']}", "webhook", "pending")], err.decode()[-2000:]
+    assert "小明" in rows[0][3]
