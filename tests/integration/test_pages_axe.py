@@ -31,6 +31,7 @@ PAGES = [
     ("principal", "/"),
     ("parent", "/guardian"),
     ("district", "/district"),
+    ("finance", "/finance"),
 ]
 
 
@@ -42,6 +43,7 @@ def accounts(school):
         guardian = db.exec(select(Guardian).where(Guardian.school_id == row.id).order_by(col(Guardian.id))).first()
     create_user(school.settings, username="parent", password=PASSWORD, role="guardian", school=school.code, guardian_id=guardian.id)
     create_user(school.settings, username="district", password=PASSWORD, role="district")
+    create_user(school.settings, username="finance", password=PASSWORD, role="finance", school=school.code)
     assert school.tap("04BADBADBAD002").outcome == "unknown_card"  # /admin/safety with an item and its review form
 
     def stored() -> bool:
