@@ -298,11 +298,19 @@ def _stream(request: Request, school_id: int, key: tuple, fragment: Callable[[],
             while True:
                 entry[1].clear()  # before reading: a change during the read wakes the next round
                 generation = hub.generation(school_id)
-                if check and not await holds(generation):  # logged out meanwhile, or the login expired
+                # The login is checked while the roster is rendered (a tap waits for neither twice); the
+                # roster is sent only once the check says the login holds.
+                holding = asyncio.ensure_future(holds(generation)) if check else None
+                try:
+                    data, head = await shared.aget((*key, generation), made)
+                except BaseException:  # the page went away, or the database did
+                    if holding is not None:
+                        holding.cancel()
+                    raise
+                if holding is not None and not await holding:  # logged out meanwhile, revoked, expired, or the user made inactive
                     yield "event: logout\ndata: {}\n\n"
                     return
                 check = True
-                data, head = await shared.aget((*key, generation), made)
                 if data == last:
                     yield ":\n\n"  # nothing new this round (a comment keeps the connection alive)
                 else:
