@@ -304,6 +304,26 @@ def principal_for_token(session: Session, *, token: str) -> Principal | None:
     return principal_of(session, user)
 
 
+def logins_holding(session: Session, *, logins: dict[str, int]) -> set[str]:
+    """Of ``logins`` (token hash -> the user id the login was made for), the ones that still hold: known,
+    unexpired, unrevoked, that user's and the user active. One query however many (the live pages of a
+    school check their logins together at each round)."""
+    if not logins:
+        return set()
+    rows = session.exec(
+        select(AuthToken.token_hash, AuthToken.user_id)
+        .join(User, col(User.id) == col(AuthToken.user_id))
+        .where(col(AuthToken.token_hash).in_(list(logins)), col(AuthToken.revoked).is_(False),
+               col(AuthToken.expires_at) > clock.utcnow(), col(User.active).is_(True))
+    )
+    return {h for h, uid in rows if logins[h] == uid}
+
+
+def token_hash(token: str) -> str:
+    """How a login token is kept (and looked for): never the token itself."""
+    return _token_hash(token)
+
+
 def logout(session: Session, *, token: str) -> None:
     row = session.exec(select(AuthToken).where(AuthToken.token_hash == _token_hash(token))).first()
     if row is not None:

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     """Sessions of today and this many following days go to kiosks, so a kiosk offline overnight still knows them."""
     roster_refresh_minutes: float = Field(10.0, gt=0)
     """How often every school's roster is rebuilt, so the sessions kiosks hold follow the days."""
+    live_refresh_seconds: float = Field(20.0, gt=0, le=300)
+    """How long an open live page (/teacher, /rollcall) waits for a change before it is sent its roster
+    again anyway (the clock alone turns a child absent or overdue), and its login checked again; spread
+    ±25 % so pages opened together do not refresh together. A reverse proxy's read timeout must exceed it."""
     gate_silent_minutes: float = Field(2.0, gt=0)
     """A gate central has heard nothing from for this long while a session of its school runs is a
     ``gate_silent`` safety incident (once per silence); checked every ``gate_check_seconds``."""

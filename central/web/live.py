@@ -27,24 +27,36 @@ class Hub:
         self._lock = threading.Lock()
         self._waiting: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
         self._generation: dict[int, int] = defaultdict(int)
+        # the login of each open page (token hash, user id), by school: checked together at each round
+        self._logins: dict[int, dict[int, tuple[str, int]]] = defaultdict(dict)
 
     def attach(self, events: DomainEvents) -> Hub:
         events.subscribe(FeedAdvanced, lambda e: self.changed(e.school_id))
         events.subscribe(AbsenceExcused, lambda e: self.changed(e.school_id))
         return self
 
-    def watch(self, school_id: int) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
-        """Called in the page's loop: an event set whenever ``school_id``'s roster may have changed."""
+    def watch(self, school_id: int, login: tuple[str, int] | None = None) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
+        """Called in the page's loop: an event set whenever ``school_id``'s roster may have changed.
+        ``login`` (the page's token hash and user id) is checked with the school's other pages' (``logins``)."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             self._waiting[school_id].add(entry)
+            if login is not None:
+                self._logins[school_id][id(entry)] = login
         return entry
 
     def forget(self, school_id: int, entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
         with self._lock:
             self._waiting[school_id].discard(entry)
+            self._logins[school_id].pop(id(entry), None)
             if not self._waiting[school_id]:
                 del self._waiting[school_id]
+                self._logins.pop(school_id, None)
+
+    def logins(self, school_id: int) -> dict[str, int]:
+        """The logins of ``school_id``'s open pages: token hash -> user id."""
+        with self._lock:
+            return dict(self._logins.get(school_id, {}).values())
 
     def watching(self, school_id: int) -> int:
         with self._lock:
@@ -97,7 +109,7 @@ class Shared:
                 return None, future, True
             return None, future, False
 
-    def _keep(self, key: Hashable, future: Future, value: Any) -> None:
+    def _keep(self, key: Hashable, future: Future, value: Any, ttl: float | None = None) -> None:
         with self._lock:
             del self._making[key]
             self.renders += 1
@@ -105,7 +117,7 @@ class Shared:
             if len(self._made) >= self.keep:
                 self._made = {k: v for k, v in self._made.items() if v[0] > now}
             if len(self._made) < self.keep and value is not None:
-                self._made[key] = (now + self.ttl, value)
+                self._made[key] = (now + (self.ttl if ttl is None else ttl), value)
         future.set_result(value)
 
     def _drop(self, key: Hashable, future: Future, exc: BaseException) -> None:
@@ -135,9 +147,10 @@ class Shared:
             self._keep(key, future, value)
             return value
 
-    async def aget(self, key: Hashable, make: Callable[[], Any]) -> Any:
+    async def aget(self, key: Hashable, make: Callable[[], Any], ttl: float | None = None) -> Any:
         """``get`` for a page's loop: the maker renders in a worker thread, the other pages wait in the loop
-        (a thousand pages woken by one tap hold no thread while one renders for them all)."""
+        (a thousand pages woken by one tap hold no thread while one renders for them all). ``ttl``: how
+        long this one is kept, if not the ``ttl`` of all."""
         while True:
             value, future, mine = self._claim(key)
             if future is None:
@@ -152,5 +165,5 @@ class Shared:
             except BaseException as exc:
                 self._drop(key, future, exc)
                 raise
-            self._keep(key, future, value)
+            self._keep(key, future, value, ttl)
             return value

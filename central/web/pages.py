@@ -9,6 +9,7 @@ CSRF token 403. None of these routes is in the OpenAPI document: they answer HTM
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -40,9 +42,10 @@ from central.web import session as web_session
 from central.web.live import Hub, Shared
 
 HERE = Path(__file__).resolve().parent
-#: how long a live page's stream waits for a change before it sends the roster again anyway (the clock
-#: moves: a child becomes absent, or overdue, with no event)
-REFRESH_SECONDS = 20.0
+#: a live page is sent its roster again (and its login checked) every ``Settings.live_refresh_seconds``
+#: without a change; the check of a school's open pages' logins made for one such round serves the others
+#: at most this long (or a quarter of that interval). A change is always checked afresh.
+LOGINS_KEPT = 2.0
 #: who may open the live rosters (a teacher sees their groups'; the admin and the district every group)
 ROSTER_ROLES = frozenset({Role.TEACHER, Role.SCHOOL_ADMIN, Role.DISTRICT})
 #: roll call: every child on site now, school-wide: the roles that see every child of the school
@@ -72,7 +75,7 @@ def install(app: FastAPI) -> None:
     """Mount the pages on central's app: routes, static files, the session cookie, the live hub."""
     app.state.live = Hub().attach(app.state.events)
     app.state.live_shared = Shared()
-    app.state.live_logins = Shared(ttl=5.0, keep=4096)
+    app.state.live_logins = Shared(ttl=LOGINS_KEPT, keep=4096)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(PageError, _page_error)
@@ -241,70 +244,86 @@ def excuse(
     return RedirectResponse(f"/teacher?school={quote(row.code)}", status_code=303)
 
 
-#: where a shared rendering of a roster has the page's own form token (central/web/live.py ``Shared``)
-CSRF_SLOT = "@@csrf-slot@@"
+#: where a shared rendering of a roster has the page's own form token (central/web/live.py ``Shared``):
+#: put in unescaped (``Markup``), so text from users (an excuse's note), always escaped, can never spell it
+CSRF_SLOT = "<csrf-slot>"
 INDENT = re.compile(r"\n\s+")
 
 
-def _stream(request: Request, school_id: int, key: tuple, fragment: Callable[[], tuple[str, int]],
-            logged_in: Callable[[], bool]) -> StreamingResponse:
+def _stream(request: Request, school_id: int, key: tuple, fragment: Callable[[], tuple[str, int]]) -> StreamingResponse:
     """Server-Sent Events: the fragment now, then again at every change of the school's roster (or every
-    REFRESH_SECONDS). A browser that lost the stream reconnects by itself and is sent the whole fragment
-    first, so it has missed nothing; ``id`` is the school's feed head it shows.
+    ``live_refresh_seconds``). A browser that lost the stream reconnects by itself and is sent the whole
+    fragment first, so it has missed nothing; ``id`` is the school's feed head it shows.
 
     ``fragment`` is made once for all the open pages of one ``key`` and the school's generation (``Shared``),
-    with CSRF_SLOT where each page's own token goes. The login is checked at each REFRESH_SECONDS round (not
-    at each change: a tap wakes every open page at once): a page of a login that ended gets ``logout``."""
+    with CSRF_SLOT where each page's own token goes. Before every round after the first (a change, or the
+    clock's round) the page's login is checked, in one query with the logins of all the school's open pages
+    (``Hub.logins``): a page whose login ended (logged out, revoked, expired, the user made inactive) is
+    sent ``logout`` and no roster, and its stream ends."""
     hub: Hub = request.app.state.live
     shared: Shared = request.app.state.live_shared
+    logins: Shared = request.app.state.live_logins
+    engine, refresh = request.app.state.engine, request.app.state.settings.live_refresh_seconds
     csrf = request.session.get("csrf", "")
+    login = (users.token_hash(request.session.get("token", "")), request.session.get("uid"))
 
     def made() -> tuple[str, int]:
         html, head = fragment()
         # Sent to every open page: no indentation, and Chinese as UTF-8 (not six bytes of \\uXXXX a character).
         return json.dumps({"html": INDENT.sub("\n", html)}, ensure_ascii=False), head
 
+    def check_all() -> tuple[frozenset[str], frozenset[str]]:
+        asked = hub.logins(school_id)  # every page of the school open now, this one with them
+        with Session(engine) as db:
+            return frozenset(asked), frozenset(users.logins_holding(db, logins=asked))
+
+    def check_one() -> bool:
+        with Session(engine) as db:
+            return bool(users.logins_holding(db, logins={login[0]: login[1]}))
+
+    async def holds(generation: int) -> bool:
+        # A change makes a new generation, so a new check: a login ended before the change is never sent
+        # it. Between changes (the clock's rounds) one check serves the school's pages a moment.
+        asked, good = await logins.aget(("logins", school_id, generation), check_all, ttl=min(LOGINS_KEPT, refresh / 4))
+        if login[0] in asked:
+            return login[0] in good
+        return await run_in_threadpool(check_one)  # opened after that check was made
+
     async def stream() -> AsyncIterator[str]:
-        entry = hub.watch(school_id)
+        entry = hub.watch(school_id, login)
         try:
             yield "retry: 1000\n\n"
             check = False  # checked as the stream opened
             last = None
             while True:
                 entry[1].clear()  # before reading: a change during the read wakes the next round
-                if check and not await run_in_threadpool(logged_in):  # logged out meanwhile, or the login expired
+                generation = hub.generation(school_id)
+                # The login is checked while the roster is rendered (a tap waits for neither twice); the
+                # roster is sent only once the check says the login holds.
+                holding = asyncio.ensure_future(holds(generation)) if check else None
+                try:
+                    data, head = await shared.aget((*key, generation), made)
+                except BaseException:  # the page went away, or the database did
+                    if holding is not None:
+                        holding.cancel()
+                    raise
+                if holding is not None and not await holding:  # logged out meanwhile, revoked, expired, or the user made inactive
                     yield "event: logout\ndata: {}\n\n"
                     return
-                which = (*key, hub.generation(school_id))
-                data, head = await shared.aget(which, made)
+                check = True
                 if data == last:
                     yield ":\n\n"  # nothing new this round (a comment keeps the connection alive)
                 else:
                     last = data
                     yield f"id: {head}\nevent: roster\ndata: {data.replace(CSRF_SLOT, csrf)}\n\n"
-                try:
+                with contextlib.suppress(TimeoutError):
                     # Not all at once: pages opened together would otherwise refresh (and check their
                     # logins) together every round, and a tap then would wait behind them all.
-                    await asyncio.wait_for(entry[1].wait(), timeout=REFRESH_SECONDS * random.uniform(0.75, 1.25))
-                    check = False
-                except TimeoutError:
-                    check = True
+                    await asyncio.wait_for(entry[1].wait(), timeout=refresh * random.uniform(0.75, 1.25))
         finally:
             hub.forget(school_id, entry)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
-def _logged_in(request: Request, engine) -> Callable[[], bool]:
-    """Whether the page's login still holds: asked once for all the pages of one session every few seconds."""
-    token = request.session.get("token", "")
-    logins: Shared = request.app.state.live_logins
-
-    def check() -> bool:
-        with Session(engine) as db:
-            return web_session.principal(request, db) is not None
-
-    return lambda: logins.get(("login", token), check)
 
 
 @router.get("/teacher/live")
@@ -325,7 +344,7 @@ async def teacher_live(request: Request, school: Annotated[str | None, Query(max
             here = db.get(School, row.id)
             day, rosters = _rosters(db, principal, here, settings)
             html = templates.get_template("_rosters.html").render(
-                _=lambda key, **params: t(key, locale, **params), rosters=rosters, csrf=CSRF_SLOT,
+                _=lambda key, **params: t(key, locale, **params), rosters=rosters, csrf=Markup(CSRF_SLOT),
                 school=here, excusable=excusable, now=clock.utcnow(),
             )
             return html, here.feed_head
@@ -334,7 +353,7 @@ async def teacher_live(request: Request, school: Annotated[str | None, Query(max
     # others), the language and whether the excuse forms are there: pages alike share one rendering.
     reach = principal.user_id if principal.role is Role.TEACHER else None
     key = ("teacher", row.id, reach, principal.role.value, excusable, locale)
-    return _stream(request, row.id, key, fragment, _logged_in(request, engine))
+    return _stream(request, row.id, key, fragment)
 
 
 # --- emergency roll call ----------------------------------------------------------------------------
@@ -373,4 +392,4 @@ async def rollcall_live(request: Request, school: Annotated[str | None, Query(ma
             here = db.get(School, row.id)
             return _render_rollcall(db, here, settings, locale), here.feed_head
 
-    return _stream(request, row.id, ("rollcall", row.id, locale), fragment, _logged_in(request, engine))
+    return _stream(request, row.id, ("rollcall", row.id, locale), fragment)
