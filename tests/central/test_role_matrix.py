@@ -26,6 +26,7 @@ accounts (200), may not create an account in s1 (403) nor find one of s1's (404)
 from __future__ import annotations
 
 import itertools
+import uuid
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -45,7 +46,7 @@ from central.billing.models import FeePlan, Payment, Statement
 from central.core import clock
 from central.core.i18n import t
 from central.kiosks.models import SafetyIncident
-from central.notifications.models import SchoolChannel, WebhookSubscription
+from central.notifications.models import EmergencyContact, Notification, SchoolChannel, WebhookSubscription
 from central.pickup import codes as pickup
 from central.programme import enrollment as consent
 from central.programme import schedule
@@ -64,7 +65,7 @@ from central.programme.models import (
     VendorCreate,
 )
 from central.schools import registry
-from central.schools.models import Guardian, GuardianLink, School
+from central.schools.models import Guardian, GuardianLink, School, Student
 
 from .conftest import PASSWORD
 
@@ -223,6 +224,14 @@ MATRIX = {
     "GET /api/v1/schools/{school}/notification-channels": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "POST /api/v1/schools/{school}/notification-channels": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "DELETE /api/v1/schools/{school}/notification-channels/{channel_id}": "D=R A=204 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    # A child's emergency contacts (the ladder's second step), the school's own SMS gateway and mail
+    # server, and a parked notification sent again: the school admin's.
+    "GET /api/v1/schools/{school}/students/{student}/emergency-contacts": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/students/{student}/emergency-contacts": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "DELETE /api/v1/schools/{school}/students/{student}/emergency-contacts/{contact_id}": "D=R A=204 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "GET /api/v1/schools/{school}/notification-settings": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "PUT /api/v1/schools/{school}/notification-settings": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
+    "POST /api/v1/schools/{school}/notifications/{notification_id}/resend": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     # Integrators' webhooks: the school admin subscribes and reads the deliveries.
     "GET /api/v1/schools/{school}/webhooks": "D=R A=200 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
     "POST /api/v1/schools/{school}/webhooks": "D=R A=201 T=R G=R F=R P=R -=401 | A=S T=R G=R F=R P=R",
@@ -701,6 +710,39 @@ def _webhook(m: Matrix, letter: str, user: str | None) -> Req:
         session.add(row)
         session.commit()
         return Req(values={"subscription_id": row.id})
+
+
+@request("GET /api/v1/schools/{school}/students/{student}/emergency-contacts",
+         "POST /api/v1/schools/{school}/students/{student}/emergency-contacts")
+def _emergency_contacts(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"name": "李阿姨", "channel": "sms", "address": "+8613900000002", "consented": True})
+
+
+@request("DELETE /api/v1/schools/{school}/students/{student}/emergency-contacts/{contact_id}")
+def _emergency_contact(m: Matrix, letter: str, user: str | None) -> Req:
+    with m.world.session() as session:
+        child = session.exec(select(Student).where(Student.school_id == m.ids["s1"], Student.student_no == "A1")).one()
+        row = EmergencyContact(student_id=child.id, name="李阿姨", channel="sms", address="+8613900000002")
+        session.add(row)
+        session.commit()
+        return Req(values={"contact_id": row.id})
+
+
+@request("GET /api/v1/schools/{school}/notification-settings", "PUT /api/v1/schools/{school}/notification-settings")
+def _school_notify(m: Matrix, letter: str, user: str | None) -> Req:
+    return Req(json={"sms_url": "https://sms.example.cn/send?to={to}&text={text}"})
+
+
+@request("POST /api/v1/schools/{school}/notifications/{notification_id}/resend")
+def _resend(m: Matrix, letter: str, user: str | None) -> Req:
+    """A new parked notification for each call (one sent again is pending, and a second resend is a 409)."""
+    with m.world.session() as session:
+        row = Notification(school_id=m.ids["s1"], event_ref=f"event:matrix-{uuid.uuid4().hex[:8]}", recipient=f"g{m.ids['gA']}",
+                           kind="picked_up", channel="sms", address="+8613900000001", body="小明已被接走。", language="zh_CN",
+                           state="parked", tries=6, next_try_at=datetime(2030, 9, 2, 8, 0, tzinfo=UTC))
+        session.add(row)
+        session.commit()
+        return Req(values={"notification_id": row.id})
 
 
 @request("DELETE /api/v1/schools/{school}/notification-channels/{channel_id}")
