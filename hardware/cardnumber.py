@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from i18n import LocalizedValueError
+
 from .base import canonical_uid
 
 FORMATS: dict[str, str] = {
@@ -49,7 +51,7 @@ def parse(text: str, card_format: str = "hex") -> str:
         try:
             return canonical_uid(text, min_bytes=5, max_bytes=5)
         except ValueError:
-            raise ValueError(f"an EM4100 ID is 10 hex digits, got {text!r}") from None
+            raise LocalizedValueError("card.em4100_digits", text=text) from None
     if card_format in ("decimal", "decimal-reversed"):
         return from_decimal(text, reversed_bytes=card_format == "decimal-reversed")
     if card_format == "wiegand26":
@@ -103,10 +105,10 @@ def to_decimal(uid: str, *, reversed_bytes: bool = False) -> str:
 def from_decimal(text: str, *, reversed_bytes: bool = False) -> str:
     digits = text.strip()
     if not _DIGITS.fullmatch(digits) or len(digits) > 10:
-        raise ValueError(f"a decimal card number is up to 10 digits, got {text!r}")
+        raise LocalizedValueError("card.decimal_digits", text=text)
     number = int(digits)
     if number >= 1 << 32:
-        raise ValueError(f"{text!r} is larger than 4 bytes (4294967295) and is no decimal card number")
+        raise LocalizedValueError("card.decimal_too_large", text=text)
     return number.to_bytes(4, "little" if reversed_bytes else "big").hex().upper()
 
 
@@ -130,9 +132,9 @@ def from_wiegand26(text: str) -> str:
     elif _DIGITS.fullmatch(text) and len(text) == 8:
         facility, card = int(text[:3]), int(text[3:])
     else:
-        raise ValueError(f"a Wiegand-26 number is facility,card (e.g. 161,45763) or 8 digits, got {text!r}")
+        raise LocalizedValueError("card.wiegand26_form", text=text)
     if facility > 0xFF or card > 0xFFFF:
-        raise ValueError(f"Wiegand-26 facility is 0-255 and card 0-65535, got {text!r}")
+        raise LocalizedValueError("card.wiegand26_range", text=text)
     return f"{facility:02X}{card:04X}"
 
 
@@ -144,10 +146,10 @@ def to_wiegand34(uid: str) -> str:
 def from_wiegand34(text: str) -> str:
     pair = _PAIR.fullmatch(text.strip())
     if not pair:
-        raise ValueError(f"a Wiegand-34 number is facility,card (e.g. 1185,45763), got {text!r}")
+        raise LocalizedValueError("card.wiegand34_form", text=text)
     facility, card = int(pair[1]), int(pair[2])
     if facility > 0xFFFF or card > 0xFFFF:
-        raise ValueError(f"Wiegand-34 facility and card are each 0-65535, got {text!r}")
+        raise LocalizedValueError("card.wiegand34_range", text=text)
     return f"{facility:04X}{card:04X}"
 
 

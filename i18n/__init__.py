@@ -143,6 +143,17 @@ class LocalizedError(Exception):
         return t(self.key, locale, **self.params)
 
 
+class LocalizedValueError(LocalizedError, ValueError):
+    """Bad input to a parser (a card or phone number, a file), with its message from the catalogue.
+
+    Still a ``ValueError``, and ``str()`` stays the English text the parsers always gave (logs, the
+    kiosk's console); ``.text(locale)`` and ``Msg(e.key, e.params)`` put it in a reader's language.
+    """
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
 def _supported(tag: str) -> str | None:
     """The supported locale for one language tag (``en-GB`` → en, ``zh-Hans-CN`` → zh_CN), or None."""
     tag = tag.strip().replace("_", "-")

@@ -547,7 +547,7 @@ def central_import(
             card_format=card_formats(card_format), create_school=create_school, timezone=zone,
         )
     except ImportRejected as exc:
-        _fail("cli.import_refused", lang, count=len(exc.errors), rows="\n".join(f"  - {e}" for e in exc.errors))
+        _fail("cli.import_refused", lang, count=len(exc.errors), rows="\n".join(f"  - {e.text(lang)}" for e in exc.errors))
     except (LocalizedError, ValueError) as exc:
         _fail_with(exc, lang)
     summary = {"imported": vars(result), "roster_version": change.version if change else None}

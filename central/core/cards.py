@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from hardware import cardnumber
+from i18n import LocalizedValueError
 
 
 def canonical_card(text: str, card_format: str = "hex") -> str:
@@ -22,9 +23,9 @@ def canonical_card(text: str, card_format: str = "hex") -> str:
         return cardnumber.parse(text, card_format)
     uid = re.sub(r"[\s:-]", "", text).upper()
     if not re.fullmatch(r"[0-9A-F]+", uid):
-        raise ValueError(f"{text!r} is not a hexadecimal card number")
+        raise LocalizedValueError("card.not_hex", text=text)
     if len(uid) % 2 or not 8 <= len(uid) <= 20:
-        raise ValueError(f"{text!r} must be 4 to 10 bytes (8 to 20 hex digits, an even number)")
+        raise LocalizedValueError("card.hex_length", text=text)
     return uid
 
 
@@ -33,5 +34,5 @@ def canonical_phone(text: str) -> str:
     phone = re.sub(r"[\s-]", "", text)
     phone = phone.removeprefix("+86")
     if phone and not re.fullmatch(r"1[3-9]\d{9}", phone):
-        raise ValueError(f"{text!r} is not a Chinese mobile number (11 digits starting 13-19)")
+        raise LocalizedValueError("phone.not_mobile", text=text)
     return phone

@@ -7,6 +7,6 @@ languages" says how to add one.
 
 from __future__ import annotations
 
-from i18n import DEFAULT_LOCALE, LOCALES, Items, LocalizedError, Msg, has, negotiate, pick_locale, t
+from i18n import DEFAULT_LOCALE, LOCALES, Items, LocalizedError, LocalizedValueError, Msg, has, negotiate, pick_locale, t
 
-__all__ = ["DEFAULT_LOCALE", "LOCALES", "Items", "LocalizedError", "Msg", "has", "negotiate", "pick_locale", "t"]
+__all__ = ["DEFAULT_LOCALE", "LOCALES", "Items", "LocalizedError", "LocalizedValueError", "Msg", "has", "negotiate", "pick_locale", "t"]

@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from central.core.cards import canonical_card, canonical_phone
 from central.core.errors import Missing
+from central.core.i18n import Items, LocalizedError, LocalizedValueError, Msg, t
 from central.schools import registry
 from central.schools.models import Card, Guardian, GuardianLink, School, SchoolClass, Student
 from hardware import cardnumber
@@ -43,14 +44,41 @@ FALSE = {"否", "no", "n", "false", "0"}
 
 @dataclass(frozen=True)
 class RowError:
+    """One problem of a file: where it is, and why as a catalogue message (``message``, its key and params).
+
+    ``reason`` and ``str()`` are the English text (the log, ``ImportRejected``'s own text);
+    ``reason_in(locale)`` and ``text(locale)`` are what a page or the command line shows its reader.
+    """
+
     file: str
     row: int | None  # 1-based as a spreadsheet shows it: the header is row 1
     column: str | None  # the header as written in the file
-    reason: str
+    message: Msg
+
+    @property
+    def reason(self) -> str:
+        return self.reason_in("en")
+
+    def reason_in(self, locale: str) -> str:
+        return t(self.message.key, locale, **self.message.params)
+
+    def text(self, locale: str) -> str:
+        """The whole line: file, row, column and reason, in ``locale``."""
+        where = (t("import.where_file", locale, file=self.file) if self.row is None
+                 else t("import.where_row", locale, file=self.file, row=self.row))
+        if self.column:
+            return t("import.problem_at_column", locale, where=where, column=self.column, reason=self.reason_in(locale))
+        return t("import.problem_at", locale, where=where, reason=self.reason_in(locale))
 
     def __str__(self) -> str:
-        where = self.file if self.row is None else f"{self.file} row {self.row}"
-        return f"{where}, column {self.column}: {self.reason}" if self.column else f"{where}: {self.reason}"
+        return self.text("en")
+
+
+def _problem(exc: Exception) -> Msg:
+    """A parser's error as a message: a catalogue one as itself, any other (a library's) as its own words."""
+    if isinstance(exc, LocalizedError):
+        return Msg(exc.key, exc.params)
+    return Msg("import.as_said", {"problem": str(exc)})
 
 
 class ImportRejected(Exception):
@@ -95,7 +123,7 @@ def _read_rows(path: Path) -> list[list[str]]:
             try:
                 text = data.decode("gb18030")
             except UnicodeDecodeError:
-                raise ValueError("the file is neither UTF-8 nor GBK text") from None
+                raise LocalizedValueError("import.not_utf8_or_gbk") from None
         return [[c.strip() for c in r] for r in csv.reader(io.StringIO(text, newline=""))]
     if suffix in (".xlsx", ".xlsm"):
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -105,7 +133,9 @@ def _read_rows(path: Path) -> list[list[str]]:
             book.close()
     if suffix == ".xls":
         return _read_xls(path)
-    raise ValueError(f"unsupported file type {suffix or '(none)'!r}: use .csv, .xlsx or .xls")
+    if not suffix:
+        raise LocalizedValueError("import.no_file_type")
+    raise LocalizedValueError("import.bad_file_type", suffix=suffix)
 
 
 def _read_xls(path: Path) -> list[list[str]]:
@@ -140,19 +170,19 @@ def _columns(file: str, header: list[str], aliases: dict[str, str], errors: list
             continue
         name = known.get(text.lower())
         if name is None:
-            errors.append(RowError(file, 1, text, f"unknown column (expected: {_names(aliases, aliases.values())})"))
+            errors.append(RowError(file, 1, text, Msg("import.unknown_column", {"expected": _names(aliases, aliases.values())})))
         elif name in found:
-            errors.append(RowError(file, 1, text, f"same column as {found[name][1]!r}"))
+            errors.append(RowError(file, 1, text, Msg("import.same_column", {"other": found[name][1]})))
         else:
             found[name] = (i, text)
     missing = [f for f in dict.fromkeys(aliases.values()) if f not in found and f not in OPTIONAL_COLUMNS]
     if missing:
-        errors.append(RowError(file, 1, None, "missing column(s): " + _names(aliases, missing)))
+        errors.append(RowError(file, 1, None, Msg("import.missing_columns", {"columns": _names(aliases, missing)})))
     return found
 
 
-def _names(aliases: dict[str, str], fields) -> str:
-    return ", ".join(f"{zh}/{en}" for zh, en in aliases.items() if en in set(fields))
+def _names(aliases: dict[str, str], fields) -> Items:
+    return Items(tuple(f"{zh}/{en}" for zh, en in aliases.items() if en in set(fields)))
 
 
 # --- one row of each file -----------------------------------------------------------------
@@ -167,15 +197,15 @@ class _Cells:
     errors: list[RowError]
     card_format: str = "hex"
 
-    def fail(self, name: str, reason: str) -> None:
+    def fail(self, name: str, reason: Msg) -> None:
         self.errors.append(RowError(self.file, self.row, self.headers.get(name, name), reason))
 
     def text(self, name: str, *, required: bool = False) -> str:
         value = self.values.get(name, "")
         if required and not value:
-            self.fail(name, "is empty")
+            self.fail(name, Msg("import.empty"))
         elif name in LIMITS and len(value) > LIMITS[name]:
-            self.fail(name, f"is longer than {LIMITS[name]} characters")
+            self.fail(name, Msg("import.too_long", {"limit": LIMITS[name]}))
         return value
 
     def flag(self, name: str, default: bool) -> bool:
@@ -183,14 +213,14 @@ class _Cells:
         if value in TRUE or value in FALSE:
             return value in TRUE
         if value:
-            self.fail(name, f"{value!r} is not yes/no (是/否)")
+            self.fail(name, Msg("import.not_yes_no", {"value": value}))
         return default
 
     def card(self) -> str:
         try:
             return canonical_card(self.values["card"], self.card_format) if self.values.get("card") else ""
         except ValueError as e:
-            self.fail("card", str(e))
+            self.fail("card", _problem(e))
             return ""
 
 
@@ -232,16 +262,16 @@ def _guardian(c: _Cells) -> _GuardianRow:
     try:
         phone = canonical_phone(c.values.get("phone", ""))
     except ValueError as e:
-        c.fail("phone", str(e))
+        c.fail("phone", _problem(e))
         phone = ""
     barred = c.flag("barred", False)
     # A barred guardian left blank under may_pick_up is simply not allowed to pick up.
     may_pick_up = c.flag("may_pick_up", not barred)
     leave_alone = c.flag("may_leave_alone", False)
     if barred and may_pick_up:
-        c.fail("may_pick_up", "contradicts barred: a barred guardian may not pick up (P9.4)")
+        c.fail("may_pick_up", Msg("import.barred_picks_up"))
     if barred and leave_alone:
-        c.fail("may_leave_alone", "a barred guardian cannot grant leaving alone (P9.4)")
+        c.fail("may_leave_alone", Msg("import.barred_leave_alone"))
     return _GuardianRow(c.row, name, relation, phone, c.card(), student_no, may_pick_up, barred, leave_alone)
 
 
@@ -261,10 +291,10 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
     try:
         rows = _read_rows(path)
     except Exception as e:  # a damaged XLSX raises zipfile, XML and KeyError alike: all mean "unreadable"
-        errors.append(RowError(path.name, None, None, f"cannot read the file: {e}"))
+        errors.append(RowError(path.name, None, None, Msg("import.unreadable", {"problem": _problem(e)})))
         return _File(path.name)
     if not rows:
-        errors.append(RowError(path.name, None, None, "the file is empty"))
+        errors.append(RowError(path.name, None, None, Msg("import.file_empty")))
         return _File(path.name)
     before = len(errors)
     columns = _columns(path.name, rows[0], aliases, errors)
@@ -276,7 +306,7 @@ def _parse(path: Path | None, aliases: dict[str, str], parse_row, errors: list[R
         if not any(cells):
             continue  # spreadsheets keep blank formatted rows at the end
         for i in (i for i, v in enumerate(cells) if v and i not in used):  # data a missing header would drop
-            errors.append(RowError(path.name, number, get_column_letter(i + 1), f"{cells[i]!r} is under no header"))
+            errors.append(RowError(path.name, number, get_column_letter(i + 1), Msg("import.under_no_header", {"value": cells[i]})))
         values = {name: cells[i] if i < len(cells) else "" for name, (i, _) in columns.items()}
         out.rows.append(parse_row(_Cells(path.name, number, values, out.headers, errors, card_format)))
     return out
@@ -347,10 +377,10 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
     def give_card(person: tuple, uid: str, file: _File, row: int) -> None:
         if uid in holder and holder[uid][0] != person:
             errors.append(RowError(file.name, row, file.column("card"),
-                                   f"card {uid} is also given on {holder[uid][1].name} row {holder[uid][2]}"))
+                                   Msg("import.card_twice", {"card": uid, "file": holder[uid][1].name, "other_row": holder[uid][2]})))
         elif person in card_of and card_of[person] != uid:
             errors.append(RowError(file.name, row, file.column("card"),
-                                   f"this person is given card {card_of[person]} on another row"))
+                                   Msg("import.person_two_cards", {"card": card_of[person]})))
         else:
             holder.setdefault(uid, (person, file, row))
             card_of[person] = uid
@@ -359,7 +389,7 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
     for s in sfile.rows:
         if s.student_no in first_row:
             errors.append(RowError(sfile.name, s.row, sfile.column("student_no"),
-                                   f"student {s.student_no} is already on row {first_row[s.student_no]}"))
+                                   Msg("import.student_twice", {"student_no": s.student_no, "other_row": first_row[s.student_no]})))
         first_row.setdefault(s.student_no, s.row)
         if s.card:
             give_card(("student", s.student_no), s.card, sfile, s.row)
@@ -368,11 +398,11 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
         link = (g.name, g.phone, g.student_no)
         if link in first_link:
             errors.append(RowError(gfile.name, g.row, gfile.column("student_no"),
-                                   f"this guardian and student {g.student_no} are already on row {first_link[link]}"))
+                                   Msg("import.link_twice", {"student_no": g.student_no, "other_row": first_link[link]})))
         first_link.setdefault(link, g.row)
         if g.student_no and g.student_no not in first_row and g.student_no not in db.students:
             errors.append(RowError(gfile.name, g.row, gfile.column("student_no"),
-                                   f"no student {g.student_no} in the students file or in school {code}"))
+                                   Msg("import.no_student", {"student_no": g.student_no, "school": code})))
         if g.card:
             give_card(("guardian", g.name, g.phone), g.card, gfile, g.row)
 
@@ -384,12 +414,18 @@ def _import(session: Session, code: str, students: Path | None, guardians: Path 
             owner = db.owner(card)
             if owner != person and owner not in card_of:
                 errors.append(RowError(file.name, row, file.column("card"),
-                                       f"card {card.uid} already belongs to {' '.join(owner)} in school {code}"))
+                                       Msg("import.card_taken", {"card": card.uid, "owner": _owner(owner), "school": code})))
 
     if errors:
         errors.sort(key=lambda e: (e.file != sfile.name, e.row or 0))  # stable: columns stay in order
         raise ImportRejected(errors)
     return _write(session, code, school, school_name, timezone, sfile.rows, gfile.rows, db, card_of)
+
+
+def _owner(person: tuple) -> Msg:
+    if person[0] == "student":
+        return Msg("import.owner_student", {"student_no": person[1]})
+    return Msg("import.owner_guardian", {"name": person[1], "phone": person[2]})
 
 
 @dataclass

@@ -392,3 +392,12 @@ def test_an_empty_poverty_cell_still_means_no(session, tmp_path):
     students = write_csv(tmp_path / "s.csv", S_ZH, [["1002", "张小红", "一年级", "1班", "", ""]])
     run(session, students, None)
     assert session.exec(select(Student).where(Student.student_no == "1002")).one().poverty_registered is False
+
+
+def test_a_row_error_reads_in_either_language_and_stays_english_as_text(session):
+    # The reasons are catalogue messages: str() and .reason keep the English the log and the tests read,
+    # .text(locale) / .reason_in(locale) are what a page or the command line shows (the lists joined as each language does).
+    errors = rejected(session, FIXTURES / "学生-错误.xls", None)
+    assert str(errors[1]) == "学生-错误.xls row 4, column 建档立卡: '也许' is not yes/no (是/否)"
+    assert errors[1].text("zh_CN") == "学生-错误.xls 第 4 行，建档立卡 列：'也许' 不是 是/否（yes/no）"
+    assert errors[0].reason_in("zh_CN") == "为空" and errors[0].text("en") == "学生-错误.xls row 3, column 姓名: is empty"

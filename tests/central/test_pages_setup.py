@@ -6,6 +6,7 @@ browser's part."""
 from __future__ import annotations
 
 import base64
+import html
 import re
 
 from sqlmodel import col, select
@@ -54,6 +55,24 @@ def test_an_import_is_previewed_then_confirmed(pages):
         assert (audit.action, audit.actor) == ("student.create", "user:admin1")
 
 
+def test_a_bad_rows_reason_is_in_the_pages_language(pages):
+    # The reasons come from the catalogue, the card's and the phone's (raised by their parsers) too.
+    log_in(pages.client, "admin1")
+    students = "学号,姓名,年级,班级,卡号\nN1,新生甲,三年级,2班,XYZ\n"
+    guardians = "姓名,关系,手机,卡号,学生学号,可接送,禁止接送\n孙母,母亲,12345,,N1,是,否\n"
+
+    def reasons() -> list[str]:
+        csrf = csrf_of(pages.client.get("/admin/import").text)
+        r = _post(pages, csrf, students=("学生.csv", students), guardians=("家长.csv", guardians))
+        assert r.status_code == 422, r.text
+        return [html.unescape(reason) for reason in re.findall(r'<tr data-row="\d*">(?:<td>[^<]*</td>){3}<td>([^<]*)</td>', r.text)]
+
+    assert reasons() == ["'XYZ' 不是十六进制卡号", "'12345' 不是中国大陆手机号（以 13-19 开头的 11 位数字）"]
+    pages.client.get("/admin/import?lang=en")
+    assert reasons() == ["'XYZ' is not a hexadecimal card number",
+                         "'12345' is not a Chinese mobile number (11 digits starting 13-19)"]
+
+
 def test_bad_rows_are_each_named_and_nothing_is_imported(pages):
     log_in(pages.client, "admin1")
     csrf = csrf_of(pages.client.get("/admin/import").text)
@@ -62,7 +81,7 @@ def test_bad_rows_are_each_named_and_nothing_is_imported(pages):
     assert r.status_code == 422
     rows = re.findall(r'<tr data-row="(\d*)"><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>', r.text)
     assert [(row, file, column) for row, file, column, _reason in rows] == [("2", "学生.csv", "姓名"), ("4", "学生.csv", "卡号")]
-    assert "row 3" in rows[1][3]  # the card is given twice: the reason names the other row
+    assert rows[1][3] == "卡 04A1B2C3 也出现在 学生.csv 第 3 行"  # the card is given twice: the reason names the other row
     assert "确认导入" not in r.text
     with pages.session() as db:
         assert db.exec(select(Student).where(col(Student.student_no).in_(["N1", "N2", "N3"]))).all() == []

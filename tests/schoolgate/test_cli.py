@@ -68,7 +68,9 @@ def test_import_reports_every_bad_row_and_imports_nothing(tmp_path):
         SCHOOLGATE_DATABASE_URL=db, SCHOOLGATE_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
     )
     assert result.returncode == 2
-    assert "row 3" in result.stderr and "row 4" in result.stderr
+    # The command line speaks zh_CN here (LANG=C.UTF-8): the rows' reasons too, not only its own line.
+    assert "学生.csv 第 3 行，姓名 列：为空" in result.stderr
+    assert "学生.csv 第 4 行，建档立卡 列：'也许' 不是 是/否（yes/no）" in result.stderr
     import sqlalchemy as sa
 
     engine = sa.create_engine(db)
