@@ -201,8 +201,10 @@ def logout(request: Request, db: DbDep, csrf: Annotated[str, Form(max_length=100
 @router.get("/")
 def home(request: Request, db: DbDep) -> Response:
     principal = caller(request, db)
-    return render(request, "home.html", principal=principal, roster=principal.role in ROSTER_ROLES,
-                  rollcall=principal.role in ROLLCALL_ROLES, family=principal.role is Role.GUARDIAN, district=principal.role is Role.DISTRICT,
+    # A district account has no school: its school pages open from /district (?school=), not from here.
+    in_school = principal.role is not Role.DISTRICT or bool(principal.school_code)
+    return render(request, "home.html", principal=principal, roster=principal.role in ROSTER_ROLES and in_school,
+                  rollcall=principal.role in ROLLCALL_ROLES and in_school, family=principal.role is Role.GUARDIAN, district=principal.role is Role.DISTRICT,
                   kiosks=principal.role in (Role.SCHOOL_ADMIN, Role.DISTRICT) and bool(principal.school_code),
                   safety=principal.role is Role.SCHOOL_ADMIN, finance=principal.role in accounts.POVERTY_READERS and bool(principal.school_code))
 

@@ -60,3 +60,14 @@ def test_the_district_page_is_the_districts(pages):
     page = pages.client.get("/login")
     r = pages.client.post("/login", data={"username": "district", "password": PASSWORD, "csrf": csrf_of(page.text)}, follow_redirects=False)
     assert r.headers["location"] == "/district"
+
+
+def test_the_district_home_links_only_pages_that_open_without_a_school(pages):
+    """A district account has no school of its own: its home page links /district, which links each
+    school's pages with ?school=, and not the school pages that would answer 404 without one."""
+    log_in(pages.client, "district")
+    html = pages.client.get("/").text
+    assert 'href="/district"' in html
+    for path in ("/teacher", "/charts/attendance", "/rollcall", "/admin/kiosks"):
+        assert f'href="{path}"' not in html, path
+    assert pages.client.get("/district").status_code == 200
