@@ -217,7 +217,7 @@ def _replay(client, gates: list[Gate], students: int, events: int, seconds: floa
 
 def run(
     *, schools: int = 500, kiosks: int = 4, students: int = 2000, minutes: float = CITY_MINUTES, speed: float = 1.0,
-    speeds: tuple[float, ...] = (), phase_seconds: float = 30.0, kinds: tuple[str, ...] = KINDS,
+    speeds: tuple[float, ...] = (), phase_seconds: float = 30.0, kinds: tuple[str, ...] = KINDS, workers: int = 1,
 ) -> list[dict]:
     if not available("mosquitto") or not available("postgres"):
         return []
@@ -239,8 +239,16 @@ def run(
         key_file, _public = central_key(Path(folder))
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, "SCHOOLGATE_DATABASE_URL": url,
                "SCHOOLGATE_MQTT_URL": central_url, "SCHOOLGATE_SIGNING_KEY_FILE": str(key_file), "SCHOOLGATE_API_TOKEN": token}
+        log = open(os.environ.get("CITY_CENTRAL_LOG", os.devnull), "w")
+        # With --workers N the server stores partition 0/N and N-1 `central ingest` workers the rest
+        # (docs/scale.md): each kiosk has one writer, and the ingest is no longer one interpreter's.
         central = subprocess.Popen([sys.executable, "-m", "schoolgate", "central", "serve", "--port", str(port)],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("CITY_CENTRAL_LOG", os.devnull), "w"))
+                                   env={**env, **({"SCHOOLGATE_INGEST_PARTITION": f"0/{workers}"} if workers > 1 else {})},
+                                   stdout=subprocess.DEVNULL, stderr=log)
+        ingesters = [subprocess.Popen([sys.executable, "-m", "schoolgate", "central", "ingest"],
+                                      env={**env, "SCHOOLGATE_INGEST_PARTITION": f"{i}/{workers}"}, stdout=subprocess.DEVNULL, stderr=log)
+                     for i in range(1, workers)]
+        pids = [central.pid] + [p.pid for p in ingesters]
         gates = [Gate(code, kiosk, secret) for (code, kiosk), secret in secrets.items()]
         by_key = {(g.school, g.kiosk): g for g in gates}
         lags: list[float] = []
@@ -271,14 +279,14 @@ def run(
             readers = ReaderProcess(f"http://127.0.0.1:{port}", token, url, codes, school_ids)
             rng = random.Random(11)
             settings = {"kinds": list(kinds), "schools": schools, "kiosks_each": kiosks, "children": schools * students, "db": "postgres",
-                        "broker": "mosquitto", "central": "schoolgate central serve", **machine()}
+                        "broker": "mosquitto", "central": "schoolgate central serve" + (f" + {workers - 1} ingest workers" if workers > 1 else ""), **machine()}
             phases = [(speed, minutes * 60 / speed)] + [(s, phase_seconds) for s in speeds]
             fastest = None
             for phase, (pace, seconds) in enumerate(phases):
                 events = round(per_second * pace * seconds)
                 lags.clear()
                 readers.take()  # what was read before this phase does not count in it
-                cpu_central, cpu_here, began = _cpu_seconds(central.pid), time.process_time(), time.perf_counter()
+                cpu_central, cpu_here, began = sum(map(_cpu_seconds, pids)), time.process_time(), time.perf_counter()
                 behind = _replay(client, gates, students, events, seconds, rng, kinds)
                 deadline = time.perf_counter() + 60
                 while any(g.due for g in gates) and time.perf_counter() < deadline:
@@ -287,7 +295,7 @@ def run(
                 # (this one is shared with other work): central's process, and this one (the
                 # generator, the acks it reads and the two readers).
                 acked = max(1, events - sum(len(g.due) for g in gates))
-                central_cpu = _cpu_seconds(central.pid) - cpu_central
+                central_cpu = sum(map(_cpu_seconds, pids)) - cpu_central
                 here_cpu = time.process_time() - cpu_here
                 wall = time.perf_counter() - began
                 left = sum(len(g.due) for g in gates)
@@ -321,8 +329,10 @@ def run(
                 readers.close()
             client.disconnect()
             client.loop_stop()
-            central.terminate()
-            central.wait(30)
+            for process in [central, *ingesters]:
+                process.terminate()
+            for process in [central, *ingesters]:
+                process.wait(30)
             engine.dispose()
     return figures
 
@@ -338,12 +348,15 @@ def main() -> None:
     parser.add_argument("--speeds", default="", help="further phases, e.g. 1.5,2,3 (each --phase-seconds long)")
     parser.add_argument("--phase-seconds", type=float, default=30.0)
     parser.add_argument("--kinds", default=",".join(KINDS), help="the kinds of event, in turn (pickups notify guardians)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="ingest processes: central serve stores 0/N, N-1 `central ingest` workers the rest")
     args = parser.parse_args()
     if args.tiny:
         run(**TINY)
         return
     speeds = tuple(float(s) for s in args.speeds.split(",") if s)
-    run(minutes=args.minutes, speed=args.speed, speeds=speeds, phase_seconds=args.phase_seconds, kinds=tuple(args.kinds.split(",")))
+    run(minutes=args.minutes, speed=args.speed, speeds=speeds, phase_seconds=args.phase_seconds, kinds=tuple(args.kinds.split(",")),
+        workers=args.workers)
 
 
 if __name__ == "__main__":

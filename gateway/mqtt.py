@@ -189,7 +189,10 @@ class Connection:
       ``problem`` names it, the log says it once per refusal, and retries slow down to
       ``refused_retry`` seconds (from the first to the last, doubling) instead of hammering the broker.
     - Messages are handed to ``on_message`` on a worker thread of this class, in the order they came:
-      nothing the handler does (SQLite writes, a database) runs on paho's network thread.
+      nothing the handler does (SQLite writes, a database) runs on paho's network thread. A handler
+      that only queues the message for a thread of its own (central's ingest) is called on paho's
+      thread instead (``inline``): one thread hand-off less per message, which at a city's 2,000
+      messages a second is CPU and GIL switches central does not spend.
     - ``on_connected`` runs on paho's thread after each accepted connect: keep it to flags and wake-ups.
     """
 
@@ -206,9 +209,11 @@ class Connection:
         retry: tuple[int, int] = (1, 5),
         refused_retry: tuple[int, int] = (30, 300),
         name: str = "mqtt",
+        inline: bool = False,
     ) -> None:
         self.address = address
         self.name = name
+        self.inline = inline
         self.on_message = on_message
         self.on_connected = on_connected
         self.on_disconnected = on_disconnected
@@ -381,7 +386,11 @@ class Connection:
         log.error("%s: broker %s refused the subscription to %s: %s", self.name, self.address, ", ".join(topics), why)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Inbound(message.topic, message.payload, bool(message.retain)))
+        item = Inbound(message.topic, message.payload, bool(message.retain))
+        if self.inline:
+            self._handle(item)
+        else:
+            self._inbox.put(item)
 
     # --- the worker ------------------------------------------------------------------------------
 
@@ -390,9 +399,12 @@ class Connection:
             item = self._inbox.get()
             if item is None:
                 return
-            if self.on_message is None:
-                continue
-            try:
-                self.on_message(item)
-            except Exception:  # noqa: BLE001 - one bad message never stops the connection
-                log.exception("%s: handling a message on %s failed", self.name, item.topic)
+            self._handle(item)
+
+    def _handle(self, item: Inbound) -> None:
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(item)
+        except Exception:  # noqa: BLE001 - one bad message never stops the connection
+            log.exception("%s: handling a message on %s failed", self.name, item.topic)

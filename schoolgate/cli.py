@@ -376,6 +376,7 @@ def central_serve(
     with_broker: bool = typer.Option(False, "--with-broker", help="Also run the embedded broker at SCHOOLGATE_MQTT_URL."),
     config: ConfigOpt = None,
     log_format: LogFormatOpt = LogFormat.text,
+    verbose: bool = typer.Option(False, "--verbose", help="Log at DEBUG too: a line for each event stored."),
 ) -> None:
     """Run the central server: API, MQTT ingest, roster publication."""
     import secrets
@@ -389,7 +390,7 @@ def central_serve(
     from gateway.mqtt import CENTRAL_USER, BrokerAddress, MqttError
 
     lang = _lang()
-    _logging(False, log_format)
+    _logging(verbose, log_format)
     settings = Settings.load(config)
     try:
         settings.check_bind(host)
@@ -417,7 +418,11 @@ def central_serve(
 
 
 @central_app.command("ingest")
-def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogFormat.text) -> None:
+def central_ingest(
+    config: ConfigOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
+    verbose: bool = typer.Option(False, "--verbose", help="Log at DEBUG too: a line for each event stored."),
+) -> None:
     """Run only the MQTT ingest (no HTTP): one of several workers when SCHOOLGATE_INGEST_SHARED_GROUP is set."""
     from central.core.config import Settings
     from central.core import clock
@@ -425,7 +430,7 @@ def central_ingest(config: ConfigOpt = None, log_format: LogFormatOpt = LogForma
     from central.kiosks import partitions
     from central.main import ingest_worker
 
-    _logging(False, log_format)
+    _logging(verbose, log_format)
     settings = Settings.load(config)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)

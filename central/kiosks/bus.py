@@ -59,6 +59,7 @@ class Bus:
         self.connection = Connection(
             f"sg-central-{os.getpid()}-{uuid.uuid4().hex[:6]}", broker, mqtt5=bool(shared_group),
             on_message=self._on_message, on_connected=self._on_connect, name="central",
+            inline=True,  # _on_message only queues for the ingest's own thread
         )
         wanted = [topics.all_events(), topics.all_status()]
         if shared_group:
@@ -68,7 +69,7 @@ class Bus:
         self.client = self.connection.client
 
     def _on_message(self, msg: Inbound) -> None:
-        # Connection's worker thread: the ingest queues it for its own writer thread.
+        # paho's network thread (inline): the ingest queues it for its own writer thread; nothing slower here.
         if self.partition and not self.mine(msg.topic):
             return
         self.ingest.submit(msg.topic, msg.payload, msg.retain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -720,3 +721,28 @@ def test_only_the_kiosks_own_status_tells_central_it_lost_acknowledged_events(wo
     assert incidents(engine) == ["events_lost", "broken_chain"]
     send(ingest, protocol.canonical_json(events[8]))
     assert [seq for seq, _ in stored(engine)] == [1, 2, 3, 4, 8, 9]
+
+
+def test_a_batch_is_one_log_line_naming_each_gates_seqs_and_each_event_is_a_debug_line(world, caplog):
+    engine, ingest, _acks = world
+    kiosk = Kiosk()
+    events = [kiosk.event(kind="checkin", card="04A1B2C3") for _ in range(4)]
+    with caplog.at_level(logging.INFO, logger="central.kiosks.ingest"):
+        send(ingest, protocol.batch_payload(events[:3]), protocol.canonical_json(events[3]))
+    stored_lines = [r for r in caplog.records if r.getMessage().startswith("stored")]
+    assert [r.getMessage() for r in stored_lines] == ["stored 4 events: k1 seq 1-4"]
+    assert (stored_lines[0].events, stored_lines[0].stored) == (4, {"k1": "1-4"})
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="central.kiosks.ingest"):
+        send(ingest, protocol.canonical_json(kiosk.event(kind="checkin", card="04A1B2C3")),
+             protocol.canonical_json(kiosk.event(kind="unknown_card", card="04D4E5F6")))
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("stored")] == [
+        "stored 2 events: k1 seq 5-6",
+        "stored event k1 seq 5 checkin card 04A1B2C3 student None",
+        "stored event k1 seq 6 unknown_card card 04D4E5F6 student None",
+    ]
+
+
+def test_seqs_are_written_as_runs():
+    assert ingest_module._ranges([1]) == "1"
+    assert ingest_module._ranges([3, 4, 5, 9, 11, 12]) == "3-5 9 11-12"
