@@ -53,7 +53,7 @@ EDITORS = frozenset({Role.SCHOOL_ADMIN})
 #: coming sessions shown at once, from the day asked (default: the school's today)
 WINDOW_DAYS = 14
 #: what a write answers with on the page after its redirect (``?done=``)
-DONE = frozenset({"group_created", "group_saved", "group_unchanged", "term_added", "day_set", "day_removed", "dismissal_set",
+DONE = frozenset({"group_created", "group_saved", "group_unchanged", "term_added", "day_set", "day_marked", "day_removed", "day_unmarked", "dismissal_set",
                   "planned", "duty_on", "duty_off"})
 M = TypeVar("M", bound=BaseModel)
 GRADE_SPLIT = re.compile(r"[,，、;；\s]+")
@@ -96,9 +96,10 @@ def _problems(exc: ValidationError, form: dict[str, Any], locale: str) -> list[s
 
 
 def _parse(model: type[M], form: dict[str, Any], locale: str) -> M:
-    """The form's fields as ``model``; an empty field is left out (the model's default, or "required")."""
+    """The form's fields as ``model``; an empty field is left out (the model's default, or "required"). A list
+    (boxes ticked) is given as it is, none ticked too: the service says why that is refused."""
     try:
-        return model.model_validate({k: v for k, v in form.items() if v not in ("", [])})
+        return model.model_validate({k: v for k, v in form.items() if v != ""})
     except ValidationError as exc:
         raise Refused(422, _problems(exc, form, locale)) from None
 
@@ -272,7 +273,7 @@ async def set_day(request: Request, db: DbDep) -> Response:
     def write(form, principal, row, locale):
         fields = {k: _text(form, k, 200) for k in ("day", "kind", "follows_weekday", "note")}
         _, removed = schedule.set_calendar_day(db, school=row, data=_parse(CalendarDayCreate, fields, locale), actor=principal.label)
-        return "day_set", removed
+        return ("day_set", removed) if removed else ("day_marked", None)
 
     return await _calendar_write(request, db, "day", write)
 
@@ -284,7 +285,7 @@ async def delete_day(request: Request, db: DbDep) -> Response:
     def write(form, principal, row, locale):
         day = _parse(CalendarDayCreate, {"day": _text(form, "day", 20), "kind": "holiday"}, locale).day
         removed = schedule.delete_calendar_day(db, school=row, day=day, actor=principal.label)
-        return "day_removed", removed
+        return ("day_removed", removed) if removed else ("day_unmarked", None)
 
     return await _calendar_write(request, db, "remove_day", write)
 

@@ -97,7 +97,7 @@ def test_a_term_planned_a_day_off_removes_its_session_and_duty_is_shown(pages):
     assert "2030-10-14 周一 · 书法社" in block and "16:00–17:20" in block and "值班人员： staffB" in block
     # A day off: that day's session goes (the service removes it; the page says how many).
     r = pages.client.post("/admin/calendar/days", data={"csrf": csrf, "day": "2030-10-16", "kind": "holiday", "note": "运动会"})
-    assert r.status_code == 200 and "删除了当天已安排的 1 个场次" in r.text, r.text
+    assert r.status_code == 200 and "已标记；删除了当天已安排的 1 个场次" in r.text, r.text
     assert _sessions(pages.client.get("/admin/calendar?from=2030-10-13").text) == {"2030-10-14": "书法社"}
     assert '<li data-day="2030-10-16" data-kind="holiday">' in r.text and "运动会" in r.text
     # Staff on duty: staffA put on, staffB taken off, each audited as the admin's.
@@ -197,6 +197,9 @@ def test_bad_input_is_named_in_the_pages_language_and_what_was_typed_is_kept(pag
     r = pages.client.post("/admin/groups", data={"csrf": csrf, **GROUP, "capacity": "很多"})
     assert r.status_code == 422 and "“名额”须为允许范围内的整数：很多" in html.unescape(r.text)
     assert 'value="书法社"' in r.text and 'value="很多"' in r.text and "毛笔字</textarea>" in r.text
+    # No weekday ticked is refused by the service (not taken as the default Monday to Friday).
+    r = pages.client.post("/admin/groups", data={"csrf": csrf, **{k: v for k, v in GROUP.items() if k != "weekdays"}})
+    assert r.status_code == 422 and "星期须为 1（周一）到 7（周日），不能为空或重复" in html.unescape(r.text), r.text
     # The same in English.
     pages.client.get("/admin/calendar?lang=en")
     r = pages.client.post("/admin/calendar/terms", data={"csrf": csrf, "name": "T", "starts_on": "2031-01-20", "ends_on": "2030-09-01"})
