@@ -11,7 +11,7 @@ import re
 from sqlmodel import select
 
 from central.core.audit import AuditLog
-from central.programme.models import CalendarDay, CareSession, DutyAssignment, InterestGroup, Term
+from central.programme.models import CalendarDay, CareSession, DutyAssignment, InterestGroup, Staff, Term
 
 from .test_pages import csrf_of, log_in, pages  # noqa: F401  (pages: the fixture)
 
@@ -66,18 +66,25 @@ def test_the_admin_creates_a_group_and_changes_only_what_was_edited(pages):
                                                                                           pages.ids["staffB"])
         audit = db.exec(select(AuditLog).where(AuditLog.entity == f"interest_group:{group_id}")).one()
         assert (audit.action, audit.actor) == ("interest_group.create", "user:admin1")
-    # The edit form sends every field; only the capacity and the staff in charge changed, and only they are written.
-    r = pages.client.post(f"/admin/groups/{group_id}", data={"csrf": csrf, "name": "书法社", "capacity": "25", "place": "美术室",
-                                                             "description": "毛笔字", "staff_id": ""})
+    # The edit form sends every field; only what differs is sent to the service, as a PATCH: the staff in
+    # charge, since gone (inactive), is not checked again when the capacity alone changes.
+    with pages.session() as db:
+        db.get(Staff, pages.ids["staffB"]).active = False
+        db.commit()
+    edit = {"csrf": csrf, "name": "书法社", "capacity": "25", "place": "美术室", "description": "毛笔字", "staff_id": str(pages.ids["staffB"])}
+    r = pages.client.post(f"/admin/groups/{group_id}", data=edit)
     assert r.status_code == 200 and "修改已保存" in r.text, r.text
     assert "已占 0 / 共 25" in _text(r.text)
+    r = pages.client.post(f"/admin/groups/{group_id}", data={**edit, "staff_id": ""})  # nobody in charge now
+    assert r.status_code == 200 and "修改已保存" in r.text, r.text
     with pages.session() as db:
         row = db.get(InterestGroup, group_id)
         assert (row.capacity, row.staff_id, row.place, row.off_site) == (25, None, "美术室", False)
-        update = db.exec(select(AuditLog).where(AuditLog.entity == f"interest_group:{group_id}", AuditLog.action == "interest_group.update")).one()
-        assert update.actor == "user:admin1"
-        before, after = json.loads(update.before), json.loads(update.after)
-        assert {k: v for k, v in after.items() if before[k] != v} == {"capacity": 25, "staff_id": None}
+        updates = db.exec(select(AuditLog).where(AuditLog.entity == f"interest_group:{group_id}", AuditLog.action == "interest_group.update")
+                          .order_by(AuditLog.seq)).all()
+        assert [u.actor for u in updates] == ["user:admin1", "user:admin1"]
+        assert [{k: v for k, v in json.loads(u.after).items() if json.loads(u.before)[k] != v} for u in updates] == [
+            {"capacity": 25}, {"staff_id": None}]
 
 
 def test_a_term_planned_a_day_off_removes_its_session_and_duty_is_shown(pages):
