@@ -27,7 +27,9 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, col, select
 
 from central.accounts.access import Principal, Role
+from central.api.deps import MAX_ID, IdPath
 from central.core import clock
+from central.core.columns import RowId
 from central.core.errors import status_of
 from central.core.i18n import LocalizedError, has, t
 from central.programme import groups as group_service
@@ -172,7 +174,7 @@ async def create_group(request: Request, db: DbDep) -> Response:
 
 
 @router.post("/admin/groups/{group_id}")
-async def update_group(request: Request, db: DbDep, group_id: int) -> Response:
+async def update_group(request: Request, db: DbDep, group_id: IdPath) -> Response:
     """A group changed, as ``PATCH /api/v1/schools/{school}/groups/{id}`` with only the fields that differ."""
     form, principal, row, locale = await _posted(request, db)
     typed = {"name": _text(form, "name", 100), "description": _text(form, "description"), "capacity": _text(form, "capacity", 10),
@@ -223,7 +225,7 @@ def _calendar_page(request: Request, db: Session, principal: Principal, school: 
 @router.get("/admin/calendar")
 def calendar_page(
     request: Request, db: DbDep, school: Annotated[str | None, Query(max_length=64)] = None,
-    start: Annotated[date | None, Query(alias="from")] = None, group: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+    start: Annotated[date | None, Query(alias="from")] = None, group: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     done: Annotated[str | None, Query(max_length=32)] = None, n: Annotated[int | None, Query(ge=0, le=100_000)] = None,
 ) -> HTMLResponse:
     principal = caller(request, db, VIEWERS)
@@ -242,6 +244,7 @@ async def _calendar_write(request: Request, db: Session, what: str, write) -> Re
         group = int(_text(form, "group", 12)) if _text(form, "group", 12) else None
     except ValueError:
         start = group = None
+    group = group if group is not None and 1 <= group <= MAX_ID else None
     try:
         done, count = write(form, principal, row, locale)
     except (Refused, LocalizedError) as exc:
@@ -307,7 +310,7 @@ class PlanForm(BaseModel):
 
     start: date
     end: date
-    group_id: int | None = None
+    group_id: RowId | None = None
 
 
 @router.post("/admin/calendar/plan")
@@ -324,8 +327,8 @@ async def plan(request: Request, db: DbDep) -> Response:
 
 
 class DutyForm(BaseModel):
-    session_id: int
-    staff_id: int
+    session_id: RowId
+    staff_id: RowId
 
 
 @router.post("/admin/calendar/duty")
