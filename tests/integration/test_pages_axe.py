@@ -28,6 +28,8 @@ PAGES = [
     ("principal", "/admin/import"),
     ("principal", "/admin/enrollments"),
     ("principal", "/charts/attendance"),
+    ("principal", "/admin/groups"),
+    ("principal", "/admin/calendar"),
     ("principal", "/"),
     ("parent", "/guardian"),
     ("district", "/district"),
