@@ -299,6 +299,9 @@ class Topics:
     def all_status(self) -> str:
         return f"{self.prefix}/+/+/status"
 
+    def all_feeds(self) -> str:
+        return f"{self.prefix}/+/feed"
+
     def shared_events(self, group: str = "central") -> str:
         """MQTT 5 shared subscription for several ingest workers (Mosquitto/EMQX only)."""
         return f"$share/{group}/{self.all_events()}"

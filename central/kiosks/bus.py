@@ -8,13 +8,14 @@ import threading
 import uuid
 import zlib
 
+import orjson
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.core import keys
 from central.core.config import Settings
-from central.core.events import DomainEvents
+from central.core.events import DomainEvents, FeedAdvanced
 from central.core.metrics import Metrics
 from central.kiosks import roster
 from central.kiosks.ingest import Ingest
@@ -39,6 +40,7 @@ class Bus:
         signing_key: Ed25519PrivateKey | None = None,
         events: DomainEvents | None = None,
         metrics: Metrics | None = None,
+        follow_feeds: bool = False,
     ) -> None:
         self.engine = engine
         # Everything central publishes is signed with its own key (acks, rosters, deltas): kiosks
@@ -64,15 +66,51 @@ class Bus:
         wanted = [topics.all_events(), topics.all_status()]
         if shared_group:
             wanted = [f"$share/{shared_group}/{topic}" for topic in wanted]
+        # With other ingest processes (partitions, a shared subscription) this process's domain events
+        # hear only what it stored itself: the schools' feeds say what the others stored, so the live
+        # pages served here still move on every tap (FeedAdvanced), whichever worker stored it.
+        self.events = events
+        self.follow_feeds = bool(follow_feeds and events is not None)
+        self._heads: dict[int, int] = {}
+        self._school_ids: dict[str, int | None] = {}
+        if self.follow_feeds:
+            wanted.append(topics.all_feeds())
+            events.subscribe(FeedAdvanced, self._heard)
         self.connection.subscribe([(topic, 1) for topic in wanted])
         self.connected = self.connection.connected
         self.client = self.connection.client
 
     def _on_message(self, msg: Inbound) -> None:
         # paho's network thread (inline): the ingest queues it for its own writer thread; nothing slower here.
+        if self.follow_feeds and msg.topic.endswith("/feed"):
+            self._feed(msg)
+            return
         if self.partition and not self.mine(msg.topic):
             return
         self.ingest.submit(msg.topic, msg.payload, msg.retain)
+
+    def _heard(self, event: FeedAdvanced) -> None:
+        # Heads only grow (each school's row lock orders them): the highest heard is what a page shows.
+        if event.head > self._heads.get(event.school_id, -1):
+            self._heads[event.school_id] = event.head
+
+    def _feed(self, msg: Inbound) -> None:
+        """A school's feed message (central's, from whichever process stored it): FeedAdvanced here
+        when its head is past what this process heard. Nothing of it is shown: the pages read the
+        database; only central's login may publish on a feed topic (the broker's ACL)."""
+        try:
+            _kind, school, _ = self.topics.parse(msg.topic)
+            head = orjson.loads(msg.payload)["head"]
+        except (protocol.ProtocolError, orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if not isinstance(head, int) or isinstance(head, bool):
+            return
+        if school not in self._school_ids:
+            with self.engine.connect() as conn:  # once a school: its id does not change
+                self._school_ids[school] = conn.execute(sa.text("SELECT id FROM school WHERE code = :c"), {"c": school}).scalar()
+        school_id = self._school_ids[school]
+        if school_id is not None and head > self._heads.get(school_id, -1):
+            self.events.publish(FeedAdvanced(school_id=school_id, head=head))  # _heard moves the head
 
     def mine(self, topic: str) -> bool:
         """Whether this worker's partition holds the kiosk of a topic (a bad topic: worker 0's)."""
@@ -85,7 +123,8 @@ class Bus:
 
     @classmethod
     def from_settings(
-        cls, engine: sa.Engine, settings, *, events: DomainEvents | None = None, metrics: Metrics | None = None
+        cls, engine: sa.Engine, settings, *, events: DomainEvents | None = None, metrics: Metrics | None = None,
+        follow_feeds: bool = False,
     ) -> Bus:
         """The bus as central's settings describe it (``central.core.config.Settings``)."""
         return cls(
@@ -99,6 +138,7 @@ class Bus:
             settings=settings,
             events=events,
             metrics=metrics,
+            follow_feeds=follow_feeds,
         )
 
     def start(self, wait: float = 10.0, *, background: bool = False) -> Bus:

@@ -15,7 +15,7 @@ from central.core.db import make_engine
 from central.kiosks.models import Event
 from central.schools.models import Guardian, School
 
-from .test_pages_browser import PASSWORD, browser, log_in, school  # noqa: F401  (fixtures)
+from .test_pages_browser import PASSWORD, artifacts, browser, log_in, school  # noqa: F401  (fixtures)
 
 AXE = Path(__file__).resolve().parent.parent / "assets" / "axe.min.js"
 #: (who, path): every page, as the role that opens it
@@ -73,7 +73,8 @@ def test_axe_core_is_shipped_with_its_licence():
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1280, 800)])
-def test_no_page_has_a_serious_or_critical_violation(browser, accounts, width, height):
+def test_no_page_has_a_serious_or_critical_violation(browser, accounts, artifacts, width, height):
+    """Each page in zh_CN at phone and desk width; a screenshot of each is kept (SCHOOLGATE_ARTIFACTS)."""
     url = accounts.central.url
     found = {}
     for user, path in PAGES:
@@ -83,5 +84,7 @@ def test_no_page_has_a_serious_or_critical_violation(browser, accounts, width, h
         else:
             page.goto(f"{url}{path}")
         found[path] = violations(page)
+        name = path.strip("/").replace("/", "-") or "home"
+        page.screenshot(path=str(artifacts / f"every-page-{name}-{width}x{height}.png"), full_page=True)
         page.close()
     assert found == {path: [] for _, path in PAGES}

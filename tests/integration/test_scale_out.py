@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from central.admin import central_key, create_school, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
+from central.core.events import DomainEvents, FeedAdvanced
 from central.kiosks.bus import Bus
 from gateway import mosquitto, protocol
 from gateway.broker import wait_until_reachable
@@ -25,6 +26,7 @@ from gateway.mqtt import BrokerAddress, free_port
 from hardware import CardTap
 from kiosk.config import KioskSettings
 from kiosk.runtime import Kiosk
+from sgtest import wait_for
 
 def require_mosquitto_binary() -> None:
     if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
@@ -54,6 +56,7 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
     for kiosk, secret in SECRETS.items():
         register_kiosk(settings, school="s1", kiosk=kiosk, secret=secret)
     workers, gates = [], []
+    heard: list[list[int]] = [[], []]
     try:
         wait_until_reachable("127.0.0.1", port)
         wait_until_reachable("127.0.0.1", central_port)
@@ -61,7 +64,13 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
         if mode == "shared":
             workers = [Bus(engine, broker=address, topics=protocol.Topics(), shared_group="central", batch=50).start() for _ in range(2)]
         else:
-            workers = [Bus(engine, broker=address, topics=protocol.Topics(), partition=(i, 2), batch=50).start() for i in range(2)]
+            # Each worker follows the feeds, as central serve does beside workers: its live pages must
+            # hear what the other stored (FeedAdvanced), each head once, in order.
+            for i in range(2):
+                events = DomainEvents()
+                events.subscribe(FeedAdvanced, lambda e, i=i: heard[i].append(e.head))
+                workers.append(Bus(engine, broker=address, topics=protocol.Topics(), partition=(i, 2), batch=50, events=events,
+                                   follow_feeds=True).start())
         for kiosk, secret in SECRETS.items():
             gate = Kiosk(KioskSettings(school="s1", kiosk=kiosk, data_dir=tmp_path / kiosk, secret=secret, mqtt_url=f"mqtt://127.0.0.1:{port}", resend_after=2.0,
                                        central_key=central_key(settings)))
@@ -74,6 +83,8 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
         while any(g.store.queue_depth() for g in gates) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(g.store.queue_depth() for g in gates)
+        if mode == "partition":
+            wait_for(lambda: all(h and h[-1] == 2100 for h in heard), timeout=30, what="each worker heard the school's last head")
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT k.code, e.seq FROM event e JOIN kiosk k ON k.id = e.kiosk_id ORDER BY k.code, e.seq")).all()
         both = [w.ingest.stored for w in workers]
@@ -95,3 +106,5 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
         topics = protocol.Topics()
         expected = [700 * sum(w.mine(topics.events("s1", k)) for k in SECRETS) for w in workers]
         assert both == expected
+        for heads in heard:  # its own batches and the other's, never a head twice nor going back
+            assert heads == sorted(set(heads))
