@@ -217,7 +217,7 @@ def _replay(client, gates: list[Gate], students: int, events: int, seconds: floa
 
 def run(
     *, schools: int = 500, kiosks: int = 4, students: int = 2000, minutes: float = CITY_MINUTES, speed: float = 1.0,
-    speeds: tuple[float, ...] = (), phase_seconds: float = 30.0, kinds: tuple[str, ...] = KINDS, workers: int = 1,
+    speeds: tuple[float, ...] = (), phase_seconds: float = 30.0, kinds: tuple[str, ...] = KINDS, workers: int = 0,
 ) -> list[dict]:
     if not available("mosquitto") or not available("postgres"):
         return []
@@ -240,14 +240,15 @@ def run(
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCHOOLGATE_")}, "SCHOOLGATE_DATABASE_URL": url,
                "SCHOOLGATE_MQTT_URL": central_url, "SCHOOLGATE_SIGNING_KEY_FILE": str(key_file), "SCHOOLGATE_API_TOKEN": token}
         log = open(os.environ.get("CITY_CENTRAL_LOG", os.devnull), "w")
-        # With --workers N the server stores partition 0/N and N-1 `central ingest` workers the rest
-        # (docs/scale.md): each kiosk has one writer, and the ingest is no longer one interpreter's.
+        # With --workers N central serve only serves HTTP (SCHOOLGATE_SERVE_INGEST=false) and N `central
+        # ingest` processes store the events, partitioned by kiosk when N > 1 (docs/scale.md).
         central = subprocess.Popen([sys.executable, "-m", "schoolgate", "central", "serve", "--port", str(port)],
-                                   env={**env, **({"SCHOOLGATE_INGEST_PARTITION": f"0/{workers}"} if workers > 1 else {})},
+                                   env={**env, **({"SCHOOLGATE_SERVE_INGEST": "false"} if workers else {})},
                                    stdout=subprocess.DEVNULL, stderr=log)
         ingesters = [subprocess.Popen([sys.executable, "-m", "schoolgate", "central", "ingest"],
-                                      env={**env, "SCHOOLGATE_INGEST_PARTITION": f"{i}/{workers}"}, stdout=subprocess.DEVNULL, stderr=log)
-                     for i in range(1, workers)]
+                                      env={**env, **({"SCHOOLGATE_INGEST_PARTITION": f"{i}/{workers}"} if workers > 1 else {})},
+                                      stdout=subprocess.DEVNULL, stderr=log)
+                     for i in range(workers)]
         pids = [central.pid] + [p.pid for p in ingesters]
         gates = [Gate(code, kiosk, secret) for (code, kiosk), secret in secrets.items()]
         by_key = {(g.school, g.kiosk): g for g in gates}
@@ -279,7 +280,7 @@ def run(
             readers = ReaderProcess(f"http://127.0.0.1:{port}", token, url, codes, school_ids)
             rng = random.Random(11)
             settings = {"kinds": list(kinds), "schools": schools, "kiosks_each": kiosks, "children": schools * students, "db": "postgres",
-                        "broker": "mosquitto", "central": "schoolgate central serve" + (f" + {workers - 1} ingest workers" if workers > 1 else ""), **machine()}
+                        "broker": "mosquitto", "central": "schoolgate central serve" + (f" (HTTP only) + {workers} central ingest" if workers else ""), **machine()}
             phases = [(speed, minutes * 60 / speed)] + [(s, phase_seconds) for s in speeds]
             fastest = None
             for phase, (pace, seconds) in enumerate(phases):
@@ -348,8 +349,9 @@ def main() -> None:
     parser.add_argument("--speeds", default="", help="further phases, e.g. 1.5,2,3 (each --phase-seconds long)")
     parser.add_argument("--phase-seconds", type=float, default=30.0)
     parser.add_argument("--kinds", default=",".join(KINDS), help="the kinds of event, in turn (pickups notify guardians)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="ingest processes: central serve stores 0/N, N-1 `central ingest` workers the rest")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="N `central ingest` processes store the events (partitioned when N > 1) and central serve only "
+                             "serves HTTP; 0: central serve stores them itself")
     args = parser.parse_args()
     if args.tiny:
         run(**TINY)

@@ -143,8 +143,10 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
         bus = None
         if with_bus:
             # In the background: HTTP answers at once even with the broker down (/healthz: mqtt false).
-            bus = Bus.from_settings(engine, settings, events=app.state.events, metrics=app.state.metrics,
-                                    follow_feeds=bool(settings.partition or settings.ingest_shared_group)).start(
+            bus = Bus.from_settings(
+                engine, settings, events=app.state.events, metrics=app.state.metrics, ingest=settings.serve_ingest,
+                follow_feeds=bool(settings.partition or settings.ingest_shared_group or not settings.serve_ingest),
+            ).start(
                 background=True
             )
         app.state.bus = bus

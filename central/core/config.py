@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     ingest_shared_group: str | None = None
     """MQTT 5 shared subscription group (e.g. ``central``) for several ingest workers sharing the
     event stream; Mosquitto or EMQX with PostgreSQL only."""
+    serve_ingest: bool = True
+    """Whether ``central serve`` stores events itself. False: it only serves HTTP, publishes rosters and
+    follows the schools' feeds for its live pages, and ``schoolgate central ingest`` workers (one, or
+    several with ``ingest_partition``) store the events — the ingest then has a process, and an
+    interpreter's lock, of its own."""
     event_retention_years: int = Field(2, ge=1, le=100)
     """School years of events and incidents kept in the live tables on PostgreSQL: the current one and
     the ones before it (2: the current and the previous; a school year starts on 1 September). Older

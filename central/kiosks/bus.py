@@ -41,6 +41,7 @@ class Bus:
         events: DomainEvents | None = None,
         metrics: Metrics | None = None,
         follow_feeds: bool = False,
+        ingest: bool = True,
     ) -> None:
         self.engine = engine
         # Everything central publishes is signed with its own key (acks, rosters, deltas): kiosks
@@ -63,7 +64,9 @@ class Bus:
             on_message=self._on_message, on_connected=self._on_connect, name="central",
             inline=True,  # _on_message only queues for the ingest's own thread
         )
-        wanted = [topics.all_events(), topics.all_status()]
+        # Without ``ingest`` (central serve beside ingest workers) nothing is subscribed for storing.
+        self.ingesting = ingest
+        wanted = [topics.all_events(), topics.all_status()] if ingest else []
         if shared_group:
             wanted = [f"$share/{shared_group}/{topic}" for topic in wanted]
         # With other ingest processes (partitions, a shared subscription) this process's domain events
@@ -85,7 +88,7 @@ class Bus:
         if self.follow_feeds and msg.topic.endswith("/feed"):
             self._feed(msg)
             return
-        if self.partition and not self.mine(msg.topic):
+        if not self.ingesting or (self.partition and not self.mine(msg.topic)):
             return
         self.ingest.submit(msg.topic, msg.payload, msg.retain)
 
@@ -124,7 +127,7 @@ class Bus:
     @classmethod
     def from_settings(
         cls, engine: sa.Engine, settings, *, events: DomainEvents | None = None, metrics: Metrics | None = None,
-        follow_feeds: bool = False,
+        follow_feeds: bool = False, ingest: bool = True,
     ) -> Bus:
         """The bus as central's settings describe it (``central.core.config.Settings``)."""
         return cls(
@@ -139,13 +142,15 @@ class Bus:
             events=events,
             metrics=metrics,
             follow_feeds=follow_feeds,
+            ingest=ingest,
         )
 
     def start(self, wait: float = 10.0, *, background: bool = False) -> Bus:
         """Connect, waiting up to ``wait`` seconds for the broker; with ``background`` return at once
         (central's HTTP must answer while the broker is away; /healthz says mqtt false meanwhile)
         and log from a thread of its own if the broker has not answered within ``wait``."""
-        self.ingest.start()
+        if self.ingesting:
+            self.ingest.start()
         self.connection.start()
         if background:
             if wait:

@@ -15,11 +15,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 from sgtest import wait_for
 
 from central.admin import central_key, create_school, import_files, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine
+from central.main import ingest_worker
+from central.schools import registry
 from central.demo import DEMO_GUARD_CARD, enroll_demo_students, write_demo_roster
 from central.server import CentralServer
 from gateway.feed import CURRENT
@@ -35,11 +38,11 @@ SECRETS = {"gate-a": "a1" * 32, "gate-b": "b2" * 32}
 class School:
     """Central and a school with two gates; each gate a ``Kiosk`` started (or restarted) on its own store."""
 
-    def __init__(self, backend, tmp_path) -> None:
+    def __init__(self, backend, tmp_path, **settings) -> None:
         self.backend, self.tmp = backend, tmp_path
         self.code = f"sch-{uuid.uuid4().hex[:8]}"
         self.settings = Settings(database_url=backend.database_url, mqtt_url=backend.mqtt_url,
-                                 topic_prefix=backend.topic_prefix)
+                                 topic_prefix=backend.topic_prefix, **settings)
         self.central = CentralServer(self.settings, port=free_port()).start()
         create_school(self.settings, code=self.code, name=self.code)
         students, guardians = write_demo_roster(tmp_path / "roster", students=6, guardians=6)
@@ -292,3 +295,26 @@ def _alerts(engine, code: str) -> set[tuple[str, int]]:
         return set(conn.execute(sa.text(
             "SELECT a.student, a.raised FROM child_alert a JOIN school s ON s.id = a.school_id "
             "WHERE s.code = :code AND a.kind = 'absent'"), {"code": code}).all())
+
+
+def test_central_serve_beside_an_ingest_worker_wakes_its_live_pages_on_what_the_worker_stored(backend, tmp_path):
+    """SCHOOLGATE_SERVE_INGEST=false: central serve stores nothing itself, a `central ingest` worker does;
+    the server's live pages still move on the tap (through the school's feed), not at their next round."""
+    school = School(backend, tmp_path, serve_ingest=False)
+    engine = make_engine(school.settings.sqlalchemy_url)
+    worker = ingest_worker(engine, school.settings).start()
+    try:
+        gate = school.start("gate-a")
+        hub = school.central.app.state.live
+        with Session(engine) as session:
+            school_id = registry.get_school(session, school.code).id
+        before = hub.generation(school_id)
+        child, child_card, _guardian, _card = families(gate)[0]
+        assert tap(gate, child_card).outcome == "checked_in"
+        wait_for(lambda: hub.generation(school_id) > before, timeout=10, what="central serve's pages woken by the worker's feed")
+        wait_for(lambda: not gate.store.queue_depth(), what="the worker's ack")
+        assert (school.central.bus.ingest.stored, worker.ingest.stored) == (0, 1)
+    finally:
+        worker.stop()
+        school.close()
+        engine.dispose()
