@@ -90,6 +90,7 @@ def _staff_rows(db: Session, school: School) -> list[StaffRow]:
 def _staff_page(request: Request, db: Session, principal: Principal, school: School, *, status: int = 200, error: str = "",
                 done: str = "", typed: dict | None = None, form: str = "") -> HTMLResponse:
     """``form`` names the form ``error`` and ``typed`` belong to: ``add``, ``edit-ID`` or ``card-ID``."""
+    form = form if status != 404 else ""  # what was named is not on the page: the message goes on top
     return render(request, "staff.html", status=status, principal=principal, school=school, rows=_staff_rows(db, school),
                   vendors=staff_service.list_vendors(db, school=school), kinds=staff_service.KINDS, formats=cardnumber.FORMATS,
                   may_edit=principal.role in SETTERS, error=error, done=done, typed=typed or {}, form=form)
@@ -257,6 +258,7 @@ def _vendor_rows(db: Session, school: School, principal: Principal) -> list[Vend
 
 def _vendors_page(request: Request, db: Session, principal: Principal, school: School, *, status: int = 200, error: str = "",
                   done: str = "", typed: dict | None = None, form: str = "") -> HTMLResponse:
+    form = form if status != 404 else ""  # what was named is not on the page: the message goes on top
     return render(request, "vendors.html", status=status, principal=principal, school=school,
                   vendors=_vendor_rows(db, school, principal), may_add=principal.role in SETTERS,
                   error=error, done=done, typed=typed or {}, form=form)
@@ -326,6 +328,7 @@ class AccountRow:
 
 def _accounts_page(request: Request, db: Session, principal: Principal, school: School, *, status: int = 200, error: str = "",
                    done: str = "", typed: dict | None = None, form: str = "", made: dict | None = None) -> HTMLResponse:
+    form = form if status != 404 else ""  # what was named is not on the page: the message goes on top
     guardians = list(db.exec(select(Guardian).where(Guardian.school_id == school.id).order_by(col(Guardian.name), col(Guardian.id))))
     staff = list(db.exec(select(Staff).where(Staff.school_id == school.id).order_by(col(Staff.name), col(Staff.id))))
     names = {("g", g.id): g.name for g in guardians} | {("s", s.id): s.name for s in staff}
