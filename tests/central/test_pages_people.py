@@ -266,6 +266,12 @@ def test_the_district_makes_accounts_of_a_school_and_district_accounts(pages):
     with pages.session() as db:
         made = {u.username: u.school_id for u in db.exec(select(User).where(col(User.username).in_(["finance2", "bureau2"])))}
     assert made == {"finance2": pages.ids["s2"], "bureau2": None}
+    # On s1's page, only s1's accounts: s2's admin is not found there, though the district manages it.
+    with pages.session() as db:
+        admin2 = db.exec(select(User).where(User.username == "admin2")).one().id
+    assert pages.client.post(f"/admin/accounts/{admin2}", data={"csrf": csrf, "school": "s1"}).status_code == 404
+    with pages.session() as db:
+        assert db.get(User, admin2).active
 
 
 # --- who may open the pages, and the forms' token -------------------------------------------------------
