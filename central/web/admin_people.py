@@ -260,7 +260,7 @@ def _vendors_page(request: Request, db: Session, principal: Principal, school: S
                   done: str = "", typed: dict | None = None, form: str = "") -> HTMLResponse:
     form = form if status != 404 else ""  # what was named is not on the page: the message goes on top
     return render(request, "vendors.html", status=status, principal=principal, school=school,
-                  vendors=_vendor_rows(db, school, principal), may_add=principal.role in SETTERS,
+                  vendors=_vendor_rows(db, school, principal), recorders=staff_service.STEP_RECORDERS, may_add=principal.role in SETTERS,
                   error=error, done=done, typed=typed or {}, form=form)
 
 
