@@ -211,7 +211,7 @@ def test_accounts_the_admin_may_grant_and_one_they_may_not(pages):
                                                    "role": "teacher", "staff": str(pages.ids["staffB"])})
     assert r.status_code == 201, r.text
     assert "已新建账号 teacherC" in r.text and "a long password 1" not in r.text and "data-password" not in r.text
-    assert re.search(r'data-user="teacherC" data-role="teacher" data-active="yes">\s*<td>teacherC</td><td>教师</td><td>staffB</td>', r.text)
+    assert re.search(r'data-user="teacherC" data-role="teacher" data-active="yes">\s*<td class="username">teacherC</td><td>教师</td><td>staffB</td>', r.text)
     with pages.session() as db:
         made = db.exec(select(User).where(User.username == "teacherC")).one()
         assert (made.role, made.school_id, made.staff_id) == ("teacher", pages.ids["s1"], pages.ids["staffB"])
