@@ -58,7 +58,7 @@ from central.kiosks.bus import Bus
 from central.notifications import channels as notify_channels
 from central.notifications import ladder, outbox
 from central.web import admin_kiosks, admin_setup, charts, district, family, finance, pages, safety_list
-from central.web import admin_programme
+from central.web import admin_people, admin_programme
 from gateway import protocol
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,7 @@ def create_app(settings: Settings, *, with_bus: bool = True) -> FastAPI:
     app.include_router(admin_kiosks.router)  # /admin/kiosks
     app.include_router(admin_programme.router)  # /admin/groups, /admin/calendar
     app.include_router(admin_setup.router)  # /admin/import, /admin/enrollments
+    app.include_router(admin_people.router)  # /admin/staff, /admin/vendors, /admin/accounts
     app.include_router(charts.router)  # /charts/attendance
     app.include_router(district.router)  # /district
     app.include_router(safety_list.router)  # /admin/safety
