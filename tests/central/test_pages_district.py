@@ -59,6 +59,13 @@ def test_the_district_sees_every_school_today(pages):
     assert cells(html, "s2") == {"expected": "0", "on_site": "0", "gone": "0", "absent": "0", "open_items": "0", "ratio": "—",
                                  "fees": "—", "vendors": "—"}
     assert "收费上限：每生每月 100.00 元" in html
+    # Each school's pages the district may read, for that school; each opens for the district.
+    for school in ("s1", "s2"):
+        for path in ("/teacher", "/rollcall", "/admin/kiosks", "/admin/safety", "/admin/vendors", "/admin/staff",
+                     "/admin/accounts", "/admin/groups", "/admin/calendar", "/charts/attendance"):
+            assert f'href="{path}?school={school}"' in html, (path, school)
+    for path in ("/admin/groups", "/admin/calendar", "/charts/attendance"):
+        assert pages.client.get(f"{path}?school=s1").status_code == 200, path
 
 
 def test_the_district_page_is_the_districts(pages):
