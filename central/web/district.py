@@ -1,5 +1,6 @@
 """``/district``: every school on one page for the district — today's children (expected, on site, gone,
-absent), open safety items today, sessions over the staff ratio (P9.2), fees above the cap (P7.2),
+absent), open safety items (every item of the school's safety list not closed, whatever day it happened on:
+yesterday's refused pickup nobody reviewed is still open), sessions over the staff ratio (P9.2), fees above the cap (P7.2),
 vendors waiting for the district's step (P6.2). Each figure comes from the service its own page or
 the API uses (``web.roster``, ``safety.items``, ``billing.rules``, ``programme.staff``).
 """
@@ -56,7 +57,8 @@ def school_day(db: Session, *, school: School, settings) -> SchoolDay:
     out.gone = sum(1 for s in seen.values() if s == "gone")
     out.absent = sum(1 for s in seen.values() if s == "absent")
     out.on_site = len(live_roster.day_moves(db, school=school, day=day).on_site())  # from every gate, in a session or not
-    out.open_items = sum(1 for i in safety.all_items(db, school=school, filters=safety.Filters(day=day)) if i.state != "closed")
+    # Every day's items, not today's only: an item stays open until a reviewer closes it.
+    out.open_items = sum(1 for i in safety.all_items(db, school=school) if i.state != "closed")
     for plan in db.exec(select(FeePlan).where(FeePlan.school_id == school.id).order_by(col(FeePlan.id))):
         try:
             rules.check_plan(rules.FeePlan(rules.PlanKind(plan.kind), plan.amount_fen), cap_fen=settings.fee_cap_fen)

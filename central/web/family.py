@@ -90,6 +90,8 @@ def my_children(db: Session, *, principal: Principal, school: School, settings) 
                 event, gate = moves.first_in.get(student.student_no, last) if last[0].kind == "checkin" else last
                 child.since, child.gate = clock.as_utc(event.at).astimezone(clock.zone(school)), gate
                 child.state, child.kind = ("on_site", "") if last[0].kind == "checkin" else ("gone", event.kind)
+                if event.kind == "pickup":  # who took the child, as the teacher's roster says it
+                    child.by, child.relation = live_roster.taker(live_roster.takers(db, [event.guardian or ""]), event, student.id)
             child.excused = student.id in excuses.excused_on(db, school=school, day=day, student_ids=[student.id])
         mine = MyChild(student_no=student.student_no, name=student.name, relation=relation, today=child, in_session=in_session)
         if notice is not None:

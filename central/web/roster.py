@@ -147,7 +147,7 @@ def build(session: Session, *, school: School, rows: list[CareSession], settings
 
     moves = day_moves(session, school=school, day=day)
     last, first_in, staff_in = moves.last, moves.first_in, moves.staff_in
-    takers = _takers(session, [e.guardian for e, _ in last.values() if e.kind == "pickup" and e.guardian])
+    found = takers(session, [e.guardian for e, _ in last.values() if e.kind == "pickup" and e.guardian])
 
     out = []
     for row in rows:
@@ -173,8 +173,7 @@ def build(session: Session, *, school: School, rows: list[CareSession], settings
                 event, gate = seen
                 child.state, child.since, child.gate, child.kind = "gone", clock.as_utc(event.at).astimezone(tz), gate, event.kind
                 if event.kind == "pickup":
-                    name, relation = takers.get((event.guardian, sid)) or takers.get((event.guardian, None)) or ("", "")
-                    child.by, child.relation = name or (event.note or ""), relation
+                    child.by, child.relation = taker(found, event, sid)
             elif child.excused or now > starts + timedelta(minutes=settings.checkin_grace_minutes):
                 child.state = "absent"
             roster.children.append(child)
@@ -182,7 +181,7 @@ def build(session: Session, *, school: School, rows: list[CareSession], settings
     return out
 
 
-def _takers(session: Session, refs: list[str]) -> dict[tuple[str, int | None], tuple[str, str]]:
+def takers(session: Session, refs: list[str]) -> dict[tuple[str, int | None], tuple[str, str]]:
     """(guardian ref ``g{id}``, student id) -> (the guardian's name, their relation to that child)."""
     ids = {int(r[1:]) for r in refs if r.startswith("g") and r[1:].isdigit()}
     if not ids:
@@ -195,6 +194,13 @@ def _takers(session: Session, refs: list[str]) -> dict[tuple[str, int | None], t
     ):
         out[f"g{guardian.id}", link.student_id] = (guardian.name, link.relation)
     return out
+
+
+def taker(found: dict[tuple[str, int | None], tuple[str, str]], event: Event, student_id: int) -> tuple[str, str]:
+    """Who took the child in a ``pickup`` event, from ``takers(...)``: (name, relation to this child); a
+    one-time code's holder is in the event's note, with no relation."""
+    name, relation = found.get((event.guardian, student_id)) or found.get((event.guardian, None)) or ("", "")
+    return name or (event.note or ""), relation
 
 
 @dataclass

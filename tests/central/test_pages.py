@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlmodel import select
 
@@ -72,6 +73,19 @@ def test_a_page_without_login_sends_to_login_and_back(pages):
     assert (r.status_code, r.headers["location"]) == (303, "/teacher")
     cookie = r.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower() and "secure" not in cookie.lower()
+
+
+def test_behind_https_the_login_cookie_is_secure(pages):
+    """SCHOOLGATE_SESSION_COOKIE_SECURE=true (central behind TLS): the browser sends the cookie over https
+    only; still HttpOnly and SameSite=Lax. (Without it, the test above: not Secure.)"""
+    pages.settings.session_cookie_secure = True  # read when the first page request makes the middleware
+    client = TestClient(pages.client.app, base_url="https://testserver")  # a Secure cookie goes back over https only
+    page = client.get("/login")
+    r = client.post("/login", data={"username": "teacherA", "password": PASSWORD, "csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/teacher")
+    flags = {part.strip().lower() for part in r.headers["set-cookie"].split(";")[1:]}
+    assert {"secure", "httponly", "samesite=lax"} <= flags, flags
+    assert client.get("/teacher").status_code == 200
 
 
 def test_a_wrong_password_is_refused_on_the_page(pages):

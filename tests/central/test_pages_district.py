@@ -10,10 +10,11 @@ from central.billing.models import FeePlan
 from central.kiosks.models import SafetyIncident
 from central.programme import staff as staff_service
 from central.programme.models import Term, VendorCreate
+from central.safety import items as safety
 from central.schools.models import School
 
 from .conftest import PASSWORD
-from .test_pages import STARTS, csrf_of, log_in, pages, tap  # noqa: F401  (pages: the fixture)
+from .test_pages import ENDS, STARTS, csrf_of, log_in, pages, tap  # noqa: F401  (pages: the fixture)
 
 
 def cells(html: str, school: str) -> dict[str, str]:
@@ -28,7 +29,10 @@ def test_the_district_sees_every_school_today(pages):
         s1 = session.get(School, pages.ids["s1"])
         session.add(SafetyIncident(school_id=s1.id, kiosk="gate-1", kind="bad_signature", detail="x", created_at=pages.now["at"]))
         session.add(SafetyIncident(school_id=s1.id, kiosk="gate-1", kind="bad_signature", detail="old",
-                                   created_at=pages.now["at"] - timedelta(days=2)))  # not today
+                                   created_at=pages.now["at"] - timedelta(days=2)))  # two days old, never reviewed: still open
+        closed = SafetyIncident(school_id=s1.id, kiosk="gate-1", kind="bad_signature", detail="closed",
+                                created_at=pages.now["at"] - timedelta(days=3))
+        session.add(closed)
         term = Term(school_id=s1.id, name="秋季", starts_on=date(2030, 9, 1), ends_on=date(2031, 1, 20), created_by="test")
         session.add(term)
         session.flush()
@@ -39,16 +43,29 @@ def test_the_district_sees_every_school_today(pages):
         for step in ("review_panel", "party_org"):
             staff_service.decide_step(session, school=s1, vendor_id=waiting.id, step=step, approved=True, actor="admin1", role="school_admin")
         staff_service.decide_step(session, school=s1, vendor_id=done.id, step="review_panel", approved=True, actor="admin1", role="school_admin")
+        session.flush()
+        safety.review(session, school=s1, key=f"incident:{closed.id}", step="close", note="查明", actor="admin1")
+    # Yesterday at 17:05 a barred guardian was refused at the gate, and nobody has reviewed it yet.
+    tap(pages, 2, "pickup_denied", ENDS - timedelta(days=1, minutes=-5), student="A1", guardian=f"g{pages.ids['gBarred']}",
+        reason="barred")
     log_in(pages.client, "district")
     html = pages.client.get("/district").text
     assert cells(html, "s1") == {
-        # B1 absent; today's incident (not the one of two days ago); groupA: A1 on site, its staff not in
-        "expected": "2", "on_site": "1", "gone": "0", "absent": "1", "open_items": "1",
+        # B1 absent; open: today's incident, the one of two days ago, yesterday's refused pickup (not the
+        # closed one); groupA: A1 on site, its staff not in
+        "expected": "2", "on_site": "1", "gone": "0", "absent": "1", "open_items": "3",
         "ratio": "groupA 16:00", "fees": "收费方案 每天 5.00 元（按月最多天数计超限）", "vendors": "乐高机构",
     }
     assert cells(html, "s2") == {"expected": "0", "on_site": "0", "gone": "0", "absent": "0", "open_items": "0", "ratio": "—",
                                  "fees": "—", "vendors": "—"}
     assert "收费上限：每生每月 100.00 元" in html
+    # Each school's pages the district may read, for that school; each opens for the district.
+    for school in ("s1", "s2"):
+        for path in ("/teacher", "/rollcall", "/admin/kiosks", "/admin/safety", "/admin/vendors", "/admin/staff",
+                     "/admin/accounts", "/admin/groups", "/admin/calendar", "/charts/attendance"):
+            assert f'href="{path}?school={school}"' in html, (path, school)
+    for path in ("/admin/groups", "/admin/calendar", "/charts/attendance"):
+        assert pages.client.get(f"{path}?school=s1").status_code == 200, path
 
 
 def test_the_district_page_is_the_districts(pages):

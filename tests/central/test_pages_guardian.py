@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from central.pickup.models import PickupCode
 from central.programme import enrollment
-from central.programme.models import AbsenceExcuse, Enrollment, NoticeSignature
+from central.programme.models import AbsenceExcuse, CareSession, DutyAssignment, Enrollment, NoticeSignature
 from central.schools.models import GuardianLink, School
 
 from .conftest import PASSWORD
@@ -151,3 +151,22 @@ def test_a_days_leave_shows_excused_on_the_teachers_roster(pages):
     log_in(pages.client, "teacherA")
     html = pages.client.get("/teacher").text
     assert states(html) == {"A1": "absent"} and "已请假" in html and "发烧" in html
+
+
+def test_a_pickup_on_a_day_without_a_session_names_who_took_the_child(pages):
+    """A1's group has no session today; the gates still saw A1 come and go: the page names who took the
+    child, as the teacher's roster does, and says so when the child walked home alone."""
+    with pages.session() as session:
+        for row in session.exec(select(DutyAssignment).where(DutyAssignment.session_id == pages.ids["session_groupA"])):
+            session.delete(row)
+        session.delete(session.get(CareSession, pages.ids["session_groupA"]))
+        session.commit()
+    log_in(pages.client, "parentA")
+    tap(pages, 1, "checkin", STARTS, student="A1")
+    tap(pages, 2, "pickup", STARTS + timedelta(minutes=30), student="A1", guardian=f"g{pages.ids['gA']}")
+    html = pages.client.get("/guardian").text
+    assert children(html) == {"A1": "gone"} and "16:30 由父亲王父接走（gate-1）" in html
+    assert "Picked up at 16:30 by 王父 (父亲), gate-1" in pages.client.get("/guardian?lang=en").text
+    tap(pages, 3, "checkin", STARTS + timedelta(minutes=40), student="A1")
+    tap(pages, 4, "self_dismiss", STARTS + timedelta(minutes=50), student="A1")
+    assert "16:50 自行离校（gate-1）" in pages.client.get("/guardian?lang=zh_CN").text

@@ -2,7 +2,8 @@
 broker, central served by uvicorn and a kiosk reading a simulated card reader.
 
 A teacher's open /teacher page shows a child on site within 1 s of the tap and then gone with the
-guardian's name, without a reload; it survives central restarting; another school's page answers 404;
+guardian's name, without a reload; it survives central restarting, and shows a tap made while central was
+down; a page whose login ended while its stream was down goes to /login; another school's page answers 404;
 a form posted without its CSRF token is refused; login and logout. Screenshots in zh_CN at 1280×800
 and 390×844 are kept in $SCHOOLGATE_ARTIFACTS (else the test's temporary folder)/pages.
 """
@@ -19,6 +20,8 @@ import pytest
 from sgtest import Broker, require_chromium, wait_for
 from sqlmodel import Session, select
 
+from central.accounts import users
+from central.accounts.models import User
 from central.admin import central_key, create_school, create_user, import_files, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine
@@ -102,9 +105,18 @@ class Gate:
         wait_for(lambda: len(self.shown) > before, timeout=10, what=f"the gate's decision on {card}")
         return self.shown[before]
 
-    def restart_central(self) -> None:
-        self.central.stop()
+    def start_central(self) -> None:
+        """Central again on the same port (after ``self.central.stop()``)."""
         self.central = CentralServer(self.settings, port=self.port).start()
+
+    def end_logins(self, username: str) -> None:
+        """Every login of ``username`` revoked in the database (as a password change does), with no page told."""
+        engine = make_engine(self.settings.sqlalchemy_url)
+        with Session(engine) as session:
+            user = session.exec(select(User).where(User.username == username)).one()
+            users.revoke_all(session, user_id=user.id)
+            session.commit()
+        engine.dispose()
 
     def close(self) -> None:
         self.stop_reading.set()
@@ -221,10 +233,20 @@ def test_the_open_roster_follows_the_gate_without_reload_and_survives_a_restart(
     page.wait_for_selector(row(page, child, "gone"), timeout=5000)
     assert guardian in page.inner_text(row(page, child, "gone")) and relation in page.inner_text(row(page, child, "gone"))
 
-    # Central restarts: the page notices, reconnects by itself and shows what happened meanwhile.
-    school.restart_central()
+    # Central stops: the page notices. A child taps in meanwhile: the gate decides alone and keeps the
+    # event; central back, the gate sends it again and central stores it. The page's stream stays down a
+    # moment longer (its requests dropped), so the tap can reach it only as what it missed: reconnected
+    # by itself, the page is sent the whole roster again and shows the child, with no reload.
+    live = f"{url}/teacher/live*"
+    page.route(live, lambda route: route.abort())
+    school.central.stop()
+    page.wait_for_selector("#live-state.lost", timeout=5000)
     assert school.tap(card2).outcome == "checked_in"
-    page.wait_for_selector(row(page, child2, "on_site"), timeout=15000)
+    assert school.gate.store.queue_depth() >= 1  # kept at the gate while central is away
+    school.start_central()
+    wait_for(lambda: school.gate.store.queue_depth() == 0, timeout=10, what="central to store the tap made while it was down")
+    page.unroute(live)
+    page.wait_for_selector(row(page, child2, "on_site"), timeout=10000)
     page.wait_for_selector("#live-state.ok")
     assert page.evaluate("window.notReloaded") is True
 
@@ -238,6 +260,14 @@ def test_the_open_roster_follows_the_gate_without_reload_and_survives_a_restart(
         form.locator("button").click()
     assert "家长来电：发烧" in page.inner_text(f'#live tr[data-student="{child4}"]')
     assert page.locator(f'#live tr[data-student="{child4}"] .excused').count() == 1
+
+    # The login ends while the stream is down (revoked while central was stopped): no `logout` can reach
+    # the page. Central back, the page is sent to /login, not left retrying and showing "lost".
+    school.central.stop()
+    page.wait_for_selector("#live-state.lost", timeout=5000)
+    school.end_logins("teacher")
+    school.start_central()
+    page.wait_for_url(f"{url}/login?next=/teacher%3Fschool%3D{school.code}", timeout=10000)
     page.close()
 
 

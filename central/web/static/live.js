@@ -1,6 +1,7 @@
 // The live roster: Server-Sent Events from the server replace the roster in place, without a reload.
 // The browser reconnects by itself after a drop; the server then sends the whole roster again, so
-// nothing missed stays missing. If the browser gives up (it closed the stream), we open a new one.
+// nothing missed stays missing. If the browser gives up (it closed the stream), we open a new one,
+// unless central answers that the login has ended (see check()).
 (function () {
   var box = document.getElementById("live");
   var state = document.getElementById("live-state");
@@ -36,8 +37,21 @@
     source.addEventListener("logout", function () { source.close(); window.location.href = "/login"; });
     source.addEventListener("error", function () {
       show(false);
-      if (source.readyState === EventSource.CLOSED) { setTimeout(open, 1000); }
+      if (source.readyState === EventSource.CLOSED) { check(); }
     });
+  }
+  function check() {
+    // The browser gave up: central answered the stream with no stream. If the login ended while the
+    // stream was down (so no `logout` reached this page), that answer is a redirect to /login; a role
+    // or school no longer this login's is a 403 or 404. Ask once: then reload, and the page itself
+    // sends to /login (with this page as `next`) or says why; else (central away, or busy) retry.
+    var stop = window.AbortController ? new AbortController() : null;
+    fetch(src, {cache: "no-store", headers: {Accept: "text/event-stream"}, signal: stop ? stop.signal : undefined})
+      .then(function (r) {
+        if (stop) stop.abort();  // a stream that did open is not read here: the EventSource opens its own
+        if (r.redirected || (r.status >= 400 && r.status < 500)) { window.location.reload(); }
+        else { setTimeout(open, 1000); }
+      }, function () { setTimeout(open, 1000); });
   }
   open();
 })();
