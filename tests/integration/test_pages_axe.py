@@ -4,6 +4,7 @@ at phone and desk widths."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ PAGES = [
     ("parent", "/guardian"),
     ("district", "/district"),
     ("finance", "/finance"),
+    ("teacher", "/logout"),  # the logout page's confirmation
+    ("principal", "/admin/safety?school=elsewhere"),  # the error page (another school's: 404)
 ]
 
 
@@ -87,7 +90,7 @@ def test_no_page_has_a_serious_or_critical_violation(browser, accounts, artifact
         else:
             page.goto(f"{url}{path}")
         found[path] = violations(page)
-        name = path.strip("/").replace("/", "-") or "home"
+        name = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-") or "home"
         page.screenshot(path=str(artifacts / f"every-page-{name}-{width}x{height}.png"), full_page=True)
         page.close()
     assert found == {path: [] for _, path in PAGES}
