@@ -60,18 +60,19 @@ def run_workers(workers: int, filled: Path, secrets: dict[str, str], per_kiosk: 
                    SCHOOLGATE_SIGNING_KEY_FILE=str(key_file))
         if mode == "shared":
             env["SCHOOLGATE_INGEST_SHARED_GROUP"] = "central"
+        logs = [Path(folder) / f"worker-{i}.log" for i in range(workers)]
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "schoolgate", "central", "ingest"],
                 env={**env, **({"SCHOOLGATE_INGEST_PARTITION": f"{i}/{workers}"} if mode == "partition" else {})},
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=open(log, "w"),
             )
-            for i in range(workers)
+            for i, log in enumerate(logs)
         ]
         clients: list[SyncClient] = []
         try:
-            time.sleep(3.0)  # the workers import, connect and subscribe
+            _wait_connected(procs, logs)
             address = BrokerAddress.parse(kiosk_url)
             stores = []
             for kiosk, secret in secrets.items():
@@ -102,12 +103,23 @@ def run_workers(workers: int, filled: Path, secrets: dict[str, str], per_kiosk: 
     return {"rate": stored / elapsed, "stored": stored, "lost": total - sum(r[2] for r in rows), "duplicated": duplicated}
 
 
-def _raw_writer(url: str, rows: list[dict], start, done) -> None:
+def _wait_connected(procs: list[subprocess.Popen], logs: list[Path], timeout: float = 60.0) -> None:
+    """Until each worker has logged its broker connection (it subscribes in the same callback; a message
+    sent before the SUBACK is only resent by its kiosk, which the figure would show)."""
+    deadline = time.monotonic() + timeout
+    while not all("connected to" in log.read_text(errors="replace") for log in logs):
+        if any(proc.poll() is not None for proc in procs) or time.monotonic() > deadline:
+            raise RuntimeError("an ingest worker did not connect: " + " | ".join(log.read_text(errors="replace")[-500:] for log in logs))
+        time.sleep(0.05)
+
+
+def _raw_writer(url: str, rows: list[dict], ready, start, done) -> None:
     """One raw writer process: its rows with executemany in 500-row transactions, from the common start."""
     engine = make_engine(url)
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
         conn.rollback()
+        ready.put(True)
         start.wait()
         for first in range(0, len(rows), 500):
             with conn.begin():
@@ -136,11 +148,12 @@ def raw_writers(writers: int, secrets: dict[str, str], per_kiosk: int) -> float:
                     event_row(protocol.parse_event(e), protocol.event_hash(e), school_id=school_id, kiosk_id=ids[kiosk], at=now, received_at=now)
                 )
         context = multiprocessing.get_context("fork")
-        start, done = context.Event(), context.Queue()
-        procs = [context.Process(target=_raw_writer, args=(url, share, start, done)) for share in shares]
+        ready, start, done = context.Queue(), context.Event(), context.Queue()
+        procs = [context.Process(target=_raw_writer, args=(url, share, ready, start, done)) for share in shares]
         for proc in procs:
             proc.start()
-        time.sleep(1.0)  # connected
+        for _ in procs:
+            ready.get(timeout=60)  # each writer connected
         t0 = time.perf_counter()
         start.set()
         ends = [done.get(timeout=600) for _ in procs]
