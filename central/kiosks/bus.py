@@ -42,6 +42,7 @@ class Bus:
         metrics: Metrics | None = None,
         follow_feeds: bool = False,
         ingest: bool = True,
+        kiosk_refresh_s: float = 10.0,
     ) -> None:
         self.engine = engine
         # Everything central publishes is signed with its own key (acks, rosters, deltas): kiosks
@@ -52,7 +53,7 @@ class Bus:
         self.topics = topics
         self.shared_group = shared_group
         # (index, count): this worker stores only the kiosks whose key hashes to its index, so each
-        # kiosk has one writer and its events stay in order; every worker still receives them all.
+        # kiosk has one writer and its events stay in order; it subscribes to those kiosks only (below).
         self.partition = partition
         self.ingest = Ingest(
             engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
@@ -66,7 +67,15 @@ class Bus:
         )
         # Without ``ingest`` (central serve beside ingest workers) nothing is subscribed for storing.
         self.ingesting = ingest
-        wanted = [topics.all_events(), topics.all_status()] if ingest else []
+        # A partitioned worker subscribes to its own kiosks' topics, not to every kiosk's: each of N
+        # workers receiving (and paho parsing) every message was N times the MQTT work for 1/N of the
+        # storing. The kiosks are read from the database at start and every ``kiosk_refresh_s`` (a
+        # kiosk registered meanwhile resends until its worker has subscribed and acks it).
+        self.by_kiosk = bool(ingest and partition and not shared_group)
+        self.kiosk_refresh_s = kiosk_refresh_s
+        self._kiosk_topics: set[str] = set()
+        self._refresh_stop = threading.Event()
+        wanted = [topics.all_events(), topics.all_status()] if ingest and not self.by_kiosk else []
         if shared_group:
             wanted = [f"$share/{shared_group}/{topic}" for topic in wanted]
         # With other ingest processes (partitions, a shared subscription) this process's domain events
@@ -151,6 +160,9 @@ class Bus:
         and log from a thread of its own if the broker has not answered within ``wait``."""
         if self.ingesting:
             self.ingest.start()
+        if self.by_kiosk:
+            self.subscribe_kiosks()
+            threading.Thread(target=self._refresh_kiosks, name="kiosk-topics", daemon=True).start()
         self.connection.start()
         if background:
             if wait:
@@ -165,8 +177,34 @@ class Bus:
                         self.connection.problem_detail or "no answer")
 
     def stop(self) -> None:
+        self._refresh_stop.set()
         self.connection.stop()
         self.ingest.stop()
+
+    def subscribe_kiosks(self) -> set[str]:
+        """Subscribe to the events and status of each registered kiosk of this worker's partition not
+        subscribed yet; returns the topics added."""
+        with self.engine.connect() as conn:
+            kiosks = conn.execute(sa.text("SELECT s.code, k.code FROM kiosk k JOIN school s ON s.id = k.school_id")).all()
+        added = set()
+        for school, kiosk in kiosks:
+            try:
+                topic = self.topics.events(school, kiosk)
+            except protocol.ProtocolError:
+                continue  # a code no topic can carry: its kiosk cannot publish either
+            if self.mine(topic):
+                added |= {topic, self.topics.status(school, kiosk)} - self._kiosk_topics
+        if added:
+            self._kiosk_topics |= added
+            self.connection.subscribe([(topic, 1) for topic in sorted(added)])
+        return added
+
+    def _refresh_kiosks(self) -> None:
+        while not self._refresh_stop.wait(self.kiosk_refresh_s):
+            try:
+                self.subscribe_kiosks()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("reading the kiosks to subscribe to failed")
 
     def _on_connect(self) -> None:
         # A broker without persistence forgets retained rosters when it restarts: retain them again.
