@@ -83,14 +83,24 @@ def test_no_page_has_a_serious_or_critical_violation(browser, accounts, artifact
     """Each page in zh_CN at phone and desk width; a screenshot of each is kept (SCHOOLGATE_ARTIFACTS)."""
     url = accounts.central.url
     found = {}
+    opened = {}  # each user logged in once, in a browser context of their own, then led page to page
     for user, path in PAGES:
-        page = browser.new_page(viewport={"width": width, "height": height}, locale="zh-CN")
-        if user is not None:
-            log_in(page, url, user=user, lands=path)
+        page = opened.get(user)
+        if page is None:
+            page = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN").new_page()
+            if user is None:
+                page.goto(f"{url}{path}")
+            else:
+                log_in(page, url, user=user, lands=path)
+                opened[user] = page
         else:
             page.goto(f"{url}{path}")
+            assert page.url == f"{url}{path}", f"{user} was sent to {page.url}, not {path}"  # still logged in
         found[path] = violations(page)
         name = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-") or "home"
         page.screenshot(path=str(artifacts / f"every-page-{name}-{width}x{height}.png"), full_page=True)
-        page.close()
+        if user is None:
+            page.context.close()
+    for page in opened.values():
+        page.context.close()
     assert found == {path: [] for _, path in PAGES}
