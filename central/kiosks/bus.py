@@ -161,7 +161,10 @@ class Bus:
         if self.ingesting:
             self.ingest.start()
         if self.by_kiosk:
-            self.subscribe_kiosks()
+            try:
+                self.subscribe_kiosks()
+            except Exception:  # noqa: BLE001 - a database not up yet: the refresh below tries again
+                log.exception("reading the kiosks to subscribe to failed; trying again in %s s", self.kiosk_refresh_s)
             threading.Thread(target=self._refresh_kiosks, name="kiosk-topics", daemon=True).start()
         self.connection.start()
         if background:

@@ -60,3 +60,24 @@ def test_each_worker_subscribes_to_its_own_kiosks_and_stores_their_events(tmp_pa
             worker.stop()
         broker.stop()
         engine.dispose()
+
+
+def test_a_worker_started_before_its_database_is_ready_subscribes_once_it_is(tmp_path, caplog):
+    brokers_db = f"sqlite:///{tmp_path / 'broker.sqlite3'}"
+    migrate(make_engine(brokers_db))
+    broker = Broker(brokers_db).start()  # central's login only
+    url = f"sqlite:///{tmp_path / 'central.sqlite3'}"  # not made yet: no kiosk table
+    engine = make_engine(url)
+    settings = Settings(database_url=url, mqtt_url=broker.central_url, signing_key_file=tmp_path / "central.key")
+    worker = Bus(engine, broker=BrokerAddress.parse(broker.central_url), topics=protocol.Topics(), partition=(0, 2),
+                 kiosk_refresh_s=0.1, settings=settings).start()
+    try:
+        assert "reading the kiosks to subscribe to failed" in caplog.text
+        migrate(engine)
+        create_school(settings, code="s1", name="s1")
+        register_kiosk(settings, school="s1", kiosk="k4", secret=SECRETS["k4"])
+        wait_for(lambda: kiosk_topics("k4") <= set(worker.connection._subscriptions), what="k4 subscribed once the database is there")
+    finally:
+        worker.stop()
+        broker.stop()
+        engine.dispose()
