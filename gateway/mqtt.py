@@ -210,8 +210,11 @@ class Connection:
         refused_retry: tuple[int, int] = (30, 300),
         name: str = "mqtt",
         inline: bool = False,
+        on_granted: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.address = address
+        #: told (on paho's thread) the topics of each SUBACK that granted them, on every connect too
+        self.on_granted = on_granted
         self.name = name
         self.inline = inline
         self.on_message = on_message
@@ -228,6 +231,7 @@ class Connection:
         self.subscribed = threading.Event()
         self._subscriptions: dict[str, int] = {}
         self._pending: dict[int, list[str]] = {}
+        self._early: dict[int, list] = {}  # SUBACKs handled before their subscribe noted its mid
         self._lock = threading.Lock()
         self._inbox: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
@@ -321,6 +325,24 @@ class Connection:
             return
         with self._lock:
             self._pending[mid] = [t for t, _ in topics]
+            # Called from a thread other than paho's, the SUBACK may have been handled on paho's thread
+            # before client.subscribe returned here: it waits in _early, and is taken here.
+            early = self._early.pop(mid, None)
+        if early is not None:
+            self._suback(mid, early)
+
+    def subscriptions(self) -> set[str]:
+        """The topics subscribed now and on every later connect."""
+        with self._lock:
+            return set(self._subscriptions)
+
+    def unsubscribe(self, topics: list[str]) -> None:
+        """Stop receiving ``topics``, now and on every later connect."""
+        with self._lock:
+            for topic in topics:
+                self._subscriptions.pop(topic, None)
+        if topics and self.connected.is_set():
+            self.client.unsubscribe(topics)
 
     def wait_subscribed(self, timeout: float) -> None:
         """Wait until the broker granted every subscription; MqttError if it refused one or was silent."""
@@ -350,6 +372,7 @@ class Connection:
         self.subscribed.clear()
         with self._lock:
             self._pending.clear()
+            self._early.clear()
             topics = list(self._subscriptions.items())
         self.connected.set()
         self._subscribe(topics)
@@ -367,13 +390,25 @@ class Connection:
             self.on_disconnected()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._suback(mid, reason_codes)
+
+    def _suback(self, mid: int, reason_codes) -> None:
         with self._lock:
             topics = self._pending.pop(mid, None)
             left = bool(self._pending)
-        if topics is None:
-            return
+            if topics is None:
+                self._early[mid] = reason_codes
+                while len(self._early) > 100:  # a SUBACK of a connection before (its mid reused later)
+                    del self._early[next(iter(self._early))]
+                return
         # MQTT 3.1.1 §3.9.3: 0x80 is a refusal; MQTT 5 §3.9.3: any code ≥ 0x80 is.
         refused = [t for t, code in zip(topics, reason_codes) if code.is_failure]
+        granted = [t for t in topics if t not in refused]
+        if granted and self.on_granted is not None:
+            try:
+                self.on_granted(granted)
+            except Exception:  # noqa: BLE001 - paho's thread must go on
+                log.exception("%s: handling the SUBACK of %s failed", self.name, ", ".join(granted))
         if refused:
             self._refused(refused, str(next(c for c in reason_codes if c.is_failure)))
             return

@@ -111,6 +111,16 @@ class FeedAdvanced:
 
 
 @dataclass(frozen=True)
+class SchoolWatched:
+    """The first live page of a school opened in this process (``watching``), or its last one closed
+    (central/web/live.py). Central serve beside ingest workers follows a school's feed only while a page
+    of it is open here (central/kiosks/bus.py): a city's whole feed is not parsed for pages nobody has open."""
+
+    school_id: int
+    watching: bool
+
+
+@dataclass(frozen=True)
 class AbsenceExcused:
     """A child's absence on a day was excused (请假) or its note changed (central/programme/excuses.py)."""
 

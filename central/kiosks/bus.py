@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import uuid
 import zlib
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.core import keys
 from central.core.config import Settings
-from central.core.events import DomainEvents, FeedAdvanced
+from central.core.events import DomainEvents, FeedAdvanced, SchoolWatched
 from central.core.metrics import Metrics
 from central.kiosks import roster
 from central.kiosks.ingest import Ingest
@@ -64,6 +65,7 @@ class Bus:
             f"sg-central-{os.getpid()}-{uuid.uuid4().hex[:6]}", broker, mqtt5=bool(shared_group),
             on_message=self._on_message, on_connected=self._on_connect, name="central",
             inline=True,  # _on_message only queues for the ingest's own thread
+            on_granted=self._granted,
         )
         # Without ``ingest`` (central serve beside ingest workers) nothing is subscribed for storing.
         self.ingesting = ingest
@@ -80,14 +82,20 @@ class Bus:
             wanted = [f"$share/{shared_group}/{topic}" for topic in wanted]
         # With other ingest processes (partitions, a shared subscription) this process's domain events
         # hear only what it stored itself: the schools' feeds say what the others stored, so the live
-        # pages served here still move on every tap (FeedAdvanced), whichever worker stored it.
+        # pages served here still move on every tap (FeedAdvanced), whichever worker stored it. Only the
+        # feeds of the schools with a live page open here (SchoolWatched): a city's whole feed, parsed
+        # for pages nobody has open, was a third of a core at half a city's speed.
         self.events = events
         self.follow_feeds = bool(follow_feeds and events is not None)
         self._heads: dict[int, int] = {}
         self._school_ids: dict[str, int | None] = {}
+        self._school_codes: dict[int, str | None] = {}
+        #: the schools whose feed this process follows now (granted by the broker)
+        self.following: set[int] = set()
+        self._watch_queue: queue.SimpleQueue[tuple[str, object] | None] = queue.SimpleQueue()
         if self.follow_feeds:
-            wanted.append(topics.all_feeds())
             events.subscribe(FeedAdvanced, self._heard)
+            events.subscribe(SchoolWatched, lambda e: self._watch_queue.put(("watch", e)))
         self.connection.subscribe([(topic, 1) for topic in wanted])
         self.connected = self.connection.connected
         self.client = self.connection.client
@@ -117,12 +125,58 @@ class Bus:
             return
         if not isinstance(head, int) or isinstance(head, bool):
             return
+        school_id = self._id(school)
+        if school_id is not None and head > self._heads.get(school_id, -1):
+            self.events.publish(FeedAdvanced(school_id=school_id, head=head))  # _heard moves the head
+
+    def _granted(self, topics: list[str]) -> None:
+        # paho's thread: the catch-up reads the database, on the follower's thread
+        if self.follow_feeds:
+            for topic in topics:
+                if topic.endswith("/feed"):
+                    self._watch_queue.put(("granted", topic))
+
+    def _follow(self) -> None:
+        """The follower's thread: subscribes to a school's feed when its first page opens here, and
+        unsubscribes when its last closes; once the broker granted a feed (again, after a reconnect),
+        the head in the database is a FeedAdvanced if it is past what this process heard, so what was
+        stored before the subscription (or while the broker was away) still wakes the pages."""
+        while (item := self._watch_queue.get()) is not None:
+            what, value = item
+            try:
+                if what == "watch":
+                    code = self._code(value.school_id)
+                    if code is None:
+                        continue
+                    if value.watching:
+                        self.connection.subscribe([(self.topics.feed(code), 1)])
+                    else:
+                        self.following.discard(value.school_id)
+                        self.connection.unsubscribe([self.topics.feed(code)])
+                else:
+                    _kind, school, _ = self.topics.parse(value)
+                    school_id = self._id(school)
+                    if school_id is None or self.topics.feed(school) not in self.connection.subscriptions():
+                        continue
+                    self.following.add(school_id)
+                    with self.engine.connect() as conn:
+                        head = conn.execute(sa.text("SELECT feed_head FROM school WHERE id = :i"), {"i": school_id}).scalar()
+                    if head and head > self._heads.get(school_id, -1):  # 0: nothing stored yet
+                        self.events.publish(FeedAdvanced(school_id=school_id, head=head))
+            except Exception:  # noqa: BLE001 - the pages still move at their next round
+                log.exception("following the feed (%s %s) failed", what, value)
+
+    def _code(self, school_id: int) -> str | None:
+        if school_id not in self._school_codes:
+            with self.engine.connect() as conn:  # once a school: its code does not change
+                self._school_codes[school_id] = conn.execute(sa.text("SELECT code FROM school WHERE id = :i"), {"i": school_id}).scalar()
+        return self._school_codes[school_id]
+
+    def _id(self, school: str) -> int | None:
         if school not in self._school_ids:
             with self.engine.connect() as conn:  # once a school: its id does not change
                 self._school_ids[school] = conn.execute(sa.text("SELECT id FROM school WHERE code = :c"), {"c": school}).scalar()
-        school_id = self._school_ids[school]
-        if school_id is not None and head > self._heads.get(school_id, -1):
-            self.events.publish(FeedAdvanced(school_id=school_id, head=head))  # _heard moves the head
+        return self._school_ids[school]
 
     def mine(self, topic: str) -> bool:
         """Whether this worker's partition holds the kiosk of a topic (a bad topic: worker 0's)."""
@@ -166,6 +220,8 @@ class Bus:
             except Exception:  # noqa: BLE001 - a database not up yet: the refresh below tries again
                 log.exception("reading the kiosks to subscribe to failed; trying again in %s s", self.kiosk_refresh_s)
             threading.Thread(target=self._refresh_kiosks, name="kiosk-topics", daemon=True).start()
+        if self.follow_feeds:
+            threading.Thread(target=self._follow, name="feed-follow", daemon=True).start()
         self.connection.start()
         if background:
             if wait:
@@ -181,6 +237,7 @@ class Bus:
 
     def stop(self) -> None:
         self._refresh_stop.set()
+        self._watch_queue.put(None)
         self.connection.stop()
         self.ingest.stop()
 

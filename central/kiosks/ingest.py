@@ -420,9 +420,12 @@ class Ingest:
     def _publish_feeds(self, batch: _Batch) -> None:
         """Each school's stored events on its feed. The events are stored: a feed that cannot be sent
         now is logged, and the school's gates fetch what they missed (they see a gap in the places)."""
+        by_school: dict[int, list[dict[str, Any]]] = {}
+        for row in batch.rows:  # once over the rows, not once per school (a city's batch: 400 schools)
+            by_school.setdefault(row["school_id"], []).append(feed.entry(row, batch.kiosk_codes[row["kiosk_id"]]))
         for school_id, head in batch.heads.items():
             code = batch.school_codes[school_id]
-            entries = [feed.entry(row, batch.kiosk_codes[row["kiosk_id"]]) for row in batch.rows if row["school_id"] == school_id]
+            entries = by_school.get(school_id, [])
             try:
                 for message in feed.messages(code, entries, head):
                     self.publish(self.topics.feed(code), protocol.canonical_json(message))

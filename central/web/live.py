@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from central.core.events import AbsenceExcused, DomainEvents, FeedAdvanced
+from central.core.events import AbsenceExcused, DomainEvents, FeedAdvanced, SchoolWatched
 
 
 class Hub:
@@ -29,8 +29,11 @@ class Hub:
         self._generation: dict[int, int] = defaultdict(int)
         # the login of each open page (token hash, user id), by school: checked together at each round
         self._logins: dict[int, dict[int, tuple[str, int]]] = defaultdict(dict)
+        self._events: DomainEvents | None = None
 
     def attach(self, events: DomainEvents) -> Hub:
+        # told when a school's first page opens and its last closes (SchoolWatched): what follows the feeds
+        self._events = events
         events.subscribe(FeedAdvanced, lambda e: self.changed(e.school_id))
         events.subscribe(AbsenceExcused, lambda e: self.changed(e.school_id))
         return self
@@ -40,9 +43,12 @@ class Hub:
         ``login`` (the page's token hash and user id) is checked with the school's other pages' (``logins``)."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
+            first = not self._waiting.get(school_id)
             self._waiting[school_id].add(entry)
             if login is not None:
                 self._logins[school_id][id(entry)] = login
+            if first:
+                self._tell(SchoolWatched(school_id, watching=True))
         return entry
 
     def forget(self, school_id: int, entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
@@ -52,6 +58,13 @@ class Hub:
             if not self._waiting[school_id]:
                 del self._waiting[school_id]
                 self._logins.pop(school_id, None)
+                self._tell(SchoolWatched(school_id, watching=False))
+
+    def _tell(self, event: SchoolWatched) -> None:
+        # Under the lock, so that a page opening as the last one closes is told in the order it happened:
+        # the handler (the bus) only queues it.
+        if self._events is not None:
+            self._events.publish(event)
 
     def logins(self, school_id: int) -> dict[str, int]:
         """The logins of ``school_id``'s open pages: token hash -> user id."""

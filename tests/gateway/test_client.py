@@ -175,3 +175,37 @@ def test_acks_and_rosters_are_stored_off_pahos_network_thread(tmp_path, monkeypa
             client.stop()
             store.close()
     assert set(writers) == {"kiosk s1/k1-in"}, writers  # Connection's worker, never paho's thread
+
+
+def test_a_suback_handled_before_its_subscribe_returned_still_counts(monkeypatch):
+    """Subscribing from a thread other than paho's, the broker's SUBACK can be handled on paho's thread
+    before ``client.subscribe`` returns the mid it answers: the subscription is granted all the same
+    (``subscribed``, ``on_granted``), not left pending for ever. Forced here: the subscribe returns only
+    once paho's thread has handled its SUBACK."""
+    port = free_port()
+    granted: list[list[str]] = []
+    with EmbeddedBroker("127.0.0.1", port, logins=Logins({"central": "pw"})):
+        connection = Connection("central", BrokerAddress("127.0.0.1", port, "central", "pw"), name="central",
+                                on_granted=granted.append).start()
+        try:
+            connection.wait_subscribed(10)  # no topics yet: set at once
+            handled = threading.Event()
+            real_suback = connection._on_subscribe
+            connection.client.on_subscribe = lambda *a: (real_suback(*a), handled.set())
+            real_subscribe = connection.client.subscribe
+
+            def late_subscribe(topics):
+                answer = real_subscribe(topics)
+                assert handled.wait(10), "no SUBACK from the broker"
+                return answer
+
+            monkeypatch.setattr(connection.client, "subscribe", late_subscribe)
+            connection.subscribed.clear()
+            connection.subscribe([("s1/feed", 1)])
+            assert connection.subscribed.wait(5)
+            assert granted == [["s1/feed"]]
+            assert connection.subscriptions() == {"s1/feed"}
+            connection.unsubscribe(["s1/feed"])
+            assert connection.subscriptions() == set()
+        finally:
+            connection.stop()

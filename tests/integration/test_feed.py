@@ -7,6 +7,7 @@ feed over MQTT and catching up over signed HTTP from central.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import uuid
@@ -297,23 +298,47 @@ def _alerts(engine, code: str) -> set[tuple[str, int]]:
             "WHERE s.code = :code AND a.kind = 'absent'"), {"code": code}).all())
 
 
+async def _open_page(hub, school_id: int):
+    """What a live page does when it opens (central/web/pages.py): watch the school in its loop."""
+    return hub.watch(school_id)
+
+
 def test_central_serve_beside_an_ingest_worker_wakes_its_live_pages_on_what_the_worker_stored(backend, tmp_path):
     """SCHOOLGATE_SERVE_INGEST=false: central serve stores nothing itself, a `central ingest` worker does;
-    the server's live pages still move on the tap (through the school's feed), not at their next round."""
+    the server's live pages still move on the tap (through the school's feed), not at their next round.
+    The feed is followed only while a page of the school is open, and what was stored while it was not
+    wakes the page when it opens."""
     school = School(backend, tmp_path, serve_ingest=False)
     engine = make_engine(school.settings.sqlalchemy_url)
     worker = ingest_worker(engine, school.settings).start()
     try:
         gate = school.start("gate-a")
-        hub = school.central.app.state.live
+        hub, bus = school.central.app.state.live, school.central.bus
+        feed_topic = bus.topics.feed(school.code)
         with Session(engine) as session:
             school_id = registry.get_school(session, school.code).id
+        assert bus.following == set() and not any(t.endswith("/feed") for t in bus.connection.subscriptions())
+        page = asyncio.run(_open_page(hub, school_id))
+        wait_for(lambda: bus.following == {school_id}, timeout=10, what="the school's feed followed once its page opened")
+        assert {t for t in bus.connection.subscriptions() if t.endswith("/feed")} == {feed_topic}
         before = hub.generation(school_id)
         child, child_card, _guardian, _card = families(gate)[0]
         assert tap(gate, child_card).outcome == "checked_in"
         wait_for(lambda: hub.generation(school_id) > before, timeout=10, what="central serve's pages woken by the worker's feed")
         wait_for(lambda: not gate.store.queue_depth(), what="the worker's ack")
         assert (school.central.bus.ingest.stored, worker.ingest.stored) == (0, 1)
+
+        # The last page closes: the feed is no longer followed; a tap meanwhile wakes the next page to open.
+        hub.forget(school_id, page)
+        wait_for(lambda: not bus.following and feed_topic not in bus.connection.subscriptions(), timeout=10,
+                 what="the feed let go once the school's last page closed")
+        heard = hub.generation(school_id)
+        assert tap(gate, families(gate)[1][1]).outcome == "checked_in"
+        wait_for(lambda: not gate.store.queue_depth() and worker.ingest.stored == 2, what="the worker's second ack")
+        assert hub.generation(school_id) == heard  # nobody follows the feed now
+        page = asyncio.run(_open_page(hub, school_id))
+        wait_for(lambda: hub.generation(school_id) > heard, timeout=10, what="the page opened after the tap woken by the head in the database")
+        hub.forget(school_id, page)
     finally:
         worker.stop()
         school.close()

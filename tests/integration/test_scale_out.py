@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from central.admin import central_key, create_school, register_kiosk
 from central.core.config import Settings
 from central.core.db import make_engine, migrate
-from central.core.events import DomainEvents, FeedAdvanced
+from central.core.events import DomainEvents, FeedAdvanced, SchoolWatched
 from central.kiosks.bus import Bus
 from gateway import mosquitto, protocol
 from gateway.broker import wait_until_reachable
@@ -64,13 +64,18 @@ def test_two_workers_store_every_event_once(tmp_path, fresh_postgres, mode):
         if mode == "shared":
             workers = [Bus(engine, broker=address, topics=protocol.Topics(), shared_group="central", batch=50).start() for _ in range(2)]
         else:
-            # Each worker follows the feeds, as central serve does beside workers: its live pages must
-            # hear what the other stored (FeedAdvanced), each head once, in order.
+            # Each worker follows the school's feed, as central serve does beside workers while a live
+            # page of the school is open (SchoolWatched): its pages must hear what the other stored
+            # (FeedAdvanced), each head once, in order.
+            with engine.connect() as conn:
+                school_id = conn.execute(sa.text("SELECT id FROM school WHERE code = 's1'")).scalar_one()
             for i in range(2):
                 events = DomainEvents()
                 events.subscribe(FeedAdvanced, lambda e, i=i: heard[i].append(e.head))
                 workers.append(Bus(engine, broker=address, topics=protocol.Topics(), partition=(i, 2), batch=50, events=events,
                                    follow_feeds=True).start())
+                events.publish(SchoolWatched(school_id, watching=True))
+            wait_for(lambda: all(w.following == {school_id} for w in workers), timeout=10, what="both workers following s1's feed")
         for kiosk, secret in SECRETS.items():
             gate = Kiosk(KioskSettings(school="s1", kiosk=kiosk, data_dir=tmp_path / kiosk, secret=secret, mqtt_url=f"mqtt://127.0.0.1:{port}", resend_after=2.0,
                                        central_key=central_key(settings)))
