@@ -127,13 +127,15 @@ def test_open_items_are_every_days_items_not_closed_at_each_school(pages):
             (s1, "absent", "A1", shanghai_7th),  # no excuse: open
             (s1, "absent", "B1", shanghai_7th),  # excused on the 7th: no item
             (s1, "absent", "C1", datetime(2030, 10, 6, 16, 30, tzinfo=UTC)),  # 00:30 on the 7th there; excused the 6th: open
+            (s1, "absent", "A1", datetime(2030, 10, 5, 16, 30, tzinfo=UTC)),  # 00:30 on the 6th there; excused the 5th: open
             (s1, "absent", "C1", datetime(2030, 10, 4, 17, 0, tzinfo=UTC)),  # 01:00 on the 5th there, excused: no item
             (s3, "late_pickup", "Z1", now - timedelta(days=7)),  # open
             (s3, "absent", "Z9", now - timedelta(days=8)),  # a child no roster knows: never excused, open
         ):
             session.add(ChildAlert(school_id=school.id, kind=kind, student=student, session=f"{kind}-{student}-{at:%d%H}",
                                    at=at, kiosk="gate-1", event_id="00000000-0000-7000-8000-000000000000"))
-        for student, day in (("B1", date(2030, 10, 7)), ("C1", date(2030, 10, 6)), ("C1", date(2030, 10, 5))):
+        for student, day in (("B1", date(2030, 10, 7)), ("C1", date(2030, 10, 6)), ("C1", date(2030, 10, 5)),
+                             ("A1", date(2030, 10, 5))):
             session.add(AbsenceExcuse(school_id=s1.id, student_id=ids[student], day=day, note="病假"))
         gone_at = datetime(2030, 10, 8, 6, 0, tzinfo=UTC)
         gate1 = session.get(Kiosk, ids["gate-1"])
@@ -154,4 +156,4 @@ def test_open_items_are_every_days_items_not_closed_at_each_school(pages):
             safety.review(session, school=school, key=key, step=step, note="查明", actor="admin1")
     log_in(pages.client, "district")
     html = pages.client.get("/district").text
-    assert {school: cells(html, school)["open_items"] for school in ("s1", "s2", "s3")} == {"s1": "9", "s2": "2", "s3": "3"}
+    assert {school: cells(html, school)["open_items"] for school in ("s1", "s2", "s3")} == {"s1": "10", "s2": "2", "s3": "3"}
