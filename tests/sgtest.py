@@ -138,12 +138,13 @@ class RunningClock:
         return self.start + timedelta(seconds=time.monotonic() - self._began)
 
 
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``condition`` until it gives something true, and return that (a test may go on to check
+    it); fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        if value := condition():
+            return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 

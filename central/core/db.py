@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session
+
+from central.core import clock
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -29,9 +34,37 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            dbapi_conn.create_function("sg_local_date", 2, _sqlite_local_date, deterministic=True)
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+class local_date(sa.sql.functions.FunctionElement):  # noqa: N801 - used like sa.func's functions
+    """SQL: the date of a stored time in a zone, ``local_date("Asia/Shanghai", ChildAlert.at)``, as
+    ``clock.to_local(at, school).date()`` gives it: a school's day worked out by the database. PostgreSQL
+    reads its own copy of the IANA zones; SQLite has none, and calls the function ``make_engine`` gives it."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(local_date)
+def _local_date_sqlite(element, compiler, **kw) -> str:
+    return f"sg_local_date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(local_date, "postgresql")
+def _local_date_postgresql(element, compiler, **kw) -> str:
+    zone, at = element.clauses
+    return f"CAST(timezone({compiler.process(zone, **kw)}, {compiler.process(at, **kw)}) AS DATE)"
+
+
+def _sqlite_local_date(zone: str, at: str | None) -> str | None:
+    """``local_date`` on SQLite: a stored time (naive UTC text) to its date in ``zone``, as SQLite stores a date."""
+    if at is None:
+        return None
+    return clock.as_utc(datetime.fromisoformat(at)).astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def _private_file(path: Path) -> None:

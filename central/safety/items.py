@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from central.core import clock
+from central.core.db import local_date
 from central.core.errors import Conflict, Invalid, Missing
 from central.kiosks.models import ChildAlert, Event, SafetyIncident
 from central.programme.models import AbsenceExcuse
@@ -112,6 +113,7 @@ def _day_range(school: School, day: date) -> tuple[datetime, datetime]:
 class Section:
     kind: str
     fetch: Callable[..., list[Item]]  # (session, school, filters, after: (at, tie) | None, limit) -> items
+    count: Callable[[Session, School], int]  # (session, school) -> how many of its items, of every day, are open
 
 
 def _event_item(e: Event, code: str, kind: str) -> Item:
@@ -137,13 +139,18 @@ def _after(at_col, id_col, after: tuple[datetime, Any] | None):
     return sa.or_(at_col < at, sa.and_(at_col == at, id_col > tie))
 
 
-def _events(kind: str, item_kind: str, reasons: tuple[str, ...] | None = None, *, other: tuple[str, ...] = ()):
-    """Events of one kind (and reasons; ``other``: any reason but these) as items."""
+def _key(prefix: str, id_col):
+    """SQL: an item's key from its source row's id, as ``_event_item`` and the others write it."""
+    return sa.literal(prefix, sa.String).concat(sa.cast(id_col, sa.String))
 
-    def fetch(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
+
+def _events(kind: str, item_kind: str, reasons: tuple[str, ...] | None = None, *, other: tuple[str, ...] = ()):
+    """Events of one kind (and reasons; ``other``: any reason but these) as items: ``fetch`` and ``count``."""
+
+    def rows(school: School, f: Filters, *columns):
         stmt = (
-            select(Event, Kiosk.code).join(Kiosk, col(Kiosk.id) == Event.kiosk_id)
-            .where(Event.school_id == school.id, Event.kind == kind, _after(col(Event.at), col(Event.id), after))
+            select(*columns).select_from(Event).join(Kiosk, col(Kiosk.id) == Event.kiosk_id)
+            .where(Event.school_id == school.id, Event.kind == kind)
         )
         if reasons is not None:
             stmt = stmt.where(col(Event.reason).in_(reasons))
@@ -156,57 +163,52 @@ def _events(kind: str, item_kind: str, reasons: tuple[str, ...] | None = None, *
         if f.day is not None:
             start, end = _day_range(school, f.day)
             stmt = stmt.where(col(Event.at) >= start, col(Event.at) < end)
-        rows = session.exec(stmt.order_by(col(Event.at).desc(), col(Event.id)).limit(limit)).all()
-        return [_event_item(e, code, item_kind) for e, code in rows]
+        return stmt
 
-    return fetch
+    def fetch(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
+        stmt = rows(school, f, Event, Kiosk.code).where(_after(col(Event.at), col(Event.id), after))
+        found = session.exec(stmt.order_by(col(Event.at).desc(), col(Event.id)).limit(limit)).all()
+        return [_event_item(e, code, item_kind) for e, code in found]
+
+    def count(session: Session, school: School) -> int:
+        return session.exec(rows(school, Filters(), sa.func.count()).where(_open(school, _key("event:", Event.id)))).one()
+
+    return fetch, count
 
 
 def _incidents(item_kind: str):
     kinds = tuple(k for k, v in INCIDENT_KINDS.items() if v == item_kind)
 
-    def fetch(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
-        if f.child is not None:
-            return []  # an incident names a gate, not a child
-        stmt = select(SafetyIncident).where(
-            SafetyIncident.school_id == school.id, col(SafetyIncident.kind).in_(kinds),
-            _after(col(SafetyIncident.created_at), col(SafetyIncident.id), None if after is None else (after[0], int(after[1]))),
-        )
+    def rows(school: School, f: Filters, *columns):
+        stmt = select(*columns).select_from(SafetyIncident).where(SafetyIncident.school_id == school.id,
+                                                                   col(SafetyIncident.kind).in_(kinds))
         if f.gate is not None:
             stmt = stmt.where(SafetyIncident.kiosk == f.gate)
         if f.day is not None:
             start, end = _day_range(school, f.day)
             stmt = stmt.where(col(SafetyIncident.created_at) >= start, col(SafetyIncident.created_at) < end)
-        rows = session.exec(stmt.order_by(col(SafetyIncident.created_at).desc(), col(SafetyIncident.id)).limit(limit)).all()
-        return [_incident_item(i) for i in rows]
+        return stmt
 
-    return fetch
+    def fetch(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
+        if f.child is not None:
+            return []  # an incident names a gate, not a child
+        stmt = rows(school, f, SafetyIncident).where(
+            _after(col(SafetyIncident.created_at), col(SafetyIncident.id), None if after is None else (after[0], int(after[1]))))
+        found = session.exec(stmt.order_by(col(SafetyIncident.created_at).desc(), col(SafetyIncident.id)).limit(limit)).all()
+        return [_incident_item(i) for i in found]
 
+    def count(session: Session, school: School) -> int:
+        stmt = rows(school, Filters(), sa.func.count()).where(_open(school, _key("incident:", SafetyIncident.id)))
+        return session.exec(stmt).one()
 
-def _late_pickups(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
-    stmt = select(ChildAlert).where(
-        ChildAlert.school_id == school.id, ChildAlert.kind == "late_pickup",
-        _after(col(ChildAlert.at), col(ChildAlert.id), None if after is None else (after[0], int(after[1]))),
-    )
-    if f.gate is not None:
-        stmt = stmt.where(ChildAlert.kiosk == f.gate)
-    if f.child is not None:
-        stmt = stmt.where(ChildAlert.student == f.child)
-    if f.day is not None:
-        start, end = _day_range(school, f.day)
-        stmt = stmt.where(col(ChildAlert.at) >= start, col(ChildAlert.at) < end)
-    rows = session.exec(stmt.order_by(col(ChildAlert.at).desc(), col(ChildAlert.id)).limit(limit)).all()
-    return [_alert_item(a) for a in rows]
+    return fetch, count
 
 
-def _unexcused_absences(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
-    """Absent alerts (a child expected at a session who never came) whose day carries no excuse (请假).
-    Excused ones are passed over batch by batch, so a page is never short while more remain."""
-    out: list[Item] = []
-    cursor = None if after is None else (after[0], int(after[1]))
-    while len(out) < limit:
-        stmt = select(ChildAlert).where(ChildAlert.school_id == school.id, ChildAlert.kind == "absent",
-                                        _after(col(ChildAlert.at), col(ChildAlert.id), cursor))
+def _child_alerts(item_kind: str, where: Callable[[School], tuple]):
+    """Child alerts (those ``where`` gives conditions for) as items: ``fetch`` and ``count``."""
+
+    def rows(school: School, f: Filters, *columns):
+        stmt = select(*columns).select_from(ChildAlert).where(ChildAlert.school_id == school.id, *where(school))
         if f.gate is not None:
             stmt = stmt.where(ChildAlert.kiosk == f.gate)
         if f.child is not None:
@@ -214,27 +216,41 @@ def _unexcused_absences(session: Session, school: School, f: Filters, after, lim
         if f.day is not None:
             start, end = _day_range(school, f.day)
             stmt = stmt.where(col(ChildAlert.at) >= start, col(ChildAlert.at) < end)
-        rows = session.exec(stmt.order_by(col(ChildAlert.at).desc(), col(ChildAlert.id)).limit(limit)).all()
-        if not rows:
-            break
-        ids = dict(session.exec(select(Student.student_no, Student.id).where(
-            Student.school_id == school.id, col(Student.student_no).in_({a.student for a in rows}))).all())
-        days = {clock.to_local(a.at, school).date() for a in rows}
-        excused = set(session.exec(select(AbsenceExcuse.student_id, AbsenceExcuse.day).where(
-            AbsenceExcuse.school_id == school.id, col(AbsenceExcuse.day).in_(days))).all())
-        for a in rows:
-            if (ids.get(a.student), clock.to_local(a.at, school).date()) not in excused:
-                out.append(replace(_alert_item(a), kind="unexcused_absence", reason="absent"))
-        cursor = (clock.as_utc(rows[-1].at), rows[-1].id)
-    return out[:limit]
+        return stmt
+
+    def fetch(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
+        stmt = rows(school, f, ChildAlert).where(
+            _after(col(ChildAlert.at), col(ChildAlert.id), None if after is None else (after[0], int(after[1]))))
+        found = session.exec(stmt.order_by(col(ChildAlert.at).desc(), col(ChildAlert.id)).limit(limit)).all()
+        return [replace(_alert_item(a), kind=item_kind, reason=a.kind) for a in found]
+
+    def count(session: Session, school: School) -> int:
+        return session.exec(rows(school, Filters(), sa.func.count()).where(_open(school, _key("alert:", ChildAlert.id)))).one()
+
+    return fetch, count
+
+
+def _unexcused(school: School) -> tuple:
+    """SQL: an absent alert (a child expected at a session who never came) whose day, the school's date
+    of the alert, carries no excuse (请假) for the child."""
+    excused = sa.exists().where(
+        AbsenceExcuse.school_id == school.id, col(AbsenceExcuse.student_id) == Student.id, Student.school_id == school.id,
+        Student.student_no == ChildAlert.student, AbsenceExcuse.day == local_date(clock.zone(school).key, ChildAlert.at),
+    )
+    return ChildAlert.kind == "absent", ~excused
+
+
+_late_pickups, _count_late_pickups = _child_alerts("late_pickup", lambda school: (ChildAlert.kind == "late_pickup",))
+_unexcused_absences, _count_unexcused_absences = _child_alerts("unexcused_absence", _unexcused)
 
 
 def _gate_key(code: str, last_seen: datetime) -> str:
     return f"gate:{code}:{int(clock.as_utc(last_seen).timestamp() * 1000)}"
 
 
-def _offline_gates(session: Session, school: School, f: Filters, after, limit: int) -> list[Item]:
-    """Gates whose health says offline now (a handful per school: filtered here, not in SQL)."""
+def _offline_gates(session: Session, school: School, f: Filters, after, limit: int | None) -> list[Item]:
+    """Gates whose health says offline now (a handful per school: filtered here, not in SQL); ``limit``
+    None: every one."""
     if f.child is not None:
         return []
     rows = session.exec(
@@ -254,21 +270,27 @@ def _offline_gates(session: Session, school: School, f: Filters, after, limit: i
     return items[:limit]
 
 
+def _count_offline_gates(session: Session, school: School) -> int:
+    keys = {i.key for i in _offline_gates(session, school, Filters(), None, None)}
+    closed = set(session.exec(_closed(school).where(col(SafetyReview.item).in_(keys)))) if keys else set()
+    return len(keys - closed)
+
+
 SECTIONS: tuple[Section, ...] = (
-    *(Section("pickup_refused", _events("pickup_denied", "pickup_refused", (reason,))) for reason in REFUSALS),
-    Section("pickup_refused", _events("pickup_denied", "pickup_refused", other=REFUSALS)),
-    Section("code_reused", _incidents("code_reused")),
-    Section("code_revoked", _incidents("code_revoked")),
-    Section("override", _events("override", "override")),
-    Section("late_pickup", _late_pickups),
-    Section("unexcused_absence", _unexcused_absences),
-    Section("unknown_card", _events("unknown_card", "unknown_card")),
-    Section("bad_signature", _incidents("bad_signature")),
-    Section("events_lost", _incidents("events_lost")),
-    Section("clock_skew", _incidents("clock_skew")),
-    Section("gate_silent", _incidents("gate_silent")),
-    Section("gate_offline", _events("alert", "gate_offline", ("offline",))),
-    Section("gate_offline", _offline_gates),
+    *(Section("pickup_refused", *_events("pickup_denied", "pickup_refused", (reason,))) for reason in REFUSALS),
+    Section("pickup_refused", *_events("pickup_denied", "pickup_refused", other=REFUSALS)),
+    Section("code_reused", *_incidents("code_reused")),
+    Section("code_revoked", *_incidents("code_revoked")),
+    Section("override", *_events("override", "override")),
+    Section("late_pickup", _late_pickups, _count_late_pickups),
+    Section("unexcused_absence", _unexcused_absences, _count_unexcused_absences),
+    Section("unknown_card", *_events("unknown_card", "unknown_card")),
+    Section("bad_signature", *_incidents("bad_signature")),
+    Section("events_lost", *_incidents("events_lost")),
+    Section("clock_skew", *_incidents("clock_skew")),
+    Section("gate_silent", *_incidents("gate_silent")),
+    Section("gate_offline", *_events("alert", "gate_offline", ("offline",))),
+    Section("gate_offline", _offline_gates, _count_offline_gates),
 )
 
 
@@ -344,6 +366,12 @@ def all_items(session: Session, *, school: School, filters: Filters = Filters(),
     return out
 
 
+def count_open(session: Session, *, school: School) -> int:
+    """How many of the school's items, of every day, are open (``_open``): counted by the database,
+    section by section, with the criteria that list them."""
+    return sum(section.count(session, school) for section in SECTIONS)
+
+
 def _attach(session: Session, *, school: School, items: Iterable[Item]) -> None:
     """Each item's review state (its newest step) and the child's name."""
     items = list(items)
@@ -368,6 +396,23 @@ def _attach(session: Session, *, school: School, items: Iterable[Item]) -> None:
         if row is not None:
             item.state = row.state
             item.review = _step(row)
+
+
+# An item is open until its newest review step (the highest id, as ``_attach`` reads it) closes it:
+# acknowledged and followed-up items are still open. ``_attach`` says so of the items it is handed;
+# these say it in SQL, for counting the items without reading them.
+
+
+def _closed(school: School):
+    """The keys of the school's closed items."""
+    newest = select(sa.func.max(SafetyReview.id)).where(SafetyReview.school_id == school.id).group_by(SafetyReview.item)
+    return select(SafetyReview.item).where(SafetyReview.school_id == school.id, SafetyReview.state == STEPS["close"],
+                                           col(SafetyReview.id).in_(newest))
+
+
+def _open(school: School, key) -> sa.ColumnElement[bool]:
+    """SQL: the item under ``key`` (a key column or expression of its source row) is open."""
+    return key.not_in(_closed(school))
 
 
 def _step(row: SafetyReview) -> dict[str, Any]:

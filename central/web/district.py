@@ -58,7 +58,7 @@ def school_day(db: Session, *, school: School, settings) -> SchoolDay:
     out.absent = sum(1 for s in seen.values() if s == "absent")
     out.on_site = len(live_roster.day_moves(db, school=school, day=day).on_site())  # from every gate, in a session or not
     # Every day's items, not today's only: an item stays open until a reviewer closes it.
-    out.open_items = sum(1 for i in safety.all_items(db, school=school) if i.state != "closed")
+    out.open_items = safety.count_open(db, school=school)
     for plan in db.exec(select(FeePlan).where(FeePlan.school_id == school.id).order_by(col(FeePlan.id))):
         try:
             rules.check_plan(rules.FeePlan(rules.PlanKind(plan.kind), plan.amount_fen), cap_fen=settings.fee_cap_fen)

@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sgtest import wait_for
 from sqlmodel import Session, select
 
 from central.core.db import make_engine, migrate
@@ -95,14 +95,6 @@ def start_central(script: Path, url: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
-
-
 def test_central_killed_mid_send_loses_nothing_and_repeats_only_the_one_in_flight_under_its_id(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     engine = make_engine(url)
@@ -141,7 +133,7 @@ def test_central_killed_mid_send_loses_nothing_and_repeats_only_the_one_in_fligh
         def all_sent() -> bool:
             with Session(engine) as session:
                 return all(n.state == "sent" for n in session.exec(select(Notification)))
-        wait_until(all_sent)
+        wait_for(all_sent, 60, "every notification sent after the restart")
     finally:
         second.terminate()
         second.wait(10)

@@ -290,3 +290,35 @@ def test_an_absence_is_an_item_until_its_day_is_excused(site, world):
         page = safety.list_items(session, school=registry.get_school(session, "s1"), limit=1,
                                  filters=safety.Filters(kinds=("unexcused_absence",)))
         assert [i.student for i in page.items] == ["A1"] and page.next is None
+
+
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+def test_the_open_count_is_every_item_not_closed_and_follows_reviews_and_excuses(site, world):
+    """``count_open`` (the district page's figure) by hand over ``fill``'s 15 items, one of every kind."""
+    fill(site)
+
+    def open_now() -> int:
+        with world.session() as session:
+            return safety.count_open(session, school=registry.get_school(session, "s1"))
+
+    assert open_now() == 15
+    keys = {(i.kind, i.reason): i.key for i in site.items()}
+    with world.session() as session:
+        s1 = registry.get_school(session, "s1")
+        for key, step in ((keys["pickup_refused", "barred"], "acknowledge"), (keys["override", "家长电话确认"], "follow_up")):
+            safety.review(session, school=s1, key=key, step=step, note="跟进", actor="user:admin1")
+    assert open_now() == 15  # acknowledged, followed up: still open
+    with world.session() as session:
+        s1 = registry.get_school(session, "s1")
+        for key in (keys["code_reused", "pickup_code_reused"], keys["gate_offline", "offline_now"],
+                    keys["late_pickup", "late_pickup"]):
+            safety.review(session, school=s1, key=key, step="close", note="已处理", actor="user:admin1")
+    assert open_now() == 12
+    with world.session() as session:
+        s1 = registry.get_school(session, "s1")
+        excuses.excuse(session, school=s1, student=session.get(Student, world.ids["A1"]), day=DAY - timedelta(days=1),
+                       note="另一天", by_user_id=None)
+        assert safety.count_open(session, school=s1) == 12  # another day's excuse
+        excuses.excuse(session, school=s1, student=session.get(Student, world.ids["A1"]), day=DAY, note="病假", by_user_id=None)
+        assert safety.count_open(session, school=s1) == 11  # A1's absence is no item now
+        assert safety.count_open(session, school=registry.get_school(session, "s2")) == 0

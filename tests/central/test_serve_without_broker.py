@@ -12,6 +12,7 @@ import sys
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sgtest import wait_for
 
 from central.core.config import Settings
 from central.main import create_app
@@ -40,18 +41,6 @@ def _healthz(url: str) -> dict | None:
         return None
 
 
-def wait_for(condition, *, tries: int = 600):
-    """Poll ``condition`` until it gives something true (each try at most a 2 s request)."""
-    import time
-
-    for _ in range(tries):
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    return condition()
-
-
 def test_serve_answers_with_no_broker_and_connects_when_one_comes(tmp_path):
     if not os.path.exists(MOSQUITTO):
         if os.environ.get("CI") == "true":
@@ -67,13 +56,13 @@ def test_serve_answers_with_no_broker_and_connects_when_one_comes(tmp_path):
     broker = None
     try:
         url = f"http://127.0.0.1:{http_port}/healthz"
-        assert wait_for(lambda: _healthz(url)) == {"ok": True, "mqtt": False}
+        assert wait_for(lambda: _healthz(url), 30, "central to answer /healthz") == {"ok": True, "mqtt": False}
         (tmp_path / "m.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n")
         broker = subprocess.Popen([MOSQUITTO, "-c", str(tmp_path / "m.conf")], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         wait_until_reachable("127.0.0.1", mqtt_port, timeout=10)
         # paho retries every 1-5 s: the same process connects without a restart.
-        assert wait_for(lambda: (_healthz(url) or {}).get("mqtt")) is True
+        assert wait_for(lambda: (_healthz(url) or {}).get("mqtt"), 30, "/healthz to say mqtt") is True
         assert serve.poll() is None
     finally:
         serve.terminate()

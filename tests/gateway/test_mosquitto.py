@@ -8,13 +8,13 @@ import shutil
 import stat
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from sgtest import wait_for
 
 from gateway import mosquitto
 from gateway.broker import wait_until_reachable
@@ -108,15 +108,6 @@ def kiosk_peer(port: int, school: str, kiosk: str, **options) -> Peer:
     return Peer(port, *kiosk_credentials(school, kiosk, SECRETS[school, kiosk]), **options)
 
 
-def wait(condition, timeout=5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def test_anonymous_and_wrong_passwords_are_refused(broker):
     for port in (broker.kiosks, broker.central):
         for username, password in ((None, None), ("k.s1.k1", "wrong"), ("central", "nope")):
@@ -151,12 +142,12 @@ def test_a_kiosk_cannot_push_another_off_by_taking_its_client_id(broker):
             assert thief.connected.wait(5) and not thief.result.is_failure
             thief.close()
         k1.client.subscribe(f"{broker.prefix}/s1/k1/ack", qos=1)
-        assert wait(lambda: k1.suback)
+        wait_for(lambda: k1.suback, 5, "the SUBACK")
         central = Peer(broker.central, "central", CENTRAL_PASSWORD)
         assert central.connected.wait(5)
         central.client.publish(f"{broker.prefix}/s1/k1/ack", b"still here", qos=1).wait_for_publish(5)
         central.close()
-        assert wait(lambda: (f"{broker.prefix}/s1/k1/ack", b"still here") in k1.received)
+        wait_for(lambda: (f"{broker.prefix}/s1/k1/ack", b"still here") in k1.received, 5, "the ack at k1")
         assert k1.dropped == 0 and k1.client.is_connected()
     finally:
         k1.close()
@@ -170,13 +161,13 @@ def test_central_workers_share_one_login_and_each_keeps_its_connection(broker):
         for worker in workers:
             assert worker.connected.wait(5) and not worker.result.is_failure
             worker.client.subscribe(f"$share/central/{broker.prefix}/+/+/events", qos=1)
-        assert wait(lambda: all(w.suback for w in workers))
+        wait_for(lambda: all(w.suback for w in workers), 5, "both SUBACKs")
         k1 = kiosk_peer(broker.kiosks, "s1", "k1")
         assert k1.connected.wait(5)
         for i in range(20):
             k1.client.publish(f"{broker.prefix}/s1/k1/events", str(i).encode(), qos=1).wait_for_publish(5)
         k1.close()
-        assert wait(lambda: sum(len(w.received) for w in workers) == 20)
+        wait_for(lambda: sum(len(w.received) for w in workers) == 20, 5, "the 20 events at the workers")
         assert all(w.received for w in workers), [len(w.received) for w in workers]
         assert all(w.dropped == 0 and w.client.is_connected() for w in workers)
     finally:
@@ -190,7 +181,7 @@ def test_a_kiosk_writes_only_its_own_topics(broker):
     try:
         assert central.connected.wait(5)
         central.client.subscribe(f"{prefix}/#", qos=1)
-        assert wait(lambda: central.suback)
+        wait_for(lambda: central.suback, 5, "the SUBACK")
         # Mosquitto 2.0.11 answers a denied QoS 1 publish with a v5 reason code that a 3.1.1
         # client takes for a protocol error and disconnects: one connection per attempt.
         for topic in (f"{prefix}/s1/k2/events", f"{prefix}/s2/k1/events", f"{prefix}/s1/roster", f"{prefix}/s1/k2/status",
@@ -200,7 +191,7 @@ def test_a_kiosk_writes_only_its_own_topics(broker):
             sent = forger.client.publish(topic, b"forged", qos=1)
             # The broker has dealt with the publish once it answers it (a PUBACK) or drops the
             # connection for it (the denial above): either way it was refused or routed by then.
-            assert wait(lambda: sent.is_published() or forger.dropped), f"no answer to the forged publish on {topic}"
+            wait_for(lambda: sent.is_published() or forger.dropped, 5, f"an answer to the forged publish on {topic}")
             forger.close()
         # The marker: published after every forged message was dealt with, and routed to central on
         # the same subscription, so a forged message let through would have reached central before it.
@@ -208,7 +199,7 @@ def test_a_kiosk_writes_only_its_own_topics(broker):
         assert own.connected.wait(5)
         own.client.publish(f"{prefix}/s1/k1/events", b"mine", qos=1).wait_for_publish(5)
         own.close()
-        assert wait(lambda: (f"{prefix}/s1/k1/events", b"mine") in central.received)
+        wait_for(lambda: (f"{prefix}/s1/k1/events", b"mine") in central.received, 5, "the marker at central")
         assert [t for t, _ in central.received] == [f"{prefix}/s1/k1/events"]
     finally:
         central.close()
@@ -226,12 +217,13 @@ def test_a_kiosk_reads_its_own_schools_roster_and_acks_only(broker):
         k1.client.subscribe(
             [(f"{prefix}/s1/roster", 1), (f"{prefix}/s2/roster", 1), (f"{prefix}/s1/k2/ack", 1), (f"{prefix}/s1/k1/ack", 1)]
         )
-        assert wait(lambda: len(k1.suback) == 4) and wait(lambda: k1.received)  # the retained roster comes with the SUBACK
+        wait_for(lambda: len(k1.suback) == 4, 5, "the four SUBACK codes")
+        wait_for(lambda: k1.received, 5, "the retained roster")  # it comes with the SUBACK
         # "yours" is the marker: published after "not yours" on the same connection, it reaches k1
         # after "not yours" would have, so once it is there nothing else is still on its way.
         central.client.publish(f"{prefix}/s1/k2/ack", b"not yours", qos=1).wait_for_publish(5)
         central.client.publish(f"{prefix}/s1/k1/ack", b"yours", qos=1).wait_for_publish(5)
-        assert wait(lambda: (f"{prefix}/s1/k1/ack", b"yours") in k1.received)
+        wait_for(lambda: (f"{prefix}/s1/k1/ack", b"yours") in k1.received, 5, "the marker at k1")
         assert sorted(k1.received) == [(f"{prefix}/s1/k1/ack", b"yours"), (f"{prefix}/s1/roster", b"roster of s1")]
     finally:
         central.close()
@@ -305,12 +297,12 @@ def test_every_gate_of_a_school_reads_its_feed_and_none_of_another_school(broker
         for gate in (k1, k2):
             assert gate.connected.wait(5)
             gate.client.subscribe([(f"{prefix}/s2/feed", 1), (f"{prefix}/s1/feed", 1)])
-            assert wait(lambda: len(gate.suback) == 2)
+            wait_for(lambda: len(gate.suback) == 2, 5, "both SUBACK codes")
         # "s1" is the marker: published after s2's feed on the same connection (see the roster test).
         central.client.publish(f"{prefix}/s2/feed", b"feed of s2", qos=1).wait_for_publish(5)
         central.client.publish(f"{prefix}/s1/feed", b"feed of s1", qos=1).wait_for_publish(5)
         for gate in (k1, k2):
-            assert wait(lambda: gate.received)
+            wait_for(lambda: gate.received, 5, "the feed at the gate")
             assert gate.received == [(f"{prefix}/s1/feed", b"feed of s1")]
     finally:
         central.close()
@@ -347,7 +339,8 @@ def test_a_kiosk_registered_after_mosquitto_started_logs_in_after_a_reload(tmp_p
     proc = subprocess.Popen([MOSQUITTO, "-c", first["config"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_reachable("127.0.0.1", int(ports[0]), timeout=10)
-        assert wait(lambda: (out / mosquitto.PID_FILE).exists() and (out / mosquitto.PID_FILE).read_text().strip() == str(proc.pid))
+        wait_for(lambda: (out / mosquitto.PID_FILE).exists() and (out / mosquitto.PID_FILE).read_text().strip() == str(proc.pid),
+                 5, "mosquitto's pid file")
         gate2 = json.loads(_schoolgate("central", "register-kiosk", "--school", "s1", "--kiosk", "gate-2", db=db).stdout)
         late = Peer(int(ports[0]), *kiosk_credentials("s1", "gate-2", gate2["secret"]))
         try:
@@ -363,8 +356,8 @@ def test_a_kiosk_registered_after_mosquitto_started_logs_in_after_a_reload(tmp_p
                  Peer(int(ports[1]), "central", password)]
         try:
             # SIGHUP is handled between two turns of mosquitto's loop: a refusal before it is retried.
-            assert wait(lambda: all(p.result is not None and not p.result.is_failure for p in peers), timeout=10), \
-                [p.result for p in peers]
+            wait_for(lambda: all(p.result is not None and not p.result.is_failure for p in peers), 10,
+                     "every login accepted after the reload")
         finally:
             for peer in peers:
                 peer.close()
@@ -417,7 +410,8 @@ def test_as_root_the_printed_run_command_starts_mosquitto_as_its_own_account(tmp
                 assert peer.connected.wait(5) and not peer.result.is_failure, peer.result
             finally:
                 peer.close()
-            assert wait(lambda: Path(f"/proc/{proc.pid}/status").read_text().count(f"Uid:\t{account.pw_uid}") == 1)
+            wait_for(lambda: Path(f"/proc/{proc.pid}/status").read_text().count(f"Uid:\t{account.pw_uid}") == 1, 5,
+                     "mosquitto running as its own account")
         finally:
             proc.kill()
             proc.wait(10)
