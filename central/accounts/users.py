@@ -333,4 +333,9 @@ def logout(session: Session, *, token: str) -> None:
 
 
 def revoke_all(session: Session, *, user_id: int) -> None:
+    """End every login of the user (a new password, the account deactivated).
+
+    Not committed: it commits with the caller's change, as ``audit.record`` does, so the change, its
+    audit row and the revocation are stored together or not at all (``update_user`` commits them). A
+    caller that only revokes commits right after; until then the old logins still hold."""
     session.execute(sa.update(AuthToken).where(AuthToken.user_id == user_id).values(revoked=True))

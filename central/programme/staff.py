@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from central.core.cards import canonical_card
 from central.core.errors import Conflict, Forbidden, Invalid, Missing
 from central.core.events import RosterChanged, record
+from central.core.i18n import LocalizedValueError, Msg
 from central.programme.models import (
     Staff,
     StaffCard,
@@ -194,8 +195,8 @@ def add_card(session: Session, *, school: School, staff_id: int, uid: str, actor
     staff = get_staff(session, school=school, staff_id=staff_id)
     try:
         uid = canonical_card(uid)
-    except ValueError as exc:
-        raise Invalid("staff.card_bad", reason=str(exc)) from None
+    except LocalizedValueError as exc:  # the reason as a message, so it reads in the caller's language (str() is English)
+        raise Invalid("staff.card_bad", reason=Msg(exc.key, exc.params)) from None
     # One card, one person: a staff tap must never be read as a child's or a guardian's.
     taken = session.exec(select(Card).where(Card.school_id == school.id, Card.uid == uid)).first()
     other = session.exec(select(StaffCard).where(StaffCard.school_id == school.id, StaffCard.uid == uid)).first()

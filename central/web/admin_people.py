@@ -172,7 +172,7 @@ def card_add(
     if card_format not in cardnumber.FORMATS:
         return _staff_page(request, db, principal, row, status=422, error=t("web.import.bad_format", locale), typed=typed, form=form)
     try:
-        # Read here so the reason is in the page's language (the service's is in the catalogue's default).
+        # Read here: the page takes a card in any format (printed decimal, Wiegand…), the service hex only.
         canonical = canonical_card(uid, card_format)
     except LocalizedError as exc:
         return _staff_page(request, db, principal, row, status=422, error=t("staff.card_bad", locale, reason=exc.text(locale)),

@@ -75,6 +75,25 @@ def test_logout_and_deactivation_end_tokens(world):
     assert _login(world, "guard1").status_code == 401
 
 
+def test_a_new_password_or_a_deactivation_ends_the_open_logins_for_good(world):
+    # The account stays active after a new password: only the revocation (committed with the change)
+    # keeps its old logins out; each request below is a new database session.
+    ids = {u["username"]: u["id"] for u in world.client.get("/api/v1/users", headers=world.as_("admin1")).json()}
+    old = {"Authorization": f"Bearer {_login(world, 'guard1').json()['access_token']}"}
+    r = world.client.patch(f"/api/v1/users/{ids['guard1']}", json={"password": "a new password 2"}, headers=world.as_("admin1"))
+    assert r.status_code == 200 and r.json()["active"] is True
+    assert world.client.get("/api/v1/me", headers=old).status_code == 401
+    assert world.client.get("/api/v1/me", headers=world.as_("guard1")).status_code == 401  # the fixture's login too
+    assert _login(world, "guard1", "a new password 2").status_code == 200
+    # Deactivated then active again: the logins it had before stay ended.
+    old = {"Authorization": f"Bearer {_login(world, 'teacherA').json()['access_token']}"}
+    for active in (False, True):
+        r = world.client.patch(f"/api/v1/users/{ids['teacherA']}", json={"active": active}, headers=world.as_("admin1"))
+        assert r.status_code == 200 and r.json()["active"] is active
+    assert world.client.get("/api/v1/me", headers=old).status_code == 401
+    assert _login(world, "teacherA").status_code == 200
+
+
 WRONG = "not the password!"
 SAME_AS_UNKNOWN = {"detail": "用户名或密码错误"}
 

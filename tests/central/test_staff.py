@@ -181,3 +181,18 @@ def test_a_guard_and_staff_the_school_allows_may_sign_in_at_the_gate_and_the_kio
         {"id": f"st{teacher.id}", "name": "李老师", "kind": "teacher", "cards": []},
         {"id": f"st{clerk.id}", "name": "赵干事", "kind": "employee", "cards": [], "guard": True},
     ]
+
+
+def test_through_the_api_a_bad_staff_card_is_refused_with_its_reason_in_the_callers_language(world):
+    url = f"/api/v1/schools/s1/staff/{world.ids['staffA']}/cards"
+
+    def refused(uid: str, language: str | None = None) -> list[dict]:
+        headers = world.as_("admin1") | ({"Accept-Language": language} if language else {})
+        r = world.client.post(url, json={"uid": uid}, headers=headers)
+        assert r.status_code == 422, r.text
+        return r.json()["detail"]
+
+    assert refused("XYZ") == [{"loc": [], "msg": "卡号无效：'XYZ' 不是十六进制卡号", "type": "staff.card_bad"}]
+    assert refused("XYZ", "en") == [{"loc": [], "msg": "bad card number: 'XYZ' is not a hexadecimal card number", "type": "staff.card_bad"}]
+    assert refused("04A1B2")[0]["msg"] == "卡号无效：'04A1B2' 须为 4 到 10 字节（8 到 20 位十六进制数字，位数为偶数）"
+    assert refused("04A1B2", "en")[0]["msg"] == "bad card number: '04A1B2' must be 4 to 10 bytes (8 to 20 hex digits, an even number)"

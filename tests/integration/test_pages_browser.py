@@ -3,7 +3,8 @@ broker, central served by uvicorn and a kiosk reading a simulated card reader.
 
 A teacher's open /teacher page shows a child on site within 1 s of the tap and then gone with the
 guardian's name, without a reload; it survives central restarting, and shows a tap made while central was
-down; a page whose login ended while its stream was down goes to /login; another school's page answers 404;
+down; a page whose login ended goes to /login with itself as `next`, whether its stream was up (sent
+`logout`) or down; another school's page answers 404;
 a form posted without its CSRF token is refused; login and logout. Screenshots in zh_CN at 1280×800
 and 390×844 are kept in $SCHOOLGATE_ARTIFACTS (else the test's temporary folder)/pages.
 """
@@ -191,6 +192,28 @@ def test_login_csrf_and_logout(browser, school, artifacts):
     page.wait_for_url(f"{url}/login")
     assert page.goto(f"{url}/teacher").url.startswith(f"{url}/login")
     page.close()
+
+
+def test_a_live_page_sent_logout_goes_to_login_with_itself_as_next(browser, school):
+    # The page's stream is open when its login ends (logged out in another tab): at the stream's next round
+    # central sends `logout`; the page goes to /login with itself, query and all, as `next`.
+    refresh = school.settings.live_refresh_seconds
+    school.settings.live_refresh_seconds = 0.2  # the rounds' interval (20 s by default), read as a stream opens
+    context = browser.new_context(locale="zh-CN")
+    try:
+        page, other = context.new_page(), context.new_page()
+        url = school.central.url
+        log_in(page, url, lands=f"/teacher?school={school.code}")
+        page.wait_for_selector("#live-state.ok")
+        other.goto(f"{url}/")
+        other.click("header button[type=submit]")  # 退出登录, in the other tab: the same login
+        other.wait_for_url(f"{url}/login")
+        page.wait_for_url(f"{url}/login?next=/teacher%3Fschool%3D{school.code}", timeout=5000)
+        # What logging in again leads back to (tests/central/test_pages.py follows a login's `next`).
+        assert page.get_attribute('input[name="next"]', "value") == f"/teacher?school={school.code}"
+    finally:
+        school.settings.live_refresh_seconds = refresh
+        context.close()
 
 
 def test_another_schools_page_is_not_found(browser, school):

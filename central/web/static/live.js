@@ -34,7 +34,13 @@
       box.setAttribute("data-updated", String(Date.now()));
       show(true);
     });
-    source.addEventListener("logout", function () { source.close(); window.location.href = "/login"; });
+    source.addEventListener("logout", function () {
+      // The login ended. Reload, as check() does: the page itself then sends to /login with this page (path
+      // and query) as `next`, one rule for both ways of finding out; or, logged in again in another tab
+      // meanwhile, it simply shows again.
+      source.close();
+      window.location.reload();
+    });
     source.addEventListener("error", function () {
       show(false);
       if (source.readyState === EventSource.CLOSED) { check(); }
