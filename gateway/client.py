@@ -264,7 +264,6 @@ class SyncClient:
             return False
 
     def _refuse(self, message: Inbound, reason: str) -> None:
-        self.refused += 1
         log.warning("refused a message on %s: %s", message.topic, reason)
         now = time.monotonic()
         if now - self._last_fault >= FAULT_EVERY:
@@ -273,6 +272,8 @@ class SyncClient:
                 self.outbox.record_fault(UNVERIFIED, f"{message.topic}: {reason}", datetime.now(UTC))
             except Exception:  # noqa: BLE001 - a fault that cannot be stored is still refused and logged
                 log.exception("the refused message on %s could not be recorded", message.topic)
+        # Counted once its fault is stored: whoever sees the count (the console, a test) finds the fault.
+        self.refused += 1
         # The count goes out with the next status, rate-limited by status_gap, not one per forgery.
         self._wake.set()
 

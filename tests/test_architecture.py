@@ -52,6 +52,8 @@ CODE_TAKERS = {
     # batch, carries the topic's code and writes rows by id
     "central/kiosks/ingest.py": {"ack_message", "_own", "_status", "_kiosk", "_check", "_apply", "event_row"},
     "central/kiosks/roster.py": {"_delta"},
+    # the feed topics name a school by code, the live pages' events by id: the bus maps one to the other
+    "central/kiosks/bus.py": {"_code", "_id"},
     "central/kiosks/feed.py": {"messages"},  # the feed message names its school by code
     "central/pickup/codes.py": {"authenticate_kiosk"},
 }

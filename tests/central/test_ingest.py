@@ -107,7 +107,7 @@ def test_a_replayed_seq_with_other_content_is_a_conflict(world):
 def database_gone(ingest, monkeypatch):
     """While inside: the ingest's write of a kiosk's state fails as a database that went away does."""
 
-    def broken(conn, states):
+    def broken(conn, states, **_):
         raise sa.exc.OperationalError("UPDATE kiosk", {}, Exception("the database went away"))
 
     with monkeypatch.context() as patch:
