@@ -141,7 +141,7 @@ def test_readers_without_a_buzzer_ring_the_bell_even_mid_poll(udp_port: int, pty
     reader = NfcReader(f"udp:localhost:{udp_port}")
     reader.bell = TerminalBell(os.fdopen(os.dup(term._slave), "w"))
     collect(reader)  # polling: each poll on the udp radio holds the device for a second
-    time.sleep(0.2)
+    assert wait_until(reader._busy.locked, 5), "the reader never began a poll"  # mid poll, not before it
     started = time.monotonic()
     reader.signal("attention")
     # Not held up by the poll, which keeps the device for a second (0.5 s leaves room for a
