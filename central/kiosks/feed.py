@@ -27,6 +27,14 @@ SCHOOL = School.__table__
 #: events in one feed message: well inside the protocol's MAX_BATCH
 PER_MESSAGE = 500
 
+# PostgreSQL: the schools' rows locked in id order (two batches locking the same schools never wait on
+# each other in a circle), then their heads moved on in one update, read back as it writes them.
+LOCK_SCHOOLS = sa.text("SELECT count(*) FROM (SELECT id FROM school WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE) AS locked")
+MOVE_HEADS = sa.text(
+    "UPDATE school SET feed_head = school.feed_head + v.n FROM unnest(CAST(:ids AS integer[]), CAST(:counts AS integer[])) "
+    "AS v(id, n) WHERE school.id = v.id RETURNING school.id, school.feed_head"
+)
+
 
 def place(conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[int, int]:
     """Give each row (an event about to be stored) its place in its school's feed, in the rows' order.
@@ -40,13 +48,21 @@ def place(conn: sa.Connection, rows: list[dict[str, Any]]) -> dict[int, int]:
     if not by_school:
         return {}
     order = sorted(by_school)
-    # One statement executed for many (psycopg pipelines it: one round trip, not one a school), then
-    # the heads read back: the rows stay locked by this transaction's update until it commits.
-    conn.execute(
-        sa.update(SCHOOL).where(SCHOOL.c.id == sa.bindparam("s_id")).values(feed_head=SCHOOL.c.feed_head + sa.bindparam("s_n")),
-        [{"s_id": school_id, "s_n": len(by_school[school_id])} for school_id in order],
-    )
-    heads = dict(conn.execute(sa.select(SCHOOL.c.id, SCHOOL.c.feed_head).where(SCHOOL.c.id.in_(order))).all())
+    counts = [len(by_school[school_id]) for school_id in order]
+    if conn.dialect.name == "postgresql":
+        # Two statements whatever the number of schools: the rows locked in id order, then all moved on
+        # at once from two arrays (a city's batch holds a hundred schools; an executemany of their updates
+        # was a tenth of the ingest's CPU, psycopg's own for each row).
+        conn.execute(LOCK_SCHOOLS, {"ids": order})
+        heads = dict(conn.execute(MOVE_HEADS, {"ids": order, "counts": counts}).all())
+    else:
+        # One statement executed for many, then the heads read back: the rows stay locked by this
+        # transaction's update until it commits.
+        conn.execute(
+            sa.update(SCHOOL).where(SCHOOL.c.id == sa.bindparam("s_id")).values(feed_head=SCHOOL.c.feed_head + sa.bindparam("s_n")),
+            [{"s_id": school_id, "s_n": n} for school_id, n in zip(order, counts)],
+        )
+        heads = dict(conn.execute(sa.select(SCHOOL.c.id, SCHOOL.c.feed_head).where(SCHOOL.c.id.in_(order))).all())
     for school_id in order:
         mine, head = by_school[school_id], heads[school_id]
         for offset, row in enumerate(mine):

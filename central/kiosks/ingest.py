@@ -57,6 +57,16 @@ KIOSK = Kiosk.__table__
 CLOCK = KioskClock.__table__
 INCIDENT = SafetyIncident.__table__
 SCHOOL = School.__table__
+# PostgreSQL: the batch's gates locked in id order, then moved on (compare-and-set on acked_seq) in one
+# update from arrays; last_seen (``at``) only where ``seen`` says so.
+LOCK_KIOSKS = sa.text("SELECT count(*) FROM (SELECT id FROM kiosk WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE) AS locked")
+MOVE_KIOSKS = sa.text(
+    "UPDATE kiosk SET acked_seq = v.acked, last_hash = v.hash, last_seen = CASE WHEN v.seen THEN CAST(:at AS timestamptz) "
+    "ELSE kiosk.last_seen END FROM unnest(CAST(:ids AS integer[]), CAST(:reads AS integer[]), CAST(:acked AS integer[]), "
+    "CAST(:hashes AS text[]), CAST(:seen AS boolean[])) AS v(id, read, acked, hash, seen) WHERE kiosk.id = v.id AND kiosk.acked_seq = v.read"
+)
+EVENT_COLUMNS = [column.name for column in EVENT.columns]
+COPY_EVENTS = f"COPY event ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 PAYLOAD_KEPT = 4000  # characters of a bad payload kept with its incident
 DETAIL_KEPT = 1000  # characters of an incident's detail (an exception's text can be anything)
 WINDOW_S = 600.0  # seconds of one window of incident bookkeeping
@@ -353,8 +363,7 @@ class Ingest:
                 self._one_message(conn, topic, payload, retained, batch)
             self._check_repeats(conn, batch)
             batch.heads = feed.place(conn, batch.rows)  # takes each school's row lock until the commit
-            for start in range(0, len(batch.rows), self.batch):
-                conn.execute(EVENT.insert(), batch.rows[start : start + self.batch])
+            _insert_events(conn, batch.rows, self.batch)
             batch.alerts = alerts.record(conn, batch.rows, batch.kiosk_codes)
             written = self._write_kiosks(conn, list(batch.touched.values()), seen=batch.seen, at=batch.received_at)
             health.note(conn, seen=batch.seen - written, statuses=batch.statuses, at=batch.received_at)
@@ -822,14 +831,26 @@ class Ingest:
             # view is stale (another stored the kiosk's events since) matches no row, and its whole
             # transaction is rolled back, so two workers never move acked_seq backwards nor store
             # one seq twice (the event table's partitions cannot hold a unique (kiosk, seq) alone).
-            moved = conn.execute(
-                KIOSK.update()
-                .where(KIOSK.c.id == sa.bindparam("k_id"), KIOSK.c.acked_seq == sa.bindparam("k_read"))
-                .values(acked_seq=sa.bindparam("k_acked"), last_hash=sa.bindparam("k_hash"),
-                        last_seen=sa.func.coalesce(sa.bindparam("k_seen", type_=KIOSK.c.last_seen.type), KIOSK.c.last_seen)),
-                [{"k_id": s.id, "k_read": s.read, "k_acked": s.acked, "k_hash": s.last_hash, "k_seen": at if s.id in written else None}
-                 for s in dirty],
-            ).rowcount
+            if conn.dialect.name == "postgresql":
+                # One update from arrays, whatever the number of gates (an executemany of a city batch's
+                # hundred gates was psycopg's Python work for each row); the rows locked in id order first
+                # (already so when workers share the stream: _load_kiosks locked them).
+                ids = [s.id for s in dirty]
+                if not self.shared:
+                    conn.execute(LOCK_KIOSKS, {"ids": ids})
+                moved = conn.execute(MOVE_KIOSKS, {
+                    "ids": ids, "reads": [s.read for s in dirty], "acked": [s.acked for s in dirty],
+                    "hashes": [s.last_hash for s in dirty], "seen": [s.id in written for s in dirty], "at": at,
+                }).rowcount
+            else:
+                moved = conn.execute(
+                    KIOSK.update()
+                    .where(KIOSK.c.id == sa.bindparam("k_id"), KIOSK.c.acked_seq == sa.bindparam("k_read"))
+                    .values(acked_seq=sa.bindparam("k_acked"), last_hash=sa.bindparam("k_hash"),
+                            last_seen=sa.func.coalesce(sa.bindparam("k_seen", type_=KIOSK.c.last_seen.type), KIOSK.c.last_seen)),
+                    [{"k_id": s.id, "k_read": s.read, "k_acked": s.acked, "k_hash": s.last_hash, "k_seen": at if s.id in written else None}
+                     for s in dirty],
+                ).rowcount
             if moved != len(dirty):
                 raise StaleKiosk(f"{len(dirty) - moved} of kiosks {[s.id for s in dirty]} moved on since they were read")
             for state in dirty:
@@ -1045,6 +1066,28 @@ def event_row(event: protocol.Event, digest: str, *, school_id: int, kiosk_id: i
         "hash": digest,
         "sig": event.sig,
     }
+
+
+def _insert_events(conn, rows: list[dict[str, Any]], chunk: int) -> None:
+    """Write the batch's event rows. On PostgreSQL with COPY, in the batch's transaction: an executemany
+    spent psycopg's Python on each row, several times COPY's. Its errors are SQLAlchemy's, as an insert's
+    would be (an unreachable database is DB_DOWN, not a message's fault)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(rows), chunk):
+            conn.execute(EVENT.insert(), rows[start : start + chunk])
+        return
+    for row in rows:  # what UTCDateTime checks on an insert: COPY writes the values as they are
+        if row["at"].tzinfo is None or row["received_at"].tzinfo is None:
+            raise ValueError(f"event {row['id']}: a stored time needs a zone")
+    dbapi = conn.connection.dbapi_connection
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:
+            for row in rows:
+                copy.write_row([row.get(name) for name in EVENT_COLUMNS])
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(COPY_EVENTS, None, exc, dbapi.Error) from exc
 
 
 def _incident_row(i: Incident, at: datetime) -> dict[str, Any]:

@@ -553,6 +553,44 @@ def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
             engine.dispose()
 
 
+def test_a_lock_timeout_while_storing_on_postgresql_is_the_database_busy_not_a_bad_event(tmp_path):
+    """PostgreSQL's events go in with COPY, past SQLAlchemy's own statements: the database refusing it for
+    a reason of its own (here another transaction's lock, past the lock timeout) is still the database's
+    fault, retried when the kiosk resends, never the events' (refused, acked as such)."""
+    from sgtest import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            with Session(engine) as session:
+                registry.ensure_school(session, code="s1")
+                services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
+            acks: list[dict] = []
+            ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
+            k = Kiosk()
+            payloads = [protocol.canonical_json(k.event()), protocol.canonical_json(k.event())]
+            with engine.connect() as other:
+
+                def hold(conn, cursor, statement, params, context, executemany) -> None:
+                    # The feed's heads are the statement before the events' COPY: another transaction
+                    # takes a lock no insert may pass, and the ingest waits for it 50 ms at most.
+                    if statement.startswith("UPDATE school SET feed_head"):
+                        other.execute(sa.text("LOCK TABLE event IN SHARE MODE"))
+                        conn.connection.dbapi_connection.execute("SET LOCAL lock_timeout = '50ms'")
+
+                sa.event.listen(engine, "after_cursor_execute", hold)
+                with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                    send(ingest, *payloads)
+                sa.event.remove(engine, "after_cursor_execute", hold)
+                other.rollback()
+            assert stored(engine) == [] and incidents(engine) == [] and acks == []
+            send(ingest, *payloads)  # the kiosk resends what was not acked
+            assert [s for s, _ in stored(engine)] == [1, 2] and incidents(engine) == [] and acks_of(acks) == [(2, [])]
+        finally:
+            engine.dispose()
+
+
 def _status(mono: int, **extra) -> protocol.Status:
     return protocol.Status(v=1, online=True, queue=0, last_seq=0, roster_version=0, at=datetime.now(UTC).isoformat(),
                            boot=1, mono=mono, **extra)
