@@ -179,3 +179,69 @@ def test_the_definition_is_the_one_the_wire_always_had():
     assert STD({"b": [1, None, True], "a": "王\n"}) == json.dumps(
         {"a": "王\n", "b": [1, None, True]}, separators=(",", ":"), ensure_ascii=False
     ).encode()
+
+
+# --- decoding: orjson first, the standard library's definition where orjson reads otherwise ---------
+
+DECODED = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | TEXT,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(TEXT, inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _decoded_alike(payload: bytes) -> None:
+    """decode(payload) is the definition's value, with the same types (1, 1.0 and True are equal in
+    Python, not in their repr), or the same ProtocolError, word for word."""
+    try:
+        expected = protocol._decode_stdlib(payload)
+    except protocol.ProtocolError as exc:
+        with pytest.raises(protocol.ProtocolError) as raised:
+            protocol.decode(payload)
+        assert str(raised.value) == str(exc)
+        return
+    assert repr(protocol.decode(payload)) == repr(expected)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DECODED)
+def test_any_json_text_decodes_to_what_the_definition_reads(value):
+    _decoded_alike(json.dumps(value).encode())  # \u escapes: lone surrogates, NaN and Infinity as written
+    _decoded_alike(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))  # raw UTF-8
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_any_bytes_decode_or_are_refused_as_by_the_definition(payload):
+    _decoded_alike(payload)
+
+
+@pytest.mark.parametrize("payload", [
+    b"1e400", b"NaN", b"-Infinity", b"[1.0, 2]", b'{"a":1,"a":2}', b"\xef\xbb\xbf{}", b"99999999999999999999",
+    b"18446744073709551615", b"-9223372036854775809", b'"\\ud800"', b"[" * 32 + b"]" * 32, b"[" * 33 + b"]" * 33,
+    b"-0", b"-0.0", b' {"v" : 1 } ', b'{"v":1}x', b'"\x01"',
+])
+def test_what_orjson_reads_otherwise_is_read_or_refused_as_by_the_definition(payload):
+    _decoded_alike(payload)
+
+
+def _sealed_by_definition(payload: bytes, key) -> bytes:
+    data = protocol._decode_stdlib(payload)
+    body = {k: v for k, v in data.items() if k != "sig"}
+    return STD({**body, "sig": key.sign(STD(body)).hex()})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(TEXT, DECODED, max_size=6))
+def test_a_sealed_message_has_the_bytes_the_definition_gives_or_the_same_refusal(fields):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    payload = json.dumps(fields).encode()
+    try:
+        expected = _sealed_by_definition(payload, key)
+    except Exception as exc:  # noqa: BLE001 - whatever the definition raises, seal must too
+        with pytest.raises(type(exc)):
+            protocol.seal(payload, key)
+        return
+    assert protocol.seal(payload, key) == expected
