@@ -359,9 +359,9 @@ def enqueue_gate_events(session: Session, *, events: list[ChildLeft], now: datet
     for e in events:
         by_school.setdefault(e.school_id, []).append(e)
     incidents = 0
-    # The schools and their children's ids in one query each, not two a school: in a city one batch of
-    # the ingest holds events of hundreds of schools, and this runs before the batch is acked.
-    schools = {school.id: school for school in session.exec(select(School).where(col(School.id).in_(by_school)))}
+    # The children's ids and their schools in one query each, not two a school: in a city one batch of
+    # the ingest holds events of hundreds of schools, and this runs before the batch is acked. Only the
+    # schools with an event of a child on their roll are read (an unknown number calls for nothing).
     numbers = {e.student for e in events if e.student}
     ids: dict[int, dict[str, int]] = {school_id: {} for school_id in by_school}
     if numbers:
@@ -370,6 +370,8 @@ def enqueue_gate_events(session: Session, *, events: list[ChildLeft], now: datet
             .where(col(Student.school_id).in_(by_school), col(Student.student_no).in_(numbers))
         ):
             ids[school_id][number] = student_id
+    known = [school_id for school_id in by_school if ids[school_id]]
+    schools = {school.id: school for school in session.exec(select(School).where(col(School.id).in_(known)))} if known else {}
     for school_id, some in by_school.items():
         school = schools.get(school_id)
         if school is not None:
