@@ -25,6 +25,10 @@ from gateway.mqtt import BrokerAddress, Connection, Inbound, MqttError
 
 log = logging.getLogger(__name__)
 
+#: messages the ingest handed over and the sender has not signed and published yet; the ingest waits
+#: while this many wait (a broker away does not hold them up: paho refuses them at once)
+OUTGOING_KEPT = 10_000
+
 
 class Bus:
     def __init__(
@@ -56,8 +60,13 @@ class Bus:
         # (index, count): this worker stores only the kiosks whose key hashes to its index, so each
         # kiosk has one writer and its events stay in order; it subscribes to those kiosks only (below).
         self.partition = partition
+        # The ingest's acks, feeds and rosters are signed and handed to paho on a thread of their own
+        # ("central-out"), in the order the ingest gave them, while the ingest stores its next batch:
+        # that was half of the ingest thread's time, and signing does not hold the interpreter's lock.
+        self._outgoing: queue.Queue[tuple[str, bytes, bool] | None] = queue.Queue(maxsize=OUTGOING_KEPT)
+        self._sender: threading.Thread | None = None
         self.ingest = Ingest(
-            engine, topics=topics, publish=self.publish, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
+            engine, topics=topics, publish=self.publish_later, batch=batch, skew_limit_ms=skew_limit_ms, shared=bool(shared_group),
             settings=settings, events=events, metrics=metrics,
         )
         # A shared subscription is MQTT 5: Mosquitto or EMQX, not the embedded broker.
@@ -213,6 +222,8 @@ class Bus:
         (central's HTTP must answer while the broker is away; /healthz says mqtt false meanwhile)
         and log from a thread of its own if the broker has not answered within ``wait``."""
         if self.ingesting:
+            self._sender = threading.Thread(target=self._send, name="central-out", daemon=True)
+            self._sender.start()
             self.ingest.start()
         if self.by_kiosk:
             try:
@@ -240,6 +251,9 @@ class Bus:
         self._watch_queue.put(None)
         self.connection.stop()
         self.ingest.stop()
+        if self._sender is not None:
+            self._outgoing.put(None)  # after what the ingest handed over
+            self._sender.join(10)
 
     def subscribe_kiosks(self) -> set[str]:
         """Subscribe to the events and status of each registered kiosk of this worker's partition not
@@ -275,6 +289,18 @@ class Bus:
         info = self.connection.publish(topic, protocol.seal(payload, self.signing_key), qos=1, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise MqttError(f"publish to {topic}: {mqtt.error_string(info.rc)}")
+
+    def publish_later(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """The ingest's way out: ``publish`` on the sender's thread, in the order given."""
+        self._outgoing.put((topic, payload, retain))
+
+    def _send(self) -> None:
+        while (item := self._outgoing.get()) is not None:
+            topic, payload, retain = item
+            try:
+                self.publish(topic, payload, retain=retain)
+            except Exception:  # noqa: BLE001 - the next messages still go; a kiosk resends what was not acked
+                log.exception("publishing on %s failed", topic)
 
     def republish_rosters(self) -> None:
         roster.republish_all(self.engine, publisher=self, topics=self.topics)
