@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -71,9 +72,11 @@ class GateConsole(App):
         alert_every: float = 5.0,
         confirm_arm: float = 0.8,
         status_every: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.confirm_arm = confirm_arm
+        self.monotonic = monotonic  # what arms a pickup's confirmation (confirm_arm seconds after it shows)
         self.kiosk = kiosk
         self.locale = kiosk.settings.locale
         self.reader = reader
@@ -281,7 +284,7 @@ class GateConsole(App):
             for _ in range(3):
                 self.bell()
         if shown.confirm:
-            self.push_screen(ConfirmPickup(shown, arm_after=self.confirm_arm), lambda ok, shown=shown: self._confirmed(shown, ok))
+            self.push_screen(ConfirmPickup(shown, arm_after=self.confirm_arm, monotonic=self.monotonic), lambda ok, shown=shown: self._confirmed(shown, ok))
         self.refresh_status()
 
     def act(self, action: Callable[..., Shown], *args: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,12 +27,13 @@ class ConfirmPickup(ModalScreen[bool]):
         Binding("escape", "decide(False)", "key_refuse", key_display="Esc"),
     ]
 
-    def __init__(self, shown: Shown, *, arm_after: float = 0.8) -> None:
+    def __init__(self, shown: Shown, *, arm_after: float = 0.8, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.shown = shown
         # It may pop up while the guard types elsewhere: an Enter meant for that field must not let a child go.
         self.arm_after = arm_after
-        self.shown_at = time.monotonic()
+        self.monotonic = monotonic  # seconds, for the arming only (a test moves it by hand)
+        self.shown_at = monotonic()
 
     def compose(self) -> ComposeResult:
         gate = self.app
@@ -50,7 +52,7 @@ class ConfirmPickup(ModalScreen[bool]):
             yield Static(body, id="confirm-body")
 
     def action_decide(self, ok: bool) -> None:
-        if ok and time.monotonic() - self.shown_at < self.arm_after:
+        if ok and self.monotonic() - self.shown_at < self.arm_after:
             return
         if ok and not self.app.kiosk.may_confirm():  # type: ignore[attr-defined]
             # Nobody signed in: the pickup stays up, waiting for a guard's card and their Enter.

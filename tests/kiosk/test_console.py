@@ -340,13 +340,15 @@ async def test_a_fault_while_confirming_is_a_red_banner_and_the_console_stays_up
 
 
 async def test_an_enter_meant_for_another_field_does_not_confirm_a_pickup_that_just_popped_up(gate, reader, clock):
-    app = GateConsole(gate, reader=reader, confirm_arm=0.5)
+    seconds = [100.0]  # the console's monotonic clock, moved by hand: a slow machine cannot arm it early
+    app = GateConsole(gate, reader=reader, confirm_arm=0.5, monotonic=lambda: seconds[0])
     async with app.run_test() as pilot:
         await pickup_asked(pilot, app, gate, reader, clock)
-        await pilot.press("enter")  # at once: the guard was typing
+        seconds[0] += 0.25
+        await pilot.press("enter")  # before it is armed: the guard was typing
         await pilot.pause()  # the Enter is handled once the app is idle again
         assert "pickup" not in kinds(gate) and isinstance(app.screen, ConfirmPickup)
-        await pilot.pause(0.5)  # kept: the time that passes is what arms the confirmation (confirm_arm=0.5)
+        seconds[0] += 0.25  # confirm_arm (0.5 s) after it showed: armed
         await pilot.press("enter")
         await until(pilot, lambda: "pickup" in kinds(gate), "the pickup once the guard has seen it")
 
