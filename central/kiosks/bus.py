@@ -282,7 +282,20 @@ class Bus:
 
     def _on_connect(self) -> None:
         # A broker without persistence forgets retained rosters when it restarts: retain them again.
-        threading.Thread(target=self.republish_rosters, name="roster-republish", daemon=True).start()
+        threading.Thread(target=self._republish_until_done, name="roster-republish", daemon=True).start()
+
+    def _republish_until_done(self) -> None:
+        """republish_rosters, again every ``kiosk_refresh_s`` while the database cannot be read (a worker
+        started before it), until done or the bus stops."""
+        while True:
+            try:
+                self.republish_rosters()
+                return
+            except Exception as exc:  # noqa: BLE001 - the database may be on its way
+                log.warning("republishing the retained rosters failed (%s: %.200s); trying again in %s s",
+                            type(exc).__name__, exc, self.kiosk_refresh_s)
+            if self._refresh_stop.wait(self.kiosk_refresh_s):
+                return
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Sign and publish one message as central (the one way out of central onto the broker)."""

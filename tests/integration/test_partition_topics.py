@@ -4,9 +4,11 @@ start is subscribed by its worker at the next refresh. The embedded broker with 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sgtest import Broker, wait_for
 
 from central.admin import create_school, register_kiosk
@@ -62,6 +64,7 @@ def test_each_worker_subscribes_to_its_own_kiosks_and_stores_their_events(tmp_pa
         engine.dispose()
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_worker_started_before_its_database_is_ready_subscribes_once_it_is(tmp_path, caplog):
     brokers_db = f"sqlite:///{tmp_path / 'broker.sqlite3'}"
     migrate(make_engine(brokers_db))
@@ -77,6 +80,9 @@ def test_a_worker_started_before_its_database_is_ready_subscribes_once_it_is(tmp
         create_school(settings, code="s1", name="s1")
         register_kiosk(settings, school="s1", kiosk="k4", secret=SECRETS["k4"])
         wait_for(lambda: kiosk_topics("k4") <= set(worker.connection._subscriptions), what="k4 subscribed once the database is there")
+        assert "republishing the retained rosters failed" in caplog.text
+        wait_for(lambda: not any(t.name == "roster-republish" for t in threading.enumerate()),
+                 what="the rosters republished once the database is there")
     finally:
         worker.stop()
         broker.stop()
