@@ -531,7 +531,9 @@ def test_any_bytes_on_an_events_topic_leave_the_next_good_event_stored(world, ju
     assert len(stored(engine)) == before + 1
 
 
-def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
+@contextlib.contextmanager
+def postgres_world():
+    """A fresh PostgreSQL database with school s1 and its kiosk k1: the engine."""
     from sgtest import fresh_postgres_database
 
     with fresh_postgres_database() as url:
@@ -541,54 +543,49 @@ def test_a_poison_batch_on_postgresql_sinks_nothing_else(tmp_path):
             with Session(engine) as session:
                 registry.ensure_school(session, code="s1")
                 services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
-            acks: list[dict] = []
-            ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
-            k = Kiosk()
-            good, poison, after = k.event(), forged(k, note="a\x00b"), k.event()
-            send(ingest, protocol.canonical_json(good), b"\x00", protocol.canonical_json(poison), protocol.canonical_json(after))
-            assert [s for s, _ in stored(engine)] == [1, 3]
-            assert incidents(engine) == ["malformed_payload", "refused_event"]
-            assert acks_of(acks) == [(3, [2])]
+            yield engine
         finally:
             engine.dispose()
 
 
-def test_a_lock_timeout_while_storing_on_postgresql_is_the_database_busy_not_a_bad_event(tmp_path):
+def test_a_poison_batch_on_postgresql_sinks_nothing_else():
+    with postgres_world() as engine:
+        acks: list[dict] = []
+        ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
+        k = Kiosk()
+        good, poison, after = k.event(), forged(k, note="a\x00b"), k.event()
+        send(ingest, protocol.canonical_json(good), b"\x00", protocol.canonical_json(poison), protocol.canonical_json(after))
+        assert [s for s, _ in stored(engine)] == [1, 3]
+        assert incidents(engine) == ["malformed_payload", "refused_event"]
+        assert acks_of(acks) == [(3, [2])]
+
+
+def test_a_lock_timeout_while_storing_on_postgresql_is_the_database_busy_not_a_bad_event():
     """PostgreSQL's events go in with COPY, past SQLAlchemy's own statements: the database refusing it for
     a reason of its own (here another transaction's lock, past the lock timeout) is still the database's
     fault, retried when the kiosk resends, never the events' (refused, acked as such)."""
-    from sgtest import fresh_postgres_database
+    with postgres_world() as engine:
+        acks: list[dict] = []
+        ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
+        k = Kiosk()
+        payloads = [protocol.canonical_json(k.event()), protocol.canonical_json(k.event())]
+        with engine.connect() as other:
 
-    with fresh_postgres_database() as url:
-        engine = make_engine(url)
-        try:
-            migrate(engine)
-            with Session(engine) as session:
-                registry.ensure_school(session, code="s1")
-                services.register_kiosk(session, school=registry.get_school(session, "s1"), kiosk="k1", secret=SECRET)
-            acks: list[dict] = []
-            ingest = Ingest(engine, topics=TOPICS, publish=acks_into(acks))
-            k = Kiosk()
-            payloads = [protocol.canonical_json(k.event()), protocol.canonical_json(k.event())]
-            with engine.connect() as other:
+            def hold(conn, cursor, statement, params, context, executemany) -> None:
+                # The feed's heads are the statement before the events' COPY: another transaction
+                # takes a lock no insert may pass, and the ingest waits for it 50 ms at most.
+                if statement.startswith("UPDATE school SET feed_head"):
+                    other.execute(sa.text("LOCK TABLE event IN SHARE MODE"))
+                    conn.connection.dbapi_connection.execute("SET LOCAL lock_timeout = '50ms'")
 
-                def hold(conn, cursor, statement, params, context, executemany) -> None:
-                    # The feed's heads are the statement before the events' COPY: another transaction
-                    # takes a lock no insert may pass, and the ingest waits for it 50 ms at most.
-                    if statement.startswith("UPDATE school SET feed_head"):
-                        other.execute(sa.text("LOCK TABLE event IN SHARE MODE"))
-                        conn.connection.dbapi_connection.execute("SET LOCAL lock_timeout = '50ms'")
-
-                sa.event.listen(engine, "after_cursor_execute", hold)
-                with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
-                    send(ingest, *payloads)
-                sa.event.remove(engine, "after_cursor_execute", hold)
-                other.rollback()
-            assert stored(engine) == [] and incidents(engine) == [] and acks == []
-            send(ingest, *payloads)  # the kiosk resends what was not acked
-            assert [s for s, _ in stored(engine)] == [1, 2] and incidents(engine) == [] and acks_of(acks) == [(2, [])]
-        finally:
-            engine.dispose()
+            sa.event.listen(engine, "after_cursor_execute", hold)
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                send(ingest, *payloads)
+            sa.event.remove(engine, "after_cursor_execute", hold)
+            other.rollback()
+        assert stored(engine) == [] and incidents(engine) == [] and acks == []
+        send(ingest, *payloads)  # the kiosk resends what was not acked
+        assert [s for s, _ in stored(engine)] == [1, 2] and incidents(engine) == [] and acks_of(acks) == [(2, [])]
 
 
 def _status(mono: int, **extra) -> protocol.Status:
